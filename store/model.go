@@ -1,0 +1,93 @@
+package store
+
+import (
+	"time"
+
+	"github.com/rill-authd/rill-authd/token"
+)
+
+// Org is a Rill organization. Its name is its slug.
+type Org struct {
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Project belongs to one org.
+type Project struct {
+	Org       string    `json:"org"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// User is a person. ProjectRoles is keyed by "org/project".
+type User struct {
+	ID           string            `json:"id"`
+	Email        string            `json:"email"`
+	DisplayName  string            `json:"display_name,omitempty"`
+	OrgRoles     map[string]string `json:"org_roles,omitempty"`
+	ProjectRoles map[string]string `json:"project_roles,omitempty"`
+	Groups       []string          `json:"groups,omitempty"`
+	Attributes   map[string]any    `json:"attributes,omitempty"`
+	Superuser    bool              `json:"superuser,omitempty"`
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
+}
+
+// ProjectKey is the key of User.ProjectRoles for a project.
+func ProjectKey(org, project string) string { return org + "/" + project }
+
+// Service is a service account of an org. ProjectRoles is keyed by project name.
+type Service struct {
+	ID           string            `json:"id"`
+	Org          string            `json:"org"`
+	Name         string            `json:"name"`
+	OrgRole      string            `json:"org_role,omitempty"`
+	ProjectRoles map[string]string `json:"project_roles,omitempty"`
+	Attributes   map[string]any    `json:"attributes,omitempty"`
+	CreatedBy    string            `json:"created_by,omitempty"`
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
+}
+
+// Token is the stored record of a user or service token. It never holds the secret, only its
+// SHA-256.
+type Token struct {
+	ID          string     `json:"id"`
+	Kind        token.Kind `json:"kind"`
+	OwnerID     string     `json:"owner_id"`
+	DisplayName string     `json:"display_name,omitempty"`
+	Prefix      string     `json:"prefix"`
+	Hash        token.Hash `json:"hash"`
+	CreatedBy   string     `json:"created_by,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ExpiresAt   time.Time  `json:"expires_at,omitzero"`
+	LastUsedAt  time.Time  `json:"last_used_at,omitzero"`
+}
+
+// Expired reports whether the token has an expiry at or before now.
+func (t *Token) Expired(now time.Time) bool { return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) }
+
+// SigningKey is an RSA key that signs JWTs. PrivateKey is PKCS#8 DER.
+type SigningKey struct {
+	KID        string    `json:"kid"`
+	PrivateKey []byte    `json:"private_key"`
+	CreatedAt  time.Time `json:"created_at"`
+	RetiredAt  time.Time `json:"retired_at,omitzero"`
+}
+
+// AuditEvent records one admin mutation or notable use.
+type AuditEvent struct {
+	Time    time.Time `json:"time"`
+	Actor   string    `json:"actor"`
+	Action  string    `json:"action"`
+	Target  string    `json:"target"`
+	Outcome string    `json:"outcome"`
+	Detail  string    `json:"detail,omitempty"`
+}
+
+// AuditFilter selects audit events; zero fields match everything.
+type AuditFilter struct {
+	Since time.Time
+	Actor string
+	Limit int
+}

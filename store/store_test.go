@@ -1,0 +1,399 @@
+package store
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rill-authd/rill-authd/token"
+)
+
+var ctx = context.Background()
+
+func memStore(t *testing.T) *DB {
+	t.Helper()
+	s, err := Open(Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newToken(t *testing.T, k token.Kind, owner string) (Token, token.Token) {
+	t.Helper()
+	raw, err := token.New(k)
+	must(t, err)
+	return Token{ID: raw.ID.String(), Kind: k, OwnerID: owner, Prefix: raw.Display(), Hash: raw.Hash(), CreatedAt: time.Now()}, raw
+}
+
+func TestOrgsAndProjects(t *testing.T) {
+	s := memStore(t)
+	must(t, s.CreateOrg(ctx, Org{Name: "acme"}))
+	if err := s.CreateOrg(ctx, Org{Name: "acme"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("duplicate org: %v", err)
+	}
+	if err := s.CreateProject(ctx, Project{Org: "nope", Name: "p"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("project in missing org: %v", err)
+	}
+	must(t, s.CreateProject(ctx, Project{Org: "acme", Name: "web"}))
+	must(t, s.CreateProject(ctx, Project{Org: "acme", Name: "api"}))
+	if err := s.CreateProject(ctx, Project{Org: "acme", Name: "web"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("duplicate project: %v", err)
+	}
+	ps, err := s.ListProjects(ctx, "acme")
+	must(t, err)
+	if len(ps) != 2 || ps[0].Name != "api" || ps[1].Name != "web" {
+		t.Fatalf("projects: %+v", ps)
+	}
+	if _, err := s.GetProject(ctx, "acme", "zzz"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing project: %v", err)
+	}
+}
+
+func TestServicesIndexAndCascade(t *testing.T) {
+	s := memStore(t)
+	var changes []Change
+	var mu sync.Mutex
+	s.Subscribe(func(c Change) { mu.Lock(); changes = append(changes, c); mu.Unlock() })
+
+	must(t, s.CreateOrg(ctx, Org{Name: "acme"}))
+	must(t, s.CreateOrg(ctx, Org{Name: "other"}))
+	if err := s.CreateService(ctx, Service{ID: "s0", Org: "missing", Name: "x"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("service in missing org: %v", err)
+	}
+	must(t, s.CreateService(ctx, Service{ID: "s1", Org: "acme", Name: "reporting", OrgRole: "admin"}))
+	must(t, s.CreateService(ctx, Service{ID: "s2", Org: "acme", Name: "viewer"}))
+	must(t, s.CreateService(ctx, Service{ID: "s3", Org: "other", Name: "reporting"})) // same name, other org
+	if err := s.CreateService(ctx, Service{ID: "s4", Org: "acme", Name: "reporting"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("duplicate service name: %v", err)
+	}
+	got, err := s.GetServiceByName(ctx, "acme", "reporting")
+	must(t, err)
+	if got.ID != "s1" || got.OrgRole != "admin" {
+		t.Fatalf("by name: %+v", got)
+	}
+
+	// Rename keeps the index unique and moves it.
+	if _, err := s.UpdateService(ctx, "s1", func(sv *Service) error { sv.Name = "viewer"; return nil }); !errors.Is(err, ErrConflict) {
+		t.Fatalf("rename onto taken name: %v", err)
+	}
+	_, err = s.UpdateService(ctx, "s1", func(sv *Service) error { sv.Name = "renamed"; sv.Org = "other"; return nil })
+	must(t, err)
+	if _, err := s.GetServiceByName(ctx, "acme", "reporting"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("old name still indexed: %v", err)
+	}
+	if got, err := s.GetServiceByName(ctx, "acme", "renamed"); err != nil || got.ID != "s1" || got.Org != "acme" {
+		t.Fatalf("renamed: %+v %v (org must not change)", got, err)
+	}
+	list, err := s.ListServices(ctx, "acme")
+	must(t, err)
+	if len(list) != 2 {
+		t.Fatalf("list: %+v", list)
+	}
+
+	tk1, _ := newToken(t, token.Service, "s1")
+	tk2, _ := newToken(t, token.Service, "s1")
+	tk3, _ := newToken(t, token.Service, "s2")
+	must(t, s.CreateToken(ctx, tk1))
+	must(t, s.CreateToken(ctx, tk2))
+	must(t, s.CreateToken(ctx, tk3))
+	orphan, _ := newToken(t, token.Service, "ghost")
+	if err := s.CreateToken(ctx, orphan); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("token for missing owner: %v", err)
+	}
+	toks, err := s.ListTokens(ctx, "s1")
+	must(t, err)
+	if len(toks) != 2 {
+		t.Fatalf("tokens of s1: %d", len(toks))
+	}
+
+	must(t, s.DeleteService(ctx, "s1"))
+	for _, id := range []string{tk1.ID, tk2.ID} {
+		if _, err := s.GetToken(ctx, id); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("token %s survived its service: %v", id, err)
+		}
+	}
+	if _, err := s.GetToken(ctx, tk3.ID); err != nil {
+		t.Fatalf("other service's token gone: %v", err)
+	}
+	if _, err := s.GetServiceByName(ctx, "acme", "renamed"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("name index survived: %v", err)
+	}
+	if err := s.DeleteService(ctx, "s1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []Change{{ChangeService, "s1"}, {ChangeService, "s1"}}
+	if fmt.Sprint(changes) != fmt.Sprint(want) {
+		t.Fatalf("changes %v, want %v", changes, want)
+	}
+}
+
+func TestUsersAndTokens(t *testing.T) {
+	s := memStore(t)
+	u := User{ID: "u1", Email: "bob@acme.com", OrgRoles: map[string]string{"acme": "viewer"}}
+	must(t, s.CreateUser(ctx, u))
+	if err := s.CreateUser(ctx, User{ID: "u2", Email: "bob@acme.com"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("duplicate email: %v", err)
+	}
+	must(t, s.CreateUser(ctx, User{ID: "u2", Email: "amy@acme.com"}))
+	if _, err := s.UpdateUser(ctx, "u1", func(u *User) error { u.Email = "amy@acme.com"; return nil }); !errors.Is(err, ErrConflict) {
+		t.Fatalf("email change onto taken: %v", err)
+	}
+	_, err := s.UpdateUser(ctx, "u1", func(u *User) error { u.Email = "robert@acme.com"; u.OrgRoles["acme"] = "admin"; return nil })
+	must(t, err)
+	got, err := s.GetUserByEmail(ctx, "robert@acme.com")
+	must(t, err)
+	if got.ID != "u1" || got.OrgRoles["acme"] != "admin" {
+		t.Fatalf("updated user: %+v", got)
+	}
+	if _, err := s.GetUserByEmail(ctx, "bob@acme.com"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("old email still indexed: %v", err)
+	}
+	tk, _ := newToken(t, token.User, "u1")
+	tk.ExpiresAt = time.Now().Add(time.Hour)
+	must(t, s.CreateToken(ctx, tk))
+	if err := s.CreateToken(ctx, tk); !errors.Is(err, ErrConflict) {
+		t.Fatalf("same token id twice: %v", err)
+	}
+	used := time.Now().Add(time.Minute).Truncate(time.Second)
+	must(t, s.TouchTokens(ctx, map[string]time.Time{tk.ID: used, "gone": used}))
+	back, err := s.GetToken(ctx, tk.ID)
+	must(t, err)
+	if !back.LastUsedAt.Equal(used) || back.Hash != tk.Hash || !back.ExpiresAt.Equal(tk.ExpiresAt) {
+		t.Fatalf("token record: %+v", back)
+	}
+	must(t, s.DeleteUser(ctx, "u1"))
+	if _, err := s.GetToken(ctx, tk.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("token survived its user: %v", err)
+	}
+	if _, err := s.GetUserByEmail(ctx, "robert@acme.com"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("email index survived: %v", err)
+	}
+}
+
+func TestTokenExpired(t *testing.T) {
+	now := time.Now()
+	cases := []struct {
+		exp  time.Time
+		want bool
+	}{{time.Time{}, false}, {now.Add(time.Second), false}, {now, true}, {now.Add(-time.Second), true}}
+	for _, c := range cases {
+		tk := Token{ExpiresAt: c.exp}
+		if got := tk.Expired(now); got != c.want {
+			t.Errorf("Expired(exp=%v) = %v", c.exp, got)
+		}
+	}
+}
+
+func TestAuditFilter(t *testing.T) {
+	s := memStore(t)
+	base := time.Now().Add(-time.Hour)
+	for i := 0; i < 10; i++ {
+		actor := "alice"
+		if i%2 == 1 {
+			actor = "bob"
+		}
+		must(t, s.AppendAudit(ctx, AuditEvent{Time: base.Add(time.Duration(i) * time.Minute), Actor: actor, Action: "a" + strconv.Itoa(i), Outcome: "ok"}))
+	}
+	all, err := s.ListAudit(ctx, AuditFilter{})
+	must(t, err)
+	if len(all) != 10 || all[0].Action != "a0" || all[9].Action != "a9" {
+		t.Fatalf("all: %+v", all)
+	}
+	bob, _ := s.ListAudit(ctx, AuditFilter{Actor: "bob"})
+	since, _ := s.ListAudit(ctx, AuditFilter{Since: base.Add(5 * time.Minute)})
+	last, _ := s.ListAudit(ctx, AuditFilter{Limit: 3})
+	if len(bob) != 5 || len(since) != 5 || since[0].Action != "a5" || len(last) != 3 || last[0].Action != "a7" {
+		t.Fatalf("bob=%d since=%d/%v last=%v", len(bob), len(since), since, last)
+	}
+}
+
+func TestBootstrapRunsOnce(t *testing.T) {
+	dir := t.TempDir()
+	runs := 0
+	for i := 0; i < 2; i++ {
+		s, err := Open(Options{Dir: dir})
+		must(t, err)
+		ran, err := s.Bootstrap(ctx, func(context.Context) error { runs++; return nil })
+		must(t, err)
+		if ran != (i == 0) {
+			t.Fatalf("start %d: ran=%v", i, ran)
+		}
+		must(t, s.Close())
+	}
+	if runs != 1 {
+		t.Fatalf("bootstrap ran %d times", runs)
+	}
+	s := memStore(t)
+	if ran, err := s.Bootstrap(ctx, func(context.Context) error { return errors.New("boom") }); ran || err == nil {
+		t.Fatalf("failed bootstrap: ran=%v err=%v", ran, err)
+	}
+	if ran, err := s.Bootstrap(ctx, func(context.Context) error { return nil }); !ran || err != nil {
+		t.Fatalf("retry after failed bootstrap: ran=%v err=%v", ran, err)
+	}
+}
+
+func TestReopenFindsEverything(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir})
+	must(t, err)
+	must(t, s.CreateOrg(ctx, Org{Name: "acme"}))
+	must(t, s.CreateProject(ctx, Project{Org: "acme", Name: "web"}))
+	must(t, s.CreateUser(ctx, User{ID: "u1", Email: "a@acme.com", Superuser: true}))
+	must(t, s.CreateService(ctx, Service{ID: "s1", Org: "acme", Name: "svc", Attributes: map[string]any{"tier": "gold"}}))
+	tk, _ := newToken(t, token.Service, "s1")
+	must(t, s.CreateToken(ctx, tk))
+	must(t, s.PutSigningKey(ctx, SigningKey{KID: "k1", PrivateKey: []byte{1, 2, 3}, CreatedAt: time.Now()}))
+	must(t, s.AppendAudit(ctx, AuditEvent{Actor: "a", Action: "x"}))
+	must(t, s.Close())
+
+	s, err = Open(Options{Dir: dir})
+	must(t, err)
+	defer s.Close()
+	if _, err := s.GetProject(ctx, "acme", "web"); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := s.GetUserByEmail(ctx, "a@acme.com"); err != nil || !u.Superuser {
+		t.Fatalf("user: %+v %v", u, err)
+	}
+	if sv, err := s.GetServiceByName(ctx, "acme", "svc"); err != nil || sv.Attributes["tier"] != "gold" {
+		t.Fatalf("service: %+v %v", sv, err)
+	}
+	if got, err := s.GetToken(ctx, tk.ID); err != nil || got.Hash != tk.Hash {
+		t.Fatalf("token: %+v %v", got, err)
+	}
+	if ks, err := s.ListSigningKeys(ctx); err != nil || len(ks) != 1 || ks[0].KID != "k1" {
+		t.Fatalf("keys: %+v %v", ks, err)
+	}
+	if ev, err := s.ListAudit(ctx, AuditFilter{}); err != nil || len(ev) != 1 {
+		t.Fatalf("audit: %+v %v", ev, err)
+	}
+}
+
+func TestEncryptionAtRest(t *testing.T) {
+	dir := t.TempDir()
+	key := make([]byte, 32)
+	rand.Read(key)
+	s, err := Open(Options{Dir: dir, EncryptionKey: key})
+	must(t, err)
+	must(t, s.CreateOrg(ctx, Org{Name: "secret-org-name"}))
+	must(t, s.Close())
+
+	// The plaintext must not be in any file on disk.
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		b, _ := os.ReadFile(dir + "/" + e.Name())
+		if strings.Contains(string(b), "secret-org-name") {
+			t.Fatalf("plaintext found in %s", e.Name())
+		}
+	}
+	wrong := make([]byte, 32)
+	if s, err := Open(Options{Dir: dir, EncryptionKey: wrong}); err == nil {
+		s.Close()
+		t.Fatal("opened with the wrong key")
+	}
+	s, err = Open(Options{Dir: dir, EncryptionKey: key})
+	must(t, err)
+	defer s.Close()
+	if _, err := s.GetOrg(ctx, "secret-org-name"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReadKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := dir + "/" + name
+		must(t, os.WriteFile(p, b, 0o600))
+		return p
+	}
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	if k, err := ReadKeyFile(write("raw", raw)); err != nil || string(k) != string(raw) {
+		t.Fatalf("raw: %v", err)
+	}
+	if k, err := ReadKeyFile(write("hex", []byte(fmt.Sprintf("%x\n", raw)))); err != nil || string(k) != string(raw) {
+		t.Fatalf("hex: %v", err)
+	}
+	if _, err := ReadKeyFile(write("short", []byte("short"))); err == nil || !strings.Contains(err.Error(), "want 16, 24 or 32") {
+		t.Fatalf("short key: %v", err)
+	}
+	if _, err := ReadKeyFile(dir + "/missing"); err == nil {
+		t.Fatal("missing key file accepted")
+	}
+}
+
+// TestCrashLosesNothingAcknowledged runs writes in a child process, kills it with SIGKILL while
+// it is still writing, and checks that every write it acknowledged is in the reopened store.
+func TestCrashLosesNothingAcknowledged(t *testing.T) {
+	if dir := os.Getenv("RILL_AUTHD_CRASH_CHILD"); dir != "" {
+		crashChild(dir)
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashLosesNothingAcknowledged$")
+	cmd.Env = append(os.Environ(), "RILL_AUTHD_CRASH_CHILD="+dir)
+	out, err := cmd.StdoutPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	acked := -1
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if n, ok := strings.CutPrefix(sc.Text(), "ack "); ok {
+			acked, _ = strconv.Atoi(n)
+			if acked >= 200 {
+				break
+			}
+		}
+	}
+	must(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+	if acked < 200 {
+		t.Fatalf("child acknowledged only %d writes", acked)
+	}
+	s, err := Open(Options{Dir: dir})
+	must(t, err)
+	defer s.Close()
+	for i := 0; i <= acked; i++ {
+		if _, err := s.GetService(ctx, fmt.Sprintf("s%d", i)); err != nil {
+			t.Fatalf("acknowledged write %d of %d lost: %v", i, acked, err)
+		}
+	}
+}
+
+func crashChild(dir string) {
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(1)
+	}
+	if err := s.CreateOrg(ctx, Org{Name: "acme"}); err != nil {
+		os.Exit(1)
+	}
+	for i := 0; ; i++ {
+		if err := s.CreateService(ctx, Service{ID: fmt.Sprintf("s%d", i), Org: "acme", Name: fmt.Sprintf("svc-%d", i)}); err != nil {
+			os.Exit(1)
+		}
+		fmt.Printf("ack %d\n", i) // acknowledged only after the write returned
+	}
+}
