@@ -60,8 +60,16 @@ const (
 	pTokOwner = "idx/owner/" // idx/owner/<owner id>/<token id> -> ""
 	pKey      = "key/"       // key/<kid>
 	pAudit    = "audit/"     // audit/<unix nanos BE><seq BE>
+	pRevoked  = "revoked/"   // revoked/<token id> -> why, kept for tombstoneTTL
 	kBoot     = "meta/bootstrapped"
 )
+
+// tombstoneTTL is how long a revoked token is remembered as revoked rather than unknown.
+const tombstoneTTL = 90 * 24 * time.Hour
+
+func tombstone(txn *badger.Txn, tokenID, why string) error {
+	return txn.SetEntry(badger.NewEntry([]byte(pRevoked+tokenID), []byte(why)).WithTTL(tombstoneTTL))
+}
 
 // ReadKeyFile reads an at-rest encryption key: 16, 24 or 32 raw bytes, or that many bytes in
 // hex (surrounding white space ignored).
@@ -385,7 +393,7 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 		if err := getJSON(txn, pUser+id, &u); err != nil {
 			return fmt.Errorf("user %s: %w", id, err)
 		}
-		if err := deleteOwnedTokens(txn, id); err != nil {
+		if err := deleteOwnedTokens(txn, id, "user deleted"); err != nil {
 			return err
 		}
 		if err := txn.Delete([]byte(pUserMail + u.Email)); err != nil {
@@ -400,8 +408,8 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 	return nil
 }
 
-// deleteOwnedTokens deletes every token of owner inside txn.
-func deleteOwnedTokens(txn *badger.Txn, owner string) error {
+// deleteOwnedTokens deletes every token of owner inside txn, leaving tombstones.
+func deleteOwnedTokens(txn *badger.Txn, owner, why string) error {
 	var keys [][]byte
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pTokOwner + owner + "/")})
 	for it.Rewind(); it.Valid(); it.Next() {
@@ -411,6 +419,9 @@ func deleteOwnedTokens(txn *badger.Txn, owner string) error {
 	for _, k := range keys {
 		tokID := strings.TrimPrefix(string(k), pTokOwner+owner+"/")
 		if err := txn.Delete([]byte(pToken + tokID)); err != nil {
+			return err
+		}
+		if err := tombstone(txn, tokID, why); err != nil {
 			return err
 		}
 		if err := txn.Delete(k); err != nil {
@@ -511,7 +522,7 @@ func (s *DB) DeleteService(ctx context.Context, id string) error {
 		if err := getJSON(txn, pService+id, &sv); err != nil {
 			return fmt.Errorf("service %s: %w", id, err)
 		}
-		if err := deleteOwnedTokens(txn, id); err != nil {
+		if err := deleteOwnedTokens(txn, id, "service deleted"); err != nil {
 			return err
 		}
 		if err := txn.Delete([]byte(pSvcName + sv.Org + "/" + sv.Name)); err != nil {
@@ -547,8 +558,25 @@ func (s *DB) CreateToken(ctx context.Context, t Token) error {
 	})
 }
 
+// GetToken returns the token, or an error wrapping ErrRevoked (for a tombstoned token) or
+// ErrNotFound.
 func (s *DB) GetToken(_ context.Context, id string) (Token, error) {
-	return get[Token](s, pToken+id, "token "+id)
+	var t Token
+	err := s.view(func(txn *badger.Txn) error {
+		err := getJSON(txn, pToken+id, &t)
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		why, terr := getString(txn, pRevoked+id)
+		if terr == nil {
+			return fmt.Errorf("%s: %w", why, ErrRevoked)
+		}
+		return err
+	})
+	if err != nil {
+		return t, fmt.Errorf("get token %s: %w", id, err)
+	}
+	return t, nil
 }
 
 func (s *DB) ListTokens(_ context.Context, owner string) ([]Token, error) {
@@ -574,6 +602,9 @@ func (s *DB) DeleteToken(ctx context.Context, id string) error {
 			return fmt.Errorf("token %s: %w", id, err)
 		}
 		if err := txn.Delete([]byte(pTokOwner + t.OwnerID + "/" + id)); err != nil {
+			return err
+		}
+		if err := tombstone(txn, id, "revoked"); err != nil {
 			return err
 		}
 		return txn.Delete([]byte(pToken + id))
@@ -699,7 +730,11 @@ func (s *DB) Bootstrap(ctx context.Context, fn func(ctx context.Context) error) 
 // badgerLogger routes Badger's chatter to slog, keeping only what an operator should see.
 type badgerLogger struct{ l *slog.Logger }
 
-func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...))) }
-func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...))) }
-func (b badgerLogger) Infof(string, ...any)        {}
-func (b badgerLogger) Debugf(string, ...any)       {}
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Infof(string, ...any)  {}
+func (b badgerLogger) Debugf(string, ...any) {}

@@ -16,6 +16,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("already exists")
 	ErrClosed   = errors.New("store is closed")
+	// ErrRevoked is returned by GetToken for a token that was revoked (or whose owner was
+	// deleted) within the tombstone period, so callers can say why it no longer works.
+	ErrRevoked = errors.New("revoked")
 )
 
 // Store is everything the daemon needs from persistence.

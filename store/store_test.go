@@ -127,7 +127,7 @@ func TestServicesIndexAndCascade(t *testing.T) {
 
 	must(t, s.DeleteService(ctx, "s1"))
 	for _, id := range []string{tk1.ID, tk2.ID} {
-		if _, err := s.GetToken(ctx, id); !errors.Is(err, ErrNotFound) {
+		if _, err := s.GetToken(ctx, id); !errors.Is(err, ErrRevoked) || !strings.Contains(err.Error(), "service deleted") {
 			t.Fatalf("token %s survived its service: %v", id, err)
 		}
 	}
@@ -182,8 +182,20 @@ func TestUsersAndTokens(t *testing.T) {
 	if !back.LastUsedAt.Equal(used) || back.Hash != tk.Hash || !back.ExpiresAt.Equal(tk.ExpiresAt) {
 		t.Fatalf("token record: %+v", back)
 	}
+	tk2, _ := newToken(t, token.User, "u1")
+	must(t, s.CreateToken(ctx, tk2))
+	must(t, s.DeleteToken(ctx, tk2.ID))
+	if _, err := s.GetToken(ctx, tk2.ID); !errors.Is(err, ErrRevoked) || errors.Is(err, ErrNotFound) {
+		t.Fatalf("revoked token: %v", err)
+	}
+	if err := s.DeleteToken(ctx, tk2.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("revoking twice: %v", err)
+	}
+	if _, err := s.GetToken(ctx, "never-existed"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown token: %v", err)
+	}
 	must(t, s.DeleteUser(ctx, "u1"))
-	if _, err := s.GetToken(ctx, tk.ID); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetToken(ctx, tk.ID); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("token survived its user: %v", err)
 	}
 	if _, err := s.GetUserByEmail(ctx, "robert@acme.com"); !errors.Is(err, ErrNotFound) {

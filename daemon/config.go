@@ -1,0 +1,67 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the daemon's configuration. Every flag also reads RILL_AUTHD_<FLAG> from the
+// environment and <flag> (or <flag_with_underscores>) from the YAML file given by --config;
+// the command line wins over the environment, which wins over the file.
+type Config struct {
+	Config kong.ConfigFlag `help:"YAML config file; its keys are the flag names (data_dir: ..., grpc_addr: ...)." placeholder:"FILE"`
+
+	DataDir            string        `help:"Directory of the Badger store (created if missing)." default:"./data" type:"path"`
+	GRPCAddr           string        `name:"grpc-addr" help:"Listen address of the Envoy ext_authz gRPC service." default:":9191"`
+	HTTPAddr           string        `name:"http-addr" help:"Listen address of the admin API, HTTP ext_authz, health and metrics." default:"127.0.0.1:8080"`
+	BootstrapTokenFile string        `help:"On first start, also write the superuser's bootstrap token to this file (mode 0600)." type:"path" placeholder:"FILE"`
+	BootstrapEmail     string        `help:"Email of the superuser created on first start." default:"admin@localhost"`
+	EncryptionKeyFile  string        `help:"Encrypt the store at rest with this AES key (16, 24 or 32 bytes, raw or hex)." type:"path" placeholder:"FILE"`
+	DefaultOrg         string        `help:"Org checked when neither the route nor the path names one." placeholder:"ORG"`
+	DefaultProject     string        `help:"Project checked when neither the route nor the path names one." placeholder:"PROJECT"`
+	CacheSize          int           `help:"Resolved tokens kept in memory." default:"100000"`
+	AuditRetention     time.Duration `help:"How long audit events are kept (0 keeps them forever)." default:"2160h"`
+	ShutdownTimeout    time.Duration `help:"How long in-flight requests may take to finish on SIGTERM." default:"10s"`
+	LogLevel           string        `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
+	LogFormat          string        `help:"Log format: text or json." default:"text" enum:"text,json"`
+
+	Version kong.VersionFlag `help:"Print the version and exit."`
+}
+
+// YAML is a kong configuration loader for YAML files: it hands the file to kong's JSON
+// resolver, which matches keys to flag names.
+func YAML(r io.Reader) (kong.Resolver, error) {
+	var v map[string]any
+	if err := yaml.NewDecoder(r).Decode(&v); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("parse config file: %w", err)
+	}
+	// Accept data-dir and data_dir alike: kong's resolver looks up the underscore form.
+	norm := make(map[string]any, len(v))
+	for k, val := range v {
+		norm[strings.ReplaceAll(k, "-", "_")] = val
+	}
+	b, err := json.Marshal(norm)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	return kong.JSON(bytes.NewReader(b))
+}
+
+// KongOptions are the options the daemon's main parses Config with.
+func KongOptions(version string) []kong.Option {
+	return []kong.Option{
+		kong.Name("rill-authd"),
+		kong.Description("Auth sidecar for Rill: answers Envoy ext_authz checks for rill_usr_/rill_svc_ tokens and JWTs, and serves the admin API that rillctl talks to."),
+		kong.DefaultEnvars("RILL_AUTHD"),
+		kong.Configuration(YAML),
+		kong.Vars{"version": version},
+		kong.UsageOnError(),
+	}
+}

@@ -1,0 +1,242 @@
+// Package policy turns a principal's roles into permissions and the attributes that Rill's
+// security policies see. It is pure: no I/O, no clocks, no globals that change.
+package policy
+
+import (
+	"fmt"
+	"math/bits"
+	"strings"
+)
+
+// Perm is a set of permissions, one bit each, so checks are a mask test.
+type Perm uint64
+
+// Org permissions.
+const (
+	ReadOrg Perm = 1 << iota
+	ManageOrg
+	ReadProjects
+	CreateProjects
+	ManageProjects
+	ReadOrgMembers
+	ManageOrgMembers
+	ManageOrgAdmins
+	orgEnd
+)
+
+// Project permissions.
+const (
+	ReadProject Perm = orgEnd << iota
+	ManageProject
+	ReadProd
+	ReadProdStatus
+	ManageProd
+	ReadDev
+	ReadDevStatus
+	ManageDev
+	ReadProvisionerResources
+	ManageProvisionerResources
+	ReadProjectMembers
+	ManageProjectMembers
+	ManageProjectAdmins
+	CreateMagicAuthTokens
+	ManageMagicAuthTokens
+	CreateReports
+	ManageReports
+	CreateAlerts
+	ManageAlerts
+	CreateBookmarks
+	ManageBookmarks
+	projectEnd
+)
+
+const (
+	allOrg     = orgEnd - 1
+	allProject = (projectEnd - 1) &^ allOrg
+)
+
+var names = [...]string{
+	"read_org", "manage_org", "read_projects", "create_projects", "manage_projects",
+	"read_org_members", "manage_org_members", "manage_org_admins",
+	"read_project", "manage_project", "read_prod", "read_prod_status", "manage_prod", "read_dev",
+	"read_dev_status", "manage_dev", "read_provisioner_resources", "manage_provisioner_resources",
+	"read_project_members", "manage_project_members", "manage_project_admins",
+	"create_magic_auth_tokens", "manage_magic_auth_tokens", "create_reports", "manage_reports",
+	"create_alerts", "manage_alerts", "create_bookmarks", "manage_bookmarks",
+}
+
+var byName = func() map[string]Perm {
+	m := make(map[string]Perm, len(names))
+	for i, n := range names {
+		m[n] = 1 << i
+	}
+	return m
+}()
+
+// ParsePerm parses one permission name, such as "read_prod".
+func ParsePerm(name string) (Perm, error) {
+	if p, ok := byName[name]; ok {
+		return p, nil
+	}
+	return 0, fmt.Errorf("unknown permission %q", name)
+}
+
+// Names lists the permissions in p in a fixed order.
+func (p Perm) Names() []string {
+	out := make([]string, 0, bits.OnesCount64(uint64(p)))
+	for i, n := range names {
+		if p&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// String is the comma list sent in x-rill-permissions.
+func (p Perm) String() string { return strings.Join(p.Names(), ",") }
+
+// Has reports whether p includes every permission in need.
+func (p Perm) Has(need Perm) bool { return p&need == need }
+
+// Org and project roles.
+const (
+	Admin  = "admin"
+	Editor = "editor"
+	Viewer = "viewer"
+	Guest  = "guest"
+)
+
+var orgRoles = map[string]Perm{
+	Admin:  allOrg,
+	Editor: ReadOrg | ReadProjects | CreateProjects | ReadOrgMembers | ManageOrgMembers,
+	Viewer: ReadOrg | ReadProjects,
+	Guest:  ReadOrg | ReadProjects,
+}
+
+var projectRoles = map[string]Perm{
+	Admin: allProject,
+	Editor: allProject &^ (ManageProject | ManageProd | ManageProvisionerResources |
+		ManageProjectAdmins | ManageReports | ManageAlerts | ManageBookmarks),
+	Viewer: ReadProject | ReadProd | ReadDev | CreateReports | CreateAlerts | CreateBookmarks,
+}
+
+// ValidOrgRole and ValidProjectRole check role names from user input.
+func ValidOrgRole(r string) bool     { _, ok := orgRoles[r]; return ok }
+func ValidProjectRole(r string) bool { _, ok := projectRoles[r]; return ok }
+
+// OrgRolePerms returns the org permissions of an org role.
+func OrgRolePerms(role string) Perm { return orgRoles[role] }
+
+// ProjectRolePerms returns the project permissions of a project role.
+func ProjectRolePerms(role string) Perm { return projectRoles[role] }
+
+var rank = map[string]int{"": 0, Guest: 1, Viewer: 2, Editor: 3, Admin: 4}
+
+// RoleAtMost reports whether role r is no higher than ceiling, so no one grants more than
+// they hold.
+func RoleAtMost(r, ceiling string) bool { return rank[r] <= rank[ceiling] }
+
+// Principal kinds.
+const (
+	KindUser      = "user"
+	KindService   = "service"
+	KindEphemeral = "ephemeral"
+)
+
+// Principal is who is calling, with the roles they hold. ProjectRoles is keyed by
+// "org/project"; a service has entries for its own org only.
+type Principal struct {
+	Kind         string
+	ID           string
+	Subject      string // user email or service name
+	Name         string // display name
+	Email        string
+	Groups       []string
+	Superuser    bool
+	OrgRoles     map[string]string
+	ProjectRoles map[string]string
+	Attributes   map[string]any // custom attributes of the user or service
+	// Limit, when non-zero, caps permissions (ephemeral tokens are at most viewer reads).
+	Limit Perm
+}
+
+// Access is what a principal holds on one org/project.
+type Access struct {
+	OrgRole     string
+	ProjectRole string // "admin" for org admins, who hold every project permission
+	Perms       Perm
+}
+
+// AccessTo computes the principal's roles and permissions on org/project ("" for no project).
+func (p *Principal) AccessTo(org, project string) Access {
+	var a Access
+	if p.Superuser {
+		a.OrgRole, a.ProjectRole, a.Perms = Admin, Admin, allOrg|allProject
+		if project == "" {
+			a.ProjectRole, a.Perms = "", allOrg
+		}
+		return a
+	}
+	a.OrgRole = p.OrgRoles[org]
+	a.Perms = orgRoles[a.OrgRole]
+	if project != "" {
+		a.ProjectRole = p.ProjectRoles[org+"/"+project]
+		if a.OrgRole == Admin {
+			a.ProjectRole = Admin
+		}
+		a.Perms |= projectRoles[a.ProjectRole]
+	}
+	if p.Limit != 0 {
+		a.Perms &= p.Limit
+	}
+	return a
+}
+
+// Reserved attribute names: identity facts that no custom source may override.
+var Reserved = []string{"email", "domain", "name", "admin", "groups"}
+
+// IsReserved reports whether key is a reserved attribute name.
+func IsReserved(key string) bool {
+	for _, r := range Reserved {
+		if r == key {
+			return true
+		}
+	}
+	return false
+}
+
+// Attributes assembles what security policies see for the principal on a project with the
+// given access: the standard attributes of its kind, then its custom attributes, which never
+// replace a standard one.
+func (p *Principal) AttributesFor(a Access) map[string]any {
+	out := make(map[string]any, len(p.Attributes)+5)
+	switch p.Kind {
+	case KindUser:
+		out["name"] = p.Name
+		out["email"] = p.Email
+		out["domain"] = Domain(p.Email)
+		groups := p.Groups
+		if groups == nil {
+			groups = []string{}
+		}
+		out["groups"] = groups
+		out["admin"] = a.Perms.Has(ManageProject)
+	case KindService:
+		out["name"] = p.Subject
+		out["admin"] = a.Perms.Has(ManageProject)
+	}
+	for k, v := range p.Attributes {
+		if _, set := out[k]; !set {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Domain is the part of an email after the last @ ("" if none).
+func Domain(email string) string {
+	if i := strings.LastIndexByte(email, '@'); i >= 0 {
+		return email[i+1:]
+	}
+	return ""
+}

@@ -1,0 +1,110 @@
+package policy
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestRoleTables(t *testing.T) {
+	cases := []struct {
+		name    string
+		p       Principal
+		org     string
+		project string
+		role    [2]string
+		has     []string
+		hasNot  []string
+	}{
+		{"org admin holds every project permission", Principal{OrgRoles: map[string]string{"acme": "admin"}}, "acme", "web",
+			[2]string{"admin", "admin"}, []string{"manage_org", "manage_project", "manage_prod", "read_prod"}, nil},
+		{"org editor", Principal{OrgRoles: map[string]string{"acme": "editor"}}, "acme", "",
+			[2]string{"editor", ""}, []string{"read_org", "read_projects", "create_projects", "read_org_members", "manage_org_members"},
+			[]string{"manage_org", "manage_projects", "manage_org_admins", "read_prod"}},
+		{"org viewer gets no project permission by itself", Principal{OrgRoles: map[string]string{"acme": "viewer"}}, "acme", "web",
+			[2]string{"viewer", ""}, []string{"read_org", "read_projects"}, []string{"read_prod", "read_project"}},
+		{"guest", Principal{OrgRoles: map[string]string{"acme": "guest"}}, "acme", "", [2]string{"guest", ""}, []string{"read_org"}, []string{"read_org_members"}},
+		{"project viewer", Principal{ProjectRoles: map[string]string{"acme/web": "viewer"}}, "acme", "web",
+			[2]string{"", "viewer"}, []string{"read_project", "read_prod", "read_dev", "create_reports", "create_alerts", "create_bookmarks"},
+			[]string{"read_org", "manage_prod", "manage_dev", "read_project_members"}},
+		{"project editor", Principal{ProjectRoles: map[string]string{"acme/web": "editor"}}, "acme", "web",
+			[2]string{"", "editor"}, []string{"manage_dev", "read_prod", "manage_project_members", "create_magic_auth_tokens"},
+			[]string{"manage_project", "manage_prod", "manage_provisioner_resources", "manage_project_admins", "manage_reports", "manage_alerts", "manage_bookmarks"}},
+		{"project role elsewhere gives nothing", Principal{ProjectRoles: map[string]string{"acme/web": "admin"}}, "acme", "api",
+			[2]string{"", ""}, nil, []string{"read_prod", "read_org"}},
+		{"other org gives nothing", Principal{OrgRoles: map[string]string{"acme": "admin"}}, "evil", "web",
+			[2]string{"", ""}, nil, []string{"read_prod", "read_org"}},
+		{"superuser", Principal{Superuser: true}, "any", "thing", [2]string{"admin", "admin"}, []string{"manage_org", "manage_prod"}, nil},
+		{"limit caps an admin", Principal{OrgRoles: map[string]string{"acme": "admin"}, Limit: ReadProd | ReadProject}, "acme", "web",
+			[2]string{"admin", "admin"}, []string{"read_prod", "read_project"}, []string{"manage_prod", "read_org"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := c.p.AccessTo(c.org, c.project)
+			if a.OrgRole != c.role[0] || a.ProjectRole != c.role[1] {
+				t.Fatalf("roles %q/%q, want %q", a.OrgRole, a.ProjectRole, c.role)
+			}
+			for _, n := range c.has {
+				if p, _ := ParsePerm(n); !a.Perms.Has(p) {
+					t.Errorf("missing %s in %s", n, a.Perms)
+				}
+			}
+			for _, n := range c.hasNot {
+				if p, _ := ParsePerm(n); a.Perms.Has(p) {
+					t.Errorf("unexpected %s in %s", n, a.Perms)
+				}
+			}
+		})
+	}
+}
+
+func TestPermNames(t *testing.T) {
+	for _, n := range names {
+		p, err := ParsePerm(n)
+		if err != nil || p.String() != n {
+			t.Fatalf("%s: %v %v", n, p, err)
+		}
+	}
+	if _, err := ParsePerm("read_everything"); err == nil {
+		t.Fatal("unknown permission accepted")
+	}
+	if got := (ReadProd | ReadOrg).String(); got != "read_org,read_prod" {
+		t.Fatalf("String = %q", got)
+	}
+	if strings.Count(Perm(allOrg|allProject).String(), ",") != len(names)-1 {
+		t.Fatal("not every permission is named")
+	}
+}
+
+func TestRoleAtMost(t *testing.T) {
+	if !RoleAtMost("viewer", "admin") || !RoleAtMost("editor", "editor") || RoleAtMost("admin", "editor") || RoleAtMost("viewer", "") {
+		t.Fatal("role ranks wrong")
+	}
+	if !ValidOrgRole("guest") || ValidProjectRole("guest") || ValidOrgRole("owner") {
+		t.Fatal("role validity wrong")
+	}
+}
+
+func TestAttributes(t *testing.T) {
+	u := Principal{Kind: KindUser, Name: "Bob", Email: "bob@acme.com", Groups: []string{"sales"},
+		ProjectRoles: map[string]string{"acme/web": "admin"},
+		Attributes:   map[string]any{"region": "eu", "email": "spoof@evil.com", "admin": true}}
+	got := u.AttributesFor(u.AccessTo("acme", "web"))
+	want := map[string]any{"name": "Bob", "email": "bob@acme.com", "domain": "acme.com", "groups": []string{"sales"}, "admin": true, "region": "eu"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("user attributes %v, want %v", got, want)
+	}
+	got = u.AttributesFor(u.AccessTo("acme", "api"))
+	if got["admin"] != false || got["email"] != "bob@acme.com" {
+		t.Fatalf("custom attributes overrode standard ones: %v", got)
+	}
+	s := Principal{Kind: KindService, Subject: "reporting", OrgRoles: map[string]string{"acme": "admin"}, Attributes: map[string]any{"tier": "gold"}}
+	got = s.AttributesFor(s.AccessTo("acme", "web"))
+	want = map[string]any{"name": "reporting", "admin": true, "tier": "gold"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("service attributes %v, want %v", got, want)
+	}
+	if Domain("nobody") != "" || Domain("a@b@c.io") != "c.io" {
+		t.Fatal("Domain")
+	}
+}

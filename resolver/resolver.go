@@ -1,0 +1,300 @@
+// Package resolver turns a bearer credential into a policy.Principal: it parses the token,
+// consults a bounded cache, and on a miss reads the token and its owner from the store. It is
+// shared by the check path (extauthz) and the admin API so that both authenticate alike.
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/rill-authd/rill-authd/policy"
+	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
+)
+
+// Reasons a credential is refused. They are sentinels (or token's) so the hot path does not
+// allocate and callers can report an exact reason; none of them contains the credential.
+var (
+	ErrMissing      = errors.New("missing bearer token")
+	ErrNotBearer    = errors.New("authorization scheme is not Bearer")
+	ErrUnknown      = errors.New("unknown token")
+	ErrExpired      = errors.New("token expired")
+	ErrRevoked      = errors.New("token revoked")
+	ErrOwnerGone    = errors.New("token owner no longer exists")
+	ErrJWTRejected  = errors.New("JWT bearer tokens are not accepted by this daemon")
+	ErrNotRillToken = errors.New("not a rill token or JWT")
+)
+
+// IsAuthError reports whether err is a refusal of the credential (401) rather than a failure
+// of the daemon (500).
+func IsAuthError(err error) bool {
+	for _, e := range []error{ErrMissing, ErrNotBearer, ErrUnknown, ErrExpired, ErrRevoked, ErrOwnerGone,
+		ErrJWTRejected, ErrNotRillToken, token.ErrWrongPrefix, token.ErrUnknownType, token.ErrBadLength,
+		token.ErrBadCharacter, token.ErrBadChecksum} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// Options configures a Resolver.
+type Options struct {
+	CacheSize int // principals kept; default 100,000
+	// TouchInterval is how often last-used times are written back (default 1m; <0 disables).
+	TouchInterval time.Duration
+	Now           func() time.Time
+	Logger        *slog.Logger
+}
+
+// Resolver resolves bearer tokens. It is safe for concurrent use.
+type Resolver struct {
+	st    store.Store
+	cache *cache
+	now   func() time.Time
+	log   *slog.Logger
+	touch chan token.ID
+	stop  chan struct{}
+	done  chan struct{}
+	every time.Duration
+}
+
+// New returns a Resolver over st and subscribes it to st's changes.
+func New(st store.Store, o Options) *Resolver {
+	if o.CacheSize == 0 {
+		o.CacheSize = 100_000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.TouchInterval == 0 {
+		o.TouchInterval = time.Minute
+	}
+	r := &Resolver{st: st, cache: newCache(o.CacheSize), now: o.Now, log: o.Logger,
+		touch: make(chan token.ID, 4096), stop: make(chan struct{}), done: make(chan struct{}), every: o.TouchInterval}
+	// Any change that can alter a decision drops every cached principal before the write
+	// returns. Writes are rare; a full clear keeps this obviously correct.
+	st.Subscribe(func(store.Change) { r.cache.invalidate() })
+	go r.touchLoop()
+	return r
+}
+
+// Close flushes pending last-used times and stops the background writer.
+func (r *Resolver) Close() {
+	select {
+	case <-r.stop:
+	default:
+		close(r.stop)
+	}
+	<-r.done
+}
+
+// BearerFromHeader extracts the credential from an Authorization header value.
+func BearerFromHeader(h string) (string, error) {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return "", ErrMissing
+	}
+	if strings.EqualFold(h, "bearer") {
+		return "", ErrMissing
+	}
+	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
+		return "", ErrNotBearer
+	}
+	t := strings.TrimSpace(h[7:])
+	if t == "" {
+		return "", ErrMissing
+	}
+	return t, nil
+}
+
+// IsJWT reports whether s has the shape of a compact JWS (header.payload.signature).
+func IsJWT(s string) bool {
+	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2
+}
+
+// Result is a resolved credential.
+type Result struct {
+	Principal *policy.Principal
+	TokenID   token.ID
+	entry     *entry
+}
+
+// Memo returns the per-token memo table for key-value results derived from the principal,
+// valid until the next invalidation.
+func (r Result) Memo(key any, compute func() any) any {
+	if v, ok := r.entry.memo.Load(key); ok {
+		return v
+	}
+	v, _ := r.entry.memo.LoadOrStore(key, compute())
+	return v
+}
+
+// Resolve authenticates a rill_usr_/rill_svc_ token. A hit in the cache reads no store and
+// allocates nothing.
+func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
+	if !token.HasPrefix(bearer) {
+		if IsJWT(bearer) {
+			return Result{}, ErrJWTRejected
+		}
+		return Result{}, ErrNotRillToken
+	}
+	tok, err := token.Parse(bearer)
+	if err != nil {
+		return Result{}, err
+	}
+	hash := tok.Hash()
+	e := r.cache.get(tok.ID)
+	if e == nil {
+		if e, err = r.load(ctx, tok.ID); err != nil {
+			return Result{}, err
+		}
+	}
+	// Constant-time compare against the stored hash; the id alone is not a credential.
+	if !constantTimeEqual(&e.hash, &hash) || e.kind != tok.Kind {
+		return Result{}, ErrUnknown
+	}
+	if !e.expires.IsZero() && !r.now().Before(e.expires) {
+		return Result{}, ErrExpired
+	}
+	select {
+	case r.touch <- tok.ID:
+	default: // last-used is best effort; never block a check on it
+	}
+	return Result{Principal: e.principal, TokenID: tok.ID, entry: e}, nil
+}
+
+func constantTimeEqual(a, b *token.Hash) bool {
+	var v byte
+	for i := range a {
+		v |= a[i] ^ b[i]
+	}
+	return v == 0
+}
+
+// load reads the token and its owner from the store and caches the result.
+func (r *Resolver) load(ctx context.Context, id token.ID) (*entry, error) {
+	gen := r.cache.gen.Load()
+	rec, err := r.st.GetToken(ctx, id.String())
+	switch {
+	case errors.Is(err, store.ErrRevoked):
+		return nil, ErrRevoked
+	case errors.Is(err, store.ErrNotFound):
+		return nil, ErrUnknown
+	case err != nil:
+		return nil, fmt.Errorf("resolve token: %w", err)
+	}
+	p, err := r.Principal(ctx, rec.Kind, rec.OwnerID)
+	if err != nil {
+		return nil, err
+	}
+	e := &entry{hash: rec.Hash, kind: rec.Kind, expires: rec.ExpiresAt, principal: p}
+	r.cache.put(id, e, gen)
+	return e, nil
+}
+
+// Principal loads the principal that owns tokens of kind k.
+func (r *Resolver) Principal(ctx context.Context, k token.Kind, ownerID string) (*policy.Principal, error) {
+	switch k {
+	case token.User:
+		u, err := r.st.GetUser(ctx, ownerID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, ErrOwnerGone
+		} else if err != nil {
+			return nil, fmt.Errorf("resolve token owner: %w", err)
+		}
+		return UserPrincipal(&u), nil
+	case token.Service:
+		s, err := r.st.GetService(ctx, ownerID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, ErrOwnerGone
+		} else if err != nil {
+			return nil, fmt.Errorf("resolve token owner: %w", err)
+		}
+		return ServicePrincipal(&s), nil
+	}
+	return nil, ErrUnknown
+}
+
+// UserPrincipal builds the principal of a user.
+func UserPrincipal(u *store.User) *policy.Principal {
+	name := u.DisplayName
+	if name == "" {
+		name = u.Email
+	}
+	return &policy.Principal{Kind: policy.KindUser, ID: u.ID, Subject: u.Email, Name: name, Email: u.Email,
+		Groups: u.Groups, Superuser: u.Superuser, OrgRoles: u.OrgRoles, ProjectRoles: u.ProjectRoles, Attributes: u.Attributes}
+}
+
+// ServicePrincipal builds the principal of a service; its roles apply in its own org only.
+func ServicePrincipal(s *store.Service) *policy.Principal {
+	p := &policy.Principal{Kind: policy.KindService, ID: s.ID, Subject: s.Name, Name: s.Name,
+		OrgRoles: map[string]string{}, ProjectRoles: make(map[string]string, len(s.ProjectRoles)), Attributes: s.Attributes}
+	if s.OrgRole != "" {
+		p.OrgRoles[s.Org] = s.OrgRole
+	}
+	for proj, role := range s.ProjectRoles {
+		p.ProjectRoles[store.ProjectKey(s.Org, proj)] = role
+	}
+	return p
+}
+
+// Stats is the cache's counters, for metrics.
+type Stats struct{ Hits, Misses, Evictions, Size uint64 }
+
+// Stats returns cache counters.
+func (r *Resolver) Stats() Stats {
+	return Stats{Hits: r.cache.hits.Load(), Misses: r.cache.misses.Load(), Evictions: r.cache.evictions.Load(), Size: uint64(r.cache.len())}
+}
+
+// touchLoop batches last-used times and writes them off the hot path.
+func (r *Resolver) touchLoop() {
+	defer close(r.done)
+	pending := map[token.ID]time.Time{}
+	var tick <-chan time.Time
+	if r.every > 0 {
+		t := time.NewTicker(r.every)
+		defer t.Stop()
+		tick = t.C
+	}
+	flush := func() {
+		if len(pending) == 0 {
+			return
+		}
+		used := make(map[string]time.Time, len(pending))
+		for id, at := range pending {
+			used[id.String()] = at
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := r.st.TouchTokens(ctx, used); err != nil && !errors.Is(err, store.ErrClosed) {
+			r.log.Warn("recording token last-used times failed", "tokens", len(used), "err", err)
+		}
+		clear(pending)
+	}
+	for {
+		select {
+		case id := <-r.touch:
+			pending[id] = r.now()
+		case <-tick:
+			flush()
+		case <-r.stop:
+			for {
+				select {
+				case id := <-r.touch:
+					pending[id] = r.now()
+				default:
+					flush()
+					return
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,239 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
+)
+
+var ctx = context.Background()
+
+type fixture struct {
+	st *store.DB
+	r  *Resolver
+}
+
+func setup(t testing.TB, o Options) *fixture {
+	t.Helper()
+	st, err := store.Open(store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(st, o)
+	t.Cleanup(func() { r.Close(); st.Close() })
+	must(t, st.CreateOrg(ctx, store.Org{Name: "acme"}))
+	must(t, st.CreateUser(ctx, store.User{ID: "u1", Email: "bob@acme.com", OrgRoles: map[string]string{"acme": "viewer"}}))
+	must(t, st.CreateService(ctx, store.Service{ID: "s1", Org: "acme", Name: "reporting", ProjectRoles: map[string]string{"web": "viewer"}}))
+	return &fixture{st: st, r: r}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) issue(t testing.TB, k token.Kind, owner string, exp time.Time) (string, string) {
+	t.Helper()
+	raw, err := token.New(k)
+	must(t, err)
+	must(t, f.st.CreateToken(ctx, store.Token{ID: raw.ID.String(), Kind: k, OwnerID: owner, Prefix: raw.Display(), Hash: raw.Hash(), CreatedAt: time.Now(), ExpiresAt: exp}))
+	return raw.Encode(), raw.ID.String()
+}
+
+func TestResolve(t *testing.T) {
+	f := setup(t, Options{})
+	usr, _ := f.issue(t, token.User, "u1", time.Time{})
+	svc, _ := f.issue(t, token.Service, "s1", time.Now().Add(time.Hour))
+	expired, _ := f.issue(t, token.User, "u1", time.Now().Add(-time.Second))
+	unknown, _ := token.New(token.User)
+	wrongSecret, _ := token.Parse(usr)
+	wrongSecret.Secret[0] ^= 1
+	wrongKind, _ := token.Parse(usr)
+	wrongKind.Kind = token.Service
+
+	for _, c := range []struct {
+		name    string
+		in      string
+		subject string
+		err     error
+	}{
+		{"user", usr, "bob@acme.com", nil},
+		{"user again (cached)", usr, "bob@acme.com", nil},
+		{"service", svc, "reporting", nil},
+		{"expired", expired, "", ErrExpired},
+		{"expired again (cached)", expired, "", ErrExpired},
+		{"unknown", unknown.Encode(), "", ErrUnknown},
+		{"right id, wrong secret", wrongSecret.Encode(), "", ErrUnknown},
+		{"user id presented as svc", wrongKind.Encode(), "", ErrUnknown},
+		{"bad checksum", usr[:len(usr)-2] + "00", "", token.ErrBadChecksum},
+		{"truncated", usr[:40], "", token.ErrBadLength},
+		{"jwt", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "", ErrJWTRejected},
+		{"garbage", "hunter2", "", ErrNotRillToken},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := f.r.Resolve(ctx, c.in)
+			if !errors.Is(err, c.err) {
+				t.Fatalf("err = %v, want %v", err, c.err)
+			}
+			if c.err == nil && res.Principal.Subject != c.subject {
+				t.Fatalf("subject %q", res.Principal.Subject)
+			}
+			if c.err != nil && !IsAuthError(err) {
+				t.Fatalf("%v is not classed as an auth error", err)
+			}
+		})
+	}
+	p, _ := f.r.Resolve(ctx, svc)
+	if p.Principal.ProjectRoles["acme/web"] != "viewer" || len(p.Principal.OrgRoles) != 0 {
+		t.Fatalf("service roles: %+v", p.Principal)
+	}
+}
+
+func TestRevocationIsImmediate(t *testing.T) {
+	f := setup(t, Options{})
+	usr, usrID := f.issue(t, token.User, "u1", time.Time{})
+	svc, _ := f.issue(t, token.Service, "s1", time.Time{})
+	for _, s := range []string{usr, svc} {
+		if _, err := f.r.Resolve(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, f.st.DeleteToken(ctx, usrID))
+	if _, err := f.r.Resolve(ctx, usr); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("revoked user token: %v", err)
+	}
+	// A role change is seen on the next resolve too.
+	_, err := f.st.UpdateService(ctx, "s1", func(s *store.Service) error { s.OrgRole = "admin"; return nil })
+	must(t, err)
+	res, err := f.r.Resolve(ctx, svc)
+	if err != nil || res.Principal.OrgRoles["acme"] != "admin" {
+		t.Fatalf("after role change: %+v %v", res.Principal, err)
+	}
+	must(t, f.st.DeleteService(ctx, "s1"))
+	if _, err := f.r.Resolve(ctx, svc); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("token of deleted service: %v", err)
+	}
+}
+
+// TestRevocationRace resolves a token from many goroutines while it is revoked; once
+// DeleteToken has returned, no resolve that starts afterwards may succeed.
+func TestRevocationRace(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		f := setup(t, Options{})
+		tok, id := f.issue(t, token.User, "u1", time.Time{})
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						f.r.Resolve(ctx, tok)
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Millisecond)
+		must(t, f.st.DeleteToken(ctx, id))
+		for i := 0; i < 100; i++ {
+			if _, err := f.r.Resolve(ctx, tok); err == nil {
+				t.Fatalf("round %d: revoked token resolved after DeleteToken returned", round)
+			}
+		}
+		close(stop)
+		wg.Wait()
+	}
+}
+
+func TestBadTokensNeverReachStoreOrCache(t *testing.T) {
+	f := setup(t, Options{CacheSize: 128})
+	good, _ := f.issue(t, token.User, "u1", time.Time{})
+	before := f.r.Stats()
+	for i := 0; i < 1000; i++ {
+		bad := fmt.Sprintf("%s%06d", good[:len(good)-6], i)
+		if _, err := f.r.Resolve(ctx, bad); err == nil {
+			continue // one of them may be the real checksum
+		}
+	}
+	after := f.r.Stats()
+	if after.Misses-before.Misses > 1 || after.Size != before.Size {
+		t.Fatalf("bad-checksum tokens reached the cache/store: %+v -> %+v", before, after)
+	}
+	// Unknown but well-formed tokens reach the store but are never cached.
+	for i := 0; i < 500; i++ {
+		tk, _ := token.New(token.User)
+		f.r.Resolve(ctx, tk.Encode())
+	}
+	if s := f.r.Stats(); s.Size != 0 {
+		t.Fatalf("unknown tokens were cached: %+v", s)
+	}
+}
+
+func TestCacheIsBounded(t *testing.T) {
+	f := setup(t, Options{CacheSize: 128})
+	for i := 0; i < 600; i++ {
+		tok, _ := f.issue(t, token.Service, "s1", time.Time{})
+		if _, err := f.r.Resolve(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := f.r.Stats()
+	if s.Size > 128 || s.Evictions == 0 {
+		t.Fatalf("cache grew past its bound: %+v", s)
+	}
+}
+
+func TestCacheHitDoesNotAllocate(t *testing.T) {
+	f := setup(t, Options{})
+	tok, _ := f.issue(t, token.User, "u1", time.Time{})
+	f.r.Resolve(ctx, tok)
+	n := testing.AllocsPerRun(1000, func() {
+		if _, err := f.r.Resolve(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n != 0 {
+		t.Fatalf("cache hit allocates %v times", n)
+	}
+}
+
+func TestLastUsedIsRecorded(t *testing.T) {
+	f := setup(t, Options{TouchInterval: 10 * time.Millisecond})
+	tok, id := f.issue(t, token.User, "u1", time.Time{})
+	f.r.Resolve(ctx, tok)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		rec, err := f.st.GetToken(ctx, id)
+		must(t, err)
+		if !rec.LastUsedAt.IsZero() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("last-used time was never recorded")
+}
+
+func TestBearerFromHeader(t *testing.T) {
+	for in, want := range map[string]string{"Bearer abc": "abc", "bearer  abc ": "abc", "BEARER abc": "abc"} {
+		if got, err := BearerFromHeader(in); err != nil || got != want {
+			t.Errorf("%q: %q %v", in, got, err)
+		}
+	}
+	for in, want := range map[string]error{"": ErrMissing, "Bearer ": ErrMissing, "Basic dXNlcjpwdw==": ErrNotBearer, "abc": ErrNotBearer} {
+		if _, err := BearerFromHeader(in); !errors.Is(err, want) {
+			t.Errorf("%q: %v, want %v", in, err, want)
+		}
+	}
+}
