@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/rill-authd/rill-authd/extauthz"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
@@ -106,10 +107,14 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	d.grpc = grpc.NewServer()
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
+	check := extauthz.New(d.res, extauthz.Config{DefaultOrg: cfg.DefaultOrg, DefaultProject: cfg.DefaultProject, Logger: d.log})
+	check.Register(d.grpc)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", d.readyz)
+	mux.Handle(extauthz.HTTPPrefix+"/", check)
+	mux.Handle(extauthz.HTTPPrefix, check)
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 
 	go func() {

@@ -95,6 +95,9 @@ func (p Perm) Names() []string {
 // String is the comma list sent in x-rill-permissions.
 func (p Perm) String() string { return strings.Join(p.Names(), ",") }
 
+// Project reports whether p includes any project-level permission (as opposed to org-level).
+func (p Perm) Project() bool { return p&allProject != 0 }
+
 // Has reports whether p includes every permission in need.
 func (p Perm) Has(need Perm) bool { return p&need == need }
 

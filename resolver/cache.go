@@ -37,7 +37,9 @@ type cache struct {
 }
 
 func newCache(size int) *cache {
-	if size < shards {
+	if size < 0 {
+		size = 0 // every get misses
+	} else if size < shards {
 		size = shards
 	}
 	c := &cache{perShard: size / shards}
@@ -65,7 +67,7 @@ func (c *cache) put(id token.ID, e *entry, gen uint64) {
 	s := &c.shard[id[0]%shards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c.gen.Load() != gen {
+	if c.gen.Load() != gen || c.perShard == 0 {
 		return
 	}
 	if _, ok := s.m[id]; !ok && len(s.m) >= c.perShard {

@@ -44,7 +44,7 @@ func IsAuthError(err error) bool {
 
 // Options configures a Resolver.
 type Options struct {
-	CacheSize int // principals kept; default 100,000
+	CacheSize int // principals kept; default 100,000; negative disables the cache (benchmarks)
 	// TouchInterval is how often last-used times are written back (default 1m; <0 disables).
 	TouchInterval time.Duration
 	Now           func() time.Time

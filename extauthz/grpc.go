@@ -1,0 +1,115 @@
+package extauthz
+
+import (
+	"context"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// MetadataNamespace is the dynamic metadata namespace of the facts of an allowed check, for
+// Envoy access logs (%DYNAMIC_METADATA(envoy.filters.http.ext_authz:subject)%).
+const MetadataNamespace = "envoy.filters.http.ext_authz"
+
+// grpcResponse is a decision rendered as Envoy wants it. resp is shared by every check that needs
+// no header removed; protobuf messages are safe to marshal concurrently, and no one mutates it.
+type grpcResponse struct {
+	resp    *authv3.CheckResponse
+	headers []*corev3.HeaderValueOption
+}
+
+// Register adds the Authorization service to a gRPC server.
+func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, grpcServer{s}) }
+
+// grpcServer keeps the generated interface's methods off Server's own API.
+type grpcServer struct{ s *Server }
+
+// Check implements envoy.service.auth.v3.Authorization.
+func (g grpcServer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return g.s.Check(ctx, req), nil
+}
+
+// Check decides an Envoy CheckRequest. Denials are responses, not errors, so Envoy sends our
+// status, headers and body to the client.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) *authv3.CheckResponse {
+	httpReq := req.GetAttributes().GetRequest().GetHttp()
+	r := request{method: httpReq.GetMethod(), path: httpReq.GetPath(), ext: req.GetAttributes().GetContextExtensions()}
+	headers := httpReq.GetHeaders()
+	if headers == nil && httpReq.GetHeaderMap() != nil {
+		headers = flatten(httpReq.GetHeaderMap()) // encode_raw_headers: true
+	}
+	r.authorization = headers["authorization"]
+	d := s.decide(ctx, &r)
+	if d.status != 200 {
+		return d.grpc.resp
+	}
+	// Client-sent x-rill-* headers we do not overwrite must go. Never list one we set: Envoy
+	// removes after it sets, so it would vanish.
+	var remove []string
+	for k := range headers {
+		if len(k) > len(headerPrefix) && strings.EqualFold(k[:len(headerPrefix)], headerPrefix) && !d.sets(strings.ToLower(k)) {
+			remove = append(remove, k)
+		}
+	}
+	if remove == nil {
+		return d.grpc.resp
+	}
+	return &authv3.CheckResponse{
+		Status:          d.grpc.resp.Status,
+		DynamicMetadata: d.grpc.resp.DynamicMetadata,
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+			Headers: d.grpc.headers, HeadersToRemove: remove,
+		}},
+	}
+}
+
+func flatten(m *corev3.HeaderMap) map[string]string {
+	out := make(map[string]string, len(m.GetHeaders()))
+	for _, h := range m.GetHeaders() {
+		v := h.GetValue()
+		if v == "" {
+			v = string(h.GetRawValue())
+		}
+		k := strings.ToLower(h.GetKey())
+		if prev, ok := out[k]; ok {
+			v = prev + "," + v
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func newGRPCResponse(d *decision) *grpcResponse {
+	g := &grpcResponse{}
+	st := &status.Status{Code: int32(d.code)}
+	if d.status == 200 {
+		for _, h := range d.headers {
+			g.headers = append(g.headers, &corev3.HeaderValueOption{
+				Header:       &corev3.HeaderValue{Key: h[0], Value: h[1]},
+				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+			})
+		}
+		meta, err := structpb.NewStruct(d.meta)
+		if err != nil {
+			meta = nil // unreachable: meta is built from JSON values
+		}
+		g.resp = &authv3.CheckResponse{Status: st, DynamicMetadata: meta,
+			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{Headers: g.headers}}}
+		return g
+	}
+	st.Message = d.reason
+	denied := &authv3.DeniedHttpResponse{Status: &typev3.HttpStatus{Code: typev3.StatusCode(d.status)}, Body: d.body}
+	for _, h := range d.deny {
+		denied.Headers = append(denied.Headers, &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: h[0], Value: h[1]},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		})
+	}
+	g.resp = &authv3.CheckResponse{Status: st, HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied}}
+	return g
+}

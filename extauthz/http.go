@@ -1,0 +1,55 @@
+package extauthz
+
+import (
+	"net/http"
+	"strings"
+)
+
+// HTTPPrefix is where the HTTP mode is served. Envoy's http_service appends the original path
+// to it (path_prefix: /ext_authz); forward-auth gateways send the original URI in a header.
+const HTTPPrefix = "/ext_authz"
+
+// ServeHTTP is the HTTP (forward-auth) mode: 200 with the x-rill-* headers when allowed, 401 or
+// 403 with www-authenticate and a JSON body otherwise. The original request is read from
+// X-Original-URI (nginx), X-Forwarded-Uri (Traefik, Caddy) or the path after HTTPPrefix
+// (Envoy), and its method from X-Forwarded-Method or X-Original-Method.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req := request{authorization: r.Header.Get("Authorization"), method: r.Method}
+	switch {
+	case r.Header.Get("X-Original-URI") != "":
+		req.path = r.Header.Get("X-Original-URI")
+	case r.Header.Get("X-Forwarded-Uri") != "":
+		req.path = r.Header.Get("X-Forwarded-Uri")
+	default:
+		req.path = strings.TrimPrefix(r.URL.RequestURI(), HTTPPrefix)
+	}
+	if m := r.Header.Get("X-Forwarded-Method"); m != "" {
+		req.method = m
+	} else if m := r.Header.Get("X-Original-Method"); m != "" {
+		req.method = m
+	}
+	d := s.decide(r.Context(), &req)
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	if d.status != http.StatusOK {
+		for _, kv := range d.deny {
+			h.Set(kv[0], kv[1])
+		}
+		w.WriteHeader(d.status)
+		_, _ = w.Write([]byte(d.body))
+		return
+	}
+	for _, kv := range d.headers {
+		h[http.CanonicalHeaderKey(kv[0])] = []string{kv[1]}
+	}
+	var remove []string
+	for k := range r.Header {
+		if len(k) > len(headerPrefix) && strings.EqualFold(k[:len(headerPrefix)], headerPrefix) && !d.sets(strings.ToLower(k)) {
+			remove = append(remove, strings.ToLower(k))
+		}
+	}
+	if remove != nil {
+		h.Set("X-Envoy-Auth-Headers-To-Remove", strings.Join(remove, ","))
+	}
+	w.WriteHeader(http.StatusOK)
+}
