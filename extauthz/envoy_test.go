@@ -1,0 +1,141 @@
+package extauthz_test
+
+import (
+	"encoding/json"
+	"os"
+	"testing"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+	"gopkg.in/yaml.v3"
+
+	"github.com/rill-authd/rill-authd/extauthz"
+)
+
+// TestEnvoyYAML parses the repo's envoy.yaml into go-control-plane's Bootstrap, resolves every
+// typed config, validates them all, and checks the parts rill-authd depends on.
+func TestEnvoyYAML(t *testing.T) {
+	raw, err := os.ReadFile("../envoy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("envoy.yaml is not YAML: %v", err)
+	}
+	js, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bs bootstrapv3.Bootstrap
+	if err := (protojson.UnmarshalOptions{}).Unmarshal(js, &bs); err != nil {
+		t.Fatalf("envoy.yaml is not a v3 Bootstrap: %v", err)
+	}
+	validateDeep(t, "bootstrap", bs.ProtoReflect())
+
+	var hcm hcmv3.HttpConnectionManager
+	listeners := bs.GetStaticResources().GetListeners()
+	if len(listeners) != 1 {
+		t.Fatalf("want 1 listener, got %d", len(listeners))
+	}
+	if err := listeners[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
+		t.Fatal(err)
+	}
+	filters := hcm.GetHttpFilters()
+	if len(filters) < 2 || filters[0].GetName() != "envoy.filters.http.ext_authz" || filters[len(filters)-1].GetName() != "envoy.filters.http.router" {
+		t.Fatalf("ext_authz must run first and the router last: %v", filters)
+	}
+	var ea extauthzv3.ExtAuthz
+	if err := filters[0].GetTypedConfig().UnmarshalTo(&ea); err != nil {
+		t.Fatal(err)
+	}
+	if ea.GetFailureModeAllow() {
+		t.Error("failure_mode_allow must be false: an unreachable rill-authd must not open the door")
+	}
+	if ea.GetGrpcService().GetEnvoyGrpc().GetClusterName() != "rill_authd" || ea.GetGrpcService().GetTimeout().AsDuration() <= 0 {
+		t.Errorf("ext_authz must call cluster rill_authd over gRPC with a timeout: %v", ea.GetGrpcService())
+	}
+	clusters := map[string]bool{}
+	for _, c := range bs.GetStaticResources().GetClusters() {
+		clusters[c.GetName()] = true
+	}
+	if !clusters["rill_authd"] || !clusters["rill_runtime"] {
+		t.Errorf("clusters %v: want rill_authd and rill_runtime", clusters)
+	}
+
+	routes := map[string]*routev3.Route{}
+	for _, r := range hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes() {
+		routes[r.GetName()] = r
+	}
+	ext := func(name string) map[string]string {
+		r := routes[name]
+		if r == nil {
+			t.Fatalf("no route %q", name)
+		}
+		var per extauthzv3.ExtAuthzPerRoute
+		if err := r.GetTypedPerFilterConfig()["envoy.filters.http.ext_authz"].UnmarshalTo(&per); err != nil {
+			t.Fatalf("route %s: %v", name, err)
+		}
+		return per.GetCheckSettings().GetContextExtensions()
+	}
+	if e := ext("runtime"); e["org"] == "" || e["project"] == "" || e["permission"] != "read_prod" {
+		t.Errorf("runtime route context_extensions %v", e)
+	}
+	if e := ext("custom-api"); e["permission"] == "" {
+		t.Errorf("custom-api route context_extensions %v", e)
+	}
+	re := routes["custom-api"].GetMatch().GetSafeRegex().GetRegex()
+	if re == "" {
+		t.Error("custom-api route must match /v1/organizations/{org}/projects/{project}/runtime/api/{name}")
+	}
+	// The metadata keys the access log reads are the ones Check emits.
+	if extauthz.MetadataNamespace != "envoy.filters.http.ext_authz" {
+		t.Errorf("metadata namespace %q", extauthz.MetadataNamespace)
+	}
+}
+
+// validateDeep runs protoc-gen-validate's ValidateAll on m and on every message packed in an
+// Any inside it: Bootstrap's own ValidateAll does not look into typed configs.
+func validateDeep(t *testing.T, where string, m protoreflect.Message) {
+	t.Helper()
+	if v, ok := m.Interface().(interface{ ValidateAll() error }); ok {
+		if err := v.ValidateAll(); err != nil {
+			t.Errorf("%s: %v", where, err)
+		}
+	}
+	if a, ok := m.Interface().(*anypb.Any); ok {
+		inner, err := a.UnmarshalNew()
+		if err != nil {
+			t.Errorf("%s: typed config %s is not known: %v", where, a.GetTypeUrl(), err)
+			return
+		}
+		validateDeep(t, where+"/"+string(proto.MessageName(inner)), inner.ProtoReflect())
+		return
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		name := where + "." + string(fd.Name())
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			for i := 0; i < v.List().Len(); i++ {
+				validateDeep(t, name, v.List().Get(i).Message())
+			}
+		case fd.IsMap() && fd.MapValue().Message() != nil:
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				validateDeep(t, name+"["+k.String()+"]", mv.Message())
+				return true
+			})
+		case fd.Message() != nil && !fd.IsList() && !fd.IsMap():
+			validateDeep(t, name, v.Message())
+		}
+		return true
+	})
+}
