@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -164,4 +165,64 @@ func TestVersion(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(out)) == "" {
 		t.Fatalf("--version: %q %v", out, err)
 	}
+}
+
+// TestServesChecks proves the daemon wires ext_authz on its gRPC port and the HTTP mode on its
+// admin port: the bootstrap superuser passes, a forged token does not, and the deny is logged
+// with its reason but without the token.
+func TestServesChecks(t *testing.T) {
+	d := testenv.Start(t, filepath.Join(t.TempDir(), "data"), "--default-org", "acme", "--default-project", "web")
+	conn, err := grpc.NewClient(d.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := authv3.NewAuthorizationClient(conn)
+	check := func(auth string) *authv3.CheckResponse {
+		t.Helper()
+		resp, err := client.Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+				Method: "GET", Path: "/v1/instances/default/query", Headers: map[string]string{"authorization": auth}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	ok := check("Bearer " + d.Token)
+	if ok.GetStatus().GetCode() != 0 {
+		t.Fatalf("superuser refused: %v", ok.GetStatus())
+	}
+	got := map[string]string{}
+	for _, h := range ok.GetOkResponse().GetHeaders() {
+		got[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+	}
+	if got["x-rill-subject"] != "admin@localhost" || got["x-rill-org"] != "acme" || got["x-rill-project"] != "web" || got["x-rill-project-role"] != "admin" {
+		t.Errorf("headers from the default org/project: %v", got)
+	}
+	forged := d.Token[:len(d.Token)-6] + "AAAAAA"
+	if r := check("Bearer " + forged); r.GetDeniedResponse().GetStatus().GetCode() != 401 || r.GetStatus().GetMessage() != "bad checksum" {
+		t.Errorf("forged token: %v", r.GetStatus())
+	}
+
+	req, _ := http.NewRequest("GET", d.URL()+"/ext_authz/v1/orgs/acme/projects/web/x", nil)
+	req.Header.Set("Authorization", "Bearer "+d.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Rill-Org-Role") != "admin" {
+		t.Errorf("HTTP mode: %d %v", resp.StatusCode, resp.Header)
+	}
+	if !d.WaitFor(`reason="bad checksum"`, 5*time.Second) {
+		t.Errorf("deny not logged with its reason:\n%s", d.Stderr())
+	}
+	logs := d.Stderr()
+	if i := strings.Index(logs, "bootstrap token"); i >= 0 {
+		logs = logs[strings.IndexByte(logs[i:], '\n')+i:] // the one line that shows it on purpose
+	}
+	if strings.Contains(logs, forged[9:30]) || strings.Contains(logs, d.Token[20:]) {
+		t.Errorf("a token reached the log:\n%s", logs)
+	}
+	d.Stop(t)
 }

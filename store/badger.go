@@ -203,6 +203,19 @@ func getJSON(txn *badger.Txn, key string, v any) error {
 	return item.Value(func(b []byte) error { return json.Unmarshal(b, v) })
 }
 
+func getToken(txn *badger.Txn, id string, t *Token) error {
+	item, err := txn.Get([]byte(pToken + id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return item.Value(func(b []byte) error { return decodeToken(b, t) })
+}
+
+func putToken(txn *badger.Txn, t *Token) error { return txn.Set([]byte(pToken+t.ID), encodeToken(t)) }
+
 func putJSON(txn *badger.Txn, key string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -554,8 +567,75 @@ func (s *DB) CreateToken(ctx context.Context, t Token) error {
 		if err := txn.Set([]byte(pTokOwner+t.OwnerID+"/"+t.ID), nil); err != nil {
 			return err
 		}
-		return putJSON(txn, pToken+t.ID, t)
+		return putToken(txn, &t)
 	})
+}
+
+// importBatch bounds the records of one import transaction (a variable for tests).
+var importBatch = 10_000
+
+// ImportTokens stores many token records in few transactions: every owner is checked first,
+// then the records are written in batches that each commit atomically. It is for bulk loads
+// (migrations, benchmarks); a failure part-way leaves the earlier batches in place and says how
+// many were written.
+func (s *DB) ImportTokens(ctx context.Context, ts []Token) error {
+	owners := map[string]bool{}
+	err := s.view(func(txn *badger.Txn) error {
+		for _, t := range ts {
+			owner := pUser + t.OwnerID
+			if t.Kind == "svc" {
+				owner = pService + t.OwnerID
+			}
+			if owners[owner] {
+				continue
+			}
+			if ok, err := exists(txn, owner); err != nil || !ok {
+				return orNotFound(err, "token owner %s", t.OwnerID)
+			}
+			owners[owner] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("import tokens: %w", err)
+	}
+	written := 0
+	defer func() {
+		if written > 0 {
+			s.notify(Change{ChangeToken, ""})
+		}
+	}()
+	for written < len(ts) {
+		n := 0
+		err := s.update(ctx, func(txn *badger.Txn) error {
+			n = 0
+			for _, t := range ts[written:] {
+				if n == importBatch {
+					return nil
+				}
+				if ok, err := exists(txn, pToken+t.ID); err != nil || ok {
+					return orConflict(err, "token %s", t.ID)
+				}
+				err := txn.Set([]byte(pTokOwner+t.OwnerID+"/"+t.ID), nil)
+				if err == nil {
+					err = putToken(txn, &t)
+				}
+				if errors.Is(err, badger.ErrTxnTooBig) && n > 0 {
+					return nil // commit what fits; the next batch starts here
+				}
+				if err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("import tokens: %d of %d written: %w", written, len(ts), err)
+		}
+		written += n
+	}
+	return nil
 }
 
 // GetToken returns the token, or an error wrapping ErrRevoked (for a tombstoned token) or
@@ -563,7 +643,7 @@ func (s *DB) CreateToken(ctx context.Context, t Token) error {
 func (s *DB) GetToken(_ context.Context, id string) (Token, error) {
 	var t Token
 	err := s.view(func(txn *badger.Txn) error {
-		err := getJSON(txn, pToken+id, &t)
+		err := getToken(txn, id, &t)
 		if !errors.Is(err, ErrNotFound) {
 			return err
 		}
@@ -584,7 +664,7 @@ func (s *DB) ListTokens(_ context.Context, owner string) ([]Token, error) {
 	err := s.view(func(txn *badger.Txn) error {
 		return scan(txn, pTokOwner+owner+"/", func(k, _ []byte) error {
 			var t Token
-			if err := getJSON(txn, pToken+strings.TrimPrefix(string(k), pTokOwner+owner+"/"), &t); err != nil {
+			if err := getToken(txn, strings.TrimPrefix(string(k), pTokOwner+owner+"/"), &t); err != nil {
 				return fmt.Errorf("token of %s: %w", owner, err)
 			}
 			out = append(out, t)
@@ -598,7 +678,7 @@ func (s *DB) ListTokens(_ context.Context, owner string) ([]Token, error) {
 func (s *DB) DeleteToken(ctx context.Context, id string) error {
 	err := s.update(ctx, func(txn *badger.Txn) error {
 		var t Token
-		if err := getJSON(txn, pToken+id, &t); err != nil {
+		if err := getToken(txn, id, &t); err != nil {
 			return fmt.Errorf("token %s: %w", id, err)
 		}
 		if err := txn.Delete([]byte(pTokOwner + t.OwnerID + "/" + id)); err != nil {
@@ -620,7 +700,7 @@ func (s *DB) TouchTokens(ctx context.Context, used map[string]time.Time) error {
 	return s.update(ctx, func(txn *badger.Txn) error {
 		for id, at := range used {
 			var t Token
-			err := getJSON(txn, pToken+id, &t)
+			err := getToken(txn, id, &t)
 			if errors.Is(err, ErrNotFound) {
 				continue // revoked since it was used
 			}
@@ -629,7 +709,7 @@ func (s *DB) TouchTokens(ctx context.Context, used map[string]time.Time) error {
 			}
 			if at.After(t.LastUsedAt) {
 				t.LastUsedAt = at
-				if err := putJSON(txn, pToken+id, t); err != nil {
+				if err := putToken(txn, &t); err != nil {
 					return err
 				}
 			}

@@ -51,6 +51,8 @@ type Store interface {
 
 	// CreateToken stores a token record; its owner must exist.
 	CreateToken(ctx context.Context, t Token) error
+	// ImportTokens bulk-loads token records whose owners exist, in atomic batches.
+	ImportTokens(ctx context.Context, ts []Token) error
 	GetToken(ctx context.Context, id string) (Token, error)
 	ListTokens(ctx context.Context, ownerID string) ([]Token, error)
 	DeleteToken(ctx context.Context, id string) error

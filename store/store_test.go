@@ -409,3 +409,50 @@ func crashChild(dir string) {
 		fmt.Printf("ack %d\n", i) // acknowledged only after the write returned
 	}
 }
+
+func TestImportTokens(t *testing.T) {
+	s := memStore(t)
+	must(t, s.CreateUser(ctx, User{ID: "u1", Email: "a@b.c"}))
+	must(t, s.CreateOrg(ctx, Org{Name: "acme"}))
+	must(t, s.CreateService(ctx, Service{ID: "s1", Org: "acme", Name: "ci"}))
+	changes := 0
+	s.Subscribe(func(Change) { changes++ })
+
+	var batch []Token
+	defer func(n int) { importBatch = n }(importBatch)
+	importBatch = 300 // several transactions, and a last one that is not full
+	for i := range 1000 {
+		owner, k := "u1", token.User
+		if i%2 == 1 {
+			owner, k = "s1", token.Service
+		}
+		tk, _ := newToken(t, k, owner)
+		batch = append(batch, tk)
+	}
+	must(t, s.ImportTokens(ctx, batch))
+	if changes == 0 {
+		t.Error("import notified no subscriber: caches would keep stale entries")
+	}
+	for _, owner := range []string{"u1", "s1"} {
+		got, err := s.ListTokens(ctx, owner)
+		must(t, err)
+		if len(got) != 500 {
+			t.Errorf("%s has %d tokens, want 500", owner, len(got))
+		}
+	}
+	if _, err := s.GetToken(ctx, batch[999].ID); err != nil {
+		t.Errorf("last imported token: %v", err)
+	}
+
+	orphan, _ := newToken(t, token.User, "nobody")
+	fresh, _ := newToken(t, token.User, "u1")
+	if err := s.ImportTokens(ctx, []Token{fresh, orphan}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown owner: %v", err)
+	}
+	if _, err := s.GetToken(ctx, fresh.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a refused import wrote %s: %v", fresh.ID, err)
+	}
+	if err := s.ImportTokens(ctx, []Token{batch[0]}); !errors.Is(err, ErrConflict) {
+		t.Errorf("duplicate id: %v", err)
+	}
+}

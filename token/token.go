@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -105,6 +106,21 @@ func unhex(c byte) (byte, bool) {
 
 // Hash is the SHA-256 of a token's secret: what the store keeps instead of the secret.
 type Hash [sha256.Size]byte
+
+// MarshalText encodes the hash as hex, so stored records hold a short string rather than an
+// array of 32 numbers (which is slow to decode on a cache miss).
+func (h Hash) MarshalText() ([]byte, error) { return hex.AppendEncode(nil, h[:]), nil }
+
+// UnmarshalText decodes the hex form.
+func (h *Hash) UnmarshalText(b []byte) error {
+	if len(b) != 2*len(h) {
+		return fmt.Errorf("token hash: want %d hex digits, got %d", 2*len(h), len(b))
+	}
+	if _, err := hex.Decode(h[:], b); err != nil {
+		return fmt.Errorf("token hash: %w", err)
+	}
+	return nil
+}
 
 // Token is a parsed token. Secret is sensitive and must never be logged.
 type Token struct {

@@ -221,3 +221,20 @@ func BenchmarkParseBadChecksum(b *testing.B) {
 		_, _ = Parse(s)
 	}
 }
+
+func TestHashText(t *testing.T) {
+	h := mustNew(t, User).Hash()
+	b, err := h.MarshalText()
+	if err != nil || len(b) != 64 {
+		t.Fatalf("MarshalText: %q %v", b, err)
+	}
+	var back Hash
+	if err := back.UnmarshalText(b); err != nil || back != h {
+		t.Fatalf("round trip: %v", err)
+	}
+	for _, bad := range []string{"", "abc", strings.Repeat("zz", 32), strings.Repeat("a", 66)} {
+		if err := back.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("UnmarshalText(%q) accepted", bad)
+		}
+	}
+}

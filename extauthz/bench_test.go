@@ -1,0 +1,250 @@
+package extauthz_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+
+	"github.com/rill-authd/rill-authd/resolver"
+	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
+)
+
+// benchStore is an on-disk store holding n service tokens, built once per process per size
+// (benchmarks run their function several times). sample holds the wire form of some of them.
+type benchStore struct {
+	st     *store.DB
+	dir    string
+	sample []string
+}
+
+var (
+	benchStoresMu sync.Mutex
+	benchStores   = map[int]*benchStore{}
+)
+
+// bigStoreSize is the large store of the scaling benchmark; RILL_BENCH_TOKENS overrides it.
+func bigStoreSize() int {
+	if n, err := strconv.Atoi(os.Getenv("RILL_BENCH_TOKENS")); err == nil && n > 0 {
+		return n
+	}
+	return 1_000_000
+}
+
+func storeWithTokens(b *testing.B, n int) *benchStore {
+	benchStoresMu.Lock()
+	defer benchStoresMu.Unlock()
+	if bs := benchStores[n]; bs != nil {
+		return bs
+	}
+	dir, err := os.MkdirTemp("", "rill-authd-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.Open(store.Options{Dir: dir, GCInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	now := time.Now().UTC()
+	if err := st.CreateOrg(ctx, store.Org{Name: "acme", CreatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	if err := st.CreateService(ctx, store.Service{ID: "s-bench", Org: "acme", Name: "bench", ProjectRoles: map[string]string{"web": "viewer"},
+		Attributes: map[string]any{"tier": "gold"}, CreatedAt: now, UpdatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	bs := &benchStore{st: st, dir: dir}
+	start := time.Now()
+	const chunk = 50_000
+	for done := 0; done < n; done += chunk {
+		recs := make([]store.Token, 0, min(chunk, n-done))
+		for i := done; i < min(done+chunk, n); i++ {
+			tok, err := token.New(token.Service)
+			if err != nil {
+				b.Fatal(err)
+			}
+			recs = append(recs, store.Token{ID: tok.ID.String(), Kind: token.Service, OwnerID: "s-bench",
+				Prefix: tok.Display(), Hash: tok.Hash(), CreatedBy: "bench", CreatedAt: now})
+			if i%max(1, n/10_000) == 0 {
+				bs.sample = append(bs.sample, tok.Encode())
+			}
+		}
+		if err := st.ImportTokens(ctx, recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("store with %d tokens built in %v", n, time.Since(start).Round(time.Millisecond))
+	benchStores[n] = bs
+	return bs
+}
+
+// TestMain removes the benchmark stores.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, bs := range benchStores {
+		bs.st.Close()
+		os.RemoveAll(bs.dir)
+	}
+	os.Exit(code)
+}
+
+// BenchmarkResolve measures the resolver alone: a cache hit, a miss (Badger reads of the token
+// and its owner) in a store of 1,000 and of 1,000,000 tokens, and a bad token.
+func BenchmarkResolve(b *testing.B) {
+	ctx := context.Background()
+	small := storeWithTokens(b, 1000)
+
+	b.Run("hit", func(b *testing.B) {
+		res := resolver.New(small.st, resolver.Options{TouchInterval: -1})
+		defer res.Close()
+		tok := small.sample[0]
+		if _, err := res.Resolve(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if _, err := res.Resolve(ctx, tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("bad-checksum", func(b *testing.B) {
+		res := resolver.New(small.st, resolver.Options{TouchInterval: -1})
+		defer res.Close()
+		good := small.sample[0]
+		bad := good[:token.Len-1] + "A"
+		if good[token.Len-1] == 'A' {
+			bad = good[:token.Len-1] + "B"
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := res.Resolve(ctx, bad); err == nil {
+				b.Fatal("bad token accepted")
+			}
+		}
+	})
+	miss := func(bs *benchStore) func(b *testing.B) {
+		return func(b *testing.B) {
+			res := resolver.New(bs.st, resolver.Options{CacheSize: -1, TouchInterval: -1})
+			defer res.Close()
+			r := rand.New(rand.NewPCG(1, 2))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := res.Resolve(ctx, bs.sample[r.IntN(len(bs.sample))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if res.Stats().Hits != 0 {
+				b.Fatal("the miss benchmark hit the cache")
+			}
+		}
+	}
+	var perOp [2]float64
+	b.Run("miss/tokens=1000", func(b *testing.B) {
+		miss(small)(b)
+		perOp[0] = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+	big := storeWithTokens(b, bigStoreSize())
+	b.Run("miss/tokens="+strconv.Itoa(bigStoreSize()), func(b *testing.B) {
+		miss(big)(b)
+		perOp[1] = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+	if perOp[0] > 0 {
+		b.Logf("miss latency: %.0f ns with 1,000 tokens, %.0f ns with %d: ratio %.2fx (target <= 1.5x)",
+			perOp[0], perOp[1], bigStoreSize(), perOp[1]/perOp[0])
+	}
+}
+
+// BenchmarkCheckInProcess is the whole decision on a warm cache without the network: what our
+// code costs per request.
+func BenchmarkCheckInProcess(b *testing.B) {
+	f := newFixture(b, resolver.Options{})
+	ctx := context.Background()
+	req := envoyRequest("GET", "/v1/orgs/acme/projects/web/runtime/query", map[string]string{"authorization": "Bearer " + f.tokens["alice"]}, nil)
+	if f.srv.Check(ctx, req).GetStatus().GetCode() != 0 {
+		b.Fatal("not allowed")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		f.srv.Check(ctx, req)
+	}
+}
+
+// noopServer answers every check with a bare OK: the floor of gRPC over loopback.
+type noopServer struct{ authv3.UnimplementedAuthorizationServer }
+
+var noopOK = &authv3.CheckResponse{Status: &status.Status{}}
+
+func (noopServer) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return noopOK, nil
+}
+
+// BenchmarkCheckGRPC sends b.N full CheckRequests over loopback gRPC to our server and b.N to a
+// no-op server in the same run, from the same number of concurrent clients, and reports both
+// throughputs, their ratio, and our p50/p99 latency.
+func BenchmarkCheckGRPC(b *testing.B) {
+	f := newFixture(b, resolver.Options{})
+	ours := grpcClient(b, f.srv.Register)
+	noop := grpcClient(b, func(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, noopServer{}) })
+	req := envoyRequest("GET", "/v1/orgs/acme/projects/web/runtime/query", map[string]string{"authorization": "Bearer " + f.tokens["alice"]}, nil)
+	if r, err := ours.Check(context.Background(), req); err != nil || r.GetStatus().GetCode() != 0 {
+		b.Fatalf("warm-up: %v %v", r.GetStatus(), err)
+	}
+	workers := 4 * runtime.GOMAXPROCS(0)
+	run := func(c authv3.AuthorizationClient) (rps float64, p50, p99 time.Duration) {
+		lat := make([]time.Duration, b.N)
+		var next sync.Mutex
+		i := 0
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range workers {
+			wg.Go(func() {
+				for {
+					next.Lock()
+					n := i
+					i++
+					next.Unlock()
+					if n >= len(lat) {
+						return
+					}
+					t0 := time.Now()
+					if _, err := c.Check(context.Background(), req); err != nil {
+						panic(err)
+					}
+					lat[n] = time.Since(t0)
+				}
+			})
+		}
+		wg.Wait()
+		el := time.Since(start)
+		slices.Sort(lat)
+		return float64(len(lat)) / el.Seconds(), lat[len(lat)/2], lat[len(lat)*99/100]
+	}
+	b.ResetTimer()
+	nrps, np50, np99 := run(noop)
+	orps, op50, op99 := run(ours)
+	b.StopTimer()
+	b.ReportMetric(orps, "rps")
+	b.ReportMetric(nrps, "noop-rps")
+	b.ReportMetric(orps/nrps, "ratio")
+	b.ReportMetric(float64(op50.Microseconds()), "p50-µs")
+	b.ReportMetric(float64(op99.Microseconds()), "p99-µs")
+	b.ReportMetric(float64(np50.Microseconds()), "noop-p50-µs")
+	b.ReportMetric(float64(np99.Microseconds()), "noop-p99-µs")
+	if b.N >= 10_000 {
+		b.Logf("%d concurrent clients: ours %.0f req/s (p50 %v, p99 %v), no-op %.0f req/s (p50 %v, p99 %v): ratio %.2f (target >= 0.8)",
+			workers, orps, op50, op99, nrps, np50, np99, orps/nrps)
+	}
+}
