@@ -13,6 +13,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
 
+	"github.com/rill-authd/rill-authd/extauthz"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
 )
@@ -113,25 +114,30 @@ func checkCases(f *fixture) []checkCase {
 // and reason.
 func TestCheckLikeEnvoy(t *testing.T) {
 	f := newFixture(t, resolver.Options{})
-	client := grpcClient(t, f.srv.Register)
+	clients := map[string]authv3.AuthorizationClient{
+		"codec":         grpcClient(t, f.srv.Register, extauthz.GRPCServerOptions()...),
+		"default-codec": grpcClient(t, f.srv.Register),
+	}
 	for _, tc := range checkCases(f) {
-		t.Run(tc.name, func(t *testing.T) {
-			h := map[string]string{}
-			if tc.auth != "-" {
-				h["authorization"] = tc.auth
-			}
-			for k, v := range tc.headers {
-				h[k] = v
-			}
-			// Twice: the second answer comes from the caches and must be identical.
-			for round := range 2 {
-				resp, err := client.Check(context.Background(), envoyRequest("GET", tc.path, h, tc.ext))
-				if err != nil {
-					t.Fatalf("round %d: Check: %v", round, err)
+		for cname, client := range clients {
+			t.Run(cname+"/"+tc.name, func(t *testing.T) {
+				h := map[string]string{}
+				if tc.auth != "-" {
+					h["authorization"] = tc.auth
 				}
-				assertResponse(t, tc, resp)
-			}
-		})
+				for k, v := range tc.headers {
+					h[k] = v
+				}
+				// Twice: the second answer comes from the caches and must be identical.
+				for round := range 2 {
+					resp, err := client.Check(context.Background(), envoyRequest("GET", tc.path, h, tc.ext))
+					if err != nil {
+						t.Fatalf("round %d: Check: %v", round, err)
+					}
+					assertResponse(t, tc, resp)
+				}
+			})
+		}
 	}
 }
 
@@ -236,7 +242,7 @@ func headerMap(hs []*corev3.HeaderValueOption) map[string]string {
 // TestRevocationIsImmediate revokes, deletes and re-roles between two checks with a warm cache.
 func TestRevocationIsImmediate(t *testing.T) {
 	f := newFixture(t, resolver.Options{})
-	client := grpcClient(t, f.srv.Register)
+	client := grpcClient(t, f.srv.Register, extauthz.GRPCServerOptions()...)
 	ctx := context.Background()
 	check := func(name string) *authv3.CheckResponse {
 		t.Helper()

@@ -94,13 +94,18 @@ func (f *fixture) addToken(tb testing.TB, name string, k token.Kind, owner strin
 }
 
 // grpcClient serves f.srv (or another Authorization server) on a real loopback listener.
-func grpcClient(tb testing.TB, register func(*grpc.Server)) authv3.AuthorizationClient {
+func grpcClient(tb testing.TB, register func(*grpc.Server), opts ...grpc.ServerOption) authv3.AuthorizationClient {
+	tb.Helper()
+	return authv3.NewAuthorizationClient(grpcConn(tb, register, opts...))
+}
+
+func grpcConn(tb testing.TB, register func(*grpc.Server), opts ...grpc.ServerOption) *grpc.ClientConn {
 	tb.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(opts...)
 	register(g)
 	go g.Serve(lis)
 	tb.Cleanup(g.Stop)
@@ -109,7 +114,7 @@ func grpcClient(tb testing.TB, register func(*grpc.Server)) authv3.Authorization
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { conn.Close() })
-	return authv3.NewAuthorizationClient(conn)
+	return conn
 }
 
 // envoyRequest builds a CheckRequest the way Envoy's ext_authz filter does.

@@ -9,6 +9,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -17,14 +18,23 @@ import (
 const MetadataNamespace = "envoy.filters.http.ext_authz"
 
 // grpcResponse is a decision rendered as Envoy wants it. resp is shared by every check that needs
-// no header removed; protobuf messages are safe to marshal concurrently, and no one mutates it.
+// no header removed, and no one mutates it; enc is resp already encoded, which the check
+// server's codec sends as is.
 type grpcResponse struct {
 	resp    *authv3.CheckResponse
+	enc     *encodedResponse
 	headers []*corev3.HeaderValueOption
 }
 
-// Register adds the Authorization service to a gRPC server.
-func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, grpcServer{s}) }
+// Register adds the Authorization service to a gRPC server. Build that server with
+// GRPCServerOptions for the fast codec; without it checks are still answered, only slower.
+func (s *Server) Register(g *grpc.Server) { g.RegisterService(&serviceDesc, grpcServer{s}) }
+
+// GRPCServerOptions are the options of a gRPC server that serves checks: the codec that sends
+// memoized responses pre-encoded and decodes Envoy's messages without reflection.
+func GRPCServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.ForceServerCodecV2(Codec{})}
+}
 
 // grpcServer keeps the generated interface's methods off Server's own API.
 type grpcServer struct{ s *Server }
@@ -34,9 +44,42 @@ func (g grpcServer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv
 	return g.s.Check(ctx, req), nil
 }
 
+// serviceDesc is the generated Authorization service but for its handler, which may answer
+// with an *encodedResponse (still a *CheckResponse to any other codec).
+var serviceDesc = func() grpc.ServiceDesc {
+	d := authv3.Authorization_ServiceDesc
+	d.Methods = []grpc.MethodDesc{{MethodName: "Check", Handler: checkHandler}}
+	return d
+}()
+
+func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := new(authv3.CheckRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	s := srv.(grpcServer).s
+	if interceptor == nil {
+		return s.check(ctx, in), nil
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
+	return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
+		return s.check(ctx, req.(*authv3.CheckRequest)), nil
+	})
+}
+
 // Check decides an Envoy CheckRequest. Denials are responses, not errors, so Envoy sends our
 // status, headers and body to the client.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) *authv3.CheckResponse {
+	switch r := s.check(ctx, req).(type) {
+	case *encodedResponse:
+		return r.CheckResponse
+	default:
+		return r.(*authv3.CheckResponse)
+	}
+}
+
+// check is Check answering memoized decisions with their encoded form.
+func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) proto.Message {
 	httpReq := req.GetAttributes().GetRequest().GetHttp()
 	r := request{method: httpReq.GetMethod(), path: httpReq.GetPath(), ext: req.GetAttributes().GetContextExtensions()}
 	headers := httpReq.GetHeaders()
@@ -46,7 +89,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) *authv3.Ch
 	r.authorization = headers["authorization"]
 	d := s.decide(ctx, &r)
 	if d.status != 200 {
-		return d.grpc.resp
+		return d.grpc.enc
 	}
 	// Client-sent x-rill-* headers we do not overwrite must go. Never list one we set: Envoy
 	// removes after it sets, so it would vanish.
@@ -57,7 +100,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) *authv3.Ch
 		}
 	}
 	if remove == nil {
-		return d.grpc.resp
+		return d.grpc.enc
 	}
 	return &authv3.CheckResponse{
 		Status:          d.grpc.resp.Status,
@@ -100,6 +143,7 @@ func newGRPCResponse(d *decision) *grpcResponse {
 		}
 		g.resp = &authv3.CheckResponse{Status: st, DynamicMetadata: meta,
 			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{Headers: g.headers}}}
+		g.enc = encode(g.resp)
 		return g
 	}
 	st.Message = d.reason
@@ -111,5 +155,6 @@ func newGRPCResponse(d *decision) *grpcResponse {
 		})
 	}
 	g.resp = &authv3.CheckResponse{Status: st, HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied}}
+	g.enc = encode(g.resp)
 	return g
 }
