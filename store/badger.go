@@ -571,6 +571,15 @@ func (s *DB) CreateToken(ctx context.Context, t Token) error {
 	})
 }
 
+// Compact merges the LSM tree into one level, so reads look in few tables. Run it after a large
+// ImportTokens; Badger's background compaction gets there too, only later.
+func (s *DB) Compact() error {
+	if err := s.db.Flatten(2); err != nil {
+		return fmt.Errorf("compact store: %w", err)
+	}
+	return nil
+}
+
 // importBatch bounds the records of one import transaction (a variable for tests).
 var importBatch = 10_000
 
