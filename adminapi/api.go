@@ -1,0 +1,285 @@
+// Package adminapi is rill-authd's admin HTTP API (JSON): orgs, projects, users, services and
+// their tokens, user tokens and the audit log, authenticated with the same bearer tokens the
+// check path accepts and authorized with policy's role tables. It also holds the typed Go client
+// that rillctl uses.
+package adminapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/rill-authd/rill-authd/policy"
+	"github.com/rill-authd/rill-authd/resolver"
+	"github.com/rill-authd/rill-authd/store"
+)
+
+// MaxBody is the largest request body accepted.
+const MaxBody = 1 << 20
+
+// Options configures the API.
+type Options struct {
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// API serves the admin endpoints.
+type API struct {
+	st  store.Store
+	res *resolver.Resolver
+	log *slog.Logger
+	now func() time.Time
+}
+
+// New returns the API over st, authenticating callers with res.
+func New(st store.Store, res *resolver.Resolver, o Options) *API {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &API{st: st, res: res, log: o.Logger, now: o.Now}
+}
+
+// Error is the body of every failed request: {"code": <gRPC code>, "message": "..."}, the shape
+// of the check's denials and of Rill's own API.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func errf(status int, format string, args ...any) *Error {
+	return &Error{Status: status, Code: int(grpcCode(status)), Message: fmt.Sprintf(format, args...)}
+}
+
+func grpcCode(status int) codes.Code {
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		return codes.InvalidArgument
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusForbidden:
+		return codes.PermissionDenied
+	case http.StatusNotFound:
+		return codes.NotFound
+	case http.StatusConflict:
+		return codes.AlreadyExists
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
+	}
+	return codes.Internal
+}
+
+// caller is the authenticated principal of a request.
+type caller struct {
+	p       *policy.Principal
+	tokenID string
+	actor   string
+}
+
+func (c *caller) isUser() bool { return c.p.Kind == policy.KindUser }
+
+// need returns a 403 unless the caller holds perm on org (and project, if given).
+func (c *caller) need(org, project string, perm policy.Perm) error {
+	if c.p.AccessTo(org, project).Perms.Has(perm) {
+		return nil
+	}
+	where := "org " + org
+	if project != "" {
+		where = "project " + org + "/" + project
+	}
+	return errf(http.StatusForbidden, "%s lacks %s on %s", c.actor, perm, where)
+}
+
+// grantable returns a 403 unless the caller may hand out orgRole on org and projectRole on
+// org/project: no one grants more than they hold.
+func (c *caller) grantable(org, orgRole, project, projectRole string) error {
+	a := c.p.AccessTo(org, project)
+	if orgRole != "" {
+		if orgRole == policy.Admin && !a.Perms.Has(policy.ManageOrgAdmins) || !policy.RoleAtMost(orgRole, a.OrgRole) {
+			return errf(http.StatusForbidden, "%s cannot grant org role %s: it is above their own (%s)", c.actor, orgRole, orNone(a.OrgRole))
+		}
+	}
+	if projectRole != "" && !policy.RoleAtMost(projectRole, a.ProjectRole) {
+		return errf(http.StatusForbidden, "%s cannot grant project role %s on %s/%s: it is above their own (%s)", c.actor, projectRole, org, project, orNone(a.ProjectRole))
+	}
+	return nil
+}
+
+func (c *caller) superuser() error {
+	if c.p.Superuser {
+		return nil
+	}
+	return errf(http.StatusForbidden, "only a superuser may do this (%s is not one)", c.actor)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, c *caller) error
+
+// handle registers h behind authentication, the body limit and error rendering.
+func (a *API) handle(mux *http.ServeMux, pattern string, h handlerFunc) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		c, err := a.authenticate(r)
+		if err == nil {
+			err = h(w, r, c)
+		}
+		if err != nil {
+			a.fail(w, r, err)
+		}
+	})
+}
+
+func (a *API) authenticate(r *http.Request) (*caller, error) {
+	bearer, err := resolver.BearerFromHeader(r.Header.Get("Authorization"))
+	if err != nil {
+		return nil, errf(http.StatusUnauthorized, "%v", err)
+	}
+	res, err := a.res.Resolve(r.Context(), bearer)
+	if err != nil {
+		if resolver.IsAuthError(err) {
+			return nil, errf(http.StatusUnauthorized, "%v", err)
+		}
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	p := res.Principal
+	actor := "user:" + p.Subject
+	if p.Kind == policy.KindService {
+		org := ""
+		for o := range p.OrgRoles {
+			org = o
+		}
+		actor = "service:" + p.Subject
+		if org != "" {
+			actor = "service:" + org + "/" + p.Subject
+		}
+	}
+	return &caller{p: p, tokenID: res.TokenID.String(), actor: actor}, nil
+}
+
+// fail renders err: an *Error as is, store sentinels as 404/409, anything else as a 500 that is
+// logged but not shown.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &e):
+	case errors.As(err, &tooBig):
+		e = errf(http.StatusRequestEntityTooLarge, "request body is over %d bytes", MaxBody)
+	case errors.Is(err, store.ErrNotFound):
+		e = errf(http.StatusNotFound, "%v", err)
+	case errors.Is(err, store.ErrConflict):
+		e = errf(http.StatusConflict, "%v", err)
+	case errors.Is(err, store.ErrClosed):
+		e = errf(http.StatusServiceUnavailable, "the store is closed (shutting down)")
+	default:
+		a.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		e = errf(http.StatusInternalServerError, "internal error; see the rill-authd log")
+	}
+	if e.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="rill", error="invalid_token"`)
+	}
+	writeJSON(w, e.Status, e)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// decode reads a JSON body into v, naming the problem when it is not acceptable.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var tooBig *http.MaxBytesError
+	switch {
+	case err == nil:
+		if dec.More() {
+			return errf(http.StatusBadRequest, "request body has data after the JSON object")
+		}
+		return nil
+	case errors.As(err, &tooBig):
+		return err
+	case errors.Is(err, io.EOF):
+		return errf(http.StatusBadRequest, "request body is empty; a JSON object was expected")
+	case errors.As(err, &syn):
+		return errf(http.StatusBadRequest, "request body is not valid JSON at byte %d: %v", syn.Offset, err)
+	case errors.As(err, &typ):
+		return errf(http.StatusBadRequest, "field %q must be a %s, not a JSON %s", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return errf(http.StatusBadRequest, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	return errf(http.StatusBadRequest, "bad request body: %v", err)
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "map", "struct":
+		return "JSON object"
+	case "slice":
+		return "JSON array"
+	case "int", "int64", "uint", "float64":
+		return "number"
+	}
+	return k
+}
+
+var (
+	orgName     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
+	projectName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+	serviceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+)
+
+func checkName(field, v string, re *regexp.Regexp, rule string) error {
+	if !re.MatchString(v) {
+		if v == "" {
+			return errf(http.StatusBadRequest, "%s is required", field)
+		}
+		return errf(http.StatusBadRequest, "%s %q is invalid: %s", field, v, rule)
+	}
+	return nil
+}
+
+// audit records an admin mutation. A failure to write it fails the request: an unaudited change
+// is worse than a refused one.
+func (a *API) audit(ctx context.Context, c *caller, action, target string) error {
+	if err := a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: c.actor, Action: action, Target: target, Outcome: "ok"}); err != nil {
+		return fmt.Errorf("write audit event: %w", err)
+	}
+	return nil
+}
+
+// auditDenied records a refused mutation, best effort.
+func (a *API) auditDenied(ctx context.Context, c *caller, action, target string, err error) {
+	var e *Error
+	if !errors.As(err, &e) || e.Status != http.StatusForbidden {
+		return
+	}
+	_ = a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: c.actor, Action: action, Target: target, Outcome: "denied: " + e.Message})
+}

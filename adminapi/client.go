@@ -1,0 +1,222 @@
+package adminapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/rill-authd/rill-authd/store"
+)
+
+// Client is a typed client of the admin API.
+type Client struct {
+	BaseURL string // e.g. http://127.0.0.1:8080
+	Token   string
+	HTTP    *http.Client
+}
+
+// NewClient returns a client of the API at baseURL that authenticates with tok.
+func NewClient(baseURL, tok string) *Client {
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: tok, HTTP: &http.Client{Timeout: 30 * time.Second}}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return fmt.Errorf("bad API URL %q: %w", c.BaseURL, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach rill-authd at %s: %w", c.BaseURL, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read response: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(data, e) != nil || e.Message == "" {
+			e.Message = fmt.Sprintf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(data)))
+		}
+		return e
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decode response of %s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func esc(s string) string { return url.PathEscape(s) }
+
+// Whoami returns the caller.
+func (c *Client) Whoami(ctx context.Context) (w Whoami, err error) {
+	return w, c.do(ctx, "GET", "/v1/whoami", nil, &w)
+}
+
+// CreateOrg creates an org (superusers).
+func (c *Client) CreateOrg(ctx context.Context, name string) (o store.Org, err error) {
+	return o, c.do(ctx, "POST", "/v1/orgs", NameRequest{Name: name}, &o)
+}
+
+// ListOrgs lists the orgs the caller can read.
+func (c *Client) ListOrgs(ctx context.Context) (os []store.Org, err error) {
+	return os, c.do(ctx, "GET", "/v1/orgs", nil, &os)
+}
+
+// CreateProject creates a project in org.
+func (c *Client) CreateProject(ctx context.Context, org, name string) (p store.Project, err error) {
+	return p, c.do(ctx, "POST", "/v1/orgs/"+esc(org)+"/projects", NameRequest{Name: name}, &p)
+}
+
+// ListProjects lists org's projects.
+func (c *Client) ListProjects(ctx context.Context, org string) (ps []store.Project, err error) {
+	return ps, c.do(ctx, "GET", "/v1/orgs/"+esc(org)+"/projects", nil, &ps)
+}
+
+// CreateUser creates a user.
+func (c *Client) CreateUser(ctx context.Context, req UserRequest) (u store.User, err error) {
+	return u, c.do(ctx, "POST", "/v1/users", req, &u)
+}
+
+// ListUsers lists the users with a role in org ("" for all: superusers).
+func (c *Client) ListUsers(ctx context.Context, org string) (us []store.User, err error) {
+	p := "/v1/users"
+	if org != "" {
+		p += "?org=" + url.QueryEscape(org)
+	}
+	return us, c.do(ctx, "GET", p, nil, &us)
+}
+
+// SetUserRole changes a user's role in an org or project.
+func (c *Client) SetUserRole(ctx context.Context, email string, req RoleRequest) (u store.User, err error) {
+	return u, c.do(ctx, "PUT", "/v1/users/"+esc(email)+"/roles", req, &u)
+}
+
+// DeleteUser deletes a user and their tokens (superusers).
+func (c *Client) DeleteUser(ctx context.Context, email string) (u store.User, err error) {
+	return u, c.do(ctx, "DELETE", "/v1/users/"+esc(email), nil, &u)
+}
+
+func svcPath(org, name string) string { return "/v1/orgs/" + esc(org) + "/services/" + esc(name) }
+
+// CreateService creates a service and its first token.
+func (c *Client) CreateService(ctx context.Context, org string, req ServiceRequest) (s ServiceCreated, err error) {
+	return s, c.do(ctx, "POST", "/v1/orgs/"+esc(org)+"/services", req, &s)
+}
+
+// ListServices lists org's services.
+func (c *Client) ListServices(ctx context.Context, org string) (ss []store.Service, err error) {
+	return ss, c.do(ctx, "GET", "/v1/orgs/"+esc(org)+"/services", nil, &ss)
+}
+
+// ShowService returns a service and its tokens.
+func (c *Client) ShowService(ctx context.Context, org, name string) (s ServiceDetail, err error) {
+	return s, c.do(ctx, "GET", svcPath(org, name), nil, &s)
+}
+
+// EditService renames a service or replaces its attributes.
+func (c *Client) EditService(ctx context.Context, org, name string, req ServiceEdit) (s store.Service, err error) {
+	return s, c.do(ctx, "PATCH", svcPath(org, name), req, &s)
+}
+
+// SetServiceRole changes a service's org role or a project role.
+func (c *Client) SetServiceRole(ctx context.Context, org, name string, req RoleRequest) (s store.Service, err error) {
+	return s, c.do(ctx, "PUT", svcPath(org, name)+"/roles", req, &s)
+}
+
+// DeleteService deletes a service; its tokens stop working at once.
+func (c *Client) DeleteService(ctx context.Context, org, name string) (s store.Service, err error) {
+	return s, c.do(ctx, "DELETE", svcPath(org, name), nil, &s)
+}
+
+// IssueServiceToken gives a service another token.
+func (c *Client) IssueServiceToken(ctx context.Context, org, name string) (t IssuedToken, err error) {
+	return t, c.do(ctx, "POST", svcPath(org, name)+"/tokens", nil, &t)
+}
+
+// ListServiceTokens lists a service's tokens.
+func (c *Client) ListServiceTokens(ctx context.Context, org, name string) (ts []TokenInfo, err error) {
+	return ts, c.do(ctx, "GET", svcPath(org, name)+"/tokens", nil, &ts)
+}
+
+// RevokeServiceToken revokes one token of a service by id or prefix.
+func (c *Client) RevokeServiceToken(ctx context.Context, org, name, ref string) (r Revoked, err error) {
+	return r, c.do(ctx, "DELETE", svcPath(org, name)+"/tokens/"+esc(ref), nil, &r)
+}
+
+// IssueToken issues a user token.
+func (c *Client) IssueToken(ctx context.Context, req TokenRequest) (t IssuedToken, err error) {
+	return t, c.do(ctx, "POST", "/v1/tokens", req, &t)
+}
+
+func userQuery(email string) string {
+	if email == "" {
+		return ""
+	}
+	return "user_email=" + url.QueryEscape(email)
+}
+
+// ListTokens lists the caller's user tokens (or email's, for superusers).
+func (c *Client) ListTokens(ctx context.Context, email string) (ts []TokenInfo, err error) {
+	p := "/v1/tokens"
+	if q := userQuery(email); q != "" {
+		p += "?" + q
+	}
+	return ts, c.do(ctx, "GET", p, nil, &ts)
+}
+
+// RevokeToken revokes a user token by id, prefix or whole token.
+func (c *Client) RevokeToken(ctx context.Context, email, ref string) (r Revoked, err error) {
+	p := "/v1/tokens/" + esc(ref)
+	if q := userQuery(email); q != "" {
+		p += "?" + q
+	}
+	return r, c.do(ctx, "DELETE", p, nil, &r)
+}
+
+// RevokeTokenByName revokes the one user token with this display name.
+func (c *Client) RevokeTokenByName(ctx context.Context, email, name string) (r Revoked, err error) {
+	q := url.Values{"display_name": {name}}
+	if email != "" {
+		q.Set("user_email", email)
+	}
+	return r, c.do(ctx, "DELETE", "/v1/tokens?"+q.Encode(), nil, &r)
+}
+
+// ListAudit lists audit events, newest last.
+func (c *Client) ListAudit(ctx context.Context, since, actor string, limit int) (evs []store.AuditEvent, err error) {
+	q := url.Values{}
+	if since != "" {
+		q.Set("since", since)
+	}
+	if actor != "" {
+		q.Set("actor", actor)
+	}
+	if limit > 0 {
+		q.Set("limit", fmt.Sprint(limit))
+	}
+	return evs, c.do(ctx, "GET", "/v1/audit?"+q.Encode(), nil, &evs)
+}

@@ -1,0 +1,905 @@
+package adminapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rill-authd/rill-authd/policy"
+	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
+)
+
+// Register mounts the API's routes on mux.
+func (a *API) Register(mux *http.ServeMux) {
+	a.handle(mux, "GET /v1/whoami", a.whoami)
+
+	a.handle(mux, "POST /v1/orgs", a.createOrg)
+	a.handle(mux, "GET /v1/orgs", a.listOrgs)
+	a.handle(mux, "POST /v1/orgs/{org}/projects", a.createProject)
+	a.handle(mux, "GET /v1/orgs/{org}/projects", a.listProjects)
+
+	a.handle(mux, "POST /v1/users", a.createUser)
+	a.handle(mux, "GET /v1/users", a.listUsers)
+	a.handle(mux, "PUT /v1/users/{email}/roles", a.setUserRole)
+	a.handle(mux, "DELETE /v1/users/{email}", a.deleteUser)
+
+	a.handle(mux, "POST /v1/orgs/{org}/services", a.createService)
+	a.handle(mux, "GET /v1/orgs/{org}/services", a.listServices)
+	a.handle(mux, "GET /v1/orgs/{org}/services/{name}", a.showService)
+	a.handle(mux, "PATCH /v1/orgs/{org}/services/{name}", a.editService)
+	a.handle(mux, "PUT /v1/orgs/{org}/services/{name}/roles", a.setServiceRole)
+	a.handle(mux, "DELETE /v1/orgs/{org}/services/{name}", a.deleteService)
+	a.handle(mux, "POST /v1/orgs/{org}/services/{name}/tokens", a.issueServiceToken)
+	a.handle(mux, "GET /v1/orgs/{org}/services/{name}/tokens", a.listServiceTokens)
+	a.handle(mux, "DELETE /v1/orgs/{org}/services/{name}/tokens/{ref}", a.revokeServiceToken)
+
+	a.handle(mux, "POST /v1/tokens", a.issueUserToken)
+	a.handle(mux, "GET /v1/tokens", a.listUserTokens)
+	a.handle(mux, "DELETE /v1/tokens/{ref}", a.revokeUserToken)
+	a.handle(mux, "DELETE /v1/tokens", a.revokeUserToken)
+
+	a.handle(mux, "GET /v1/audit", a.listAudit)
+}
+
+func (a *API) whoami(w http.ResponseWriter, _ *http.Request, c *caller) error {
+	writeJSON(w, http.StatusOK, Whoami{Kind: c.p.Kind, Subject: c.p.Subject, ID: c.p.ID, Superuser: c.p.Superuser,
+		OrgRoles: c.p.OrgRoles, ProjectRoles: c.p.ProjectRoles, TokenID: c.tokenID})
+	return nil
+}
+
+// --- orgs and projects
+
+func (a *API) createOrg(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var req NameRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := c.superuser(); err != nil {
+		a.auditDenied(r.Context(), c, "org.create", "org:"+req.Name, err)
+		return err
+	}
+	if err := checkName("name", req.Name, orgName, "1-40 characters of a-z, 0-9 and -, starting with a letter or digit"); err != nil {
+		return err
+	}
+	o := store.Org{Name: req.Name, CreatedAt: a.now().UTC()}
+	if err := a.st.CreateOrg(r.Context(), o); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return errf(http.StatusConflict, "org %q already exists", req.Name)
+		}
+		return err
+	}
+	if err := a.audit(r.Context(), c, "org.create", "org:"+o.Name); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, o)
+	return nil
+}
+
+func (a *API) listOrgs(w http.ResponseWriter, r *http.Request, c *caller) error {
+	all, err := a.st.ListOrgs(r.Context())
+	if err != nil {
+		return err
+	}
+	out := []store.Org{}
+	for _, o := range all {
+		if c.p.AccessTo(o.Name, "").Perms.Has(policy.ReadOrg) {
+			out = append(out, o)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// org loads the org named in the path after checking the caller may act on it, so that a caller
+// without access cannot learn which orgs exist.
+func (a *API) org(r *http.Request, c *caller, perm policy.Perm, action string) (string, error) {
+	org := r.PathValue("org")
+	if err := c.need(org, "", perm); err != nil {
+		a.auditDenied(r.Context(), c, action, "org:"+org, err)
+		return "", err
+	}
+	if _, err := a.st.GetOrg(r.Context(), org); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return "", errf(http.StatusNotFound, "org %q not found", org)
+		}
+		return "", err
+	}
+	return org, nil
+}
+
+func (a *API) createProject(w http.ResponseWriter, r *http.Request, c *caller) error {
+	org, err := a.org(r, c, policy.CreateProjects, "project.create")
+	if err != nil {
+		return err
+	}
+	var req NameRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := checkName("name", req.Name, projectName, "1-64 characters of A-Z, a-z, 0-9, _ and -"); err != nil {
+		return err
+	}
+	p := store.Project{Org: org, Name: req.Name, CreatedAt: a.now().UTC()}
+	if err := a.st.CreateProject(r.Context(), p); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return errf(http.StatusConflict, "project %q already exists in org %q", req.Name, org)
+		}
+		return err
+	}
+	if err := a.audit(r.Context(), c, "project.create", "project:"+org+"/"+p.Name); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, p)
+	return nil
+}
+
+func (a *API) listProjects(w http.ResponseWriter, r *http.Request, c *caller) error {
+	org, err := a.org(r, c, policy.ReadProjects, "")
+	if err != nil {
+		return err
+	}
+	ps, err := a.st.ListProjects(r.Context(), org)
+	if err != nil {
+		return err
+	}
+	if ps == nil {
+		ps = []store.Project{}
+	}
+	writeJSON(w, http.StatusOK, ps)
+	return nil
+}
+
+// checkRoles validates role names and that the project exists.
+func (a *API) checkRoles(ctx context.Context, org, orgRole, project, projectRole string) error {
+	if orgRole != "" && !policy.ValidOrgRole(orgRole) {
+		return errf(http.StatusBadRequest, "org_role %q is invalid: use admin, editor, viewer or guest", orgRole)
+	}
+	if projectRole != "" && !policy.ValidProjectRole(projectRole) {
+		return errf(http.StatusBadRequest, "project_role %q is invalid: use admin, editor or viewer", projectRole)
+	}
+	if (project == "") != (projectRole == "") {
+		return errf(http.StatusBadRequest, "project and project_role go together: give both or neither")
+	}
+	if project != "" {
+		if _, err := a.st.GetProject(ctx, org, project); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return errf(http.StatusNotFound, "project %q not found in org %q", project, org)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// checkAttributes refuses attribute names that could be mistaken for identity facts.
+func checkAttributes(attrs map[string]any) error {
+	for k := range attrs {
+		if k == "" {
+			return errf(http.StatusBadRequest, "attributes: an attribute name is empty")
+		}
+	}
+	return nil
+}
+
+// --- users
+
+func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var req UserRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	target := "user:" + req.Email
+	if req.Org == "" {
+		if !c.p.Superuser {
+			err := errf(http.StatusForbidden, "only a superuser may create a user outside an org; give an org you manage")
+			a.auditDenied(r.Context(), c, "user.create", target, err)
+			return err
+		}
+		if req.OrgRole != "" || req.Project != "" {
+			return errf(http.StatusBadRequest, "org is required with org_role or project")
+		}
+	} else {
+		if err := c.need(req.Org, "", policy.ManageOrgMembers); err != nil {
+			a.auditDenied(r.Context(), c, "user.create", target, err)
+			return err
+		}
+		if err := c.grantable(req.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
+			a.auditDenied(r.Context(), c, "user.create", target, err)
+			return err
+		}
+		if _, err := a.st.GetOrg(r.Context(), req.Org); errors.Is(err, store.ErrNotFound) {
+			return errf(http.StatusNotFound, "org %q not found", req.Org)
+		}
+	}
+	if !strings.Contains(req.Email, "@") || strings.ContainsAny(req.Email, " \t\n/") || len(req.Email) > 254 {
+		return errf(http.StatusBadRequest, "email %q is not an email address", req.Email)
+	}
+	if err := a.checkRoles(r.Context(), req.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
+		return err
+	}
+	if err := checkAttributes(req.Attributes); err != nil {
+		return err
+	}
+	now := a.now().UTC()
+	u := store.User{ID: newID(), Email: strings.ToLower(req.Email), DisplayName: req.DisplayName, Groups: req.Groups,
+		Attributes: req.Attributes, OrgRoles: map[string]string{}, ProjectRoles: map[string]string{}, CreatedAt: now, UpdatedAt: now}
+	if req.OrgRole != "" {
+		u.OrgRoles[req.Org] = req.OrgRole
+	}
+	if req.Project != "" {
+		u.ProjectRoles[store.ProjectKey(req.Org, req.Project)] = req.ProjectRole
+		if req.OrgRole == "" { // a project member can see the org the project is in
+			u.OrgRoles[req.Org] = policy.Guest
+		}
+	}
+	if err := a.st.CreateUser(r.Context(), u); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return errf(http.StatusConflict, "user %q already exists; use set-role to give them roles", u.Email)
+		}
+		return err
+	}
+	if err := a.audit(r.Context(), c, "user.create", "user:"+u.Email); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, u)
+	return nil
+}
+
+func (a *API) listUsers(w http.ResponseWriter, r *http.Request, c *caller) error {
+	org := r.URL.Query().Get("org")
+	if org == "" {
+		if !c.p.Superuser {
+			return errf(http.StatusForbidden, "only a superuser may list every user; give an org")
+		}
+	} else if err := c.need(org, "", policy.ReadOrgMembers); err != nil {
+		return err
+	}
+	all, err := a.st.ListUsers(r.Context())
+	if err != nil {
+		return err
+	}
+	out := []store.User{}
+	for _, u := range all {
+		if org == "" || u.OrgRoles[org] != "" || hasProjectIn(u.ProjectRoles, org) {
+			out = append(out, u)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func hasProjectIn(roles map[string]string, org string) bool {
+	for k := range roles {
+		if strings.HasPrefix(k, org+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *API) userByEmail(ctx context.Context, email string) (store.User, error) {
+	u, err := a.st.GetUserByEmail(ctx, strings.ToLower(email))
+	if errors.Is(err, store.ErrNotFound) {
+		return u, errf(http.StatusNotFound, "user %q not found", email)
+	}
+	return u, err
+}
+
+func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var req RoleRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	email := r.PathValue("email")
+	target := "user:" + email
+	if req.Org == "" {
+		return errf(http.StatusBadRequest, "org is required")
+	}
+	if err := c.need(req.Org, "", policy.ManageOrgMembers); err != nil {
+		a.auditDenied(r.Context(), c, "user.set_role", target, err)
+		return err
+	}
+	if err := roleChange(&req); err != nil {
+		return err
+	}
+	if err := c.grantable(req.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
+		a.auditDenied(r.Context(), c, "user.set_role", target, err)
+		return err
+	}
+	if err := a.checkRoles(r.Context(), req.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil && !(req.Remove && req.Project != "") {
+		return err
+	}
+	u, err := a.userByEmail(r.Context(), email)
+	if err != nil {
+		return err
+	}
+	// Demoting or removing an org admin takes manage_org_admins too.
+	if u.OrgRoles[req.Org] == policy.Admin && !c.p.AccessTo(req.Org, "").Perms.Has(policy.ManageOrgAdmins) {
+		err := errf(http.StatusForbidden, "%s cannot change the role of an org admin", c.actor)
+		a.auditDenied(r.Context(), c, "user.set_role", target, err)
+		return err
+	}
+	u, err = a.st.UpdateUser(r.Context(), u.ID, func(u *store.User) error {
+		if u.OrgRoles == nil {
+			u.OrgRoles = map[string]string{}
+		}
+		if u.ProjectRoles == nil {
+			u.ProjectRoles = map[string]string{}
+		}
+		switch {
+		case req.Project != "" && req.Remove:
+			delete(u.ProjectRoles, store.ProjectKey(req.Org, req.Project))
+		case req.Project != "":
+			u.ProjectRoles[store.ProjectKey(req.Org, req.Project)] = req.ProjectRole
+			if u.OrgRoles[req.Org] == "" {
+				u.OrgRoles[req.Org] = policy.Guest
+			}
+		case req.Remove: // out of the org altogether
+			delete(u.OrgRoles, req.Org)
+			for k := range u.ProjectRoles {
+				if strings.HasPrefix(k, req.Org+"/") {
+					delete(u.ProjectRoles, k)
+				}
+			}
+		default:
+			u.OrgRoles[req.Org] = req.OrgRole
+		}
+		u.UpdatedAt = a.now().UTC()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := a.audit(r.Context(), c, "user.set_role", target); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+// roleChange checks that a RoleRequest asks for one thing.
+func roleChange(req *RoleRequest) error {
+	switch {
+	case req.Remove && (req.OrgRole != "" || req.ProjectRole != ""):
+		return errf(http.StatusBadRequest, "remove takes no role: give project (or nothing, for the org role) with remove")
+	case req.Remove:
+		return nil
+	case req.OrgRole != "" && req.Project != "":
+		return errf(http.StatusBadRequest, "set either org_role, or project with project_role, not both")
+	case req.OrgRole == "" && req.Project == "":
+		return errf(http.StatusBadRequest, "nothing to change: give org_role, or project with project_role, or remove")
+	}
+	return nil
+}
+
+func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) error {
+	email := r.PathValue("email")
+	if err := c.superuser(); err != nil {
+		a.auditDenied(r.Context(), c, "user.delete", "user:"+email, err)
+		return err
+	}
+	u, err := a.userByEmail(r.Context(), email)
+	if err != nil {
+		return err
+	}
+	if u.ID == c.p.ID {
+		return errf(http.StatusBadRequest, "you cannot delete yourself")
+	}
+	if err := a.st.DeleteUser(r.Context(), u.ID); err != nil {
+		return err
+	}
+	if err := a.audit(r.Context(), c, "user.delete", "user:"+u.Email); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+// --- services
+
+func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) error {
+	org, err := a.org(r, c, policy.ManageOrg, "service.create")
+	if err != nil {
+		return err
+	}
+	var req ServiceRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	target := "service:" + org + "/" + req.Name
+	if err := checkName("name", req.Name, serviceName, "1-64 characters of A-Z, a-z, 0-9, _, . and -"); err != nil {
+		return err
+	}
+	if req.OrgRole == "" && req.ProjectRole == "" && req.Project == "" {
+		return errf(http.StatusBadRequest, "a service needs a role: give org_role, or project with project_role")
+	}
+	if err := a.checkRoles(r.Context(), org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
+		return err
+	}
+	if err := c.grantable(org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
+		a.auditDenied(r.Context(), c, "service.create", target, err)
+		return err
+	}
+	if err := checkAttributes(req.Attributes); err != nil {
+		return err
+	}
+	now := a.now().UTC()
+	s := store.Service{ID: newID(), Org: org, Name: req.Name, OrgRole: req.OrgRole, ProjectRoles: map[string]string{},
+		Attributes: req.Attributes, CreatedBy: c.actor, CreatedAt: now, UpdatedAt: now}
+	if s.Attributes == nil {
+		s.Attributes = map[string]any{}
+	}
+	if req.Project != "" {
+		s.ProjectRoles[req.Project] = req.ProjectRole
+	}
+	if err := a.st.CreateService(r.Context(), s); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return errf(http.StatusConflict, "service %q already exists in org %q", req.Name, org)
+		}
+		return err
+	}
+	issued, err := a.newToken(r.Context(), c, token.Service, s.ID, "")
+	if err != nil {
+		return err
+	}
+	if err := a.audit(r.Context(), c, "service.create", target); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, ServiceCreated{Service: s, Token: issued})
+	return nil
+}
+
+// service loads the service named in the path after checking manage_org on its org.
+func (a *API) service(r *http.Request, c *caller, action string) (store.Service, error) {
+	org, err := a.org(r, c, policy.ManageOrg, action)
+	if err != nil {
+		return store.Service{}, err
+	}
+	name := r.PathValue("name")
+	s, err := a.st.GetServiceByName(r.Context(), org, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return s, errf(http.StatusNotFound, "service %q not found in org %q", name, org)
+	}
+	return s, err
+}
+
+func (a *API) listServices(w http.ResponseWriter, r *http.Request, c *caller) error {
+	org, err := a.org(r, c, policy.ManageOrg, "")
+	if err != nil {
+		return err
+	}
+	ss, err := a.st.ListServices(r.Context(), org)
+	if err != nil {
+		return err
+	}
+	if ss == nil {
+		ss = []store.Service{}
+	}
+	writeJSON(w, http.StatusOK, ss)
+	return nil
+}
+
+func (a *API) showService(w http.ResponseWriter, r *http.Request, c *caller) error {
+	s, err := a.service(r, c, "")
+	if err != nil {
+		return err
+	}
+	toks, err := a.tokensOf(r.Context(), s.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ServiceDetail{Service: s, Tokens: toks})
+	return nil
+}
+
+func (a *API) tokensOf(ctx context.Context, owner string) ([]TokenInfo, error) {
+	ts, err := a.st.ListTokens(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	out := []TokenInfo{}
+	for _, t := range ts {
+		out = append(out, tokenInfo(t))
+	}
+	return out, nil
+}
+
+func (a *API) editService(w http.ResponseWriter, r *http.Request, c *caller) error {
+	s, err := a.service(r, c, "service.edit")
+	if err != nil {
+		return err
+	}
+	var req ServiceEdit
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.NewName == "" && req.Attributes == nil {
+		return errf(http.StatusBadRequest, "nothing to change: give new_name or attributes")
+	}
+	if req.NewName != "" {
+		if err := checkName("new_name", req.NewName, serviceName, "1-64 characters of A-Z, a-z, 0-9, _, . and -"); err != nil {
+			return err
+		}
+	}
+	if req.Attributes != nil {
+		if *req.Attributes == nil {
+			return errf(http.StatusBadRequest, "attributes must be a JSON object ({} clears them)")
+		}
+		if err := checkAttributes(*req.Attributes); err != nil {
+			return err
+		}
+	}
+	s, err = a.st.UpdateService(r.Context(), s.ID, func(s *store.Service) error {
+		if req.NewName != "" {
+			s.Name = req.NewName
+		}
+		if req.Attributes != nil {
+			s.Attributes = *req.Attributes
+		}
+		s.UpdatedAt = a.now().UTC()
+		return nil
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return errf(http.StatusConflict, "service %q already exists in org %q", req.NewName, r.PathValue("org"))
+	}
+	if err != nil {
+		return err
+	}
+	if err := a.audit(r.Context(), c, "service.edit", "service:"+s.Org+"/"+r.PathValue("name")); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s)
+	return nil
+}
+
+func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) error {
+	s, err := a.service(r, c, "service.set_role")
+	if err != nil {
+		return err
+	}
+	var req RoleRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	target := "service:" + s.Org + "/" + s.Name
+	if req.Org != "" && req.Org != s.Org {
+		return errf(http.StatusBadRequest, "a service has roles in its own org only (%s)", s.Org)
+	}
+	if err := roleChange(&req); err != nil {
+		return err
+	}
+	if !(req.Remove && req.Project != "") {
+		if err := a.checkRoles(r.Context(), s.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
+			return err
+		}
+	}
+	if err := c.grantable(s.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
+		a.auditDenied(r.Context(), c, "service.set_role", target, err)
+		return err
+	}
+	if req.Remove && req.Project != "" {
+		if _, ok := s.ProjectRoles[req.Project]; !ok {
+			return errf(http.StatusNotFound, "service %q has no role on project %q", s.Name, req.Project)
+		}
+	}
+	s, err = a.st.UpdateService(r.Context(), s.ID, func(s *store.Service) error {
+		if s.ProjectRoles == nil {
+			s.ProjectRoles = map[string]string{}
+		}
+		switch {
+		case req.Project != "" && req.Remove:
+			delete(s.ProjectRoles, req.Project)
+		case req.Project != "":
+			s.ProjectRoles[req.Project] = req.ProjectRole
+		case req.Remove:
+			s.OrgRole = ""
+		default:
+			s.OrgRole = req.OrgRole
+		}
+		s.UpdatedAt = a.now().UTC()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := a.audit(r.Context(), c, "service.set_role", target); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s)
+	return nil
+}
+
+func (a *API) deleteService(w http.ResponseWriter, r *http.Request, c *caller) error {
+	s, err := a.service(r, c, "service.delete")
+	if err != nil {
+		return err
+	}
+	if err := a.st.DeleteService(r.Context(), s.ID); err != nil {
+		return err
+	}
+	if err := a.audit(r.Context(), c, "service.delete", "service:"+s.Org+"/"+s.Name); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s)
+	return nil
+}
+
+func (a *API) issueServiceToken(w http.ResponseWriter, r *http.Request, c *caller) error {
+	s, err := a.service(r, c, "service.token.issue")
+	if err != nil {
+		return err
+	}
+	issued, err := a.newToken(r.Context(), c, token.Service, s.ID, "")
+	if err != nil {
+		return err
+	}
+	if err := a.audit(r.Context(), c, "service.token.issue", "service:"+s.Org+"/"+s.Name+" token:"+issued.ID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, issued)
+	return nil
+}
+
+func (a *API) listServiceTokens(w http.ResponseWriter, r *http.Request, c *caller) error {
+	s, err := a.service(r, c, "")
+	if err != nil {
+		return err
+	}
+	toks, err := a.tokensOf(r.Context(), s.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toks)
+	return nil
+}
+
+func (a *API) revokeServiceToken(w http.ResponseWriter, r *http.Request, c *caller) error {
+	s, err := a.service(r, c, "service.token.revoke")
+	if err != nil {
+		return err
+	}
+	t, err := a.findToken(r.Context(), s.ID, r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	if err := a.st.DeleteToken(r.Context(), t.ID); err != nil {
+		return err
+	}
+	if err := a.audit(r.Context(), c, "service.token.revoke", "service:"+s.Org+"/"+s.Name+" token:"+t.ID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, Revoked{Revoked: []TokenInfo{t}})
+	return nil
+}
+
+// --- tokens
+
+// newToken mints a token for owner and stores its hash.
+func (a *API) newToken(ctx context.Context, c *caller, k token.Kind, owner, name string) (IssuedToken, error) {
+	return a.newTokenTTL(ctx, c, k, owner, name, 0)
+}
+
+func (a *API) newTokenTTL(ctx context.Context, c *caller, k token.Kind, owner, name string, ttl time.Duration) (IssuedToken, error) {
+	tok, err := token.New(k)
+	if err != nil {
+		return IssuedToken{}, err
+	}
+	rec := store.Token{ID: tok.ID.String(), Kind: k, OwnerID: owner, DisplayName: name, Prefix: tok.Display(),
+		Hash: tok.Hash(), CreatedBy: c.actor, CreatedAt: a.now().UTC()}
+	if ttl > 0 {
+		rec.ExpiresAt = rec.CreatedAt.Add(ttl)
+	}
+	if err := a.st.CreateToken(ctx, rec); err != nil {
+		return IssuedToken{}, fmt.Errorf("store token: %w", err)
+	}
+	return IssuedToken{Token: tok.Encode(), TokenInfo: tokenInfo(rec)}, nil
+}
+
+// tokenOwner is the user whose tokens a request is about: the caller, or (superusers only) the
+// user named by user_email.
+func (a *API) tokenOwner(ctx context.Context, c *caller, email string) (store.User, error) {
+	if !c.isUser() {
+		return store.User{}, errf(http.StatusForbidden, "%s is a service: user tokens belong to users (use service token commands)", c.actor)
+	}
+	if email == "" || strings.EqualFold(email, c.p.Email) {
+		u, err := a.st.GetUser(ctx, c.p.ID)
+		return u, err
+	}
+	if err := c.superuser(); err != nil {
+		return store.User{}, errf(http.StatusForbidden, "only a superuser may manage another user's tokens (%s is not one)", c.actor)
+	}
+	return a.userByEmail(ctx, email)
+}
+
+func (a *API) issueUserToken(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var req TokenRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.DisplayName) == "" {
+		return errf(http.StatusBadRequest, "display_name is required")
+	}
+	if len(req.DisplayName) > 200 {
+		return errf(http.StatusBadRequest, "display_name is longer than 200 characters")
+	}
+	if req.TTLMinutes < 0 {
+		return errf(http.StatusBadRequest, "ttl_minutes must be 0 (never expires) or more, not %d", req.TTLMinutes)
+	}
+	if req.TTLMinutes > 100*365*24*60 {
+		return errf(http.StatusBadRequest, "ttl_minutes %d is more than 100 years", req.TTLMinutes)
+	}
+	u, err := a.tokenOwner(r.Context(), c, req.UserEmail)
+	if err != nil {
+		a.auditDenied(r.Context(), c, "token.issue", "user:"+req.UserEmail, err)
+		return err
+	}
+	issued, err := a.newTokenTTL(r.Context(), c, token.User, u.ID, req.DisplayName, time.Duration(req.TTLMinutes)*time.Minute)
+	if err != nil {
+		return err
+	}
+	if err := a.audit(r.Context(), c, "token.issue", "user:"+u.Email+" token:"+issued.ID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, issued)
+	return nil
+}
+
+func (a *API) listUserTokens(w http.ResponseWriter, r *http.Request, c *caller) error {
+	u, err := a.tokenOwner(r.Context(), c, r.URL.Query().Get("user_email"))
+	if err != nil {
+		return err
+	}
+	toks, err := a.tokensOf(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toks)
+	return nil
+}
+
+// revokeUserToken revokes one of the owner's tokens by reference (path) or by display name
+// (query display_name).
+func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller) error {
+	u, err := a.tokenOwner(r.Context(), c, r.URL.Query().Get("user_email"))
+	if err != nil {
+		a.auditDenied(r.Context(), c, "token.revoke", "user:"+r.URL.Query().Get("user_email"), err)
+		return err
+	}
+	var t TokenInfo
+	ref, name := r.PathValue("ref"), r.URL.Query().Get("display_name")
+	switch {
+	case ref != "" && name != "":
+		return errf(http.StatusBadRequest, "give a token id or a display name, not both")
+	case ref != "":
+		if t, err = a.findToken(r.Context(), u.ID, ref); err != nil {
+			return err
+		}
+	case name != "":
+		toks, err := a.tokensOf(r.Context(), u.ID)
+		if err != nil {
+			return err
+		}
+		var match []TokenInfo
+		for _, tk := range toks {
+			if tk.DisplayName == name {
+				match = append(match, tk)
+			}
+		}
+		switch len(match) {
+		case 0:
+			return errf(http.StatusNotFound, "no token named %q", name)
+		case 1:
+			t = match[0]
+		default:
+			ids := make([]string, len(match))
+			for i, m := range match {
+				ids[i] = m.Prefix
+			}
+			return errf(http.StatusConflict, "%d tokens are named %q (%s): revoke one by its id", len(match), name, strings.Join(ids, ", "))
+		}
+	default:
+		return errf(http.StatusBadRequest, "give a token id (or prefix) or display_name")
+	}
+	if err := a.st.DeleteToken(r.Context(), t.ID); err != nil {
+		return err
+	}
+	if err := a.audit(r.Context(), c, "token.revoke", "user:"+u.Email+" token:"+t.ID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, Revoked{Revoked: []TokenInfo{t}})
+	return nil
+}
+
+// findToken finds one of owner's tokens by its id, the whole token, or a display prefix of at
+// least 10 characters after rill_usr_/rill_svc_ (a trailing "..." as list prints it is fine).
+func (a *API) findToken(ctx context.Context, owner, ref string) (TokenInfo, error) {
+	ref = strings.TrimSuffix(strings.TrimSpace(ref), "...")
+	toks, err := a.tokensOf(ctx, owner)
+	if err != nil {
+		return TokenInfo{}, err
+	}
+	var match []TokenInfo
+	switch {
+	case token.HasPrefix(ref) && len(ref) == token.Len:
+		tok, err := token.Parse(ref)
+		if err != nil {
+			return TokenInfo{}, errf(http.StatusBadRequest, "token: %v", err)
+		}
+		for _, t := range toks {
+			if t.ID == tok.ID.String() {
+				match = append(match, t)
+			}
+		}
+	case token.HasPrefix(ref):
+		if len(ref) < len("rill_usr_")+10 {
+			return TokenInfo{}, errf(http.StatusBadRequest, "token prefix %q is too short: give at least 10 characters after %s", ref, ref[:9])
+		}
+		for _, t := range toks {
+			if strings.HasPrefix(t.Prefix, ref) || (len(ref) > len(t.Prefix) && strings.HasPrefix(ref, t.Prefix)) {
+				match = append(match, t)
+			}
+		}
+	default:
+		for _, t := range toks {
+			if t.ID == strings.ToLower(ref) {
+				match = append(match, t)
+			}
+		}
+	}
+	switch len(match) {
+	case 0:
+		return TokenInfo{}, errf(http.StatusNotFound, "no token %q", ref)
+	case 1:
+		return match[0], nil
+	}
+	return TokenInfo{}, errf(http.StatusConflict, "%q matches %d tokens: give more of it", ref, len(match))
+}
+
+// --- audit
+
+func (a *API) listAudit(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if err := c.superuser(); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := store.AuditFilter{Actor: q.Get("actor"), Limit: 100}
+	if s := q.Get("since"); s != "" {
+		if d, err := time.ParseDuration(s); err == nil {
+			f.Since = a.now().Add(-d)
+		} else if t, err := time.Parse(time.RFC3339, s); err == nil {
+			f.Since = t
+		} else {
+			return errf(http.StatusBadRequest, "since %q is neither a duration (24h) nor an RFC 3339 time", s)
+		}
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 10000 {
+			return errf(http.StatusBadRequest, "limit %q must be a number from 1 to 10000", l)
+		}
+		f.Limit = n
+	}
+	evs, err := a.st.ListAudit(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	if evs == nil {
+		evs = []store.AuditEvent{}
+	}
+	writeJSON(w, http.StatusOK, evs)
+	return nil
+}
+
+// newID returns a random UUID for records.
+func newID() string {
+	t, err := token.New(token.User) // reuse its v4 UUID generation
+	if err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err))
+	}
+	return t.ID.String()
+}

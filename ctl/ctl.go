@@ -1,0 +1,207 @@
+// Package ctl is rillctl's command tree (kong): service accounts and their tokens, user tokens,
+// and the org, project, user and audit commands that make those flows possible from nothing.
+// It talks to rill-authd only through adminapi's client.
+package ctl
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/rill-authd/rill-authd/adminapi"
+)
+
+// Globals are the flags every command takes, and where it reads and writes.
+type Globals struct {
+	APIURL string `name:"api-url" env:"RILLCTL_API_URL" default:"http://127.0.0.1:8080" help:"URL of rill-authd's admin API."`
+	Token  string `env:"RILLCTL_TOKEN" help:"Your rill_usr_ or rill_svc_ token (better set in RILLCTL_TOKEN than on the command line)."`
+	JSON   bool   `name:"json" help:"Print JSON instead of text."`
+
+	ctx   context.Context
+	in    io.Reader
+	out   io.Writer
+	isTTY bool
+}
+
+func (g *Globals) client() (*adminapi.Client, error) {
+	if g.Token == "" {
+		return nil, errors.New("no token: set RILLCTL_TOKEN or pass --token (the bootstrap token is printed on rill-authd's first start)")
+	}
+	return adminapi.NewClient(g.APIURL, g.Token), nil
+}
+
+func (g *Globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (g *Globals) table(header string, rows [][]string) {
+	tw := tabwriter.NewWriter(g.out, 0, 4, 4, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+}
+
+// OrgFlag is the org a command acts in.
+type OrgFlag struct {
+	Org string `env:"RILLCTL_ORG" required:"" help:"Org to act in (default from RILLCTL_ORG)."`
+}
+
+// CLI is rillctl's command line.
+type CLI struct {
+	Globals
+
+	Service ServiceCmd `cmd:"" help:"Manage service accounts: tokens for production systems that outlive their creator."`
+	Tokens  TokenCmd   `cmd:"" name:"token" help:"Manage your user tokens (personal access tokens)."`
+	Org     OrgCmd     `cmd:"" help:"Manage orgs (superusers)."`
+	Project ProjectCmd `cmd:"" help:"Manage projects of an org."`
+	User    UserCmd    `cmd:"" help:"Manage users and their roles."`
+	Audit   AuditCmd   `cmd:"" help:"Read the audit log (superusers)."`
+	Whoami  WhoamiCmd  `cmd:"" help:"Show who your token is."`
+}
+
+// Main runs rillctl with args and returns its exit code.
+func Main(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer, isTTY bool, version string) int {
+	var cli CLI
+	exit := -1
+	parser, err := kong.New(&cli,
+		kong.Name("rillctl"),
+		kong.Description("Manage rill-authd's service accounts, user tokens, orgs, projects and users."),
+		kong.Writers(out, errOut),
+		kong.Exit(func(code int) { exit = code; panic(exitNow{}) }),
+		kong.Vars{"version": version},
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		fmt.Fprintf(errOut, "rillctl: %v\n", err)
+		return 2
+	}
+	var kctx *kong.Context
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				if _, ok := r.(exitNow); !ok {
+					panic(r)
+				}
+			}
+		}()
+		kctx, err = parser.Parse(args)
+	}()
+	if exit >= 0 {
+		return exit
+	}
+	if err != nil {
+		fmt.Fprintf(errOut, "rillctl: %v (see rillctl --help)\n", err)
+		return 2
+	}
+	cli.Globals.ctx, cli.Globals.in, cli.Globals.out, cli.Globals.isTTY = ctx, in, out, isTTY
+	if err := kctx.Run(&cli.Globals); err != nil {
+		fmt.Fprintf(errOut, "rillctl: %s\n", oneLine(err))
+		return 1
+	}
+	return 0
+}
+
+type exitNow struct{}
+
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " ") }
+
+// parseAttributes reads an --attributes value: a JSON object, with the place of any error.
+func parseAttributes(s string) (map[string]any, error) {
+	var v any
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			return nil, fmt.Errorf("invalid --attributes JSON at character %d: %v", syn.Offset, err)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("invalid --attributes JSON: it ends early (at character %d)", len(s))
+		}
+		return nil, fmt.Errorf("invalid --attributes JSON: %v", err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("invalid --attributes JSON at character %d: data after the object", dec.InputOffset()+1)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("invalid --attributes: want a JSON object like '{\"region\":\"us-west\"}', got %s", jsonType(v))
+	}
+	return m, nil
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	}
+	return "something else"
+}
+
+// compactJSON prints attributes as the docs show them: {"k":"v"}, keys sorted.
+func compactJSON(m map[string]any) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "?"
+	}
+	return string(b)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+const timeLayout = "2006-01-02 15:04"
+
+func when(t time.Time, zero string) string {
+	if t.IsZero() {
+		return zero
+	}
+	return t.Local().Format(timeLayout)
+}
+
+// prompt asks for a line on a terminal.
+func (g *Globals) prompt(q string) (string, error) {
+	fmt.Fprint(g.out, q)
+	line, err := bufio.NewReader(g.in).ReadString('\n')
+	if err != nil && line == "" {
+		return "", fmt.Errorf("read answer: %w", err)
+	}
+	return strings.TrimSpace(line), nil
+}

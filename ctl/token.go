@@ -1,0 +1,133 @@
+package ctl
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/rill-authd/rill-authd/adminapi"
+)
+
+// TokenCmd is `rillctl token`.
+type TokenCmd struct {
+	Issue  TokenIssueCmd  `cmd:"" help:"Issue a user token for yourself (or, as a superuser, for --user)."`
+	List   TokenListCmd   `cmd:"" help:"List your user tokens."`
+	Revoke TokenRevokeCmd `cmd:"" help:"Revoke a user token by id or by display name."`
+}
+
+// TokenIssueCmd is `rillctl token issue`.
+type TokenIssueCmd struct {
+	DisplayName string `help:"A name to recognise the token by (asked for on a terminal when not given)."`
+	TTLMinutes  *int   `name:"ttl-minutes" help:"Minutes until the token expires (asked for on a terminal; none: never)."`
+	User        string `help:"Issue the token for this user's email instead of yourself (superusers)." placeholder:"EMAIL"`
+}
+
+// Run issues the token.
+func (c *TokenIssueCmd) Run(g *Globals) error {
+	req := adminapi.TokenRequest{DisplayName: c.DisplayName, UserEmail: c.User}
+	if c.TTLMinutes != nil {
+		if *c.TTLMinutes < 0 {
+			return errors.New("--ttl-minutes must be 0 (never expires) or more")
+		}
+		req.TTLMinutes = *c.TTLMinutes
+	}
+	if req.DisplayName == "" {
+		if !g.isTTY {
+			return errors.New("--display-name is required when rillctl is not run on a terminal")
+		}
+		name, err := g.prompt("Display name: ")
+		if err != nil {
+			return err
+		}
+		if name == "" {
+			return errors.New("a display name is required")
+		}
+		req.DisplayName = name
+		if c.TTLMinutes == nil {
+			ttl, err := g.prompt("Expire after how many minutes (empty: never): ")
+			if err != nil {
+				return err
+			}
+			if ttl != "" {
+				n, err := strconv.Atoi(ttl)
+				if err != nil || n < 0 {
+					return fmt.Errorf("%q is not a number of minutes", ttl)
+				}
+				req.TTLMinutes = n
+			}
+		}
+	}
+	cl, err := g.client()
+	if err != nil {
+		return err
+	}
+	t, err := cl.IssueToken(g.ctx, req)
+	if err != nil {
+		return err
+	}
+	if g.JSON {
+		return g.printJSON(t)
+	}
+	fmt.Fprintf(g.out, "Issued token %q (expires %s).\n", t.DisplayName, when(t.ExpiresAt, "never"))
+	fmt.Fprintf(g.out, "Token: %s\n", t.Token)
+	return nil
+}
+
+// TokenListCmd is `rillctl token list`.
+type TokenListCmd struct {
+	User string `help:"List this user's tokens instead of yours (superusers)." placeholder:"EMAIL"`
+}
+
+// Run lists tokens.
+func (c *TokenListCmd) Run(g *Globals) error {
+	cl, err := g.client()
+	if err != nil {
+		return err
+	}
+	ts, err := cl.ListTokens(g.ctx, c.User)
+	if err != nil {
+		return err
+	}
+	if g.JSON {
+		return g.printJSON(ts)
+	}
+	rows := make([][]string, 0, len(ts))
+	for _, t := range ts {
+		rows = append(rows, []string{t.Prefix + "...", dash(t.DisplayName), when(t.CreatedAt, "-"), when(t.ExpiresAt, "Never")})
+	}
+	g.table("ID\tDISPLAY NAME\tCREATED\tEXPIRES", rows)
+	return nil
+}
+
+// TokenRevokeCmd is `rillctl token revoke`.
+type TokenRevokeCmd struct {
+	TokenID     string `arg:"" optional:"" name:"token-id" help:"Token id as listed (rill_usr_ and at least 10 more characters), its UUID, or the token itself."`
+	DisplayName string `help:"Revoke the token with this display name (refused if several have it)."`
+	User        string `help:"Revoke a token of this user instead of yours (superusers)." placeholder:"EMAIL"`
+}
+
+// Run revokes the token.
+func (c *TokenRevokeCmd) Run(g *Globals) error {
+	if (c.TokenID == "") == (c.DisplayName == "") {
+		return errors.New("give a token id or --display-name (one of them)")
+	}
+	cl, err := g.client()
+	if err != nil {
+		return err
+	}
+	var r adminapi.Revoked
+	if c.TokenID != "" {
+		r, err = cl.RevokeToken(g.ctx, c.User, c.TokenID)
+	} else {
+		r, err = cl.RevokeTokenByName(g.ctx, c.User, c.DisplayName)
+	}
+	if err != nil {
+		return err
+	}
+	if g.JSON {
+		return g.printJSON(r)
+	}
+	t := r.Revoked[0]
+	fmt.Fprintf(g.out, "Revoked token %s... (%q).\n", t.Prefix, t.DisplayName)
+	return nil
+}
