@@ -228,6 +228,8 @@ func decode(r *http.Request, v any) error {
 		return err
 	case errors.Is(err, io.EOF):
 		return errf(http.StatusBadRequest, "request body is empty; a JSON object was expected")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errf(http.StatusBadRequest, "request body is not valid JSON: it ends early")
 	case errors.As(err, &syn):
 		return errf(http.StatusBadRequest, "request body is not valid JSON at byte %d: %v", syn.Offset, err)
 	case errors.As(err, &typ):
