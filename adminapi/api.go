@@ -30,6 +30,10 @@ const MaxBody = 1 << 20
 type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Issuer and Audience go in the iss and aud of ephemeral JWTs (they must match the
+	// resolver's); MaxCredentialTTL caps their ttl_seconds (default 24h).
+	Issuer, Audience string
+	MaxCredentialTTL time.Duration
 }
 
 // API serves the admin endpoints.
@@ -38,6 +42,9 @@ type API struct {
 	res *resolver.Resolver
 	log *slog.Logger
 	now func() time.Time
+
+	issuer, audience string
+	maxTTL           time.Duration
 }
 
 // New returns the API over st, authenticating callers with res.
@@ -48,7 +55,10 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &API{st: st, res: res, log: o.Logger, now: o.Now}
+	if o.MaxCredentialTTL == 0 {
+		o.MaxCredentialTTL = 24 * time.Hour
+	}
+	return &API{st: st, res: res, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience, maxTTL: o.MaxCredentialTTL}
 }
 
 // Error is the body of every failed request: {"code": <gRPC code>, "message": "..."}, the shape

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rill-authd/rill-authd/adminapi"
+	"github.com/rill-authd/rill-authd/extauthz"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
@@ -20,6 +21,7 @@ type env struct {
 	url    string
 	tokens map[string]string
 	st     *store.DB
+	check  *extauthz.Server
 }
 
 // setup serves the API over a real in-memory store on 127.0.0.1 with principals of every
@@ -31,10 +33,13 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	res := resolver.New(st, resolver.Options{TouchInterval: -1})
+	res := resolver.New(st, resolver.Options{TouchInterval: -1, Issuer: "rill-authd", Audience: "rill"})
 	t.Cleanup(res.Close)
+	if _, err := adminapi.EnsureSigningKey(context.Background(), st, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
-	adminapi.New(st, res, adminapi.Options{}).Register(mux)
+	adminapi.New(st, res, adminapi.Options{Issuer: "rill-authd", Audience: "rill"}).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
@@ -56,7 +61,7 @@ func setup(t *testing.T) *env {
 		"viewer":   {Email: "viewer@acme.io", OrgRoles: map[string]string{"acme": "viewer"}, ProjectRoles: map[string]string{"acme/web": "viewer"}},
 		"outsider": {Email: "out@else.io"},
 	}
-	e := &env{url: srv.URL, tokens: map[string]string{}, st: st}
+	e := &env{url: srv.URL, tokens: map[string]string{}, st: st, check: extauthz.New(res, extauthz.Config{})}
 	issue := func(name string, k token.Kind, owner string) {
 		tok, err := token.New(k)
 		must(err)

@@ -220,3 +220,18 @@ func (c *Client) ListAudit(ctx context.Context, since, actor string, limit int) 
 	}
 	return evs, c.do(ctx, "GET", "/v1/audit?"+q.Encode(), nil, &evs)
 }
+
+// RotateSigningKey makes a new signing key and retires the old one (superusers).
+func (c *Client) RotateSigningKey(ctx context.Context) (r RotateResult, err error) {
+	return r, c.do(ctx, "POST", "/v1/admin/signing-keys/rotate", nil, &r)
+}
+
+// Credentials asks for an ephemeral token for an end user of org/project.
+func (c *Client) Credentials(ctx context.Context, org, project string, req CredentialsRequest) (r CredentialsResponse, err error) {
+	return r, c.do(ctx, "POST", "/v1/orgs/"+esc(org)+"/projects/"+esc(project)+"/credentials", req, &r)
+}
+
+// Introspect describes a token (RFC 7662).
+func (c *Client) Introspect(ctx context.Context, tok string) (r Introspection, err error) {
+	return r, c.do(ctx, "POST", "/v1/introspect", IntrospectRequest{Token: tok}, &r)
+}

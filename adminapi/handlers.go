@@ -44,6 +44,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.handle(mux, "DELETE /v1/tokens", a.revokeUserToken)
 
 	a.handle(mux, "GET /v1/audit", a.listAudit)
+	a.registerCredentials(mux)
 }
 
 func (a *API) whoami(w http.ResponseWriter, _ *http.Request, c *caller) error {

@@ -647,3 +647,28 @@ func (c *WhoamiCmd) Run(g *Globals) error {
 	fmt.Fprintf(g.out, "%s %s%s\n", w.Kind, w.Subject, su)
 	return nil
 }
+
+// AdminCmd is `rillctl admin`.
+type AdminCmd struct {
+	RotateSigningKey RotateSigningKeyCmd `cmd:"" name:"rotate-signing-key" help:"Make a new key sign ephemeral JWTs; the old one keeps verifying until its last token expires."`
+}
+
+// RotateSigningKeyCmd is `rillctl admin rotate-signing-key`.
+type RotateSigningKeyCmd struct{}
+
+// Run rotates the key.
+func (c *RotateSigningKeyCmd) Run(g *Globals) error {
+	cl, err := g.client()
+	if err != nil {
+		return err
+	}
+	r, err := cl.RotateSigningKey(g.ctx)
+	if err != nil {
+		return err
+	}
+	if g.JSON {
+		return g.printJSON(r)
+	}
+	fmt.Fprintf(g.out, "New signing key %s; retired %s.\n", r.KID, dash(strings.Join(r.Retired, ", ")))
+	return nil
+}

@@ -70,6 +70,7 @@ type CLI struct {
 	User    UserCmd    `cmd:"" help:"Manage users and their roles."`
 	Audit   AuditCmd   `cmd:"" help:"Read the audit log (superusers)."`
 	Whoami  WhoamiCmd  `cmd:"" help:"Show who your token is."`
+	Admin   AdminCmd   `cmd:"" help:"Daemon administration (superusers)."`
 }
 
 // Main runs rillctl with args and returns its exit code.

@@ -27,6 +27,9 @@ type Config struct {
 	DefaultOrg         string        `help:"Org checked when neither the route nor the path names one." placeholder:"ORG"`
 	DefaultProject     string        `help:"Project checked when neither the route nor the path names one." placeholder:"PROJECT"`
 	CacheSize          int           `help:"Resolved tokens kept in memory." default:"100000"`
+	Issuer             string        `help:"iss of the ephemeral JWTs this daemon mints (and accepts)." default:"rill-authd"`
+	JWTAudience        string        `name:"jwt-audience" help:"aud of the ephemeral JWTs this daemon mints (and accepts)." default:"rill"`
+	MaxCredentialTTL   time.Duration `help:"Longest ttl_seconds an ephemeral credential may ask for." default:"24h"`
 	AuditRetention     time.Duration `help:"How long audit events are kept (0 keeps them forever)." default:"2160h"`
 	ShutdownTimeout    time.Duration `help:"How long in-flight requests may take to finish on SIGTERM." default:"10s"`
 	LogLevel           string        `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`

@@ -92,10 +92,16 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if d.st, err = store.Open(so); err != nil {
 		return nil, err
 	}
-	d.res = resolver.New(d.st, resolver.Options{CacheSize: cfg.CacheSize, Logger: d.log})
+	d.res = resolver.New(d.st, resolver.Options{CacheSize: cfg.CacheSize, Logger: d.log,
+		Issuer: cfg.Issuer, Audience: cfg.JWTAudience, MaxCredentialTTL: cfg.MaxCredentialTTL})
 
 	if err := d.bootstrap(ctx); err != nil {
 		return nil, err
+	}
+	if made, err := adminapi.EnsureSigningKey(ctx, d.st, time.Now()); err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	} else if made {
+		d.log.Info("created a signing key for ephemeral credentials")
 	}
 
 	if d.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
@@ -114,7 +120,8 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", d.readyz)
-	adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log}).Register(mux)
+	adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: cfg.Issuer, Audience: cfg.JWTAudience,
+		MaxCredentialTTL: cfg.MaxCredentialTTL}).Register(mux)
 	mux.Handle(extauthz.HTTPPrefix+"/", check)
 	mux.Handle(extauthz.HTTPPrefix, check)
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}

@@ -98,7 +98,7 @@ func checkCases(f *fixture) []checkCase {
 		invalid("unknown type", "Bearer rill_xyz_"+alice[9:], "unknown token type"),
 		invalid("bad character", "Bearer "+alice[:20]+"!"+alice[21:], "bad character in token"),
 		invalid("foreign token", "Bearer ghp_0123456789abcdefghijklmnopqrstuvwxyzAB", "not a rill token or JWT"),
-		invalid("JWT before the JWT issue", "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "JWT bearer tokens are not accepted by this daemon"),
+		invalid("JWT with alg none", "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "JWT algorithm not accepted (only RS256)"),
 		invalid("missing", "-", "missing bearer token"),
 		invalid("empty bearer", "Bearer ", "missing bearer token"),
 		invalid("basic scheme", "Basic YWxpY2U6cHc=", "authorization scheme is not Bearer"),

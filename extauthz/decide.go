@@ -259,9 +259,7 @@ func denial(status int, code codes.Code, wwwAuth, reason string) *decision {
 // bad tokens costs no allocation for the response.
 var unauthenticated = func() map[error]*decision {
 	m := map[error]*decision{}
-	for _, e := range []error{resolver.ErrMissing, resolver.ErrNotBearer, resolver.ErrUnknown, resolver.ErrExpired,
-		resolver.ErrRevoked, resolver.ErrOwnerGone, resolver.ErrJWTRejected, resolver.ErrNotRillToken,
-		token.ErrWrongPrefix, token.ErrUnknownType, token.ErrBadLength, token.ErrBadCharacter, token.ErrBadChecksum} {
+	for _, e := range resolver.AuthErrors {
 		m[e] = denial(http.StatusUnauthorized, codes.Unauthenticated, `Bearer realm="rill", error="invalid_token"`, e.Error())
 	}
 	return m

@@ -15,6 +15,7 @@ type entry struct {
 	kind      token.Kind
 	expires   time.Time // zero: never
 	principal *policy.Principal
+	id        token.ID // the token id to report (a JWT's jti)
 	// memo holds per-target results computed by callers (extauthz's decisions), so a repeated
 	// check of the same target costs one map read. It dies with the entry on invalidation.
 	memo sync.Map

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rill-authd/rill-authd/policy"
@@ -25,16 +26,22 @@ var (
 	ErrExpired      = errors.New("token expired")
 	ErrRevoked      = errors.New("token revoked")
 	ErrOwnerGone    = errors.New("token owner no longer exists")
-	ErrJWTRejected  = errors.New("JWT bearer tokens are not accepted by this daemon")
 	ErrNotRillToken = errors.New("not a rill token or JWT")
+	ErrIssuerGone   = errors.New("the service or user that issued this token no longer exists")
+	ErrIssuerAccess = errors.New("the issuer of this token no longer has manage_prod on its project")
 )
+
+// AuthErrors are all the sentinel refusals.
+var AuthErrors = []error{ErrMissing, ErrNotBearer, ErrUnknown, ErrExpired, ErrRevoked, ErrOwnerGone,
+	ErrNotRillToken, ErrIssuerGone, ErrIssuerAccess, token.ErrWrongPrefix, token.ErrUnknownType,
+	token.ErrBadLength, token.ErrBadCharacter, token.ErrBadChecksum, token.ErrJWTMalformed, token.ErrJWTAlg,
+	token.ErrJWTUnknownKey, token.ErrJWTSignature, token.ErrJWTExpired, token.ErrJWTNotYet, token.ErrJWTIssuer,
+	token.ErrJWTAudience}
 
 // IsAuthError reports whether err is a refusal of the credential (401) rather than a failure
 // of the daemon (500).
 func IsAuthError(err error) bool {
-	for _, e := range []error{ErrMissing, ErrNotBearer, ErrUnknown, ErrExpired, ErrRevoked, ErrOwnerGone,
-		ErrJWTRejected, ErrNotRillToken, token.ErrWrongPrefix, token.ErrUnknownType, token.ErrBadLength,
-		token.ErrBadCharacter, token.ErrBadChecksum} {
+	for _, e := range AuthErrors {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -49,6 +56,10 @@ type Options struct {
 	TouchInterval time.Duration
 	Now           func() time.Time
 	Logger        *slog.Logger
+	// Issuer and Audience are the iss and aud of the JWTs this daemon mints; MaxCredentialTTL
+	// is their longest life (it bounds how long a retired key keeps verifying).
+	Issuer, Audience string
+	MaxCredentialTTL time.Duration
 }
 
 // Resolver resolves bearer tokens. It is safe for concurrent use.
@@ -61,6 +72,8 @@ type Resolver struct {
 	stop  chan struct{}
 	done  chan struct{}
 	every time.Duration
+	opts  Options
+	keys  atomic.Pointer[token.Keyset]
 }
 
 // New returns a Resolver over st and subscribes it to st's changes.
@@ -78,10 +91,18 @@ func New(st store.Store, o Options) *Resolver {
 		o.TouchInterval = time.Minute
 	}
 	r := &Resolver{st: st, cache: newCache(o.CacheSize), now: o.Now, log: o.Logger,
-		touch: make(chan token.ID, 4096), stop: make(chan struct{}), done: make(chan struct{}), every: o.TouchInterval}
+		touch: make(chan token.ID, 4096), stop: make(chan struct{}), done: make(chan struct{}), every: o.TouchInterval, opts: o}
+	if r.opts.MaxCredentialTTL == 0 {
+		r.opts.MaxCredentialTTL = 24 * time.Hour
+	}
 	// Any change that can alter a decision drops every cached principal before the write
 	// returns. Writes are rare; a full clear keeps this obviously correct.
-	st.Subscribe(func(store.Change) { r.cache.invalidate() })
+	st.Subscribe(func(c store.Change) {
+		if c.Kind == store.ChangeKey {
+			r.keys.Store(nil)
+		}
+		r.cache.invalidate()
+	})
 	go r.touchLoop()
 	return r
 }
@@ -127,6 +148,14 @@ type Result struct {
 	entry     *entry
 }
 
+// Expires is when the credential stops working (zero: never).
+func (r Result) Expires() time.Time {
+	if r.entry == nil {
+		return time.Time{}
+	}
+	return r.entry.expires
+}
+
 // Memo returns the per-token memo table for key-value results derived from the principal,
 // valid until the next invalidation.
 func (r Result) Memo(key any, compute func() any) any {
@@ -142,7 +171,7 @@ func (r Result) Memo(key any, compute func() any) any {
 func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
 	if !token.HasPrefix(bearer) {
 		if IsJWT(bearer) {
-			return Result{}, ErrJWTRejected
+			return r.resolveJWT(ctx, bearer)
 		}
 		return Result{}, ErrNotRillToken
 	}

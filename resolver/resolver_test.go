@@ -75,7 +75,7 @@ func TestResolve(t *testing.T) {
 		{"user id presented as svc", wrongKind.Encode(), "", ErrUnknown},
 		{"bad checksum", usr[:len(usr)-2] + "00", "", token.ErrBadChecksum},
 		{"truncated", usr[:40], "", token.ErrBadLength},
-		{"jwt", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "", ErrJWTRejected},
+		{"jwt alg none", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "", token.ErrJWTAlg},
 		{"garbage", "hunter2", "", ErrNotRillToken},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,0 +1,301 @@
+package adminapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/rill-authd/rill-authd/policy"
+	"github.com/rill-authd/rill-authd/resolver"
+	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
+)
+
+// CredentialsRequest asks for an ephemeral token for an end user: their attributes, or just
+// their email.
+type CredentialsRequest struct {
+	Attributes map[string]any `json:"attributes,omitempty"`
+	UserEmail  string         `json:"user_email,omitempty"`
+	TTLSeconds *int           `json:"ttl_seconds,omitempty"`
+}
+
+// CredentialsResponse carries the ephemeral token.
+type CredentialsResponse struct {
+	AccessToken string    `json:"access_token"`
+	TTLSeconds  int       `json:"ttl_seconds"`
+	ExpiresAt   time.Time `json:"expires_at"`
+}
+
+// DefaultCredentialTTL is the life of an ephemeral token when the request gives none.
+const DefaultCredentialTTL = time.Hour
+
+func (a *API) registerCredentials(mux *http.ServeMux) {
+	a.handle(mux, "POST /v1/orgs/{org}/projects/{project}/credentials", a.credentials)
+	a.handle(mux, "POST /v1/organizations/{org}/projects/{project}/credentials", a.credentials)
+	a.handle(mux, "POST /v1/admin/signing-keys/rotate", a.rotateKey)
+	a.handle(mux, "POST /v1/introspect", a.introspect)
+	mux.HandleFunc("GET /.well-known/jwks.json", a.jwks)
+}
+
+func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) error {
+	org, project := r.PathValue("org"), r.PathValue("project")
+	target := "project:" + org + "/" + project
+	if err := c.need(org, project, policy.ManageProd); err != nil {
+		a.auditDenied(r.Context(), c, "credentials.issue", target, err)
+		return err
+	}
+	if _, err := a.st.GetProject(r.Context(), org, project); errors.Is(err, store.ErrNotFound) {
+		return errf(http.StatusNotFound, "project %q not found in org %q", project, org)
+	} else if err != nil {
+		return err
+	}
+	var req CredentialsRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	ttl := DefaultCredentialTTL
+	if req.TTLSeconds != nil {
+		ttl = time.Duration(*req.TTLSeconds) * time.Second
+		if *req.TTLSeconds < 1 || ttl > a.maxTTL {
+			return errf(http.StatusBadRequest, "ttl_seconds must be from 1 to %d (the configured maximum), not %d", int(a.maxTTL/time.Second), *req.TTLSeconds)
+		}
+	}
+	var attrs map[string]any
+	subject := ""
+	switch {
+	case req.Attributes != nil && req.UserEmail != "":
+		return errf(http.StatusBadRequest, "give attributes or user_email, not both")
+	case req.Attributes != nil:
+		attrs = req.Attributes
+		if e, ok := attrs["email"].(string); ok {
+			subject = e
+		}
+	case req.UserEmail != "":
+		addr, err := mail.ParseAddress(req.UserEmail)
+		if err != nil || addr.Address != req.UserEmail {
+			return errf(http.StatusBadRequest, "user_email %q is not an email address", req.UserEmail)
+		}
+		subject = strings.ToLower(req.UserEmail)
+		if u, err := a.st.GetUserByEmail(r.Context(), subject); err == nil {
+			p := resolver.UserPrincipal(&u)
+			attrs = p.AttributesFor(p.AccessTo(org, project))
+		} else if errors.Is(err, store.ErrNotFound) {
+			attrs = map[string]any{"email": subject, "domain": policy.Domain(subject), "admin": false}
+		} else {
+			return err
+		}
+	default:
+		return errf(http.StatusBadRequest, "give attributes (a JSON object) or user_email")
+	}
+	perms := c.p.AccessTo(org, project).Perms & resolver.EphemeralPerms
+	now := a.now().UTC().Truncate(time.Second)
+	jti := newID()
+	if subject == "" {
+		subject = "ephemeral:" + jti
+	}
+	claims := &token.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: a.issuer, Audience: jwt.ClaimStrings{a.audience}, Subject: subject,
+			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), ID: jti},
+		Org: org, Project: project, Attr: attrs, Permissions: perms.Names(), IssuedBy: issuedBy(c),
+	}
+	ks, err := a.res.Keys(r.Context())
+	if err != nil {
+		return err
+	}
+	if !ks.CanSign() {
+		return errors.New("no signing key in the store")
+	}
+	raw, err := ks.Sign(claims)
+	if err != nil {
+		return err
+	}
+	if err := a.audit(r.Context(), c, "credentials.issue", fmt.Sprintf("%s sub:%s jti:%s ttl:%s", target, subject, jti, ttl)); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, CredentialsResponse{AccessToken: raw, TTLSeconds: int(ttl / time.Second), ExpiresAt: now.Add(ttl)})
+	return nil
+}
+
+func issuedBy(c *caller) string {
+	if c.p.Kind == policy.KindService {
+		return "service:" + c.p.ID
+	}
+	return "user:" + c.p.ID
+}
+
+// EnsureSigningKey creates the first signing key if the store has none.
+func EnsureSigningKey(ctx context.Context, st store.Store, now time.Time) (created bool, err error) {
+	keys, err := st.ListSigningKeys(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, k := range keys {
+		if k.RetiredAt.IsZero() {
+			return false, nil
+		}
+	}
+	return true, addKey(ctx, st, now)
+}
+
+func addKey(ctx context.Context, st store.Store, now time.Time) error {
+	k, err := token.GenerateKey(now)
+	if err != nil {
+		return err
+	}
+	der, err := token.MarshalKey(k.Private)
+	if err != nil {
+		return err
+	}
+	return st.PutSigningKey(ctx, store.SigningKey{KID: k.KID, PrivateKey: der, CreatedAt: k.CreatedAt})
+}
+
+// RotateResult names the new signing key and the ones retired.
+type RotateResult struct {
+	KID     string   `json:"kid"`
+	Retired []string `json:"retired"`
+}
+
+func (a *API) rotateKey(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if err := c.superuser(); err != nil {
+		a.auditDenied(r.Context(), c, "signing_key.rotate", "signing-keys", err)
+		return err
+	}
+	keys, err := a.st.ListSigningKeys(r.Context())
+	if err != nil {
+		return err
+	}
+	now := a.now().UTC()
+	res := RotateResult{Retired: []string{}}
+	// The new key first: a crash between the two writes leaves two signing keys, never none.
+	if err := addKey(r.Context(), a.st, now); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if k.RetiredAt.IsZero() {
+			k.RetiredAt = now
+			if err := a.st.PutSigningKey(r.Context(), k); err != nil {
+				return err
+			}
+			res.Retired = append(res.Retired, k.KID)
+		}
+	}
+	all, err := a.st.ListSigningKeys(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, k := range all {
+		if k.RetiredAt.IsZero() {
+			res.KID = k.KID
+		}
+	}
+	if err := a.audit(r.Context(), c, "signing_key.rotate", "kid:"+res.KID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (a *API) jwks(w http.ResponseWriter, r *http.Request) {
+	ks, err := a.res.Keys(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	// A new key signs as soon as it is made, so verifiers must not cache the set for long.
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(ks.JWKS())
+}
+
+// Introspection is RFC 7662's response, plus rill's roles and attributes.
+type Introspection struct {
+	Active       bool              `json:"active"`
+	Sub          string            `json:"sub,omitempty"`
+	Exp          int64             `json:"exp,omitempty"`
+	TokenType    string            `json:"token_type,omitempty"`
+	Scope        string            `json:"scope,omitempty"`
+	Kind         string            `json:"kind,omitempty"`
+	Org          string            `json:"org,omitempty"`
+	Project      string            `json:"project,omitempty"`
+	OrgRoles     map[string]string `json:"org_roles,omitempty"`
+	ProjectRoles map[string]string `json:"project_roles,omitempty"`
+	Attributes   map[string]any    `json:"attributes,omitempty"`
+}
+
+// IntrospectRequest names the token to introspect (JSON, or RFC 7662's form encoding).
+type IntrospectRequest struct {
+	Token string `json:"token"`
+}
+
+func (a *API) introspect(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var req IntrospectRequest
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if err := r.ParseForm(); err != nil {
+			return errf(http.StatusBadRequest, "bad form body: %v", err)
+		}
+		req.Token = r.PostForm.Get("token")
+	} else if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.Token == "" {
+		return errf(http.StatusBadRequest, "token is required")
+	}
+	manages := func(org string) bool { return c.p.AccessTo(org, "").Perms.Has(policy.ManageOrg) }
+	if !c.p.Superuser && len(c.p.OrgRoles) == 0 {
+		return errf(http.StatusForbidden, "introspection needs manage_org on an org")
+	}
+	res, err := a.res.Resolve(r.Context(), req.Token)
+	if err != nil {
+		if resolver.IsAuthError(err) {
+			writeJSON(w, http.StatusOK, Introspection{Active: false})
+			return nil
+		}
+		return err
+	}
+	p := res.Principal
+	out := Introspection{Active: true, Sub: p.Subject, Kind: p.Kind, OrgRoles: map[string]string{}, ProjectRoles: map[string]string{}}
+	visible := false
+	for org, role := range p.OrgRoles {
+		if manages(org) {
+			out.OrgRoles[org], visible = role, true
+		}
+	}
+	for key, role := range p.ProjectRoles {
+		org, project, _ := strings.Cut(key, "/")
+		if manages(org) {
+			out.ProjectRoles[key], visible = role, true
+			if p.Kind == policy.KindEphemeral {
+				out.Org, out.Project = org, project
+				out.Scope = strings.ReplaceAll(p.AccessTo(org, project).Perms.String(), ",", " ")
+			}
+		}
+	}
+	if !visible && !c.p.Superuser {
+		// Nothing of this token lies in an org the caller manages: they learn nothing.
+		writeJSON(w, http.StatusOK, Introspection{Active: false})
+		return nil
+	}
+	switch p.Kind {
+	case policy.KindUser:
+		out.TokenType = "rill_usr"
+	case policy.KindService:
+		out.TokenType = "rill_svc"
+	default:
+		out.TokenType = "jwt"
+	}
+	out.Attributes = p.Attributes
+	if t, err := a.st.GetToken(r.Context(), res.TokenID.String()); err == nil && !t.ExpiresAt.IsZero() {
+		out.Exp = t.ExpiresAt.Unix()
+	}
+	if res.Expires().Unix() > 0 {
+		out.Exp = res.Expires().Unix()
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

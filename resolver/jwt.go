@@ -1,0 +1,122 @@
+package resolver
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/rill-authd/rill-authd/policy"
+	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
+)
+
+// kindJWT marks cache entries of verified JWTs; they are keyed by the first 16 bytes of the
+// JWT's SHA-256 and compared on all 32.
+const kindJWT token.Kind = "jwt"
+
+// EphemeralPerms is the most an ephemeral token may hold: viewer-level reads.
+const EphemeralPerms = policy.ReadProd | policy.ReadProject | policy.ReadDev
+
+// Keys returns the keyset of the signing keys in the store that can still have live tokens.
+func (r *Resolver) Keys(ctx context.Context) (*token.Keyset, error) {
+	if ks := r.keys.Load(); ks != nil {
+		return ks, nil
+	}
+	recs, err := r.st.ListSigningKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	oldest := r.now().Add(-r.opts.MaxCredentialTTL - token.Leeway)
+	var keys []token.Key
+	for _, rec := range recs {
+		if !rec.RetiredAt.IsZero() && rec.RetiredAt.Before(oldest) {
+			continue // every token it signed has expired
+		}
+		k, err := token.UnmarshalKey(rec.PrivateKey)
+		if err != nil {
+			return nil, fmt.Errorf("signing key %s: %w", rec.KID, err)
+		}
+		keys = append(keys, token.Key{KID: rec.KID, Private: k, CreatedAt: rec.CreatedAt, RetiredAt: rec.RetiredAt})
+	}
+	ks := token.NewKeyset(keys)
+	r.keys.CompareAndSwap(nil, ks)
+	return ks, nil
+}
+
+// resolveJWT authenticates an ephemeral JWT minted by this daemon. A verified token is cached
+// until its exp; a cache hit costs one SHA-256.
+func (r *Resolver) resolveJWT(ctx context.Context, raw string) (Result, error) {
+	if len(raw) > 16<<10 {
+		return Result{}, token.ErrJWTMalformed
+	}
+	h := token.Hash(sha256.Sum256([]byte(raw)))
+	var key token.ID
+	copy(key[:], h[:16])
+	if e := r.cache.get(key); e != nil && e.kind == kindJWT && constantTimeEqual(&e.hash, &h) {
+		if !r.now().Before(e.expires.Add(token.Leeway)) {
+			return Result{}, token.ErrJWTExpired
+		}
+		return Result{Principal: e.principal, TokenID: e.id, entry: e}, nil
+	}
+	gen := r.cache.gen.Load()
+	ks, err := r.Keys(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	c, err := ks.Verify(raw, r.opts.Issuer, r.opts.Audience, r.now())
+	if err != nil {
+		return Result{}, err
+	}
+	p, err := r.ephemeralPrincipal(ctx, c)
+	if err != nil {
+		return Result{}, err
+	}
+	id, _ := token.ParseID(c.ID)
+	e := &entry{hash: h, kind: kindJWT, expires: c.ExpiresAt.Time, principal: p, id: id}
+	r.cache.put(key, e, gen)
+	return Result{Principal: p, TokenID: id, entry: e}, nil
+}
+
+// ephemeralPrincipal checks that the token's issuer still exists and still holds manage_prod on
+// the project, and builds the end user's principal: the token's attributes and at most
+// viewer-level reads on that one project.
+func (r *Resolver) ephemeralPrincipal(ctx context.Context, c *token.Claims) (*policy.Principal, error) {
+	kind, id, _ := strings.Cut(c.IssuedBy, ":")
+	var k token.Kind
+	switch kind {
+	case "service":
+		k = token.Service
+	case "user":
+		k = token.User
+	default:
+		return nil, token.ErrJWTMalformed
+	}
+	issuer, err := r.Principal(ctx, k, id)
+	if errors.Is(err, ErrOwnerGone) {
+		return nil, ErrIssuerGone
+	} else if err != nil {
+		return nil, err
+	}
+	if !issuer.AccessTo(c.Org, c.Project).Perms.Has(policy.ManageProd) {
+		return nil, ErrIssuerAccess
+	}
+	var perms policy.Perm
+	for _, n := range c.Permissions {
+		if p, err := policy.ParsePerm(n); err == nil {
+			perms |= p
+		}
+	}
+	perms &= EphemeralPerms
+	p := &policy.Principal{Kind: policy.KindEphemeral, ID: c.ID, Subject: c.Subject, Name: c.Subject,
+		OrgRoles: map[string]string{}, ProjectRoles: map[string]string{}, Attributes: c.Attr}
+	if email, ok := c.Attr["email"].(string); ok {
+		p.Email = email
+	}
+	if perms != 0 {
+		p.ProjectRoles[store.ProjectKey(c.Org, c.Project)] = policy.Viewer
+		p.Limit = perms
+	}
+	return p, nil
+}
