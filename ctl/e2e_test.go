@@ -2,9 +2,11 @@ package ctl_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"os/exec"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -277,6 +279,61 @@ func TestReferenceDocs(t *testing.T) {
 	su.fails("invalid --attributes: want a JSON object", "service", "create", "bad", "--org-role", "viewer", "--attributes", `[1]`)
 	su.fails(`service "nope" not found in org "my-org"`, "service", "show", "nope")
 	su.fails(`service "global-admin" already exists`, "service", "create", "global-admin", "--org-role", "admin")
+
+	// Issuing ephemeral tokens: both curl calls of the service-token doc, as written but for the
+	// host, with a service that holds manage_prod (global-admin is an org admin).
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Fatal("curl is needed to run the doc's examples as written (.ci/run installs it)")
+	}
+	adminTok := created(su.ok("service", "create", "embed-issuer", "--org-role", "admin"), "embed-issuer")
+	for _, tc := range []struct {
+		body  string
+		attrs map[string]any
+	}{
+		{`{
+    "attributes": {
+      "email": "user@example.com",
+      "department": "sales",
+      "region": "us-west",
+      "customer_id": "acme-corp"
+    },
+    "ttl_seconds": 3600
+  }`, map[string]any{"email": "user@example.com", "department": "sales", "region": "us-west", "customer_id": "acme-corp"}},
+		{`{
+    "user_email": "user@example.com",
+    "ttl_seconds": 3600
+  }`, map[string]any{"email": "user@example.com", "domain": "example.com", "admin": false}},
+	} {
+		out, err := exec.Command(curl, "-sS", "--fail-with-body", "-X", "POST", d.URL()+"/v1/orgs/my-org/projects/analytics-dashboard/credentials",
+			"-H", "Authorization: Bearer "+adminTok,
+			"-H", "Content-Type: application/json",
+			"-d", tc.body).CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl: %v\n%s", err, out)
+		}
+		var cr struct {
+			AccessToken string `json:"access_token"`
+			TTLSeconds  int    `json:"ttl_seconds"`
+			ExpiresAt   string `json:"expires_at"`
+		}
+		if err := json.Unmarshal(out, &cr); err != nil || cr.TTLSeconds != 3600 || cr.ExpiresAt == "" {
+			t.Fatalf("credentials response %s: %v", out, err)
+		}
+		req, _ := http.NewRequest("GET", d.URL()+"/ext_authz/v1/organizations/my-org/projects/analytics-dashboard/runtime/api/sales", nil)
+		req.Header.Set("Authorization", "Bearer "+cr.AccessToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		raw, _ := base64.RawURLEncoding.DecodeString(resp.Header.Get("X-Rill-Attributes"))
+		var attrs map[string]any
+		json.Unmarshal(raw, &attrs)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Rill-Auth-Kind") != "ephemeral" || !reflect.DeepEqual(attrs, tc.attrs) {
+			t.Errorf("check with the ephemeral token: %d kind %q attributes %v, want %v", resp.StatusCode, resp.Header.Get("X-Rill-Auth-Kind"), attrs, tc.attrs)
+		}
+	}
 
 	// Every mutation above is in the audit log.
 	audit := su.ok("audit", "list", "--limit", "1000")

@@ -14,11 +14,13 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/rill-authd/rill-authd/adminapi"
 	"github.com/rill-authd/rill-authd/extauthz"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
@@ -170,6 +172,43 @@ func BenchmarkResolve(b *testing.B) {
 	if perOp[0] > 0 {
 		fmt.Printf("miss latency: %.0f ns with 1,000 tokens, %.0f ns with %d: ratio %.2fx (target <= 1.5x)\n",
 			perOp[0], perOp[1], bigStoreSize(), perOp[1]/perOp[0])
+	}
+}
+
+// BenchmarkResolveJWT measures an ephemeral JWT: a hit in the verified cache (one SHA-256), and
+// a cold check (RS256 verification and the issuer's liveness read).
+func BenchmarkResolveJWT(b *testing.B) {
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name  string
+		cache int
+	}{{"verified-cache-hit", 0}, {"cold-rs256", -1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			f := newFixture(b, resolver.Options{CacheSize: bc.cache, Issuer: "rill-authd", Audience: "rill"})
+			if _, err := adminapi.EnsureSigningKey(ctx, f.st, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+			ks, err := f.res.Keys(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now()
+			raw, err := ks.Sign(&token.Claims{RegisteredClaims: jwt.RegisteredClaims{Issuer: "rill-authd", Audience: jwt.ClaimStrings{"rill"},
+				Subject: "u@x.io", IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)), ID: "5b3f0c1e-7a4d-4f2b-9c1a-2e6d8f0a1b2c"},
+				Org: "acme", Project: "web", Attr: map[string]any{"email": "u@x.io"}, Permissions: []string{"read_prod"}, IssuedBy: "user:u-bob"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := f.res.Resolve(ctx, raw); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := f.res.Resolve(ctx, raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
