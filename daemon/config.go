@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/rill-authd/rill-authd/resolver"
 	"gopkg.in/yaml.v3"
 )
 
@@ -30,6 +32,8 @@ type Config struct {
 	Issuer             string        `help:"iss of the ephemeral JWTs this daemon mints (and accepts)." default:"rill-authd"`
 	JWTAudience        string        `name:"jwt-audience" help:"aud of the ephemeral JWTs this daemon mints (and accepts)." default:"rill"`
 	MaxCredentialTTL   time.Duration `help:"Longest ttl_seconds an ephemeral credential may ask for." default:"24h"`
+	TrustedIssuer      []string      `help:"Accept RS256 JWTs of an external issuer (repeatable): issuer=URL,jwks=URL,audience=AUD,org=ORG[,project=P]. They get viewer-level reads on that org's project." sep:"none" placeholder:"SPEC"`
+	JWKSRefresh        time.Duration `name:"jwks-refresh" help:"Least time between refetches of a trusted issuer's JWKS on an unknown kid." default:"1m"`
 	AuditRetention     time.Duration `help:"How long audit events are kept (0 keeps them forever)." default:"2160h"`
 	ShutdownTimeout    time.Duration `help:"How long in-flight requests may take to finish on SIGTERM." default:"10s"`
 	LogLevel           string        `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
@@ -67,4 +71,42 @@ func KongOptions(version string) []kong.Option {
 		kong.Vars{"version": version},
 		kong.UsageOnError(),
 	}
+}
+
+// TrustedIssuers parses the --trusted-issuer specs.
+func (c *Config) TrustedIssuers() ([]resolver.TrustedIssuer, error) {
+	var out []resolver.TrustedIssuer
+	for _, spec := range c.TrustedIssuer {
+		var ti resolver.TrustedIssuer
+		for _, kv := range strings.Split(spec, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			if !ok || v == "" {
+				return nil, fmt.Errorf("--trusted-issuer %q: %q is not key=value", spec, kv)
+			}
+			switch k {
+			case "issuer":
+				ti.Issuer = v
+			case "jwks":
+				ti.JWKSURL = v
+			case "audience":
+				ti.Audience = v
+			case "org":
+				ti.Org = v
+			case "project":
+				ti.Project = v
+			default:
+				return nil, fmt.Errorf("--trusted-issuer %q: unknown key %q (issuer, jwks, audience, org, project)", spec, k)
+			}
+		}
+		switch {
+		case ti.Issuer == "" || ti.JWKSURL == "" || ti.Audience == "" || ti.Org == "":
+			return nil, fmt.Errorf("--trusted-issuer %q: issuer, jwks, audience and org are required", spec)
+		case !strings.HasPrefix(ti.JWKSURL, "https://") && !strings.HasPrefix(ti.JWKSURL, "http://"):
+			return nil, fmt.Errorf("--trusted-issuer %q: jwks must be an http(s) URL", spec)
+		case ti.Issuer == c.Issuer:
+			return nil, fmt.Errorf("--trusted-issuer %q: that is this daemon's own --issuer", spec)
+		}
+		out = append(out, ti)
+	}
+	return out, nil
 }

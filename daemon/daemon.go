@@ -92,8 +92,13 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if d.st, err = store.Open(so); err != nil {
 		return nil, err
 	}
+	trusted, err := cfg.TrustedIssuers()
+	if err != nil {
+		return nil, err
+	}
 	d.res = resolver.New(d.st, resolver.Options{CacheSize: cfg.CacheSize, Logger: d.log,
-		Issuer: cfg.Issuer, Audience: cfg.JWTAudience, MaxCredentialTTL: cfg.MaxCredentialTTL})
+		Issuer: cfg.Issuer, Audience: cfg.JWTAudience, MaxCredentialTTL: cfg.MaxCredentialTTL,
+		Trusted: trusted, JWKSRefresh: cfg.JWKSRefresh})
 
 	if err := d.bootstrap(ctx); err != nil {
 		return nil, err

@@ -63,17 +63,30 @@ func (r *Resolver) resolveJWT(ctx context.Context, raw string) (Result, error) {
 		return Result{Principal: e.principal, TokenID: e.id, entry: e}, nil
 	}
 	gen := r.cache.gen.Load()
-	ks, err := r.Keys(ctx)
+	iss, err := token.UnverifiedIssuer(raw)
 	if err != nil {
 		return Result{}, err
 	}
-	c, err := ks.Verify(raw, r.opts.Issuer, r.opts.Audience, r.now())
-	if err != nil {
-		return Result{}, err
-	}
-	p, err := r.ephemeralPrincipal(ctx, c)
-	if err != nil {
-		return Result{}, err
+	var c *token.Claims
+	var p *policy.Principal
+	if rk := r.trusted[iss]; rk != nil && iss != r.opts.Issuer {
+		if c, p, err = r.verifyExternal(ctx, rk, raw); err != nil {
+			return Result{}, err
+		}
+	} else {
+		if iss != r.opts.Issuer {
+			return Result{}, token.ErrJWTIssuer
+		}
+		ks, err := r.Keys(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		if c, err = ks.Verify(raw, r.opts.Issuer, r.opts.Audience, r.now()); err != nil {
+			return Result{}, err
+		}
+		if p, err = r.ephemeralPrincipal(ctx, c); err != nil {
+			return Result{}, err
+		}
 	}
 	id, _ := token.ParseID(c.ID)
 	e := &entry{hash: h, kind: kindJWT, expires: c.ExpiresAt.Time, principal: p, id: id}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -33,7 +34,7 @@ var (
 
 // AuthErrors are all the sentinel refusals.
 var AuthErrors = []error{ErrMissing, ErrNotBearer, ErrUnknown, ErrExpired, ErrRevoked, ErrOwnerGone,
-	ErrNotRillToken, ErrIssuerGone, ErrIssuerAccess, token.ErrWrongPrefix, token.ErrUnknownType,
+	ErrNotRillToken, ErrJWTScope, ErrIssuerGone, ErrIssuerAccess, token.ErrWrongPrefix, token.ErrUnknownType,
 	token.ErrBadLength, token.ErrBadCharacter, token.ErrBadChecksum, token.ErrJWTMalformed, token.ErrJWTAlg,
 	token.ErrJWTUnknownKey, token.ErrJWTSignature, token.ErrJWTExpired, token.ErrJWTNotYet, token.ErrJWTIssuer,
 	token.ErrJWTAudience}
@@ -60,6 +61,11 @@ type Options struct {
 	// is their longest life (it bounds how long a retired key keeps verifying).
 	Issuer, Audience string
 	MaxCredentialTTL time.Duration
+	// Trusted are external JWT issuers; their JWKS is refetched on an unknown kid at most once
+	// per JWKSRefresh (default 1m), with HTTPClient (default: 5s timeout).
+	Trusted     []TrustedIssuer
+	JWKSRefresh time.Duration
+	HTTPClient  *http.Client
 }
 
 // Resolver resolves bearer tokens. It is safe for concurrent use.
@@ -72,8 +78,9 @@ type Resolver struct {
 	stop  chan struct{}
 	done  chan struct{}
 	every time.Duration
-	opts  Options
-	keys  atomic.Pointer[token.Keyset]
+	opts    Options
+	keys    atomic.Pointer[token.Keyset]
+	trusted map[string]*remoteKeys
 }
 
 // New returns a Resolver over st and subscribes it to st's changes.
@@ -94,6 +101,16 @@ func New(st store.Store, o Options) *Resolver {
 		touch: make(chan token.ID, 4096), stop: make(chan struct{}), done: make(chan struct{}), every: o.TouchInterval, opts: o}
 	if r.opts.MaxCredentialTTL == 0 {
 		r.opts.MaxCredentialTTL = 24 * time.Hour
+	}
+	if r.opts.JWKSRefresh == 0 {
+		r.opts.JWKSRefresh = time.Minute
+	}
+	if r.opts.HTTPClient == nil {
+		r.opts.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+	}
+	r.trusted = map[string]*remoteKeys{}
+	for _, ti := range r.opts.Trusted {
+		r.trusted[ti.Issuer] = &remoteKeys{ti: ti, client: r.opts.HTTPClient, minRefresh: r.opts.JWKSRefresh, now: r.now}
 	}
 	// Any change that can alter a decision drops every cached principal before the write
 	// returns. Writes are rare; a full clear keeps this obviously correct.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -219,4 +220,53 @@ func (ks *Keyset) Verify(raw string, issuer, audience string, now time.Time) (*C
 		return nil, err
 	}
 	return &c, nil
+}
+
+// ParseJWKS reads the RSA signing keys of a JSON Web Key Set, by kid.
+func ParseJWKS(data []byte) (map[string]*rsa.PublicKey, error) {
+	var set struct {
+		Keys []struct {
+			Kty, Kid, Use, N, E string
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(data, &set); err != nil {
+		return nil, fmt.Errorf("parse JWKS: %w", err)
+	}
+	out := map[string]*rsa.PublicKey{}
+	for _, k := range set.Keys {
+		if k.Kty != "RSA" || k.Kid == "" || (k.Use != "" && k.Use != "sig") {
+			continue
+		}
+		n, err1 := base64.RawURLEncoding.DecodeString(k.N)
+		e, err2 := base64.RawURLEncoding.DecodeString(k.E)
+		if err1 != nil || err2 != nil || len(e) == 0 || len(e) > 4 {
+			return nil, fmt.Errorf("parse JWKS: key %q has a bad modulus or exponent", k.Kid)
+		}
+		pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+		if pub.N.BitLen() < 2048 {
+			return nil, fmt.Errorf("parse JWKS: key %q is %d bits; 2048 at least", k.Kid, pub.N.BitLen())
+		}
+		out[k.Kid] = pub
+	}
+	return out, nil
+}
+
+// UnverifiedIssuer reads the iss claim of a compact JWT without verifying anything, to choose
+// the keys that will verify it.
+func UnverifiedIssuer(raw string) (string, error) {
+	parts := strings.SplitN(raw, ".", 3)
+	if len(parts) != 3 || len(parts[1]) > 64<<10 {
+		return "", ErrJWTMalformed
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", ErrJWTMalformed
+	}
+	var c struct {
+		Iss string `json:"iss"`
+	}
+	if json.Unmarshal(b, &c) != nil {
+		return "", ErrJWTMalformed
+	}
+	return c.Iss, nil
 }

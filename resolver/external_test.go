@@ -1,0 +1,139 @@
+package resolver
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/rill-authd/rill-authd/policy"
+	"github.com/rill-authd/rill-authd/token"
+)
+
+// fakeIssuer is an external issuer: an httptest JWKS server and the keys behind it.
+type fakeIssuer struct {
+	mu       sync.Mutex
+	keys     []token.Key
+	requests atomic.Int64
+	srv      *httptest.Server
+}
+
+func newFakeIssuer(t *testing.T) *fakeIssuer {
+	fi := &fakeIssuer{}
+	fi.rotate(t)
+	fi.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fi.requests.Add(1)
+		fi.mu.Lock()
+		defer fi.mu.Unlock()
+		w.Write(token.NewKeyset(fi.keys).JWKS())
+	}))
+	t.Cleanup(fi.srv.Close)
+	return fi
+}
+
+func (fi *fakeIssuer) rotate(t *testing.T) {
+	k, err := token.GenerateKey(time.Now())
+	must(t, err)
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	for i := range fi.keys {
+		fi.keys[i].RetiredAt = time.Now()
+	}
+	fi.keys = append(fi.keys, k)
+}
+
+func (fi *fakeIssuer) sign(t *testing.T, mod func(*token.Claims)) string {
+	now := time.Now()
+	c := &token.Claims{RegisteredClaims: jwt.RegisteredClaims{Issuer: "https://admin.rill.example", Audience: jwt.ClaimStrings{"rill-authd"},
+		Subject: "embed@customer.io", IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)), ID: "x1"},
+		Project: "web", Attr: map[string]any{"email": "embed@customer.io", "tenant": "t1"}}
+	if mod != nil {
+		mod(c)
+	}
+	fi.mu.Lock()
+	ks := token.NewKeyset(fi.keys)
+	fi.mu.Unlock()
+	raw, err := ks.Sign(c)
+	must(t, err)
+	return raw
+}
+
+func TestTrustedExternalIssuer(t *testing.T) {
+	fi := newFakeIssuer(t)
+	f := setup(t, Options{Issuer: "rill-authd", Audience: "rill", JWKSRefresh: time.Hour,
+		Trusted: []TrustedIssuer{{Issuer: "https://admin.rill.example", JWKSURL: fi.srv.URL, Audience: "rill-authd", Org: "acme"}}})
+
+	res, err := f.r.Resolve(ctx, fi.sign(t, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res.Principal
+	if a := p.AccessTo("acme", "web"); p.Kind != policy.KindEphemeral || p.Subject != "embed@customer.io" || a.Perms != EphemeralPerms || p.Attributes["tenant"] != "t1" {
+		t.Fatalf("external principal %+v access %+v", p, a)
+	}
+	if a := p.AccessTo("acme", "data"); a.Perms != 0 {
+		t.Errorf("external token reads another project: %v", a.Perms)
+	}
+	if n := fi.requests.Load(); n != 1 {
+		t.Errorf("%d JWKS fetches, want 1", n)
+	}
+
+	// The issuer rotates. Within the refresh interval an unknown kid is refused without a fetch...
+	fi.rotate(t)
+	rotated := fi.sign(t, nil)
+	if _, err := f.r.Resolve(ctx, rotated); !errors.Is(err, token.ErrJWTUnknownKey) {
+		t.Fatalf("new kid within the refresh interval: %v", err)
+	}
+	if n := fi.requests.Load(); n != 1 {
+		t.Errorf("refetched within the interval: %d fetches", n)
+	}
+	// ...and once the interval has passed, the unknown kid refetches once and passes.
+	f.r.trusted["https://admin.rill.example"].mu.Lock()
+	f.r.trusted["https://admin.rill.example"].fetched = time.Now().Add(-2 * time.Hour)
+	f.r.trusted["https://admin.rill.example"].mu.Unlock()
+	if _, err := f.r.Resolve(ctx, rotated); err != nil {
+		t.Fatalf("after the interval: %v", err)
+	}
+	if n := fi.requests.Load(); n != 2 {
+		t.Errorf("%d JWKS fetches, want 2", n)
+	}
+	// A flood of unknown kids costs no more fetches.
+	impostor := newFakeIssuer(t) // same iss claim, keys the issuer never published
+	for range 20 {
+		if _, err := f.r.Resolve(ctx, impostor.sign(t, nil)); err == nil {
+			t.Fatal("token signed by an unpublished key accepted")
+		}
+	}
+	if n := fi.requests.Load(); n != 2 {
+		t.Errorf("unknown-kid flood caused %d fetches", n-2)
+	}
+
+	for _, tc := range []struct {
+		name string
+		mod  func(*token.Claims)
+		want error
+	}{
+		{"wrong audience", func(c *token.Claims) { c.Audience = jwt.ClaimStrings{"someone-else"} }, token.ErrJWTAudience},
+		{"untrusted issuer", func(c *token.Claims) { c.Issuer = "https://evil.example" }, token.ErrJWTIssuer},
+		{"another org", func(c *token.Claims) { c.Org = "other" }, ErrJWTScope},
+		{"expired", func(c *token.Claims) { c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Hour)) }, token.ErrJWTExpired},
+	} {
+		if _, err := f.r.Resolve(ctx, fi.sign(t, tc.mod)); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+
+	// An issuer whose JWKS is down is a failure of ours, not a refusal.
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(502) }))
+	defer down.Close()
+	g := setup(t, Options{Trusted: []TrustedIssuer{{Issuer: "https://admin.rill.example", JWKSURL: down.URL, Audience: "rill-authd", Org: "acme"}}})
+	_, err = g.r.Resolve(ctx, fi.sign(t, nil))
+	if !errors.Is(err, ErrJWKSUnavailable) || IsAuthError(err) {
+		t.Errorf("JWKS down: %v (auth error: %v)", err, IsAuthError(err))
+	}
+}
