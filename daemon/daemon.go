@@ -119,7 +119,12 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	d.grpc = grpc.NewServer(extauthz.GRPCServerOptions()...)
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
-	check := extauthz.New(d.res, extauthz.Config{DefaultOrg: cfg.DefaultOrg, DefaultProject: cfg.DefaultProject, Logger: d.log})
+	ecfg := extauthz.Config{DefaultOrg: cfg.DefaultOrg, DefaultProject: cfg.DefaultProject, Logger: d.log}
+	if cfg.TokenExchange {
+		ecfg.Exchange = &extauthz.Exchange{Issuer: cfg.Issuer, Audience: cfg.RuntimeAudience, InstanceID: cfg.RuntimeInstanceID,
+			TTL: cfg.ExchangeTTL, Keys: d.res.Keys}
+	}
+	check := extauthz.New(d.res, ecfg)
 	check.Register(d.grpc)
 
 	mux := http.NewServeMux()

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -44,6 +45,9 @@ type Config struct {
 	// the path name an org.
 	DefaultOrg, DefaultProject string
 	Logger                     *slog.Logger
+	// Exchange, when set, replaces the upstream's authorization with a runtime JWT.
+	Exchange *Exchange
+	Now      func() time.Time
 }
 
 // Server decides checks. It serves the gRPC Authorization service (Check) and the HTTP mode
@@ -52,6 +56,7 @@ type Server struct {
 	res *resolver.Resolver
 	cfg Config
 	log *slog.Logger
+	now func() time.Time
 }
 
 // New returns a Server that resolves credentials with res.
@@ -59,13 +64,20 @@ func New(res *resolver.Resolver, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{res: res, cfg: cfg, log: cfg.Logger}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Exchange != nil && cfg.Exchange.TTL == 0 {
+		cfg.Exchange.TTL = defaultExchangeTTL
+	}
+	return &Server{res: res, cfg: cfg, log: cfg.Logger, now: cfg.Now}
 }
 
 // target is what a request asks for: an org, maybe a project, and a permission on it.
 type target struct {
 	org, project string
 	perm         policy.Perm
+	instance     string // runtime instance of a token exchange
 }
 
 // request is the part of a check request the decision reads, whichever mode it came in.
@@ -87,6 +99,7 @@ type decision struct {
 	meta    map[string]any
 	tokenID string
 	grpc    *grpcResponse
+	exch    exchangeState
 }
 
 // sets reports whether the decision sets header name (lower case).
@@ -112,6 +125,12 @@ func (s *Server) decide(ctx context.Context, req *request) *decision {
 	t, terr := s.target(req)
 	if terr != "" {
 		return s.logged(req, misconfigured(terr), res.TokenID)
+	}
+	if s.cfg.Exchange != nil {
+		t.instance = req.ext["instance_id"]
+		if t.instance == "" {
+			t.instance = s.cfg.Exchange.InstanceID
+		}
 	}
 	d := res.Memo(t, func() any { return allowOrForbid(res, t) }).(*decision)
 	if d.status != http.StatusOK {
@@ -237,6 +256,7 @@ func allowOrForbid(res resolver.Result, t target) *decision {
 		"org_role": a.OrgRole, "project_role": a.ProjectRole, "permissions": perms, "token_id": tokenID,
 		"attributes": attrMeta}
 	d.grpc = newGRPCResponse(d)
+	d.exch.sub, d.exch.attrs, d.exch.instance, d.exch.perms = p.Subject, attrMeta, t.instance, runtimePerms(a.Perms)
 	return d
 }
 

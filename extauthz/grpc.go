@@ -82,31 +82,40 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) *authv3.Ch
 func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) proto.Message {
 	httpReq := req.GetAttributes().GetRequest().GetHttp()
 	r := request{method: httpReq.GetMethod(), path: httpReq.GetPath(), ext: req.GetAttributes().GetContextExtensions()}
-	headers := httpReq.GetHeaders()
-	if headers == nil && httpReq.GetHeaderMap() != nil {
-		headers = flatten(httpReq.GetHeaderMap()) // encode_raw_headers: true
+	reqHeaders := httpReq.GetHeaders()
+	if reqHeaders == nil && httpReq.GetHeaderMap() != nil {
+		reqHeaders = flatten(httpReq.GetHeaderMap()) // encode_raw_headers: true
 	}
-	r.authorization = headers["authorization"]
+	r.authorization = reqHeaders["authorization"]
 	d := s.decide(ctx, &r)
 	if d.status != 200 {
 		return d.grpc.enc
 	}
+	resp, headers := d.grpc.enc, d.grpc.headers
+	if s.cfg.Exchange != nil {
+		x, err := s.exchange(ctx, d)
+		if err != nil {
+			s.log.Error("check failed: minting the runtime token failed", "err", err)
+			return unavailable.grpc.enc
+		}
+		resp, headers = x.resp, x.headers
+	}
 	// Client-sent x-rill-* headers we do not overwrite must go. Never list one we set: Envoy
 	// removes after it sets, so it would vanish.
 	var remove []string
-	for k := range headers {
+	for k := range reqHeaders {
 		if len(k) > len(headerPrefix) && strings.EqualFold(k[:len(headerPrefix)], headerPrefix) && !d.sets(strings.ToLower(k)) {
 			remove = append(remove, k)
 		}
 	}
 	if remove == nil {
-		return d.grpc.enc
+		return resp
 	}
 	return &authv3.CheckResponse{
-		Status:          d.grpc.resp.Status,
-		DynamicMetadata: d.grpc.resp.DynamicMetadata,
+		Status:          resp.Status,
+		DynamicMetadata: resp.DynamicMetadata,
 		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
-			Headers: d.grpc.headers, HeadersToRemove: remove,
+			Headers: headers, HeadersToRemove: remove,
 		}},
 	}
 }

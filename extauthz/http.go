@@ -42,6 +42,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, kv := range d.headers {
 		h[http.CanonicalHeaderKey(kv[0])] = []string{kv[1]}
 	}
+	if s.cfg.Exchange != nil {
+		x, err := s.exchange(r.Context(), d)
+		if err != nil {
+			s.log.Error("check failed: minting the runtime token failed", "err", err)
+			h.Set("Content-Type", "application/json")
+			w.WriteHeader(unavailable.status)
+			_, _ = w.Write([]byte(unavailable.body))
+			return
+		}
+		h.Set("Authorization", x.bearer)
+	}
 	var remove []string
 	for k := range r.Header {
 		if len(k) > len(headerPrefix) && strings.EqualFold(k[:len(headerPrefix)], headerPrefix) && !d.sets(strings.ToLower(k)) {

@@ -1,0 +1,113 @@
+package extauthz
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/rill-authd/rill-authd/policy"
+	"github.com/rill-authd/rill-authd/token"
+)
+
+// Exchange configures token exchange: on an allowed check the upstream's authorization header is
+// replaced by a short-lived RS256 JWT in the Rill runtime's claim layout, so an unmodified
+// runtime that trusts our issuer and JWKS accepts it.
+type Exchange struct {
+	Issuer     string        // iss (the runtime's configured issuer: our JWKS is at /.well-known/jwks.json)
+	Audience   string        // aud the runtime expects
+	InstanceID string        // default instance id when the route sets no instance_id extension
+	TTL        time.Duration // life of a minted token (default 5m); reused until 1/5 of it is left
+	Keys       func(ctx context.Context) (*token.Keyset, error)
+}
+
+// Rill runtime permissions (runtime.Permission), as numbered in the runtime's JWT "ins" claim.
+const (
+	RuntimeReadObjects  = 0x15
+	RuntimeReadMetrics  = 0x17
+	RuntimeReadAPI      = 0x19
+	RuntimeUseAI        = 0x1B
+	RuntimeEditTrigger  = 0x20
+	defaultExchangeTTL  = 5 * time.Minute
+	exchangeRenewFactor = 5
+)
+
+// runtimeClaims is the Rill runtime's JWT layout.
+type runtimeClaims struct {
+	jwt.RegisteredClaims
+	Instances map[string][]int `json:"ins"`
+	Attrs     map[string]any   `json:"attr,omitempty"`
+}
+
+// runtimePerms maps project permissions to the runtime's: readers get objects, metrics, APIs
+// and AI; project admins also triggers.
+func runtimePerms(p policy.Perm) []int {
+	out := []int{}
+	if p.Has(policy.ReadProd) {
+		out = append(out, RuntimeReadObjects, RuntimeReadMetrics, RuntimeReadAPI, RuntimeUseAI)
+	}
+	if p.Has(policy.ManageProject) {
+		out = append(out, RuntimeEditTrigger)
+	}
+	return out
+}
+
+// exchanged is one minted runtime token and the responses that carry it.
+type exchanged struct {
+	renewAt time.Time
+	bearer  string
+	headers []*corev3.HeaderValueOption // the decision's headers plus authorization
+	resp    *encodedResponse
+}
+
+// exchangeState is a decision's minted token, shared by its checks until it nears expiry.
+type exchangeState struct {
+	cur      atomic.Pointer[exchanged]
+	mu       sync.Mutex
+	sub      string
+	attrs    map[string]any
+	instance string
+	perms    []int
+}
+
+// exchange returns the decision's current runtime token, minting one when there is none or it
+// is close to expiry. A failure to mint fails the check closed.
+func (s *Server) exchange(ctx context.Context, d *decision) (*exchanged, error) {
+	now := s.now()
+	if x := d.exch.cur.Load(); x != nil && now.Before(x.renewAt) {
+		return x, nil
+	}
+	d.exch.mu.Lock()
+	defer d.exch.mu.Unlock()
+	if x := d.exch.cur.Load(); x != nil && now.Before(x.renewAt) {
+		return x, nil
+	}
+	ks, err := s.cfg.Exchange.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ttl := s.cfg.Exchange.TTL
+	at := now.Truncate(time.Second)
+	raw, err := ks.Sign(&runtimeClaims{
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: s.cfg.Exchange.Issuer, Audience: jwt.ClaimStrings{s.cfg.Exchange.Audience},
+			Subject: d.exch.sub, IssuedAt: jwt.NewNumericDate(at), NotBefore: jwt.NewNumericDate(at), ExpiresAt: jwt.NewNumericDate(at.Add(ttl))},
+		Instances: map[string][]int{d.exch.instance: d.exch.perms},
+		Attrs:     d.exch.attrs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	x := &exchanged{renewAt: at.Add(ttl - ttl/exchangeRenewFactor), bearer: "Bearer " + raw}
+	x.headers = append(append([]*corev3.HeaderValueOption{}, d.grpc.headers...), &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: "authorization", Value: x.bearer},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	})
+	x.resp = encode(&authv3.CheckResponse{Status: d.grpc.resp.Status, DynamicMetadata: d.grpc.resp.DynamicMetadata,
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{Headers: x.headers}}})
+	d.exch.cur.Store(x)
+	return x, nil
+}

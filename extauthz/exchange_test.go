@@ -1,0 +1,93 @@
+package extauthz_test
+
+import (
+	"context"
+	"crypto/rsa"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/rill-authd/rill-authd/adminapi"
+	"github.com/rill-authd/rill-authd/extauthz"
+	"github.com/rill-authd/rill-authd/resolver"
+	"github.com/rill-authd/rill-authd/token"
+)
+
+type runtimeClaims struct {
+	jwt.RegisteredClaims
+	Ins  map[string][]int `json:"ins"`
+	Attr map[string]any   `json:"attr"`
+}
+
+// TestTokenExchange checks that an allowed request reaches the upstream with a runtime JWT
+// an unmodified Rill runtime would accept, reused until close to expiry.
+func TestTokenExchange(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, resolver.Options{Issuer: "https://authd.example", Audience: "rill"})
+	if _, err := adminapi.EnsureSigningKey(ctx, f.st, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	srv := extauthz.New(f.res, extauthz.Config{Now: clock, Exchange: &extauthz.Exchange{Issuer: "https://authd.example",
+		Audience: "rill-runtime", InstanceID: "default", TTL: 5 * time.Minute, Keys: f.res.Keys}})
+	ks, _ := f.res.Keys(ctx)
+
+	check := func(name string, ext map[string]string, spoof map[string]string) (string, runtimeClaims, []string) {
+		t.Helper()
+		h := map[string]string{"authorization": "Bearer " + f.tokens[name]}
+		for k, v := range spoof {
+			h[k] = v
+		}
+		resp := srv.Check(ctx, envoyRequest("GET", "/v1/orgs/acme/projects/web/runtime/query", h, ext))
+		ok := resp.GetOkResponse()
+		if ok == nil {
+			t.Fatalf("%s refused: %v", name, resp.GetStatus())
+		}
+		hdr := headerMap(ok.GetHeaders())
+		if hdr["x-rill-subject"] == "" {
+			t.Errorf("x-rill headers gone with the exchange: %v", hdr)
+		}
+		bearer := hdr["authorization"]
+		var c runtimeClaims
+		err := token.VerifyRS256(bearer[len("Bearer "):], &c, func(kid string) (*rsa.PublicKey, error) {
+			k, ok := ks.PublicKey(kid)
+			if !ok {
+				return nil, token.ErrJWTUnknownKey
+			}
+			return k, nil
+		}, "https://authd.example", "rill-runtime", clock())
+		if err != nil {
+			t.Fatalf("runtime token does not verify against our JWKS: %v", err)
+		}
+		return bearer, c, ok.GetHeadersToRemove()
+	}
+
+	b1, c, _ := check("alice", nil, nil)
+	if c.Subject != "alice@example.com" || !reflect.DeepEqual(c.Ins, map[string][]int{"default": {0x15, 0x17, 0x19, 0x1B}}) || c.Attr["email"] != "alice@example.com" {
+		t.Errorf("viewer's runtime claims: %+v", c)
+	}
+	if exp := c.ExpiresAt.Sub(c.IssuedAt.Time); exp != 5*time.Minute {
+		t.Errorf("runtime token lives %v", exp)
+	}
+	_, c, _ = check("bob", map[string]string{"instance_id": "inst-7"}, nil)
+	if !reflect.DeepEqual(c.Ins, map[string][]int{"inst-7": {0x15, 0x17, 0x19, 0x1B, 0x20}}) {
+		t.Errorf("project admin's runtime claims: %+v", c.Ins)
+	}
+	// Reused while fresh (also when the response must remove spoofed headers)...
+	b2, _, remove := check("alice", nil, map[string]string{"x-rill-evil": "1"})
+	if b2 != b1 || len(remove) != 1 || remove[0] != "x-rill-evil" {
+		t.Errorf("fresh token not reused (%v) or removals %v", b2 == b1, remove)
+	}
+	// ...and replaced once less than a fifth of its life is left.
+	mu.Lock()
+	now = now.Add(4*time.Minute + time.Second)
+	mu.Unlock()
+	if b3, _, _ := check("alice", nil, nil); b3 == b1 {
+		t.Error("runtime token not renewed near expiry")
+	}
+}
