@@ -70,14 +70,14 @@ type Options struct {
 
 // Resolver resolves bearer tokens. It is safe for concurrent use.
 type Resolver struct {
-	st    store.Store
-	cache *cache
-	now   func() time.Time
-	log   *slog.Logger
-	touch chan token.ID
-	stop  chan struct{}
-	done  chan struct{}
-	every time.Duration
+	st      store.Store
+	cache   *cache
+	now     func() time.Time
+	log     *slog.Logger
+	touch   chan token.ID
+	stop    chan struct{}
+	done    chan struct{}
+	every   time.Duration
 	opts    Options
 	keys    atomic.Pointer[token.Keyset]
 	trusted map[string]*remoteKeys
