@@ -287,6 +287,15 @@ func (a *API) audit(ctx context.Context, c *caller, action, target string) error
 	return nil
 }
 
+// audited records a successful mutation and then answers with v.
+func (a *API) audited(w http.ResponseWriter, r *http.Request, c *caller, action, target string, status int, v any) error {
+	if err := a.audit(r.Context(), c, action, target); err != nil {
+		return err
+	}
+	writeJSON(w, status, v)
+	return nil
+}
+
 // auditDenied records a refused mutation, best effort.
 func (a *API) auditDenied(ctx context.Context, c *caller, action, target string, err error) {
 	var e *Error

@@ -95,7 +95,7 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 	}
 	perms := c.p.AccessTo(org, project).Perms & resolver.EphemeralPerms
 	now := a.now().UTC().Truncate(time.Second)
-	jti := newID()
+	jti := token.NewID()
 	if subject == "" {
 		subject = "ephemeral:" + jti
 	}
@@ -115,11 +115,7 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	if err := a.audit(r.Context(), c, "credentials.issue", fmt.Sprintf("%s sub:%s jti:%s ttl:%s", target, subject, jti, ttl)); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, CredentialsResponse{AccessToken: raw, TTLSeconds: int(ttl / time.Second), ExpiresAt: now.Add(ttl)})
-	return nil
+	return a.audited(w, r, c, "credentials.issue", fmt.Sprintf("%s sub:%s jti:%s ttl:%s", target, subject, jti, ttl), http.StatusOK, CredentialsResponse{AccessToken: raw, TTLSeconds: int(ttl / time.Second), ExpiresAt: now.Add(ttl)})
 }
 
 func issuedBy(c *caller) string {
@@ -194,11 +190,7 @@ func (a *API) rotateKey(w http.ResponseWriter, r *http.Request, c *caller) error
 			res.KID = k.KID
 		}
 	}
-	if err := a.audit(r.Context(), c, "signing_key.rotate", "kid:"+res.KID); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, res)
-	return nil
+	return a.audited(w, r, c, "signing_key.rotate", "kid:"+res.KID, http.StatusOK, res)
 }
 
 func (a *API) jwks(w http.ResponseWriter, r *http.Request) {

@@ -74,11 +74,7 @@ func (a *API) createOrg(w http.ResponseWriter, r *http.Request, c *caller) error
 		}
 		return err
 	}
-	if err := a.audit(r.Context(), c, "org.create", "org:"+o.Name); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, o)
-	return nil
+	return a.audited(w, r, c, "org.create", "org:"+o.Name, http.StatusCreated, o)
 }
 
 func (a *API) listOrgs(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -132,11 +128,7 @@ func (a *API) createProject(w http.ResponseWriter, r *http.Request, c *caller) e
 		}
 		return err
 	}
-	if err := a.audit(r.Context(), c, "project.create", "project:"+org+"/"+p.Name); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, p)
-	return nil
+	return a.audited(w, r, c, "project.create", "project:"+org+"/"+p.Name, http.StatusCreated, p)
 }
 
 func (a *API) listProjects(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -227,7 +219,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 		return err
 	}
 	now := a.now().UTC()
-	u := store.User{ID: newID(), Email: strings.ToLower(req.Email), DisplayName: req.DisplayName, Groups: req.Groups,
+	u := store.User{ID: token.NewID(), Email: strings.ToLower(req.Email), DisplayName: req.DisplayName, Groups: req.Groups,
 		Attributes: req.Attributes, OrgRoles: map[string]string{}, ProjectRoles: map[string]string{}, CreatedAt: now, UpdatedAt: now}
 	if req.OrgRole != "" {
 		u.OrgRoles[req.Org] = req.OrgRole
@@ -244,11 +236,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 		}
 		return err
 	}
-	if err := a.audit(r.Context(), c, "user.create", "user:"+u.Email); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, u)
-	return nil
+	return a.audited(w, r, c, "user.create", "user:"+u.Email, http.StatusCreated, u)
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -356,11 +344,7 @@ func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	if err := a.audit(r.Context(), c, "user.set_role", target); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, u)
-	return nil
+	return a.audited(w, r, c, "user.set_role", target, http.StatusOK, u)
 }
 
 // roleChange checks that a RoleRequest asks for one thing.
@@ -394,11 +378,7 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if err := a.st.DeleteUser(r.Context(), u.ID); err != nil {
 		return err
 	}
-	if err := a.audit(r.Context(), c, "user.delete", "user:"+u.Email); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, u)
-	return nil
+	return a.audited(w, r, c, "user.delete", "user:"+u.Email, http.StatusOK, u)
 }
 
 // --- services
@@ -430,7 +410,7 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	now := a.now().UTC()
-	s := store.Service{ID: newID(), Org: org, Name: req.Name, OrgRole: req.OrgRole, ProjectRoles: map[string]string{},
+	s := store.Service{ID: token.NewID(), Org: org, Name: req.Name, OrgRole: req.OrgRole, ProjectRoles: map[string]string{},
 		Attributes: req.Attributes, CreatedBy: c.actor, CreatedAt: now, UpdatedAt: now}
 	if s.Attributes == nil {
 		s.Attributes = map[string]any{}
@@ -448,11 +428,7 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		return err
 	}
-	if err := a.audit(r.Context(), c, "service.create", target); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, ServiceCreated{Service: s, Token: issued})
-	return nil
+	return a.audited(w, r, c, "service.create", target, http.StatusCreated, ServiceCreated{Service: s, Token: issued})
 }
 
 // service loads the service named in the path after checking manage_org on its org.
@@ -551,11 +527,7 @@ func (a *API) editService(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	if err := a.audit(r.Context(), c, "service.edit", "service:"+s.Org+"/"+r.PathValue("name")); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, s)
-	return nil
+	return a.audited(w, r, c, "service.edit", "service:"+s.Org+"/"+r.PathValue("name"), http.StatusOK, s)
 }
 
 func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -608,11 +580,7 @@ func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return err
 	}
-	if err := a.audit(r.Context(), c, "service.set_role", target); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, s)
-	return nil
+	return a.audited(w, r, c, "service.set_role", target, http.StatusOK, s)
 }
 
 func (a *API) deleteService(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -623,11 +591,7 @@ func (a *API) deleteService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := a.st.DeleteService(r.Context(), s.ID); err != nil {
 		return err
 	}
-	if err := a.audit(r.Context(), c, "service.delete", "service:"+s.Org+"/"+s.Name); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, s)
-	return nil
+	return a.audited(w, r, c, "service.delete", "service:"+s.Org+"/"+s.Name, http.StatusOK, s)
 }
 
 func (a *API) issueServiceToken(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -639,11 +603,7 @@ func (a *API) issueServiceToken(w http.ResponseWriter, r *http.Request, c *calle
 	if err != nil {
 		return err
 	}
-	if err := a.audit(r.Context(), c, "service.token.issue", "service:"+s.Org+"/"+s.Name+" token:"+issued.ID); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, issued)
-	return nil
+	return a.audited(w, r, c, "service.token.issue", "service:"+s.Org+"/"+s.Name+" token:"+issued.ID, http.StatusCreated, issued)
 }
 
 func (a *API) listServiceTokens(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -671,11 +631,7 @@ func (a *API) revokeServiceToken(w http.ResponseWriter, r *http.Request, c *call
 	if err := a.st.DeleteToken(r.Context(), t.ID); err != nil {
 		return err
 	}
-	if err := a.audit(r.Context(), c, "service.token.revoke", "service:"+s.Org+"/"+s.Name+" token:"+t.ID); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, Revoked{Revoked: []TokenInfo{t}})
-	return nil
+	return a.audited(w, r, c, "service.token.revoke", "service:"+s.Org+"/"+s.Name+" token:"+t.ID, http.StatusOK, Revoked{Revoked: []TokenInfo{t}})
 }
 
 // --- tokens
@@ -743,11 +699,7 @@ func (a *API) issueUserToken(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return err
 	}
-	if err := a.audit(r.Context(), c, "token.issue", "user:"+u.Email+" token:"+issued.ID); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, issued)
-	return nil
+	return a.audited(w, r, c, "token.issue", "user:"+u.Email+" token:"+issued.ID, http.StatusCreated, issued)
 }
 
 func (a *API) listUserTokens(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -809,11 +761,7 @@ func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller)
 	if err := a.st.DeleteToken(r.Context(), t.ID); err != nil {
 		return err
 	}
-	if err := a.audit(r.Context(), c, "token.revoke", "user:"+u.Email+" token:"+t.ID); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, Revoked{Revoked: []TokenInfo{t}})
-	return nil
+	return a.audited(w, r, c, "token.revoke", "user:"+u.Email+" token:"+t.ID, http.StatusOK, Revoked{Revoked: []TokenInfo{t}})
 }
 
 // findToken finds one of owner's tokens by its id, the whole token, or a display prefix of at
@@ -894,13 +842,4 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request, c *caller) error
 	}
 	writeJSON(w, http.StatusOK, evs)
 	return nil
-}
-
-// newID returns a random UUID for records.
-func newID() string {
-	t, err := token.New(token.User) // reuse its v4 UUID generation
-	if err != nil {
-		panic(fmt.Sprintf("crypto/rand failed: %v", err))
-	}
-	return t.ID.String()
 }

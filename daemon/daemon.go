@@ -219,7 +219,7 @@ func (d *Daemon) bootstrap(ctx context.Context) error {
 	ran, err := d.st.Bootstrap(ctx, func(ctx context.Context) error {
 		u, err := d.st.GetUserByEmail(ctx, d.cfg.BootstrapEmail)
 		if errors.Is(err, store.ErrNotFound) {
-			u = store.User{ID: newID(), Email: d.cfg.BootstrapEmail, DisplayName: "Bootstrap superuser", Superuser: true,
+			u = store.User{ID: token.NewID(), Email: d.cfg.BootstrapEmail, DisplayName: "Bootstrap superuser", Superuser: true,
 				CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()}
 			err = d.st.CreateUser(ctx, u)
 		}
@@ -295,13 +295,4 @@ func writeSecretFile(path, data string) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
-}
-
-// newID returns a random UUID for records.
-func newID() string {
-	t, err := token.New(token.User) // reuse its v4 UUID generation
-	if err != nil {
-		panic(fmt.Sprintf("crypto/rand failed: %v", err))
-	}
-	return t.ID.String()
 }

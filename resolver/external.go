@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rill-authd/rill-authd/policy"
-	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -113,24 +112,6 @@ func (r *Resolver) verifyExternal(ctx context.Context, rk *remoteKeys, raw strin
 	if project == "" {
 		project = c.Project
 	}
-	perms := EphemeralPerms
-	if len(c.Permissions) > 0 {
-		perms = 0
-		for _, n := range c.Permissions {
-			if p, err := policy.ParsePerm(n); err == nil {
-				perms |= p
-			}
-		}
-		perms &= EphemeralPerms
-	}
-	p := &policy.Principal{Kind: policy.KindEphemeral, ID: c.ID, Subject: c.Subject, Name: c.Subject,
-		OrgRoles: map[string]string{}, ProjectRoles: map[string]string{}, Attributes: c.Attr}
-	if email, ok := c.Attr["email"].(string); ok {
-		p.Email = email
-	}
-	if project != "" && perms != 0 {
-		p.ProjectRoles[store.ProjectKey(org, project)] = policy.Viewer
-		p.Limit = perms
-	}
+	p := ephemeral(&c, org, project, parsePerms(c.Permissions, EphemeralPerms))
 	return &c, p, nil
 }

@@ -117,21 +117,34 @@ func (r *Resolver) ephemeralPrincipal(ctx context.Context, c *token.Claims) (*po
 	if !issuer.AccessTo(c.Org, c.Project).Perms.Has(policy.ManageProd) {
 		return nil, ErrIssuerAccess
 	}
+	return ephemeral(c, c.Org, c.Project, parsePerms(c.Permissions, 0)), nil
+}
+
+// parsePerms reads a permissions claim, keeping viewer-level reads only; an absent claim gives
+// def.
+func parsePerms(names []string, def policy.Perm) policy.Perm {
+	if len(names) == 0 {
+		return def
+	}
 	var perms policy.Perm
-	for _, n := range c.Permissions {
+	for _, n := range names {
 		if p, err := policy.ParsePerm(n); err == nil {
 			perms |= p
 		}
 	}
-	perms &= EphemeralPerms
+	return perms & EphemeralPerms
+}
+
+// ephemeral is the principal of a verified JWT: its attributes, and perms on org/project only.
+func ephemeral(c *token.Claims, org, project string, perms policy.Perm) *policy.Principal {
 	p := &policy.Principal{Kind: policy.KindEphemeral, ID: c.ID, Subject: c.Subject, Name: c.Subject,
 		OrgRoles: map[string]string{}, ProjectRoles: map[string]string{}, Attributes: c.Attr}
 	if email, ok := c.Attr["email"].(string); ok {
 		p.Email = email
 	}
-	if perms != 0 {
-		p.ProjectRoles[store.ProjectKey(c.Org, c.Project)] = policy.Viewer
+	if project != "" && perms != 0 {
+		p.ProjectRoles[store.ProjectKey(org, project)] = policy.Viewer
 		p.Limit = perms
 	}
-	return p, nil
+	return p
 }

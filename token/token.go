@@ -182,6 +182,15 @@ func New(k Kind) (Token, error) {
 	return t, nil
 }
 
+// NewID returns a random (v4) UUID, for record ids and JWT ids.
+func NewID() string {
+	t, err := New(User)
+	if err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err))
+	}
+	return t.ID.String()
+}
+
 // HasPrefix reports whether s looks like it was meant to be a rill token, so callers can tell
 // a malformed rill token from some other kind of credential (a JWT).
 func HasPrefix(s string) bool { return len(s) >= len(prefix) && s[:len(prefix)] == prefix }
