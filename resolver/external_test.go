@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/rill-authd/rill-authd/policy"
+	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -135,5 +137,33 @@ func TestTrustedExternalIssuer(t *testing.T) {
 	_, err = g.r.Resolve(ctx, fi.sign(t, nil))
 	if !errors.Is(err, ErrJWKSUnavailable) || IsAuthError(err) {
 		t.Errorf("JWKS down: %v (auth error: %v)", err, IsAuthError(err))
+	}
+}
+
+// TestRetiredKeysDropOut: a retired key verifies while tokens it signed can be alive, then
+// leaves the keyset (and so the JWKS).
+func TestRetiredKeysDropOut(t *testing.T) {
+	now := time.Now()
+	f := setup(t, Options{Issuer: "rill-authd", Audience: "rill", MaxCredentialTTL: time.Hour, Now: func() time.Time { return now }})
+	put := func(retired time.Time) string {
+		k, err := token.GenerateKey(now.Add(-3 * time.Hour))
+		must(t, err)
+		der, err := token.MarshalKey(k.Private)
+		must(t, err)
+		must(t, f.st.PutSigningKey(ctx, store.SigningKey{KID: k.KID, PrivateKey: der, CreatedAt: k.CreatedAt, RetiredAt: retired}))
+		return k.KID
+	}
+	current := put(time.Time{})
+	recent := put(now.Add(-30 * time.Minute)) // may still have live tokens
+	old := put(now.Add(-2 * time.Hour))       // every token it signed has expired
+	ks, err := f.r.Keys(ctx)
+	must(t, err)
+	for kid, want := range map[string]bool{current: true, recent: true, old: false} {
+		if _, ok := ks.PublicKey(kid); ok != want {
+			t.Errorf("key retired %s: in keyset %v, want %v", kid, ok, want)
+		}
+		if strings.Contains(string(ks.JWKS()), kid) != want {
+			t.Errorf("key %s in JWKS: want %v", kid, want)
+		}
 	}
 }
