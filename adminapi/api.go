@@ -18,6 +18,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
@@ -34,6 +35,8 @@ type Options struct {
 	// resolver's); MaxCredentialTTL caps their ttl_seconds (default 24h).
 	Issuer, Audience string
 	MaxCredentialTTL time.Duration
+	// Plugins, when set, is reported by GET /v1/admin/plugins.
+	Plugins *plugins.Host
 }
 
 // API serves the admin endpoints.
@@ -45,6 +48,7 @@ type API struct {
 
 	issuer, audience string
 	maxTTL           time.Duration
+	plugins          *plugins.Host
 }
 
 // New returns the API over st, authenticating callers with res.
@@ -58,7 +62,7 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 	if o.MaxCredentialTTL == 0 {
 		o.MaxCredentialTTL = 24 * time.Hour
 	}
-	return &API{st: st, res: res, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience, maxTTL: o.MaxCredentialTTL}
+	return &API{st: st, res: res, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins}
 }
 
 // Error is the body of every failed request: {"code": <gRPC code>, "message": "..."}, the shape

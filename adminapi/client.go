@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/store"
 )
 
@@ -234,4 +235,9 @@ func (c *Client) Credentials(ctx context.Context, org, project string, req Crede
 // Introspect describes a token (RFC 7662).
 func (c *Client) Introspect(ctx context.Context, tok string) (r Introspection, err error) {
 	return r, c.do(ctx, "POST", "/v1/introspect", IntrospectRequest{Token: tok}, &r)
+}
+
+// PluginStatus lists the attribute plugins and their health (superusers).
+func (c *Client) PluginStatus(ctx context.Context) (s []plugins.Status, err error) {
+	return s, c.do(ctx, "GET", "/v1/admin/plugins", nil, &s)
 }

@@ -45,6 +45,15 @@ func (a *API) Register(mux *http.ServeMux) {
 
 	a.handle(mux, "GET /v1/audit", a.listAudit)
 	a.registerCredentials(mux)
+	a.handle(mux, "GET /v1/admin/plugins", a.pluginStatus)
+}
+
+func (a *API) pluginStatus(w http.ResponseWriter, _ *http.Request, c *caller) error {
+	if err := c.superuser(); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a.plugins.Status())
+	return nil
 }
 
 func (a *API) whoami(w http.ResponseWriter, _ *http.Request, c *caller) error {

@@ -651,6 +651,35 @@ func (c *WhoamiCmd) Run(g *Globals) error {
 // AdminCmd is `rillctl admin`.
 type AdminCmd struct {
 	RotateSigningKey RotateSigningKeyCmd `cmd:"" name:"rotate-signing-key" help:"Make a new key sign ephemeral JWTs; the old one keeps verifying until its last token expires."`
+	Plugins          PluginsCmd          `cmd:"" help:"Show the attribute-source plugins and their health."`
+}
+
+// PluginsCmd is `rillctl admin plugins`.
+type PluginsCmd struct{}
+
+// Run lists plugins.
+func (c *PluginsCmd) Run(g *Globals) error {
+	cl, err := g.client()
+	if err != nil {
+		return err
+	}
+	ps, err := cl.PluginStatus(g.ctx)
+	if err != nil {
+		return err
+	}
+	if g.JSON {
+		return g.printJSON(ps)
+	}
+	rows := [][]string{}
+	for _, p := range ps {
+		state := "up"
+		if !p.Healthy {
+			state = "down"
+		}
+		rows = append(rows, []string{p.Name, state, fmt.Sprint(p.PID), fmt.Sprint(p.Restarts), fmt.Sprint(p.Calls), fmt.Sprint(p.Errors), dash(p.LastError)})
+	}
+	g.table("NAME\tSTATE\tPID\tRESTARTS\tCALLS\tERRORS\tLAST ERROR", rows)
+	return nil
 }
 
 // RotateSigningKeyCmd is `rillctl admin rotate-signing-key`.

@@ -19,9 +19,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"gopkg.in/yaml.v3"
 
 	"github.com/rill-authd/rill-authd/adminapi"
 	"github.com/rill-authd/rill-authd/extauthz"
+	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
@@ -34,6 +36,7 @@ type Daemon struct {
 	stderr   io.Writer
 	st       *store.DB
 	res      *resolver.Resolver
+	plugins  *plugins.Host
 	grpc     *grpc.Server
 	health   *health.Server
 	http     *http.Server
@@ -103,6 +106,14 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if err := d.bootstrap(ctx); err != nil {
 		return nil, err
 	}
+	pcfgs, err := pluginConfigs(string(cfg.Config))
+	if err != nil {
+		return nil, err
+	}
+	if d.plugins, err = plugins.Start(pcfgs, d.log); err != nil {
+		return nil, err
+	}
+	d.st.Subscribe(func(store.Change) { d.plugins.Invalidate() })
 	if made, err := adminapi.EnsureSigningKey(ctx, d.st, time.Now()); err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	} else if made {
@@ -120,6 +131,9 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	ecfg := extauthz.Config{DefaultOrg: cfg.DefaultOrg, DefaultProject: cfg.DefaultProject, Logger: d.log}
+	if len(pcfgs) > 0 {
+		ecfg.Plugins = d.plugins
+	}
 	if cfg.TokenExchange {
 		ecfg.Exchange = &extauthz.Exchange{Issuer: cfg.Issuer, Audience: cfg.RuntimeAudience, InstanceID: cfg.RuntimeInstanceID,
 			TTL: cfg.ExchangeTTL, Keys: d.res.Keys}
@@ -131,7 +145,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", d.readyz)
 	adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: cfg.Issuer, Audience: cfg.JWTAudience,
-		MaxCredentialTTL: cfg.MaxCredentialTTL}).Register(mux)
+		MaxCredentialTTL: cfg.MaxCredentialTTL, Plugins: d.plugins}).Register(mux)
 	mux.Handle(extauthz.HTTPPrefix+"/", check)
 	mux.Handle(extauthz.HTTPPrefix, check)
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
@@ -159,6 +173,10 @@ func (d *Daemon) HTTPAddr() string { return d.httpLis.Addr().String() }
 func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !d.ready.Load() {
 		http.Error(w, "not ready\n", http.StatusServiceUnavailable)
+		return
+	}
+	if !d.plugins.Healthy() {
+		http.Error(w, "not ready: a plugin is down (rillctl admin plugins)\n", http.StatusServiceUnavailable)
 		return
 	}
 	io.WriteString(w, "ready\n")
@@ -199,6 +217,10 @@ func (d *Daemon) closeAll() error {
 		if l != nil {
 			l.Close() // already closed by its server after a normal shutdown; harmless
 		}
+	}
+	if d.plugins != nil {
+		d.plugins.Close()
+		d.plugins = nil
 	}
 	if d.res != nil {
 		d.res.Close()
@@ -295,4 +317,22 @@ func writeSecretFile(path, data string) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// pluginConfigs reads the plugins section of the YAML config file.
+func pluginConfigs(path string) ([]plugins.Config, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config file: %w", err)
+	}
+	var f struct {
+		Plugins []plugins.Config `yaml:"plugins"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("config file %s: plugins: %w", path, err)
+	}
+	return f.Plugins, nil
 }

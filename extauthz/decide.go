@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
@@ -47,7 +48,9 @@ type Config struct {
 	Logger                     *slog.Logger
 	// Exchange, when set, replaces the upstream's authorization with a runtime JWT.
 	Exchange *Exchange
-	Now      func() time.Time
+	// Plugins, when set, add attributes from attribute-source plugins.
+	Plugins *plugins.Host
+	Now     func() time.Time
 }
 
 // Server decides checks. It serves the gRPC Authorization service (Check) and the HTTP mode
@@ -100,6 +103,8 @@ type decision struct {
 	tokenID string
 	grpc    *grpcResponse
 	exch    exchangeState
+	// validUntil, when set, is when plugin attributes in this decision must be asked for again.
+	validUntil time.Time
 }
 
 // sets reports whether the decision sets header name (lower case).
@@ -132,7 +137,11 @@ func (s *Server) decide(ctx context.Context, req *request) *decision {
 			t.instance = s.cfg.Exchange.InstanceID
 		}
 	}
-	d := res.Memo(t, func() any { return allowOrForbid(res, t) }).(*decision)
+	d := res.Memo(t, func() any { return s.allowOrForbid(ctx, res, t) }).(*decision)
+	if !d.validUntil.IsZero() && !s.now().Before(d.validUntil) { // plugin attributes went stale
+		d = s.allowOrForbid(ctx, res, t)
+		res.MemoSet(t, d)
+	}
 	if d.status != http.StatusOK {
 		return s.logged(req, d, res.TokenID)
 	}
@@ -210,7 +219,7 @@ func unescape(seg string) string {
 }
 
 // allowOrForbid decides a resolved principal's access to t.
-func allowOrForbid(res resolver.Result, t target) *decision {
+func (s *Server) allowOrForbid(ctx context.Context, res resolver.Result, t target) *decision {
 	p := res.Principal
 	a := p.AccessTo(t.org, t.project)
 	tokenID := res.TokenID.String()
@@ -230,12 +239,27 @@ func allowOrForbid(res resolver.Result, t target) *decision {
 		d.tokenID = tokenID
 		return d
 	}
-	attrs, err := json.Marshal(p.AttributesFor(a))
+	attrMap := p.AttributesFor(a)
+	var validUntil time.Time
+	if s.cfg.Plugins != nil {
+		added, until, err := s.cfg.Plugins.Attributes(ctx, plugins.Principal{Kind: p.Kind, ID: p.ID, Subject: p.Subject, Email: p.Email,
+			Org: t.org, Project: t.project, OrgRole: a.OrgRole, ProjectRole: a.ProjectRole, Groups: p.Groups, Attributes: attrMap})
+		if err != nil {
+			d := denial(http.StatusServiceUnavailable, codes.Unavailable, "", err.Error())
+			d.validUntil = s.now()
+			return d
+		}
+		for k, v := range added {
+			attrMap[k] = v
+		}
+		validUntil = until
+	}
+	attrs, err := json.Marshal(attrMap)
 	if err != nil { // attributes come from JSON, so this is a bug; fail closed and say so
 		return denial(http.StatusInternalServerError, codes.Internal, "", "cannot encode attributes: "+err.Error())
 	}
 	perms := a.Perms.String()
-	d := &decision{status: http.StatusOK, code: codes.OK, tokenID: tokenID}
+	d := &decision{status: http.StatusOK, code: codes.OK, tokenID: tokenID, validUntil: validUntil}
 	add := func(k, v string) {
 		if v != "" {
 			d.headers = append(d.headers, [2]string{k, v})

@@ -173,6 +173,9 @@ func (r Result) Expires() time.Time {
 	return r.entry.expires
 }
 
+// MemoSet replaces a memoized value (one that has gone stale).
+func (r Result) MemoSet(key, v any) { r.entry.memo.Store(key, v) }
+
 // Memo returns the per-token memo table for key-value results derived from the principal,
 // valid until the next invalidation.
 func (r Result) Memo(key any, compute func() any) any {

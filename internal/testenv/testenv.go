@@ -26,8 +26,8 @@ var (
 	buildErr  error
 )
 
-// Bin returns the path of a binary built from ./cmd/<name> (or another main package path
-// relative to the module root), building all of them once per test process.
+// Bin returns the path of a binary built from ./cmd/<name> ("plugins/<name>" for an example
+// plugin), building all of them once per test process.
 func Bin(t testing.TB, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -36,11 +36,13 @@ func Bin(t testing.TB, name string) string {
 			return
 		}
 		root := ModuleRoot()
-		cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "./cmd/...")
-		cmd.Dir = root
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		for dst, pkgs := range map[string]string{binDir: "./cmd/...", filepath.Join(binDir, "plugins"): "./plugins/examples/..."} {
+			cmd := exec.Command("go", "build", "-o", dst+string(os.PathSeparator), pkgs)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", pkgs, err, out)
+				return
+			}
 		}
 	})
 	if buildErr != nil {
