@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/rill-authd/rill-authd/token"
 )
 
 // Options configures Open.
@@ -112,6 +114,10 @@ func Open(o Options) (*DB, error) {
 		return nil, fmt.Errorf("open store in %q: %w", o.Dir, err)
 	}
 	s := &DB{db: db, opts: o, log: o.Logger, stopGC: make(chan struct{}), gcDone: make(chan struct{})}
+	if err := s.initTokenCounts(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store: count tokens: %w", err)
+	}
 	go s.gcLoop()
 	return s, nil
 }
@@ -406,7 +412,7 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 		if err := getJSON(txn, pUser+id, &u); err != nil {
 			return fmt.Errorf("user %s: %w", id, err)
 		}
-		if err := deleteOwnedTokens(txn, id, "user deleted"); err != nil {
+		if err := deleteOwnedTokens(txn, token.User, id, "user deleted"); err != nil {
 			return err
 		}
 		if err := txn.Delete([]byte(pUserMail + u.Email)); err != nil {
@@ -422,7 +428,7 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 }
 
 // deleteOwnedTokens deletes every token of owner inside txn, leaving tombstones.
-func deleteOwnedTokens(txn *badger.Txn, owner, why string) error {
+func deleteOwnedTokens(txn *badger.Txn, kind token.Kind, owner, why string) error {
 	var keys [][]byte
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pTokOwner + owner + "/")})
 	for it.Rewind(); it.Valid(); it.Next() {
@@ -441,7 +447,88 @@ func deleteOwnedTokens(txn *badger.Txn, owner, why string) error {
 			return err
 		}
 	}
-	return nil
+	return addTokenCount(txn, kind, -int64(len(keys)))
+}
+
+// Live-token counts per kind, kept in the transaction of every token create and delete, so the
+// active-tokens gauge reads one key instead of scanning.
+const pCount = "meta/tokens/" // meta/tokens/<kind> -> uint64
+
+func addTokenCount(txn *badger.Txn, kind token.Kind, delta int64) error {
+	if delta == 0 {
+		return nil
+	}
+	n, err := tokenCount(txn, kind)
+	if err != nil {
+		return err
+	}
+	v := int64(n) + delta
+	if v < 0 {
+		v = 0
+	}
+	return txn.Set([]byte(pCount+string(kind)), binary.BigEndian.AppendUint64(nil, uint64(v)))
+}
+
+func tokenCount(txn *badger.Txn, kind token.Kind) (uint64, error) {
+	item, err := txn.Get([]byte(pCount + string(kind)))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	err = item.Value(func(b []byte) error {
+		if len(b) != 8 {
+			return fmt.Errorf("token count of %s: corrupt", kind)
+		}
+		n = binary.BigEndian.Uint64(b)
+		return nil
+	})
+	return n, err
+}
+
+// CountTokens returns the number of live (not deleted) tokens of each kind. Expired tokens
+// count until they are revoked.
+func (s *DB) CountTokens(_ context.Context) (map[token.Kind]uint64, error) {
+	out := map[token.Kind]uint64{}
+	err := s.view(func(txn *badger.Txn) error {
+		for _, k := range []token.Kind{token.User, token.Service} {
+			n, err := tokenCount(txn, k)
+			if err != nil {
+				return err
+			}
+			out[k] = n
+		}
+		return nil
+	})
+	return out, err
+}
+
+// initTokenCounts counts tokens once, for a store written before the counts existed.
+func (s *DB) initTokenCounts() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		if _, err := txn.Get([]byte(pCount + "v1")); err == nil {
+			return nil
+		}
+		counts := map[token.Kind]int64{}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pToken), PrefetchValues: true})
+		for it.Rewind(); it.Valid(); it.Next() {
+			var t Token
+			if err := it.Item().Value(func(b []byte) error { return decodeToken(b, &t) }); err != nil {
+				it.Close()
+				return err
+			}
+			counts[t.Kind]++
+		}
+		it.Close()
+		for k, n := range counts {
+			if err := txn.Set([]byte(pCount+string(k)), binary.BigEndian.AppendUint64(nil, uint64(n))); err != nil {
+				return err
+			}
+		}
+		return txn.Set([]byte(pCount+"v1"), nil)
+	})
 }
 
 // --- services ---
@@ -535,7 +622,7 @@ func (s *DB) DeleteService(ctx context.Context, id string) error {
 		if err := getJSON(txn, pService+id, &sv); err != nil {
 			return fmt.Errorf("service %s: %w", id, err)
 		}
-		if err := deleteOwnedTokens(txn, id, "service deleted"); err != nil {
+		if err := deleteOwnedTokens(txn, token.Service, id, "service deleted"); err != nil {
 			return err
 		}
 		if err := txn.Delete([]byte(pSvcName + sv.Org + "/" + sv.Name)); err != nil {
@@ -565,6 +652,9 @@ func (s *DB) CreateToken(ctx context.Context, t Token) error {
 			return orConflict(err, "token %s", t.ID)
 		}
 		if err := txn.Set([]byte(pTokOwner+t.OwnerID+"/"+t.ID), nil); err != nil {
+			return err
+		}
+		if err := addTokenCount(txn, t.Kind, 1); err != nil {
 			return err
 		}
 		return putToken(txn, &t)
@@ -614,35 +704,38 @@ func (s *DB) ImportTokens(ctx context.Context, ts []Token) error {
 			s.notify(Change{ChangeToken, ""})
 		}
 	}()
+	batch := importBatch
 	for written < len(ts) {
-		n := 0
+		end := min(written+batch, len(ts))
 		err := s.update(ctx, func(txn *badger.Txn) error {
-			n = 0
-			for _, t := range ts[written:] {
-				if n == importBatch {
-					return nil
-				}
+			added := map[token.Kind]int64{}
+			for _, t := range ts[written:end] {
 				if ok, err := exists(txn, pToken+t.ID); err != nil || ok {
 					return orConflict(err, "token %s", t.ID)
 				}
-				err := txn.Set([]byte(pTokOwner+t.OwnerID+"/"+t.ID), nil)
-				if err == nil {
-					err = putToken(txn, &t)
-				}
-				if errors.Is(err, badger.ErrTxnTooBig) && n > 0 {
-					return nil // commit what fits; the next batch starts here
-				}
-				if err != nil {
+				if err := txn.Set([]byte(pTokOwner+t.OwnerID+"/"+t.ID), nil); err != nil {
 					return err
 				}
-				n++
+				if err := putToken(txn, &t); err != nil {
+					return err
+				}
+				added[t.Kind]++
+			}
+			for k, c := range added {
+				if err := addTokenCount(txn, k, c); err != nil {
+					return err
+				}
 			}
 			return nil
 		})
+		if errors.Is(err, badger.ErrTxnTooBig) && batch > 1 {
+			batch /= 2 // too much for one transaction: retry this part in halves
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("import tokens: %d of %d written: %w", written, len(ts), err)
 		}
-		written += n
+		written = end
 	}
 	return nil
 }
@@ -694,6 +787,9 @@ func (s *DB) DeleteToken(ctx context.Context, id string) error {
 			return err
 		}
 		if err := tombstone(txn, id, "revoked"); err != nil {
+			return err
+		}
+		if err := addTokenCount(txn, t.Kind, -1); err != nil {
 			return err
 		}
 		return txn.Delete([]byte(pToken + id))

@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/rill-authd/rill-authd/token"
 )
 
 // Errors callers can test for with errors.Is.
@@ -56,6 +58,9 @@ type Store interface {
 	GetToken(ctx context.Context, id string) (Token, error)
 	ListTokens(ctx context.Context, ownerID string) ([]Token, error)
 	DeleteToken(ctx context.Context, id string) error
+	// CountTokens is the number of live tokens of each kind, read from counts kept in the
+	// transactions that create and delete tokens.
+	CountTokens(ctx context.Context) (map[token.Kind]uint64, error)
 	// TouchTokens records last-used times; it changes no decision and notifies no one.
 	TouchTokens(ctx context.Context, used map[string]time.Time) error
 

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -455,4 +457,54 @@ func TestImportTokens(t *testing.T) {
 	if err := s.ImportTokens(ctx, []Token{batch[0]}); !errors.Is(err, ErrConflict) {
 		t.Errorf("duplicate id: %v", err)
 	}
+}
+
+func TestTokenCounts(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir})
+	must(t, err)
+	must(t, s.CreateOrg(ctx, Org{Name: "acme"}))
+	must(t, s.CreateUser(ctx, User{ID: "u1", Email: "a@b.c"}))
+	must(t, s.CreateService(ctx, Service{ID: "s1", Org: "acme", Name: "ci"}))
+	want := func(usr, svc uint64) {
+		t.Helper()
+		got, err := s.CountTokens(ctx)
+		must(t, err)
+		if got[token.User] != usr || got[token.Service] != svc {
+			t.Fatalf("counts %v, want usr %d svc %d", got, usr, svc)
+		}
+	}
+	u1, _ := newToken(t, token.User, "u1")
+	u2, _ := newToken(t, token.User, "u1")
+	must(t, s.CreateToken(ctx, u1))
+	must(t, s.CreateToken(ctx, u2))
+	var svc []Token
+	for range 3 {
+		tk, _ := newToken(t, token.Service, "s1")
+		svc = append(svc, tk)
+	}
+	must(t, s.ImportTokens(ctx, svc))
+	want(2, 3)
+	must(t, s.DeleteToken(ctx, u1.ID))
+	want(1, 3)
+	must(t, s.DeleteService(ctx, "s1")) // the cascade counts too
+	want(1, 0)
+	// Counts survive a reopen, and a store without them is counted once on open.
+	must(t, s.Close())
+	s, err = Open(Options{Dir: dir})
+	must(t, err)
+	want(1, 0)
+	must(t, s.db.Update(func(txn *badger.Txn) error {
+		for _, k := range []string{"v1", "usr", "svc"} {
+			if err := txn.Delete([]byte(pCount + k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	must(t, s.Close())
+	s, err = Open(Options{Dir: dir})
+	must(t, err)
+	defer s.Close()
+	want(1, 0)
 }
