@@ -18,10 +18,12 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
 )
 
 // MaxBody is the largest request body accepted.
@@ -37,6 +39,8 @@ type Options struct {
 	MaxCredentialTTL time.Duration
 	// Plugins, when set, is reported by GET /v1/admin/plugins.
 	Plugins *plugins.Host
+	// Metrics, when set, counts requests and token lifecycle events.
+	Metrics *metrics.Metrics
 }
 
 // API serves the admin endpoints.
@@ -49,6 +53,7 @@ type API struct {
 	issuer, audience string
 	maxTTL           time.Duration
 	plugins          *plugins.Host
+	metrics          *metrics.Metrics
 }
 
 // New returns the API over st, authenticating callers with res.
@@ -62,7 +67,7 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 	if o.MaxCredentialTTL == 0 {
 		o.MaxCredentialTTL = 24 * time.Hour
 	}
-	return &API{st: st, res: res, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins}
+	return &API{st: st, res: res, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics}
 }
 
 // Error is the body of every failed request: {"code": <gRPC code>, "message": "..."}, the shape
@@ -99,9 +104,10 @@ func grpcCode(status int) codes.Code {
 
 // caller is the authenticated principal of a request.
 type caller struct {
-	p       *policy.Principal
-	tokenID string
-	actor   string
+	p         *policy.Principal
+	tokenID   string
+	actor     string
+	requestID string
 }
 
 func (c *caller) isUser() bool { return c.p.Kind == policy.KindUser }
@@ -151,7 +157,9 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, c *caller) error
 
 // handle registers h behind authentication, the body limit and error rendering.
 func (a *API) handle(mux *http.ServeMux, pattern string, h handlerFunc) {
-	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(pattern, func(rw http.ResponseWriter, r *http.Request) {
+		w := &statusWriter{ResponseWriter: rw, code: http.StatusOK}
+		defer func() { a.metrics.AdminRequest(pattern, w.code) }()
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 		c, err := a.authenticate(r)
 		if err == nil {
@@ -187,7 +195,22 @@ func (a *API) authenticate(r *http.Request) (*caller, error) {
 			actor = "service:" + org + "/" + p.Subject
 		}
 	}
-	return &caller{p: p, tokenID: res.TokenID.String(), actor: actor}, nil
+	reqID := r.Header.Get("X-Request-Id")
+	if reqID == "" {
+		reqID = token.NewID()
+	}
+	return &caller{p: p, tokenID: res.TokenID.String(), actor: actor, requestID: reqID}, nil
+}
+
+// statusWriter remembers the status code, for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // fail renders err: an *Error as is, store sentinels as 404/409, anything else as a 500 that is
@@ -288,6 +311,7 @@ func (a *API) audit(ctx context.Context, c *caller, action, target string) error
 	if err := a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: c.actor, Action: action, Target: target, Outcome: "ok"}); err != nil {
 		return fmt.Errorf("write audit event: %w", err)
 	}
+	a.log.Info("admin mutation", "request_id", c.requestID, "actor", c.actor, "action", action, "target", target)
 	return nil
 }
 
@@ -307,4 +331,5 @@ func (a *API) auditDenied(ctx context.Context, c *caller, action, target string,
 		return
 	}
 	_ = a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: c.actor, Action: action, Target: target, Outcome: "denied: " + e.Message})
+	a.log.Info("admin mutation denied", "request_id", c.requestID, "actor", c.actor, "action", action, "target", target, "reason", e.Message)
 }

@@ -115,6 +115,7 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
+	a.metrics.TokenIssued("ephemeral")
 	return a.audited(w, r, c, "credentials.issue", fmt.Sprintf("%s sub:%s jti:%s ttl:%s", target, subject, jti, ttl), http.StatusOK, CredentialsResponse{AccessToken: raw, TTLSeconds: int(ttl / time.Second), ExpiresAt: now.Add(ttl)})
 }
 

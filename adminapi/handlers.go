@@ -384,9 +384,14 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if u.ID == c.p.ID {
 		return errf(http.StatusBadRequest, "you cannot delete yourself")
 	}
+	toks, err := a.st.ListTokens(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
 	if err := a.st.DeleteUser(r.Context(), u.ID); err != nil {
 		return err
 	}
+	a.metrics.TokensRevoked("user", len(toks))
 	return a.audited(w, r, c, "user.delete", "user:"+u.Email, http.StatusOK, u)
 }
 
@@ -597,9 +602,14 @@ func (a *API) deleteService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		return err
 	}
+	toks, err := a.st.ListTokens(r.Context(), s.ID)
+	if err != nil {
+		return err
+	}
 	if err := a.st.DeleteService(r.Context(), s.ID); err != nil {
 		return err
 	}
+	a.metrics.TokensRevoked("service", len(toks))
 	return a.audited(w, r, c, "service.delete", "service:"+s.Org+"/"+s.Name, http.StatusOK, s)
 }
 
@@ -640,6 +650,7 @@ func (a *API) revokeServiceToken(w http.ResponseWriter, r *http.Request, c *call
 	if err := a.st.DeleteToken(r.Context(), t.ID); err != nil {
 		return err
 	}
+	a.metrics.TokensRevoked(kindLabel(token.Kind(t.Kind)), 1)
 	return a.audited(w, r, c, "service.token.revoke", "service:"+s.Org+"/"+s.Name+" token:"+t.ID, http.StatusOK, Revoked{Revoked: []TokenInfo{t}})
 }
 
@@ -663,7 +674,15 @@ func (a *API) newTokenTTL(ctx context.Context, c *caller, k token.Kind, owner, n
 	if err := a.st.CreateToken(ctx, rec); err != nil {
 		return IssuedToken{}, fmt.Errorf("store token: %w", err)
 	}
+	a.metrics.TokenIssued(kindLabel(k))
 	return IssuedToken{Token: tok.Encode(), TokenInfo: tokenInfo(rec)}, nil
+}
+
+func kindLabel(k token.Kind) string {
+	if k == token.Service {
+		return "service"
+	}
+	return "user"
 }
 
 // tokenOwner is the user whose tokens a request is about: the caller, or (superusers only) the
@@ -770,6 +789,7 @@ func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller)
 	if err := a.st.DeleteToken(r.Context(), t.ID); err != nil {
 		return err
 	}
+	a.metrics.TokensRevoked(kindLabel(token.Kind(t.Kind)), 1)
 	return a.audited(w, r, c, "token.revoke", "user:"+u.Email+" token:"+t.ID, http.StatusOK, Revoked{Revoked: []TokenInfo{t}})
 }
 

@@ -42,6 +42,7 @@ type Config struct {
 	ShutdownTimeout    time.Duration `help:"How long in-flight requests may take to finish on SIGTERM." default:"10s"`
 	LogLevel           string        `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
 	LogFormat          string        `help:"Log format: text or json." default:"text" enum:"text,json"`
+	LogAllowedEvery    int           `help:"Log one allowed check in this many at info level (0: allowed checks only at debug level). Denied checks are always logged." default:"0"`
 
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }

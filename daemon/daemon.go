@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/rill-authd/rill-authd/adminapi"
 	"github.com/rill-authd/rill-authd/extauthz"
+	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
@@ -37,6 +39,7 @@ type Daemon struct {
 	st       *store.DB
 	res      *resolver.Resolver
 	plugins  *plugins.Host
+	metrics  *metrics.Metrics
 	grpc     *grpc.Server
 	health   *health.Server
 	http     *http.Server
@@ -99,9 +102,11 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if err != nil {
 		return nil, err
 	}
+	d.metrics = metrics.New()
 	d.res = resolver.New(d.st, resolver.Options{CacheSize: cfg.CacheSize, Logger: d.log,
 		Issuer: cfg.Issuer, Audience: cfg.JWTAudience, MaxCredentialTTL: cfg.MaxCredentialTTL,
-		Trusted: trusted, JWKSRefresh: cfg.JWKSRefresh})
+		Trusted: trusted, JWKSRefresh: cfg.JWKSRefresh, Metrics: d.metrics})
+	d.registerGauges()
 
 	if err := d.bootstrap(ctx); err != nil {
 		return nil, err
@@ -110,7 +115,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if err != nil {
 		return nil, err
 	}
-	if d.plugins, err = plugins.Start(pcfgs, d.log); err != nil {
+	if d.plugins, err = plugins.Start(pcfgs, d.log, d.metrics); err != nil {
 		return nil, err
 	}
 	d.st.Subscribe(func(store.Change) { d.plugins.Invalidate() })
@@ -130,7 +135,8 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	d.grpc = grpc.NewServer(extauthz.GRPCServerOptions()...)
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
-	ecfg := extauthz.Config{DefaultOrg: cfg.DefaultOrg, DefaultProject: cfg.DefaultProject, Logger: d.log}
+	ecfg := extauthz.Config{DefaultOrg: cfg.DefaultOrg, DefaultProject: cfg.DefaultProject, Logger: d.log,
+		Metrics: d.metrics, LogAllowedEvery: cfg.LogAllowedEvery}
 	if len(pcfgs) > 0 {
 		ecfg.Plugins = d.plugins
 	}
@@ -145,7 +151,8 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", d.readyz)
 	adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: cfg.Issuer, Audience: cfg.JWTAudience,
-		MaxCredentialTTL: cfg.MaxCredentialTTL, Plugins: d.plugins}).Register(mux)
+		MaxCredentialTTL: cfg.MaxCredentialTTL, Plugins: d.plugins, Metrics: d.metrics}).Register(mux)
+	mux.Handle("GET /metrics", d.metrics.Handler())
 	mux.Handle(extauthz.HTTPPrefix+"/", check)
 	mux.Handle(extauthz.HTTPPrefix, check)
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
@@ -335,4 +342,31 @@ func pluginConfigs(path string) ([]plugins.Config, error) {
 		return nil, fmt.Errorf("config file %s: plugins: %w", path, err)
 	}
 	return f.Plugins, nil
+}
+
+// registerGauges exposes values read at scrape time: the cache's counters, live tokens per kind
+// (kept as counts in the store, so a scrape reads two keys), and the signing key's age.
+func (d *Daemon) registerGauges() {
+	m, res, st := d.metrics, d.res, d.st
+	m.CounterFunc("rill_authd_cache_hits_total", "Resolves answered from the cache.", func() float64 { return float64(res.Stats().Hits) })
+	m.CounterFunc("rill_authd_cache_misses_total", "Resolves that read the store.", func() float64 { return float64(res.Stats().Misses) })
+	m.CounterFunc("rill_authd_cache_evictions_total", "Cached principals evicted to stay within --cache-size.", func() float64 { return float64(res.Stats().Evictions) })
+	m.GaugeFunc("rill_authd_cache_entries", "Principals in the cache.", nil, func() float64 { return float64(res.Stats().Size) })
+	for _, k := range []token.Kind{token.User, token.Service} {
+		label := map[token.Kind]string{token.User: "user", token.Service: "service"}[k]
+		m.GaugeFunc("rill_authd_active_tokens", "Live (issued, not revoked) tokens, by kind.", map[string]string{"kind": label}, func() float64 {
+			counts, err := st.CountTokens(context.Background())
+			if err != nil {
+				return math.NaN()
+			}
+			return float64(counts[k])
+		})
+	}
+	m.GaugeFunc("rill_authd_signing_key_age_seconds", "Age of the key that signs ephemeral JWTs.", nil, func() float64 {
+		ks, err := res.Keys(context.Background())
+		if err != nil || ks.SignerCreated().IsZero() {
+			return math.NaN()
+		}
+		return time.Since(ks.SignerCreated()).Seconds()
+	})
 }

@@ -230,7 +230,7 @@ func BenchmarkCheckInProcess(b *testing.B) {
 			srv := f.srv
 			if withPlugin {
 				host, err := plugins.Start([]plugins.Config{{Name: "hr", Command: testenv.Bin(b, "plugins/jsonfile"),
-					Args: []string{"--file", attrs}, CacheTTL: time.Hour}}, nil)
+					Args: []string{"--file", attrs}, CacheTTL: time.Hour}}, nil, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -13,10 +13,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
@@ -50,16 +52,22 @@ type Config struct {
 	Exchange *Exchange
 	// Plugins, when set, add attributes from attribute-source plugins.
 	Plugins *plugins.Host
+	// Metrics, when set, counts and times checks.
+	Metrics *metrics.Metrics
+	// LogAllowedEvery logs one allowed check in this many at info level (0: allowed checks are
+	// logged at debug level only).
+	LogAllowedEvery int
 	Now     func() time.Time
 }
 
 // Server decides checks. It serves the gRPC Authorization service (Check) and the HTTP mode
 // (ServeHTTP); both share one decision function and cache.
 type Server struct {
-	res *resolver.Resolver
-	cfg Config
-	log *slog.Logger
-	now func() time.Time
+	res     *resolver.Resolver
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	allowed atomic.Uint64 // allowed checks, for log sampling
 }
 
 // New returns a Server that resolves credentials with res.
@@ -87,7 +95,9 @@ type target struct {
 type request struct {
 	authorization string
 	method, path  string
+	id            string            // x-request-id, for logs
 	ext           map[string]string // Envoy context_extensions
+	kind          string            // credential kind, for metrics
 }
 
 // decision is the outcome of a check. Decisions for a (token, target) pair are computed once and
@@ -96,6 +106,7 @@ type decision struct {
 	status  int // HTTP status: 200, 401, 403 or 503
 	code    codes.Code
 	reason  string
+	label   string // reason as a metrics label: one of metrics.Reasons
 	headers [][2]string // allowed: the x-rill-* headers, non-empty values only
 	deny    [][2]string // denied: www-authenticate and content-type
 	body    string      // denied: JSON {"code":…, "message":…}
@@ -119,14 +130,17 @@ func (d *decision) sets(name string) bool {
 
 // decide runs one check.
 func (s *Server) decide(ctx context.Context, req *request) *decision {
+	req.kind = metrics.KindNone
 	bearer, err := resolver.BearerFromHeader(req.authorization)
 	if err != nil {
 		return s.refuse(req, err)
 	}
+	req.kind = bearerKind(bearer)
 	res, err := s.res.Resolve(ctx, bearer)
 	if err != nil {
 		return s.refuse(req, err)
 	}
+	req.kind = principalKind(res.Principal)
 	t, terr := s.target(req)
 	if terr != "" {
 		return s.logged(req, misconfigured(terr), res.TokenID)
@@ -145,9 +159,13 @@ func (s *Server) decide(ctx context.Context, req *request) *decision {
 	if d.status != http.StatusOK {
 		return s.logged(req, d, res.TokenID)
 	}
-	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.log.Debug("check allowed", "method", req.method, "path", pathOnly(req.path), "kind", res.Principal.Kind,
-			"subject", res.Principal.Subject, "org", t.org, "project", t.project, "token_id", d.tokenID)
+	level := slog.LevelDebug
+	if n := s.cfg.LogAllowedEvery; n > 0 && s.allowed.Add(1)%uint64(n) == 0 {
+		level = slog.LevelInfo
+	}
+	if s.log.Enabled(context.Background(), level) {
+		s.log.Log(context.Background(), level, "check allowed", "request_id", req.id, "method", req.method, "path", pathOnly(req.path),
+			"kind", res.Principal.Kind, "subject", res.Principal.Subject, "org", t.org, "project", t.project, "token_id", d.tokenID)
 	}
 	return d
 }
@@ -236,7 +254,7 @@ func (s *Server) allowOrForbid(ctx context.Context, res resolver.Result, t targe
 			reason = "missing permission " + t.perm.String() + " on org " + t.org
 		}
 		d := denial(http.StatusForbidden, codes.PermissionDenied, `Bearer realm="rill", error="insufficient_scope"`, reason)
-		d.tokenID = tokenID
+		d.tokenID, d.label = tokenID, "forbidden"
 		return d
 	}
 	attrMap := p.AttributesFor(a)
@@ -246,7 +264,7 @@ func (s *Server) allowOrForbid(ctx context.Context, res resolver.Result, t targe
 			Org: t.org, Project: t.project, OrgRole: a.OrgRole, ProjectRole: a.ProjectRole, Groups: p.Groups, Attributes: attrMap})
 		if err != nil {
 			d := denial(http.StatusServiceUnavailable, codes.Unavailable, "", err.Error())
-			d.validUntil = s.now()
+			d.validUntil, d.label = s.now(), "plugin"
 			return d
 		}
 		for k, v := range added {
@@ -259,7 +277,7 @@ func (s *Server) allowOrForbid(ctx context.Context, res resolver.Result, t targe
 		return denial(http.StatusInternalServerError, codes.Internal, "", "cannot encode attributes: "+err.Error())
 	}
 	perms := a.Perms.String()
-	d := &decision{status: http.StatusOK, code: codes.OK, tokenID: tokenID, validUntil: validUntil}
+	d := &decision{status: http.StatusOK, code: codes.OK, tokenID: tokenID, validUntil: validUntil, label: "ok"}
 	add := func(k, v string) {
 		if v != "" {
 			d.headers = append(d.headers, [2]string{k, v})
@@ -305,11 +323,58 @@ var unauthenticated = func() map[error]*decision {
 	m := map[error]*decision{}
 	for _, e := range resolver.AuthErrors {
 		m[e] = denial(http.StatusUnauthorized, codes.Unauthenticated, `Bearer realm="rill", error="invalid_token"`, e.Error())
+		m[e].label = errLabel(e)
 	}
 	return m
 }()
 
-var unavailable = denial(http.StatusServiceUnavailable, codes.Unavailable, "", "auth store unavailable")
+var unavailable = func() *decision {
+	d := denial(http.StatusServiceUnavailable, codes.Unavailable, "", "auth store unavailable")
+	d.label = "unavailable"
+	return d
+}()
+
+// errLabel is the metrics reason of a refused credential.
+func errLabel(err error) string {
+	for label, errs := range map[string][]error{
+		"missing":        {resolver.ErrMissing},
+		"not_bearer":     {resolver.ErrNotBearer},
+		"malformed":      {resolver.ErrNotRillToken, token.ErrWrongPrefix, token.ErrUnknownType, token.ErrBadLength, token.ErrBadCharacter},
+		"bad_checksum":   {token.ErrBadChecksum},
+		"unknown":        {resolver.ErrUnknown},
+		"expired":        {resolver.ErrExpired, token.ErrJWTExpired},
+		"revoked":        {resolver.ErrRevoked},
+		"owner_gone":     {resolver.ErrOwnerGone},
+		"issuer_revoked": {resolver.ErrIssuerGone, resolver.ErrIssuerAccess},
+	} {
+		for _, e := range errs {
+			if errors.Is(err, e) {
+				return label
+			}
+		}
+	}
+	return "jwt_invalid"
+}
+
+// bearerKind guesses a refused credential's kind from its shape alone.
+func bearerKind(b string) string {
+	switch {
+	case strings.HasPrefix(b, "rill_usr_"):
+		return metrics.KindUser
+	case strings.HasPrefix(b, "rill_svc_"):
+		return metrics.KindService
+	case resolver.IsJWT(b):
+		return metrics.KindEphemeral
+	}
+	return metrics.KindNone
+}
+
+func principalKind(p *policy.Principal) string {
+	if p.Kind == policy.KindEphemeral && p.Issuer != "" {
+		return metrics.KindExternalJWT
+	}
+	return p.Kind
+}
 
 // refuse turns a resolve error into a decision and logs it.
 func (s *Server) refuse(req *request, err error) *decision {
@@ -317,17 +382,36 @@ func (s *Server) refuse(req *request, err error) *decision {
 		return s.logged(req, d, token.ID{})
 	}
 	if resolver.IsAuthError(err) { // a wrapped refusal: still a 401, with its own text
-		return s.logged(req, denial(http.StatusUnauthorized, codes.Unauthenticated, `Bearer realm="rill", error="invalid_token"`, err.Error()), token.ID{})
+		d := denial(http.StatusUnauthorized, codes.Unauthenticated, `Bearer realm="rill", error="invalid_token"`, err.Error())
+		d.label = errLabel(err)
+		return s.logged(req, d, token.ID{})
 	}
 	if errors.Is(err, store.ErrClosed) {
 		return s.logged(req, unavailable, token.ID{})
 	}
-	s.log.Error("check failed: store error", "method", req.method, "path", pathOnly(req.path), "err", err)
+	s.log.Error("check failed", "request_id", req.id, "method", req.method, "path", pathOnly(req.path), "err", err)
 	return unavailable
 }
 
 func misconfigured(msg string) *decision {
-	return denial(http.StatusInternalServerError, codes.Internal, "", msg)
+	d := denial(http.StatusInternalServerError, codes.Internal, "", msg)
+	d.label = "misconfigured"
+	return d
+}
+
+// observe records a finished check.
+func (s *Server) observe(req *request, d *decision, start time.Time) {
+	if s.cfg.Metrics == nil {
+		return
+	}
+	result := metrics.ResultAllowed
+	switch {
+	case d.status >= 500:
+		result = metrics.ResultError
+	case d.status != http.StatusOK:
+		result = metrics.ResultDenied
+	}
+	s.cfg.Metrics.Check(result, req.kind, d.label, time.Since(start))
 }
 
 // logged logs a denied decision with its exact reason; never the credential.
@@ -339,7 +423,7 @@ func (s *Server) logged(req *request, d *decision, id token.ID) *decision {
 	if !s.log.Enabled(context.Background(), level) {
 		return d
 	}
-	attrs := []any{"status", d.status, "reason", d.reason, "method", req.method, "path", pathOnly(req.path)}
+	attrs := []any{"request_id", req.id, "status", d.status, "reason", d.reason, "method", req.method, "path", pathOnly(req.path)}
 	if id != (token.ID{}) {
 		attrs = append(attrs, "token_id", id.String())
 	}

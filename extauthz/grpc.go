@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -80,14 +81,19 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) *authv3.Ch
 
 // check is Check answering memoized decisions with their encoded form.
 func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) proto.Message {
+	start := time.Now()
 	httpReq := req.GetAttributes().GetRequest().GetHttp()
-	r := request{method: httpReq.GetMethod(), path: httpReq.GetPath(), ext: req.GetAttributes().GetContextExtensions()}
+	r := request{method: httpReq.GetMethod(), path: httpReq.GetPath(), ext: req.GetAttributes().GetContextExtensions(), id: httpReq.GetId()}
 	reqHeaders := httpReq.GetHeaders()
 	if reqHeaders == nil && httpReq.GetHeaderMap() != nil {
 		reqHeaders = flatten(httpReq.GetHeaderMap()) // encode_raw_headers: true
 	}
 	r.authorization = reqHeaders["authorization"]
+	if r.id == "" {
+		r.id = reqHeaders["x-request-id"]
+	}
 	d := s.decide(ctx, &r)
+	defer func() { s.observe(&r, d, start) }()
 	if d.status != 200 {
 		return d.grpc.enc
 	}
@@ -95,7 +101,8 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) proto.Mess
 	if s.cfg.Exchange != nil {
 		x, err := s.exchange(ctx, d)
 		if err != nil {
-			s.log.Error("check failed: minting the runtime token failed", "err", err)
+			s.log.Error("check failed: minting the runtime token failed", "request_id", r.id, "err", err)
+			d = unavailable
 			return unavailable.grpc.enc
 		}
 		resp, headers = x.resp, x.headers

@@ -3,6 +3,7 @@ package extauthz
 import (
 	"net/http"
 	"strings"
+	"time"
 )
 
 // HTTPPrefix is where the HTTP mode is served. Envoy's http_service appends the original path
@@ -14,7 +15,8 @@ const HTTPPrefix = "/ext_authz"
 // X-Original-URI (nginx), X-Forwarded-Uri (Traefik, Caddy) or the path after HTTPPrefix
 // (Envoy), and its method from X-Forwarded-Method or X-Original-Method.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	req := request{authorization: r.Header.Get("Authorization"), method: r.Method}
+	start := time.Now()
+	req := request{authorization: r.Header.Get("Authorization"), method: r.Method, id: r.Header.Get("X-Request-Id")}
 	switch {
 	case r.Header.Get("X-Original-URI") != "":
 		req.path = r.Header.Get("X-Original-URI")
@@ -29,6 +31,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.method = m
 	}
 	d := s.decide(r.Context(), &req)
+	defer func() { s.observe(&req, d, start) }()
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	if d.status != http.StatusOK {
@@ -45,7 +48,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Exchange != nil {
 		x, err := s.exchange(r.Context(), d)
 		if err != nil {
-			s.log.Error("check failed: minting the runtime token failed", "err", err)
+			s.log.Error("check failed: minting the runtime token failed", "request_id", req.id, "err", err)
+			d = unavailable
 			h.Set("Content-Type", "application/json")
 			w.WriteHeader(unavailable.status)
 			_, _ = w.Write([]byte(unavailable.body))

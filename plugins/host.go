@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/policy"
 )
 
@@ -76,6 +77,7 @@ var ErrPlugin = errors.New("attribute plugin failed")
 
 // Host runs the configured plugins, restarts them when they die, and merges their attributes.
 type Host struct {
+	metrics *metrics.Metrics
 	log     *slog.Logger
 	plugins []*running
 	stop    chan struct{}
@@ -84,8 +86,9 @@ type Host struct {
 }
 
 type running struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics.Metrics
 
 	mu     sync.Mutex
 	client *plugin.Client
@@ -108,11 +111,11 @@ type cached struct {
 
 // Start launches every plugin; a plugin that cannot start is an error (a typo in the config
 // should stop the daemon, not leave it half-working).
-func Start(cfgs []Config, log *slog.Logger) (*Host, error) {
+func Start(cfgs []Config, log *slog.Logger, m *metrics.Metrics) (*Host, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Host{log: log, stop: make(chan struct{}), now: time.Now}
+	h := &Host{log: log, metrics: m, stop: make(chan struct{}), now: time.Now}
 	seen := map[string]bool{}
 	for _, c := range cfgs {
 		if err := c.check(); err != nil {
@@ -124,7 +127,7 @@ func Start(cfgs []Config, log *slog.Logger) (*Host, error) {
 			return nil, fmt.Errorf("plugin %s is configured twice", c.Name)
 		}
 		seen[c.Name] = true
-		r := &running{cfg: c, log: log.With("plugin", c.Name)}
+		r := &running{cfg: c, log: log.With("plugin", c.Name), metrics: m}
 		if err := r.start(); err != nil {
 			h.Close()
 			return nil, err
@@ -260,7 +263,9 @@ func (r *running) call(ctx context.Context, p Principal) (map[string]any, error)
 	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
+	start := time.Now()
 	attrs, err := src.Attributes(ctx, p)
+	r.metrics.PluginCall(r.cfg.Name, err, time.Since(start))
 	if err != nil {
 		r.errs.Add(1)
 		r.lastErr.Store(err.Error())

@@ -161,6 +161,8 @@ type Principal struct {
 	Attributes   map[string]any // custom attributes of the user or service
 	// Limit, when non-zero, caps permissions (ephemeral tokens are at most viewer reads).
 	Limit Perm
+	// Issuer is the external issuer of a JWT accepted from a trusted issuer ("" otherwise).
+	Issuer string
 }
 
 // Access is what a principal holds on one org/project.

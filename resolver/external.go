@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/token"
 )
@@ -36,6 +37,7 @@ type remoteKeys struct {
 	client     *http.Client
 	minRefresh time.Duration
 	now        func() time.Time
+	metrics    *metrics.Metrics
 
 	mu      sync.Mutex
 	keys    map[string]*rsa.PublicKey
@@ -55,6 +57,7 @@ func (rk *remoteKeys) key(ctx context.Context, kid string) (*rsa.PublicKey, erro
 	rk.fetched = rk.now()
 	rk.fetches++
 	keys, err := rk.fetch(ctx)
+	rk.metrics.JWKSRefresh(err)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrJWKSUnavailable, err)
 	}
@@ -113,5 +116,6 @@ func (r *Resolver) verifyExternal(ctx context.Context, rk *remoteKeys, raw strin
 		project = c.Project
 	}
 	p := ephemeral(&c, org, project, parsePerms(c.Permissions, EphemeralPerms))
+	p.Issuer = rk.ti.Issuer
 	return &c, p, nil
 }

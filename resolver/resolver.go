@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
@@ -66,6 +67,8 @@ type Options struct {
 	Trusted     []TrustedIssuer
 	JWKSRefresh time.Duration
 	HTTPClient  *http.Client
+	// Metrics, when set, counts JWKS fetches.
+	Metrics *metrics.Metrics
 }
 
 // Resolver resolves bearer tokens. It is safe for concurrent use.
@@ -110,7 +113,7 @@ func New(st store.Store, o Options) *Resolver {
 	}
 	r.trusted = map[string]*remoteKeys{}
 	for _, ti := range r.opts.Trusted {
-		r.trusted[ti.Issuer] = &remoteKeys{ti: ti, client: r.opts.HTTPClient, minRefresh: r.opts.JWKSRefresh, now: r.now}
+		r.trusted[ti.Issuer] = &remoteKeys{ti: ti, client: r.opts.HTTPClient, minRefresh: r.opts.JWKSRefresh, now: r.now, metrics: r.opts.Metrics}
 	}
 	// Any change that can alter a decision drops every cached principal before the write
 	// returns. Writes are rare; a full clear keeps this obviously correct.

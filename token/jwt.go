@@ -122,6 +122,14 @@ func NewKeyset(keys []Key) *Keyset {
 // JWKS is the keyset's public keys as a JSON Web Key Set.
 func (ks *Keyset) JWKS() []byte { return ks.jwks }
 
+// SignerCreated is when the signing key was made (zero without one).
+func (ks *Keyset) SignerCreated() time.Time {
+	if ks.signer == nil {
+		return time.Time{}
+	}
+	return ks.signer.CreatedAt
+}
+
 // CanSign reports whether the keyset has a signing key.
 func (ks *Keyset) CanSign() bool { return ks.signer != nil }
 
