@@ -57,7 +57,7 @@ type Config struct {
 	// LogAllowedEvery logs one allowed check in this many at info level (0: allowed checks are
 	// logged at debug level only).
 	LogAllowedEvery int
-	Now     func() time.Time
+	Now             func() time.Time
 }
 
 // Server decides checks. It serves the gRPC Authorization service (Check) and the HTTP mode
@@ -106,7 +106,7 @@ type decision struct {
 	status  int // HTTP status: 200, 401, 403 or 503
 	code    codes.Code
 	reason  string
-	label   string // reason as a metrics label: one of metrics.Reasons
+	label   string      // reason as a metrics label: one of metrics.Reasons
 	headers [][2]string // allowed: the x-rill-* headers, non-empty values only
 	deny    [][2]string // denied: www-authenticate and content-type
 	body    string      // denied: JSON {"code":…, "message":…}
