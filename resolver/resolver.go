@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -310,6 +311,7 @@ func (r *Resolver) Stats() Stats {
 func (r *Resolver) touchLoop() {
 	defer close(r.done)
 	pending := map[token.ID]time.Time{}
+	uses := map[token.ID]int{}
 	var tick <-chan time.Time
 	if r.every > 0 {
 		t := time.NewTicker(r.every)
@@ -329,12 +331,17 @@ func (r *Resolver) touchLoop() {
 		if err := r.st.TouchTokens(ctx, used); err != nil && !errors.Is(err, store.ErrClosed) {
 			r.log.Warn("recording token last-used times failed", "tokens", len(used), "err", err)
 		}
+		if err := r.st.AppendAudit(ctx, useSummary(uses, r.now())); err != nil && !errors.Is(err, store.ErrClosed) {
+			r.log.Warn("recording the token use summary failed", "err", err)
+		}
 		clear(pending)
+		clear(uses)
 	}
 	for {
 		select {
 		case id := <-r.touch:
 			pending[id] = r.now()
+			uses[id]++
 		case <-tick:
 			flush()
 		case <-r.stop:
@@ -342,6 +349,8 @@ func (r *Resolver) touchLoop() {
 				select {
 				case id := <-r.touch:
 					pending[id] = r.now()
+					uses[id]++
+			uses[id]++
 				default:
 					flush()
 					return
@@ -349,4 +358,30 @@ func (r *Resolver) touchLoop() {
 			}
 		}
 	}
+}
+
+// useSummary is the audit event of a flush: how many tokens were used how often, the busiest
+// first (at most 20 named, by token id).
+func useSummary(uses map[token.ID]int, now time.Time) store.AuditEvent {
+	type use struct {
+		id string
+		n  int
+	}
+	list := make([]use, 0, len(uses))
+	total := 0
+	for id, n := range uses {
+		list = append(list, use{id.String(), n})
+		total += n
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].n > list[j].n || list[i].n == list[j].n && list[i].id < list[j].id })
+	var detail []string
+	for i, u := range list {
+		if i == 20 {
+			detail = append(detail, fmt.Sprintf("and %d more", len(list)-20))
+			break
+		}
+		detail = append(detail, fmt.Sprintf("%s×%d", u.id, u.n))
+	}
+	return store.AuditEvent{Time: now.UTC(), Actor: "rill-authd", Action: "token.use",
+		Target: fmt.Sprintf("%d tokens, %d checks", len(uses), total), Outcome: "ok", Detail: strings.Join(detail, " ")}
 }
