@@ -350,7 +350,7 @@ func (r *Resolver) touchLoop() {
 				case id := <-r.touch:
 					pending[id] = r.now()
 					uses[id]++
-			uses[id]++
+					uses[id]++
 				default:
 					flush()
 					return
