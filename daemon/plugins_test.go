@@ -164,6 +164,17 @@ plugins:
 	slow.Store(false)
 	waitFor("crm to answer again", func() bool { c, _, _ := check(); return c == 200 })
 
+	// Plugin calls are counted per plugin and result.
+	m := scrape(t, d.URL())
+	if m["rill_authd_plugin_calls_total{plugin=hr,result=ok}"] < 1 || m["rill_authd_plugin_calls_total{plugin=crm,result=error}"] < 1 ||
+		m["rill_authd_plugin_call_duration_seconds_count{plugin=crm}"] < 2 {
+		t.Errorf("plugin metrics: hr ok %v, crm error %v, crm timed %v", m["rill_authd_plugin_calls_total{plugin=hr,result=ok}"],
+			m["rill_authd_plugin_calls_total{plugin=crm,result=error}"], m["rill_authd_plugin_call_duration_seconds_count{plugin=crm}"])
+	}
+	if m["rill_authd_checks_total{kind=user,reason=plugin,result=error}"] < 1 {
+		t.Error("the plugin's 503 is not counted as reason=plugin")
+	}
+
 	// Shutdown stops every plugin process.
 	hrPID, _, _ := status("hr")
 	crmPID, _, _ := status("crm")

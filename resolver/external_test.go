@@ -12,6 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
@@ -67,7 +68,8 @@ func (fi *fakeIssuer) sign(t *testing.T, mod func(*token.Claims)) string {
 
 func TestTrustedExternalIssuer(t *testing.T) {
 	fi := newFakeIssuer(t)
-	f := setup(t, Options{Issuer: "rill-authd", Audience: "rill", JWKSRefresh: time.Hour,
+	m := metrics.New()
+	f := setup(t, Options{Issuer: "rill-authd", Audience: "rill", JWKSRefresh: time.Hour, Metrics: m,
 		Trusted: []TrustedIssuer{{Issuer: "https://admin.rill.example", JWKSURL: fi.srv.URL, Audience: "rill-authd", Org: "acme"}}})
 
 	res, err := f.r.Resolve(ctx, fi.sign(t, nil))
@@ -133,10 +135,17 @@ func TestTrustedExternalIssuer(t *testing.T) {
 	// An issuer whose JWKS is down is a failure of ours, not a refusal.
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(502) }))
 	defer down.Close()
-	g := setup(t, Options{Trusted: []TrustedIssuer{{Issuer: "https://admin.rill.example", JWKSURL: down.URL, Audience: "rill-authd", Org: "acme"}}})
+	g := setup(t, Options{Metrics: m, Trusted: []TrustedIssuer{{Issuer: "https://admin.rill.example", JWKSURL: down.URL, Audience: "rill-authd", Org: "acme"}}})
 	_, err = g.r.Resolve(ctx, fi.sign(t, nil))
 	if !errors.Is(err, ErrJWKSUnavailable) || IsAuthError(err) {
 		t.Errorf("JWKS down: %v (auth error: %v)", err, IsAuthError(err))
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{`rill_authd_jwks_refreshes_total{result="ok"} 2`, `rill_authd_jwks_refreshes_total{result="error"} 1`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }
 
