@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/rill-authd/rill-authd/adminapi"
+	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/store"
 )
 
@@ -46,20 +47,10 @@ func (c *ServiceCreateCmd) Run(g *Globals) error {
 	if (c.Project == "") != (c.ProjectRole == "") {
 		return errors.New("--project and --project-role go together")
 	}
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	res, err := cl.CreateService(g.ctx, c.Org, req)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(res)
-	}
-	fmt.Fprintf(g.out, "Created service %q in org %q.\n", res.Service.Name, res.Service.Org)
-	fmt.Fprintf(g.out, "Access token: %s\n", res.Token.Token)
-	return nil
+	return call(g, func(cl *adminapi.Client) (adminapi.ServiceCreated, error) { return cl.CreateService(g.ctx, c.Org, req) }, func(res adminapi.ServiceCreated) {
+		fmt.Fprintf(g.out, "Created service %q in org %q.\n", res.Service.Name, res.Service.Org)
+		fmt.Fprintf(g.out, "Access token: %s\n", res.Token.Token)
+	})
 }
 
 // ServiceListCmd is `rillctl service list`.
@@ -67,23 +58,13 @@ type ServiceListCmd struct{ OrgFlag }
 
 // Run lists services.
 func (c *ServiceListCmd) Run(g *Globals) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	ss, err := cl.ListServices(g.ctx, c.Org)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(ss)
-	}
-	rows := make([][]string, 0, len(ss))
-	for _, s := range ss {
-		rows = append(rows, []string{s.Name, dash(s.OrgRole), dash(strings.Join(sortedKeys(s.ProjectRoles), ",")), compactJSON(s.Attributes)})
-	}
-	g.table("NAME\tORG ROLE\tPROJECT ROLES\tATTRIBUTES", rows)
-	return nil
+	return call(g, func(cl *adminapi.Client) ([]store.Service, error) { return cl.ListServices(g.ctx, c.Org) }, func(ss []store.Service) {
+		rows := make([][]string, 0, len(ss))
+		for _, s := range ss {
+			rows = append(rows, []string{s.Name, dash(s.OrgRole), dash(strings.Join(sortedKeys(s.ProjectRoles), ",")), compactJSON(s.Attributes)})
+		}
+		g.table("NAME\tORG ROLE\tPROJECT ROLES\tATTRIBUTES", rows)
+	})
 }
 
 // ServiceEditCmd is `rillctl service edit`.
@@ -108,24 +89,14 @@ func (c *ServiceEditCmd) Run(g *Globals) error {
 	if req.NewName == "" && req.Attributes == nil {
 		return errors.New("nothing to change: give --new-name or --attributes")
 	}
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	s, err := cl.EditService(g.ctx, c.Org, c.Name, req)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(s)
-	}
-	if c.NewName != "" {
-		fmt.Fprintf(g.out, "Renamed service %q to %q.\n", c.Name, s.Name)
-	}
-	if c.Attributes != nil {
-		fmt.Fprintf(g.out, "Updated attributes of service %q: %s\n", s.Name, compactJSON(s.Attributes))
-	}
-	return nil
+	return call(g, func(cl *adminapi.Client) (store.Service, error) { return cl.EditService(g.ctx, c.Org, c.Name, req) }, func(s store.Service) {
+		if c.NewName != "" {
+			fmt.Fprintf(g.out, "Renamed service %q to %q.\n", c.Name, s.Name)
+		}
+		if c.Attributes != nil {
+			fmt.Fprintf(g.out, "Updated attributes of service %q: %s\n", s.Name, compactJSON(s.Attributes))
+		}
+	})
 }
 
 // ServiceSetRoleCmd is `rillctl service set-role`.
@@ -144,19 +115,9 @@ func (c *ServiceSetRoleCmd) Run(g *Globals) error {
 	if err := checkRoleFlags(req); err != nil {
 		return err
 	}
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	s, err := cl.SetServiceRole(g.ctx, c.Org, c.Name, req)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(s)
-	}
-	fmt.Fprintln(g.out, roleMessage("service", c.Name, req))
-	return nil
+	return call(g, func(cl *adminapi.Client) (store.Service, error) { return cl.SetServiceRole(g.ctx, c.Org, c.Name, req) }, func(s store.Service) {
+		fmt.Fprintln(g.out, roleMessage("service", c.Name, req))
+	})
 }
 
 func checkRoleFlags(req adminapi.RoleRequest) error {
@@ -197,34 +158,24 @@ type ServiceShowCmd struct {
 
 // Run shows the service.
 func (c *ServiceShowCmd) Run(g *Globals) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	s, err := cl.ShowService(g.ctx, c.Org, c.Name)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(s)
-	}
-	var roles []string
-	for _, p := range sortedKeys(s.ProjectRoles) {
-		roles = append(roles, p+"="+s.ProjectRoles[p])
-	}
-	var toks []string
-	for _, t := range s.Tokens {
-		toks = append(toks, t.Prefix+"...")
-	}
-	fmt.Fprintf(g.out, "Name:           %s\n", s.Name)
-	fmt.Fprintf(g.out, "Org:            %s\n", s.Org)
-	fmt.Fprintf(g.out, "Org role:       %s\n", dash(s.OrgRole))
-	fmt.Fprintf(g.out, "Project roles:  %s\n", dash(strings.Join(roles, ", ")))
-	fmt.Fprintf(g.out, "Attributes:     %s\n", compactJSON(s.Attributes))
-	fmt.Fprintf(g.out, "Created:        %s by %s\n", when(s.CreatedAt, "-"), dash(s.CreatedBy))
-	fmt.Fprintf(g.out, "Updated:        %s\n", when(s.UpdatedAt, "-"))
-	fmt.Fprintf(g.out, "Tokens:         %s\n", dash(strings.Join(toks, ", ")))
-	return nil
+	return call(g, func(cl *adminapi.Client) (adminapi.ServiceDetail, error) { return cl.ShowService(g.ctx, c.Org, c.Name) }, func(s adminapi.ServiceDetail) {
+		var roles []string
+		for _, p := range sortedKeys(s.ProjectRoles) {
+			roles = append(roles, p+"="+s.ProjectRoles[p])
+		}
+		var toks []string
+		for _, t := range s.Tokens {
+			toks = append(toks, t.Prefix+"...")
+		}
+		fmt.Fprintf(g.out, "Name:           %s\n", s.Name)
+		fmt.Fprintf(g.out, "Org:            %s\n", s.Org)
+		fmt.Fprintf(g.out, "Org role:       %s\n", dash(s.OrgRole))
+		fmt.Fprintf(g.out, "Project roles:  %s\n", dash(strings.Join(roles, ", ")))
+		fmt.Fprintf(g.out, "Attributes:     %s\n", compactJSON(s.Attributes))
+		fmt.Fprintf(g.out, "Created:        %s by %s\n", when(s.CreatedAt, "-"), dash(s.CreatedBy))
+		fmt.Fprintf(g.out, "Updated:        %s\n", when(s.UpdatedAt, "-"))
+		fmt.Fprintf(g.out, "Tokens:         %s\n", dash(strings.Join(toks, ", ")))
+	})
 }
 
 // ServiceDeleteCmd is `rillctl service delete`.
@@ -235,19 +186,9 @@ type ServiceDeleteCmd struct {
 
 // Run deletes the service.
 func (c *ServiceDeleteCmd) Run(g *Globals) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	s, err := cl.DeleteService(g.ctx, c.Org, c.Name)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(s)
-	}
-	fmt.Fprintf(g.out, "Deleted service %q from org %q; its tokens no longer work.\n", s.Name, s.Org)
-	return nil
+	return call(g, func(cl *adminapi.Client) (store.Service, error) { return cl.DeleteService(g.ctx, c.Org, c.Name) }, func(s store.Service) {
+		fmt.Fprintf(g.out, "Deleted service %q from org %q; its tokens no longer work.\n", s.Name, s.Org)
+	})
 }
 
 // ServiceTokenCmd is `rillctl service token`.
@@ -265,19 +206,11 @@ type ServiceTokenIssueCmd struct {
 
 // Run issues the token.
 func (c *ServiceTokenIssueCmd) Run(g *Globals) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	t, err := cl.IssueServiceToken(g.ctx, c.Org, c.Name)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(t)
-	}
-	fmt.Fprintf(g.out, "Access token: %s\n", t.Token)
-	return nil
+	return call(g, func(cl *adminapi.Client) (adminapi.IssuedToken, error) {
+		return cl.IssueServiceToken(g.ctx, c.Org, c.Name)
+	}, func(t adminapi.IssuedToken) {
+		fmt.Fprintf(g.out, "Access token: %s\n", t.Token)
+	})
 }
 
 // ServiceTokenListCmd is `rillctl service token list`.
@@ -288,23 +221,15 @@ type ServiceTokenListCmd struct {
 
 // Run lists the tokens.
 func (c *ServiceTokenListCmd) Run(g *Globals) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	ts, err := cl.ListServiceTokens(g.ctx, c.Org, c.Name)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(ts)
-	}
-	rows := make([][]string, 0, len(ts))
-	for _, t := range ts {
-		rows = append(rows, []string{t.Prefix + "...", when(t.CreatedAt, "-"), when(t.LastUsedAt, "Never")})
-	}
-	g.table("ID\tCREATED\tLAST USED", rows)
-	return nil
+	return call(g, func(cl *adminapi.Client) ([]adminapi.TokenInfo, error) {
+		return cl.ListServiceTokens(g.ctx, c.Org, c.Name)
+	}, func(ts []adminapi.TokenInfo) {
+		rows := make([][]string, 0, len(ts))
+		for _, t := range ts {
+			rows = append(rows, []string{t.Prefix + "...", when(t.CreatedAt, "-"), when(t.LastUsedAt, "Never")})
+		}
+		g.table("ID\tCREATED\tLAST USED", rows)
+	})
 }
 
 // ServiceTokenRevokeCmd is `rillctl service token revoke`.
@@ -316,19 +241,11 @@ type ServiceTokenRevokeCmd struct {
 
 // Run revokes the token.
 func (c *ServiceTokenRevokeCmd) Run(g *Globals) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	r, err := cl.RevokeServiceToken(g.ctx, c.Org, c.Name, c.TokenID)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(r)
-	}
-	fmt.Fprintf(g.out, "Revoked token %s... of service %q.\n", r.Revoked[0].Prefix, c.Name)
-	return nil
+	return call(g, func(cl *adminapi.Client) (adminapi.Revoked, error) {
+		return cl.RevokeServiceToken(g.ctx, c.Org, c.Name, c.TokenID)
+	}, func(r adminapi.Revoked) {
+		fmt.Fprintf(g.out, "Revoked token %s... of service %q.\n", r.Revoked[0].Prefix, c.Name)
+	})
 }
 
 // OrgCmd is `rillctl org`.
@@ -344,19 +261,9 @@ type OrgCreateCmd struct {
 
 // Run creates the org.
 func (c *OrgCreateCmd) Run(g *Globals) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	o, err := cl.CreateOrg(g.ctx, c.Name)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(o)
-	}
-	fmt.Fprintf(g.out, "Created org %q.\n", o.Name)
-	return nil
+	return call(g, func(cl *adminapi.Client) (store.Org, error) { return cl.CreateOrg(g.ctx, c.Name) }, func(o store.Org) {
+		fmt.Fprintf(g.out, "Created org %q.\n", o.Name)
+	})
 }
 
 // OrgListCmd is `rillctl org list`.
@@ -364,23 +271,13 @@ type OrgListCmd struct{}
 
 // Run lists orgs.
 func (c *OrgListCmd) Run(g *Globals) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	os, err := cl.ListOrgs(g.ctx)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(os)
-	}
-	rows := [][]string{}
-	for _, o := range os {
-		rows = append(rows, []string{o.Name, when(o.CreatedAt, "-")})
-	}
-	g.table("NAME\tCREATED", rows)
-	return nil
+	return call(g, func(cl *adminapi.Client) ([]store.Org, error) { return cl.ListOrgs(g.ctx) }, func(os []store.Org) {
+		rows := [][]string{}
+		for _, o := range os {
+			rows = append(rows, []string{o.Name, when(o.CreatedAt, "-")})
+		}
+		g.table("NAME\tCREATED", rows)
+	})
 }
 
 // ProjectCmd is `rillctl project`.
@@ -397,19 +294,9 @@ type ProjectCreateCmd struct {
 
 // Run creates the project.
 func (c *ProjectCreateCmd) Run(g *Globals) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	p, err := cl.CreateProject(g.ctx, c.Org, c.Name)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(p)
-	}
-	fmt.Fprintf(g.out, "Created project %q in org %q.\n", p.Name, p.Org)
-	return nil
+	return call(g, func(cl *adminapi.Client) (store.Project, error) { return cl.CreateProject(g.ctx, c.Org, c.Name) }, func(p store.Project) {
+		fmt.Fprintf(g.out, "Created project %q in org %q.\n", p.Name, p.Org)
+	})
 }
 
 // ProjectListCmd is `rillctl project list`.
@@ -417,23 +304,13 @@ type ProjectListCmd struct{ OrgFlag }
 
 // Run lists projects.
 func (c *ProjectListCmd) Run(g *Globals) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	ps, err := cl.ListProjects(g.ctx, c.Org)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(ps)
-	}
-	rows := [][]string{}
-	for _, p := range ps {
-		rows = append(rows, []string{p.Name, when(p.CreatedAt, "-")})
-	}
-	g.table("NAME\tCREATED", rows)
-	return nil
+	return call(g, func(cl *adminapi.Client) ([]store.Project, error) { return cl.ListProjects(g.ctx, c.Org) }, func(ps []store.Project) {
+		rows := [][]string{}
+		for _, p := range ps {
+			rows = append(rows, []string{p.Name, when(p.CreatedAt, "-")})
+		}
+		g.table("NAME\tCREATED", rows)
+	})
 }
 
 // UserCmd is `rillctl user`.
@@ -470,19 +347,9 @@ func (c *UserCreateCmd) Run(g *Globals) error {
 	if (c.Project == "") != (c.ProjectRole == "") {
 		return errors.New("--project and --project-role go together")
 	}
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	u, err := cl.CreateUser(g.ctx, req)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(u)
-	}
-	fmt.Fprintf(g.out, "Created user %q.\n", u.Email)
-	return nil
+	return call(g, func(cl *adminapi.Client) (store.User, error) { return cl.CreateUser(g.ctx, req) }, func(u store.User) {
+		fmt.Fprintf(g.out, "Created user %q.\n", u.Email)
+	})
 }
 
 // UserListCmd is `rillctl user list`.
@@ -492,23 +359,13 @@ type UserListCmd struct {
 
 // Run lists users.
 func (c *UserListCmd) Run(g *Globals) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	us, err := cl.ListUsers(g.ctx, c.Org)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(us)
-	}
-	rows := [][]string{}
-	for _, u := range us {
-		rows = append(rows, []string{u.Email, dash(u.DisplayName), orgRoles(u, c.Org), projectRoles(u, c.Org), dash(strings.Join(u.Groups, ","))})
-	}
-	g.table("EMAIL\tNAME\tORG ROLES\tPROJECT ROLES\tGROUPS", rows)
-	return nil
+	return call(g, func(cl *adminapi.Client) ([]store.User, error) { return cl.ListUsers(g.ctx, c.Org) }, func(us []store.User) {
+		rows := [][]string{}
+		for _, u := range us {
+			rows = append(rows, []string{u.Email, dash(u.DisplayName), orgRoles(u, c.Org), projectRoles(u, c.Org), dash(strings.Join(u.Groups, ","))})
+		}
+		g.table("EMAIL\tNAME\tORG ROLES\tPROJECT ROLES\tGROUPS", rows)
+	})
 }
 
 func orgRoles(u store.User, org string) string {
@@ -554,19 +411,9 @@ func (c *UserSetRoleCmd) Run(g *Globals) error {
 	if err := checkRoleFlags(req); err != nil {
 		return err
 	}
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	u, err := cl.SetUserRole(g.ctx, c.Email, req)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(u)
-	}
-	fmt.Fprintln(g.out, roleMessage("user", u.Email, req))
-	return nil
+	return call(g, func(cl *adminapi.Client) (store.User, error) { return cl.SetUserRole(g.ctx, c.Email, req) }, func(u store.User) {
+		fmt.Fprintln(g.out, roleMessage("user", u.Email, req))
+	})
 }
 
 // UserDeleteCmd is `rillctl user delete`.
@@ -576,19 +423,9 @@ type UserDeleteCmd struct {
 
 // Run deletes the user.
 func (c *UserDeleteCmd) Run(g *Globals) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	u, err := cl.DeleteUser(g.ctx, c.Email)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(u)
-	}
-	fmt.Fprintf(g.out, "Deleted user %q; their tokens no longer work.\n", u.Email)
-	return nil
+	return call(g, func(cl *adminapi.Client) (store.User, error) { return cl.DeleteUser(g.ctx, c.Email) }, func(u store.User) {
+		fmt.Fprintf(g.out, "Deleted user %q; their tokens no longer work.\n", u.Email)
+	})
 }
 
 // AuditCmd is `rillctl audit`.
@@ -605,23 +442,15 @@ type AuditListCmd struct {
 
 // Run lists events.
 func (c *AuditListCmd) Run(g *Globals) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	evs, err := cl.ListAudit(g.ctx, c.Since, c.Actor, c.Limit)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(evs)
-	}
-	rows := [][]string{}
-	for _, e := range evs {
-		rows = append(rows, []string{e.Time.Local().Format("2006-01-02 15:04:05"), e.Actor, e.Action, e.Target, e.Outcome})
-	}
-	g.table("TIME\tACTOR\tACTION\tTARGET\tOUTCOME", rows)
-	return nil
+	return call(g, func(cl *adminapi.Client) ([]store.AuditEvent, error) {
+		return cl.ListAudit(g.ctx, c.Since, c.Actor, c.Limit)
+	}, func(evs []store.AuditEvent) {
+		rows := [][]string{}
+		for _, e := range evs {
+			rows = append(rows, []string{e.Time.Local().Format("2006-01-02 15:04:05"), e.Actor, e.Action, e.Target, e.Outcome})
+		}
+		g.table("TIME\tACTOR\tACTION\tTARGET\tOUTCOME", rows)
+	})
 }
 
 // WhoamiCmd is `rillctl whoami`.
@@ -629,23 +458,13 @@ type WhoamiCmd struct{}
 
 // Run shows the caller.
 func (c *WhoamiCmd) Run(g *Globals) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	w, err := cl.Whoami(g.ctx)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(w)
-	}
-	su := ""
-	if w.Superuser {
-		su = " (superuser)"
-	}
-	fmt.Fprintf(g.out, "%s %s%s\n", w.Kind, w.Subject, su)
-	return nil
+	return call(g, func(cl *adminapi.Client) (adminapi.Whoami, error) { return cl.Whoami(g.ctx) }, func(w adminapi.Whoami) {
+		su := ""
+		if w.Superuser {
+			su = " (superuser)"
+		}
+		fmt.Fprintf(g.out, "%s %s%s\n", w.Kind, w.Subject, su)
+	})
 }
 
 // AdminCmd is `rillctl admin`.
@@ -659,27 +478,17 @@ type PluginsCmd struct{}
 
 // Run lists plugins.
 func (c *PluginsCmd) Run(g *Globals) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	ps, err := cl.PluginStatus(g.ctx)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(ps)
-	}
-	rows := [][]string{}
-	for _, p := range ps {
-		state := "up"
-		if !p.Healthy {
-			state = "down"
+	return call(g, func(cl *adminapi.Client) ([]plugins.Status, error) { return cl.PluginStatus(g.ctx) }, func(ps []plugins.Status) {
+		rows := [][]string{}
+		for _, p := range ps {
+			state := "up"
+			if !p.Healthy {
+				state = "down"
+			}
+			rows = append(rows, []string{p.Name, state, fmt.Sprint(p.PID), fmt.Sprint(p.Restarts), fmt.Sprint(p.Calls), fmt.Sprint(p.Errors), dash(p.LastError)})
 		}
-		rows = append(rows, []string{p.Name, state, fmt.Sprint(p.PID), fmt.Sprint(p.Restarts), fmt.Sprint(p.Calls), fmt.Sprint(p.Errors), dash(p.LastError)})
-	}
-	g.table("NAME\tSTATE\tPID\tRESTARTS\tCALLS\tERRORS\tLAST ERROR", rows)
-	return nil
+		g.table("NAME\tSTATE\tPID\tRESTARTS\tCALLS\tERRORS\tLAST ERROR", rows)
+	})
 }
 
 // RotateSigningKeyCmd is `rillctl admin rotate-signing-key`.
@@ -687,17 +496,7 @@ type RotateSigningKeyCmd struct{}
 
 // Run rotates the key.
 func (c *RotateSigningKeyCmd) Run(g *Globals) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	r, err := cl.RotateSigningKey(g.ctx)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(r)
-	}
-	fmt.Fprintf(g.out, "New signing key %s; retired %s.\n", r.KID, dash(strings.Join(r.Retired, ", ")))
-	return nil
+	return call(g, func(cl *adminapi.Client) (adminapi.RotateResult, error) { return cl.RotateSigningKey(g.ctx) }, func(r adminapi.RotateResult) {
+		fmt.Fprintf(g.out, "New signing key %s; retired %s.\n", r.KID, dash(strings.Join(r.Retired, ", ")))
+	})
 }

@@ -39,6 +39,23 @@ func (g *Globals) client() (*adminapi.Client, error) {
 	return adminapi.NewClient(g.APIURL, g.Token), nil
 }
 
+// call runs one API call and prints its answer: as JSON with --json, else with text.
+func call[T any](g *Globals, do func(*adminapi.Client) (T, error), text func(T)) error {
+	cl, err := g.client()
+	if err != nil {
+		return err
+	}
+	v, err := do(cl)
+	if err != nil {
+		return err
+	}
+	if g.JSON {
+		return g.printJSON(v)
+	}
+	text(v)
+	return nil
+}
+
 func (g *Globals) printJSON(v any) error {
 	enc := json.NewEncoder(g.out)
 	enc.SetIndent("", "  ")

@@ -57,20 +57,10 @@ func (c *TokenIssueCmd) Run(g *Globals) error {
 			}
 		}
 	}
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	t, err := cl.IssueToken(g.ctx, req)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(t)
-	}
-	fmt.Fprintf(g.out, "Issued token %q (expires %s).\n", t.DisplayName, when(t.ExpiresAt, "never"))
-	fmt.Fprintf(g.out, "Token: %s\n", t.Token)
-	return nil
+	return call(g, func(cl *adminapi.Client) (adminapi.IssuedToken, error) { return cl.IssueToken(g.ctx, req) }, func(t adminapi.IssuedToken) {
+		fmt.Fprintf(g.out, "Issued token %q (expires %s).\n", t.DisplayName, when(t.ExpiresAt, "never"))
+		fmt.Fprintf(g.out, "Token: %s\n", t.Token)
+	})
 }
 
 // TokenListCmd is `rillctl token list`.
@@ -80,23 +70,13 @@ type TokenListCmd struct {
 
 // Run lists tokens.
 func (c *TokenListCmd) Run(g *Globals) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
-	ts, err := cl.ListTokens(g.ctx, c.User)
-	if err != nil {
-		return err
-	}
-	if g.JSON {
-		return g.printJSON(ts)
-	}
-	rows := make([][]string, 0, len(ts))
-	for _, t := range ts {
-		rows = append(rows, []string{t.Prefix + "...", dash(t.DisplayName), when(t.CreatedAt, "-"), when(t.ExpiresAt, "Never")})
-	}
-	g.table("ID\tDISPLAY NAME\tCREATED\tEXPIRES", rows)
-	return nil
+	return call(g, func(cl *adminapi.Client) ([]adminapi.TokenInfo, error) { return cl.ListTokens(g.ctx, c.User) }, func(ts []adminapi.TokenInfo) {
+		rows := make([][]string, 0, len(ts))
+		for _, t := range ts {
+			rows = append(rows, []string{t.Prefix + "...", dash(t.DisplayName), when(t.CreatedAt, "-"), when(t.ExpiresAt, "Never")})
+		}
+		g.table("ID\tDISPLAY NAME\tCREATED\tEXPIRES", rows)
+	})
 }
 
 // TokenRevokeCmd is `rillctl token revoke`.
