@@ -56,6 +56,18 @@ func (a *API) pluginStatus(w http.ResponseWriter, _ *http.Request, c *caller) er
 	return nil
 }
 
+// writeList answers a list: [] rather than null when it is empty.
+func writeList[T any](w http.ResponseWriter, list []T, err error) error {
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []T{}
+	}
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
 func (a *API) whoami(w http.ResponseWriter, _ *http.Request, c *caller) error {
 	writeJSON(w, http.StatusOK, Whoami{Kind: c.p.Kind, Subject: c.p.Subject, ID: c.p.ID, Superuser: c.p.Superuser,
 		OrgRoles: c.p.OrgRoles, ProjectRoles: c.p.ProjectRoles, TokenID: c.tokenID})
@@ -146,14 +158,7 @@ func (a *API) listProjects(w http.ResponseWriter, r *http.Request, c *caller) er
 		return err
 	}
 	ps, err := a.st.ListProjects(r.Context(), org)
-	if err != nil {
-		return err
-	}
-	if ps == nil {
-		ps = []store.Project{}
-	}
-	writeJSON(w, http.StatusOK, ps)
-	return nil
+	return writeList(w, ps, err)
 }
 
 // checkRoles validates role names and that the project exists.
@@ -465,14 +470,7 @@ func (a *API) listServices(w http.ResponseWriter, r *http.Request, c *caller) er
 		return err
 	}
 	ss, err := a.st.ListServices(r.Context(), org)
-	if err != nil {
-		return err
-	}
-	if ss == nil {
-		ss = []store.Service{}
-	}
-	writeJSON(w, http.StatusOK, ss)
-	return nil
+	return writeList(w, ss, err)
 }
 
 func (a *API) showService(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -863,12 +861,5 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request, c *caller) error
 		f.Limit = n
 	}
 	evs, err := a.st.ListAudit(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	if evs == nil {
-		evs = []store.AuditEvent{}
-	}
-	writeJSON(w, http.StatusOK, evs)
-	return nil
+	return writeList(w, evs, err)
 }
