@@ -27,7 +27,7 @@ type Globals struct {
 	JSON   bool   `name:"json" help:"Print JSON instead of text."`
 
 	ctx   context.Context
-	in    io.Reader
+	in    *bufio.Reader // one reader for every prompt: each would otherwise buffer ahead
 	out   io.Writer
 	isTTY bool
 }
@@ -124,7 +124,7 @@ func Main(ctx context.Context, args []string, in io.Reader, out, errOut io.Write
 		fmt.Fprintf(errOut, "rillctl: %v (see rillctl --help)\n", err)
 		return 2
 	}
-	cli.Globals.ctx, cli.Globals.in, cli.Globals.out, cli.Globals.isTTY = ctx, in, out, isTTY
+	cli.Globals.ctx, cli.Globals.in, cli.Globals.out, cli.Globals.isTTY = ctx, bufio.NewReader(in), out, isTTY
 	if err := kctx.Run(&cli.Globals); err != nil {
 		fmt.Fprintf(errOut, "rillctl: %s\n", oneLine(err))
 		return 1
@@ -217,7 +217,7 @@ func when(t time.Time, zero string) string {
 // prompt asks for a line on a terminal.
 func (g *Globals) prompt(q string) (string, error) {
 	fmt.Fprint(g.out, q)
-	line, err := bufio.NewReader(g.in).ReadString('\n')
+	line, err := g.in.ReadString('\n')
 	if err != nil && line == "" {
 		return "", fmt.Errorf("read answer: %w", err)
 	}

@@ -2,6 +2,7 @@ package ctl_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rill-authd/rill-authd/ctl"
 	"github.com/rill-authd/rill-authd/internal/testenv"
 )
 
@@ -216,6 +218,14 @@ func TestReferenceDocs(t *testing.T) {
 	}
 	dev := root.as(first[1])
 	dev.fails("--display-name is required when rillctl is not run on a terminal", "token", "issue")
+	// On a terminal, token issue asks for the name and the expiry.
+	var ttyOut, ttyErr bytes.Buffer
+	code := ctl.Main(context.Background(), []string{"token", "issue", "--api-url", d.URL(), "--token", first[1]},
+		strings.NewReader("Laptop\n90\n"), &ttyOut, &ttyErr, true, "test")
+	if got := ttyOut.String(); code != 0 || !strings.Contains(got, "Display name: ") || !strings.Contains(got, `Issued token "Laptop" (expires `) ||
+		strings.Contains(got, "expires never") {
+		t.Fatalf("prompted token issue: exit %d\n%s%s", code, got, ttyErr.String())
+	}
 	issued := map[string]string{}
 	for _, args := range [][]string{
 		{"--display-name", "Local Development"},
