@@ -244,7 +244,7 @@ func TestReferenceDocs(t *testing.T) {
 	for _, r := range toks {
 		byName[r[1]] = r
 	}
-	if len(byName) != 4 || byName["Local Development"][3] != "Never" {
+	if len(byName) != 5 || byName["Local Development"][3] != "Never" {
 		t.Fatalf("token list: %v", byName)
 	}
 	for name, ttl := range map[string]time.Duration{"MCP Token": 24 * time.Hour, "Testing Token": 7 * 24 * time.Hour} {
@@ -264,8 +264,8 @@ func TestReferenceDocs(t *testing.T) {
 	root.as(issued["MCP Token"]).fails("token revoked", "whoami")
 	dev.ok("token", "revoke", "--display-name", "Local Development")
 	root.as(issued["Local Development"]).fails("token revoked", "whoami")
-	if n := len(rows(t, dev.ok("token", "list"), "ID|DISPLAY NAME|CREATED|EXPIRES")); n != 2 {
-		t.Errorf("%d tokens left, want 2", n)
+	if n := len(rows(t, dev.ok("token", "list"), "ID|DISPLAY NAME|CREATED|EXPIRES")); n != 3 {
+		t.Errorf("%d tokens left, want 3", n)
 	}
 	dev.ok("token", "issue", "--display-name", "twin")
 	dev.ok("token", "issue", "--display-name", "twin")
