@@ -283,11 +283,8 @@ func (a *API) introspect(w http.ResponseWriter, r *http.Request, c *caller) erro
 		out.TokenType = "jwt"
 	}
 	out.Attributes = p.Attributes
-	if t, err := a.st.GetToken(r.Context(), res.TokenID.String()); err == nil && !t.ExpiresAt.IsZero() {
-		out.Exp = t.ExpiresAt.Unix()
-	}
-	if res.Expires().Unix() > 0 {
-		out.Exp = res.Expires().Unix()
+	if exp := res.Expires(); !exp.IsZero() { // the resolver already knows it: no second read
+		out.Exp = exp.Unix()
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

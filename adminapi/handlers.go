@@ -629,11 +629,7 @@ func (a *API) listServiceTokens(w http.ResponseWriter, r *http.Request, c *calle
 		return err
 	}
 	toks, err := a.tokensOf(r.Context(), s.ID)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, toks)
-	return nil
+	return writeList(w, toks, err)
 }
 
 func (a *API) revokeServiceToken(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -734,11 +730,7 @@ func (a *API) listUserTokens(w http.ResponseWriter, r *http.Request, c *caller) 
 		return err
 	}
 	toks, err := a.tokensOf(r.Context(), u.ID)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, toks)
-	return nil
+	return writeList(w, toks, err)
 }
 
 // revokeUserToken revokes one of the owner's tokens by reference (path) or by display name
