@@ -235,7 +235,7 @@ func constantTimeEqual(a, b *token.Hash) bool {
 // load reads the token and its owner from the store and caches the result.
 func (r *Resolver) load(ctx context.Context, id token.ID) (*entry, error) {
 	gen := r.cache.gen.Load()
-	rec, err := r.st.GetToken(ctx, id.String())
+	rec, err := r.st.TokenAuth(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrRevoked):
 		return nil, ErrRevoked

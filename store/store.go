@@ -56,6 +56,9 @@ type Store interface {
 	// ImportTokens bulk-loads token records whose owners exist, in atomic batches.
 	ImportTokens(ctx context.Context, ts []Token) error
 	GetToken(ctx context.Context, id string) (Token, error)
+	// TokenAuth is the hot-path read of a check: a live token's kind, owner, hash and expiry,
+	// from memory. It fails as GetToken does for a revoked or unknown token.
+	TokenAuth(ctx context.Context, id token.ID) (TokenAuth, error)
 	ListTokens(ctx context.Context, ownerID string) ([]Token, error)
 	DeleteToken(ctx context.Context, id string) error
 	// CountTokens is the number of live tokens of each kind, read from counts kept in the

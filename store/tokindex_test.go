@@ -1,0 +1,216 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/rill-authd/rill-authd/token"
+)
+
+// indexAgrees fails t unless the in-memory index holds exactly the token records in Badger,
+// field for field.
+func indexAgrees(t *testing.T, s *DB) {
+	t.Helper()
+	n := 0
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pToken), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var rec Token
+			if err := it.Item().Value(func(b []byte) error { return decodeToken(b, &rec) }); err != nil {
+				return err
+			}
+			id, err := token.ParseID(rec.ID)
+			if err != nil {
+				continue // not indexed by design
+			}
+			n++
+			got, ok := s.idx.get(id)
+			if !ok {
+				return fmt.Errorf("token %s is in Badger but not in the index", rec.ID)
+			}
+			want := TokenAuth{Kind: rec.Kind, OwnerID: rec.OwnerID, Hash: rec.Hash, ExpiresAt: rec.ExpiresAt}
+			if !got.ExpiresAt.Equal(want.ExpiresAt) || got.Kind != want.Kind || got.OwnerID != want.OwnerID || got.Hash != want.Hash {
+				return fmt.Errorf("token %s: index has %+v, Badger %+v", rec.ID, got, want)
+			}
+		}
+		return nil
+	})
+	must(t, err)
+	if l := s.idx.len(); l != n {
+		t.Fatalf("index holds %d tokens, Badger %d", l, n)
+	}
+}
+
+func TestTokenIndexFollowsWrites(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir})
+	must(t, err)
+	must(t, s.CreateOrg(ctx, Org{Name: "acme"}))
+	must(t, s.CreateUser(ctx, User{ID: "u1", Email: "a@acme.com"}))
+	must(t, s.CreateUser(ctx, User{ID: "u2", Email: "b@acme.com"}))
+	must(t, s.CreateService(ctx, Service{ID: "s1", Org: "acme", Name: "ci", OrgRole: "viewer"}))
+
+	exp := time.Now().Add(time.Hour).Round(0)
+	usr, rawUsr := newToken(t, token.User, "u1")
+	usr.ExpiresAt = exp
+	must(t, s.CreateToken(ctx, usr))
+	svc, rawSvc := newToken(t, token.Service, "s1")
+	must(t, s.CreateToken(ctx, svc))
+	gone, rawGone := newToken(t, token.User, "u2")
+	must(t, s.CreateToken(ctx, gone))
+	var imported []Token
+	for range 50 {
+		tk, _ := newToken(t, token.Service, "s1")
+		imported = append(imported, tk)
+	}
+	must(t, s.ImportTokens(ctx, imported))
+	// An id that is no UUID is kept out of the index and still found, through Badger.
+	must(t, s.CreateToken(ctx, Token{ID: "legacy-1", Kind: token.User, OwnerID: "u1", Hash: usr.Hash}))
+	indexAgrees(t, s)
+
+	got, err := s.TokenAuth(ctx, rawUsr.ID)
+	if err != nil || got.Kind != token.User || got.OwnerID != "u1" || got.Hash != rawUsr.Hash() || !got.ExpiresAt.Equal(exp) {
+		t.Fatalf("user token: %+v %v", got, err)
+	}
+	if got, err := s.TokenAuth(ctx, rawSvc.ID); err != nil || got.Kind != token.Service || got.OwnerID != "s1" || !got.ExpiresAt.IsZero() {
+		t.Fatalf("service token: %+v %v", got, err)
+	}
+
+	// Revocation, a deleted owner and a deleted service are seen at once, as revoked.
+	must(t, s.DeleteToken(ctx, usr.ID))
+	must(t, s.DeleteUser(ctx, "u2"))
+	for _, id := range []token.ID{rawUsr.ID, rawGone.ID} {
+		if _, err := s.TokenAuth(ctx, id); !errors.Is(err, ErrRevoked) {
+			t.Fatalf("TokenAuth after revoke: %v, want ErrRevoked", err)
+		}
+	}
+	indexAgrees(t, s)
+	must(t, s.DeleteService(ctx, "s1"))
+	if _, err := s.TokenAuth(ctx, rawSvc.ID); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("TokenAuth after service delete: %v, want ErrRevoked", err)
+	}
+	if l := s.idx.len(); l != 0 {
+		t.Fatalf("index holds %d tokens after every owner's were deleted", l)
+	}
+	unknown, _ := token.New(token.User)
+	if _, err := s.TokenAuth(ctx, unknown.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown token: %v, want ErrNotFound", err)
+	}
+
+	// A reopened store loads the index from disk, with the legacy record left out of it.
+	keep, rawKeep := newToken(t, token.User, "u1")
+	keep.ExpiresAt = exp
+	must(t, s.CreateToken(ctx, keep))
+	must(t, s.Close())
+	s, err = Open(Options{Dir: dir})
+	must(t, err)
+	defer s.Close()
+	indexAgrees(t, s)
+	if got, err := s.TokenAuth(ctx, rawKeep.ID); err != nil || got.OwnerID != "u1" || !got.ExpiresAt.Equal(exp) {
+		t.Fatalf("after reopen: %+v %v", got, err)
+	}
+	if s.idx.len() != 1 {
+		t.Fatalf("after reopen the index holds %d tokens, want 1", s.idx.len())
+	}
+}
+
+// TestTokenIndexUnderConcurrentWrites races creates, revokes and owner deletes against reads;
+// at the end the index and Badger agree and no revoked token is readable.
+func TestTokenIndexUnderConcurrentWrites(t *testing.T) {
+	s := memStore(t)
+	must(t, s.CreateOrg(ctx, Org{Name: "acme"}))
+	for i := range 4 {
+		must(t, s.CreateService(ctx, Service{ID: fmt.Sprint("s", i), Org: "acme", Name: fmt.Sprint("svc-", i), OrgRole: "viewer"}))
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		revoked []token.ID
+	)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				tk, raw := newToken(t, token.Service, fmt.Sprint("s", w))
+				if err := s.CreateToken(ctx, tk); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := s.TokenAuth(ctx, raw.ID); err != nil {
+					t.Errorf("token just created: %v", err)
+				}
+				if i%2 == 0 {
+					if err := s.DeleteToken(ctx, tk.ID); err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					revoked = append(revoked, raw.ID)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() { // a reader hammering the index meanwhile, for the race detector
+		defer wg.Done()
+		for range 2000 {
+			mu.Lock()
+			var id token.ID
+			if len(revoked) > 0 {
+				id = revoked[len(revoked)-1]
+			}
+			mu.Unlock()
+			_, _ = s.TokenAuth(ctx, id)
+		}
+	}()
+	wg.Wait()
+	indexAgrees(t, s)
+	for _, id := range revoked {
+		if _, err := s.TokenAuth(ctx, id); !errors.Is(err, ErrRevoked) {
+			t.Fatalf("revoked token %s: %v", id, err)
+		}
+	}
+	if got := s.idx.len(); got != 4*20 {
+		t.Fatalf("index holds %d tokens, want 80", got)
+	}
+	must(t, s.DeleteService(ctx, "s0"))
+	indexAgrees(t, s)
+}
+
+// TestTokenIndexMemory bounds what the index costs per token, since it grows with the store.
+func TestTokenIndexMemory(t *testing.T) {
+	const n = 200_000
+	x := newTokIndex()
+	ids := make([]string, n)
+	for i := range ids {
+		raw, err := token.New(token.User)
+		must(t, err)
+		ids[i] = raw.ID.String()
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i, id := range ids {
+		x.put(id, token.User, fmt.Sprint("u", i%1000), token.Hash{}, time.Time{})
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(ids) // else they are freed between the two readings
+	perToken := float64(after.HeapAlloc-before.HeapAlloc) / n
+	t.Logf("token index: %.0f bytes per token (%d tokens, 1000 owners)", perToken, n)
+	if perToken > 128 {
+		t.Fatalf("token index costs %.0f bytes per token, want at most 128", perToken)
+	}
+	if x.len() != n {
+		t.Fatalf("index holds %d tokens, want %d", x.len(), n)
+	}
+}
