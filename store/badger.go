@@ -67,6 +67,7 @@ const (
 	pKey      = "key/"       // key/<kid>
 	pAudit    = "audit/"     // audit/<unix nanos BE><seq BE>
 	pRevoked  = "revoked/"   // revoked/<token id> -> why, kept for tombstoneTTL
+	pPurge    = "purge/"     // purge/<owner id> -> kind NUL why: a deleted owner's tokens to delete
 	kBoot     = "meta/bootstrapped"
 )
 
@@ -127,6 +128,10 @@ func Open(o Options) (*DB, error) {
 	if err := s.initTokenCounts(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store: count tokens: %w", err)
+	}
+	if err := s.resumePurges(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store: %w", err)
 	}
 	start := time.Now()
 	if err := s.idx.load(db); err != nil {
@@ -425,17 +430,10 @@ func (s *DB) UpdateUser(ctx context.Context, id string, fn func(*User) error) (U
 }
 
 func (s *DB) DeleteUser(ctx context.Context, id string) error {
-	s.tokMu.Lock()
-	defer s.tokMu.Unlock()
-	var gone []string
-	err := s.update(ctx, func(txn *badger.Txn) error {
+	err := s.deleteOwner(ctx, token.User, id, "user deleted", func(txn *badger.Txn) error {
 		var u User
 		if err := getJSON(txn, pUser+id, &u); err != nil {
 			return fmt.Errorf("user %s: %w", id, err)
-		}
-		var err error
-		if gone, err = deleteOwnedTokens(txn, token.User, id, "user deleted"); err != nil {
-			return err
 		}
 		if err := txn.Delete([]byte(pUserMail + u.Email)); err != nil {
 			return err
@@ -445,18 +443,113 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("delete user: %w", err)
 	}
-	s.idx.remove(gone...)
 	s.notify(Change{ChangeUser, id})
 	return nil
 }
 
-// deleteOwnedTokens deletes every token of owner inside txn, leaving tombstones, and returns
-// their ids.
-func deleteOwnedTokens(txn *badger.Txn, kind token.Kind, owner, why string) ([]string, error) {
+// purgeBatch bounds the tokens one purge transaction deletes (a variable for tests).
+var purgeBatch = 2000
+
+// deleteOwner runs delOwner, which deletes an owner's records, and deletes the owner's tokens.
+// Usually that is one transaction. An owner with more tokens than a Badger transaction holds
+// (some thousands) is deleted with a purge marker in one transaction instead, which stops all
+// its tokens at once (their owner is gone), and its tokens are then deleted in batches; a purge
+// cut short by a crash is finished when the store next opens.
+func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner, why string, delOwner func(*badger.Txn) error) error {
+	s.tokMu.Lock()
+	defer s.tokMu.Unlock()
+	var gone []string
+	err := s.update(ctx, func(txn *badger.Txn) error {
+		if err := delOwner(txn); err != nil {
+			return err
+		}
+		var err error
+		gone, err = deleteOwnedTokens(txn, kind, owner, why, 0)
+		return err
+	})
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		err = s.update(ctx, func(txn *badger.Txn) error {
+			if err := delOwner(txn); err != nil {
+				return err
+			}
+			return txn.Set([]byte(pPurge+owner), []byte(string(kind)+"\x00"+why))
+		})
+		if err != nil {
+			return err
+		}
+		if err := s.purge(ctx, kind, owner, why); err != nil {
+			// The owner is deleted and its tokens refused; the rest is done on the next open.
+			s.log.Error("deleting the tokens of a deleted owner; the store finishes on next open", "owner", owner, "err", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.idx.remove(gone...)
+	return nil
+}
+
+// purge deletes the tokens of a deleted owner in batches, then its purge marker. The caller
+// holds tokMu.
+func (s *DB) purge(ctx context.Context, kind token.Kind, owner, why string) error {
+	for batch := purgeBatch; ; {
+		var gone []string
+		err := s.update(ctx, func(txn *badger.Txn) error {
+			var err error
+			if gone, err = deleteOwnedTokens(txn, kind, owner, why, batch); err != nil || len(gone) > 0 {
+				return err
+			}
+			return txn.Delete([]byte(pPurge + owner))
+		})
+		if errors.Is(err, badger.ErrTxnTooBig) && batch > 1 {
+			batch /= 2
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("purge tokens of %s: %w", owner, err)
+		}
+		s.idx.remove(gone...)
+		if len(gone) == 0 {
+			return nil
+		}
+	}
+}
+
+// resumePurges finishes purges a crash cut short.
+func (s *DB) resumePurges() error {
+	type job struct {
+		owner, kind, why string
+	}
+	var jobs []job
+	err := s.view(func(txn *badger.Txn) error {
+		return scan(txn, pPurge, func(k, v []byte) error {
+			kind, why, _ := strings.Cut(string(v), "\x00")
+			jobs = append(jobs, job{strings.TrimPrefix(string(k), pPurge), kind, why})
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	s.tokMu.Lock()
+	defer s.tokMu.Unlock()
+	for _, j := range jobs {
+		s.log.Info("finishing the token purge of a deleted owner", "owner", j.owner)
+		if err := s.purge(context.Background(), token.Kind(j.kind), j.owner, j.why); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteOwnedTokens deletes the tokens of owner inside txn, all of them or at most limit (> 0),
+// leaving tombstones, and returns their ids.
+func deleteOwnedTokens(txn *badger.Txn, kind token.Kind, owner, why string, limit int) ([]string, error) {
 	var keys [][]byte
 	var ids []string
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pTokOwner + owner + "/")})
-	for it.Rewind(); it.Valid(); it.Next() {
+	for it.Rewind(); it.Valid() && (limit <= 0 || len(keys) < limit); it.Next() {
 		keys = append(keys, it.Item().KeyCopy(nil))
 	}
 	it.Close()
@@ -643,17 +736,10 @@ func (s *DB) UpdateService(ctx context.Context, id string, fn func(*Service) err
 }
 
 func (s *DB) DeleteService(ctx context.Context, id string) error {
-	s.tokMu.Lock()
-	defer s.tokMu.Unlock()
-	var gone []string
-	err := s.update(ctx, func(txn *badger.Txn) error {
+	err := s.deleteOwner(ctx, token.Service, id, "service deleted", func(txn *badger.Txn) error {
 		var sv Service
 		if err := getJSON(txn, pService+id, &sv); err != nil {
 			return fmt.Errorf("service %s: %w", id, err)
-		}
-		var err error
-		if gone, err = deleteOwnedTokens(txn, token.Service, id, "service deleted"); err != nil {
-			return err
 		}
 		if err := txn.Delete([]byte(pSvcName + sv.Org + "/" + sv.Name)); err != nil {
 			return err
@@ -663,7 +749,6 @@ func (s *DB) DeleteService(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("delete service: %w", err)
 	}
-	s.idx.remove(gone...)
 	s.notify(Change{ChangeService, id})
 	return nil
 }

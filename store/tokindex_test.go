@@ -214,3 +214,82 @@ func TestTokenIndexMemory(t *testing.T) {
 		t.Fatalf("index holds %d tokens, want %d", x.len(), n)
 	}
 }
+
+// TestDeleteOwnerWithManyTokens deletes owners with more tokens than one Badger transaction
+// holds: the delete succeeds, every token is refused as revoked, counts and index follow, and a
+// purge cut short (as by a crash) is finished when the store opens.
+func TestDeleteOwnerWithManyTokens(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir})
+	must(t, err)
+	must(t, s.CreateOrg(ctx, Org{Name: "acme"}))
+	must(t, s.CreateService(ctx, Service{ID: "s1", Org: "acme", Name: "ci"}))
+	must(t, s.CreateUser(ctx, User{ID: "u1", Email: "a@acme.com"}))
+	must(t, s.CreateService(ctx, Service{ID: "s2", Org: "acme", Name: "keep"}))
+	const many = 10_000 // 3 writes a token: more than the 26,214 one transaction holds
+	mk := func(kind token.Kind, owner string, n int) []token.ID {
+		var recs []Token
+		var ids []token.ID
+		for range n {
+			tk, raw := newToken(t, kind, owner)
+			recs, ids = append(recs, tk), append(ids, raw.ID)
+		}
+		must(t, s.ImportTokens(ctx, recs))
+		return ids
+	}
+	svcIDs, usrIDs, keepIDs := mk(token.Service, "s1", many), mk(token.User, "u1", many), mk(token.Service, "s2", 10)
+
+	// The premise: one transaction cannot delete them all.
+	txn := s.db.NewTransaction(true)
+	if _, err := deleteOwnedTokens(txn, token.Service, "s1", "x", 0); !errors.Is(err, badger.ErrTxnTooBig) {
+		t.Fatalf("deleting %d tokens in one transaction: %v, want ErrTxnTooBig", many, err)
+	}
+	txn.Discard()
+
+	must(t, s.DeleteService(ctx, "s1"))
+	must(t, s.DeleteUser(ctx, "u1"))
+	for _, ids := range [][]token.ID{svcIDs, usrIDs} {
+		for _, id := range []token.ID{ids[0], ids[many/2], ids[many-1]} {
+			if _, err := s.TokenAuth(ctx, id); !errors.Is(err, ErrRevoked) {
+				t.Fatalf("token of a deleted owner: %v, want ErrRevoked", err)
+			}
+		}
+	}
+	if _, err := s.GetService(ctx, "s1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted service: %v", err)
+	}
+	counts, err := s.CountTokens(ctx)
+	must(t, err)
+	if counts[token.Service] != 10 || counts[token.User] != 0 {
+		t.Fatalf("counts after delete: %v, want 10 svc and 0 usr", counts)
+	}
+	indexAgrees(t, s)
+
+	// Cut a purge short: the owner is gone and its marker written in one transaction, the
+	// tokens not yet deleted.
+	err = s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Delete([]byte(pService + "s2")); err != nil {
+			return err
+		}
+		return txn.Set([]byte(pPurge+"s2"), []byte("svc\x00service deleted"))
+	})
+	must(t, err)
+	must(t, s.Close())
+	s, err = Open(Options{Dir: dir})
+	must(t, err)
+	defer s.Close()
+	if _, err := s.TokenAuth(ctx, keepIDs[0]); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("token of a purged owner after reopen: %v, want ErrRevoked", err)
+	}
+	if counts, _ := s.CountTokens(ctx); counts[token.Service] != 0 {
+		t.Fatalf("counts after the purge resumed: %v", counts)
+	}
+	indexAgrees(t, s)
+	left := 0
+	must(t, s.view(func(txn *badger.Txn) error {
+		return scan(txn, pPurge, func(_, _ []byte) error { left++; return nil })
+	}))
+	if left != 0 {
+		t.Fatalf("%d purge markers left after open", left)
+	}
+}
