@@ -82,8 +82,8 @@ func (x *tokIndex) intern(s string) uint32 {
 	return n
 }
 
-// put adds a token; ids that are not UUIDs (never issued by rill-authd) are not indexed and are
-// read from Badger instead.
+// put adds a token. Ids that are not UUIDs were never issued by rill-authd and no bearer token
+// can name them, so they are not indexed.
 func (x *tokIndex) put(id string, kind token.Kind, owner string, hash token.Hash, expires time.Time) {
 	tid, err := token.ParseID(id)
 	if err != nil {
