@@ -430,7 +430,7 @@ func (s *DB) UpdateUser(ctx context.Context, id string, fn func(*User) error) (U
 }
 
 func (s *DB) DeleteUser(ctx context.Context, id string) error {
-	err := s.deleteOwner(ctx, token.User, id, "user deleted", func(txn *badger.Txn) error {
+	err := s.deleteOwner(ctx, token.User, id, Change{ChangeUser, id}, func(txn *badger.Txn) error {
 		var u User
 		if err := getJSON(txn, pUser+id, &u); err != nil {
 			return fmt.Errorf("user %s: %w", id, err)
@@ -443,7 +443,6 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("delete user: %w", err)
 	}
-	s.notify(Change{ChangeUser, id})
 	return nil
 }
 
@@ -451,12 +450,13 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 // 26,214 writes a transaction holds with 16 MiB memtables).
 const purgeBatch = 2000
 
-// deleteOwner runs delOwner, which deletes an owner's records, and deletes the owner's tokens.
-// Usually that is one transaction. An owner with more tokens than a Badger transaction holds
-// (some thousands) is deleted with a purge marker in one transaction instead, which stops all
-// its tokens at once (their owner is gone), and its tokens are then deleted in batches; a purge
-// cut short by a crash is finished when the store next opens.
-func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner, why string, delOwner func(*badger.Txn) error) error {
+// deleteOwner runs delOwner, which deletes an owner's records, deletes the owner's tokens and
+// announces c. Usually that is one transaction. An owner with more tokens than a Badger
+// transaction holds (some thousands) is deleted with a purge marker in one transaction instead,
+// which stops all its tokens at once (their owner is gone) and is announced at once; its tokens
+// are then deleted in batches, and a purge cut short by a crash is finished on the next open.
+func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner string, c Change, delOwner func(*badger.Txn) error) error {
+	why := string(c.Kind) + " deleted"
 	s.tokMu.Lock()
 	defer s.tokMu.Unlock()
 	var gone []string
@@ -478,6 +478,7 @@ func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner, why string
 		if err != nil {
 			return err
 		}
+		s.notify(c)
 		// The owner is gone: finish even if the caller gives up waiting.
 		if err := s.purge(context.WithoutCancel(ctx), kind, owner, why); err != nil {
 			// The owner is deleted and its tokens refused; the rest is done on the next open.
@@ -489,6 +490,7 @@ func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner, why string
 		return err
 	}
 	s.idx.remove(gone...)
+	s.notify(c)
 	return nil
 }
 
@@ -738,7 +740,7 @@ func (s *DB) UpdateService(ctx context.Context, id string, fn func(*Service) err
 }
 
 func (s *DB) DeleteService(ctx context.Context, id string) error {
-	err := s.deleteOwner(ctx, token.Service, id, "service deleted", func(txn *badger.Txn) error {
+	err := s.deleteOwner(ctx, token.Service, id, Change{ChangeService, id}, func(txn *badger.Txn) error {
 		var sv Service
 		if err := getJSON(txn, pService+id, &sv); err != nil {
 			return fmt.Errorf("service %s: %w", id, err)
@@ -751,7 +753,6 @@ func (s *DB) DeleteService(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("delete service: %w", err)
 	}
-	s.notify(Change{ChangeService, id})
 	return nil
 }
 

@@ -250,7 +250,23 @@ func TestDeleteOwnerWithManyTokens(t *testing.T) {
 	}
 	txn.Discard()
 
+	// Caches are told when the owner is gone, not after its tokens are purged: a cached token
+	// stops working at once.
+	indexedAtNotice := -1
+	s.Subscribe(func(c Change) {
+		if c == (Change{ChangeService, "s1"}) {
+			indexedAtNotice = 0
+			for _, id := range svcIDs {
+				if _, ok := s.idx.get(id); ok {
+					indexedAtNotice++
+				}
+			}
+		}
+	})
 	must(t, s.DeleteService(ctx, "s1"))
+	if indexedAtNotice < many {
+		t.Fatalf("the service's deletion was announced with %d tokens indexed, want it before its %d tokens were purged", indexedAtNotice, many)
+	}
 	must(t, s.DeleteUser(ctx, "u1"))
 	for _, ids := range [][]token.ID{svcIDs, usrIDs} {
 		for _, id := range []token.ID{ids[0], ids[many/2], ids[many-1]} {
