@@ -110,6 +110,18 @@ func TestSIGKILLAfterBootstrapLosesNothing(t *testing.T) {
 	if d2.Token != "" {
 		t.Fatal("bootstrapped again after a crash")
 	}
+	// The token from before the crash still passes a check: the restarted daemon rebuilt its
+	// in-memory token index from disk.
+	req, _ := http.NewRequest("GET", d2.URL()+"/ext_authz/v1/orgs/acme/projects/web/x", nil)
+	req.Header.Set("Authorization", "Bearer "+d.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("check with the pre-crash token after restart: %d, want 200", resp.StatusCode)
+	}
 }
 
 func TestConfigFileAndEnv(t *testing.T) {
