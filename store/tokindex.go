@@ -12,7 +12,7 @@ import (
 )
 
 // TokenAuth is the part of a token record a check needs: whose it is, what its secret hashes
-// to, and when it expires. TokenAuth answers it from memory.
+// to, and when it expires. DB.TokenAuth answers it from memory.
 type TokenAuth struct {
 	Kind      token.Kind
 	OwnerID   string
@@ -20,15 +20,10 @@ type TokenAuth struct {
 	ExpiresAt time.Time
 }
 
-// Expired reports whether the token has an expiry at or before now.
-func (t *TokenAuth) Expired(now time.Time) bool {
-	return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt)
-}
-
 // tokIndex holds the TokenAuth of every live token in memory, so a check that misses the
 // resolver's cache costs a map lookup instead of an LSM read: from Badger's SSTables a read
 // costs several times what it costs from its memtable, so without it a miss got slower as the
-// store grew. Entries are pointer-free (64 bytes of map slot each, ~90 MB per million tokens
+// store grew. Entries are pointer-free (64 bytes of map slot each, ~95 MB per million tokens
 // with the map's slack) so the garbage collector never scans them; owners and kinds, which
 // repeat, are interned.
 //
