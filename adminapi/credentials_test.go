@@ -163,7 +163,7 @@ func TestEphemeralCredentials(t *testing.T) {
 	if status, reason, _, _ := e.checkJWT(t, cr.AccessToken, "acme", "web"); status != 401 || reason != "the issuer of this token no longer has manage_prod on its project" {
 		t.Errorf("after the issuer lost access: %d %q", status, reason)
 	}
-	if err := e.st.DeleteService(context.Background(), "s-admin"); err != nil {
+	if _, err := e.st.DeleteService(context.Background(), "s-admin"); err != nil {
 		t.Fatal(err)
 	}
 	if status, reason, _, _ := e.checkJWT(t, cr2.AccessToken, "acme", "web"); status != 401 || reason != "the service or user that issued this token no longer exists" {

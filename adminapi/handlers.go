@@ -389,14 +389,11 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if u.ID == c.p.ID {
 		return errf(http.StatusBadRequest, "you cannot delete yourself")
 	}
-	toks, err := a.st.ListTokens(r.Context(), u.ID)
+	revoked, err := a.st.DeleteUser(r.Context(), u.ID)
 	if err != nil {
 		return err
 	}
-	if err := a.st.DeleteUser(r.Context(), u.ID); err != nil {
-		return err
-	}
-	a.metrics.TokensRevoked("user", len(toks))
+	a.metrics.TokensRevoked("user", revoked)
 	return a.audited(w, r, c, "user.delete", "user:"+u.Email, http.StatusOK, u)
 }
 
@@ -600,14 +597,11 @@ func (a *API) deleteService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		return err
 	}
-	toks, err := a.st.ListTokens(r.Context(), s.ID)
+	revoked, err := a.st.DeleteService(r.Context(), s.ID)
 	if err != nil {
 		return err
 	}
-	if err := a.st.DeleteService(r.Context(), s.ID); err != nil {
-		return err
-	}
-	a.metrics.TokensRevoked("service", len(toks))
+	a.metrics.TokensRevoked("service", revoked)
 	return a.audited(w, r, c, "service.delete", "service:"+s.Org+"/"+s.Name, http.StatusOK, s)
 }
 

@@ -263,7 +263,7 @@ func TestRevocationIsImmediate(t *testing.T) {
 	if r := check("alice"); r.GetStatus().GetMessage() != "token revoked" {
 		t.Errorf("after revoke: %v", r.GetStatus())
 	}
-	if err := f.st.DeleteService(ctx, "s-ci"); err != nil {
+	if _, err := f.st.DeleteService(ctx, "s-ci"); err != nil {
 		t.Fatal(err)
 	}
 	if r := check("svc"); r.GetDeniedResponse().GetStatus().GetCode() != 401 {

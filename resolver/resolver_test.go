@@ -117,7 +117,8 @@ func TestRevocationIsImmediate(t *testing.T) {
 	if err != nil || res.Principal.OrgRoles["acme"] != "admin" {
 		t.Fatalf("after role change: %+v %v", res.Principal, err)
 	}
-	must(t, f.st.DeleteService(ctx, "s1"))
+	_, err = f.st.DeleteService(ctx, "s1")
+	must(t, err)
 	if _, err := f.r.Resolve(ctx, svc); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("token of deleted service: %v", err)
 	}

@@ -429,8 +429,8 @@ func (s *DB) UpdateUser(ctx context.Context, id string, fn func(*User) error) (U
 	return u, nil
 }
 
-func (s *DB) DeleteUser(ctx context.Context, id string) error {
-	err := s.deleteOwner(ctx, token.User, id, Change{ChangeUser, id}, func(txn *badger.Txn) error {
+func (s *DB) DeleteUser(ctx context.Context, id string) (int, error) {
+	n, err := s.deleteOwner(ctx, token.User, id, Change{ChangeUser, id}, func(txn *badger.Txn) error {
 		var u User
 		if err := getJSON(txn, pUser+id, &u); err != nil {
 			return fmt.Errorf("user %s: %w", id, err)
@@ -441,9 +441,9 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 		return txn.Delete([]byte(pUser + id))
 	})
 	if err != nil {
-		return fmt.Errorf("delete user: %w", err)
+		return n, fmt.Errorf("delete user: %w", err)
 	}
-	return nil
+	return n, nil
 }
 
 // purgeBatch bounds the tokens one purge transaction deletes (3 writes each, well inside the
@@ -451,11 +451,11 @@ func (s *DB) DeleteUser(ctx context.Context, id string) error {
 const purgeBatch = 2000
 
 // deleteOwner runs delOwner, which deletes an owner's records, deletes the owner's tokens and
-// announces c. Usually that is one transaction. An owner with more tokens than a Badger
+// announces c. It returns how many tokens it deleted. Usually that is one transaction. An owner with more tokens than a Badger
 // transaction holds (some thousands) is deleted with a purge marker in one transaction instead,
 // which stops all its tokens at once (their owner is gone) and is announced at once; its tokens
 // are then deleted in batches, and a purge cut short by a crash is finished on the next open.
-func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner string, c Change, delOwner func(*badger.Txn) error) error {
+func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner string, c Change, delOwner func(*badger.Txn) error) (int, error) {
 	why := string(c.Kind) + " deleted"
 	s.tokMu.Lock()
 	defer s.tokMu.Unlock()
@@ -476,27 +476,29 @@ func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner string, c C
 			return txn.Set([]byte(pPurge+owner), []byte(string(kind)+"\x00"+why))
 		})
 		if err != nil {
-			return err
+			return 0, err
 		}
 		s.notify(c)
 		// The owner is gone: finish even if the caller gives up waiting.
-		if err := s.purge(context.WithoutCancel(ctx), kind, owner, why); err != nil {
+		n, err := s.purge(context.WithoutCancel(ctx), kind, owner, why)
+		if err != nil {
 			// The owner is deleted and its tokens refused; the rest is done on the next open.
 			s.log.Error("deleting the tokens of a deleted owner; the store finishes on next open", "owner", owner, "err", err)
 		}
-		return nil
+		return n, nil
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	s.idx.remove(gone...)
 	s.notify(c)
-	return nil
+	return len(gone), nil
 }
 
-// purge deletes the tokens of a deleted owner in batches, then its purge marker. The caller
-// holds tokMu.
-func (s *DB) purge(ctx context.Context, kind token.Kind, owner, why string) error {
+// purge deletes the tokens of a deleted owner in batches, then its purge marker, and returns
+// how many it deleted. The caller holds tokMu.
+func (s *DB) purge(ctx context.Context, kind token.Kind, owner, why string) (int, error) {
+	total := 0
 	for batch := purgeBatch; ; {
 		var gone []string
 		err := s.update(ctx, func(txn *badger.Txn) error {
@@ -511,11 +513,12 @@ func (s *DB) purge(ctx context.Context, kind token.Kind, owner, why string) erro
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("purge tokens of %s: %w", owner, err)
+			return total, fmt.Errorf("purge tokens of %s: %w", owner, err)
 		}
 		s.idx.remove(gone...)
+		total += len(gone)
 		if len(gone) == 0 {
-			return nil
+			return total, nil
 		}
 	}
 }
@@ -540,7 +543,7 @@ func (s *DB) resumePurges() error {
 	defer s.tokMu.Unlock()
 	for _, j := range jobs {
 		s.log.Info("finishing the token purge of a deleted owner", "owner", j.owner)
-		if err := s.purge(context.Background(), token.Kind(j.kind), j.owner, j.why); err != nil {
+		if _, err := s.purge(context.Background(), token.Kind(j.kind), j.owner, j.why); err != nil {
 			return err
 		}
 	}
@@ -739,8 +742,8 @@ func (s *DB) UpdateService(ctx context.Context, id string, fn func(*Service) err
 	return sv, nil
 }
 
-func (s *DB) DeleteService(ctx context.Context, id string) error {
-	err := s.deleteOwner(ctx, token.Service, id, Change{ChangeService, id}, func(txn *badger.Txn) error {
+func (s *DB) DeleteService(ctx context.Context, id string) (int, error) {
+	n, err := s.deleteOwner(ctx, token.Service, id, Change{ChangeService, id}, func(txn *badger.Txn) error {
 		var sv Service
 		if err := getJSON(txn, pService+id, &sv); err != nil {
 			return fmt.Errorf("service %s: %w", id, err)
@@ -751,9 +754,9 @@ func (s *DB) DeleteService(ctx context.Context, id string) error {
 		return txn.Delete([]byte(pService + id))
 	})
 	if err != nil {
-		return fmt.Errorf("delete service: %w", err)
+		return n, fmt.Errorf("delete service: %w", err)
 	}
-	return nil
+	return n, nil
 }
 
 // --- tokens ---

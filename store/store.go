@@ -39,8 +39,8 @@ type Store interface {
 	ListUsers(ctx context.Context) ([]User, error)
 	// UpdateUser applies fn to the stored user in one transaction.
 	UpdateUser(ctx context.Context, id string, fn func(*User) error) (User, error)
-	// DeleteUser deletes the user and all their tokens.
-	DeleteUser(ctx context.Context, id string) error
+	// DeleteUser deletes the user and all their tokens, and says how many tokens that revoked.
+	DeleteUser(ctx context.Context, id string) (int, error)
 
 	CreateService(ctx context.Context, s Service) error
 	GetService(ctx context.Context, id string) (Service, error)
@@ -48,8 +48,8 @@ type Store interface {
 	ListServices(ctx context.Context, org string) ([]Service, error)
 	// UpdateService applies fn in one transaction; a rename keeps the (org, name) index unique.
 	UpdateService(ctx context.Context, id string, fn func(*Service) error) (Service, error)
-	// DeleteService deletes the service and all its tokens.
-	DeleteService(ctx context.Context, id string) error
+	// DeleteService deletes the service and all its tokens, and says how many tokens that revoked.
+	DeleteService(ctx context.Context, id string) (int, error)
 
 	// CreateToken stores a token record; its owner must exist.
 	CreateToken(ctx context.Context, t Token) error

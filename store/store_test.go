@@ -127,7 +127,9 @@ func TestServicesIndexAndCascade(t *testing.T) {
 		t.Fatalf("tokens of s1: %d", len(toks))
 	}
 
-	must(t, s.DeleteService(ctx, "s1"))
+	if n, err := s.DeleteService(ctx, "s1"); err != nil || n != 2 {
+		t.Fatalf("DeleteService revoked %d tokens (%v), want 2", n, err)
+	}
 	for _, id := range []string{tk1.ID, tk2.ID} {
 		if _, err := s.GetToken(ctx, id); !errors.Is(err, ErrRevoked) || !strings.Contains(err.Error(), "service deleted") {
 			t.Fatalf("token %s survived its service: %v", id, err)
@@ -139,7 +141,7 @@ func TestServicesIndexAndCascade(t *testing.T) {
 	if _, err := s.GetServiceByName(ctx, "acme", "renamed"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("name index survived: %v", err)
 	}
-	if err := s.DeleteService(ctx, "s1"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.DeleteService(ctx, "s1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
 	mu.Lock()
@@ -196,7 +198,9 @@ func TestUsersAndTokens(t *testing.T) {
 	if _, err := s.GetToken(ctx, "never-existed"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown token: %v", err)
 	}
-	must(t, s.DeleteUser(ctx, "u1"))
+	if n, err := s.DeleteUser(ctx, "u1"); err != nil || n != 1 {
+		t.Fatalf("DeleteUser revoked %d tokens (%v), want 1", n, err)
+	}
 	if _, err := s.GetToken(ctx, tk.ID); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("token survived its user: %v", err)
 	}
@@ -487,7 +491,8 @@ func TestTokenCounts(t *testing.T) {
 	want(2, 3)
 	must(t, s.DeleteToken(ctx, u1.ID))
 	want(1, 3)
-	must(t, s.DeleteService(ctx, "s1")) // the cascade counts too
+	_, err = s.DeleteService(ctx, "s1") // the cascade counts too
+	must(t, err)
 	want(1, 0)
 	// Counts survive a reopen, and a store without them is counted once on open.
 	must(t, s.Close())

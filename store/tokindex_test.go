@@ -89,14 +89,16 @@ func TestTokenIndexFollowsWrites(t *testing.T) {
 
 	// Revocation, a deleted owner and a deleted service are seen at once, as revoked.
 	must(t, s.DeleteToken(ctx, usr.ID))
-	must(t, s.DeleteUser(ctx, "u2"))
+	_, err = s.DeleteUser(ctx, "u2")
+	must(t, err)
 	for _, id := range []token.ID{rawUsr.ID, rawGone.ID} {
 		if _, err := s.TokenAuth(ctx, id); !errors.Is(err, ErrRevoked) {
 			t.Fatalf("TokenAuth after revoke: %v, want ErrRevoked", err)
 		}
 	}
 	indexAgrees(t, s)
-	must(t, s.DeleteService(ctx, "s1"))
+	_, err = s.DeleteService(ctx, "s1")
+	must(t, err)
 	if _, err := s.TokenAuth(ctx, rawSvc.ID); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("TokenAuth after service delete: %v, want ErrRevoked", err)
 	}
@@ -186,7 +188,8 @@ func TestTokenIndexUnderConcurrentWrites(t *testing.T) {
 	if got := s.idx.len(); got != 4*20 {
 		t.Fatalf("index holds %d tokens, want 80", got)
 	}
-	must(t, s.DeleteService(ctx, "s0"))
+	_, err := s.DeleteService(ctx, "s0")
+	must(t, err)
 	indexAgrees(t, s)
 }
 
@@ -263,11 +266,15 @@ func TestDeleteOwnerWithManyTokens(t *testing.T) {
 			}
 		}
 	})
-	must(t, s.DeleteService(ctx, "s1"))
+	if n, err := s.DeleteService(ctx, "s1"); err != nil || n != many {
+		t.Fatalf("DeleteService revoked %d tokens (%v), want %d", n, err, many)
+	}
 	if indexedAtNotice < many {
 		t.Fatalf("the service's deletion was announced with %d tokens indexed, want it before its %d tokens were purged", indexedAtNotice, many)
 	}
-	must(t, s.DeleteUser(ctx, "u1"))
+	if n, err := s.DeleteUser(ctx, "u1"); err != nil || n != many {
+		t.Fatalf("DeleteUser revoked %d tokens (%v), want %d", n, err, many)
+	}
 	for _, ids := range [][]token.ID{svcIDs, usrIDs} {
 		for _, id := range []token.ID{ids[0], ids[many/2], ids[many-1]} {
 			if _, err := s.TokenAuth(ctx, id); !errors.Is(err, ErrRevoked) {
