@@ -134,7 +134,12 @@ func Open(o Options) (*DB, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	start := time.Now()
-	if err := s.idx.load(db); err != nil {
+	counts, err := s.CountTokens(context.Background())
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store: count tokens: %w", err)
+	}
+	if err := s.idx.load(db, int(counts[token.User]+counts[token.Service])); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store: load token index: %w", err)
 	}

@@ -134,10 +134,16 @@ func (x *tokIndex) len() int {
 	return n
 }
 
-// load fills the index from every token record in Badger.
-func (x *tokIndex) load(db *badger.DB) error {
+// load fills the index from every token record in Badger; expect is how many there are, to size
+// the maps once instead of growing them step by step.
+func (x *tokIndex) load(db *badger.DB, expect int) error {
+	for i := range x.shards {
+		x.shards[i].m = make(map[token.ID]tokEntry, expect/len(x.shards))
+	}
 	return db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pToken), PrefetchValues: true, PrefetchSize: 256})
+		// Records are small and stored in the LSM tree, so values are read in line: prefetching
+		// would start a goroutine per record.
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pToken)})
 		defer it.Close()
 		var t Token
 		for it.Rewind(); it.Valid(); it.Next() {
