@@ -839,31 +839,9 @@ func (s *DB) ImportTokens(ctx context.Context, ts []Token) error {
 		}
 	}()
 	batch := importBatch
-	s.tokMu.Lock()
-	defer s.tokMu.Unlock()
 	for written < len(ts) {
 		end := min(written+batch, len(ts))
-		err := s.update(ctx, func(txn *badger.Txn) error {
-			added := map[token.Kind]int64{}
-			for _, t := range ts[written:end] {
-				if ok, err := exists(txn, pToken+t.ID); err != nil || ok {
-					return orConflict(err, "token %s", t.ID)
-				}
-				if err := txn.Set([]byte(pTokOwner+t.OwnerID+"/"+t.ID), nil); err != nil {
-					return err
-				}
-				if err := putToken(txn, &t); err != nil {
-					return err
-				}
-				added[t.Kind]++
-			}
-			for k, c := range added {
-				if err := addTokenCount(txn, k, c); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		err := s.importOnce(ctx, ts[written:end])
 		if errors.Is(err, badger.ErrTxnTooBig) && batch > 1 {
 			batch /= 2 // too much for one transaction: retry this part in halves
 			continue
@@ -871,10 +849,42 @@ func (s *DB) ImportTokens(ctx context.Context, ts []Token) error {
 		if err != nil {
 			return fmt.Errorf("import tokens: %d of %d written: %w", written, len(ts), err)
 		}
-		for _, t := range ts[written:end] {
-			s.idx.put(t.ID, t.Kind, t.OwnerID, t.Hash, t.ExpiresAt)
-		}
 		written = end
+	}
+	return nil
+}
+
+// importOnce writes ts in one transaction. It holds tokMu for that batch only, so tokens can be
+// issued and revoked between the batches of a long import.
+func (s *DB) importOnce(ctx context.Context, ts []Token) error {
+	s.tokMu.Lock()
+	defer s.tokMu.Unlock()
+	err := s.update(ctx, func(txn *badger.Txn) error {
+		added := map[token.Kind]int64{}
+		for _, t := range ts {
+			if ok, err := exists(txn, pToken+t.ID); err != nil || ok {
+				return orConflict(err, "token %s", t.ID)
+			}
+			if err := txn.Set([]byte(pTokOwner+t.OwnerID+"/"+t.ID), nil); err != nil {
+				return err
+			}
+			if err := putToken(txn, &t); err != nil {
+				return err
+			}
+			added[t.Kind]++
+		}
+		for k, c := range added {
+			if err := addTokenCount(txn, k, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		s.idx.put(t.ID, t.Kind, t.OwnerID, t.Hash, t.ExpiresAt)
 	}
 	return nil
 }
