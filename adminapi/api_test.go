@@ -14,13 +14,14 @@ import (
 	"github.com/rill-authd/rill-authd/extauthz"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/store/badger"
 	"github.com/rill-authd/rill-authd/token"
 )
 
 type env struct {
 	url    string
 	tokens map[string]string
-	st     *store.DB
+	st     *badger.DB
 	check  *extauthz.Server
 }
 
@@ -28,7 +29,7 @@ type env struct {
 // standing: a superuser, acme's admin, editor and viewer, an outsider, and two acme services.
 func setup(t *testing.T) *env {
 	t.Helper()
-	st, err := store.Open(store.Options{InMemory: true})
+	st, err := badger.Open(badger.Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}

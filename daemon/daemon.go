@@ -28,6 +28,7 @@ import (
 	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/store/badger"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -36,7 +37,7 @@ type Daemon struct {
 	cfg      Config
 	log      *slog.Logger
 	stderr   io.Writer
-	st       *store.DB
+	st       *badger.DB
 	res      *resolver.Resolver
 	plugins  *plugins.Host
 	metrics  *metrics.Metrics
@@ -86,7 +87,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		}
 	}()
 
-	so := store.Options{Dir: cfg.DataDir, AuditRetention: cfg.AuditRetention, Logger: d.log}
+	so := badger.Options{Dir: cfg.DataDir, AuditRetention: cfg.AuditRetention, Logger: d.log}
 	if cfg.EncryptionKeyFile != "" {
 		if so.EncryptionKey, err = store.ReadKeyFile(cfg.EncryptionKeyFile); err != nil {
 			return nil, err
@@ -95,7 +96,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	if d.st, err = store.Open(so); err != nil {
+	if d.st, err = badger.Open(so); err != nil {
 		return nil, err
 	}
 	trusted, err := cfg.TrustedIssuers()
@@ -118,7 +119,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if d.plugins, err = plugins.Start(pcfgs, d.log, d.metrics); err != nil {
 		return nil, err
 	}
-	d.st.Subscribe(func(store.Change) { d.plugins.Invalidate() })
+	d.st.Subscribe(func([]store.Change) { d.plugins.Invalidate() })
 	if made, err := adminapi.EnsureSigningKey(ctx, d.st, time.Now()); err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	} else if made {

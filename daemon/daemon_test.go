@@ -17,7 +17,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/rill-authd/rill-authd/internal/testenv"
-	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/store/badger"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -87,7 +87,7 @@ func assertTokenStored(t *testing.T, dataDir, tok string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(store.Options{Dir: dataDir})
+	st, err := badger.Open(badger.Options{Dir: dataDir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,13 +26,14 @@ import (
 	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/store/badger"
 	"github.com/rill-authd/rill-authd/token"
 )
 
 // benchStore is an on-disk store holding n service tokens, built once per process per size
 // (benchmarks run their function several times). sample holds the wire form of some of them.
 type benchStore struct {
-	st     *store.DB
+	st     *badger.DB
 	dir    string
 	sample []string
 }
@@ -60,7 +61,7 @@ func storeWithTokens(b *testing.B, n int) *benchStore {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := store.Open(store.Options{Dir: dir, GCInterval: -1})
+	st, err := badger.Open(badger.Options{Dir: dir, GCInterval: -1})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,13 +13,14 @@ import (
 	"github.com/rill-authd/rill-authd/extauthz"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/store/badger"
 	"github.com/rill-authd/rill-authd/token"
 )
 
 // fixture is a real in-memory Badger store with one org, two projects and principals of every
 // kind the tests need, a resolver over it, and the extauthz server.
 type fixture struct {
-	st     *store.DB
+	st     *badger.DB
 	res    *resolver.Resolver
 	srv    *extauthz.Server
 	tokens map[string]string // name -> wire token
@@ -28,7 +29,7 @@ type fixture struct {
 
 func newFixture(tb testing.TB, opts resolver.Options) *fixture {
 	tb.Helper()
-	st, err := store.Open(store.Options{InMemory: true})
+	st, err := badger.Open(badger.Options{InMemory: true})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -74,7 +74,7 @@ type Options struct {
 
 // Resolver resolves bearer tokens. It is safe for concurrent use.
 type Resolver struct {
-	st      store.Store
+	st      store.CheckReader
 	cache   *cache
 	now     func() time.Time
 	log     *slog.Logger
@@ -88,7 +88,7 @@ type Resolver struct {
 }
 
 // New returns a Resolver over st and subscribes it to st's changes.
-func New(st store.Store, o Options) *Resolver {
+func New(st store.CheckReader, o Options) *Resolver {
 	if o.CacheSize == 0 {
 		o.CacheSize = 100_000
 	}
@@ -118,11 +118,17 @@ func New(st store.Store, o Options) *Resolver {
 	}
 	// Any change that can alter a decision drops every cached principal before the write
 	// returns. Writes are rare; a full clear keeps this obviously correct.
-	st.Subscribe(func(c store.Change) {
-		if c.Kind == store.ChangeKey {
-			r.keys.Store(nil)
+	st.Subscribe(func(cs []store.Change) {
+		drop := false
+		for _, c := range cs {
+			if c.Kind == store.ChangeKey {
+				r.keys.Store(nil)
+			}
+			drop = drop || c.AffectsDecisions()
 		}
-		r.cache.invalidate()
+		if drop {
+			r.cache.invalidate()
+		}
 	})
 	go r.touchLoop()
 	return r

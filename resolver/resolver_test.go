@@ -9,19 +9,20 @@ import (
 	"time"
 
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/store/badger"
 	"github.com/rill-authd/rill-authd/token"
 )
 
 var ctx = context.Background()
 
 type fixture struct {
-	st *store.DB
+	st *badger.DB
 	r  *Resolver
 }
 
 func setup(t testing.TB, o Options) *fixture {
 	t.Helper()
-	st, err := store.Open(store.Options{InMemory: true})
+	st, err := badger.Open(badger.Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}

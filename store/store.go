@@ -1,8 +1,11 @@
-// Package store keeps rill-authd's records (orgs, projects, users, services, tokens, signing
-// keys, audit events) in embedded Badger, behind the one Store interface the rest of the code
-// depends on. Secondary indexes are written in the same transaction as their record, and every
-// write that can change an auth decision notifies subscribers before it returns, so caches are
-// invalidated before a write is acknowledged.
+// Package store is rill-authd's persistence contract: the model (orgs, projects, users,
+// services, tokens, signing keys, audit events), the Store interface every engine implements,
+// and the narrow CheckReader the check path depends on. It holds no engine code: the embedded
+// engine is store/badger, and store/storetest is the conformance suite every engine passes.
+//
+// Every write that changes a record appends a Change to a feed with a monotonic sequence, in
+// the same transaction as the record, and subscribers hear of it before the write returns, so
+// caches are invalidated before a write is acknowledged.
 package store
 
 import (
@@ -18,13 +21,18 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("already exists")
 	ErrClosed   = errors.New("store is closed")
-	// ErrRevoked is returned by GetToken for a token that was revoked (or whose owner was
-	// deleted) within the tombstone period, so callers can say why it no longer works.
+	// ErrRevoked is returned by GetToken and TokenAuth for a token that was revoked (or whose
+	// owner was deleted) within the tombstone period, so callers can say why it no longer works.
 	ErrRevoked = errors.New("revoked")
+	// ErrFeedTruncated is returned by ChangesSince for a point older than the feed keeps: the
+	// caller must reload everything instead of replaying.
+	ErrFeedTruncated = errors.New("change feed truncated")
 )
 
 // Store is everything the daemon needs from persistence.
 type Store interface {
+	CheckReader
+
 	CreateOrg(ctx context.Context, o Org) error
 	GetOrg(ctx context.Context, name string) (Org, error)
 	ListOrgs(ctx context.Context) ([]Org, error)
@@ -34,16 +42,15 @@ type Store interface {
 	ListProjects(ctx context.Context, org string) ([]Project, error)
 
 	CreateUser(ctx context.Context, u User) error
-	GetUser(ctx context.Context, id string) (User, error)
 	GetUserByEmail(ctx context.Context, email string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
-	// UpdateUser applies fn to the stored user in one transaction.
+	// UpdateUser applies fn to the stored user in one transaction; a changed email keeps the
+	// email index unique.
 	UpdateUser(ctx context.Context, id string, fn func(*User) error) (User, error)
 	// DeleteUser deletes the user and all their tokens, and says how many tokens that revoked.
 	DeleteUser(ctx context.Context, id string) (int, error)
 
 	CreateService(ctx context.Context, s Service) error
-	GetService(ctx context.Context, id string) (Service, error)
 	GetServiceByName(ctx context.Context, org, name string) (Service, error)
 	ListServices(ctx context.Context, org string) ([]Service, error)
 	// UpdateService applies fn in one transaction; a rename keeps the (org, name) index unique.
@@ -56,46 +63,99 @@ type Store interface {
 	// ImportTokens bulk-loads token records whose owners exist, in atomic batches.
 	ImportTokens(ctx context.Context, ts []Token) error
 	GetToken(ctx context.Context, id string) (Token, error)
-	// TokenAuth is the hot-path read of a check: a live token's kind, owner, hash and expiry,
-	// from memory. It fails as GetToken does for a revoked or unknown token.
-	TokenAuth(ctx context.Context, id token.ID) (TokenAuth, error)
 	ListTokens(ctx context.Context, ownerID string) ([]Token, error)
+	// DeleteToken revokes a token: it is gone, and reads of it say ErrRevoked.
 	DeleteToken(ctx context.Context, id string) error
 	// CountTokens is the number of live tokens of each kind, read from counts kept in the
 	// transactions that create and delete tokens.
 	CountTokens(ctx context.Context) (map[token.Kind]uint64, error)
-	// TouchTokens records last-used times; it changes no decision and notifies no one.
-	TouchTokens(ctx context.Context, used map[string]time.Time) error
 
 	PutSigningKey(ctx context.Context, k SigningKey) error
-	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
-
-	AppendAudit(ctx context.Context, e AuditEvent) error
-	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 
 	// Bootstrap runs fn once in the store's life: the first call on an empty store. It reports
 	// whether fn ran.
 	Bootstrap(ctx context.Context, fn func(ctx context.Context) error) (bool, error)
 
-	// Subscribe registers fn to be called after every committed write that can change an
-	// auth decision, before that write returns to its caller.
-	Subscribe(fn func(Change))
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 
 	Close() error
+}
+
+// CheckReader is what the check path (the resolver) needs: a live token's check facts, its
+// owner, the signing keys, and the change feed that tells it when any of these changed. The
+// last two methods are its only writes: last-used times and use summaries, both off the hot
+// path and neither in the feed.
+type CheckReader interface {
+	// TokenAuth is the hot-path read of a check: a live token's kind, owner, hash and expiry.
+	// It fails as GetToken does for a revoked or unknown token.
+	TokenAuth(ctx context.Context, id token.ID) (TokenAuth, error)
+	GetUser(ctx context.Context, id string) (User, error)
+	GetService(ctx context.Context, id string) (Service, error)
+	// ListSigningKeys returns every signing key, oldest first.
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+
+	Feed
+
+	// TouchTokens records last-used times; it changes no decision and is not in the feed.
+	TouchTokens(ctx context.Context, used map[string]time.Time) error
+	AppendAudit(ctx context.Context, e AuditEvent) error
+}
+
+// Feed is the ordered log of committed changes.
+type Feed interface {
+	// Subscribe registers fn to be called once per committed write with that write's changes,
+	// in sequence order, before the write returns to its caller. fn must not call back into
+	// the store's writes.
+	Subscribe(fn func([]Change))
+	// ChangesSince returns up to limit committed changes with Seq > after, in order (limit <= 0:
+	// all). A point older than the feed keeps gives ErrFeedTruncated.
+	ChangesSince(ctx context.Context, after uint64, limit int) ([]Change, error)
+	// LastSeq is the sequence of the newest committed change (0 for none).
+	LastSeq(ctx context.Context) (uint64, error)
+}
+
+// TokenAuth is the part of a token record a check needs: whose it is, what its secret hashes
+// to, and when it expires.
+type TokenAuth struct {
+	Kind      token.Kind
+	OwnerID   string
+	Hash      token.Hash
+	ExpiresAt time.Time
 }
 
 // ChangeKind names what a Change touched.
 type ChangeKind string
 
 const (
+	ChangeOrg     ChangeKind = "org"
+	ChangeProject ChangeKind = "project"
 	ChangeUser    ChangeKind = "user"
 	ChangeService ChangeKind = "service"
 	ChangeToken   ChangeKind = "token"
 	ChangeKey     ChangeKind = "signing_key"
 )
 
-// Change describes a committed write that may change auth decisions.
+// ChangeOp says whether a record was written or deleted.
+type ChangeOp string
+
+const (
+	OpPut    ChangeOp = "put"
+	OpDelete ChangeOp = "delete"
+)
+
+// Change is one record a committed write touched. Seq is assigned by the store: it grows by
+// one per change, with no gaps, in commit order.
 type Change struct {
-	Kind ChangeKind
-	ID   string
+	Seq  uint64     `json:"seq"`
+	Kind ChangeKind `json:"kind"`
+	Op   ChangeOp   `json:"op"`
+	// ID is the record's key: a name for orgs, "org/name" for projects, an id otherwise.
+	ID   string    `json:"id"`
+	Time time.Time `json:"time"`
+}
+
+// AffectsDecisions reports whether c can change an auth decision already made: everything but a
+// new token, org or project (none of which a cached decision can depend on).
+func (c Change) AffectsDecisions() bool {
+	return c.Op == OpDelete || (c.Kind != ChangeToken && c.Kind != ChangeOrg && c.Kind != ChangeProject)
 }

@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"encoding/json"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -18,8 +19,8 @@ func TestTokenCodec(t *testing.T) {
 	full.LastUsedAt = full.CreatedAt.Add(time.Minute)
 	bare, _ := newToken(t, token.User, "u1")
 	bare.CreatedAt = time.Time{}
-	for name, in := range map[string]Token{"full": full, "zero times": bare} {
-		var out Token
+	for name, in := range map[string]store.Token{"full": full, "zero times": bare} {
+		var out store.Token
 		if err := decodeToken(encodeToken(&in), &out); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -29,7 +30,7 @@ func TestTokenCodec(t *testing.T) {
 	}
 	// Records written as JSON before the binary form still read.
 	js, _ := json.Marshal(full)
-	var out Token
+	var out store.Token
 	if err := decodeToken(js, &out); err != nil || out.ID != full.ID || out.Hash != full.Hash || !out.ExpiresAt.Equal(full.ExpiresAt) {
 		t.Errorf("JSON record: %+v %v", out, err)
 	}

@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -29,18 +30,18 @@ func benchStore(b *testing.B, dir string, size int) (*DB, []token.ID) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := s.CreateOrg(ctx, Org{Name: "acme"}); err != nil {
+	if err := s.CreateOrg(ctx, store.Org{Name: "acme"}); err != nil {
 		b.Fatal(err)
 	}
-	if err := s.CreateService(ctx, Service{ID: "s1", Org: "acme", Name: "ci"}); err != nil {
+	if err := s.CreateService(ctx, store.Service{ID: "s1", Org: "acme", Name: "ci"}); err != nil {
 		b.Fatal(err)
 	}
 	var ids []token.ID
 	for done := 0; done < size; done += 50_000 {
-		var recs []Token
+		var recs []store.Token
 		for i := done; i < min(done+50_000, size); i++ {
 			tk, _ := token.New(token.Service)
-			recs = append(recs, Token{ID: tk.ID.String(), Kind: token.Service, OwnerID: "s1", Prefix: tk.Display(), Hash: tk.Hash(), CreatedAt: time.Now()})
+			recs = append(recs, store.Token{ID: tk.ID.String(), Kind: token.Service, OwnerID: "s1", Prefix: tk.Display(), Hash: tk.Hash(), CreatedAt: time.Now()})
 			if i%max(1, size/10000) == 0 {
 				ids = append(ids, tk.ID)
 			}

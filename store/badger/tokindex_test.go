@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -22,7 +23,7 @@ func indexAgrees(t *testing.T, s *DB) {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pToken), PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var rec Token
+			var rec store.Token
 			if err := it.Item().Value(func(b []byte) error { return decodeToken(b, &rec) }); err != nil {
 				return err
 			}
@@ -35,7 +36,7 @@ func indexAgrees(t *testing.T, s *DB) {
 			if !ok {
 				return fmt.Errorf("token %s is in Badger but not in the index", rec.ID)
 			}
-			want := TokenAuth{Kind: rec.Kind, OwnerID: rec.OwnerID, Hash: rec.Hash, ExpiresAt: rec.ExpiresAt}
+			want := store.TokenAuth{Kind: rec.Kind, OwnerID: rec.OwnerID, Hash: rec.Hash, ExpiresAt: rec.ExpiresAt}
 			if !got.ExpiresAt.Equal(want.ExpiresAt) || got.Kind != want.Kind || got.OwnerID != want.OwnerID || got.Hash != want.Hash {
 				return fmt.Errorf("token %s: index has %+v, Badger %+v", rec.ID, got, want)
 			}
@@ -52,10 +53,10 @@ func TestTokenIndexFollowsWrites(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(Options{Dir: dir})
 	must(t, err)
-	must(t, s.CreateOrg(ctx, Org{Name: "acme"}))
-	must(t, s.CreateUser(ctx, User{ID: "u1", Email: "a@acme.com"}))
-	must(t, s.CreateUser(ctx, User{ID: "u2", Email: "b@acme.com"}))
-	must(t, s.CreateService(ctx, Service{ID: "s1", Org: "acme", Name: "ci", OrgRole: "viewer"}))
+	must(t, s.CreateOrg(ctx, store.Org{Name: "acme"}))
+	must(t, s.CreateUser(ctx, store.User{ID: "u1", Email: "a@acme.com"}))
+	must(t, s.CreateUser(ctx, store.User{ID: "u2", Email: "b@acme.com"}))
+	must(t, s.CreateService(ctx, store.Service{ID: "s1", Org: "acme", Name: "ci", OrgRole: "viewer"}))
 
 	exp := time.Now().Add(time.Hour).Round(0)
 	usr, rawUsr := newToken(t, token.User, "u1")
@@ -65,7 +66,7 @@ func TestTokenIndexFollowsWrites(t *testing.T) {
 	must(t, s.CreateToken(ctx, svc))
 	gone, rawGone := newToken(t, token.User, "u2")
 	must(t, s.CreateToken(ctx, gone))
-	var imported []Token
+	var imported []store.Token
 	for range 50 {
 		tk, _ := newToken(t, token.Service, "s1")
 		imported = append(imported, tk)
@@ -73,7 +74,7 @@ func TestTokenIndexFollowsWrites(t *testing.T) {
 	must(t, s.ImportTokens(ctx, imported))
 	// An id that is no UUID (no bearer token can name one) stays out of the index; GetToken
 	// still reads it.
-	must(t, s.CreateToken(ctx, Token{ID: "legacy-1", Kind: token.User, OwnerID: "u1", Hash: usr.Hash}))
+	must(t, s.CreateToken(ctx, store.Token{ID: "legacy-1", Kind: token.User, OwnerID: "u1", Hash: usr.Hash}))
 	if rec, err := s.GetToken(ctx, "legacy-1"); err != nil || rec.OwnerID != "u1" {
 		t.Fatalf("GetToken(legacy-1): %+v %v", rec, err)
 	}
@@ -92,21 +93,21 @@ func TestTokenIndexFollowsWrites(t *testing.T) {
 	_, err = s.DeleteUser(ctx, "u2")
 	must(t, err)
 	for _, id := range []token.ID{rawUsr.ID, rawGone.ID} {
-		if _, err := s.TokenAuth(ctx, id); !errors.Is(err, ErrRevoked) {
+		if _, err := s.TokenAuth(ctx, id); !errors.Is(err, store.ErrRevoked) {
 			t.Fatalf("TokenAuth after revoke: %v, want ErrRevoked", err)
 		}
 	}
 	indexAgrees(t, s)
 	_, err = s.DeleteService(ctx, "s1")
 	must(t, err)
-	if _, err := s.TokenAuth(ctx, rawSvc.ID); !errors.Is(err, ErrRevoked) {
+	if _, err := s.TokenAuth(ctx, rawSvc.ID); !errors.Is(err, store.ErrRevoked) {
 		t.Fatalf("TokenAuth after service delete: %v, want ErrRevoked", err)
 	}
 	if l := s.idx.len(); l != 0 {
 		t.Fatalf("index holds %d tokens after every owner's were deleted", l)
 	}
 	unknown, _ := token.New(token.User)
-	if _, err := s.TokenAuth(ctx, unknown.ID); !errors.Is(err, ErrNotFound) {
+	if _, err := s.TokenAuth(ctx, unknown.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown token: %v, want ErrNotFound", err)
 	}
 
@@ -131,9 +132,9 @@ func TestTokenIndexFollowsWrites(t *testing.T) {
 // at the end the index and Badger agree and no revoked token is readable.
 func TestTokenIndexUnderConcurrentWrites(t *testing.T) {
 	s := memStore(t)
-	must(t, s.CreateOrg(ctx, Org{Name: "acme"}))
+	must(t, s.CreateOrg(ctx, store.Org{Name: "acme"}))
 	for i := range 4 {
-		must(t, s.CreateService(ctx, Service{ID: fmt.Sprint("s", i), Org: "acme", Name: fmt.Sprint("svc-", i), OrgRole: "viewer"}))
+		must(t, s.CreateService(ctx, store.Service{ID: fmt.Sprint("s", i), Org: "acme", Name: fmt.Sprint("svc-", i), OrgRole: "viewer"}))
 	}
 	var (
 		wg      sync.WaitGroup
@@ -181,7 +182,7 @@ func TestTokenIndexUnderConcurrentWrites(t *testing.T) {
 	wg.Wait()
 	indexAgrees(t, s)
 	for _, id := range revoked {
-		if _, err := s.TokenAuth(ctx, id); !errors.Is(err, ErrRevoked) {
+		if _, err := s.TokenAuth(ctx, id); !errors.Is(err, store.ErrRevoked) {
 			t.Fatalf("revoked token %s: %v", id, err)
 		}
 	}
@@ -229,13 +230,13 @@ func TestDeleteOwnerWithManyTokens(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(Options{Dir: dir})
 	must(t, err)
-	must(t, s.CreateOrg(ctx, Org{Name: "acme"}))
-	must(t, s.CreateService(ctx, Service{ID: "s1", Org: "acme", Name: "ci"}))
-	must(t, s.CreateUser(ctx, User{ID: "u1", Email: "a@acme.com"}))
-	must(t, s.CreateService(ctx, Service{ID: "s2", Org: "acme", Name: "keep"}))
+	must(t, s.CreateOrg(ctx, store.Org{Name: "acme"}))
+	must(t, s.CreateService(ctx, store.Service{ID: "s1", Org: "acme", Name: "ci"}))
+	must(t, s.CreateUser(ctx, store.User{ID: "u1", Email: "a@acme.com"}))
+	must(t, s.CreateService(ctx, store.Service{ID: "s2", Org: "acme", Name: "keep"}))
 	const many = 10_000 // 3 writes a token: more than the 26,214 one transaction holds
 	mk := func(kind token.Kind, owner string, n int) []token.ID {
-		var recs []Token
+		var recs []store.Token
 		var ids []token.ID
 		for range n {
 			tk, raw := newToken(t, kind, owner)
@@ -248,7 +249,7 @@ func TestDeleteOwnerWithManyTokens(t *testing.T) {
 
 	// The premise: one transaction cannot delete them all.
 	txn := s.db.NewTransaction(true)
-	if _, err := deleteOwnedTokens(txn, token.Service, "s1", "x", 0); !errors.Is(err, badger.ErrTxnTooBig) {
+	if _, err := deleteOwnedTokens(&wtxn{Txn: txn}, token.Service, "s1", "x", 0); !errors.Is(err, badger.ErrTxnTooBig) {
 		t.Fatalf("deleting %d tokens in one transaction: %v, want ErrTxnTooBig", many, err)
 	}
 	txn.Discard()
@@ -256,8 +257,8 @@ func TestDeleteOwnerWithManyTokens(t *testing.T) {
 	// Caches are told when the owner is gone, not after its tokens are purged: a cached token
 	// stops working at once.
 	indexedAtNotice := -1
-	s.Subscribe(func(c Change) {
-		if c == (Change{ChangeService, "s1"}) {
+	s.Subscribe(func(cs []store.Change) {
+		if c := cs[0]; c.Kind == store.ChangeService && c.Op == store.OpDelete && c.ID == "s1" {
 			indexedAtNotice = 0
 			for _, id := range svcIDs {
 				if _, ok := s.idx.get(id); ok {
@@ -277,12 +278,12 @@ func TestDeleteOwnerWithManyTokens(t *testing.T) {
 	}
 	for _, ids := range [][]token.ID{svcIDs, usrIDs} {
 		for _, id := range []token.ID{ids[0], ids[many/2], ids[many-1]} {
-			if _, err := s.TokenAuth(ctx, id); !errors.Is(err, ErrRevoked) {
+			if _, err := s.TokenAuth(ctx, id); !errors.Is(err, store.ErrRevoked) {
 				t.Fatalf("token of a deleted owner: %v, want ErrRevoked", err)
 			}
 		}
 	}
-	if _, err := s.GetService(ctx, "s1"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetService(ctx, "s1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted service: %v", err)
 	}
 	counts, err := s.CountTokens(ctx)
@@ -305,7 +306,7 @@ func TestDeleteOwnerWithManyTokens(t *testing.T) {
 	s, err = Open(Options{Dir: dir})
 	must(t, err)
 	defer s.Close()
-	if _, err := s.TokenAuth(ctx, keepIDs[0]); !errors.Is(err, ErrRevoked) {
+	if _, err := s.TokenAuth(ctx, keepIDs[0]); !errors.Is(err, store.ErrRevoked) {
 		t.Fatalf("token of a purged owner after reopen: %v, want ErrRevoked", err)
 	}
 	if counts, _ := s.CountTokens(ctx); counts[token.Service] != 0 {
@@ -328,8 +329,8 @@ func TestConcurrentTokenIssuesNeverConflict(t *testing.T) {
 	s, err := Open(Options{Dir: t.TempDir(), GCInterval: -1})
 	must(t, err)
 	defer s.Close()
-	must(t, s.CreateOrg(ctx, Org{Name: "acme"}))
-	must(t, s.CreateService(ctx, Service{ID: "s1", Org: "acme", Name: "ci"}))
+	must(t, s.CreateOrg(ctx, store.Org{Name: "acme"}))
+	must(t, s.CreateService(ctx, store.Service{ID: "s1", Org: "acme", Name: "ci"}))
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)

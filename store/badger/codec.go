@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"encoding/binary"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -17,7 +18,7 @@ import (
 // LastUsedAt (0 for none). Records written as JSON (leading '{') are still read.
 const tokenCodecV1 = 1
 
-func encodeToken(t *Token) []byte {
+func encodeToken(t *store.Token) []byte {
 	b := make([]byte, 0, 1+len(t.ID)+len(t.Kind)+len(t.OwnerID)+len(t.DisplayName)+len(t.Prefix)+len(t.CreatedBy)+6+len(t.Hash)+3*binary.MaxVarintLen64)
 	b = append(b, tokenCodecV1)
 	for _, s := range []string{t.ID, string(t.Kind), t.OwnerID, t.DisplayName, t.Prefix, t.CreatedBy} {
@@ -37,7 +38,7 @@ func encodeToken(t *Token) []byte {
 
 var errCorrupt = errors.New("corrupt token record")
 
-func decodeToken(b []byte, t *Token) error {
+func decodeToken(b []byte, t *store.Token) error {
 	if len(b) > 0 && b[0] == '{' {
 		return json.Unmarshal(b, t)
 	}

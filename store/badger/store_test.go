@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"bufio"
@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -39,25 +41,25 @@ func must(t *testing.T, err error) {
 	}
 }
 
-func newToken(t *testing.T, k token.Kind, owner string) (Token, token.Token) {
+func newToken(t *testing.T, k token.Kind, owner string) (store.Token, token.Token) {
 	t.Helper()
 	raw, err := token.New(k)
 	must(t, err)
-	return Token{ID: raw.ID.String(), Kind: k, OwnerID: owner, Prefix: raw.Display(), Hash: raw.Hash(), CreatedAt: time.Now()}, raw
+	return store.Token{ID: raw.ID.String(), Kind: k, OwnerID: owner, Prefix: raw.Display(), Hash: raw.Hash(), CreatedAt: time.Now()}, raw
 }
 
 func TestOrgsAndProjects(t *testing.T) {
 	s := memStore(t)
-	must(t, s.CreateOrg(ctx, Org{Name: "acme"}))
-	if err := s.CreateOrg(ctx, Org{Name: "acme"}); !errors.Is(err, ErrConflict) {
+	must(t, s.CreateOrg(ctx, store.Org{Name: "acme"}))
+	if err := s.CreateOrg(ctx, store.Org{Name: "acme"}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("duplicate org: %v", err)
 	}
-	if err := s.CreateProject(ctx, Project{Org: "nope", Name: "p"}); !errors.Is(err, ErrNotFound) {
+	if err := s.CreateProject(ctx, store.Project{Org: "nope", Name: "p"}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("project in missing org: %v", err)
 	}
-	must(t, s.CreateProject(ctx, Project{Org: "acme", Name: "web"}))
-	must(t, s.CreateProject(ctx, Project{Org: "acme", Name: "api"}))
-	if err := s.CreateProject(ctx, Project{Org: "acme", Name: "web"}); !errors.Is(err, ErrConflict) {
+	must(t, s.CreateProject(ctx, store.Project{Org: "acme", Name: "web"}))
+	must(t, s.CreateProject(ctx, store.Project{Org: "acme", Name: "api"}))
+	if err := s.CreateProject(ctx, store.Project{Org: "acme", Name: "web"}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("duplicate project: %v", err)
 	}
 	ps, err := s.ListProjects(ctx, "acme")
@@ -65,26 +67,34 @@ func TestOrgsAndProjects(t *testing.T) {
 	if len(ps) != 2 || ps[0].Name != "api" || ps[1].Name != "web" {
 		t.Fatalf("projects: %+v", ps)
 	}
-	if _, err := s.GetProject(ctx, "acme", "zzz"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetProject(ctx, "acme", "zzz"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing project: %v", err)
 	}
 }
 
 func TestServicesIndexAndCascade(t *testing.T) {
 	s := memStore(t)
-	var changes []Change
+	var changes []store.Change
 	var mu sync.Mutex
-	s.Subscribe(func(c Change) { mu.Lock(); changes = append(changes, c); mu.Unlock() })
+	s.Subscribe(func(cs []store.Change) {
+		mu.Lock()
+		for _, c := range cs {
+			if c.AffectsDecisions() {
+				changes = append(changes, c)
+			}
+		}
+		mu.Unlock()
+	})
 
-	must(t, s.CreateOrg(ctx, Org{Name: "acme"}))
-	must(t, s.CreateOrg(ctx, Org{Name: "other"}))
-	if err := s.CreateService(ctx, Service{ID: "s0", Org: "missing", Name: "x"}); !errors.Is(err, ErrNotFound) {
+	must(t, s.CreateOrg(ctx, store.Org{Name: "acme"}))
+	must(t, s.CreateOrg(ctx, store.Org{Name: "other"}))
+	if err := s.CreateService(ctx, store.Service{ID: "s0", Org: "missing", Name: "x"}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("service in missing org: %v", err)
 	}
-	must(t, s.CreateService(ctx, Service{ID: "s1", Org: "acme", Name: "reporting", OrgRole: "admin"}))
-	must(t, s.CreateService(ctx, Service{ID: "s2", Org: "acme", Name: "viewer"}))
-	must(t, s.CreateService(ctx, Service{ID: "s3", Org: "other", Name: "reporting"})) // same name, other org
-	if err := s.CreateService(ctx, Service{ID: "s4", Org: "acme", Name: "reporting"}); !errors.Is(err, ErrConflict) {
+	must(t, s.CreateService(ctx, store.Service{ID: "s1", Org: "acme", Name: "reporting", OrgRole: "admin"}))
+	must(t, s.CreateService(ctx, store.Service{ID: "s2", Org: "acme", Name: "viewer"}))
+	must(t, s.CreateService(ctx, store.Service{ID: "s3", Org: "other", Name: "reporting"})) // same name, other org
+	if err := s.CreateService(ctx, store.Service{ID: "s4", Org: "acme", Name: "reporting"}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("duplicate service name: %v", err)
 	}
 	got, err := s.GetServiceByName(ctx, "acme", "reporting")
@@ -94,12 +104,12 @@ func TestServicesIndexAndCascade(t *testing.T) {
 	}
 
 	// Rename keeps the index unique and moves it.
-	if _, err := s.UpdateService(ctx, "s1", func(sv *Service) error { sv.Name = "viewer"; return nil }); !errors.Is(err, ErrConflict) {
+	if _, err := s.UpdateService(ctx, "s1", func(sv *store.Service) error { sv.Name = "viewer"; return nil }); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("rename onto taken name: %v", err)
 	}
-	_, err = s.UpdateService(ctx, "s1", func(sv *Service) error { sv.Name = "renamed"; sv.Org = "other"; return nil })
+	_, err = s.UpdateService(ctx, "s1", func(sv *store.Service) error { sv.Name = "renamed"; sv.Org = "other"; return nil })
 	must(t, err)
-	if _, err := s.GetServiceByName(ctx, "acme", "reporting"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetServiceByName(ctx, "acme", "reporting"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("old name still indexed: %v", err)
 	}
 	if got, err := s.GetServiceByName(ctx, "acme", "renamed"); err != nil || got.ID != "s1" || got.Org != "acme" {
@@ -118,7 +128,7 @@ func TestServicesIndexAndCascade(t *testing.T) {
 	must(t, s.CreateToken(ctx, tk2))
 	must(t, s.CreateToken(ctx, tk3))
 	orphan, _ := newToken(t, token.Service, "ghost")
-	if err := s.CreateToken(ctx, orphan); !errors.Is(err, ErrNotFound) {
+	if err := s.CreateToken(ctx, orphan); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("token for missing owner: %v", err)
 	}
 	toks, err := s.ListTokens(ctx, "s1")
@@ -131,52 +141,60 @@ func TestServicesIndexAndCascade(t *testing.T) {
 		t.Fatalf("DeleteService revoked %d tokens (%v), want 2", n, err)
 	}
 	for _, id := range []string{tk1.ID, tk2.ID} {
-		if _, err := s.GetToken(ctx, id); !errors.Is(err, ErrRevoked) || !strings.Contains(err.Error(), "service deleted") {
+		if _, err := s.GetToken(ctx, id); !errors.Is(err, store.ErrRevoked) || !strings.Contains(err.Error(), "service deleted") {
 			t.Fatalf("token %s survived its service: %v", id, err)
 		}
 	}
 	if _, err := s.GetToken(ctx, tk3.ID); err != nil {
 		t.Fatalf("other service's token gone: %v", err)
 	}
-	if _, err := s.GetServiceByName(ctx, "acme", "renamed"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetServiceByName(ctx, "acme", "renamed"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("name index survived: %v", err)
 	}
-	if _, err := s.DeleteService(ctx, "s1"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.DeleteService(ctx, "s1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	want := []Change{{ChangeService, "s1"}, {ChangeService, "s1"}}
-	if fmt.Sprint(changes) != fmt.Sprint(want) {
-		t.Fatalf("changes %v, want %v", changes, want)
+	// The creates, the rename, then the delete with the tokens it revoked (in id order); not
+	// the token creates.
+	gone := []string{tk1.ID, tk2.ID}
+	slices.Sort(gone)
+	var seen []string
+	for _, c := range changes {
+		seen = append(seen, fmt.Sprint(c.Kind, " ", c.Op, " ", c.ID))
+	}
+	want := []string{"service put s1", "service put s2", "service put s3", "service put s1", "service delete s1", "token delete " + gone[0], "token delete " + gone[1]}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Fatalf("changes %v, want %v", seen, want)
 	}
 }
 
 func TestUsersAndTokens(t *testing.T) {
 	s := memStore(t)
-	u := User{ID: "u1", Email: "bob@acme.com", OrgRoles: map[string]string{"acme": "viewer"}}
+	u := store.User{ID: "u1", Email: "bob@acme.com", OrgRoles: map[string]string{"acme": "viewer"}}
 	must(t, s.CreateUser(ctx, u))
-	if err := s.CreateUser(ctx, User{ID: "u2", Email: "bob@acme.com"}); !errors.Is(err, ErrConflict) {
+	if err := s.CreateUser(ctx, store.User{ID: "u2", Email: "bob@acme.com"}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("duplicate email: %v", err)
 	}
-	must(t, s.CreateUser(ctx, User{ID: "u2", Email: "amy@acme.com"}))
-	if _, err := s.UpdateUser(ctx, "u1", func(u *User) error { u.Email = "amy@acme.com"; return nil }); !errors.Is(err, ErrConflict) {
+	must(t, s.CreateUser(ctx, store.User{ID: "u2", Email: "amy@acme.com"}))
+	if _, err := s.UpdateUser(ctx, "u1", func(u *store.User) error { u.Email = "amy@acme.com"; return nil }); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("email change onto taken: %v", err)
 	}
-	_, err := s.UpdateUser(ctx, "u1", func(u *User) error { u.Email = "robert@acme.com"; u.OrgRoles["acme"] = "admin"; return nil })
+	_, err := s.UpdateUser(ctx, "u1", func(u *store.User) error { u.Email = "robert@acme.com"; u.OrgRoles["acme"] = "admin"; return nil })
 	must(t, err)
 	got, err := s.GetUserByEmail(ctx, "robert@acme.com")
 	must(t, err)
 	if got.ID != "u1" || got.OrgRoles["acme"] != "admin" {
 		t.Fatalf("updated user: %+v", got)
 	}
-	if _, err := s.GetUserByEmail(ctx, "bob@acme.com"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetUserByEmail(ctx, "bob@acme.com"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("old email still indexed: %v", err)
 	}
 	tk, _ := newToken(t, token.User, "u1")
 	tk.ExpiresAt = time.Now().Add(time.Hour)
 	must(t, s.CreateToken(ctx, tk))
-	if err := s.CreateToken(ctx, tk); !errors.Is(err, ErrConflict) {
+	if err := s.CreateToken(ctx, tk); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("same token id twice: %v", err)
 	}
 	used := time.Now().Add(time.Minute).Truncate(time.Second)
@@ -189,22 +207,22 @@ func TestUsersAndTokens(t *testing.T) {
 	tk2, _ := newToken(t, token.User, "u1")
 	must(t, s.CreateToken(ctx, tk2))
 	must(t, s.DeleteToken(ctx, tk2.ID))
-	if _, err := s.GetToken(ctx, tk2.ID); !errors.Is(err, ErrRevoked) || errors.Is(err, ErrNotFound) {
+	if _, err := s.GetToken(ctx, tk2.ID); !errors.Is(err, store.ErrRevoked) || errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("revoked token: %v", err)
 	}
-	if err := s.DeleteToken(ctx, tk2.ID); !errors.Is(err, ErrNotFound) {
+	if err := s.DeleteToken(ctx, tk2.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("revoking twice: %v", err)
 	}
-	if _, err := s.GetToken(ctx, "never-existed"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetToken(ctx, "never-existed"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown token: %v", err)
 	}
 	if n, err := s.DeleteUser(ctx, "u1"); err != nil || n != 1 {
 		t.Fatalf("DeleteUser revoked %d tokens (%v), want 1", n, err)
 	}
-	if _, err := s.GetToken(ctx, tk.ID); !errors.Is(err, ErrRevoked) {
+	if _, err := s.GetToken(ctx, tk.ID); !errors.Is(err, store.ErrRevoked) {
 		t.Fatalf("token survived its user: %v", err)
 	}
-	if _, err := s.GetUserByEmail(ctx, "robert@acme.com"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetUserByEmail(ctx, "robert@acme.com"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("email index survived: %v", err)
 	}
 }
@@ -216,7 +234,7 @@ func TestTokenExpired(t *testing.T) {
 		want bool
 	}{{time.Time{}, false}, {now.Add(time.Second), false}, {now, true}, {now.Add(-time.Second), true}}
 	for _, c := range cases {
-		tk := Token{ExpiresAt: c.exp}
+		tk := store.Token{ExpiresAt: c.exp}
 		if got := tk.Expired(now); got != c.want {
 			t.Errorf("Expired(exp=%v) = %v", c.exp, got)
 		}
@@ -231,16 +249,16 @@ func TestAuditFilter(t *testing.T) {
 		if i%2 == 1 {
 			actor = "bob"
 		}
-		must(t, s.AppendAudit(ctx, AuditEvent{Time: base.Add(time.Duration(i) * time.Minute), Actor: actor, Action: "a" + strconv.Itoa(i), Outcome: "ok"}))
+		must(t, s.AppendAudit(ctx, store.AuditEvent{Time: base.Add(time.Duration(i) * time.Minute), Actor: actor, Action: "a" + strconv.Itoa(i), Outcome: "ok"}))
 	}
-	all, err := s.ListAudit(ctx, AuditFilter{})
+	all, err := s.ListAudit(ctx, store.AuditFilter{})
 	must(t, err)
 	if len(all) != 10 || all[0].Action != "a0" || all[9].Action != "a9" {
 		t.Fatalf("all: %+v", all)
 	}
-	bob, _ := s.ListAudit(ctx, AuditFilter{Actor: "bob"})
-	since, _ := s.ListAudit(ctx, AuditFilter{Since: base.Add(5 * time.Minute)})
-	last, _ := s.ListAudit(ctx, AuditFilter{Limit: 3})
+	bob, _ := s.ListAudit(ctx, store.AuditFilter{Actor: "bob"})
+	since, _ := s.ListAudit(ctx, store.AuditFilter{Since: base.Add(5 * time.Minute)})
+	last, _ := s.ListAudit(ctx, store.AuditFilter{Limit: 3})
 	if len(bob) != 5 || len(since) != 5 || since[0].Action != "a5" || len(last) != 3 || last[0].Action != "a7" {
 		t.Fatalf("bob=%d since=%d/%v last=%v", len(bob), len(since), since, last)
 	}
@@ -275,14 +293,14 @@ func TestReopenFindsEverything(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(Options{Dir: dir})
 	must(t, err)
-	must(t, s.CreateOrg(ctx, Org{Name: "acme"}))
-	must(t, s.CreateProject(ctx, Project{Org: "acme", Name: "web"}))
-	must(t, s.CreateUser(ctx, User{ID: "u1", Email: "a@acme.com", Superuser: true}))
-	must(t, s.CreateService(ctx, Service{ID: "s1", Org: "acme", Name: "svc", Attributes: map[string]any{"tier": "gold"}}))
+	must(t, s.CreateOrg(ctx, store.Org{Name: "acme"}))
+	must(t, s.CreateProject(ctx, store.Project{Org: "acme", Name: "web"}))
+	must(t, s.CreateUser(ctx, store.User{ID: "u1", Email: "a@acme.com", Superuser: true}))
+	must(t, s.CreateService(ctx, store.Service{ID: "s1", Org: "acme", Name: "svc", Attributes: map[string]any{"tier": "gold"}}))
 	tk, _ := newToken(t, token.Service, "s1")
 	must(t, s.CreateToken(ctx, tk))
-	must(t, s.PutSigningKey(ctx, SigningKey{KID: "k1", PrivateKey: []byte{1, 2, 3}, CreatedAt: time.Now()}))
-	must(t, s.AppendAudit(ctx, AuditEvent{Actor: "a", Action: "x"}))
+	must(t, s.PutSigningKey(ctx, store.SigningKey{KID: "k1", PrivateKey: []byte{1, 2, 3}, CreatedAt: time.Now()}))
+	must(t, s.AppendAudit(ctx, store.AuditEvent{Actor: "a", Action: "x"}))
 	must(t, s.Close())
 
 	s, err = Open(Options{Dir: dir})
@@ -303,7 +321,7 @@ func TestReopenFindsEverything(t *testing.T) {
 	if ks, err := s.ListSigningKeys(ctx); err != nil || len(ks) != 1 || ks[0].KID != "k1" {
 		t.Fatalf("keys: %+v %v", ks, err)
 	}
-	if ev, err := s.ListAudit(ctx, AuditFilter{}); err != nil || len(ev) != 1 {
+	if ev, err := s.ListAudit(ctx, store.AuditFilter{}); err != nil || len(ev) != 1 {
 		t.Fatalf("audit: %+v %v", ev, err)
 	}
 }
@@ -314,7 +332,7 @@ func TestEncryptionAtRest(t *testing.T) {
 	rand.Read(key)
 	s, err := Open(Options{Dir: dir, EncryptionKey: key})
 	must(t, err)
-	must(t, s.CreateOrg(ctx, Org{Name: "secret-org-name"}))
+	must(t, s.CreateOrg(ctx, store.Org{Name: "secret-org-name"}))
 	must(t, s.Close())
 
 	// The plaintext must not be in any file on disk.
@@ -338,31 +356,6 @@ func TestEncryptionAtRest(t *testing.T) {
 	}
 }
 
-func TestReadKeyFile(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := dir + "/" + name
-		must(t, os.WriteFile(p, b, 0o600))
-		return p
-	}
-	raw := make([]byte, 32)
-	rand.Read(raw)
-	if k, err := ReadKeyFile(write("raw", raw)); err != nil || string(k) != string(raw) {
-		t.Fatalf("raw: %v", err)
-	}
-	if k, err := ReadKeyFile(write("hex", []byte(fmt.Sprintf("%x\n", raw)))); err != nil || string(k) != string(raw) {
-		t.Fatalf("hex: %v", err)
-	}
-	if _, err := ReadKeyFile(write("short", []byte("short"))); err == nil || !strings.Contains(err.Error(), "want 16, 24 or 32") {
-		t.Fatalf("short key: %v", err)
-	}
-	if _, err := ReadKeyFile(dir + "/missing"); err == nil {
-		t.Fatal("missing key file accepted")
-	}
-}
-
-// TestCrashLosesNothingAcknowledged runs writes in a child process, kills it with SIGKILL while
-// it is still writing, and checks that every write it acknowledged is in the reopened store.
 func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	if dir := os.Getenv("RILL_AUTHD_CRASH_CHILD"); dir != "" {
 		crashChild(dir)
@@ -405,11 +398,11 @@ func crashChild(dir string) {
 		fmt.Println("open:", err)
 		os.Exit(1)
 	}
-	if err := s.CreateOrg(ctx, Org{Name: "acme"}); err != nil {
+	if err := s.CreateOrg(ctx, store.Org{Name: "acme"}); err != nil {
 		os.Exit(1)
 	}
 	for i := 0; ; i++ {
-		if err := s.CreateService(ctx, Service{ID: fmt.Sprintf("s%d", i), Org: "acme", Name: fmt.Sprintf("svc-%d", i)}); err != nil {
+		if err := s.CreateService(ctx, store.Service{ID: fmt.Sprintf("s%d", i), Org: "acme", Name: fmt.Sprintf("svc-%d", i)}); err != nil {
 			os.Exit(1)
 		}
 		fmt.Printf("ack %d\n", i) // acknowledged only after the write returned
@@ -418,13 +411,13 @@ func crashChild(dir string) {
 
 func TestImportTokens(t *testing.T) {
 	s := memStore(t)
-	must(t, s.CreateUser(ctx, User{ID: "u1", Email: "a@b.c"}))
-	must(t, s.CreateOrg(ctx, Org{Name: "acme"}))
-	must(t, s.CreateService(ctx, Service{ID: "s1", Org: "acme", Name: "ci"}))
+	must(t, s.CreateUser(ctx, store.User{ID: "u1", Email: "a@b.c"}))
+	must(t, s.CreateOrg(ctx, store.Org{Name: "acme"}))
+	must(t, s.CreateService(ctx, store.Service{ID: "s1", Org: "acme", Name: "ci"}))
 	changes := 0
-	s.Subscribe(func(Change) { changes++ })
+	s.Subscribe(func([]store.Change) { changes++ })
 
-	var batch []Token
+	var batch []store.Token
 	defer func(n int) { importBatch = n }(importBatch)
 	importBatch = 300 // several transactions, and a last one that is not full
 	for i := range 1000 {
@@ -452,13 +445,13 @@ func TestImportTokens(t *testing.T) {
 
 	orphan, _ := newToken(t, token.User, "nobody")
 	fresh, _ := newToken(t, token.User, "u1")
-	if err := s.ImportTokens(ctx, []Token{fresh, orphan}); !errors.Is(err, ErrNotFound) {
+	if err := s.ImportTokens(ctx, []store.Token{fresh, orphan}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown owner: %v", err)
 	}
-	if _, err := s.GetToken(ctx, fresh.ID); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetToken(ctx, fresh.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a refused import wrote %s: %v", fresh.ID, err)
 	}
-	if err := s.ImportTokens(ctx, []Token{batch[0]}); !errors.Is(err, ErrConflict) {
+	if err := s.ImportTokens(ctx, []store.Token{batch[0]}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("duplicate id: %v", err)
 	}
 }
@@ -467,9 +460,9 @@ func TestTokenCounts(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(Options{Dir: dir})
 	must(t, err)
-	must(t, s.CreateOrg(ctx, Org{Name: "acme"}))
-	must(t, s.CreateUser(ctx, User{ID: "u1", Email: "a@b.c"}))
-	must(t, s.CreateService(ctx, Service{ID: "s1", Org: "acme", Name: "ci"}))
+	must(t, s.CreateOrg(ctx, store.Org{Name: "acme"}))
+	must(t, s.CreateUser(ctx, store.User{ID: "u1", Email: "a@b.c"}))
+	must(t, s.CreateService(ctx, store.Service{ID: "s1", Org: "acme", Name: "ci"}))
 	want := func(usr, svc uint64) {
 		t.Helper()
 		got, err := s.CountTokens(ctx)
@@ -482,7 +475,7 @@ func TestTokenCounts(t *testing.T) {
 	u2, _ := newToken(t, token.User, "u1")
 	must(t, s.CreateToken(ctx, u1))
 	must(t, s.CreateToken(ctx, u2))
-	var svc []Token
+	var svc []store.Token
 	for range 3 {
 		tk, _ := newToken(t, token.Service, "s1")
 		svc = append(svc, tk)

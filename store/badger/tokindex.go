@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"fmt"
@@ -8,17 +8,9 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
-
-// TokenAuth is the part of a token record a check needs: whose it is, what its secret hashes
-// to, and when it expires. DB.TokenAuth answers it from memory.
-type TokenAuth struct {
-	Kind      token.Kind
-	OwnerID   string
-	Hash      token.Hash
-	ExpiresAt time.Time
-}
 
 // tokIndex holds the TokenAuth of every live token in memory, so a check that misses the
 // resolver's cache costs a map lookup instead of an LSM read: from Badger's SSTables a read
@@ -107,16 +99,16 @@ func (x *tokIndex) remove(ids ...string) {
 	}
 }
 
-func (x *tokIndex) get(id token.ID) (TokenAuth, bool) {
+func (x *tokIndex) get(id token.ID) (store.TokenAuth, bool) {
 	sh := x.shard(&id)
 	sh.mu.RLock()
 	e, ok := sh.m[id]
 	sh.mu.RUnlock()
 	if !ok {
-		return TokenAuth{}, false
+		return store.TokenAuth{}, false
 	}
 	names := *x.names.Load()
-	t := TokenAuth{Kind: token.Kind(names[e.kind]), OwnerID: names[e.owner], Hash: e.hash}
+	t := store.TokenAuth{Kind: token.Kind(names[e.kind]), OwnerID: names[e.owner], Hash: e.hash}
 	if e.expires != 0 {
 		t.ExpiresAt = time.Unix(0, e.expires).UTC()
 	}
@@ -145,7 +137,7 @@ func (x *tokIndex) load(db *badger.DB, expect int) error {
 		// would start a goroutine per record.
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pToken)})
 		defer it.Close()
-		var t Token
+		var t store.Token
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
 			err := item.Value(func(b []byte) error { return decodeToken(b, &t) })

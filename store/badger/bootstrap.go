@@ -1,0 +1,28 @@
+package badger
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	bdg "github.com/dgraph-io/badger/v4"
+)
+
+func (s *DB) Bootstrap(ctx context.Context, fn func(ctx context.Context) error) (bool, error) {
+	var done bool
+	err := s.view(func(txn *bdg.Txn) error {
+		var err error
+		done, err = exists(txn, kBoot)
+		return err
+	})
+	if err != nil || done {
+		return false, err
+	}
+	if err := fn(ctx); err != nil {
+		return false, fmt.Errorf("bootstrap: %w", err)
+	}
+	err = s.update(ctx, func(txn *bdg.Txn) error {
+		return txn.Set([]byte(kBoot), []byte(time.Now().UTC().Format(time.RFC3339)))
+	})
+	return err == nil, err
+}

@@ -1,0 +1,231 @@
+package badger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	bdg "github.com/dgraph-io/badger/v4"
+	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
+)
+
+func (s *DB) CreateToken(ctx context.Context, t store.Token) error {
+	err := s.write(ctx, func(w *wtxn) error {
+		if ok, err := exists(w.Txn, ownerKey(t.Kind, t.OwnerID)); err != nil || !ok {
+			return orNotFound(err, "token owner %s", t.OwnerID)
+		}
+		if err := addToken(w, &t); err != nil {
+			return err
+		}
+		return addTokenCount(w.Txn, t.Kind, 1)
+	})
+	if err != nil {
+		return fmt.Errorf("create token: %w", err)
+	}
+	return nil
+}
+
+// ownerKey is the record key of a token's owner.
+func ownerKey(k token.Kind, owner string) string {
+	if k == token.Service {
+		return pService + owner
+	}
+	return pUser + owner
+}
+
+// addToken writes a new token record and its owner index entry; the caller keeps the counts.
+func addToken(w *wtxn, t *store.Token) error {
+	if ok, err := exists(w.Txn, pToken+t.ID); err != nil || ok {
+		return orConflict(err, "token %s", t.ID)
+	}
+	if err := w.Set([]byte(pTokOwner+t.OwnerID+"/"+t.ID), nil); err != nil {
+		return err
+	}
+	if err := putToken(w.Txn, t); err != nil {
+		return err
+	}
+	return w.tokenAdded(*t)
+}
+
+// deleteTokenKeys deletes a token record and its owner index entry and leaves a tombstone
+// saying why; the caller keeps the counts.
+func deleteTokenKeys(w *wtxn, id, owner, why string) error {
+	if err := w.Delete([]byte(pTokOwner + owner + "/" + id)); err != nil {
+		return err
+	}
+	if err := tombstone(w.Txn, id, why); err != nil {
+		return err
+	}
+	if err := w.Delete([]byte(pToken + id)); err != nil {
+		return err
+	}
+	return w.tokenRemoved(id)
+}
+
+// Compact merges the LSM tree into one level, so reads look in few tables. Run it after a large
+// ImportTokens; Badger's background compaction gets there too, only later.
+func (s *DB) Compact() error {
+	if err := s.db.Flatten(2); err != nil {
+		return fmt.Errorf("compact store: %w", err)
+	}
+	return nil
+}
+
+// importBatch bounds the records of one import transaction (a variable for tests).
+var importBatch = 10_000
+
+// ImportTokens stores many token records in few transactions: every owner is checked first,
+// then the records are written in batches that each commit atomically. It is for bulk loads
+// (migrations, benchmarks); a failure part-way leaves the earlier batches in place and says how
+// many were written.
+func (s *DB) ImportTokens(ctx context.Context, ts []store.Token) error {
+	owners := map[string]bool{}
+	err := s.view(func(txn *bdg.Txn) error {
+		for _, t := range ts {
+			owner := ownerKey(t.Kind, t.OwnerID)
+			if owners[owner] {
+				continue
+			}
+			if ok, err := exists(txn, owner); err != nil || !ok {
+				return orNotFound(err, "token owner %s", t.OwnerID)
+			}
+			owners[owner] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("import tokens: %w", err)
+	}
+	written := 0
+	batch := importBatch
+	for written < len(ts) {
+		end := min(written+batch, len(ts))
+		err := s.importOnce(ctx, ts[written:end])
+		if errors.Is(err, bdg.ErrTxnTooBig) && batch > 1 {
+			batch /= 2 // too much for one transaction: retry this part in halves
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("import tokens: %d of %d written: %w", written, len(ts), err)
+		}
+		written = end
+	}
+	return nil
+}
+
+// importOnce writes ts in one transaction. It holds wmu for that batch only, so tokens can be
+// issued and revoked between the batches of a long import.
+func (s *DB) importOnce(ctx context.Context, ts []store.Token) error {
+	return s.write(ctx, func(w *wtxn) error {
+		added := map[token.Kind]int64{}
+		for i := range ts {
+			if err := addToken(w, &ts[i]); err != nil {
+				return err
+			}
+			added[ts[i].Kind]++
+		}
+		for k, c := range added {
+			if err := addTokenCount(w.Txn, k, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// GetToken returns the token, or an error wrapping ErrRevoked (for a tombstoned token) or
+// ErrNotFound.
+func (s *DB) GetToken(_ context.Context, id string) (store.Token, error) {
+	var t store.Token
+	err := s.view(func(txn *bdg.Txn) error {
+		err := getToken(txn, id, &t)
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		why, terr := getString(txn, pRevoked+id)
+		if terr == nil {
+			return fmt.Errorf("%s: %w", why, store.ErrRevoked)
+		}
+		return err
+	})
+	if err != nil {
+		return t, fmt.Errorf("get token %s: %w", id, err)
+	}
+	return t, nil
+}
+
+func (s *DB) ListTokens(_ context.Context, owner string) ([]store.Token, error) {
+	var out []store.Token
+	err := s.view(func(txn *bdg.Txn) error {
+		return scan(txn, pTokOwner+owner+"/", func(k, _ []byte) error {
+			var t store.Token
+			if err := getToken(txn, strings.TrimPrefix(string(k), pTokOwner+owner+"/"), &t); err != nil {
+				return fmt.Errorf("token of %s: %w", owner, err)
+			}
+			out = append(out, t)
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, err
+}
+
+func (s *DB) DeleteToken(ctx context.Context, id string) error {
+	err := s.write(ctx, func(w *wtxn) error {
+		var t store.Token
+		if err := getToken(w.Txn, id, &t); err != nil {
+			return fmt.Errorf("token %s: %w", id, err)
+		}
+		if err := deleteTokenKeys(w, id, t.OwnerID, "revoked"); err != nil {
+			return err
+		}
+		return addTokenCount(w.Txn, t.Kind, -1)
+	})
+	if err != nil {
+		return fmt.Errorf("delete token: %w", err)
+	}
+	return nil
+}
+
+// TokenAuth returns what a check needs of a live token, from memory. The index holds every live
+// token, so for one it lacks only the tombstone is read, to say whether it was revoked or never
+// existed.
+func (s *DB) TokenAuth(_ context.Context, id token.ID) (store.TokenAuth, error) {
+	if t, ok := s.idx.get(id); ok {
+		return t, nil
+	}
+	err := s.view(func(txn *bdg.Txn) error {
+		why, err := getString(txn, pRevoked+id.String())
+		if err == nil {
+			return fmt.Errorf("%s: %w", why, store.ErrRevoked)
+		}
+		return err
+	})
+	return store.TokenAuth{}, fmt.Errorf("get token %s: %w", id, err)
+}
+
+func (s *DB) TouchTokens(ctx context.Context, used map[string]time.Time) error {
+	return s.update(ctx, func(txn *bdg.Txn) error {
+		for id, at := range used {
+			var t store.Token
+			err := getToken(txn, id, &t)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // revoked since it was used
+			}
+			if err != nil {
+				return err
+			}
+			if at.After(t.LastUsedAt) {
+				t.LastUsedAt = at
+				if err := putToken(txn, &t); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
