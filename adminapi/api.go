@@ -1,7 +1,7 @@
 // Package adminapi is rill-authd's admin HTTP API (JSON): orgs, projects, users, services and
 // their tokens, user tokens and the audit log, authenticated with the same bearer tokens the
-// check path accepts and authorized with policy's role tables. It also holds the typed Go client
-// that rillctl uses.
+// check path accepts and authorized with policy's role tables. Its typed Go client is
+// adminapi/client.
 package adminapi
 
 import (
