@@ -1,7 +1,7 @@
 // Package adminapi is rill-authd's admin HTTP API (JSON): orgs, projects, users, services and
 // their tokens, user tokens and the audit log, authenticated with the same bearer tokens the
-// check path accepts and authorized with policy's role tables. It also holds the typed Go client
-// that rillctl uses.
+// check path accepts and authorized with policy's role tables. Its request and response bodies
+// are the types of adminapi/apiv1; the Go client is adminapi/client.
 package adminapi
 
 import (
@@ -18,6 +18,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/policy"
@@ -70,12 +71,12 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 	return &API{st: st, res: res, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics}
 }
 
-// Error is the body of every failed request: {"code": <gRPC code>, "message": "..."}, the shape
-// of the check's denials and of Rill's own API.
+// Error is a refused request: the HTTP status, and the gRPC code and message that go on the wire
+// as an apiv1.Error.
 type Error struct {
-	Status  int    `json:"-"`
-	Code    int    `json:"code"`
-	Message string `json:"message"`
+	Status  int
+	Code    int
+	Message string
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -235,7 +236,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="rill", error="invalid_token"`)
 	}
-	writeJSON(w, e.Status, e)
+	writeJSON(w, e.Status, apiv1.Error{Code: e.Code, Message: e.Message})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

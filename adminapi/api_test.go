@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rill-authd/rill-authd/adminapi"
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/adminapi/client"
 	"github.com/rill-authd/rill-authd/extauthz"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
@@ -81,7 +83,7 @@ func setup(t *testing.T) *env {
 	return e
 }
 
-func (e *env) call(t *testing.T, who, method, path, body string) (int, adminapi.Error, []byte) {
+func (e *env) call(t *testing.T, who, method, path, body string) (int, apiv1.Error, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -97,7 +99,7 @@ func (e *env) call(t *testing.T, who, method, path, body string) (int, adminapi.
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var apiErr adminapi.Error
+	var apiErr apiv1.Error
 	if resp.StatusCode >= 300 {
 		if err := json.Unmarshal(b, &apiErr); err != nil || apiErr.Message == "" || apiErr.Code == 0 {
 			t.Errorf("%s %s: error body %q is not {code, message}", method, path, b)
@@ -160,7 +162,7 @@ func TestWhoMayDoWhat(t *testing.T) {
 	}
 	// A user can revoke only their own tokens: another's id is simply not found.
 	code, _, body := e.call(t, "su", "GET", "/v1/tokens?user_email=admin@acme.io", "")
-	var adminToks []adminapi.TokenInfo
+	var adminToks []apiv1.TokenInfo
 	if code != 200 || json.Unmarshal(body, &adminToks) != nil || len(adminToks) != 1 {
 		t.Fatalf("admin's tokens: %d %s", code, body)
 	}
@@ -172,7 +174,7 @@ func TestWhoMayDoWhat(t *testing.T) {
 	}
 	// A service lists only its own org.
 	_, _, body = e.call(t, "svc-admin", "GET", "/v1/orgs", "")
-	var orgs []store.Org
+	var orgs []apiv1.Org
 	if json.Unmarshal(body, &orgs) != nil || len(orgs) != 1 || orgs[0].Name != "acme" {
 		t.Errorf("service sees orgs %s", body)
 	}
@@ -237,13 +239,13 @@ func TestBadInput(t *testing.T) {
 // very next request after.
 func TestDeleteRevokesAtOnce(t *testing.T) {
 	e := setup(t)
-	c := adminapi.NewClient(e.url, e.tokens["su"])
+	c := client.New(e.url, e.tokens["su"])
 	ctx := context.Background()
-	created, err := c.CreateService(ctx, "acme", adminapi.ServiceRequest{Name: "ci", OrgRole: "viewer"})
+	created, err := c.CreateService(ctx, "acme", apiv1.ServiceRequest{Name: "ci", OrgRole: "viewer"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := adminapi.NewClient(e.url, created.Token.Token)
+	svc := client.New(e.url, created.Token.Token)
 	if _, err := svc.Whoami(ctx); err != nil {
 		t.Fatalf("fresh service token: %v", err)
 	}
@@ -254,21 +256,21 @@ func TestDeleteRevokesAtOnce(t *testing.T) {
 	if _, err := c.RevokeServiceToken(ctx, "acme", "ci", extra.Prefix); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := adminapi.NewClient(e.url, extra.Token).Whoami(ctx); err == nil || !strings.Contains(err.Error(), "token revoked") {
+	if _, err := client.New(e.url, extra.Token).Whoami(ctx); err == nil || !strings.Contains(err.Error(), "token revoked") {
 		t.Errorf("revoked extra token: %v", err)
 	}
 	if _, err := c.DeleteService(ctx, "acme", "ci"); err != nil {
 		t.Fatal(err)
 	}
 	_, err = svc.Whoami(ctx)
-	var apiErr *adminapi.Error
+	var apiErr *client.Error
 	if !asError(err, &apiErr) || apiErr.Status != 401 || apiErr.Message != "token revoked" {
 		t.Errorf("deleted service's token: %v", err)
 	}
 }
 
-func asError(err error, target **adminapi.Error) bool {
-	e, ok := err.(*adminapi.Error)
+func asError(err error, target **client.Error) bool {
+	e, ok := err.(*client.Error)
 	if ok {
 		*target = e
 	}

@@ -11,26 +11,12 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
-
-// CredentialsRequest asks for an ephemeral token for an end user: their attributes, or just
-// their email.
-type CredentialsRequest struct {
-	Attributes map[string]any `json:"attributes,omitempty"`
-	UserEmail  string         `json:"user_email,omitempty"`
-	TTLSeconds *int           `json:"ttl_seconds,omitempty"`
-}
-
-// CredentialsResponse carries the ephemeral token.
-type CredentialsResponse struct {
-	AccessToken string    `json:"access_token"`
-	TTLSeconds  int       `json:"ttl_seconds"`
-	ExpiresAt   time.Time `json:"expires_at"`
-}
 
 // DefaultCredentialTTL is the life of an ephemeral token when the request gives none.
 const DefaultCredentialTTL = time.Hour
@@ -55,7 +41,7 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 	} else if err != nil {
 		return err
 	}
-	var req CredentialsRequest
+	var req apiv1.CredentialsRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -116,7 +102,7 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 		return err
 	}
 	a.metrics.TokenIssued("ephemeral")
-	return a.audited(w, r, c, "credentials.issue", fmt.Sprintf("%s sub:%s jti:%s ttl:%s", target, subject, jti, ttl), http.StatusOK, CredentialsResponse{AccessToken: raw, TTLSeconds: int(ttl / time.Second), ExpiresAt: now.Add(ttl)})
+	return a.audited(w, r, c, "credentials.issue", fmt.Sprintf("%s sub:%s jti:%s ttl:%s", target, subject, jti, ttl), http.StatusOK, apiv1.CredentialsResponse{AccessToken: raw, TTLSeconds: int(ttl / time.Second), ExpiresAt: now.Add(ttl)})
 }
 
 func issuedBy(c *caller) string {
@@ -152,12 +138,6 @@ func addKey(ctx context.Context, st store.Store, now time.Time) error {
 	return st.PutSigningKey(ctx, store.SigningKey{KID: k.KID, PrivateKey: der, CreatedAt: k.CreatedAt})
 }
 
-// RotateResult names the new signing key and the ones retired.
-type RotateResult struct {
-	KID     string   `json:"kid"`
-	Retired []string `json:"retired"`
-}
-
 func (a *API) rotateKey(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if err := c.superuser(); err != nil {
 		a.auditDenied(r.Context(), c, "signing_key.rotate", "signing-keys", err)
@@ -168,7 +148,7 @@ func (a *API) rotateKey(w http.ResponseWriter, r *http.Request, c *caller) error
 		return err
 	}
 	now := a.now().UTC()
-	res := RotateResult{Retired: []string{}}
+	res := apiv1.RotateResult{Retired: []string{}}
 	// The new key first: a crash between the two writes leaves two signing keys, never none.
 	if err := addKey(r.Context(), a.st, now); err != nil {
 		return err
@@ -206,28 +186,8 @@ func (a *API) jwks(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(ks.JWKS())
 }
 
-// Introspection is RFC 7662's response, plus rill's roles and attributes.
-type Introspection struct {
-	Active       bool              `json:"active"`
-	Sub          string            `json:"sub,omitempty"`
-	Exp          int64             `json:"exp,omitempty"`
-	TokenType    string            `json:"token_type,omitempty"`
-	Scope        string            `json:"scope,omitempty"`
-	Kind         string            `json:"kind,omitempty"`
-	Org          string            `json:"org,omitempty"`
-	Project      string            `json:"project,omitempty"`
-	OrgRoles     map[string]string `json:"org_roles,omitempty"`
-	ProjectRoles map[string]string `json:"project_roles,omitempty"`
-	Attributes   map[string]any    `json:"attributes,omitempty"`
-}
-
-// IntrospectRequest names the token to introspect (JSON, or RFC 7662's form encoding).
-type IntrospectRequest struct {
-	Token string `json:"token"`
-}
-
 func (a *API) introspect(w http.ResponseWriter, r *http.Request, c *caller) error {
-	var req IntrospectRequest
+	var req apiv1.IntrospectRequest
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		if err := r.ParseForm(); err != nil {
 			return errf(http.StatusBadRequest, "bad form body: %v", err)
@@ -246,13 +206,13 @@ func (a *API) introspect(w http.ResponseWriter, r *http.Request, c *caller) erro
 	res, err := a.res.Resolve(r.Context(), req.Token)
 	if err != nil {
 		if resolver.IsAuthError(err) {
-			writeJSON(w, http.StatusOK, Introspection{Active: false})
+			writeJSON(w, http.StatusOK, apiv1.Introspection{Active: false})
 			return nil
 		}
 		return err
 	}
 	p := res.Principal
-	out := Introspection{Active: true, Sub: p.Subject, Kind: p.Kind, OrgRoles: map[string]string{}, ProjectRoles: map[string]string{}}
+	out := apiv1.Introspection{Active: true, Sub: p.Subject, Kind: p.Kind, OrgRoles: map[string]string{}, ProjectRoles: map[string]string{}}
 	visible := false
 	for org, role := range p.OrgRoles {
 		if manages(org) {
@@ -271,7 +231,7 @@ func (a *API) introspect(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	if !visible && !c.p.Superuser {
 		// Nothing of this token lies in an org the caller manages: they learn nothing.
-		writeJSON(w, http.StatusOK, Introspection{Active: false})
+		writeJSON(w, http.StatusOK, apiv1.Introspection{Active: false})
 		return nil
 	}
 	switch p.Kind {

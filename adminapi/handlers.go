@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
@@ -52,7 +53,7 @@ func (a *API) pluginStatus(w http.ResponseWriter, _ *http.Request, c *caller) er
 	if err := c.superuser(); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, a.plugins.Status())
+	writeJSON(w, http.StatusOK, wireList(a.plugins.Status(), wirePluginStatus))
 	return nil
 }
 
@@ -69,7 +70,7 @@ func writeList[T any](w http.ResponseWriter, list []T, err error) error {
 }
 
 func (a *API) whoami(w http.ResponseWriter, _ *http.Request, c *caller) error {
-	writeJSON(w, http.StatusOK, Whoami{Kind: c.p.Kind, Subject: c.p.Subject, ID: c.p.ID, Superuser: c.p.Superuser,
+	writeJSON(w, http.StatusOK, apiv1.Whoami{Kind: c.p.Kind, Subject: c.p.Subject, ID: c.p.ID, Superuser: c.p.Superuser,
 		OrgRoles: c.p.OrgRoles, ProjectRoles: c.p.ProjectRoles, TokenID: c.tokenID})
 	return nil
 }
@@ -77,7 +78,7 @@ func (a *API) whoami(w http.ResponseWriter, _ *http.Request, c *caller) error {
 // --- orgs and projects
 
 func (a *API) createOrg(w http.ResponseWriter, r *http.Request, c *caller) error {
-	var req NameRequest
+	var req apiv1.NameRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -95,7 +96,7 @@ func (a *API) createOrg(w http.ResponseWriter, r *http.Request, c *caller) error
 		}
 		return err
 	}
-	return a.audited(w, r, c, "org.create", "org:"+o.Name, http.StatusCreated, o)
+	return a.audited(w, r, c, "org.create", "org:"+o.Name, http.StatusCreated, wireOrg(o))
 }
 
 func (a *API) listOrgs(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -103,10 +104,10 @@ func (a *API) listOrgs(w http.ResponseWriter, r *http.Request, c *caller) error 
 	if err != nil {
 		return err
 	}
-	out := []store.Org{}
+	out := []apiv1.Org{}
 	for _, o := range all {
 		if c.p.AccessTo(o.Name, "").Perms.Has(policy.ReadOrg) {
-			out = append(out, o)
+			out = append(out, wireOrg(o))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -135,7 +136,7 @@ func (a *API) createProject(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		return err
 	}
-	var req NameRequest
+	var req apiv1.NameRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -149,7 +150,7 @@ func (a *API) createProject(w http.ResponseWriter, r *http.Request, c *caller) e
 		}
 		return err
 	}
-	return a.audited(w, r, c, "project.create", "project:"+org+"/"+p.Name, http.StatusCreated, p)
+	return a.audited(w, r, c, "project.create", "project:"+org+"/"+p.Name, http.StatusCreated, wireProject(p))
 }
 
 func (a *API) listProjects(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -158,7 +159,7 @@ func (a *API) listProjects(w http.ResponseWriter, r *http.Request, c *caller) er
 		return err
 	}
 	ps, err := a.st.ListProjects(r.Context(), org)
-	return writeList(w, ps, err)
+	return writeList(w, wireList(ps, wireProject), err)
 }
 
 // checkRoles validates role names and that the project exists.
@@ -196,7 +197,7 @@ func checkAttributes(attrs map[string]any) error {
 // --- users
 
 func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) error {
-	var req UserRequest
+	var req apiv1.UserRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -250,7 +251,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 		}
 		return err
 	}
-	return a.audited(w, r, c, "user.create", "user:"+u.Email, http.StatusCreated, u)
+	return a.audited(w, r, c, "user.create", "user:"+u.Email, http.StatusCreated, wireUser(u))
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -266,10 +267,10 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, c *caller) error
 	if err != nil {
 		return err
 	}
-	out := []store.User{}
+	out := []apiv1.User{}
 	for _, u := range all {
 		if org == "" || u.OrgRoles[org] != "" || hasProjectIn(u.ProjectRoles, org) {
-			out = append(out, u)
+			out = append(out, wireUser(u))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -294,7 +295,7 @@ func (a *API) userByEmail(ctx context.Context, email string) (store.User, error)
 }
 
 func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) error {
-	var req RoleRequest
+	var req apiv1.RoleRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -358,11 +359,11 @@ func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	return a.audited(w, r, c, "user.set_role", target, http.StatusOK, u)
+	return a.audited(w, r, c, "user.set_role", target, http.StatusOK, wireUser(u))
 }
 
-// roleChange checks that a RoleRequest asks for one thing.
-func roleChange(req *RoleRequest) error {
+// roleChange checks that a role request asks for one thing.
+func roleChange(req *apiv1.RoleRequest) error {
 	switch {
 	case req.Remove && (req.OrgRole != "" || req.ProjectRole != ""):
 		return errf(http.StatusBadRequest, "remove takes no role: give project (or nothing, for the org role) with remove")
@@ -394,7 +395,7 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 		return err
 	}
 	a.metrics.TokensRevoked("user", revoked)
-	return a.audited(w, r, c, "user.delete", "user:"+u.Email, http.StatusOK, u)
+	return a.audited(w, r, c, "user.delete", "user:"+u.Email, http.StatusOK, wireUser(u))
 }
 
 // --- services
@@ -404,7 +405,7 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		return err
 	}
-	var req ServiceRequest
+	var req apiv1.ServiceRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -444,7 +445,7 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		return err
 	}
-	return a.audited(w, r, c, "service.create", target, http.StatusCreated, ServiceCreated{Service: s, Token: issued})
+	return a.audited(w, r, c, "service.create", target, http.StatusCreated, apiv1.ServiceCreated{Service: wireService(s), Token: issued})
 }
 
 // service loads the service named in the path after checking manage_org on its org.
@@ -467,7 +468,7 @@ func (a *API) listServices(w http.ResponseWriter, r *http.Request, c *caller) er
 		return err
 	}
 	ss, err := a.st.ListServices(r.Context(), org)
-	return writeList(w, ss, err)
+	return writeList(w, wireList(ss, wireService), err)
 }
 
 func (a *API) showService(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -479,16 +480,16 @@ func (a *API) showService(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ServiceDetail{Service: s, Tokens: toks})
+	writeJSON(w, http.StatusOK, apiv1.ServiceDetail{Service: wireService(s), Tokens: toks})
 	return nil
 }
 
-func (a *API) tokensOf(ctx context.Context, owner string) ([]TokenInfo, error) {
+func (a *API) tokensOf(ctx context.Context, owner string) ([]apiv1.TokenInfo, error) {
 	ts, err := a.st.ListTokens(ctx, owner)
 	if err != nil {
 		return nil, err
 	}
-	out := []TokenInfo{}
+	out := []apiv1.TokenInfo{}
 	for _, t := range ts {
 		out = append(out, tokenInfo(t))
 	}
@@ -500,7 +501,7 @@ func (a *API) editService(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	var req ServiceEdit
+	var req apiv1.ServiceEdit
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -536,7 +537,7 @@ func (a *API) editService(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	return a.audited(w, r, c, "service.edit", "service:"+s.Org+"/"+r.PathValue("name"), http.StatusOK, s)
+	return a.audited(w, r, c, "service.edit", "service:"+s.Org+"/"+r.PathValue("name"), http.StatusOK, wireService(s))
 }
 
 func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -544,7 +545,7 @@ func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return err
 	}
-	var req RoleRequest
+	var req apiv1.RoleRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -589,7 +590,7 @@ func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return err
 	}
-	return a.audited(w, r, c, "service.set_role", target, http.StatusOK, s)
+	return a.audited(w, r, c, "service.set_role", target, http.StatusOK, wireService(s))
 }
 
 func (a *API) deleteService(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -602,7 +603,7 @@ func (a *API) deleteService(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	a.metrics.TokensRevoked("service", revoked)
-	return a.audited(w, r, c, "service.delete", "service:"+s.Org+"/"+s.Name, http.StatusOK, s)
+	return a.audited(w, r, c, "service.delete", "service:"+s.Org+"/"+s.Name, http.StatusOK, wireService(s))
 }
 
 func (a *API) issueServiceToken(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -639,20 +640,20 @@ func (a *API) revokeServiceToken(w http.ResponseWriter, r *http.Request, c *call
 		return err
 	}
 	a.metrics.TokensRevoked(kindLabel(token.Kind(t.Kind)), 1)
-	return a.audited(w, r, c, "service.token.revoke", "service:"+s.Org+"/"+s.Name+" token:"+t.ID, http.StatusOK, Revoked{Revoked: []TokenInfo{t}})
+	return a.audited(w, r, c, "service.token.revoke", "service:"+s.Org+"/"+s.Name+" token:"+t.ID, http.StatusOK, apiv1.Revoked{Revoked: []apiv1.TokenInfo{t}})
 }
 
 // --- tokens
 
 // newToken mints a token for owner and stores its hash.
-func (a *API) newToken(ctx context.Context, c *caller, k token.Kind, owner, name string) (IssuedToken, error) {
+func (a *API) newToken(ctx context.Context, c *caller, k token.Kind, owner, name string) (apiv1.IssuedToken, error) {
 	return a.newTokenTTL(ctx, c, k, owner, name, 0)
 }
 
-func (a *API) newTokenTTL(ctx context.Context, c *caller, k token.Kind, owner, name string, ttl time.Duration) (IssuedToken, error) {
+func (a *API) newTokenTTL(ctx context.Context, c *caller, k token.Kind, owner, name string, ttl time.Duration) (apiv1.IssuedToken, error) {
 	tok, err := token.New(k)
 	if err != nil {
-		return IssuedToken{}, err
+		return apiv1.IssuedToken{}, err
 	}
 	rec := store.Token{ID: tok.ID.String(), Kind: k, OwnerID: owner, DisplayName: name, Prefix: tok.Display(),
 		Hash: tok.Hash(), CreatedBy: c.actor, CreatedAt: a.now().UTC()}
@@ -660,10 +661,10 @@ func (a *API) newTokenTTL(ctx context.Context, c *caller, k token.Kind, owner, n
 		rec.ExpiresAt = rec.CreatedAt.Add(ttl)
 	}
 	if err := a.st.CreateToken(ctx, rec); err != nil {
-		return IssuedToken{}, fmt.Errorf("store token: %w", err)
+		return apiv1.IssuedToken{}, fmt.Errorf("store token: %w", err)
 	}
 	a.metrics.TokenIssued(kindLabel(k))
-	return IssuedToken{Token: tok.Encode(), TokenInfo: tokenInfo(rec)}, nil
+	return apiv1.IssuedToken{Token: tok.Encode(), TokenInfo: tokenInfo(rec)}, nil
 }
 
 func kindLabel(k token.Kind) string {
@@ -690,7 +691,7 @@ func (a *API) tokenOwner(ctx context.Context, c *caller, email string) (store.Us
 }
 
 func (a *API) issueUserToken(w http.ResponseWriter, r *http.Request, c *caller) error {
-	var req TokenRequest
+	var req apiv1.TokenRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -735,7 +736,7 @@ func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller)
 		a.auditDenied(r.Context(), c, "token.revoke", "user:"+r.URL.Query().Get("user_email"), err)
 		return err
 	}
-	var t TokenInfo
+	var t apiv1.TokenInfo
 	ref, name := r.PathValue("ref"), r.URL.Query().Get("display_name")
 	switch {
 	case ref != "" && name != "":
@@ -749,7 +750,7 @@ func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller)
 		if err != nil {
 			return err
 		}
-		var match []TokenInfo
+		var match []apiv1.TokenInfo
 		for _, tk := range toks {
 			if tk.DisplayName == name {
 				match = append(match, tk)
@@ -774,23 +775,23 @@ func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller)
 		return err
 	}
 	a.metrics.TokensRevoked(kindLabel(token.Kind(t.Kind)), 1)
-	return a.audited(w, r, c, "token.revoke", "user:"+u.Email+" token:"+t.ID, http.StatusOK, Revoked{Revoked: []TokenInfo{t}})
+	return a.audited(w, r, c, "token.revoke", "user:"+u.Email+" token:"+t.ID, http.StatusOK, apiv1.Revoked{Revoked: []apiv1.TokenInfo{t}})
 }
 
 // findToken finds one of owner's tokens by its id, the whole token, or a display prefix of at
 // least 10 characters after rill_usr_/rill_svc_ (a trailing "..." as list prints it is fine).
-func (a *API) findToken(ctx context.Context, owner, ref string) (TokenInfo, error) {
+func (a *API) findToken(ctx context.Context, owner, ref string) (apiv1.TokenInfo, error) {
 	ref = strings.TrimSuffix(strings.TrimSpace(ref), "...")
 	toks, err := a.tokensOf(ctx, owner)
 	if err != nil {
-		return TokenInfo{}, err
+		return apiv1.TokenInfo{}, err
 	}
-	var match []TokenInfo
+	var match []apiv1.TokenInfo
 	switch {
 	case token.HasPrefix(ref) && len(ref) == token.Len:
 		tok, err := token.Parse(ref)
 		if err != nil {
-			return TokenInfo{}, errf(http.StatusBadRequest, "token: %v", err)
+			return apiv1.TokenInfo{}, errf(http.StatusBadRequest, "token: %v", err)
 		}
 		for _, t := range toks {
 			if t.ID == tok.ID.String() {
@@ -799,7 +800,7 @@ func (a *API) findToken(ctx context.Context, owner, ref string) (TokenInfo, erro
 		}
 	case token.HasPrefix(ref):
 		if len(ref) < len("rill_usr_")+10 {
-			return TokenInfo{}, errf(http.StatusBadRequest, "token prefix %q is too short: give at least 10 characters after %s", ref, ref[:9])
+			return apiv1.TokenInfo{}, errf(http.StatusBadRequest, "token prefix %q is too short: give at least 10 characters after %s", ref, ref[:9])
 		}
 		for _, t := range toks {
 			if strings.HasPrefix(t.Prefix, ref) || (len(ref) > len(t.Prefix) && strings.HasPrefix(ref, t.Prefix)) {
@@ -815,11 +816,11 @@ func (a *API) findToken(ctx context.Context, owner, ref string) (TokenInfo, erro
 	}
 	switch len(match) {
 	case 0:
-		return TokenInfo{}, errf(http.StatusNotFound, "no token %q", ref)
+		return apiv1.TokenInfo{}, errf(http.StatusNotFound, "no token %q", ref)
 	case 1:
 		return match[0], nil
 	}
-	return TokenInfo{}, errf(http.StatusConflict, "%q matches %d tokens: give more of it", ref, len(match))
+	return apiv1.TokenInfo{}, errf(http.StatusConflict, "%q matches %d tokens: give more of it", ref, len(match))
 }
 
 // --- audit
@@ -847,5 +848,5 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request, c *caller) error
 		f.Limit = n
 	}
 	evs, err := a.st.ListAudit(r.Context(), f)
-	return writeList(w, evs, err)
+	return writeList(w, wireList(evs, wireAuditEvent), err)
 }
