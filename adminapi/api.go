@@ -18,6 +18,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/policy"
@@ -37,6 +38,9 @@ type Options struct {
 	// resolver's); MaxCredentialTTL caps their ttl_seconds (default 24h).
 	Issuer, Audience string
 	MaxCredentialTTL time.Duration
+	// Keys sign ephemeral JWTs, rotate, and make the JWKS (default: the resolver's, so that
+	// what the API signs the resolver verifies).
+	Keys *keys.Ring
 	// Plugins, when set, is reported by GET /v1/admin/plugins.
 	Plugins *plugins.Host
 	// Metrics, when set, counts requests and token lifecycle events.
@@ -52,6 +56,7 @@ type API struct {
 
 	issuer, audience string
 	maxTTL           time.Duration
+	keys             *keys.Ring
 	plugins          *plugins.Host
 	metrics          *metrics.Metrics
 }
@@ -67,7 +72,10 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 	if o.MaxCredentialTTL == 0 {
 		o.MaxCredentialTTL = 24 * time.Hour
 	}
-	return &API{st: st, res: res, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics}
+	if o.Keys == nil {
+		o.Keys = res.Keys()
+	}
+	return &API{st: st, res: res, keys: o.Keys, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics}
 }
 
 // Error is the body of every failed request: {"code": <gRPC code>, "message": "..."}, the shape
