@@ -363,3 +363,48 @@ func TestInvalidate(t *testing.T) {
 		t.Error("a key written elsewhere is missing after Invalidate")
 	}
 }
+
+// TestConcurrentUse: readers always get a keyset that signs and verifies while rotations and
+// invalidations run (run with -race).
+func TestConcurrentUse(t *testing.T) {
+	st := openStore(t, store.Options{})
+	r := NewRing(st, Options{})
+	_, err := r.Ensure(ctx)
+	must(t, err)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ks, err := r.Keyset(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				raw, err := ks.Sign(claimsAt(time.Now(), time.Hour))
+				if err == nil {
+					_, err = ks.Verify(raw, "rill-authd", "rill", time.Now())
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				r.Invalidate()
+			}
+		})
+	}
+	for range 2 {
+		_, err := r.Rotate(ctx)
+		must(t, err)
+	}
+	close(stop)
+	wg.Wait()
+	if signing, retired := kids(t, st); len(signing) != 1 || len(retired) != 2 {
+		t.Errorf("store: signing %v, retired %v", signing, retired)
+	}
+}
