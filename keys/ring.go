@@ -26,9 +26,9 @@ type Options struct {
 	Now    func() time.Time
 }
 
-// Ring is the signing keys of one store, loaded once and cached until Invalidate (which the
-// owner calls on the store's signing-key changes) or until a retired key in it runs out its
-// time. It is safe for concurrent use.
+// Ring is the signing keys of one store, loaded once and cached until Invalidate (the resolver
+// calls it on the store's signing-key changes, so other replicas' writes show too) or until a
+// retired key in it runs out its time. It is safe for concurrent use.
 type Ring struct {
 	st     Store
 	maxTTL time.Duration
