@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/policy"
@@ -38,6 +39,9 @@ type Options struct {
 	// resolver's); MaxCredentialTTL caps their ttl_seconds (default 24h).
 	Issuer, Audience string
 	MaxCredentialTTL time.Duration
+	// Keys sign ephemeral JWTs, rotate, and make the JWKS (default: the resolver's, so that
+	// what the API signs the resolver verifies).
+	Keys *keys.Ring
 	// Plugins, when set, is reported by GET /v1/admin/plugins.
 	Plugins *plugins.Host
 	// Metrics, when set, counts requests and token lifecycle events.
@@ -53,6 +57,7 @@ type API struct {
 
 	issuer, audience string
 	maxTTL           time.Duration
+	keys             *keys.Ring
 	plugins          *plugins.Host
 	metrics          *metrics.Metrics
 }
@@ -68,7 +73,10 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 	if o.MaxCredentialTTL == 0 {
 		o.MaxCredentialTTL = 24 * time.Hour
 	}
-	return &API{st: st, res: res, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics}
+	if o.Keys == nil {
+		o.Keys = res.Keys()
+	}
+	return &API{st: st, res: res, keys: o.Keys, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics}
 }
 
 // Error is a refused request: the HTTP status, and the gRPC code and message that go on the wire

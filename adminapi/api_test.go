@@ -14,6 +14,7 @@ import (
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/adminapi/client"
 	"github.com/rill-authd/rill-authd/extauthz"
+	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/badger"
@@ -36,13 +37,14 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	res := resolver.New(st, resolver.Options{TouchInterval: -1, Issuer: "rill-authd", Audience: "rill"})
+	ring := keys.NewRing(st, keys.Options{})
+	res := resolver.New(st, resolver.Options{TouchInterval: -1, Issuer: "rill-authd", Audience: "rill", Keys: ring})
 	t.Cleanup(res.Close)
-	if _, err := adminapi.EnsureSigningKey(context.Background(), st, time.Now()); err != nil {
+	if _, err := ring.Ensure(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	adminapi.New(st, res, adminapi.Options{Issuer: "rill-authd", Audience: "rill"}).Register(mux)
+	adminapi.New(st, res, adminapi.Options{Issuer: "rill-authd", Audience: "rill", Keys: ring}).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 

@@ -1,7 +1,6 @@
 package adminapi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -90,7 +89,7 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), ID: jti},
 		Org: org, Project: project, Attr: attrs, Permissions: perms.Names(), IssuedBy: issuedBy(c),
 	}
-	ks, err := a.res.Keys(r.Context())
+	ks, err := a.keys.Keyset(r.Context())
 	if err != nil {
 		return err
 	}
@@ -112,70 +111,21 @@ func issuedBy(c *caller) string {
 	return "user:" + c.p.ID
 }
 
-// EnsureSigningKey creates the first signing key if the store has none.
-func EnsureSigningKey(ctx context.Context, st store.Store, now time.Time) (created bool, err error) {
-	keys, err := st.ListSigningKeys(ctx)
-	if err != nil {
-		return false, err
-	}
-	for _, k := range keys {
-		if k.RetiredAt.IsZero() {
-			return false, nil
-		}
-	}
-	return true, addKey(ctx, st, now)
-}
-
-func addKey(ctx context.Context, st store.Store, now time.Time) error {
-	k, err := token.GenerateKey(now)
-	if err != nil {
-		return err
-	}
-	der, err := token.MarshalKey(k.Private)
-	if err != nil {
-		return err
-	}
-	return st.PutSigningKey(ctx, store.SigningKey{KID: k.KID, PrivateKey: der, CreatedAt: k.CreatedAt})
-}
-
 func (a *API) rotateKey(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if err := c.superuser(); err != nil {
 		a.auditDenied(r.Context(), c, "signing_key.rotate", "signing-keys", err)
 		return err
 	}
-	keys, err := a.st.ListSigningKeys(r.Context())
+	rot, err := a.keys.Rotate(r.Context())
 	if err != nil {
 		return err
 	}
-	now := a.now().UTC()
-	res := apiv1.RotateResult{Retired: []string{}}
-	// The new key first: a crash between the two writes leaves two signing keys, never none.
-	if err := addKey(r.Context(), a.st, now); err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if k.RetiredAt.IsZero() {
-			k.RetiredAt = now
-			if err := a.st.PutSigningKey(r.Context(), k); err != nil {
-				return err
-			}
-			res.Retired = append(res.Retired, k.KID)
-		}
-	}
-	all, err := a.st.ListSigningKeys(r.Context())
-	if err != nil {
-		return err
-	}
-	for _, k := range all {
-		if k.RetiredAt.IsZero() {
-			res.KID = k.KID
-		}
-	}
+	res := apiv1.RotateResult{KID: rot.KID, Retired: rot.Retired}
 	return a.audited(w, r, c, "signing_key.rotate", "kid:"+res.KID, http.StatusOK, res)
 }
 
 func (a *API) jwks(w http.ResponseWriter, r *http.Request) {
-	ks, err := a.res.Keys(r.Context())
+	ks, err := a.keys.Keyset(r.Context())
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -24,6 +24,7 @@ import (
 
 	"github.com/rill-authd/rill-authd/adminapi"
 	"github.com/rill-authd/rill-authd/extauthz"
+	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/resolver"
@@ -39,6 +40,7 @@ type Daemon struct {
 	stderr   io.Writer
 	st       *badger.DB
 	res      *resolver.Resolver
+	keys     *keys.Ring
 	plugins  *plugins.Host
 	metrics  *metrics.Metrics
 	grpc     *grpc.Server
@@ -104,8 +106,12 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		return nil, err
 	}
 	d.metrics = metrics.New()
+	// One ring for the resolver (verify), the admin API (mint, rotate, JWKS) and the exchange
+	// (mint): the resolver invalidates it on signing-key changes. A retired key lives as long as
+	// the longest token it can have signed.
+	d.keys = keys.NewRing(d.st, keys.Options{MaxTTL: max(cfg.MaxCredentialTTL, cfg.ExchangeTTL)})
 	d.res = resolver.New(d.st, resolver.Options{CacheSize: cfg.CacheSize, Logger: d.log,
-		Issuer: cfg.Issuer, Audience: cfg.JWTAudience, MaxCredentialTTL: cfg.MaxCredentialTTL,
+		Issuer: cfg.Issuer, Audience: cfg.JWTAudience, Keys: d.keys,
 		Trusted: trusted, JWKSRefresh: cfg.JWKSRefresh, Metrics: d.metrics})
 	d.registerGauges()
 
@@ -120,7 +126,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		return nil, err
 	}
 	d.st.Subscribe(func([]store.Change) { d.plugins.Invalidate() })
-	if made, err := adminapi.EnsureSigningKey(ctx, d.st, time.Now()); err != nil {
+	if made, err := d.keys.Ensure(ctx); err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	} else if made {
 		d.log.Info("created a signing key for ephemeral credentials")
@@ -143,7 +149,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	}
 	if cfg.TokenExchange {
 		ecfg.Exchange = &extauthz.Exchange{Issuer: cfg.Issuer, Audience: cfg.RuntimeAudience, InstanceID: cfg.RuntimeInstanceID,
-			TTL: cfg.ExchangeTTL, Keys: d.res.Keys}
+			TTL: cfg.ExchangeTTL, Keys: d.keys.Keyset}
 	}
 	check := extauthz.New(d.res, ecfg)
 	check.Register(d.grpc)
@@ -152,7 +158,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", d.readyz)
 	adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: cfg.Issuer, Audience: cfg.JWTAudience,
-		MaxCredentialTTL: cfg.MaxCredentialTTL, Plugins: d.plugins, Metrics: d.metrics}).Register(mux)
+		MaxCredentialTTL: cfg.MaxCredentialTTL, Keys: d.keys, Plugins: d.plugins, Metrics: d.metrics}).Register(mux)
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	mux.Handle(extauthz.HTTPPrefix+"/", check)
 	mux.Handle(extauthz.HTTPPrefix, check)
@@ -348,7 +354,7 @@ func pluginConfigs(path string) ([]plugins.Config, error) {
 // registerGauges exposes values read at scrape time: the cache's counters, live tokens per kind
 // (kept as counts in the store, so a scrape reads two keys), and the signing key's age.
 func (d *Daemon) registerGauges() {
-	m, res, st := d.metrics, d.res, d.st
+	m, res, st, ring := d.metrics, d.res, d.st, d.keys
 	m.CounterFunc("rill_authd_cache_hits_total", "Resolves answered from the cache.", func() float64 { return float64(res.Stats().Hits) })
 	m.CounterFunc("rill_authd_cache_misses_total", "Resolves that read the store.", func() float64 { return float64(res.Stats().Misses) })
 	m.CounterFunc("rill_authd_cache_evictions_total", "Cached principals evicted to stay within --cache-size.", func() float64 { return float64(res.Stats().Evictions) })
@@ -364,7 +370,7 @@ func (d *Daemon) registerGauges() {
 		})
 	}
 	m.GaugeFunc("rill_authd_signing_key_age_seconds", "Age of the key that signs ephemeral JWTs.", nil, func() float64 {
-		ks, err := res.Keys(context.Background())
+		ks, err := ring.Keyset(context.Background())
 		if err != nil || ks.SignerCreated().IsZero() {
 			return math.NaN()
 		}

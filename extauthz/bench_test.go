@@ -20,7 +20,6 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/rill-authd/rill-authd/adminapi"
 	"github.com/rill-authd/rill-authd/extauthz"
 	"github.com/rill-authd/rill-authd/internal/testenv"
 	"github.com/rill-authd/rill-authd/plugins"
@@ -187,10 +186,10 @@ func BenchmarkResolveJWT(b *testing.B) {
 	}{{"verified-cache-hit", 0}, {"cold-rs256", -1}} {
 		b.Run(bc.name, func(b *testing.B) {
 			f := newFixture(b, resolver.Options{CacheSize: bc.cache, Issuer: "rill-authd", Audience: "rill"})
-			if _, err := adminapi.EnsureSigningKey(ctx, f.st, time.Now()); err != nil {
+			if _, err := f.res.Keys().Ensure(ctx); err != nil {
 				b.Fatal(err)
 			}
-			ks, err := f.res.Keys(ctx)
+			ks, err := f.res.Keys().Keyset(ctx)
 			if err != nil {
 				b.Fatal(err)
 			}

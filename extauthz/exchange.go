@@ -10,8 +10,8 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/policy"
-	"github.com/rill-authd/rill-authd/token"
 )
 
 // Exchange configures token exchange: on an allowed check the upstream's authorization header is
@@ -22,7 +22,7 @@ type Exchange struct {
 	Audience   string        // aud the runtime expects
 	InstanceID string        // default instance id when the route sets no instance_id extension
 	TTL        time.Duration // life of a minted token (default 5m); reused until 1/5 of it is left
-	Keys       func(ctx context.Context) (*token.Keyset, error)
+	Keys       func(ctx context.Context) (*keys.Keyset, error)
 }
 
 // Rill runtime permissions (runtime.Permission), as numbered in the runtime's JWT "ins" claim.

@@ -11,9 +11,9 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
+	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
@@ -59,10 +59,11 @@ type Options struct {
 	TouchInterval time.Duration
 	Now           func() time.Time
 	Logger        *slog.Logger
-	// Issuer and Audience are the iss and aud of the JWTs this daemon mints; MaxCredentialTTL
-	// is their longest life (it bounds how long a retired key keeps verifying).
+	// Issuer and Audience are the iss and aud of the JWTs this daemon mints.
 	Issuer, Audience string
-	MaxCredentialTTL time.Duration
+	// Keys verify those JWTs; the resolver drops their cache on a signing-key change. Nil: a
+	// ring of its own over the store when it can write keys, with keys' defaults.
+	Keys *keys.Ring
 	// Trusted are external JWT issuers; their JWKS is refetched on an unknown kid at most once
 	// per JWKSRefresh (default 1m), with HTTPClient (default: 5s timeout).
 	Trusted     []TrustedIssuer
@@ -83,7 +84,7 @@ type Resolver struct {
 	done    chan struct{}
 	every   time.Duration
 	opts    Options
-	keys    atomic.Pointer[token.Keyset]
+	keys    *keys.Ring
 	trusted map[string]*remoteKeys
 }
 
@@ -103,8 +104,11 @@ func New(st store.CheckReader, o Options) *Resolver {
 	}
 	r := &Resolver{st: st, cache: newCache(o.CacheSize), now: o.Now, log: o.Logger,
 		touch: make(chan token.ID, 4096), stop: make(chan struct{}), done: make(chan struct{}), every: o.TouchInterval, opts: o}
-	if r.opts.MaxCredentialTTL == 0 {
-		r.opts.MaxCredentialTTL = 24 * time.Hour
+	if r.keys = o.Keys; r.keys == nil {
+		// Tests and tools that pass a whole store get a ring of their own.
+		if ws, ok := st.(keys.Store); ok {
+			r.keys = keys.NewRing(ws, keys.Options{Now: o.Now})
+		}
 	}
 	if r.opts.JWKSRefresh == 0 {
 		r.opts.JWKSRefresh = time.Minute
@@ -122,7 +126,7 @@ func New(st store.CheckReader, o Options) *Resolver {
 		drop := false
 		for _, c := range cs {
 			if c.Kind == store.ChangeKey {
-				r.keys.Store(nil)
+				r.keys.Invalidate()
 			}
 			drop = drop || c.AffectsDecisions()
 		}

@@ -5,6 +5,9 @@
 // 16-byte id followed by a 24-byte random secret (54 characters); check is the 6-character
 // base62 CRC32 of everything before it, so a mistyped or truncated token is refused without a
 // store read and secret scanners can match rill_(usr|svc)_[0-9A-Za-z]{60}.
+//
+// It also holds the JWT claim layouts, and RS256 mint and verify given a key; which key signs,
+// and which verify, is package keys' business.
 package token
 
 import (
