@@ -117,6 +117,16 @@ type caller struct {
 	tokenID   string
 	actor     string
 	requestID string
+	// action is the mutation the route performs and target what it acts on, as far as the
+	// handler has learnt; a refusal (403) is audited with them by handle, in one place.
+	action, target string
+}
+
+// aim names what the caller is acting on, unless a handler named it more precisely first.
+func (c *caller) aim(target string) {
+	if c.target == "" {
+		c.target = target
+	}
 }
 
 func (c *caller) isUser() bool { return c.p.Kind == policy.KindUser }
@@ -164,15 +174,25 @@ func orNone(s string) string {
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, c *caller) error
 
-// handle registers h behind authentication, the body limit and error rendering.
+// handle registers a read behind authentication, the body limit and error rendering.
 func (a *API) handle(mux *http.ServeMux, pattern string, h handlerFunc) {
+	a.mutation(mux, pattern, "", h)
+}
+
+// mutation registers h like handle; a refused call (403) is audited as action on the target
+// the handler named (c.aim or c.target), or on the path when it named none.
+func (a *API) mutation(mux *http.ServeMux, pattern, action string, h handlerFunc) {
 	mux.HandleFunc(pattern, func(rw http.ResponseWriter, r *http.Request) {
 		w := &statusWriter{ResponseWriter: rw, code: http.StatusOK}
 		defer func() { a.metrics.AdminRequest(pattern, w.code) }()
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 		c, err := a.authenticate(r)
 		if err == nil {
-			err = h(w, r, c)
+			c.action = action
+			if err = h(w, r, c); err != nil && action != "" {
+				c.aim("path:" + r.URL.Path)
+				a.auditDenied(r.Context(), c, err)
+			}
 		}
 		if err != nil {
 			a.fail(w, r, err)
@@ -334,7 +354,8 @@ func (a *API) audited(w http.ResponseWriter, r *http.Request, c *caller, action,
 }
 
 // auditDenied records a refused mutation, best effort.
-func (a *API) auditDenied(ctx context.Context, c *caller, action, target string, err error) {
+func (a *API) auditDenied(ctx context.Context, c *caller, err error) {
+	action, target := c.action, c.target
 	var e *Error
 	if !errors.As(err, &e) || e.Status != http.StatusForbidden {
 		return

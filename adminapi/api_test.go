@@ -278,3 +278,46 @@ func asError(err error, target **client.Error) bool {
 	}
 	return ok
 }
+
+// TestEveryRefusedMutationIsAudited: a 403 on any mutation route writes one audit event with the
+// route's action, whichever check in the handler refused it.
+func TestEveryRefusedMutationIsAudited(t *testing.T) {
+	e := setup(t)
+	cases := []struct{ method, path, body, action string }{
+		{"POST", "/v1/orgs", `{"name":"new"}`, "org.create"},
+		{"POST", "/v1/orgs/acme/projects", `{"name":"p2"}`, "project.create"},
+		{"POST", "/v1/users", `{"email":"x@y.io"}`, "user.create"},
+		{"PUT", "/v1/users/editor@acme.io/roles", `{"org":"acme","org_role":"admin"}`, "user.set_role"},
+		{"DELETE", "/v1/users/editor@acme.io", "", "user.delete"},
+		{"POST", "/v1/orgs/acme/services", `{"name":"s","org_role":"viewer"}`, "service.create"},
+		{"PATCH", "/v1/orgs/acme/services/robot", `{"new_name":"r2"}`, "service.edit"},
+		{"PUT", "/v1/orgs/acme/services/robot/roles", `{"org_role":"viewer"}`, "service.set_role"},
+		{"DELETE", "/v1/orgs/acme/services/robot", "", "service.delete"},
+		{"POST", "/v1/orgs/acme/services/robot/tokens", "", "service.token.issue"},
+		{"DELETE", "/v1/orgs/acme/services/robot/tokens/rill_svc_0123456789", "", "service.token.revoke"},
+		{"POST", "/v1/tokens", `{"display_name":"x","user_email":"admin@acme.io"}`, "token.issue"},
+		{"POST", "/v1/admin/signing-keys/rotate", "", "signing_key.rotate"},
+		{"POST", "/v1/orgs/acme/projects/web/credentials", `{"user_email":"a@b.io"}`, "credentials.issue"},
+	}
+	for _, c := range cases {
+		before, err := e.st.ListAudit(context.Background(), store.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, _, _ := e.call(t, "viewer", c.method, c.path, c.body); code != http.StatusForbidden {
+			t.Errorf("%s %s as a viewer: %d, want 403", c.method, c.path, code)
+			continue
+		}
+		after, err := e.st.ListAudit(context.Background(), store.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after) != len(before)+1 {
+			t.Errorf("%s %s: %d audit events written, want 1", c.method, c.path, len(after)-len(before))
+			continue
+		}
+		if ev := after[len(after)-1]; ev.Action != c.action || !strings.HasPrefix(ev.Outcome, "denied: ") || ev.Actor != "user:viewer@acme.io" {
+			t.Errorf("%s %s: audited %+v, want action %s denied", c.method, c.path, ev, c.action)
+		}
+	}
+}

@@ -21,9 +21,9 @@ import (
 const DefaultCredentialTTL = time.Hour
 
 func (a *API) registerCredentials(mux *http.ServeMux) {
-	a.handle(mux, "POST /v1/orgs/{org}/projects/{project}/credentials", a.credentials)
-	a.handle(mux, "POST /v1/organizations/{org}/projects/{project}/credentials", a.credentials)
-	a.handle(mux, "POST /v1/admin/signing-keys/rotate", a.rotateKey)
+	a.mutation(mux, "POST /v1/orgs/{org}/projects/{project}/credentials", "credentials.issue", a.credentials)
+	a.mutation(mux, "POST /v1/organizations/{org}/projects/{project}/credentials", "credentials.issue", a.credentials)
+	a.mutation(mux, "POST /v1/admin/signing-keys/rotate", "signing_key.rotate", a.rotateKey)
 	a.handle(mux, "POST /v1/introspect", a.introspect)
 	mux.HandleFunc("GET /.well-known/jwks.json", a.jwks)
 }
@@ -31,8 +31,8 @@ func (a *API) registerCredentials(mux *http.ServeMux) {
 func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) error {
 	org, project := r.PathValue("org"), r.PathValue("project")
 	target := "project:" + org + "/" + project
+	c.aim(target)
 	if err := c.need(org, project, policy.ManageProd); err != nil {
-		a.auditDenied(r.Context(), c, "credentials.issue", target, err)
 		return err
 	}
 	if _, err := a.st.GetProject(r.Context(), org, project); errors.Is(err, store.ErrNotFound) {
@@ -113,7 +113,7 @@ func issuedBy(c *caller) string {
 
 func (a *API) rotateKey(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if err := c.superuser(); err != nil {
-		a.auditDenied(r.Context(), c, "signing_key.rotate", "signing-keys", err)
+		c.aim("signing-keys")
 		return err
 	}
 	rot, err := a.keys.Rotate(r.Context())

@@ -19,30 +19,30 @@ import (
 func (a *API) Register(mux *http.ServeMux) {
 	a.handle(mux, "GET /v1/whoami", a.whoami)
 
-	a.handle(mux, "POST /v1/orgs", a.createOrg)
+	a.mutation(mux, "POST /v1/orgs", "org.create", a.createOrg)
 	a.handle(mux, "GET /v1/orgs", a.listOrgs)
-	a.handle(mux, "POST /v1/orgs/{org}/projects", a.createProject)
+	a.mutation(mux, "POST /v1/orgs/{org}/projects", "project.create", a.createProject)
 	a.handle(mux, "GET /v1/orgs/{org}/projects", a.listProjects)
 
-	a.handle(mux, "POST /v1/users", a.createUser)
+	a.mutation(mux, "POST /v1/users", "user.create", a.createUser)
 	a.handle(mux, "GET /v1/users", a.listUsers)
-	a.handle(mux, "PUT /v1/users/{email}/roles", a.setUserRole)
-	a.handle(mux, "DELETE /v1/users/{email}", a.deleteUser)
+	a.mutation(mux, "PUT /v1/users/{email}/roles", "user.set_role", a.setUserRole)
+	a.mutation(mux, "DELETE /v1/users/{email}", "user.delete", a.deleteUser)
 
-	a.handle(mux, "POST /v1/orgs/{org}/services", a.createService)
+	a.mutation(mux, "POST /v1/orgs/{org}/services", "service.create", a.createService)
 	a.handle(mux, "GET /v1/orgs/{org}/services", a.listServices)
 	a.handle(mux, "GET /v1/orgs/{org}/services/{name}", a.showService)
-	a.handle(mux, "PATCH /v1/orgs/{org}/services/{name}", a.editService)
-	a.handle(mux, "PUT /v1/orgs/{org}/services/{name}/roles", a.setServiceRole)
-	a.handle(mux, "DELETE /v1/orgs/{org}/services/{name}", a.deleteService)
-	a.handle(mux, "POST /v1/orgs/{org}/services/{name}/tokens", a.issueServiceToken)
+	a.mutation(mux, "PATCH /v1/orgs/{org}/services/{name}", "service.edit", a.editService)
+	a.mutation(mux, "PUT /v1/orgs/{org}/services/{name}/roles", "service.set_role", a.setServiceRole)
+	a.mutation(mux, "DELETE /v1/orgs/{org}/services/{name}", "service.delete", a.deleteService)
+	a.mutation(mux, "POST /v1/orgs/{org}/services/{name}/tokens", "service.token.issue", a.issueServiceToken)
 	a.handle(mux, "GET /v1/orgs/{org}/services/{name}/tokens", a.listServiceTokens)
-	a.handle(mux, "DELETE /v1/orgs/{org}/services/{name}/tokens/{ref}", a.revokeServiceToken)
+	a.mutation(mux, "DELETE /v1/orgs/{org}/services/{name}/tokens/{ref}", "service.token.revoke", a.revokeServiceToken)
 
-	a.handle(mux, "POST /v1/tokens", a.issueUserToken)
+	a.mutation(mux, "POST /v1/tokens", "token.issue", a.issueUserToken)
 	a.handle(mux, "GET /v1/tokens", a.listUserTokens)
-	a.handle(mux, "DELETE /v1/tokens/{ref}", a.revokeUserToken)
-	a.handle(mux, "DELETE /v1/tokens", a.revokeUserToken)
+	a.mutation(mux, "DELETE /v1/tokens/{ref}", "token.revoke", a.revokeUserToken)
+	a.mutation(mux, "DELETE /v1/tokens", "token.revoke", a.revokeUserToken)
 
 	a.handle(mux, "GET /v1/audit", a.listAudit)
 	a.registerCredentials(mux)
@@ -83,7 +83,7 @@ func (a *API) createOrg(w http.ResponseWriter, r *http.Request, c *caller) error
 		return err
 	}
 	if err := c.superuser(); err != nil {
-		a.auditDenied(r.Context(), c, "org.create", "org:"+req.Name, err)
+		c.aim("org:" + req.Name)
 		return err
 	}
 	if err := checkName("name", req.Name, orgName, "1-40 characters of a-z, 0-9 and -, starting with a letter or digit"); err != nil {
@@ -116,10 +116,10 @@ func (a *API) listOrgs(w http.ResponseWriter, r *http.Request, c *caller) error 
 
 // org loads the org named in the path after checking the caller may act on it, so that a caller
 // without access cannot learn which orgs exist.
-func (a *API) org(r *http.Request, c *caller, perm policy.Perm, action string) (string, error) {
+func (a *API) org(r *http.Request, c *caller, perm policy.Perm) (string, error) {
 	org := r.PathValue("org")
 	if err := c.need(org, "", perm); err != nil {
-		a.auditDenied(r.Context(), c, action, "org:"+org, err)
+		c.aim("org:" + org)
 		return "", err
 	}
 	if _, err := a.st.GetOrg(r.Context(), org); err != nil {
@@ -132,7 +132,7 @@ func (a *API) org(r *http.Request, c *caller, perm policy.Perm, action string) (
 }
 
 func (a *API) createProject(w http.ResponseWriter, r *http.Request, c *caller) error {
-	org, err := a.org(r, c, policy.CreateProjects, "project.create")
+	org, err := a.org(r, c, policy.CreateProjects)
 	if err != nil {
 		return err
 	}
@@ -154,7 +154,7 @@ func (a *API) createProject(w http.ResponseWriter, r *http.Request, c *caller) e
 }
 
 func (a *API) listProjects(w http.ResponseWriter, r *http.Request, c *caller) error {
-	org, err := a.org(r, c, policy.ReadProjects, "")
+	org, err := a.org(r, c, policy.ReadProjects)
 	if err != nil {
 		return err
 	}
@@ -202,10 +202,10 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 		return err
 	}
 	target := "user:" + req.Email
+	c.aim(target)
 	if req.Org == "" {
 		if !c.p.Superuser {
 			err := errf(http.StatusForbidden, "only a superuser may create a user outside an org; give an org you manage")
-			a.auditDenied(r.Context(), c, "user.create", target, err)
 			return err
 		}
 		if req.OrgRole != "" || req.Project != "" {
@@ -213,11 +213,9 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 		}
 	} else {
 		if err := c.need(req.Org, "", policy.ManageOrgMembers); err != nil {
-			a.auditDenied(r.Context(), c, "user.create", target, err)
 			return err
 		}
 		if err := c.grantable(req.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
-			a.auditDenied(r.Context(), c, "user.create", target, err)
 			return err
 		}
 		if _, err := a.st.GetOrg(r.Context(), req.Org); errors.Is(err, store.ErrNotFound) {
@@ -301,18 +299,17 @@ func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) err
 	}
 	email := r.PathValue("email")
 	target := "user:" + email
+	c.aim(target)
 	if req.Org == "" {
 		return errf(http.StatusBadRequest, "org is required")
 	}
 	if err := c.need(req.Org, "", policy.ManageOrgMembers); err != nil {
-		a.auditDenied(r.Context(), c, "user.set_role", target, err)
 		return err
 	}
 	if err := roleChange(&req); err != nil {
 		return err
 	}
 	if err := c.grantable(req.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
-		a.auditDenied(r.Context(), c, "user.set_role", target, err)
 		return err
 	}
 	if err := a.checkRoles(r.Context(), req.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil && !(req.Remove && req.Project != "") {
@@ -325,7 +322,6 @@ func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) err
 	// Demoting or removing an org admin takes manage_org_admins too.
 	if u.OrgRoles[req.Org] == policy.Admin && !c.p.AccessTo(req.Org, "").Perms.Has(policy.ManageOrgAdmins) {
 		err := errf(http.StatusForbidden, "%s cannot change the role of an org admin", c.actor)
-		a.auditDenied(r.Context(), c, "user.set_role", target, err)
 		return err
 	}
 	u, err = a.st.UpdateUser(r.Context(), u.ID, func(u *store.User) error {
@@ -380,7 +376,7 @@ func roleChange(req *apiv1.RoleRequest) error {
 func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) error {
 	email := r.PathValue("email")
 	if err := c.superuser(); err != nil {
-		a.auditDenied(r.Context(), c, "user.delete", "user:"+email, err)
+		c.aim("user:" + email)
 		return err
 	}
 	u, err := a.userByEmail(r.Context(), email)
@@ -401,7 +397,7 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 // --- services
 
 func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) error {
-	org, err := a.org(r, c, policy.ManageOrg, "service.create")
+	org, err := a.org(r, c, policy.ManageOrg)
 	if err != nil {
 		return err
 	}
@@ -410,6 +406,7 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	target := "service:" + org + "/" + req.Name
+	c.aim(target)
 	if err := checkName("name", req.Name, serviceName, "1-64 characters of A-Z, a-z, 0-9, _, . and -"); err != nil {
 		return err
 	}
@@ -420,7 +417,6 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	if err := c.grantable(org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
-		a.auditDenied(r.Context(), c, "service.create", target, err)
 		return err
 	}
 	if err := checkAttributes(req.Attributes); err != nil {
@@ -449,8 +445,8 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 }
 
 // service loads the service named in the path after checking manage_org on its org.
-func (a *API) service(r *http.Request, c *caller, action string) (store.Service, error) {
-	org, err := a.org(r, c, policy.ManageOrg, action)
+func (a *API) service(r *http.Request, c *caller) (store.Service, error) {
+	org, err := a.org(r, c, policy.ManageOrg)
 	if err != nil {
 		return store.Service{}, err
 	}
@@ -463,7 +459,7 @@ func (a *API) service(r *http.Request, c *caller, action string) (store.Service,
 }
 
 func (a *API) listServices(w http.ResponseWriter, r *http.Request, c *caller) error {
-	org, err := a.org(r, c, policy.ManageOrg, "")
+	org, err := a.org(r, c, policy.ManageOrg)
 	if err != nil {
 		return err
 	}
@@ -472,7 +468,7 @@ func (a *API) listServices(w http.ResponseWriter, r *http.Request, c *caller) er
 }
 
 func (a *API) showService(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.service(r, c, "")
+	s, err := a.service(r, c)
 	if err != nil {
 		return err
 	}
@@ -497,7 +493,7 @@ func (a *API) tokensOf(ctx context.Context, owner string) ([]apiv1.TokenInfo, er
 }
 
 func (a *API) editService(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.service(r, c, "service.edit")
+	s, err := a.service(r, c)
 	if err != nil {
 		return err
 	}
@@ -541,7 +537,7 @@ func (a *API) editService(w http.ResponseWriter, r *http.Request, c *caller) err
 }
 
 func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.service(r, c, "service.set_role")
+	s, err := a.service(r, c)
 	if err != nil {
 		return err
 	}
@@ -550,6 +546,7 @@ func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) 
 		return err
 	}
 	target := "service:" + s.Org + "/" + s.Name
+	c.aim(target)
 	if req.Org != "" && req.Org != s.Org {
 		return errf(http.StatusBadRequest, "a service has roles in its own org only (%s)", s.Org)
 	}
@@ -562,7 +559,6 @@ func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) 
 		}
 	}
 	if err := c.grantable(s.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
-		a.auditDenied(r.Context(), c, "service.set_role", target, err)
 		return err
 	}
 	if req.Remove && req.Project != "" {
@@ -594,7 +590,7 @@ func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) 
 }
 
 func (a *API) deleteService(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.service(r, c, "service.delete")
+	s, err := a.service(r, c)
 	if err != nil {
 		return err
 	}
@@ -607,7 +603,7 @@ func (a *API) deleteService(w http.ResponseWriter, r *http.Request, c *caller) e
 }
 
 func (a *API) issueServiceToken(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.service(r, c, "service.token.issue")
+	s, err := a.service(r, c)
 	if err != nil {
 		return err
 	}
@@ -619,7 +615,7 @@ func (a *API) issueServiceToken(w http.ResponseWriter, r *http.Request, c *calle
 }
 
 func (a *API) listServiceTokens(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.service(r, c, "")
+	s, err := a.service(r, c)
 	if err != nil {
 		return err
 	}
@@ -628,7 +624,7 @@ func (a *API) listServiceTokens(w http.ResponseWriter, r *http.Request, c *calle
 }
 
 func (a *API) revokeServiceToken(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.service(r, c, "service.token.revoke")
+	s, err := a.service(r, c)
 	if err != nil {
 		return err
 	}
@@ -709,7 +705,7 @@ func (a *API) issueUserToken(w http.ResponseWriter, r *http.Request, c *caller) 
 	}
 	u, err := a.tokenOwner(r.Context(), c, req.UserEmail)
 	if err != nil {
-		a.auditDenied(r.Context(), c, "token.issue", "user:"+req.UserEmail, err)
+		c.aim("user:" + req.UserEmail)
 		return err
 	}
 	issued, err := a.newTokenTTL(r.Context(), c, token.User, u.ID, req.DisplayName, time.Duration(req.TTLMinutes)*time.Minute)
@@ -733,7 +729,7 @@ func (a *API) listUserTokens(w http.ResponseWriter, r *http.Request, c *caller) 
 func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller) error {
 	u, err := a.tokenOwner(r.Context(), c, r.URL.Query().Get("user_email"))
 	if err != nil {
-		a.auditDenied(r.Context(), c, "token.revoke", "user:"+r.URL.Query().Get("user_email"), err)
+		c.aim("user:" + r.URL.Query().Get("user_email"))
 		return err
 	}
 	var t apiv1.TokenInfo
