@@ -70,7 +70,7 @@ func setup(t *testing.T) *env {
 	issue := func(name string, k token.Kind, owner string) {
 		tok, err := token.New(k)
 		must(err)
-		must(st.CreateToken(ctx, store.Token{ID: tok.ID.String(), Kind: k, OwnerID: owner, DisplayName: name, Prefix: tok.Display(), Hash: tok.Hash(), CreatedAt: time.Now()}))
+		must(st.CreateToken(ctx, store.NewToken(tok, owner, name, "", time.Now(), 0)))
 		e.tokens[name] = tok.Encode()
 	}
 	for name, u := range users {

@@ -651,11 +651,7 @@ func (a *API) newTokenTTL(ctx context.Context, c *caller, k token.Kind, owner, n
 	if err != nil {
 		return apiv1.IssuedToken{}, err
 	}
-	rec := store.Token{ID: tok.ID.String(), Kind: k, OwnerID: owner, DisplayName: name, Prefix: tok.Display(),
-		Hash: tok.Hash(), CreatedBy: c.actor, CreatedAt: a.now().UTC()}
-	if ttl > 0 {
-		rec.ExpiresAt = rec.CreatedAt.Add(ttl)
-	}
+	rec := store.NewToken(tok, owner, name, c.actor, a.now(), ttl)
 	if err := a.st.CreateToken(ctx, rec); err != nil {
 		return apiv1.IssuedToken{}, fmt.Errorf("store token: %w", err)
 	}

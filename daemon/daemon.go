@@ -275,8 +275,7 @@ func (d *Daemon) bootstrap(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		rec := store.Token{ID: tok.ID.String(), Kind: token.User, OwnerID: u.ID, DisplayName: "bootstrap",
-			Prefix: tok.Display(), Hash: tok.Hash(), CreatedBy: "rill-authd", CreatedAt: time.Now().UTC()}
+		rec := store.NewToken(tok, u.ID, "bootstrap", "rill-authd", time.Now(), 0)
 		if err := d.st.CreateToken(ctx, rec); err != nil {
 			return fmt.Errorf("create bootstrap token: %w", err)
 		}

@@ -91,3 +91,14 @@ type AuditFilter struct {
 	Actor string
 	Limit int
 }
+
+// NewToken is the record of a freshly issued tok: the one place a token record is built, so
+// every issuer stores the same fields (the hash, never the secret). A zero ttl never expires.
+func NewToken(tok token.Token, owner, displayName, createdBy string, now time.Time, ttl time.Duration) Token {
+	t := Token{ID: tok.ID.String(), Kind: tok.Kind, OwnerID: owner, DisplayName: displayName, Prefix: tok.Display(),
+		Hash: tok.Hash(), CreatedBy: createdBy, CreatedAt: now.UTC()}
+	if ttl > 0 {
+		t.ExpiresAt = t.CreatedAt.Add(ttl)
+	}
+	return t
+}

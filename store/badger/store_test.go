@@ -45,7 +45,7 @@ func newToken(t *testing.T, k token.Kind, owner string) (store.Token, token.Toke
 	t.Helper()
 	raw, err := token.New(k)
 	must(t, err)
-	return store.Token{ID: raw.ID.String(), Kind: k, OwnerID: owner, Prefix: raw.Display(), Hash: raw.Hash(), CreatedAt: time.Now()}, raw
+	return store.NewToken(raw, owner, "", "", time.Now(), 0), raw
 }
 
 func TestOrgsAndProjects(t *testing.T) {
