@@ -30,7 +30,7 @@ type env struct {
 
 // setup serves the API over a real in-memory store on 127.0.0.1 with principals of every
 // standing: a superuser, acme's admin, editor and viewer, an outsider, and two acme services.
-func setup(t *testing.T) *env {
+func setup(t testing.TB) *env {
 	t.Helper()
 	st, err := badger.Open(badger.Options{InMemory: true})
 	if err != nil {
@@ -85,7 +85,7 @@ func setup(t *testing.T) *env {
 	return e
 }
 
-func (e *env) call(t *testing.T, who, method, path, body string) (int, apiv1.Error, []byte) {
+func (e *env) call(t testing.TB, who, method, path, body string) (int, apiv1.Error, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {

@@ -114,6 +114,10 @@ func ParseJWKS(data []byte) (map[string]*rsa.PublicKey, error) {
 			return nil, fmt.Errorf("parse JWKS: key %q has a bad modulus or exponent", k.Kid)
 		}
 		pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+		if pub.E < 3 || pub.E%2 == 0 {
+			// e = 1 would make any "signature" verify; Go's rsa refuses even ones at use time.
+			return nil, fmt.Errorf("parse JWKS: key %q has exponent %d; an odd one of 3 or more is needed", k.Kid, pub.E)
+		}
 		if pub.N.BitLen() < Bits {
 			return nil, fmt.Errorf("parse JWKS: key %q is %d bits; %d at least", k.Kid, pub.N.BitLen(), Bits)
 		}
