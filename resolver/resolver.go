@@ -337,20 +337,22 @@ func (r *Resolver) touchLoop() {
 		clear(pending)
 		clear(uses)
 	}
+	// record is the one place a use is counted, so the drain at stop counts as the loop does.
+	record := func(id token.ID) {
+		pending[id] = r.now()
+		uses[id]++
+	}
 	for {
 		select {
 		case id := <-r.touch:
-			pending[id] = r.now()
-			uses[id]++
+			record(id)
 		case <-tick:
 			flush()
 		case <-r.stop:
 			for {
 				select {
 				case id := <-r.touch:
-					pending[id] = r.now()
-					uses[id]++
-					uses[id]++
+					record(id)
 				default:
 					flush()
 					return

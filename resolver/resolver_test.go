@@ -246,3 +246,57 @@ func TestBearerFromHeader(t *testing.T) {
 		}
 	}
 }
+
+// gatedTouches blocks the first TouchTokens until release is closed, so uses can be queued
+// behind a flush in progress.
+type gatedTouches struct {
+	store.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedTouches) TouchTokens(ctx context.Context, used map[string]time.Time) error {
+	select {
+	case g.entered <- struct{}{}:
+		<-g.release
+	default:
+	}
+	return g.Store.TouchTokens(ctx, used)
+}
+
+func TestCloseCountsQueuedUsesOnce(t *testing.T) {
+	f := setup(t, Options{TouchInterval: -1})
+	tok, id := f.issue(t, token.User, "u1", time.Time{})
+	st := &gatedTouches{Store: f.st, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	r := New(st, Options{TouchInterval: time.Millisecond})
+	_, err := r.Resolve(ctx, tok)
+	must(t, err)
+	<-st.entered // the first flush is blocked: the next uses wait in the queue
+	const queued = 1000
+	for range queued {
+		_, err := r.Resolve(ctx, tok)
+		must(t, err)
+	}
+	closed := make(chan struct{})
+	go func() { r.Close(); close(closed) }()
+	<-r.stop // Close asked the loop to stop while the uses are still queued
+	close(st.release)
+	<-closed
+
+	evs, err := f.st.ListAudit(ctx, store.AuditFilter{Actor: "rill-authd"})
+	must(t, err)
+	checks := 0
+	for _, e := range evs {
+		var tokens, n int
+		if e.Action != "token.use" {
+			continue
+		}
+		if _, err := fmt.Sscanf(e.Target, "%d tokens, %d checks", &tokens, &n); err != nil || tokens != 1 {
+			t.Fatalf("use summary %q (%q)", e.Target, e.Detail)
+		}
+		checks += n
+	}
+	if checks != 1+queued {
+		t.Fatalf("use summaries count %d checks of token %s, want %d", checks, id, 1+queued)
+	}
+}
