@@ -118,10 +118,14 @@ func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 			t.instance = s.cfg.Exchange.InstanceID
 		}
 	}
-	o := res.Memo(t, func() any { return s.decide(ctx, res, t) }).(*outcome)
+	memo := resolver.MemoOf[target, *outcome](res)
+	o, ok := memo.Load(t)
+	if !ok {
+		o = memo.LoadOrStore(t, s.decide(ctx, res, t))
+	}
 	if !o.validUntil.IsZero() && !s.now().Before(o.validUntil) { // plugin attributes went stale
 		o = s.decide(ctx, res, t)
-		res.MemoSet(t, o)
+		memo.Store(t, o)
 	}
 	if o.verdict != allow {
 		return s.logged(req, o, res.TokenID)

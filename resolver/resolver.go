@@ -177,19 +177,6 @@ func (r Result) Expires() time.Time {
 	return r.entry.expires
 }
 
-// MemoSet replaces a memoized value (one that has gone stale).
-func (r Result) MemoSet(key, v any) { r.entry.memo.Store(key, v) }
-
-// Memo returns the per-token memo table for key-value results derived from the principal,
-// valid until the next invalidation.
-func (r Result) Memo(key any, compute func() any) any {
-	if v, ok := r.entry.memo.Load(key); ok {
-		return v
-	}
-	v, _ := r.entry.memo.LoadOrStore(key, compute())
-	return v
-}
-
 // Resolve authenticates a rill_usr_/rill_svc_ token. A hit in the cache reads no store and
 // allocates nothing.
 func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {

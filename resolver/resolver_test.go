@@ -210,6 +210,102 @@ func TestCacheHitDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// memoKey is shaped like extauthz's target: a struct of strings, which an any key would box.
+type memoKey struct {
+	org, project string
+	perm         uint64
+}
+
+func TestMemoHitDoesNotAllocate(t *testing.T) {
+	f := setup(t, Options{})
+	tok, _ := f.issue(t, token.User, "u1", time.Time{})
+	res, err := f.r.Resolve(ctx, tok)
+	must(t, err)
+	key := memoKey{"acme", "web", 1}
+	v := new(int)
+	MemoOf[memoKey, *int](res).LoadOrStore(key, v)
+	n := testing.AllocsPerRun(1000, func() {
+		res, err := f.r.Resolve(ctx, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := MemoOf[memoKey, *int](res).Load(key); !ok || got != v {
+			t.Fatalf("memo lost its value: %v %v", got, ok)
+		}
+	})
+	if n != 0 {
+		t.Fatalf("cache and memo hit allocates %v times", n)
+	}
+}
+
+func TestMemoIsPerTokenUntilInvalidation(t *testing.T) {
+	f := setup(t, Options{})
+	tok1, _ := f.issue(t, token.User, "u1", time.Time{})
+	tok2, _ := f.issue(t, token.User, "u1", time.Time{})
+	resolve := func(tok string) *Memo[memoKey, string] {
+		t.Helper()
+		res, err := f.r.Resolve(ctx, tok)
+		must(t, err)
+		return MemoOf[memoKey, string](res)
+	}
+	a, b := memoKey{"acme", "web", 1}, memoKey{"acme", "data", 1}
+	if got := resolve(tok1).LoadOrStore(a, "1a"); got != "1a" {
+		t.Fatalf("first store gave %q", got)
+	}
+	if got := resolve(tok1).LoadOrStore(a, "other"); got != "1a" {
+		t.Fatalf("a second store replaced the first: %q", got)
+	}
+	if _, ok := resolve(tok2).Load(a); ok {
+		t.Fatal("one token's memo is visible to another")
+	}
+	// Reads promote newer keys; every key stays readable whatever the order.
+	resolve(tok1).LoadOrStore(b, "1b")
+	for range 3 {
+		for k, want := range map[memoKey]string{a: "1a", b: "1b"} {
+			if got, ok := resolve(tok1).Load(k); !ok || got != want {
+				t.Fatalf("%v: %q %v, want %q", k, got, ok, want)
+			}
+		}
+	}
+	resolve(tok1).Store(a, "1a'")
+	if got, _ := resolve(tok1).Load(a); got != "1a'" {
+		t.Fatalf("Store did not replace: %q", got)
+	}
+	if _, err := f.st.UpdateUser(ctx, "u1", func(u *store.User) error { u.DisplayName = "Bob"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := resolve(tok1).Load(a); ok {
+		t.Fatalf("memo survived an invalidation: %q", v)
+	}
+	if m := MemoOf[memoKey, int](Result{}); m == nil {
+		t.Fatal("no memo for a bare Result")
+	}
+}
+
+func TestMemoConcurrentUse(t *testing.T) {
+	var m Memo[int, int]
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				k := (i + g) % 50
+				if v, ok := m.Load(k); ok && v != k {
+					t.Errorf("Load(%d) = %d", k, v)
+				}
+				if v := m.LoadOrStore(k, k); v != k {
+					t.Errorf("LoadOrStore(%d) = %d", k, v)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for k := range 50 {
+		if v, ok := m.Load(k); !ok || v != k {
+			t.Fatalf("Load(%d) = %d %v", k, v, ok)
+		}
+	}
+}
+
 func TestLastUsedIsRecorded(t *testing.T) {
 	f := setup(t, Options{TouchInterval: 10 * time.Millisecond})
 	tok, id := f.issue(t, token.User, "u1", time.Time{})
