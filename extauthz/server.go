@@ -121,10 +121,10 @@ func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 	memo := resolver.MemoOf[target, *outcome](res)
 	o, ok := memo.Load(t)
 	if !ok {
-		o = memo.LoadOrStore(t, s.decide(ctx, res, t))
+		o = memo.LoadOrStore(t, s.outcomeOf(ctx, res, t))
 	}
 	if !o.validUntil.IsZero() && !s.now().Before(o.validUntil) { // plugin attributes went stale
-		o = s.decide(ctx, res, t)
+		o = s.outcomeOf(ctx, res, t)
 		memo.Store(t, o)
 	}
 	if o.verdict != allow {
@@ -141,8 +141,8 @@ func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 	return o
 }
 
-// decide makes the outcome of a resolved principal on t, asking the plugins for attributes.
-func (s *Server) decide(ctx context.Context, res resolver.Result, t target) *outcome {
+// outcomeOf decides a resolved principal's access to t, asking the plugins for attributes.
+func (s *Server) outcomeOf(ctx context.Context, res resolver.Result, t target) *outcome {
 	var extra attributeSource
 	if s.cfg.Plugins != nil {
 		extra = func(p *policy.Principal, a policy.Access, t target, attrs map[string]any) (map[string]any, time.Time, error) {
