@@ -187,19 +187,6 @@ func (r Result) Expires() time.Time {
 	return r.entry.expires
 }
 
-// MemoSet replaces a memoized value (one that has gone stale).
-func (r Result) MemoSet(key, v any) { r.entry.memo.Store(key, v) }
-
-// Memo returns the per-token memo table for key-value results derived from the principal,
-// valid until the next invalidation.
-func (r Result) Memo(key any, compute func() any) any {
-	if v, ok := r.entry.memo.Load(key); ok {
-		return v
-	}
-	v, _ := r.entry.memo.LoadOrStore(key, compute())
-	return v
-}
-
 // Resolve authenticates a rill_usr_/rill_svc_ token. A hit in the cache reads no store and
 // allocates nothing.
 func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
@@ -347,20 +334,22 @@ func (r *Resolver) touchLoop() {
 		clear(pending)
 		clear(uses)
 	}
+	// record is the one place a use is counted, so the drain at stop counts as the loop does.
+	record := func(id token.ID) {
+		pending[id] = r.now()
+		uses[id]++
+	}
 	for {
 		select {
 		case id := <-r.touch:
-			pending[id] = r.now()
-			uses[id]++
+			record(id)
 		case <-tick:
 			flush()
 		case <-r.stop:
 			for {
 				select {
 				case id := <-r.touch:
-					pending[id] = r.now()
-					uses[id]++
-					uses[id]++
+					record(id)
 				default:
 					flush()
 					return
