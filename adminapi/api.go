@@ -145,14 +145,14 @@ func (c *caller) need(org, project string, perm policy.Perm) error {
 
 // grantable returns a 403 unless the caller may hand out orgRole on org and projectRole on
 // org/project: no one grants more than they hold.
-func (c *caller) grantable(org, orgRole, project, projectRole string) error {
+func (c *caller) grantable(org string, orgRole policy.Role, project string, projectRole policy.Role) error {
 	a := c.p.AccessTo(org, project)
 	if orgRole != "" {
-		if orgRole == policy.Admin && !a.Perms.Has(policy.ManageOrgAdmins) || !policy.RoleAtMost(orgRole, a.OrgRole) {
+		if orgRole == policy.Admin && !a.Perms.Has(policy.ManageOrgAdmins) || !orgRole.AtMost(a.OrgRole) {
 			return errf(http.StatusForbidden, "%s cannot grant org role %s: it is above their own (%s)", c.actor, orgRole, orNone(a.OrgRole))
 		}
 	}
-	if projectRole != "" && !policy.RoleAtMost(projectRole, a.ProjectRole) {
+	if projectRole != "" && !projectRole.AtMost(a.ProjectRole) {
 		return errf(http.StatusForbidden, "%s cannot grant project role %s on %s/%s: it is above their own (%s)", c.actor, projectRole, org, project, orNone(a.ProjectRole))
 	}
 	return nil
@@ -165,7 +165,7 @@ func (c *caller) superuser() error {
 	return errf(http.StatusForbidden, "only a superuser may do this (%s is not one)", c.actor)
 }
 
-func orNone(s string) string {
+func orNone(s policy.Role) policy.Role {
 	if s == "" {
 		return "none"
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/rill-authd/rill-authd/adminapi/client"
 	"github.com/rill-authd/rill-authd/extauthz"
 	"github.com/rill-authd/rill-authd/keys"
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/badger"
@@ -61,9 +62,9 @@ func setup(t testing.TB) *env {
 	}
 	users := map[string]store.User{
 		"su":       {Email: "root@x.io", Superuser: true},
-		"admin":    {Email: "admin@acme.io", OrgRoles: map[string]string{"acme": "admin"}},
-		"editor":   {Email: "editor@acme.io", OrgRoles: map[string]string{"acme": "editor"}},
-		"viewer":   {Email: "viewer@acme.io", OrgRoles: map[string]string{"acme": "viewer"}, ProjectRoles: map[string]string{"acme/web": "viewer"}},
+		"admin":    {Email: "admin@acme.io", OrgRoles: map[string]policy.Role{"acme": "admin"}},
+		"editor":   {Email: "editor@acme.io", OrgRoles: map[string]policy.Role{"acme": "editor"}},
+		"viewer":   {Email: "viewer@acme.io", OrgRoles: map[string]policy.Role{"acme": "viewer"}, ProjectRoles: map[string]policy.Role{"acme/web": "viewer"}},
 		"outsider": {Email: "out@else.io"},
 	}
 	e := &env{url: srv.URL, tokens: map[string]string{}, st: st, check: extauthz.New(res, extauthz.Config{})}
@@ -80,7 +81,7 @@ func setup(t testing.TB) *env {
 	}
 	must(st.CreateService(ctx, store.Service{ID: "s-admin", Org: "acme", Name: "robot", OrgRole: "admin"}))
 	issue("svc-admin", token.Service, "s-admin")
-	must(st.CreateService(ctx, store.Service{ID: "s-viewer", Org: "acme", Name: "dash", ProjectRoles: map[string]string{"web": "viewer"}}))
+	must(st.CreateService(ctx, store.Service{ID: "s-viewer", Org: "acme", Name: "dash", ProjectRoles: map[string]policy.Role{"web": "viewer"}}))
 	issue("svc-viewer", token.Service, "s-viewer")
 	return e
 }

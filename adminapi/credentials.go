@@ -100,16 +100,13 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	a.metrics.TokenIssued("ephemeral")
+	a.metrics.TokenIssued(policy.KindEphemeral)
 	return a.audited(w, r, c, "credentials.issue", fmt.Sprintf("%s sub:%s jti:%s ttl:%s", target, subject, jti, ttl), http.StatusOK, apiv1.CredentialsResponse{AccessToken: raw, TTLSeconds: int(ttl / time.Second), ExpiresAt: now.Add(ttl)})
 }
 
-func issuedBy(c *caller) string {
-	if c.p.Kind == policy.KindService {
-		return "service:" + c.p.ID
-	}
-	return "user:" + c.p.ID
-}
+// issuedBy names the caller in an ephemeral token's issuer claim: its kind and id, which the
+// resolver reads back to check the issuer still holds manage_prod.
+func issuedBy(c *caller) string { return string(c.p.Kind) + ":" + c.p.ID }
 
 func (a *API) rotateKey(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if err := c.superuser(); err != nil {
@@ -162,17 +159,17 @@ func (a *API) introspect(w http.ResponseWriter, r *http.Request, c *caller) erro
 		return err
 	}
 	p := res.Principal
-	out := apiv1.Introspection{Active: true, Sub: p.Subject, Kind: p.Kind, OrgRoles: map[string]string{}, ProjectRoles: map[string]string{}}
+	out := apiv1.Introspection{Active: true, Sub: p.Subject, Kind: string(p.Kind), OrgRoles: map[string]string{}, ProjectRoles: map[string]string{}}
 	visible := false
 	for org, role := range p.OrgRoles {
 		if manages(org) {
-			out.OrgRoles[org], visible = role, true
+			out.OrgRoles[org], visible = string(role), true
 		}
 	}
 	for key, role := range p.ProjectRoles {
 		org, project, _ := strings.Cut(key, "/")
 		if manages(org) {
-			out.ProjectRoles[key], visible = role, true
+			out.ProjectRoles[key], visible = string(role), true
 			if p.Kind == policy.KindEphemeral {
 				out.Org, out.Project = org, project
 				out.Scope = strings.ReplaceAll(p.AccessTo(org, project).Perms.String(), ",", " ")

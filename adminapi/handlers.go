@@ -70,8 +70,8 @@ func writeList[T any](w http.ResponseWriter, list []T, err error) error {
 }
 
 func (a *API) whoami(w http.ResponseWriter, _ *http.Request, c *caller) error {
-	writeJSON(w, http.StatusOK, apiv1.Whoami{Kind: c.p.Kind, Subject: c.p.Subject, ID: c.p.ID, Superuser: c.p.Superuser,
-		OrgRoles: c.p.OrgRoles, ProjectRoles: c.p.ProjectRoles, TokenID: c.tokenID})
+	writeJSON(w, http.StatusOK, apiv1.Whoami{Kind: string(c.p.Kind), Subject: c.p.Subject, ID: c.p.ID, Superuser: c.p.Superuser,
+		OrgRoles: wireRoles(c.p.OrgRoles), ProjectRoles: wireRoles(c.p.ProjectRoles), TokenID: c.tokenID})
 	return nil
 }
 
@@ -163,7 +163,7 @@ func (a *API) listProjects(w http.ResponseWriter, r *http.Request, c *caller) er
 }
 
 // checkRoles validates role names and that the project exists.
-func (a *API) checkRoles(ctx context.Context, org, orgRole, project, projectRole string) error {
+func (a *API) checkRoles(ctx context.Context, org string, orgRole policy.Role, project string, projectRole policy.Role) error {
 	if orgRole != "" && !policy.ValidOrgRole(orgRole) {
 		return errf(http.StatusBadRequest, "org_role %q is invalid: use admin, editor, viewer or guest", orgRole)
 	}
@@ -201,6 +201,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if err := decode(r, &req); err != nil {
 		return err
 	}
+	orgRole, projectRole := policy.Role(req.OrgRole), policy.Role(req.ProjectRole)
 	target := "user:" + req.Email
 	c.aim(target)
 	if req.Org == "" {
@@ -208,14 +209,14 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 			err := errf(http.StatusForbidden, "only a superuser may create a user outside an org; give an org you manage")
 			return err
 		}
-		if req.OrgRole != "" || req.Project != "" {
+		if orgRole != "" || req.Project != "" {
 			return errf(http.StatusBadRequest, "org is required with org_role or project")
 		}
 	} else {
 		if err := c.need(req.Org, "", policy.ManageOrgMembers); err != nil {
 			return err
 		}
-		if err := c.grantable(req.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
+		if err := c.grantable(req.Org, orgRole, req.Project, projectRole); err != nil {
 			return err
 		}
 		if _, err := a.st.GetOrg(r.Context(), req.Org); errors.Is(err, store.ErrNotFound) {
@@ -225,7 +226,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if !strings.Contains(req.Email, "@") || strings.ContainsAny(req.Email, " \t\n/") || len(req.Email) > 254 {
 		return errf(http.StatusBadRequest, "email %q is not an email address", req.Email)
 	}
-	if err := a.checkRoles(r.Context(), req.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
+	if err := a.checkRoles(r.Context(), req.Org, orgRole, req.Project, projectRole); err != nil {
 		return err
 	}
 	if err := checkAttributes(req.Attributes); err != nil {
@@ -233,13 +234,13 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	now := a.now().UTC()
 	u := store.User{ID: token.NewID(), Email: strings.ToLower(req.Email), DisplayName: req.DisplayName, Groups: req.Groups,
-		Attributes: req.Attributes, OrgRoles: map[string]string{}, ProjectRoles: map[string]string{}, CreatedAt: now, UpdatedAt: now}
-	if req.OrgRole != "" {
-		u.OrgRoles[req.Org] = req.OrgRole
+		Attributes: req.Attributes, OrgRoles: map[string]policy.Role{}, ProjectRoles: map[string]policy.Role{}, CreatedAt: now, UpdatedAt: now}
+	if orgRole != "" {
+		u.OrgRoles[req.Org] = orgRole
 	}
 	if req.Project != "" {
-		u.ProjectRoles[store.ProjectKey(req.Org, req.Project)] = req.ProjectRole
-		if req.OrgRole == "" { // a project member can see the org the project is in
+		u.ProjectRoles[store.ProjectKey(req.Org, req.Project)] = projectRole
+		if orgRole == "" { // a project member can see the org the project is in
 			u.OrgRoles[req.Org] = policy.Guest
 		}
 	}
@@ -275,7 +276,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, c *caller) error
 	return nil
 }
 
-func hasProjectIn(roles map[string]string, org string) bool {
+func hasProjectIn(roles map[string]policy.Role, org string) bool {
 	for k := range roles {
 		if strings.HasPrefix(k, org+"/") {
 			return true
@@ -297,6 +298,7 @@ func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err := decode(r, &req); err != nil {
 		return err
 	}
+	orgRole, projectRole := policy.Role(req.OrgRole), policy.Role(req.ProjectRole)
 	email := r.PathValue("email")
 	target := "user:" + email
 	c.aim(target)
@@ -309,10 +311,10 @@ func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err := roleChange(&req); err != nil {
 		return err
 	}
-	if err := c.grantable(req.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
+	if err := c.grantable(req.Org, orgRole, req.Project, projectRole); err != nil {
 		return err
 	}
-	if err := a.checkRoles(r.Context(), req.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil && !(req.Remove && req.Project != "") {
+	if err := a.checkRoles(r.Context(), req.Org, orgRole, req.Project, projectRole); err != nil && !(req.Remove && req.Project != "") {
 		return err
 	}
 	u, err := a.userByEmail(r.Context(), email)
@@ -326,16 +328,16 @@ func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) err
 	}
 	u, err = a.st.UpdateUser(r.Context(), u.ID, func(u *store.User) error {
 		if u.OrgRoles == nil {
-			u.OrgRoles = map[string]string{}
+			u.OrgRoles = map[string]policy.Role{}
 		}
 		if u.ProjectRoles == nil {
-			u.ProjectRoles = map[string]string{}
+			u.ProjectRoles = map[string]policy.Role{}
 		}
 		switch {
 		case req.Project != "" && req.Remove:
 			delete(u.ProjectRoles, store.ProjectKey(req.Org, req.Project))
 		case req.Project != "":
-			u.ProjectRoles[store.ProjectKey(req.Org, req.Project)] = req.ProjectRole
+			u.ProjectRoles[store.ProjectKey(req.Org, req.Project)] = projectRole
 			if u.OrgRoles[req.Org] == "" {
 				u.OrgRoles[req.Org] = policy.Guest
 			}
@@ -347,7 +349,7 @@ func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) err
 				}
 			}
 		default:
-			u.OrgRoles[req.Org] = req.OrgRole
+			u.OrgRoles[req.Org] = orgRole
 		}
 		u.UpdatedAt = a.now().UTC()
 		return nil
@@ -390,7 +392,7 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if err != nil {
 		return err
 	}
-	a.metrics.TokensRevoked("user", revoked)
+	a.metrics.TokensRevoked(policy.KindUser, revoked)
 	return a.audited(w, r, c, "user.delete", "user:"+u.Email, http.StatusOK, wireUser(u))
 }
 
@@ -405,31 +407,32 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := decode(r, &req); err != nil {
 		return err
 	}
+	orgRole, projectRole := policy.Role(req.OrgRole), policy.Role(req.ProjectRole)
 	target := "service:" + org + "/" + req.Name
 	c.aim(target)
 	if err := checkName("name", req.Name, serviceName, "1-64 characters of A-Z, a-z, 0-9, _, . and -"); err != nil {
 		return err
 	}
-	if req.OrgRole == "" && req.ProjectRole == "" && req.Project == "" {
+	if orgRole == "" && projectRole == "" && req.Project == "" {
 		return errf(http.StatusBadRequest, "a service needs a role: give org_role, or project with project_role")
 	}
-	if err := a.checkRoles(r.Context(), org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
+	if err := a.checkRoles(r.Context(), org, orgRole, req.Project, projectRole); err != nil {
 		return err
 	}
-	if err := c.grantable(org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
+	if err := c.grantable(org, orgRole, req.Project, projectRole); err != nil {
 		return err
 	}
 	if err := checkAttributes(req.Attributes); err != nil {
 		return err
 	}
 	now := a.now().UTC()
-	s := store.Service{ID: token.NewID(), Org: org, Name: req.Name, OrgRole: req.OrgRole, ProjectRoles: map[string]string{},
+	s := store.Service{ID: token.NewID(), Org: org, Name: req.Name, OrgRole: orgRole, ProjectRoles: map[string]policy.Role{},
 		Attributes: req.Attributes, CreatedBy: c.actor, CreatedAt: now, UpdatedAt: now}
 	if s.Attributes == nil {
 		s.Attributes = map[string]any{}
 	}
 	if req.Project != "" {
-		s.ProjectRoles[req.Project] = req.ProjectRole
+		s.ProjectRoles[req.Project] = projectRole
 	}
 	if err := a.st.CreateService(r.Context(), s); err != nil {
 		if errors.Is(err, store.ErrConflict) {
@@ -545,6 +548,7 @@ func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err := decode(r, &req); err != nil {
 		return err
 	}
+	orgRole, projectRole := policy.Role(req.OrgRole), policy.Role(req.ProjectRole)
 	target := "service:" + s.Org + "/" + s.Name
 	c.aim(target)
 	if req.Org != "" && req.Org != s.Org {
@@ -554,11 +558,11 @@ func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) 
 		return err
 	}
 	if !(req.Remove && req.Project != "") {
-		if err := a.checkRoles(r.Context(), s.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
+		if err := a.checkRoles(r.Context(), s.Org, orgRole, req.Project, projectRole); err != nil {
 			return err
 		}
 	}
-	if err := c.grantable(s.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
+	if err := c.grantable(s.Org, orgRole, req.Project, projectRole); err != nil {
 		return err
 	}
 	if req.Remove && req.Project != "" {
@@ -568,17 +572,17 @@ func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) 
 	}
 	s, err = a.st.UpdateService(r.Context(), s.ID, func(s *store.Service) error {
 		if s.ProjectRoles == nil {
-			s.ProjectRoles = map[string]string{}
+			s.ProjectRoles = map[string]policy.Role{}
 		}
 		switch {
 		case req.Project != "" && req.Remove:
 			delete(s.ProjectRoles, req.Project)
 		case req.Project != "":
-			s.ProjectRoles[req.Project] = req.ProjectRole
+			s.ProjectRoles[req.Project] = projectRole
 		case req.Remove:
 			s.OrgRole = ""
 		default:
-			s.OrgRole = req.OrgRole
+			s.OrgRole = orgRole
 		}
 		s.UpdatedAt = a.now().UTC()
 		return nil
@@ -598,7 +602,7 @@ func (a *API) deleteService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		return err
 	}
-	a.metrics.TokensRevoked("service", revoked)
+	a.metrics.TokensRevoked(policy.KindService, revoked)
 	return a.audited(w, r, c, "service.delete", "service:"+s.Org+"/"+s.Name, http.StatusOK, wireService(s))
 }
 
@@ -635,7 +639,7 @@ func (a *API) revokeServiceToken(w http.ResponseWriter, r *http.Request, c *call
 	if err := a.st.DeleteToken(r.Context(), t.ID); err != nil {
 		return err
 	}
-	a.metrics.TokensRevoked(kindLabel(token.Kind(t.Kind)), 1)
+	a.metrics.TokensRevoked(policy.KindOf(token.Kind(t.Kind)), 1)
 	return a.audited(w, r, c, "service.token.revoke", "service:"+s.Org+"/"+s.Name+" token:"+t.ID, http.StatusOK, apiv1.Revoked{Revoked: []apiv1.TokenInfo{t}})
 }
 
@@ -655,15 +659,8 @@ func (a *API) newTokenTTL(ctx context.Context, c *caller, k token.Kind, owner, n
 	if err := a.st.CreateToken(ctx, rec); err != nil {
 		return apiv1.IssuedToken{}, fmt.Errorf("store token: %w", err)
 	}
-	a.metrics.TokenIssued(kindLabel(k))
+	a.metrics.TokenIssued(policy.KindOf(k))
 	return apiv1.IssuedToken{Token: tok.Encode(), TokenInfo: tokenInfo(rec)}, nil
-}
-
-func kindLabel(k token.Kind) string {
-	if k == token.Service {
-		return "service"
-	}
-	return "user"
 }
 
 // tokenOwner is the user whose tokens a request is about: the caller, or (superusers only) the
@@ -766,7 +763,7 @@ func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller)
 	if err := a.st.DeleteToken(r.Context(), t.ID); err != nil {
 		return err
 	}
-	a.metrics.TokensRevoked(kindLabel(token.Kind(t.Kind)), 1)
+	a.metrics.TokensRevoked(policy.KindOf(token.Kind(t.Kind)), 1)
 	return a.audited(w, r, c, "token.revoke", "user:"+u.Email+" token:"+t.ID, http.StatusOK, apiv1.Revoked{Revoked: []apiv1.TokenInfo{t}})
 }
 

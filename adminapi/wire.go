@@ -3,6 +3,7 @@ package adminapi
 import (
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/plugins"
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
 )
 
@@ -16,12 +17,12 @@ func wireProject(p store.Project) apiv1.Project {
 }
 
 func wireUser(u store.User) apiv1.User {
-	return apiv1.User{ID: u.ID, Email: u.Email, DisplayName: u.DisplayName, OrgRoles: u.OrgRoles, ProjectRoles: u.ProjectRoles,
+	return apiv1.User{ID: u.ID, Email: u.Email, DisplayName: u.DisplayName, OrgRoles: wireRoles(u.OrgRoles), ProjectRoles: wireRoles(u.ProjectRoles),
 		Groups: u.Groups, Attributes: u.Attributes, Superuser: u.Superuser, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 
 func wireService(s store.Service) apiv1.Service {
-	return apiv1.Service{ID: s.ID, Org: s.Org, Name: s.Name, OrgRole: s.OrgRole, ProjectRoles: s.ProjectRoles,
+	return apiv1.Service{ID: s.ID, Org: s.Org, Name: s.Name, OrgRole: string(s.OrgRole), ProjectRoles: wireRoles(s.ProjectRoles),
 		Attributes: s.Attributes, CreatedBy: s.CreatedBy, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
 }
 
@@ -37,6 +38,18 @@ func wirePluginStatus(s plugins.Status) apiv1.PluginStatus {
 func tokenInfo(t store.Token) apiv1.TokenInfo {
 	return apiv1.TokenInfo{ID: t.ID, Prefix: t.Prefix, Kind: string(t.Kind), DisplayName: t.DisplayName, CreatedBy: t.CreatedBy,
 		CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt}
+}
+
+// wireRoles converts a role map, keeping nil as nil (omitted on the wire).
+func wireRoles(m map[string]policy.Role) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, r := range m {
+		out[k] = string(r)
+	}
+	return out
 }
 
 // wireList converts a list; never nil, so that an empty list is [] on the wire, not null.

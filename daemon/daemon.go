@@ -27,6 +27,7 @@ import (
 	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/plugins"
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/badger"
@@ -359,7 +360,7 @@ func (d *Daemon) registerGauges() {
 	m.CounterFunc("rill_authd_cache_evictions_total", "Cached principals evicted to stay within --cache-size.", func() float64 { return float64(res.Stats().Evictions) })
 	m.GaugeFunc("rill_authd_cache_entries", "Principals in the cache.", nil, func() float64 { return float64(res.Stats().Size) })
 	for _, k := range []token.Kind{token.User, token.Service} {
-		label := map[token.Kind]string{token.User: "user", token.Service: "service"}[k]
+		label := string(policy.KindOf(k))
 		m.GaugeFunc("rill_authd_active_tokens", "Live (issued, not revoked) tokens, by kind.", map[string]string{"kind": label}, func() float64 {
 			counts, err := st.CountTokens(context.Background())
 			if err != nil {

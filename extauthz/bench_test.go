@@ -23,6 +23,7 @@ import (
 	"github.com/rill-authd/rill-authd/extauthz"
 	"github.com/rill-authd/rill-authd/internal/testenv"
 	"github.com/rill-authd/rill-authd/plugins"
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/badger"
@@ -69,7 +70,7 @@ func storeWithTokens(b *testing.B, n int) *benchStore {
 	if err := st.CreateOrg(ctx, store.Org{Name: "acme", CreatedAt: now}); err != nil {
 		b.Fatal(err)
 	}
-	if err := st.CreateService(ctx, store.Service{ID: "s-bench", Org: "acme", Name: "bench", ProjectRoles: map[string]string{"web": "viewer"},
+	if err := st.CreateService(ctx, store.Service{ID: "s-bench", Org: "acme", Name: "bench", ProjectRoles: map[string]policy.Role{"web": "viewer"},
 		Attributes: map[string]any{"tier": "gold"}, CreatedAt: now, UpdatedAt: now}); err != nil {
 		b.Fatal(err)
 	}

@@ -141,19 +141,19 @@ func decide(p *policy.Principal, tokenID token.ID, t target, extra attributeSour
 			d.set = append(d.set, header{k, v})
 		}
 	}
-	add(HeaderKind, p.Kind)
+	add(HeaderKind, string(p.Kind))
 	add(HeaderSubject, p.Subject)
 	add(HeaderOrg, t.org)
 	add(HeaderProject, t.project)
-	add(HeaderOrgRole, a.OrgRole)
-	add(HeaderProjectRole, a.ProjectRole)
+	add(HeaderOrgRole, string(a.OrgRole))
+	add(HeaderProjectRole, string(a.ProjectRole))
 	add(HeaderPermissions, perms)
 	add(HeaderAttributes, base64.RawURLEncoding.EncodeToString(attrs))
 	add(HeaderTokenID, id)
 	var attrMeta map[string]any
 	_ = json.Unmarshal(attrs, &attrMeta) // plain JSON types, as structpb wants them
-	d.meta = map[string]any{"auth_kind": p.Kind, "subject": p.Subject, "org": t.org, "project": t.project,
-		"org_role": a.OrgRole, "project_role": a.ProjectRole, "permissions": perms, "token_id": id,
+	d.meta = map[string]any{"auth_kind": string(p.Kind), "subject": p.Subject, "org": t.org, "project": t.project,
+		"org_role": string(a.OrgRole), "project_role": string(a.ProjectRole), "permissions": perms, "token_id": id,
 		"attributes": attrMeta}
 	d.grant = runtimeGrant{sub: p.Subject, attrs: attrMeta, instance: t.instance, perms: runtimePerms(a.Perms)}
 	return d

@@ -146,8 +146,8 @@ func (s *Server) outcomeOf(ctx context.Context, res resolver.Result, t target) *
 	var extra attributeSource
 	if s.cfg.Plugins != nil {
 		extra = func(p *policy.Principal, a policy.Access, t target, attrs map[string]any) (map[string]any, time.Time, error) {
-			added, until, err := s.cfg.Plugins.Attributes(ctx, plugins.Principal{Kind: p.Kind, ID: p.ID, Subject: p.Subject, Email: p.Email,
-				Org: t.org, Project: t.project, OrgRole: a.OrgRole, ProjectRole: a.ProjectRole, Groups: p.Groups, Attributes: attrs})
+			added, until, err := s.cfg.Plugins.Attributes(ctx, plugins.Principal{Kind: string(p.Kind), ID: p.ID, Subject: p.Subject, Email: p.Email,
+				Org: t.org, Project: t.project, OrgRole: string(a.OrgRole), ProjectRole: string(a.ProjectRole), Groups: p.Groups, Attributes: attrs})
 			if err != nil {
 				return nil, s.now(), err // ask again on the next check
 			}
@@ -240,7 +240,7 @@ func principalKind(p *policy.Principal) string {
 	if p.Kind == policy.KindEphemeral && p.Issuer != "" {
 		return metrics.KindExternalJWT
 	}
-	return p.Kind
+	return string(p.Kind)
 }
 
 // refuse turns a resolve error into an outcome and logs it.

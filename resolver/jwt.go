@@ -77,10 +77,10 @@ func (r *Resolver) resolveJWT(ctx context.Context, raw string) (Result, error) {
 func (r *Resolver) ephemeralPrincipal(ctx context.Context, c *token.Claims) (*policy.Principal, error) {
 	kind, id, _ := strings.Cut(c.IssuedBy, ":")
 	var k token.Kind
-	switch kind {
-	case "service":
+	switch policy.Kind(kind) {
+	case policy.KindService:
 		k = token.Service
-	case "user":
+	case policy.KindUser:
 		k = token.User
 	default:
 		return nil, token.ErrJWTMalformed
@@ -115,7 +115,7 @@ func parsePerms(names []string, def policy.Perm) policy.Perm {
 // ephemeral is the principal of a verified JWT: its attributes, and perms on org/project only.
 func ephemeral(c *token.Claims, org, project string, perms policy.Perm) *policy.Principal {
 	p := &policy.Principal{Kind: policy.KindEphemeral, ID: c.ID, Subject: c.Subject, Name: c.Subject,
-		OrgRoles: map[string]string{}, ProjectRoles: map[string]string{}, Attributes: c.Attr}
+		OrgRoles: map[string]policy.Role{}, ProjectRoles: map[string]policy.Role{}, Attributes: c.Attr}
 	if email, ok := c.Attr["email"].(string); ok {
 		p.Email = email
 	}

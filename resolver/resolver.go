@@ -286,7 +286,7 @@ func UserPrincipal(u *store.User) *policy.Principal {
 // ServicePrincipal builds the principal of a service; its roles apply in its own org only.
 func ServicePrincipal(s *store.Service) *policy.Principal {
 	p := &policy.Principal{Kind: policy.KindService, ID: s.ID, Subject: s.Name, Name: s.Name,
-		OrgRoles: map[string]string{}, ProjectRoles: make(map[string]string, len(s.ProjectRoles)), Attributes: s.Attributes}
+		OrgRoles: map[string]policy.Role{}, ProjectRoles: make(map[string]policy.Role, len(s.ProjectRoles)), Attributes: s.Attributes}
 	if s.OrgRole != "" {
 		p.OrgRoles[s.Org] = s.OrgRole
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/badger"
 	"github.com/rill-authd/rill-authd/token"
@@ -29,8 +30,8 @@ func setup(t testing.TB, o Options) *fixture {
 	r := New(st, o)
 	t.Cleanup(func() { r.Close(); st.Close() })
 	must(t, st.CreateOrg(ctx, store.Org{Name: "acme"}))
-	must(t, st.CreateUser(ctx, store.User{ID: "u1", Email: "bob@acme.com", OrgRoles: map[string]string{"acme": "viewer"}}))
-	must(t, st.CreateService(ctx, store.Service{ID: "s1", Org: "acme", Name: "reporting", ProjectRoles: map[string]string{"web": "viewer"}}))
+	must(t, st.CreateUser(ctx, store.User{ID: "u1", Email: "bob@acme.com", OrgRoles: map[string]policy.Role{"acme": "viewer"}}))
+	must(t, st.CreateService(ctx, store.Service{ID: "s1", Org: "acme", Name: "reporting", ProjectRoles: map[string]policy.Role{"web": "viewer"}}))
 	return &fixture{st: st, r: r}
 }
 

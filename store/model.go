@@ -3,6 +3,7 @@ package store
 import (
 	"time"
 
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -21,16 +22,16 @@ type Project struct {
 
 // User is a person. ProjectRoles is keyed by "org/project".
 type User struct {
-	ID           string            `json:"id"`
-	Email        string            `json:"email"`
-	DisplayName  string            `json:"display_name,omitempty"`
-	OrgRoles     map[string]string `json:"org_roles,omitempty"`
-	ProjectRoles map[string]string `json:"project_roles,omitempty"`
-	Groups       []string          `json:"groups,omitempty"`
-	Attributes   map[string]any    `json:"attributes,omitempty"`
-	Superuser    bool              `json:"superuser,omitempty"`
-	CreatedAt    time.Time         `json:"created_at"`
-	UpdatedAt    time.Time         `json:"updated_at"`
+	ID           string                 `json:"id"`
+	Email        string                 `json:"email"`
+	DisplayName  string                 `json:"display_name,omitempty"`
+	OrgRoles     map[string]policy.Role `json:"org_roles,omitempty"`
+	ProjectRoles map[string]policy.Role `json:"project_roles,omitempty"`
+	Groups       []string               `json:"groups,omitempty"`
+	Attributes   map[string]any         `json:"attributes,omitempty"`
+	Superuser    bool                   `json:"superuser,omitempty"`
+	CreatedAt    time.Time              `json:"created_at"`
+	UpdatedAt    time.Time              `json:"updated_at"`
 }
 
 // ProjectKey is the key of User.ProjectRoles for a project.
@@ -38,15 +39,15 @@ func ProjectKey(org, project string) string { return org + "/" + project }
 
 // Service is a service account of an org. ProjectRoles is keyed by project name.
 type Service struct {
-	ID           string            `json:"id"`
-	Org          string            `json:"org"`
-	Name         string            `json:"name"`
-	OrgRole      string            `json:"org_role,omitempty"`
-	ProjectRoles map[string]string `json:"project_roles,omitempty"`
-	Attributes   map[string]any    `json:"attributes,omitempty"`
-	CreatedBy    string            `json:"created_by,omitempty"`
-	CreatedAt    time.Time         `json:"created_at"`
-	UpdatedAt    time.Time         `json:"updated_at"`
+	ID           string                 `json:"id"`
+	Org          string                 `json:"org"`
+	Name         string                 `json:"name"`
+	OrgRole      policy.Role            `json:"org_role,omitempty"`
+	ProjectRoles map[string]policy.Role `json:"project_roles,omitempty"`
+	Attributes   map[string]any         `json:"attributes,omitempty"`
+	CreatedBy    string                 `json:"created_by,omitempty"`
+	CreatedAt    time.Time              `json:"created_at"`
+	UpdatedAt    time.Time              `json:"updated_at"`
 }
 
 // Token is the stored record of a user or service token. It never holds the secret, only its

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
@@ -172,7 +173,7 @@ func TestServicesIndexAndCascade(t *testing.T) {
 
 func TestUsersAndTokens(t *testing.T) {
 	s := memStore(t)
-	u := store.User{ID: "u1", Email: "bob@acme.com", OrgRoles: map[string]string{"acme": "viewer"}}
+	u := store.User{ID: "u1", Email: "bob@acme.com", OrgRoles: map[string]policy.Role{"acme": "viewer"}}
 	must(t, s.CreateUser(ctx, u))
 	if err := s.CreateUser(ctx, store.User{ID: "u2", Email: "bob@acme.com"}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("duplicate email: %v", err)
