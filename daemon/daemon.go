@@ -119,7 +119,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if err := d.bootstrap(ctx); err != nil {
 		return nil, err
 	}
-	pcfgs, err := pluginConfigs(string(cfg.Config))
+	pcfgs, err := pluginConfigs(cfg.ConfigFile)
 	if err != nil {
 		return nil, err
 	}
