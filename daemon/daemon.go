@@ -181,9 +181,6 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	return d, nil
 }
 
-// GRPCAddr and HTTPAddr are the bound listen addresses (useful with port 0).
-func (d *Daemon) GRPCAddr() string { return d.grpcLis.Addr().String() }
-func (d *Daemon) HTTPAddr() string { return d.httpLis.Addr().String() }
 
 func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !d.ready.Load() {

@@ -33,7 +33,7 @@ func (r *Resolver) resolveJWT(ctx context.Context, raw string) (Result, error) {
 	h := token.Hash(sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw))))
 	var key token.ID
 	copy(key[:], h[:16])
-	if e := r.cache.get(key); e != nil && e.kind == kindJWT && constantTimeEqual(&e.hash, &h) {
+	if e := r.cache.get(key); e != nil && e.kind == kindJWT && e.hash.Equal(h) {
 		if !r.now().Before(e.expires.Add(token.Leeway)) {
 			return Result{}, token.ErrJWTExpired
 		}

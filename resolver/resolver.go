@@ -200,7 +200,6 @@ func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	hash := tok.Hash()
 	e := r.cache.get(tok.ID)
 	if e == nil {
 		if e, err = r.load(ctx, tok.ID); err != nil {
@@ -208,7 +207,7 @@ func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
 		}
 	}
 	// Constant-time compare against the stored hash; the id alone is not a credential.
-	if !constantTimeEqual(&e.hash, &hash) || e.kind != tok.Kind {
+	if !tok.Matches(e.hash) || e.kind != tok.Kind {
 		return Result{}, ErrUnknown
 	}
 	if !e.expires.IsZero() && !r.now().Before(e.expires) {
@@ -219,14 +218,6 @@ func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
 	default: // last-used is best effort; never block a check on it
 	}
 	return Result{Principal: e.principal, TokenID: tok.ID, entry: e}, nil
-}
-
-func constantTimeEqual(a, b *token.Hash) bool {
-	var v byte
-	for i := range a {
-		v |= a[i] ^ b[i]
-	}
-	return v == 0
 }
 
 // load reads the token and its owner from the store and caches the result.
