@@ -20,7 +20,7 @@ import (
 // repeat, are interned.
 //
 // It is loaded from Badger on open and changed only after the transaction that changed the
-// records commits. Writers that add or remove tokens hold DB.tokMu from before their transaction
+// records commits. Writers that add or remove tokens hold DB.wmu from before their transaction
 // until the index is updated, so the index sees commits in commit order (a revoke that commits
 // after a create is never overtaken by it). Readers never wait for a commit's fsync.
 type tokIndex struct {
