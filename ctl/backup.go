@@ -28,7 +28,11 @@ func (c *BackupCmd) Run(g *Globals) error {
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(c.Output), "."+filepath.Base(c.Output)+".*.partial")
 	if err != nil {
-		return fmt.Errorf("backup: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the temporary file's name means nothing to the user
+		}
+		return fmt.Errorf("backup: cannot write %s: %w", c.Output, err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op once renamed
 	n, err := cl.Backup(g.ctx, tmp)

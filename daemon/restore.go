@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/badger"
@@ -27,9 +26,6 @@ func (c *RestoreCmd) Run(_ context.Context, stderr io.Writer) error {
 		if o.EncryptionKey, err = store.ReadKeyFile(c.EncryptionKeyFile); err != nil {
 			return err
 		}
-	}
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
 	}
 	st, err := badger.Restore(o, c.From, c.Force)
 	if err != nil {

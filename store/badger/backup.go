@@ -94,6 +94,9 @@ func Restore(o Options, from string, force bool) (RestoreStats, error) {
 	if err != nil {
 		return stats, err
 	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return stats, fmt.Errorf("restore: create data dir: %w", err)
+	}
 	db, err := bdg.Open(bo)
 	if err != nil {
 		return stats, fmt.Errorf("restore: open store in %q (is rill-authd running on it? stop it first): %w", o.Dir, err)
