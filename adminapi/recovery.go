@@ -46,12 +46,14 @@ func (a *API) backup(w http.ResponseWriter, r *http.Request, c *caller) error {
 	out := &lazyWriter{w: w, name: "rill-authd-" + start.UTC().Format("20060102T150405Z") + ".backup"}
 	version, err := b.Backup(r.Context(), out)
 	if err != nil {
-		if out.n == 0 && r.Context().Err() == nil {
+		// Best effort: the event written before the backup says it started, this one that it
+		// did not finish.
+		_ = a.st.AppendAudit(context.WithoutCancel(r.Context()), store.AuditEvent{Time: a.now().UTC(), Actor: c.actor,
+			Action: "admin.backup", Target: "store", Outcome: "failed: " + err.Error()})
+		if !out.started && r.Context().Err() == nil {
 			return fmt.Errorf("backup: %w", err)
 		}
 		a.log.Error("backup failed part-way", "request_id", c.requestID, "actor", c.actor, "bytes", out.n, "err", err)
-		_ = a.st.AppendAudit(context.WithoutCancel(r.Context()), store.AuditEvent{Time: a.now().UTC(), Actor: c.actor,
-			Action: "admin.backup", Target: "store", Outcome: "failed: " + err.Error()})
 		panic(http.ErrAbortHandler)
 	}
 	out.start() // an empty store still answers 200
