@@ -71,8 +71,11 @@ func testReopenKeepsEverything(t *testing.T, l *lifecycle) {
 		t.Fatalf("Bootstrap: %v, %v", ran, err)
 	}
 	w := populate(t, s)
-	// Every kind of record and write: updates that move unique names, revocations for each
-	// reason, an import, keys (one retired) and audit events.
+	// Every kind of record and write: records with every field set, updates that move unique
+	// names, revocations for each reason, an import, keys (one retired) and audit events.
+	full, fullSvc := fullUser("carol@acme.test"), fullService(w.org, "full")
+	must(t, s.CreateUser(c, full))
+	must(t, s.CreateService(c, fullSvc))
 	oldEmail := w.user.Email
 	_, err := s.UpdateUser(c, w.user.ID, func(u *store.User) error {
 		u.Email, u.Groups, u.Attributes = "ada@lovelace.test", []string{"eng"}, map[string]any{"k": "v"}
@@ -109,6 +112,8 @@ func testReopenKeepsEverything(t *testing.T, l *lifecycle) {
 
 	s = l.restart(s)
 	sameSnapshot(t, "after reopening", snap(t, s), before)
+	same(t, "GetUser after reopening", val(s.GetUser(c, full.ID))(t), full, normUser)
+	same(t, "GetServiceByName after reopening", val(s.GetServiceByName(c, w.org, "full"))(t), fullSvc, normService)
 	live := append([]store.Token{w.userTok}, imported...)
 	live[1].LastUsedAt = touched
 	for _, tk := range live {
