@@ -154,18 +154,17 @@ func testBootstrap(t *testing.T, su suite) {
 	})
 }
 
-// writes are one call of every write of a populated store, each of which would succeed.
-func writes(t *testing.T, w *world) []struct {
+// write is one call of a store write, for tables.
+type write struct {
 	name string
 	call func(context.Context, store.Store) error
-} {
-	type call = func(context.Context, store.Store) error
+}
+
+// writes are one call of every write of a populated store, each of which would succeed.
+func writes(t *testing.T, w *world) []write {
 	tk := newToken(t, token.User, w.user.ID)
 	imp := []store.Token{newToken(t, token.Service, w.svc.ID)}
-	out := []struct {
-		name string
-		call call
-	}{
+	return []write{
 		{"CreateOrg", func(c context.Context, s store.Store) error { return s.CreateOrg(c, store.Org{Name: "initech"}) }},
 		{"CreateProject", func(c context.Context, s store.Store) error {
 			return s.CreateProject(c, store.Project{Org: w.org, Name: "api"})
@@ -193,7 +192,6 @@ func writes(t *testing.T, w *world) []struct {
 			return s.AppendAudit(c, store.AuditEvent{Time: now(), Actor: "a", Action: "x", Outcome: "ok"})
 		}},
 	}
-	return out
 }
 
 // testCanceledContext: a write called with a canceled context fails and writes nothing.
