@@ -40,6 +40,7 @@ type DB struct {
 	gcDone    chan struct{}
 	closeOnce sync.Once
 	idx       *tokIndex
+	bootMu    sync.Mutex // serializes Bootstrap
 	// wmu is held by every write that appends to the change feed, from before its transaction
 	// until idx and the subscribers have seen it, so sequence numbers, the index and the
 	// subscribers all follow commit order (a revoke is never overtaken by the create before it).
