@@ -19,12 +19,12 @@ import (
 	"github.com/rill-authd/rill-authd/resolver"
 )
 
-// authdHTTP serves the HTTP mode the way the daemon mounts it.
+// authdHTTP serves the HTTP mode the way the daemon should mount it: in front of its mux, which
+// would redirect a path with dot-segments instead of letting the check refuse it.
 func authdHTTP(t *testing.T, f *fixture) *httptest.Server {
 	mux := http.NewServeMux()
-	mux.Handle(extauthz.HTTPPrefix+"/", f.srv)
-	mux.Handle(extauthz.HTTPPrefix, f.srv)
-	s := httptest.NewServer(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	s := httptest.NewServer(f.srv.Handler(mux))
 	t.Cleanup(s.Close)
 	return s
 }
