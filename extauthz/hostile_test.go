@@ -227,6 +227,24 @@ func assertGRPCAnswer(t *testing.T, where string, resp *authv3.CheckResponse, st
 // returns the status, the JSON body's message and the x-rill-* headers.
 func rawHTTP(t *testing.T, addr, target string, headers map[string][]string) (int, string, map[string]string) {
 	t.Helper()
+	status, hdr, raw := rawGET(t, addr, target, headers)
+	var body struct{ Message string }
+	if status != 200 {
+		if err := json.Unmarshal(raw, &body); err != nil {
+			t.Errorf("GET %s: status %d, body %q is not our JSON", target, status, raw)
+		}
+	}
+	set := map[string]string{}
+	for k, v := range hdr {
+		if strings.HasPrefix(k, "X-Rill-") {
+			set[k] = v[0]
+		}
+	}
+	return status, body.Message, set
+}
+
+func rawGET(t *testing.T, addr, target string, headers map[string][]string) (int, http.Header, []byte) {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -249,17 +267,5 @@ func rawHTTP(t *testing.T, addr, target string, headers map[string][]string) (in
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var body struct{ Message string }
-	if resp.StatusCode != 200 {
-		if err := json.Unmarshal(raw, &body); err != nil {
-			t.Errorf("GET %s: status %d, body %q is not our JSON", target, resp.StatusCode, raw)
-		}
-	}
-	set := map[string]string{}
-	for k, v := range resp.Header {
-		if strings.HasPrefix(k, "X-Rill-") {
-			set[k] = v[0]
-		}
-	}
-	return resp.StatusCode, body.Message, set
+	return resp.StatusCode, resp.Header, raw
 }
