@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -61,7 +62,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Exchange != nil {
 		x, err := s.exchange(r.Context(), o)
 		if err != nil {
-			s.log.Error("check failed: minting the runtime token failed", "request_id", req.id, "err", err)
+			if s.logsDenial(unavailableOutcome.label, slog.LevelError) {
+				s.log.Error("check failed: minting the runtime token failed", "request_id", req.id, "err", err)
+			}
 			o = unavailableOutcome
 			h.Set("Content-Type", "application/json")
 			w.WriteHeader(o.verdict.status())

@@ -48,6 +48,7 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	allowed atomic.Uint64 // allowed checks, for log sampling
+	denials *denialLog    // samples the lines of denied checks
 }
 
 // New returns a Server that resolves credentials with res.
@@ -61,7 +62,7 @@ func New(res *resolver.Resolver, cfg Config) *Server {
 	if cfg.Exchange != nil && cfg.Exchange.TTL == 0 {
 		cfg.Exchange.TTL = defaultExchangeTTL
 	}
-	return &Server{res: res, cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	return &Server{res: res, cfg: cfg, log: cfg.Logger, now: cfg.Now, denials: newDenialLog(cfg.Logger, cfg.Now)}
 }
 
 // request is the part of a check request the decision reads, whichever mode it came in.
@@ -388,7 +389,9 @@ func (s *Server) refuse(req *request, err error) *outcome {
 	if errors.Is(err, store.ErrClosed) {
 		return s.logged(req, unavailableOutcome, token.ID{})
 	}
-	s.log.Error("check failed", "request_id", req.id, "method", req.method, "path", pathOnly(req.path), "err", err)
+	if s.logsDenial(unavailableOutcome.label, slog.LevelError) {
+		s.log.Error("check failed", "request_id", req.id, "method", req.method, "path", pathOnly(req.path), "err", err)
+	}
 	return unavailableOutcome
 }
 
@@ -407,13 +410,19 @@ func (s *Server) observe(req *request, o *outcome, start time.Time) {
 	s.cfg.Metrics.Check(result, req.kind, o.label, time.Since(start))
 }
 
-// logged logs a denied outcome with its exact reason; never the credential.
+// logsDenial reports whether a denial (or failure) of reason label is to be logged: the first
+// few of each reason in a second are, the rest are counted (see denialLog).
+func (s *Server) logsDenial(label string, level slog.Level) bool {
+	return s.log.Enabled(context.Background(), level) && s.denials.allow(label, level)
+}
+
+// logged logs a denied outcome with its exact reason, sampled per reason; never the credential.
 func (s *Server) logged(req *request, o *outcome, id token.ID) *outcome {
 	level := slog.LevelInfo
 	if o.verdict.status() >= 500 {
 		level = slog.LevelError
 	}
-	if !s.log.Enabled(context.Background(), level) {
+	if !s.logsDenial(o.label, level) {
 		return o
 	}
 	attrs := []any{"request_id", req.id, "status", o.verdict.status(), "reason", o.reason, "method", req.method, "path", pathOnly(req.path)}
