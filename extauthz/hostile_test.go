@@ -208,6 +208,9 @@ func assertGRPCAnswer(t *testing.T, where string, resp *authv3.CheckResponse, st
 		return
 	}
 	d := resp.GetDeniedResponse()
+	if d == nil {
+		t.Fatalf("%s: want %d %q, got allowed with %v", where, status, reason, headerMap(resp.GetOkResponse().GetHeaders()))
+	}
 	var body struct {
 		Code    int    `json:"code"`
 		Message string `json:"message"`
