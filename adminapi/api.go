@@ -325,14 +325,15 @@ func jsonKind(k string) string {
 	return k
 }
 
+// Org and project names follow policy's rules, which the check applies to the names it reads.
 var (
-	orgName     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
-	projectName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
-	serviceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	orgName     = policy.ValidOrgName
+	projectName = policy.ValidProjectName
+	serviceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`).MatchString
 )
 
-func checkName(field, v string, re *regexp.Regexp, rule string) error {
-	if !re.MatchString(v) {
+func checkName(field, v string, valid func(string) bool, rule string) error {
+	if !valid(v) {
 		if v == "" {
 			return errf(http.StatusBadRequest, "%s is required", field)
 		}
