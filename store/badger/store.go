@@ -12,6 +12,7 @@ import (
 
 	bdg "github.com/dgraph-io/badger/v4"
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/store/internal/tokindex"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -39,7 +40,7 @@ type DB struct {
 	stopGC    chan struct{}
 	gcDone    chan struct{}
 	closeOnce sync.Once
-	idx       *tokIndex
+	idx       *tokindex.Index
 	// wmu is held by every write that appends to the change feed, from before its transaction
 	// until idx and the subscribers have seen it, so sequence numbers, the index and the
 	// subscribers all follow commit order (a revoke is never overtaken by the create before it).
@@ -103,7 +104,7 @@ func Open(o Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %q: %w", o.Dir, err)
 	}
-	s := &DB{db: db, opts: o, log: o.Logger, stopGC: make(chan struct{}), gcDone: make(chan struct{}), idx: newTokIndex()}
+	s := &DB{db: db, opts: o, log: o.Logger, stopGC: make(chan struct{}), gcDone: make(chan struct{}), idx: tokindex.New()}
 	if err := s.initTokenCounts(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store: count tokens: %w", err)
@@ -122,11 +123,11 @@ func Open(o Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store: count tokens: %w", err)
 	}
-	if err := s.idx.load(db, int(counts[token.User]+counts[token.Service])); err != nil {
+	if err := loadIndex(s.idx, db, int(counts[token.User]+counts[token.Service])); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store: load token index: %w", err)
 	}
-	if n := s.idx.len(); n > 0 {
+	if n := s.idx.Len(); n > 0 {
 		s.log.Info("token index loaded", "tokens", n, "took", time.Since(start).Round(time.Millisecond))
 	}
 	go s.gcLoop()
