@@ -90,7 +90,7 @@ func Open(o Options) (*DB, error) {
 		// (a 1M-token miss is ~25% faster) and five of them hold 80 MiB, not 320.
 		WithMemTableSize(16 << 20).
 		// 64 MiB of block cache (default 256): checks read tokens from the in-memory index
-		// (tokIndex), so the cache holds owners and admin reads, not every token block.
+		// (store/internal/tokindex), so the cache holds owners and admin reads, not every token block.
 		WithBlockCacheSize(64 << 20)
 	if o.InMemory {
 		bo = bo.WithInMemory(true).WithDir("").WithValueDir("")
