@@ -16,6 +16,10 @@ import (
 	"github.com/rill-authd/rill-authd/token"
 )
 
+// applyTimeout bounds one catch-up on the feed: it runs holding amu, which writers returning
+// wait for, so a stalled connection must not hold it for a TCP timeout.
+const applyTimeout = 10 * time.Second
+
 // feedBatch bounds the changes one read of the feed applies (whole writes, so a little more).
 const feedBatch = 10_000
 
@@ -390,7 +394,9 @@ func (s *DB) listen(ctx context.Context, cfg *pgx.ConnConfig, connected func()) 
 	first := true
 	for {
 		s.amu.Lock()
-		err := s.applyFromDB(ctx, conn, 0)
+		actx, cancel := context.WithTimeout(ctx, applyTimeout)
+		err := s.applyFromDB(actx, conn, 0)
+		cancel()
 		s.amu.Unlock()
 		if err != nil {
 			return fmt.Errorf("apply changes: %w", err)

@@ -273,7 +273,9 @@ func (s *DB) publish(ctx context.Context, first uint64, w *wtx) {
 		return // a catch-up (the follower's, or another writer's) applied it already
 	}
 	if s.applied.Load() < first-1 {
-		err := s.applyFromDB(context.WithoutCancel(ctx), s.pool, first-1)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), applyTimeout)
+		err := s.applyFromDB(actx, s.pool, first-1)
+		cancel()
 		if err != nil || s.applied.Load() != first-1 {
 			s.log.Warn("could not apply earlier changes before this replica's own write; the follower will", "seq", first, "err", err)
 			for _, d := range w.dels {

@@ -274,3 +274,64 @@ func TestBootstrapTwoReplicasAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicaBehindPrunedFeed: a replica that fell behind the pruned part of the feed reloads
+// its index and tombstones and tells its subscribers that anything may have changed.
+func TestReplicaBehindPrunedFeed(t *testing.T) {
+	a, b := twoReplicas(t)
+	logB := (&seqLog{}).subscribe(b)
+	must(t, a.CreateUser(ctx, store.User{ID: "u1", Email: "a@b.c"}))
+	keep, rawKeep := newToken(t, token.User, "u1")
+	gone, rawGone := newToken(t, token.User, "u1")
+	eventually(t, time.Second, "B follows", func() bool { return logB.last() == 1 })
+	b.amu.Lock() // B's follower cannot apply anything meanwhile
+	must(t, a.CreateToken(ctx, keep))
+	must(t, a.CreateToken(ctx, gone))
+	must(t, a.DeleteToken(ctx, gone.ID))
+	must(t, a.prune(ctx, time.Now().Add(feedRetention+time.Minute)))
+	b.amu.Unlock()
+	eventually(t, 5*time.Second, "B reloads", func() bool {
+		_, err := b.TokenAuth(ctx, rawGone.ID)
+		return errors.Is(err, store.ErrRevoked)
+	})
+	if _, err := b.TokenAuth(ctx, rawKeep.ID); err != nil {
+		t.Fatalf("a token made while B was behind: %v", err)
+	}
+	last, _ := a.LastSeq(ctx)
+	eventually(t, time.Second, "B's subscribers hear of the reload", func() bool { return logB.last() == last })
+	logB.mu.Lock()
+	defer logB.mu.Unlock()
+	if c := logB.cs[len(logB.cs)-1]; !c.AffectsDecisions() || c.Kind != store.ChangeKey {
+		t.Fatalf("the reload was announced as %+v", c)
+	}
+}
+
+// TestAllConnectionsKilled: every connection of B dies (as in a PostgreSQL restart); B's writes
+// work again and its listener replays what A wrote meanwhile.
+func TestAllConnectionsKilled(t *testing.T) {
+	a, b := twoReplicas(t)
+	logB := (&seqLog{}).subscribe(b)
+	must(t, a.CreateUser(ctx, store.User{ID: "u1", Email: "a@b.c"}))
+	tk, raw := newToken(t, token.User, "u1")
+	must(t, a.CreateToken(ctx, tk))
+	eventually(t, time.Second, "B knows the token", func() bool { _, err := b.TokenAuth(ctx, raw.ID); return err == nil })
+	// Make B's pool hold some connections, then kill them all, and the listener.
+	must(t, b.pool.Ping(ctx))
+	_, err := a.pool.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+	must(t, err)
+	must(t, a.DeleteToken(ctx, tk.ID))
+	eventually(t, 5*time.Second, "B denies after reconnecting", func() bool {
+		_, err := b.TokenAuth(ctx, raw.ID)
+		return errors.Is(err, store.ErrRevoked)
+	})
+	// A write through B succeeds once the pool has replaced its dead connections.
+	var werr error
+	eventually(t, 5*time.Second, "B writes again", func() bool {
+		werr = b.CreateUser(ctx, store.User{ID: "u2", Email: "b@b.c"})
+		return werr == nil
+	})
+	last, err := a.LastSeq(ctx)
+	must(t, err)
+	eventually(t, time.Second, "B applies everything", func() bool { return logB.last() == last })
+	logB.exactlyOnce(t, 0, last)
+}
