@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,11 +31,17 @@ type beginner interface {
 var snapshotTx = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 
 // tombstones is the in-memory set of tokens revoked within the tombstone period, so TokenAuth
-// tells revoked from unknown without a query. Writes are rare (revocations), reads are checks.
+// tells revoked from unknown without a query. Writes are rare (revocations); reads are checks
+// of tokens the index lacks, possibly a flood, so it is sharded like the index.
 type tombstones struct {
-	mu   sync.RWMutex
-	m    map[token.ID]tombstone
-	whys []string // interned reasons; few distinct
+	shards [16]tombShard
+	mu     sync.Mutex
+	whys   atomic.Pointer[[]string] // interned reasons, few distinct; only appended to
+}
+
+type tombShard struct {
+	mu sync.RWMutex
+	m  map[token.ID]tombstone
 }
 
 type tombstone struct {
@@ -42,53 +49,75 @@ type tombstone struct {
 	why uint32
 }
 
-func newTombstones() *tombstones { return &tombstones{m: map[token.ID]tombstone{}} }
+func newTombstones() *tombstones {
+	d := &tombstones{}
+	d.whys.Store(&[]string{})
+	for i := range d.shards {
+		d.shards[i].m = map[token.ID]tombstone{}
+	}
+	return d
+}
+
+func (d *tombstones) intern(why string) uint32 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	whys := *d.whys.Load()
+	for i, w := range whys {
+		if w == why {
+			return uint32(i)
+		}
+	}
+	whys = append(whys, why)
+	d.whys.Store(&whys)
+	return uint32(len(whys) - 1)
+}
 
 func (d *tombstones) add(id, why string, at time.Time) {
 	tid, err := token.ParseID(id)
 	if err != nil {
 		return // no bearer token can name it
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n := -1
-	for i, w := range d.whys {
-		if w == why {
-			n = i
-		}
-	}
-	if n < 0 {
-		d.whys = append(d.whys, why)
-		n = len(d.whys) - 1
-	}
-	d.m[tid] = tombstone{at: at.UnixNano(), why: uint32(n)}
+	t := tombstone{at: at.UnixNano(), why: d.intern(why)}
+	sh := &d.shards[tid[15]&15]
+	sh.mu.Lock()
+	sh.m[tid] = t
+	sh.mu.Unlock()
 }
 
 func (d *tombstones) get(id token.ID) (string, bool) {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	t, ok := d.m[id]
+	sh := &d.shards[id[15]&15]
+	sh.mu.RLock()
+	t, ok := sh.m[id]
+	sh.mu.RUnlock()
 	if !ok {
 		return "", false
 	}
-	return d.whys[t.why], true
+	return (*d.whys.Load())[t.why], true
 }
 
 // prune forgets tombstones older than before.
 func (d *tombstones) prune(before time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for id, t := range d.m {
-		if t.at < before.UnixNano() {
-			delete(d.m, id)
+	for i := range d.shards {
+		sh := &d.shards[i]
+		sh.mu.Lock()
+		for id, t := range sh.m {
+			if t.at < before.UnixNano() {
+				delete(sh.m, id)
+			}
 		}
+		sh.mu.Unlock()
 	}
 }
 
 func (d *tombstones) len() int {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	return len(d.m)
+	n := 0
+	for i := range d.shards {
+		sh := &d.shards[i]
+		sh.mu.RLock()
+		n += len(sh.m)
+		sh.mu.RUnlock()
+	}
+	return n
 }
 
 // reload replaces the token index and the tombstones with ones loaded from one snapshot, and

@@ -13,6 +13,12 @@
 // created on another replica a moment ago is unknown here until the feed delivers it (one
 // NOTIFY round trip, typically well under 100 ms); a client retrying with it succeeds once it
 // has arrived. The writing replica itself applies its write before the write returns.
+//
+// # Connections
+//
+// Besides its pool, each replica holds one connection that LISTENs, and writers, migrations and
+// bootstrap use advisory locks, so the URL must reach PostgreSQL directly or through a pooler
+// in session mode (not PgBouncer's transaction mode).
 package postgres
 
 import (
@@ -117,7 +123,8 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		return nil, errors.New("open postgres store: the URL does not parse")
 	}
 	if o.MaxConns > 0 {
-		cfg.MaxConns = o.MaxConns
+		// Bootstrap holds one connection while its fn writes through another.
+		cfg.MaxConns = max(o.MaxConns, 2)
 	}
 	listenCfg := cfg.ConnConfig.Copy()
 	listenCfg.RuntimeParams["application_name"] = "rill-authd change feed"
