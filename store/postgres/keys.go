@@ -14,8 +14,6 @@ import (
 	"github.com/rill-authd/rill-authd/store"
 )
 
-type cipherAEAD = cipher.AEAD
-
 func newAEAD(key []byte) (cipher.AEAD, error) {
 	switch len(key) {
 	case 16, 24, 32:

@@ -23,6 +23,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/cipher"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,7 +83,7 @@ type DB struct {
 	pool *pgxpool.Pool
 	opts Options
 	log  *slog.Logger
-	aead cipherAEAD // nil without an encryption key
+	aead cipher.AEAD // nil without an encryption key
 
 	idx  atomic.Pointer[tokindex.Index] // replaced whole only when the feed was truncated
 	dead atomic.Pointer[tombstones]
