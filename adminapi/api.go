@@ -1,7 +1,7 @@
 // Package adminapi is rill-authd's admin HTTP API (JSON): orgs, projects, users, services and
 // their tokens, user tokens and the audit log, authenticated with the same bearer tokens the
-// check path accepts and authorized with policy's role tables. It also holds the typed Go client
-// that rillctl uses.
+// check path accepts and authorized with policy's role tables. Its request and response bodies
+// are the types of adminapi/apiv1; the Go client is adminapi/client.
 package adminapi
 
 import (
@@ -18,6 +18,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/policy"
@@ -37,6 +39,9 @@ type Options struct {
 	// resolver's); MaxCredentialTTL caps their ttl_seconds (default 24h).
 	Issuer, Audience string
 	MaxCredentialTTL time.Duration
+	// Keys sign ephemeral JWTs, rotate, and make the JWKS (default: the resolver's, so that
+	// what the API signs the resolver verifies).
+	Keys *keys.Ring
 	// Plugins, when set, is reported by GET /v1/admin/plugins.
 	Plugins *plugins.Host
 	// Metrics, when set, counts requests and token lifecycle events.
@@ -52,6 +57,7 @@ type API struct {
 
 	issuer, audience string
 	maxTTL           time.Duration
+	keys             *keys.Ring
 	plugins          *plugins.Host
 	metrics          *metrics.Metrics
 }
@@ -67,15 +73,18 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 	if o.MaxCredentialTTL == 0 {
 		o.MaxCredentialTTL = 24 * time.Hour
 	}
-	return &API{st: st, res: res, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics}
+	if o.Keys == nil {
+		o.Keys = res.Keys()
+	}
+	return &API{st: st, res: res, keys: o.Keys, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics}
 }
 
-// Error is the body of every failed request: {"code": <gRPC code>, "message": "..."}, the shape
-// of the check's denials and of Rill's own API.
+// Error is a refused request: the HTTP status, and the gRPC code and message that go on the wire
+// as an apiv1.Error.
 type Error struct {
-	Status  int    `json:"-"`
-	Code    int    `json:"code"`
-	Message string `json:"message"`
+	Status  int
+	Code    int
+	Message string
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -108,6 +117,16 @@ type caller struct {
 	tokenID   string
 	actor     string
 	requestID string
+	// action is the mutation the route performs and target what it acts on, as far as the
+	// handler has learnt; a refusal (403) is audited with them by handle, in one place.
+	action, target string
+}
+
+// aim names what the caller is acting on, unless a handler named it more precisely first.
+func (c *caller) aim(target string) {
+	if c.target == "" {
+		c.target = target
+	}
 }
 
 func (c *caller) isUser() bool { return c.p.Kind == policy.KindUser }
@@ -126,14 +145,14 @@ func (c *caller) need(org, project string, perm policy.Perm) error {
 
 // grantable returns a 403 unless the caller may hand out orgRole on org and projectRole on
 // org/project: no one grants more than they hold.
-func (c *caller) grantable(org, orgRole, project, projectRole string) error {
+func (c *caller) grantable(org string, orgRole policy.Role, project string, projectRole policy.Role) error {
 	a := c.p.AccessTo(org, project)
 	if orgRole != "" {
-		if orgRole == policy.Admin && !a.Perms.Has(policy.ManageOrgAdmins) || !policy.RoleAtMost(orgRole, a.OrgRole) {
+		if orgRole == policy.Admin && !a.Perms.Has(policy.ManageOrgAdmins) || !orgRole.AtMost(a.OrgRole) {
 			return errf(http.StatusForbidden, "%s cannot grant org role %s: it is above their own (%s)", c.actor, orgRole, orNone(a.OrgRole))
 		}
 	}
-	if projectRole != "" && !policy.RoleAtMost(projectRole, a.ProjectRole) {
+	if projectRole != "" && !projectRole.AtMost(a.ProjectRole) {
 		return errf(http.StatusForbidden, "%s cannot grant project role %s on %s/%s: it is above their own (%s)", c.actor, projectRole, org, project, orNone(a.ProjectRole))
 	}
 	return nil
@@ -146,7 +165,7 @@ func (c *caller) superuser() error {
 	return errf(http.StatusForbidden, "only a superuser may do this (%s is not one)", c.actor)
 }
 
-func orNone(s string) string {
+func orNone(s policy.Role) policy.Role {
 	if s == "" {
 		return "none"
 	}
@@ -155,15 +174,25 @@ func orNone(s string) string {
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, c *caller) error
 
-// handle registers h behind authentication, the body limit and error rendering.
+// handle registers a read behind authentication, the body limit and error rendering.
 func (a *API) handle(mux *http.ServeMux, pattern string, h handlerFunc) {
+	a.mutation(mux, pattern, "", h)
+}
+
+// mutation registers h like handle; a refused call (403) is audited as action on the target
+// the handler named (c.aim or c.target), or on the path when it named none.
+func (a *API) mutation(mux *http.ServeMux, pattern, action string, h handlerFunc) {
 	mux.HandleFunc(pattern, func(rw http.ResponseWriter, r *http.Request) {
 		w := &statusWriter{ResponseWriter: rw, code: http.StatusOK}
 		defer func() { a.metrics.AdminRequest(pattern, w.code) }()
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 		c, err := a.authenticate(r)
 		if err == nil {
-			err = h(w, r, c)
+			c.action = action
+			if err = h(w, r, c); err != nil && action != "" {
+				c.aim("path:" + r.URL.Path)
+				a.auditDenied(r.Context(), c, err)
+			}
 		}
 		if err != nil {
 			a.fail(w, r, err)
@@ -235,7 +264,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="rill", error="invalid_token"`)
 	}
-	writeJSON(w, e.Status, e)
+	writeJSON(w, e.Status, apiv1.Error{Code: e.Code, Message: e.Message})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -325,7 +354,8 @@ func (a *API) audited(w http.ResponseWriter, r *http.Request, c *caller, action,
 }
 
 // auditDenied records a refused mutation, best effort.
-func (a *API) auditDenied(ctx context.Context, c *caller, action, target string, err error) {
+func (a *API) auditDenied(ctx context.Context, c *caller, err error) {
+	action, target := c.action, c.target
 	var e *Error
 	if !errors.As(err, &e) || e.Status != http.StatusForbidden {
 		return

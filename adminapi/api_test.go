@@ -11,7 +11,11 @@ import (
 	"time"
 
 	"github.com/rill-authd/rill-authd/adminapi"
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/adminapi/client"
 	"github.com/rill-authd/rill-authd/extauthz"
+	"github.com/rill-authd/rill-authd/keys"
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/badger"
@@ -27,20 +31,21 @@ type env struct {
 
 // setup serves the API over a real in-memory store on 127.0.0.1 with principals of every
 // standing: a superuser, acme's admin, editor and viewer, an outsider, and two acme services.
-func setup(t *testing.T) *env {
+func setup(t testing.TB) *env {
 	t.Helper()
 	st, err := badger.Open(badger.Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	res := resolver.New(st, resolver.Options{TouchInterval: -1, Issuer: "rill-authd", Audience: "rill"})
+	ring := keys.NewRing(st, keys.Options{})
+	res := resolver.New(st, resolver.Options{TouchInterval: -1, Issuer: "rill-authd", Audience: "rill", Keys: ring})
 	t.Cleanup(res.Close)
-	if _, err := adminapi.EnsureSigningKey(context.Background(), st, time.Now()); err != nil {
+	if _, err := ring.Ensure(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	adminapi.New(st, res, adminapi.Options{Issuer: "rill-authd", Audience: "rill"}).Register(mux)
+	adminapi.New(st, res, adminapi.Options{Issuer: "rill-authd", Audience: "rill", Keys: ring}).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
@@ -57,16 +62,16 @@ func setup(t *testing.T) *env {
 	}
 	users := map[string]store.User{
 		"su":       {Email: "root@x.io", Superuser: true},
-		"admin":    {Email: "admin@acme.io", OrgRoles: map[string]string{"acme": "admin"}},
-		"editor":   {Email: "editor@acme.io", OrgRoles: map[string]string{"acme": "editor"}},
-		"viewer":   {Email: "viewer@acme.io", OrgRoles: map[string]string{"acme": "viewer"}, ProjectRoles: map[string]string{"acme/web": "viewer"}},
+		"admin":    {Email: "admin@acme.io", OrgRoles: map[string]policy.Role{"acme": "admin"}},
+		"editor":   {Email: "editor@acme.io", OrgRoles: map[string]policy.Role{"acme": "editor"}},
+		"viewer":   {Email: "viewer@acme.io", OrgRoles: map[string]policy.Role{"acme": "viewer"}, ProjectRoles: map[string]policy.Role{"acme/web": "viewer"}},
 		"outsider": {Email: "out@else.io"},
 	}
 	e := &env{url: srv.URL, tokens: map[string]string{}, st: st, check: extauthz.New(res, extauthz.Config{})}
 	issue := func(name string, k token.Kind, owner string) {
 		tok, err := token.New(k)
 		must(err)
-		must(st.CreateToken(ctx, store.Token{ID: tok.ID.String(), Kind: k, OwnerID: owner, DisplayName: name, Prefix: tok.Display(), Hash: tok.Hash(), CreatedAt: time.Now()}))
+		must(st.CreateToken(ctx, store.NewToken(tok, owner, name, "", time.Now(), 0)))
 		e.tokens[name] = tok.Encode()
 	}
 	for name, u := range users {
@@ -76,12 +81,12 @@ func setup(t *testing.T) *env {
 	}
 	must(st.CreateService(ctx, store.Service{ID: "s-admin", Org: "acme", Name: "robot", OrgRole: "admin"}))
 	issue("svc-admin", token.Service, "s-admin")
-	must(st.CreateService(ctx, store.Service{ID: "s-viewer", Org: "acme", Name: "dash", ProjectRoles: map[string]string{"web": "viewer"}}))
+	must(st.CreateService(ctx, store.Service{ID: "s-viewer", Org: "acme", Name: "dash", ProjectRoles: map[string]policy.Role{"web": "viewer"}}))
 	issue("svc-viewer", token.Service, "s-viewer")
 	return e
 }
 
-func (e *env) call(t *testing.T, who, method, path, body string) (int, adminapi.Error, []byte) {
+func (e *env) call(t testing.TB, who, method, path, body string) (int, apiv1.Error, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -97,7 +102,7 @@ func (e *env) call(t *testing.T, who, method, path, body string) (int, adminapi.
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var apiErr adminapi.Error
+	var apiErr apiv1.Error
 	if resp.StatusCode >= 300 {
 		if err := json.Unmarshal(b, &apiErr); err != nil || apiErr.Message == "" || apiErr.Code == 0 {
 			t.Errorf("%s %s: error body %q is not {code, message}", method, path, b)
@@ -160,7 +165,7 @@ func TestWhoMayDoWhat(t *testing.T) {
 	}
 	// A user can revoke only their own tokens: another's id is simply not found.
 	code, _, body := e.call(t, "su", "GET", "/v1/tokens?user_email=admin@acme.io", "")
-	var adminToks []adminapi.TokenInfo
+	var adminToks []apiv1.TokenInfo
 	if code != 200 || json.Unmarshal(body, &adminToks) != nil || len(adminToks) != 1 {
 		t.Fatalf("admin's tokens: %d %s", code, body)
 	}
@@ -172,7 +177,7 @@ func TestWhoMayDoWhat(t *testing.T) {
 	}
 	// A service lists only its own org.
 	_, _, body = e.call(t, "svc-admin", "GET", "/v1/orgs", "")
-	var orgs []store.Org
+	var orgs []apiv1.Org
 	if json.Unmarshal(body, &orgs) != nil || len(orgs) != 1 || orgs[0].Name != "acme" {
 		t.Errorf("service sees orgs %s", body)
 	}
@@ -237,13 +242,13 @@ func TestBadInput(t *testing.T) {
 // very next request after.
 func TestDeleteRevokesAtOnce(t *testing.T) {
 	e := setup(t)
-	c := adminapi.NewClient(e.url, e.tokens["su"])
+	c := client.New(e.url, e.tokens["su"])
 	ctx := context.Background()
-	created, err := c.CreateService(ctx, "acme", adminapi.ServiceRequest{Name: "ci", OrgRole: "viewer"})
+	created, err := c.CreateService(ctx, "acme", apiv1.ServiceRequest{Name: "ci", OrgRole: "viewer"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := adminapi.NewClient(e.url, created.Token.Token)
+	svc := client.New(e.url, created.Token.Token)
 	if _, err := svc.Whoami(ctx); err != nil {
 		t.Fatalf("fresh service token: %v", err)
 	}
@@ -254,23 +259,66 @@ func TestDeleteRevokesAtOnce(t *testing.T) {
 	if _, err := c.RevokeServiceToken(ctx, "acme", "ci", extra.Prefix); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := adminapi.NewClient(e.url, extra.Token).Whoami(ctx); err == nil || !strings.Contains(err.Error(), "token revoked") {
+	if _, err := client.New(e.url, extra.Token).Whoami(ctx); err == nil || !strings.Contains(err.Error(), "token revoked") {
 		t.Errorf("revoked extra token: %v", err)
 	}
 	if _, err := c.DeleteService(ctx, "acme", "ci"); err != nil {
 		t.Fatal(err)
 	}
 	_, err = svc.Whoami(ctx)
-	var apiErr *adminapi.Error
+	var apiErr *client.Error
 	if !asError(err, &apiErr) || apiErr.Status != 401 || apiErr.Message != "token revoked" {
 		t.Errorf("deleted service's token: %v", err)
 	}
 }
 
-func asError(err error, target **adminapi.Error) bool {
-	e, ok := err.(*adminapi.Error)
+func asError(err error, target **client.Error) bool {
+	e, ok := err.(*client.Error)
 	if ok {
 		*target = e
 	}
 	return ok
+}
+
+// TestEveryRefusedMutationIsAudited: a 403 on any mutation route writes one audit event with the
+// route's action, whichever check in the handler refused it.
+func TestEveryRefusedMutationIsAudited(t *testing.T) {
+	e := setup(t)
+	cases := []struct{ method, path, body, action string }{
+		{"POST", "/v1/orgs", `{"name":"new"}`, "org.create"},
+		{"POST", "/v1/orgs/acme/projects", `{"name":"p2"}`, "project.create"},
+		{"POST", "/v1/users", `{"email":"x@y.io"}`, "user.create"},
+		{"PUT", "/v1/users/editor@acme.io/roles", `{"org":"acme","org_role":"admin"}`, "user.set_role"},
+		{"DELETE", "/v1/users/editor@acme.io", "", "user.delete"},
+		{"POST", "/v1/orgs/acme/services", `{"name":"s","org_role":"viewer"}`, "service.create"},
+		{"PATCH", "/v1/orgs/acme/services/robot", `{"new_name":"r2"}`, "service.edit"},
+		{"PUT", "/v1/orgs/acme/services/robot/roles", `{"org_role":"viewer"}`, "service.set_role"},
+		{"DELETE", "/v1/orgs/acme/services/robot", "", "service.delete"},
+		{"POST", "/v1/orgs/acme/services/robot/tokens", "", "service.token.issue"},
+		{"DELETE", "/v1/orgs/acme/services/robot/tokens/rill_svc_0123456789", "", "service.token.revoke"},
+		{"POST", "/v1/tokens", `{"display_name":"x","user_email":"admin@acme.io"}`, "token.issue"},
+		{"POST", "/v1/admin/signing-keys/rotate", "", "signing_key.rotate"},
+		{"POST", "/v1/orgs/acme/projects/web/credentials", `{"user_email":"a@b.io"}`, "credentials.issue"},
+	}
+	for _, c := range cases {
+		before, err := e.st.ListAudit(context.Background(), store.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, _, _ := e.call(t, "viewer", c.method, c.path, c.body); code != http.StatusForbidden {
+			t.Errorf("%s %s as a viewer: %d, want 403", c.method, c.path, code)
+			continue
+		}
+		after, err := e.st.ListAudit(context.Background(), store.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after) != len(before)+1 {
+			t.Errorf("%s %s: %d audit events written, want 1", c.method, c.path, len(after)-len(before))
+			continue
+		}
+		if ev := after[len(after)-1]; ev.Action != c.action || !strings.HasPrefix(ev.Outcome, "denied: ") || ev.Actor != "user:viewer@acme.io" {
+			t.Errorf("%s %s: audited %+v, want action %s denied", c.method, c.path, ev, c.action)
+		}
+	}
 }

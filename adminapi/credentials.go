@@ -1,7 +1,6 @@
 package adminapi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,34 +10,20 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
 
-// CredentialsRequest asks for an ephemeral token for an end user: their attributes, or just
-// their email.
-type CredentialsRequest struct {
-	Attributes map[string]any `json:"attributes,omitempty"`
-	UserEmail  string         `json:"user_email,omitempty"`
-	TTLSeconds *int           `json:"ttl_seconds,omitempty"`
-}
-
-// CredentialsResponse carries the ephemeral token.
-type CredentialsResponse struct {
-	AccessToken string    `json:"access_token"`
-	TTLSeconds  int       `json:"ttl_seconds"`
-	ExpiresAt   time.Time `json:"expires_at"`
-}
-
 // DefaultCredentialTTL is the life of an ephemeral token when the request gives none.
 const DefaultCredentialTTL = time.Hour
 
 func (a *API) registerCredentials(mux *http.ServeMux) {
-	a.handle(mux, "POST /v1/orgs/{org}/projects/{project}/credentials", a.credentials)
-	a.handle(mux, "POST /v1/organizations/{org}/projects/{project}/credentials", a.credentials)
-	a.handle(mux, "POST /v1/admin/signing-keys/rotate", a.rotateKey)
+	a.mutation(mux, "POST /v1/orgs/{org}/projects/{project}/credentials", "credentials.issue", a.credentials)
+	a.mutation(mux, "POST /v1/organizations/{org}/projects/{project}/credentials", "credentials.issue", a.credentials)
+	a.mutation(mux, "POST /v1/admin/signing-keys/rotate", "signing_key.rotate", a.rotateKey)
 	a.handle(mux, "POST /v1/introspect", a.introspect)
 	mux.HandleFunc("GET /.well-known/jwks.json", a.jwks)
 }
@@ -46,8 +31,8 @@ func (a *API) registerCredentials(mux *http.ServeMux) {
 func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) error {
 	org, project := r.PathValue("org"), r.PathValue("project")
 	target := "project:" + org + "/" + project
+	c.aim(target)
 	if err := c.need(org, project, policy.ManageProd); err != nil {
-		a.auditDenied(r.Context(), c, "credentials.issue", target, err)
 		return err
 	}
 	if _, err := a.st.GetProject(r.Context(), org, project); errors.Is(err, store.ErrNotFound) {
@@ -55,7 +40,7 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 	} else if err != nil {
 		return err
 	}
-	var req CredentialsRequest
+	var req apiv1.CredentialsRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -104,7 +89,7 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), ID: jti},
 		Org: org, Project: project, Attr: attrs, Permissions: perms.Names(), IssuedBy: issuedBy(c),
 	}
-	ks, err := a.res.Keys(r.Context())
+	ks, err := a.keys.Keyset(r.Context())
 	if err != nil {
 		return err
 	}
@@ -115,87 +100,29 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	a.metrics.TokenIssued("ephemeral")
-	return a.audited(w, r, c, "credentials.issue", fmt.Sprintf("%s sub:%s jti:%s ttl:%s", target, subject, jti, ttl), http.StatusOK, CredentialsResponse{AccessToken: raw, TTLSeconds: int(ttl / time.Second), ExpiresAt: now.Add(ttl)})
+	a.metrics.TokenIssued(policy.KindEphemeral)
+	return a.audited(w, r, c, "credentials.issue", fmt.Sprintf("%s sub:%s jti:%s ttl:%s", target, subject, jti, ttl), http.StatusOK, apiv1.CredentialsResponse{AccessToken: raw, TTLSeconds: int(ttl / time.Second), ExpiresAt: now.Add(ttl)})
 }
 
-func issuedBy(c *caller) string {
-	if c.p.Kind == policy.KindService {
-		return "service:" + c.p.ID
-	}
-	return "user:" + c.p.ID
-}
-
-// EnsureSigningKey creates the first signing key if the store has none.
-func EnsureSigningKey(ctx context.Context, st store.Store, now time.Time) (created bool, err error) {
-	keys, err := st.ListSigningKeys(ctx)
-	if err != nil {
-		return false, err
-	}
-	for _, k := range keys {
-		if k.RetiredAt.IsZero() {
-			return false, nil
-		}
-	}
-	return true, addKey(ctx, st, now)
-}
-
-func addKey(ctx context.Context, st store.Store, now time.Time) error {
-	k, err := token.GenerateKey(now)
-	if err != nil {
-		return err
-	}
-	der, err := token.MarshalKey(k.Private)
-	if err != nil {
-		return err
-	}
-	return st.PutSigningKey(ctx, store.SigningKey{KID: k.KID, PrivateKey: der, CreatedAt: k.CreatedAt})
-}
-
-// RotateResult names the new signing key and the ones retired.
-type RotateResult struct {
-	KID     string   `json:"kid"`
-	Retired []string `json:"retired"`
-}
+// issuedBy names the caller in an ephemeral token's issuer claim: its kind and id, which the
+// resolver reads back to check the issuer still holds manage_prod.
+func issuedBy(c *caller) string { return string(c.p.Kind) + ":" + c.p.ID }
 
 func (a *API) rotateKey(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if err := c.superuser(); err != nil {
-		a.auditDenied(r.Context(), c, "signing_key.rotate", "signing-keys", err)
+		c.aim("signing-keys")
 		return err
 	}
-	keys, err := a.st.ListSigningKeys(r.Context())
+	rot, err := a.keys.Rotate(r.Context())
 	if err != nil {
 		return err
 	}
-	now := a.now().UTC()
-	res := RotateResult{Retired: []string{}}
-	// The new key first: a crash between the two writes leaves two signing keys, never none.
-	if err := addKey(r.Context(), a.st, now); err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if k.RetiredAt.IsZero() {
-			k.RetiredAt = now
-			if err := a.st.PutSigningKey(r.Context(), k); err != nil {
-				return err
-			}
-			res.Retired = append(res.Retired, k.KID)
-		}
-	}
-	all, err := a.st.ListSigningKeys(r.Context())
-	if err != nil {
-		return err
-	}
-	for _, k := range all {
-		if k.RetiredAt.IsZero() {
-			res.KID = k.KID
-		}
-	}
+	res := apiv1.RotateResult{KID: rot.KID, Retired: rot.Retired}
 	return a.audited(w, r, c, "signing_key.rotate", "kid:"+res.KID, http.StatusOK, res)
 }
 
 func (a *API) jwks(w http.ResponseWriter, r *http.Request) {
-	ks, err := a.res.Keys(r.Context())
+	ks, err := a.keys.Keyset(r.Context())
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -206,28 +133,8 @@ func (a *API) jwks(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(ks.JWKS())
 }
 
-// Introspection is RFC 7662's response, plus rill's roles and attributes.
-type Introspection struct {
-	Active       bool              `json:"active"`
-	Sub          string            `json:"sub,omitempty"`
-	Exp          int64             `json:"exp,omitempty"`
-	TokenType    string            `json:"token_type,omitempty"`
-	Scope        string            `json:"scope,omitempty"`
-	Kind         string            `json:"kind,omitempty"`
-	Org          string            `json:"org,omitempty"`
-	Project      string            `json:"project,omitempty"`
-	OrgRoles     map[string]string `json:"org_roles,omitempty"`
-	ProjectRoles map[string]string `json:"project_roles,omitempty"`
-	Attributes   map[string]any    `json:"attributes,omitempty"`
-}
-
-// IntrospectRequest names the token to introspect (JSON, or RFC 7662's form encoding).
-type IntrospectRequest struct {
-	Token string `json:"token"`
-}
-
 func (a *API) introspect(w http.ResponseWriter, r *http.Request, c *caller) error {
-	var req IntrospectRequest
+	var req apiv1.IntrospectRequest
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		if err := r.ParseForm(); err != nil {
 			return errf(http.StatusBadRequest, "bad form body: %v", err)
@@ -246,23 +153,23 @@ func (a *API) introspect(w http.ResponseWriter, r *http.Request, c *caller) erro
 	res, err := a.res.Resolve(r.Context(), req.Token)
 	if err != nil {
 		if resolver.IsAuthError(err) {
-			writeJSON(w, http.StatusOK, Introspection{Active: false})
+			writeJSON(w, http.StatusOK, apiv1.Introspection{Active: false})
 			return nil
 		}
 		return err
 	}
 	p := res.Principal
-	out := Introspection{Active: true, Sub: p.Subject, Kind: p.Kind, OrgRoles: map[string]string{}, ProjectRoles: map[string]string{}}
+	out := apiv1.Introspection{Active: true, Sub: p.Subject, Kind: string(p.Kind), OrgRoles: map[string]string{}, ProjectRoles: map[string]string{}}
 	visible := false
 	for org, role := range p.OrgRoles {
 		if manages(org) {
-			out.OrgRoles[org], visible = role, true
+			out.OrgRoles[org], visible = string(role), true
 		}
 	}
 	for key, role := range p.ProjectRoles {
 		org, project, _ := strings.Cut(key, "/")
 		if manages(org) {
-			out.ProjectRoles[key], visible = role, true
+			out.ProjectRoles[key], visible = string(role), true
 			if p.Kind == policy.KindEphemeral {
 				out.Org, out.Project = org, project
 				out.Scope = strings.ReplaceAll(p.AccessTo(org, project).Perms.String(), ",", " ")
@@ -271,7 +178,7 @@ func (a *API) introspect(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	if !visible && !c.p.Superuser {
 		// Nothing of this token lies in an org the caller manages: they learn nothing.
-		writeJSON(w, http.StatusOK, Introspection{Active: false})
+		writeJSON(w, http.StatusOK, apiv1.Introspection{Active: false})
 		return nil
 	}
 	switch p.Kind {

@@ -12,7 +12,8 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
-	"github.com/rill-authd/rill-authd/adminapi"
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/adminapi/client"
 	"github.com/rill-authd/rill-authd/store"
 )
 
@@ -36,10 +37,10 @@ func (e *env) checkJWT(t *testing.T, raw, org, project string) (int, string, map
 	return 200, "", attrs, hdr
 }
 
-func (e *env) credentials(t *testing.T, who, org, project, body string) (int, adminapi.CredentialsResponse, string) {
+func (e *env) credentials(t *testing.T, who, org, project, body string) (int, apiv1.CredentialsResponse, string) {
 	t.Helper()
 	code, apiErr, b := e.call(t, who, "POST", "/v1/orgs/"+org+"/projects/"+project+"/credentials", body)
-	var r adminapi.CredentialsResponse
+	var r apiv1.CredentialsResponse
 	if code == 200 {
 		if err := json.Unmarshal(b, &r); err != nil || r.AccessToken == "" {
 			t.Fatalf("credentials response %s: %v", b, err)
@@ -113,7 +114,7 @@ func TestEphemeralCredentials(t *testing.T) {
 	}
 
 	// Rotation: the old key's token still passes; new tokens carry the new kid; both in JWKS.
-	c := adminapi.NewClient(e.url, e.tokens["su"])
+	c := client.New(e.url, e.tokens["su"])
 	rot, err := c.RotateSigningKey(context.Background())
 	if err != nil || len(rot.Retired) != 1 {
 		t.Fatalf("rotate: %+v %v", rot, err)
@@ -151,7 +152,7 @@ func TestEphemeralCredentials(t *testing.T) {
 	if in, err := c.Introspect(context.Background(), "rill_usr_nonsense"); err != nil || in.Active || in.Sub != "" {
 		t.Errorf("introspect garbage: %+v %v", in, err)
 	}
-	outsiderView, err := adminapi.NewClient(e.url, e.tokens["admin"]).Introspect(context.Background(), e.tokens["outsider"])
+	outsiderView, err := client.New(e.url, e.tokens["admin"]).Introspect(context.Background(), e.tokens["outsider"])
 	if err != nil || outsiderView.Active {
 		t.Errorf("acme's admin introspecting an outsider learned %+v (%v)", outsiderView, err)
 	}

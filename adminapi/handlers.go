@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
@@ -18,30 +19,30 @@ import (
 func (a *API) Register(mux *http.ServeMux) {
 	a.handle(mux, "GET /v1/whoami", a.whoami)
 
-	a.handle(mux, "POST /v1/orgs", a.createOrg)
+	a.mutation(mux, "POST /v1/orgs", "org.create", a.createOrg)
 	a.handle(mux, "GET /v1/orgs", a.listOrgs)
-	a.handle(mux, "POST /v1/orgs/{org}/projects", a.createProject)
+	a.mutation(mux, "POST /v1/orgs/{org}/projects", "project.create", a.createProject)
 	a.handle(mux, "GET /v1/orgs/{org}/projects", a.listProjects)
 
-	a.handle(mux, "POST /v1/users", a.createUser)
+	a.mutation(mux, "POST /v1/users", "user.create", a.createUser)
 	a.handle(mux, "GET /v1/users", a.listUsers)
-	a.handle(mux, "PUT /v1/users/{email}/roles", a.setUserRole)
-	a.handle(mux, "DELETE /v1/users/{email}", a.deleteUser)
+	a.mutation(mux, "PUT /v1/users/{email}/roles", "user.set_role", a.setUserRole)
+	a.mutation(mux, "DELETE /v1/users/{email}", "user.delete", a.deleteUser)
 
-	a.handle(mux, "POST /v1/orgs/{org}/services", a.createService)
+	a.mutation(mux, "POST /v1/orgs/{org}/services", "service.create", a.createService)
 	a.handle(mux, "GET /v1/orgs/{org}/services", a.listServices)
 	a.handle(mux, "GET /v1/orgs/{org}/services/{name}", a.showService)
-	a.handle(mux, "PATCH /v1/orgs/{org}/services/{name}", a.editService)
-	a.handle(mux, "PUT /v1/orgs/{org}/services/{name}/roles", a.setServiceRole)
-	a.handle(mux, "DELETE /v1/orgs/{org}/services/{name}", a.deleteService)
-	a.handle(mux, "POST /v1/orgs/{org}/services/{name}/tokens", a.issueServiceToken)
+	a.mutation(mux, "PATCH /v1/orgs/{org}/services/{name}", "service.edit", a.editService)
+	a.mutation(mux, "PUT /v1/orgs/{org}/services/{name}/roles", "service.set_role", a.setServiceRole)
+	a.mutation(mux, "DELETE /v1/orgs/{org}/services/{name}", "service.delete", a.deleteService)
+	a.mutation(mux, "POST /v1/orgs/{org}/services/{name}/tokens", "service.token.issue", a.issueServiceToken)
 	a.handle(mux, "GET /v1/orgs/{org}/services/{name}/tokens", a.listServiceTokens)
-	a.handle(mux, "DELETE /v1/orgs/{org}/services/{name}/tokens/{ref}", a.revokeServiceToken)
+	a.mutation(mux, "DELETE /v1/orgs/{org}/services/{name}/tokens/{ref}", "service.token.revoke", a.revokeServiceToken)
 
-	a.handle(mux, "POST /v1/tokens", a.issueUserToken)
+	a.mutation(mux, "POST /v1/tokens", "token.issue", a.issueUserToken)
 	a.handle(mux, "GET /v1/tokens", a.listUserTokens)
-	a.handle(mux, "DELETE /v1/tokens/{ref}", a.revokeUserToken)
-	a.handle(mux, "DELETE /v1/tokens", a.revokeUserToken)
+	a.mutation(mux, "DELETE /v1/tokens/{ref}", "token.revoke", a.revokeUserToken)
+	a.mutation(mux, "DELETE /v1/tokens", "token.revoke", a.revokeUserToken)
 
 	a.handle(mux, "GET /v1/audit", a.listAudit)
 	a.registerCredentials(mux)
@@ -52,7 +53,7 @@ func (a *API) pluginStatus(w http.ResponseWriter, _ *http.Request, c *caller) er
 	if err := c.superuser(); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, a.plugins.Status())
+	writeJSON(w, http.StatusOK, wireList(a.plugins.Status(), wirePluginStatus))
 	return nil
 }
 
@@ -69,20 +70,20 @@ func writeList[T any](w http.ResponseWriter, list []T, err error) error {
 }
 
 func (a *API) whoami(w http.ResponseWriter, _ *http.Request, c *caller) error {
-	writeJSON(w, http.StatusOK, Whoami{Kind: c.p.Kind, Subject: c.p.Subject, ID: c.p.ID, Superuser: c.p.Superuser,
-		OrgRoles: c.p.OrgRoles, ProjectRoles: c.p.ProjectRoles, TokenID: c.tokenID})
+	writeJSON(w, http.StatusOK, apiv1.Whoami{Kind: string(c.p.Kind), Subject: c.p.Subject, ID: c.p.ID, Superuser: c.p.Superuser,
+		OrgRoles: wireRoles(c.p.OrgRoles), ProjectRoles: wireRoles(c.p.ProjectRoles), TokenID: c.tokenID})
 	return nil
 }
 
 // --- orgs and projects
 
 func (a *API) createOrg(w http.ResponseWriter, r *http.Request, c *caller) error {
-	var req NameRequest
+	var req apiv1.NameRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
 	if err := c.superuser(); err != nil {
-		a.auditDenied(r.Context(), c, "org.create", "org:"+req.Name, err)
+		c.aim("org:" + req.Name)
 		return err
 	}
 	if err := checkName("name", req.Name, orgName, "1-40 characters of a-z, 0-9 and -, starting with a letter or digit"); err != nil {
@@ -95,7 +96,7 @@ func (a *API) createOrg(w http.ResponseWriter, r *http.Request, c *caller) error
 		}
 		return err
 	}
-	return a.audited(w, r, c, "org.create", "org:"+o.Name, http.StatusCreated, o)
+	return a.audited(w, r, c, "org.create", "org:"+o.Name, http.StatusCreated, wireOrg(o))
 }
 
 func (a *API) listOrgs(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -103,10 +104,10 @@ func (a *API) listOrgs(w http.ResponseWriter, r *http.Request, c *caller) error 
 	if err != nil {
 		return err
 	}
-	out := []store.Org{}
+	out := []apiv1.Org{}
 	for _, o := range all {
 		if c.p.AccessTo(o.Name, "").Perms.Has(policy.ReadOrg) {
-			out = append(out, o)
+			out = append(out, wireOrg(o))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -115,10 +116,10 @@ func (a *API) listOrgs(w http.ResponseWriter, r *http.Request, c *caller) error 
 
 // org loads the org named in the path after checking the caller may act on it, so that a caller
 // without access cannot learn which orgs exist.
-func (a *API) org(r *http.Request, c *caller, perm policy.Perm, action string) (string, error) {
+func (a *API) org(r *http.Request, c *caller, perm policy.Perm) (string, error) {
 	org := r.PathValue("org")
 	if err := c.need(org, "", perm); err != nil {
-		a.auditDenied(r.Context(), c, action, "org:"+org, err)
+		c.aim("org:" + org)
 		return "", err
 	}
 	if _, err := a.st.GetOrg(r.Context(), org); err != nil {
@@ -131,11 +132,11 @@ func (a *API) org(r *http.Request, c *caller, perm policy.Perm, action string) (
 }
 
 func (a *API) createProject(w http.ResponseWriter, r *http.Request, c *caller) error {
-	org, err := a.org(r, c, policy.CreateProjects, "project.create")
+	org, err := a.org(r, c, policy.CreateProjects)
 	if err != nil {
 		return err
 	}
-	var req NameRequest
+	var req apiv1.NameRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -149,20 +150,20 @@ func (a *API) createProject(w http.ResponseWriter, r *http.Request, c *caller) e
 		}
 		return err
 	}
-	return a.audited(w, r, c, "project.create", "project:"+org+"/"+p.Name, http.StatusCreated, p)
+	return a.audited(w, r, c, "project.create", "project:"+org+"/"+p.Name, http.StatusCreated, wireProject(p))
 }
 
 func (a *API) listProjects(w http.ResponseWriter, r *http.Request, c *caller) error {
-	org, err := a.org(r, c, policy.ReadProjects, "")
+	org, err := a.org(r, c, policy.ReadProjects)
 	if err != nil {
 		return err
 	}
 	ps, err := a.st.ListProjects(r.Context(), org)
-	return writeList(w, ps, err)
+	return writeList(w, wireList(ps, wireProject), err)
 }
 
 // checkRoles validates role names and that the project exists.
-func (a *API) checkRoles(ctx context.Context, org, orgRole, project, projectRole string) error {
+func (a *API) checkRoles(ctx context.Context, org string, orgRole policy.Role, project string, projectRole policy.Role) error {
 	if orgRole != "" && !policy.ValidOrgRole(orgRole) {
 		return errf(http.StatusBadRequest, "org_role %q is invalid: use admin, editor, viewer or guest", orgRole)
 	}
@@ -196,27 +197,26 @@ func checkAttributes(attrs map[string]any) error {
 // --- users
 
 func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) error {
-	var req UserRequest
+	var req apiv1.UserRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
+	orgRole, projectRole := policy.Role(req.OrgRole), policy.Role(req.ProjectRole)
 	target := "user:" + req.Email
+	c.aim(target)
 	if req.Org == "" {
 		if !c.p.Superuser {
 			err := errf(http.StatusForbidden, "only a superuser may create a user outside an org; give an org you manage")
-			a.auditDenied(r.Context(), c, "user.create", target, err)
 			return err
 		}
-		if req.OrgRole != "" || req.Project != "" {
+		if orgRole != "" || req.Project != "" {
 			return errf(http.StatusBadRequest, "org is required with org_role or project")
 		}
 	} else {
 		if err := c.need(req.Org, "", policy.ManageOrgMembers); err != nil {
-			a.auditDenied(r.Context(), c, "user.create", target, err)
 			return err
 		}
-		if err := c.grantable(req.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
-			a.auditDenied(r.Context(), c, "user.create", target, err)
+		if err := c.grantable(req.Org, orgRole, req.Project, projectRole); err != nil {
 			return err
 		}
 		if _, err := a.st.GetOrg(r.Context(), req.Org); errors.Is(err, store.ErrNotFound) {
@@ -226,7 +226,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if !strings.Contains(req.Email, "@") || strings.ContainsAny(req.Email, " \t\n/") || len(req.Email) > 254 {
 		return errf(http.StatusBadRequest, "email %q is not an email address", req.Email)
 	}
-	if err := a.checkRoles(r.Context(), req.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
+	if err := a.checkRoles(r.Context(), req.Org, orgRole, req.Project, projectRole); err != nil {
 		return err
 	}
 	if err := checkAttributes(req.Attributes); err != nil {
@@ -234,13 +234,13 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	now := a.now().UTC()
 	u := store.User{ID: token.NewID(), Email: strings.ToLower(req.Email), DisplayName: req.DisplayName, Groups: req.Groups,
-		Attributes: req.Attributes, OrgRoles: map[string]string{}, ProjectRoles: map[string]string{}, CreatedAt: now, UpdatedAt: now}
-	if req.OrgRole != "" {
-		u.OrgRoles[req.Org] = req.OrgRole
+		Attributes: req.Attributes, OrgRoles: map[string]policy.Role{}, ProjectRoles: map[string]policy.Role{}, CreatedAt: now, UpdatedAt: now}
+	if orgRole != "" {
+		u.OrgRoles[req.Org] = orgRole
 	}
 	if req.Project != "" {
-		u.ProjectRoles[store.ProjectKey(req.Org, req.Project)] = req.ProjectRole
-		if req.OrgRole == "" { // a project member can see the org the project is in
+		u.ProjectRoles[store.ProjectKey(req.Org, req.Project)] = projectRole
+		if orgRole == "" { // a project member can see the org the project is in
 			u.OrgRoles[req.Org] = policy.Guest
 		}
 	}
@@ -250,7 +250,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 		}
 		return err
 	}
-	return a.audited(w, r, c, "user.create", "user:"+u.Email, http.StatusCreated, u)
+	return a.audited(w, r, c, "user.create", "user:"+u.Email, http.StatusCreated, wireUser(u))
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -266,17 +266,17 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, c *caller) error
 	if err != nil {
 		return err
 	}
-	out := []store.User{}
+	out := []apiv1.User{}
 	for _, u := range all {
 		if org == "" || u.OrgRoles[org] != "" || hasProjectIn(u.ProjectRoles, org) {
-			out = append(out, u)
+			out = append(out, wireUser(u))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
-func hasProjectIn(roles map[string]string, org string) bool {
+func hasProjectIn(roles map[string]policy.Role, org string) bool {
 	for k := range roles {
 		if strings.HasPrefix(k, org+"/") {
 			return true
@@ -294,27 +294,27 @@ func (a *API) userByEmail(ctx context.Context, email string) (store.User, error)
 }
 
 func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) error {
-	var req RoleRequest
+	var req apiv1.RoleRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
+	orgRole, projectRole := policy.Role(req.OrgRole), policy.Role(req.ProjectRole)
 	email := r.PathValue("email")
 	target := "user:" + email
+	c.aim(target)
 	if req.Org == "" {
 		return errf(http.StatusBadRequest, "org is required")
 	}
 	if err := c.need(req.Org, "", policy.ManageOrgMembers); err != nil {
-		a.auditDenied(r.Context(), c, "user.set_role", target, err)
 		return err
 	}
 	if err := roleChange(&req); err != nil {
 		return err
 	}
-	if err := c.grantable(req.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
-		a.auditDenied(r.Context(), c, "user.set_role", target, err)
+	if err := c.grantable(req.Org, orgRole, req.Project, projectRole); err != nil {
 		return err
 	}
-	if err := a.checkRoles(r.Context(), req.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil && !(req.Remove && req.Project != "") {
+	if err := a.checkRoles(r.Context(), req.Org, orgRole, req.Project, projectRole); err != nil && !(req.Remove && req.Project != "") {
 		return err
 	}
 	u, err := a.userByEmail(r.Context(), email)
@@ -324,21 +324,20 @@ func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) err
 	// Demoting or removing an org admin takes manage_org_admins too.
 	if u.OrgRoles[req.Org] == policy.Admin && !c.p.AccessTo(req.Org, "").Perms.Has(policy.ManageOrgAdmins) {
 		err := errf(http.StatusForbidden, "%s cannot change the role of an org admin", c.actor)
-		a.auditDenied(r.Context(), c, "user.set_role", target, err)
 		return err
 	}
 	u, err = a.st.UpdateUser(r.Context(), u.ID, func(u *store.User) error {
 		if u.OrgRoles == nil {
-			u.OrgRoles = map[string]string{}
+			u.OrgRoles = map[string]policy.Role{}
 		}
 		if u.ProjectRoles == nil {
-			u.ProjectRoles = map[string]string{}
+			u.ProjectRoles = map[string]policy.Role{}
 		}
 		switch {
 		case req.Project != "" && req.Remove:
 			delete(u.ProjectRoles, store.ProjectKey(req.Org, req.Project))
 		case req.Project != "":
-			u.ProjectRoles[store.ProjectKey(req.Org, req.Project)] = req.ProjectRole
+			u.ProjectRoles[store.ProjectKey(req.Org, req.Project)] = projectRole
 			if u.OrgRoles[req.Org] == "" {
 				u.OrgRoles[req.Org] = policy.Guest
 			}
@@ -350,7 +349,7 @@ func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) err
 				}
 			}
 		default:
-			u.OrgRoles[req.Org] = req.OrgRole
+			u.OrgRoles[req.Org] = orgRole
 		}
 		u.UpdatedAt = a.now().UTC()
 		return nil
@@ -358,11 +357,11 @@ func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	return a.audited(w, r, c, "user.set_role", target, http.StatusOK, u)
+	return a.audited(w, r, c, "user.set_role", target, http.StatusOK, wireUser(u))
 }
 
-// roleChange checks that a RoleRequest asks for one thing.
-func roleChange(req *RoleRequest) error {
+// roleChange checks that a role request asks for one thing.
+func roleChange(req *apiv1.RoleRequest) error {
 	switch {
 	case req.Remove && (req.OrgRole != "" || req.ProjectRole != ""):
 		return errf(http.StatusBadRequest, "remove takes no role: give project (or nothing, for the org role) with remove")
@@ -379,7 +378,7 @@ func roleChange(req *RoleRequest) error {
 func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) error {
 	email := r.PathValue("email")
 	if err := c.superuser(); err != nil {
-		a.auditDenied(r.Context(), c, "user.delete", "user:"+email, err)
+		c.aim("user:" + email)
 		return err
 	}
 	u, err := a.userByEmail(r.Context(), email)
@@ -393,46 +392,47 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if err != nil {
 		return err
 	}
-	a.metrics.TokensRevoked("user", revoked)
-	return a.audited(w, r, c, "user.delete", "user:"+u.Email, http.StatusOK, u)
+	a.metrics.TokensRevoked(policy.KindUser, revoked)
+	return a.audited(w, r, c, "user.delete", "user:"+u.Email, http.StatusOK, wireUser(u))
 }
 
 // --- services
 
 func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) error {
-	org, err := a.org(r, c, policy.ManageOrg, "service.create")
+	org, err := a.org(r, c, policy.ManageOrg)
 	if err != nil {
 		return err
 	}
-	var req ServiceRequest
+	var req apiv1.ServiceRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
+	orgRole, projectRole := policy.Role(req.OrgRole), policy.Role(req.ProjectRole)
 	target := "service:" + org + "/" + req.Name
+	c.aim(target)
 	if err := checkName("name", req.Name, serviceName, "1-64 characters of A-Z, a-z, 0-9, _, . and -"); err != nil {
 		return err
 	}
-	if req.OrgRole == "" && req.ProjectRole == "" && req.Project == "" {
+	if orgRole == "" && projectRole == "" && req.Project == "" {
 		return errf(http.StatusBadRequest, "a service needs a role: give org_role, or project with project_role")
 	}
-	if err := a.checkRoles(r.Context(), org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
+	if err := a.checkRoles(r.Context(), org, orgRole, req.Project, projectRole); err != nil {
 		return err
 	}
-	if err := c.grantable(org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
-		a.auditDenied(r.Context(), c, "service.create", target, err)
+	if err := c.grantable(org, orgRole, req.Project, projectRole); err != nil {
 		return err
 	}
 	if err := checkAttributes(req.Attributes); err != nil {
 		return err
 	}
 	now := a.now().UTC()
-	s := store.Service{ID: token.NewID(), Org: org, Name: req.Name, OrgRole: req.OrgRole, ProjectRoles: map[string]string{},
+	s := store.Service{ID: token.NewID(), Org: org, Name: req.Name, OrgRole: orgRole, ProjectRoles: map[string]policy.Role{},
 		Attributes: req.Attributes, CreatedBy: c.actor, CreatedAt: now, UpdatedAt: now}
 	if s.Attributes == nil {
 		s.Attributes = map[string]any{}
 	}
 	if req.Project != "" {
-		s.ProjectRoles[req.Project] = req.ProjectRole
+		s.ProjectRoles[req.Project] = projectRole
 	}
 	if err := a.st.CreateService(r.Context(), s); err != nil {
 		if errors.Is(err, store.ErrConflict) {
@@ -444,12 +444,12 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		return err
 	}
-	return a.audited(w, r, c, "service.create", target, http.StatusCreated, ServiceCreated{Service: s, Token: issued})
+	return a.audited(w, r, c, "service.create", target, http.StatusCreated, apiv1.ServiceCreated{Service: wireService(s), Token: issued})
 }
 
 // service loads the service named in the path after checking manage_org on its org.
-func (a *API) service(r *http.Request, c *caller, action string) (store.Service, error) {
-	org, err := a.org(r, c, policy.ManageOrg, action)
+func (a *API) service(r *http.Request, c *caller) (store.Service, error) {
+	org, err := a.org(r, c, policy.ManageOrg)
 	if err != nil {
 		return store.Service{}, err
 	}
@@ -462,16 +462,16 @@ func (a *API) service(r *http.Request, c *caller, action string) (store.Service,
 }
 
 func (a *API) listServices(w http.ResponseWriter, r *http.Request, c *caller) error {
-	org, err := a.org(r, c, policy.ManageOrg, "")
+	org, err := a.org(r, c, policy.ManageOrg)
 	if err != nil {
 		return err
 	}
 	ss, err := a.st.ListServices(r.Context(), org)
-	return writeList(w, ss, err)
+	return writeList(w, wireList(ss, wireService), err)
 }
 
 func (a *API) showService(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.service(r, c, "")
+	s, err := a.service(r, c)
 	if err != nil {
 		return err
 	}
@@ -479,16 +479,16 @@ func (a *API) showService(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ServiceDetail{Service: s, Tokens: toks})
+	writeJSON(w, http.StatusOK, apiv1.ServiceDetail{Service: wireService(s), Tokens: toks})
 	return nil
 }
 
-func (a *API) tokensOf(ctx context.Context, owner string) ([]TokenInfo, error) {
+func (a *API) tokensOf(ctx context.Context, owner string) ([]apiv1.TokenInfo, error) {
 	ts, err := a.st.ListTokens(ctx, owner)
 	if err != nil {
 		return nil, err
 	}
-	out := []TokenInfo{}
+	out := []apiv1.TokenInfo{}
 	for _, t := range ts {
 		out = append(out, tokenInfo(t))
 	}
@@ -496,11 +496,11 @@ func (a *API) tokensOf(ctx context.Context, owner string) ([]TokenInfo, error) {
 }
 
 func (a *API) editService(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.service(r, c, "service.edit")
+	s, err := a.service(r, c)
 	if err != nil {
 		return err
 	}
-	var req ServiceEdit
+	var req apiv1.ServiceEdit
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -536,19 +536,21 @@ func (a *API) editService(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	return a.audited(w, r, c, "service.edit", "service:"+s.Org+"/"+r.PathValue("name"), http.StatusOK, s)
+	return a.audited(w, r, c, "service.edit", "service:"+s.Org+"/"+r.PathValue("name"), http.StatusOK, wireService(s))
 }
 
 func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.service(r, c, "service.set_role")
+	s, err := a.service(r, c)
 	if err != nil {
 		return err
 	}
-	var req RoleRequest
+	var req apiv1.RoleRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
+	orgRole, projectRole := policy.Role(req.OrgRole), policy.Role(req.ProjectRole)
 	target := "service:" + s.Org + "/" + s.Name
+	c.aim(target)
 	if req.Org != "" && req.Org != s.Org {
 		return errf(http.StatusBadRequest, "a service has roles in its own org only (%s)", s.Org)
 	}
@@ -556,12 +558,11 @@ func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) 
 		return err
 	}
 	if !(req.Remove && req.Project != "") {
-		if err := a.checkRoles(r.Context(), s.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
+		if err := a.checkRoles(r.Context(), s.Org, orgRole, req.Project, projectRole); err != nil {
 			return err
 		}
 	}
-	if err := c.grantable(s.Org, req.OrgRole, req.Project, req.ProjectRole); err != nil {
-		a.auditDenied(r.Context(), c, "service.set_role", target, err)
+	if err := c.grantable(s.Org, orgRole, req.Project, projectRole); err != nil {
 		return err
 	}
 	if req.Remove && req.Project != "" {
@@ -571,17 +572,17 @@ func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) 
 	}
 	s, err = a.st.UpdateService(r.Context(), s.ID, func(s *store.Service) error {
 		if s.ProjectRoles == nil {
-			s.ProjectRoles = map[string]string{}
+			s.ProjectRoles = map[string]policy.Role{}
 		}
 		switch {
 		case req.Project != "" && req.Remove:
 			delete(s.ProjectRoles, req.Project)
 		case req.Project != "":
-			s.ProjectRoles[req.Project] = req.ProjectRole
+			s.ProjectRoles[req.Project] = projectRole
 		case req.Remove:
 			s.OrgRole = ""
 		default:
-			s.OrgRole = req.OrgRole
+			s.OrgRole = orgRole
 		}
 		s.UpdatedAt = a.now().UTC()
 		return nil
@@ -589,11 +590,11 @@ func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return err
 	}
-	return a.audited(w, r, c, "service.set_role", target, http.StatusOK, s)
+	return a.audited(w, r, c, "service.set_role", target, http.StatusOK, wireService(s))
 }
 
 func (a *API) deleteService(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.service(r, c, "service.delete")
+	s, err := a.service(r, c)
 	if err != nil {
 		return err
 	}
@@ -601,12 +602,12 @@ func (a *API) deleteService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		return err
 	}
-	a.metrics.TokensRevoked("service", revoked)
-	return a.audited(w, r, c, "service.delete", "service:"+s.Org+"/"+s.Name, http.StatusOK, s)
+	a.metrics.TokensRevoked(policy.KindService, revoked)
+	return a.audited(w, r, c, "service.delete", "service:"+s.Org+"/"+s.Name, http.StatusOK, wireService(s))
 }
 
 func (a *API) issueServiceToken(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.service(r, c, "service.token.issue")
+	s, err := a.service(r, c)
 	if err != nil {
 		return err
 	}
@@ -618,7 +619,7 @@ func (a *API) issueServiceToken(w http.ResponseWriter, r *http.Request, c *calle
 }
 
 func (a *API) listServiceTokens(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.service(r, c, "")
+	s, err := a.service(r, c)
 	if err != nil {
 		return err
 	}
@@ -627,7 +628,7 @@ func (a *API) listServiceTokens(w http.ResponseWriter, r *http.Request, c *calle
 }
 
 func (a *API) revokeServiceToken(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.service(r, c, "service.token.revoke")
+	s, err := a.service(r, c)
 	if err != nil {
 		return err
 	}
@@ -638,39 +639,28 @@ func (a *API) revokeServiceToken(w http.ResponseWriter, r *http.Request, c *call
 	if err := a.st.DeleteToken(r.Context(), t.ID); err != nil {
 		return err
 	}
-	a.metrics.TokensRevoked(kindLabel(token.Kind(t.Kind)), 1)
-	return a.audited(w, r, c, "service.token.revoke", "service:"+s.Org+"/"+s.Name+" token:"+t.ID, http.StatusOK, Revoked{Revoked: []TokenInfo{t}})
+	a.metrics.TokensRevoked(policy.KindOf(token.Kind(t.Kind)), 1)
+	return a.audited(w, r, c, "service.token.revoke", "service:"+s.Org+"/"+s.Name+" token:"+t.ID, http.StatusOK, apiv1.Revoked{Revoked: []apiv1.TokenInfo{t}})
 }
 
 // --- tokens
 
 // newToken mints a token for owner and stores its hash.
-func (a *API) newToken(ctx context.Context, c *caller, k token.Kind, owner, name string) (IssuedToken, error) {
+func (a *API) newToken(ctx context.Context, c *caller, k token.Kind, owner, name string) (apiv1.IssuedToken, error) {
 	return a.newTokenTTL(ctx, c, k, owner, name, 0)
 }
 
-func (a *API) newTokenTTL(ctx context.Context, c *caller, k token.Kind, owner, name string, ttl time.Duration) (IssuedToken, error) {
+func (a *API) newTokenTTL(ctx context.Context, c *caller, k token.Kind, owner, name string, ttl time.Duration) (apiv1.IssuedToken, error) {
 	tok, err := token.New(k)
 	if err != nil {
-		return IssuedToken{}, err
+		return apiv1.IssuedToken{}, err
 	}
-	rec := store.Token{ID: tok.ID.String(), Kind: k, OwnerID: owner, DisplayName: name, Prefix: tok.Display(),
-		Hash: tok.Hash(), CreatedBy: c.actor, CreatedAt: a.now().UTC()}
-	if ttl > 0 {
-		rec.ExpiresAt = rec.CreatedAt.Add(ttl)
-	}
+	rec := store.NewToken(tok, owner, name, c.actor, a.now(), ttl)
 	if err := a.st.CreateToken(ctx, rec); err != nil {
-		return IssuedToken{}, fmt.Errorf("store token: %w", err)
+		return apiv1.IssuedToken{}, fmt.Errorf("store token: %w", err)
 	}
-	a.metrics.TokenIssued(kindLabel(k))
-	return IssuedToken{Token: tok.Encode(), TokenInfo: tokenInfo(rec)}, nil
-}
-
-func kindLabel(k token.Kind) string {
-	if k == token.Service {
-		return "service"
-	}
-	return "user"
+	a.metrics.TokenIssued(policy.KindOf(k))
+	return apiv1.IssuedToken{Token: tok.Encode(), TokenInfo: tokenInfo(rec)}, nil
 }
 
 // tokenOwner is the user whose tokens a request is about: the caller, or (superusers only) the
@@ -690,7 +680,7 @@ func (a *API) tokenOwner(ctx context.Context, c *caller, email string) (store.Us
 }
 
 func (a *API) issueUserToken(w http.ResponseWriter, r *http.Request, c *caller) error {
-	var req TokenRequest
+	var req apiv1.TokenRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -708,7 +698,7 @@ func (a *API) issueUserToken(w http.ResponseWriter, r *http.Request, c *caller) 
 	}
 	u, err := a.tokenOwner(r.Context(), c, req.UserEmail)
 	if err != nil {
-		a.auditDenied(r.Context(), c, "token.issue", "user:"+req.UserEmail, err)
+		c.aim("user:" + req.UserEmail)
 		return err
 	}
 	issued, err := a.newTokenTTL(r.Context(), c, token.User, u.ID, req.DisplayName, time.Duration(req.TTLMinutes)*time.Minute)
@@ -732,10 +722,10 @@ func (a *API) listUserTokens(w http.ResponseWriter, r *http.Request, c *caller) 
 func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller) error {
 	u, err := a.tokenOwner(r.Context(), c, r.URL.Query().Get("user_email"))
 	if err != nil {
-		a.auditDenied(r.Context(), c, "token.revoke", "user:"+r.URL.Query().Get("user_email"), err)
+		c.aim("user:" + r.URL.Query().Get("user_email"))
 		return err
 	}
-	var t TokenInfo
+	var t apiv1.TokenInfo
 	ref, name := r.PathValue("ref"), r.URL.Query().Get("display_name")
 	switch {
 	case ref != "" && name != "":
@@ -749,7 +739,7 @@ func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller)
 		if err != nil {
 			return err
 		}
-		var match []TokenInfo
+		var match []apiv1.TokenInfo
 		for _, tk := range toks {
 			if tk.DisplayName == name {
 				match = append(match, tk)
@@ -773,24 +763,24 @@ func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller)
 	if err := a.st.DeleteToken(r.Context(), t.ID); err != nil {
 		return err
 	}
-	a.metrics.TokensRevoked(kindLabel(token.Kind(t.Kind)), 1)
-	return a.audited(w, r, c, "token.revoke", "user:"+u.Email+" token:"+t.ID, http.StatusOK, Revoked{Revoked: []TokenInfo{t}})
+	a.metrics.TokensRevoked(policy.KindOf(token.Kind(t.Kind)), 1)
+	return a.audited(w, r, c, "token.revoke", "user:"+u.Email+" token:"+t.ID, http.StatusOK, apiv1.Revoked{Revoked: []apiv1.TokenInfo{t}})
 }
 
 // findToken finds one of owner's tokens by its id, the whole token, or a display prefix of at
 // least 10 characters after rill_usr_/rill_svc_ (a trailing "..." as list prints it is fine).
-func (a *API) findToken(ctx context.Context, owner, ref string) (TokenInfo, error) {
+func (a *API) findToken(ctx context.Context, owner, ref string) (apiv1.TokenInfo, error) {
 	ref = strings.TrimSuffix(strings.TrimSpace(ref), "...")
 	toks, err := a.tokensOf(ctx, owner)
 	if err != nil {
-		return TokenInfo{}, err
+		return apiv1.TokenInfo{}, err
 	}
-	var match []TokenInfo
+	var match []apiv1.TokenInfo
 	switch {
 	case token.HasPrefix(ref) && len(ref) == token.Len:
 		tok, err := token.Parse(ref)
 		if err != nil {
-			return TokenInfo{}, errf(http.StatusBadRequest, "token: %v", err)
+			return apiv1.TokenInfo{}, errf(http.StatusBadRequest, "token: %v", err)
 		}
 		for _, t := range toks {
 			if t.ID == tok.ID.String() {
@@ -799,7 +789,7 @@ func (a *API) findToken(ctx context.Context, owner, ref string) (TokenInfo, erro
 		}
 	case token.HasPrefix(ref):
 		if len(ref) < len("rill_usr_")+10 {
-			return TokenInfo{}, errf(http.StatusBadRequest, "token prefix %q is too short: give at least 10 characters after %s", ref, ref[:9])
+			return apiv1.TokenInfo{}, errf(http.StatusBadRequest, "token prefix %q is too short: give at least 10 characters after %s", ref, ref[:9])
 		}
 		for _, t := range toks {
 			if strings.HasPrefix(t.Prefix, ref) || (len(ref) > len(t.Prefix) && strings.HasPrefix(ref, t.Prefix)) {
@@ -815,11 +805,11 @@ func (a *API) findToken(ctx context.Context, owner, ref string) (TokenInfo, erro
 	}
 	switch len(match) {
 	case 0:
-		return TokenInfo{}, errf(http.StatusNotFound, "no token %q", ref)
+		return apiv1.TokenInfo{}, errf(http.StatusNotFound, "no token %q", ref)
 	case 1:
 		return match[0], nil
 	}
-	return TokenInfo{}, errf(http.StatusConflict, "%q matches %d tokens: give more of it", ref, len(match))
+	return apiv1.TokenInfo{}, errf(http.StatusConflict, "%q matches %d tokens: give more of it", ref, len(match))
 }
 
 // --- audit
@@ -847,5 +837,5 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request, c *caller) error
 		f.Limit = n
 	}
 	evs, err := a.st.ListAudit(r.Context(), f)
-	return writeList(w, evs, err)
+	return writeList(w, wireList(evs, wireAuditEvent), err)
 }

@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/rill-authd/rill-authd/adminapi"
-	"github.com/rill-authd/rill-authd/plugins"
-	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/adminapi/client"
 )
 
 // ServiceCmd is `rillctl service`.
@@ -33,7 +32,7 @@ type ServiceCreateCmd struct {
 
 // Run creates the service.
 func (c *ServiceCreateCmd) Run(g *Globals) error {
-	req := adminapi.ServiceRequest{Name: c.Name, OrgRole: c.OrgRole, Project: c.Project, ProjectRole: c.ProjectRole}
+	req := apiv1.ServiceRequest{Name: c.Name, OrgRole: c.OrgRole, Project: c.Project, ProjectRole: c.ProjectRole}
 	if c.Attributes != "" {
 		attrs, err := parseAttributes(c.Attributes)
 		if err != nil {
@@ -47,7 +46,7 @@ func (c *ServiceCreateCmd) Run(g *Globals) error {
 	if (c.Project == "") != (c.ProjectRole == "") {
 		return errors.New("--project and --project-role go together")
 	}
-	return call(g, func(cl *adminapi.Client) (adminapi.ServiceCreated, error) { return cl.CreateService(g.ctx, c.Org, req) }, func(res adminapi.ServiceCreated) {
+	return call(g, func(cl *client.Client) (apiv1.ServiceCreated, error) { return cl.CreateService(g.ctx, c.Org, req) }, func(res apiv1.ServiceCreated) {
 		fmt.Fprintf(g.out, "Created service %q in org %q.\n", res.Service.Name, res.Service.Org)
 		fmt.Fprintf(g.out, "Access token: %s\n", res.Token.Token)
 	})
@@ -58,7 +57,7 @@ type ServiceListCmd struct{ OrgFlag }
 
 // Run lists services.
 func (c *ServiceListCmd) Run(g *Globals) error {
-	return call(g, func(cl *adminapi.Client) ([]store.Service, error) { return cl.ListServices(g.ctx, c.Org) }, func(ss []store.Service) {
+	return call(g, func(cl *client.Client) ([]apiv1.Service, error) { return cl.ListServices(g.ctx, c.Org) }, func(ss []apiv1.Service) {
 		rows := make([][]string, 0, len(ss))
 		for _, s := range ss {
 			rows = append(rows, []string{s.Name, dash(s.OrgRole), dash(strings.Join(sortedKeys(s.ProjectRoles), ",")), compactJSON(s.Attributes)})
@@ -77,7 +76,7 @@ type ServiceEditCmd struct {
 
 // Run edits the service.
 func (c *ServiceEditCmd) Run(g *Globals) error {
-	var req adminapi.ServiceEdit
+	var req apiv1.ServiceEdit
 	req.NewName = c.NewName
 	if c.Attributes != nil {
 		attrs, err := parseAttributes(*c.Attributes)
@@ -89,7 +88,7 @@ func (c *ServiceEditCmd) Run(g *Globals) error {
 	if req.NewName == "" && req.Attributes == nil {
 		return errors.New("nothing to change: give --new-name or --attributes")
 	}
-	return call(g, func(cl *adminapi.Client) (store.Service, error) { return cl.EditService(g.ctx, c.Org, c.Name, req) }, func(s store.Service) {
+	return call(g, func(cl *client.Client) (apiv1.Service, error) { return cl.EditService(g.ctx, c.Org, c.Name, req) }, func(s apiv1.Service) {
 		if c.NewName != "" {
 			fmt.Fprintf(g.out, "Renamed service %q to %q.\n", c.Name, s.Name)
 		}
@@ -111,16 +110,16 @@ type ServiceSetRoleCmd struct {
 
 // Run changes the role.
 func (c *ServiceSetRoleCmd) Run(g *Globals) error {
-	req := adminapi.RoleRequest{OrgRole: c.OrgRole, Project: c.Project, ProjectRole: c.ProjectRole, Remove: c.Remove}
+	req := apiv1.RoleRequest{OrgRole: c.OrgRole, Project: c.Project, ProjectRole: c.ProjectRole, Remove: c.Remove}
 	if err := checkRoleFlags(req); err != nil {
 		return err
 	}
-	return call(g, func(cl *adminapi.Client) (store.Service, error) { return cl.SetServiceRole(g.ctx, c.Org, c.Name, req) }, func(s store.Service) {
+	return call(g, func(cl *client.Client) (apiv1.Service, error) { return cl.SetServiceRole(g.ctx, c.Org, c.Name, req) }, func(s apiv1.Service) {
 		fmt.Fprintln(g.out, roleMessage("service", c.Name, req))
 	})
 }
 
-func checkRoleFlags(req adminapi.RoleRequest) error {
+func checkRoleFlags(req apiv1.RoleRequest) error {
 	switch {
 	case req.Remove && (req.OrgRole != "" || req.ProjectRole != ""):
 		return errors.New("--remove takes no role: use --project P --remove, or --remove alone for the org role")
@@ -138,7 +137,7 @@ func checkRoleFlags(req adminapi.RoleRequest) error {
 	return nil
 }
 
-func roleMessage(kind, name string, req adminapi.RoleRequest) string {
+func roleMessage(kind, name string, req apiv1.RoleRequest) string {
 	switch {
 	case req.Remove && req.Project != "":
 		return fmt.Sprintf("Removed the role of %s %q on project %q.", kind, name, req.Project)
@@ -158,7 +157,7 @@ type ServiceShowCmd struct {
 
 // Run shows the service.
 func (c *ServiceShowCmd) Run(g *Globals) error {
-	return call(g, func(cl *adminapi.Client) (adminapi.ServiceDetail, error) { return cl.ShowService(g.ctx, c.Org, c.Name) }, func(s adminapi.ServiceDetail) {
+	return call(g, func(cl *client.Client) (apiv1.ServiceDetail, error) { return cl.ShowService(g.ctx, c.Org, c.Name) }, func(s apiv1.ServiceDetail) {
 		var roles []string
 		for _, p := range sortedKeys(s.ProjectRoles) {
 			roles = append(roles, p+"="+s.ProjectRoles[p])
@@ -186,7 +185,7 @@ type ServiceDeleteCmd struct {
 
 // Run deletes the service.
 func (c *ServiceDeleteCmd) Run(g *Globals) error {
-	return call(g, func(cl *adminapi.Client) (store.Service, error) { return cl.DeleteService(g.ctx, c.Org, c.Name) }, func(s store.Service) {
+	return call(g, func(cl *client.Client) (apiv1.Service, error) { return cl.DeleteService(g.ctx, c.Org, c.Name) }, func(s apiv1.Service) {
 		fmt.Fprintf(g.out, "Deleted service %q from org %q; its tokens no longer work.\n", s.Name, s.Org)
 	})
 }
@@ -206,9 +205,9 @@ type ServiceTokenIssueCmd struct {
 
 // Run issues the token.
 func (c *ServiceTokenIssueCmd) Run(g *Globals) error {
-	return call(g, func(cl *adminapi.Client) (adminapi.IssuedToken, error) {
+	return call(g, func(cl *client.Client) (apiv1.IssuedToken, error) {
 		return cl.IssueServiceToken(g.ctx, c.Org, c.Name)
-	}, func(t adminapi.IssuedToken) {
+	}, func(t apiv1.IssuedToken) {
 		fmt.Fprintf(g.out, "Access token: %s\n", t.Token)
 	})
 }
@@ -221,9 +220,9 @@ type ServiceTokenListCmd struct {
 
 // Run lists the tokens.
 func (c *ServiceTokenListCmd) Run(g *Globals) error {
-	return call(g, func(cl *adminapi.Client) ([]adminapi.TokenInfo, error) {
+	return call(g, func(cl *client.Client) ([]apiv1.TokenInfo, error) {
 		return cl.ListServiceTokens(g.ctx, c.Org, c.Name)
-	}, func(ts []adminapi.TokenInfo) {
+	}, func(ts []apiv1.TokenInfo) {
 		rows := make([][]string, 0, len(ts))
 		for _, t := range ts {
 			rows = append(rows, []string{t.Prefix + "...", when(t.CreatedAt, "-"), when(t.LastUsedAt, "Never")})
@@ -241,9 +240,9 @@ type ServiceTokenRevokeCmd struct {
 
 // Run revokes the token.
 func (c *ServiceTokenRevokeCmd) Run(g *Globals) error {
-	return call(g, func(cl *adminapi.Client) (adminapi.Revoked, error) {
+	return call(g, func(cl *client.Client) (apiv1.Revoked, error) {
 		return cl.RevokeServiceToken(g.ctx, c.Org, c.Name, c.TokenID)
-	}, func(r adminapi.Revoked) {
+	}, func(r apiv1.Revoked) {
 		fmt.Fprintf(g.out, "Revoked token %s... of service %q.\n", r.Revoked[0].Prefix, c.Name)
 	})
 }
@@ -261,7 +260,7 @@ type OrgCreateCmd struct {
 
 // Run creates the org.
 func (c *OrgCreateCmd) Run(g *Globals) error {
-	return call(g, func(cl *adminapi.Client) (store.Org, error) { return cl.CreateOrg(g.ctx, c.Name) }, func(o store.Org) {
+	return call(g, func(cl *client.Client) (apiv1.Org, error) { return cl.CreateOrg(g.ctx, c.Name) }, func(o apiv1.Org) {
 		fmt.Fprintf(g.out, "Created org %q.\n", o.Name)
 	})
 }
@@ -271,7 +270,7 @@ type OrgListCmd struct{}
 
 // Run lists orgs.
 func (c *OrgListCmd) Run(g *Globals) error {
-	return call(g, func(cl *adminapi.Client) ([]store.Org, error) { return cl.ListOrgs(g.ctx) }, func(os []store.Org) {
+	return call(g, func(cl *client.Client) ([]apiv1.Org, error) { return cl.ListOrgs(g.ctx) }, func(os []apiv1.Org) {
 		rows := [][]string{}
 		for _, o := range os {
 			rows = append(rows, []string{o.Name, when(o.CreatedAt, "-")})
@@ -294,7 +293,7 @@ type ProjectCreateCmd struct {
 
 // Run creates the project.
 func (c *ProjectCreateCmd) Run(g *Globals) error {
-	return call(g, func(cl *adminapi.Client) (store.Project, error) { return cl.CreateProject(g.ctx, c.Org, c.Name) }, func(p store.Project) {
+	return call(g, func(cl *client.Client) (apiv1.Project, error) { return cl.CreateProject(g.ctx, c.Org, c.Name) }, func(p apiv1.Project) {
 		fmt.Fprintf(g.out, "Created project %q in org %q.\n", p.Name, p.Org)
 	})
 }
@@ -304,7 +303,7 @@ type ProjectListCmd struct{ OrgFlag }
 
 // Run lists projects.
 func (c *ProjectListCmd) Run(g *Globals) error {
-	return call(g, func(cl *adminapi.Client) ([]store.Project, error) { return cl.ListProjects(g.ctx, c.Org) }, func(ps []store.Project) {
+	return call(g, func(cl *client.Client) ([]apiv1.Project, error) { return cl.ListProjects(g.ctx, c.Org) }, func(ps []apiv1.Project) {
 		rows := [][]string{}
 		for _, p := range ps {
 			rows = append(rows, []string{p.Name, when(p.CreatedAt, "-")})
@@ -335,7 +334,7 @@ type UserCreateCmd struct {
 
 // Run creates the user.
 func (c *UserCreateCmd) Run(g *Globals) error {
-	req := adminapi.UserRequest{Email: c.Email, DisplayName: c.DisplayName, Org: c.Org, OrgRole: c.OrgRole,
+	req := apiv1.UserRequest{Email: c.Email, DisplayName: c.DisplayName, Org: c.Org, OrgRole: c.OrgRole,
 		Project: c.Project, ProjectRole: c.ProjectRole, Groups: c.Groups}
 	if c.Attributes != "" {
 		attrs, err := parseAttributes(c.Attributes)
@@ -347,7 +346,7 @@ func (c *UserCreateCmd) Run(g *Globals) error {
 	if (c.Project == "") != (c.ProjectRole == "") {
 		return errors.New("--project and --project-role go together")
 	}
-	return call(g, func(cl *adminapi.Client) (store.User, error) { return cl.CreateUser(g.ctx, req) }, func(u store.User) {
+	return call(g, func(cl *client.Client) (apiv1.User, error) { return cl.CreateUser(g.ctx, req) }, func(u apiv1.User) {
 		fmt.Fprintf(g.out, "Created user %q.\n", u.Email)
 	})
 }
@@ -359,7 +358,7 @@ type UserListCmd struct {
 
 // Run lists users.
 func (c *UserListCmd) Run(g *Globals) error {
-	return call(g, func(cl *adminapi.Client) ([]store.User, error) { return cl.ListUsers(g.ctx, c.Org) }, func(us []store.User) {
+	return call(g, func(cl *client.Client) ([]apiv1.User, error) { return cl.ListUsers(g.ctx, c.Org) }, func(us []apiv1.User) {
 		rows := [][]string{}
 		for _, u := range us {
 			rows = append(rows, []string{u.Email, dash(u.DisplayName), orgRoles(u, c.Org), projectRoles(u, c.Org), dash(strings.Join(u.Groups, ","))})
@@ -368,7 +367,7 @@ func (c *UserListCmd) Run(g *Globals) error {
 	})
 }
 
-func orgRoles(u store.User, org string) string {
+func orgRoles(u apiv1.User, org string) string {
 	if u.Superuser {
 		return "superuser"
 	}
@@ -383,7 +382,7 @@ func orgRoles(u store.User, org string) string {
 	return dash(strings.Join(out, ","))
 }
 
-func projectRoles(u store.User, org string) string {
+func projectRoles(u apiv1.User, org string) string {
 	var out []string
 	for _, k := range sortedKeys(u.ProjectRoles) {
 		if org == "" {
@@ -407,11 +406,11 @@ type UserSetRoleCmd struct {
 
 // Run changes the role.
 func (c *UserSetRoleCmd) Run(g *Globals) error {
-	req := adminapi.RoleRequest{Org: c.Org, OrgRole: c.OrgRole, Project: c.Project, ProjectRole: c.ProjectRole, Remove: c.Remove}
+	req := apiv1.RoleRequest{Org: c.Org, OrgRole: c.OrgRole, Project: c.Project, ProjectRole: c.ProjectRole, Remove: c.Remove}
 	if err := checkRoleFlags(req); err != nil {
 		return err
 	}
-	return call(g, func(cl *adminapi.Client) (store.User, error) { return cl.SetUserRole(g.ctx, c.Email, req) }, func(u store.User) {
+	return call(g, func(cl *client.Client) (apiv1.User, error) { return cl.SetUserRole(g.ctx, c.Email, req) }, func(u apiv1.User) {
 		fmt.Fprintln(g.out, roleMessage("user", u.Email, req))
 	})
 }
@@ -423,7 +422,7 @@ type UserDeleteCmd struct {
 
 // Run deletes the user.
 func (c *UserDeleteCmd) Run(g *Globals) error {
-	return call(g, func(cl *adminapi.Client) (store.User, error) { return cl.DeleteUser(g.ctx, c.Email) }, func(u store.User) {
+	return call(g, func(cl *client.Client) (apiv1.User, error) { return cl.DeleteUser(g.ctx, c.Email) }, func(u apiv1.User) {
 		fmt.Fprintf(g.out, "Deleted user %q; their tokens no longer work.\n", u.Email)
 	})
 }
@@ -442,9 +441,9 @@ type AuditListCmd struct {
 
 // Run lists events.
 func (c *AuditListCmd) Run(g *Globals) error {
-	return call(g, func(cl *adminapi.Client) ([]store.AuditEvent, error) {
+	return call(g, func(cl *client.Client) ([]apiv1.AuditEvent, error) {
 		return cl.ListAudit(g.ctx, c.Since, c.Actor, c.Limit)
-	}, func(evs []store.AuditEvent) {
+	}, func(evs []apiv1.AuditEvent) {
 		rows := [][]string{}
 		for _, e := range evs {
 			rows = append(rows, []string{e.Time.Local().Format("2006-01-02 15:04:05"), e.Actor, e.Action, e.Target, e.Outcome})
@@ -458,7 +457,7 @@ type WhoamiCmd struct{}
 
 // Run shows the caller.
 func (c *WhoamiCmd) Run(g *Globals) error {
-	return call(g, func(cl *adminapi.Client) (adminapi.Whoami, error) { return cl.Whoami(g.ctx) }, func(w adminapi.Whoami) {
+	return call(g, func(cl *client.Client) (apiv1.Whoami, error) { return cl.Whoami(g.ctx) }, func(w apiv1.Whoami) {
 		su := ""
 		if w.Superuser {
 			su = " (superuser)"
@@ -478,7 +477,7 @@ type PluginsCmd struct{}
 
 // Run lists plugins.
 func (c *PluginsCmd) Run(g *Globals) error {
-	return call(g, func(cl *adminapi.Client) ([]plugins.Status, error) { return cl.PluginStatus(g.ctx) }, func(ps []plugins.Status) {
+	return call(g, func(cl *client.Client) ([]apiv1.PluginStatus, error) { return cl.PluginStatus(g.ctx) }, func(ps []apiv1.PluginStatus) {
 		rows := [][]string{}
 		for _, p := range ps {
 			state := "up"
@@ -496,7 +495,7 @@ type RotateSigningKeyCmd struct{}
 
 // Run rotates the key.
 func (c *RotateSigningKeyCmd) Run(g *Globals) error {
-	return call(g, func(cl *adminapi.Client) (adminapi.RotateResult, error) { return cl.RotateSigningKey(g.ctx) }, func(r adminapi.RotateResult) {
+	return call(g, func(cl *client.Client) (apiv1.RotateResult, error) { return cl.RotateSigningKey(g.ctx) }, func(r apiv1.RotateResult) {
 		fmt.Fprintf(g.out, "New signing key %s; retired %s.\n", r.KID, dash(strings.Join(r.Retired, ", ")))
 	})
 }

@@ -1,6 +1,6 @@
 // Package ctl is rillctl's command tree (kong): service accounts and their tokens, user tokens,
 // and the org, project, user and audit commands that make those flows possible from nothing.
-// It talks to rill-authd only through adminapi's client.
+// It talks to rill-authd only through adminapi/client, so rillctl links no server code.
 package ctl
 
 import (
@@ -17,7 +17,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/rill-authd/rill-authd/adminapi"
+	"github.com/rill-authd/rill-authd/adminapi/client"
 )
 
 // Globals are the flags every command takes, and where it reads and writes.
@@ -32,15 +32,15 @@ type Globals struct {
 	isTTY bool
 }
 
-func (g *Globals) client() (*adminapi.Client, error) {
+func (g *Globals) client() (*client.Client, error) {
 	if g.Token == "" {
 		return nil, errors.New("no token: set RILLCTL_TOKEN or pass --token (the bootstrap token is printed on rill-authd's first start)")
 	}
-	return adminapi.NewClient(g.APIURL, g.Token), nil
+	return client.New(g.APIURL, g.Token), nil
 }
 
 // call runs one API call and prints its answer: as JSON with --json, else with text.
-func call[T any](g *Globals, do func(*adminapi.Client) (T, error), text func(T)) error {
+func call[T any](g *Globals, do func(*client.Client) (T, error), text func(T)) error {
 	cl, err := g.client()
 	if err != nil {
 		return err

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/rill-authd/rill-authd/adminapi"
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/adminapi/client"
 )
 
 // TokenCmd is `rillctl token`.
@@ -24,7 +25,7 @@ type TokenIssueCmd struct {
 
 // Run issues the token.
 func (c *TokenIssueCmd) Run(g *Globals) error {
-	req := adminapi.TokenRequest{DisplayName: c.DisplayName, UserEmail: c.User}
+	req := apiv1.TokenRequest{DisplayName: c.DisplayName, UserEmail: c.User}
 	if c.TTLMinutes != nil {
 		if *c.TTLMinutes < 0 {
 			return errors.New("--ttl-minutes must be 0 (never expires) or more")
@@ -57,7 +58,7 @@ func (c *TokenIssueCmd) Run(g *Globals) error {
 			}
 		}
 	}
-	return call(g, func(cl *adminapi.Client) (adminapi.IssuedToken, error) { return cl.IssueToken(g.ctx, req) }, func(t adminapi.IssuedToken) {
+	return call(g, func(cl *client.Client) (apiv1.IssuedToken, error) { return cl.IssueToken(g.ctx, req) }, func(t apiv1.IssuedToken) {
 		fmt.Fprintf(g.out, "Issued token %q (expires %s).\n", t.DisplayName, when(t.ExpiresAt, "never"))
 		fmt.Fprintf(g.out, "Token: %s\n", t.Token)
 	})
@@ -70,7 +71,7 @@ type TokenListCmd struct {
 
 // Run lists tokens.
 func (c *TokenListCmd) Run(g *Globals) error {
-	return call(g, func(cl *adminapi.Client) ([]adminapi.TokenInfo, error) { return cl.ListTokens(g.ctx, c.User) }, func(ts []adminapi.TokenInfo) {
+	return call(g, func(cl *client.Client) ([]apiv1.TokenInfo, error) { return cl.ListTokens(g.ctx, c.User) }, func(ts []apiv1.TokenInfo) {
 		rows := make([][]string, 0, len(ts))
 		for _, t := range ts {
 			rows = append(rows, []string{t.Prefix + "...", dash(t.DisplayName), when(t.CreatedAt, "-"), when(t.ExpiresAt, "Never")})
@@ -95,7 +96,7 @@ func (c *TokenRevokeCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	var r adminapi.Revoked
+	var r apiv1.Revoked
 	if c.TokenID != "" {
 		r, err = cl.RevokeToken(g.ctx, c.User, c.TokenID)
 	} else {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,18 +15,33 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Config is the daemon's configuration. Every flag also reads RILL_AUTHD_<FLAG> from the
-// environment and <flag> (or <flag_with_underscores>) from the YAML file given by --config;
-// the command line wins over the environment, which wins over the file.
-type Config struct {
-	Config kong.ConfigFlag `help:"YAML config file; its keys are the flag names (data_dir: ..., grpc_addr: ...)." placeholder:"FILE"`
+// CLI is rill-authd's command tree: serve, the default, so `rill-authd --data-dir x` runs the
+// daemon, and the commands that work on a store. Every flag also reads RILL_AUTHD_<FLAG> from
+// the environment and <flag> (or <flag_with_underscores>) from the YAML file given by
+// --config; the command line wins over the environment, which wins over the file.
+type CLI struct {
+	Config  kong.ConfigFlag  `help:"YAML config file; its keys are the flag names (data_dir: ..., grpc_addr: ...)." placeholder:"FILE"`
+	Version kong.VersionFlag `help:"Print the version and exit."`
 
-	DataDir            string        `help:"Directory of the Badger store (created if missing)." default:"./data" type:"path"`
+	Serve Config `cmd:"" default:"withargs" help:"Run the daemon (the default command)."`
+}
+
+// StoreFlags choose and open a store; every command that works on one takes them.
+type StoreFlags struct {
+	DataDir           string `help:"Directory of the Badger store (created if missing)." default:"./data" type:"path"`
+	EncryptionKeyFile string `help:"Encrypt the store at rest with this AES key (16, 24 or 32 bytes, raw or hex)." type:"path" placeholder:"FILE"`
+}
+
+// Config is the configuration of `rill-authd serve`.
+type Config struct {
+	StoreFlags `embed:""`
+	// ConfigFile is --config, where the plugins are listed.
+	ConfigFile string `kong:"-"`
+
 	GRPCAddr           string        `name:"grpc-addr" help:"Listen address of the Envoy ext_authz gRPC service." default:":9191"`
 	HTTPAddr           string        `name:"http-addr" help:"Listen address of the admin API, HTTP ext_authz, health and metrics." default:"127.0.0.1:8080"`
 	BootstrapTokenFile string        `help:"On first start, also write the superuser's bootstrap token to this file (mode 0600)." type:"path" placeholder:"FILE"`
 	BootstrapEmail     string        `help:"Email of the superuser created on first start." default:"admin@localhost"`
-	EncryptionKeyFile  string        `help:"Encrypt the store at rest with this AES key (16, 24 or 32 bytes, raw or hex)." type:"path" placeholder:"FILE"`
 	DefaultOrg         string        `help:"Org checked when neither the route nor the path names one." placeholder:"ORG"`
 	DefaultProject     string        `help:"Project checked when neither the route nor the path names one." placeholder:"PROJECT"`
 	CacheSize          int           `help:"Resolved tokens kept in memory." default:"100000"`
@@ -43,8 +59,12 @@ type Config struct {
 	LogLevel           string        `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
 	LogFormat          string        `help:"Log format: text or json." default:"text" enum:"text,json"`
 	LogAllowedEvery    int           `help:"Log one allowed check in this many at info level (0: allowed checks only at debug level). Denied checks are always logged." default:"0"`
+}
 
-	Version kong.VersionFlag `help:"Print the version and exit."`
+// Run runs the daemon until ctx ends (kong calls it for `serve`).
+func (c *Config) Run(ctx context.Context, stderr io.Writer, cli *CLI) error {
+	c.ConfigFile = string(cli.Config)
+	return Run(ctx, *c, stderr)
 }
 
 // YAML is a kong configuration loader for YAML files: it hands the file to kong's JSON
@@ -75,6 +95,7 @@ func KongOptions(version string) []kong.Option {
 		kong.Configuration(YAML),
 		kong.Vars{"version": version},
 		kong.UsageOnError(),
+		kong.BindTo(context.Background(), (*context.Context)(nil)),
 	}
 }
 

@@ -24,8 +24,10 @@ import (
 
 	"github.com/rill-authd/rill-authd/adminapi"
 	"github.com/rill-authd/rill-authd/extauthz"
+	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/plugins"
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/badger"
@@ -39,6 +41,7 @@ type Daemon struct {
 	stderr   io.Writer
 	st       *badger.DB
 	res      *resolver.Resolver
+	keys     *keys.Ring
 	plugins  *plugins.Host
 	metrics  *metrics.Metrics
 	grpc     *grpc.Server
@@ -104,15 +107,19 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		return nil, err
 	}
 	d.metrics = metrics.New()
+	// One ring for the resolver (verify), the admin API (mint, rotate, JWKS) and the exchange
+	// (mint): the resolver invalidates it on signing-key changes. A retired key lives as long as
+	// the longest token it can have signed.
+	d.keys = keys.NewRing(d.st, keys.Options{MaxTTL: max(cfg.MaxCredentialTTL, cfg.ExchangeTTL)})
 	d.res = resolver.New(d.st, resolver.Options{CacheSize: cfg.CacheSize, Logger: d.log,
-		Issuer: cfg.Issuer, Audience: cfg.JWTAudience, MaxCredentialTTL: cfg.MaxCredentialTTL,
+		Issuer: cfg.Issuer, Audience: cfg.JWTAudience, Keys: d.keys,
 		Trusted: trusted, JWKSRefresh: cfg.JWKSRefresh, Metrics: d.metrics})
 	d.registerGauges()
 
 	if err := d.bootstrap(ctx); err != nil {
 		return nil, err
 	}
-	pcfgs, err := pluginConfigs(string(cfg.Config))
+	pcfgs, err := pluginConfigs(cfg.ConfigFile)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +127,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		return nil, err
 	}
 	d.st.Subscribe(func([]store.Change) { d.plugins.Invalidate() })
-	if made, err := adminapi.EnsureSigningKey(ctx, d.st, time.Now()); err != nil {
+	if made, err := d.keys.Ensure(ctx); err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	} else if made {
 		d.log.Info("created a signing key for ephemeral credentials")
@@ -143,7 +150,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	}
 	if cfg.TokenExchange {
 		ecfg.Exchange = &extauthz.Exchange{Issuer: cfg.Issuer, Audience: cfg.RuntimeAudience, InstanceID: cfg.RuntimeInstanceID,
-			TTL: cfg.ExchangeTTL, Keys: d.res.Keys}
+			TTL: cfg.ExchangeTTL, Keys: d.keys.Keyset}
 	}
 	check := extauthz.New(d.res, ecfg)
 	check.Register(d.grpc)
@@ -152,7 +159,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", d.readyz)
 	adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: cfg.Issuer, Audience: cfg.JWTAudience,
-		MaxCredentialTTL: cfg.MaxCredentialTTL, Plugins: d.plugins, Metrics: d.metrics}).Register(mux)
+		MaxCredentialTTL: cfg.MaxCredentialTTL, Keys: d.keys, Plugins: d.plugins, Metrics: d.metrics}).Register(mux)
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	mux.Handle(extauthz.HTTPPrefix+"/", check)
 	mux.Handle(extauthz.HTTPPrefix, check)
@@ -174,9 +181,6 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	return d, nil
 }
 
-// GRPCAddr and HTTPAddr are the bound listen addresses (useful with port 0).
-func (d *Daemon) GRPCAddr() string { return d.grpcLis.Addr().String() }
-func (d *Daemon) HTTPAddr() string { return d.httpLis.Addr().String() }
 
 func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !d.ready.Load() {
@@ -269,8 +273,7 @@ func (d *Daemon) bootstrap(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		rec := store.Token{ID: tok.ID.String(), Kind: token.User, OwnerID: u.ID, DisplayName: "bootstrap",
-			Prefix: tok.Display(), Hash: tok.Hash(), CreatedBy: "rill-authd", CreatedAt: time.Now().UTC()}
+		rec := store.NewToken(tok, u.ID, "bootstrap", "rill-authd", time.Now(), 0)
 		if err := d.st.CreateToken(ctx, rec); err != nil {
 			return fmt.Errorf("create bootstrap token: %w", err)
 		}
@@ -348,13 +351,13 @@ func pluginConfigs(path string) ([]plugins.Config, error) {
 // registerGauges exposes values read at scrape time: the cache's counters, live tokens per kind
 // (kept as counts in the store, so a scrape reads two keys), and the signing key's age.
 func (d *Daemon) registerGauges() {
-	m, res, st := d.metrics, d.res, d.st
+	m, res, st, ring := d.metrics, d.res, d.st, d.keys
 	m.CounterFunc("rill_authd_cache_hits_total", "Resolves answered from the cache.", func() float64 { return float64(res.Stats().Hits) })
 	m.CounterFunc("rill_authd_cache_misses_total", "Resolves that read the store.", func() float64 { return float64(res.Stats().Misses) })
 	m.CounterFunc("rill_authd_cache_evictions_total", "Cached principals evicted to stay within --cache-size.", func() float64 { return float64(res.Stats().Evictions) })
 	m.GaugeFunc("rill_authd_cache_entries", "Principals in the cache.", nil, func() float64 { return float64(res.Stats().Size) })
 	for _, k := range []token.Kind{token.User, token.Service} {
-		label := map[token.Kind]string{token.User: "user", token.Service: "service"}[k]
+		label := string(policy.KindOf(k))
 		m.GaugeFunc("rill_authd_active_tokens", "Live (issued, not revoked) tokens, by kind.", map[string]string{"kind": label}, func() float64 {
 			counts, err := st.CountTokens(context.Background())
 			if err != nil {
@@ -364,7 +367,7 @@ func (d *Daemon) registerGauges() {
 		})
 	}
 	m.GaugeFunc("rill_authd_signing_key_age_seconds", "Age of the key that signs ephemeral JWTs.", nil, func() float64 {
-		ks, err := res.Keys(context.Background())
+		ks, err := ring.Keyset(context.Background())
 		if err != nil || ks.SignerCreated().IsZero() {
 			return math.NaN()
 		}

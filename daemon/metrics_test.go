@@ -15,7 +15,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/rill-authd/rill-authd/adminapi"
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	adminclient "github.com/rill-authd/rill-authd/adminapi/client"
 	"github.com/rill-authd/rill-authd/internal/testenv"
 )
 
@@ -59,7 +60,7 @@ func scrape(t *testing.T, url string) map[string]float64 {
 func TestMetricsMoveExactly(t *testing.T) {
 	d := testenv.Start(t, filepath.Join(t.TempDir(), "data"))
 	ctx := context.Background()
-	su := adminapi.NewClient(d.URL(), d.Token)
+	su := adminclient.New(d.URL(), d.Token)
 	// Setup, before the first scrape.
 	if _, err := su.CreateOrg(ctx, "acme"); err != nil {
 		t.Fatal(err)
@@ -67,21 +68,21 @@ func TestMetricsMoveExactly(t *testing.T) {
 	if _, err := su.CreateProject(ctx, "acme", "web"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := su.CreateUser(ctx, adminapi.UserRequest{Email: "nobody@acme.io"}); err != nil {
+	if _, err := su.CreateUser(ctx, apiv1.UserRequest{Email: "nobody@acme.io"}); err != nil {
 		t.Fatal(err)
 	}
 	before := scrape(t, d.URL())
 
 	// Admin writes.
-	svc, err := su.CreateService(ctx, "acme", adminapi.ServiceRequest{Name: "ci", OrgRole: "admin"})
+	svc, err := su.CreateService(ctx, "acme", apiv1.ServiceRequest{Name: "ci", OrgRole: "admin"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	nobody, err := su.IssueToken(ctx, adminapi.TokenRequest{DisplayName: "t", UserEmail: "nobody@acme.io"})
+	nobody, err := su.IssueToken(ctx, apiv1.TokenRequest{DisplayName: "t", UserEmail: "nobody@acme.io"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eph, err := adminapi.NewClient(d.URL(), svc.Token.Token).Credentials(ctx, "acme", "web", adminapi.CredentialsRequest{UserEmail: "end@user.io"})
+	eph, err := adminclient.New(d.URL(), svc.Token.Token).Credentials(ctx, "acme", "web", apiv1.CredentialsRequest{UserEmail: "end@user.io"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,16 +179,16 @@ func TestLogsNeverHoldSecrets(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			d := testenv.Start(t, filepath.Join(t.TempDir(), "data"), "--log-level", "debug", "--log-format", format, "--log-allowed-every", "1")
 			ctx := context.Background()
-			su := adminapi.NewClient(d.URL(), d.Token)
+			su := adminclient.New(d.URL(), d.Token)
 			su.CreateOrg(ctx, "acme")
 			su.CreateProject(ctx, "acme", "web")
-			svc, err := su.CreateService(ctx, "acme", adminapi.ServiceRequest{Name: "ci", OrgRole: "admin"})
+			svc, err := su.CreateService(ctx, "acme", apiv1.ServiceRequest{Name: "ci", OrgRole: "admin"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			extra, _ := su.IssueServiceToken(ctx, "acme", "ci")
-			mine, _ := su.IssueToken(ctx, adminapi.TokenRequest{DisplayName: "mine"})
-			eph, err := adminapi.NewClient(d.URL(), svc.Token.Token).Credentials(ctx, "acme", "web", adminapi.CredentialsRequest{UserEmail: "end@user.io"})
+			mine, _ := su.IssueToken(ctx, apiv1.TokenRequest{DisplayName: "mine"})
+			eph, err := adminclient.New(d.URL(), svc.Token.Token).Credentials(ctx, "acme", "web", apiv1.CredentialsRequest{UserEmail: "end@user.io"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -203,7 +204,7 @@ func TestLogsNeverHoldSecrets(t *testing.T) {
 				if resp, err := http.DefaultClient.Do(req); err == nil {
 					resp.Body.Close()
 				}
-				adminapi.NewClient(d.URL(), b).Whoami(ctx)
+				adminclient.New(d.URL(), b).Whoami(ctx)
 				su.Introspect(ctx, b)
 			}
 			su.RevokeToken(ctx, "", mine.Prefix)

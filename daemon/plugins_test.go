@@ -20,7 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/rill-authd/rill-authd/adminapi"
+	adminclient "github.com/rill-authd/rill-authd/adminapi/client"
 	"github.com/rill-authd/rill-authd/internal/testenv"
 )
 
@@ -116,7 +116,7 @@ plugins:
 
 	// SIGKILL the jsonfile plugin: checks follow on_error=skip (200, without its attribute)
 	// until it is back, restarted.
-	api := adminapi.NewClient(d.URL(), d.Token)
+	api := adminclient.New(d.URL(), d.Token)
 	status := func(name string) (pid int, restarts int64, healthy bool) {
 		ps, err := api.PluginStatus(context.Background())
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/rill-authd/rill-authd/extauthz"
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
 )
@@ -270,7 +271,7 @@ func TestRevocationIsImmediate(t *testing.T) {
 		t.Errorf("after service delete: %v", r.GetStatus())
 	}
 	// Demote bob from org admin: the very next check sees the viewer he now is.
-	if _, err := f.st.UpdateUser(ctx, "u-bob", func(u *store.User) error { u.OrgRoles = map[string]string{"acme": "viewer"}; return nil }); err != nil {
+	if _, err := f.st.UpdateUser(ctx, "u-bob", func(u *store.User) error { u.OrgRoles = map[string]policy.Role{"acme": "viewer"}; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if r := check("bob"); r.GetStatus().GetMessage() != "no access to project acme/web" {

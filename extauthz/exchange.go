@@ -6,12 +6,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/policy"
-	"github.com/rill-authd/rill-authd/token"
 )
 
 // Exchange configures token exchange: on an allowed check the upstream's authorization header is
@@ -22,7 +20,7 @@ type Exchange struct {
 	Audience   string        // aud the runtime expects
 	InstanceID string        // default instance id when the route sets no instance_id extension
 	TTL        time.Duration // life of a minted token (default 5m); reused until 1/5 of it is left
-	Keys       func(ctx context.Context) (*token.Keyset, error)
+	Keys       func(ctx context.Context) (*keys.Keyset, error)
 }
 
 // Rill runtime permissions (runtime.Permission), as numbered in the runtime's JWT "ins" claim.
@@ -56,34 +54,29 @@ func runtimePerms(p policy.Perm) []int {
 	return out
 }
 
-// exchanged is one minted runtime token and the responses that carry it.
+// exchanged is one minted runtime token.
 type exchanged struct {
 	renewAt time.Time
 	bearer  string
-	headers []*corev3.HeaderValueOption // the decision's headers plus authorization
-	resp    *encodedResponse
+	grpc    atomic.Pointer[grpcResponse] // the gRPC transport's rendering, made on first use
 }
 
-// exchangeState is a decision's minted token, shared by its checks until it nears expiry.
+// exchangeState is an outcome's minted token, shared by its checks until it nears expiry.
 type exchangeState struct {
-	cur      atomic.Pointer[exchanged]
-	mu       sync.Mutex
-	sub      string
-	attrs    map[string]any
-	instance string
-	perms    []int
+	cur atomic.Pointer[exchanged]
+	mu  sync.Mutex
 }
 
-// exchange returns the decision's current runtime token, minting one when there is none or it
+// exchange returns the outcome's current runtime token, minting one when there is none or it
 // is close to expiry. A failure to mint fails the check closed.
-func (s *Server) exchange(ctx context.Context, d *decision) (*exchanged, error) {
+func (s *Server) exchange(ctx context.Context, o *outcome) (*exchanged, error) {
 	now := s.now()
-	if x := d.exch.cur.Load(); x != nil && now.Before(x.renewAt) {
+	if x := o.minted.cur.Load(); x != nil && now.Before(x.renewAt) {
 		return x, nil
 	}
-	d.exch.mu.Lock()
-	defer d.exch.mu.Unlock()
-	if x := d.exch.cur.Load(); x != nil && now.Before(x.renewAt) {
+	o.minted.mu.Lock()
+	defer o.minted.mu.Unlock()
+	if x := o.minted.cur.Load(); x != nil && now.Before(x.renewAt) {
 		return x, nil
 	}
 	ks, err := s.cfg.Exchange.Keys(ctx)
@@ -94,20 +87,14 @@ func (s *Server) exchange(ctx context.Context, d *decision) (*exchanged, error) 
 	at := now.Truncate(time.Second)
 	raw, err := ks.Sign(&runtimeClaims{
 		RegisteredClaims: jwt.RegisteredClaims{Issuer: s.cfg.Exchange.Issuer, Audience: jwt.ClaimStrings{s.cfg.Exchange.Audience},
-			Subject: d.exch.sub, IssuedAt: jwt.NewNumericDate(at), NotBefore: jwt.NewNumericDate(at), ExpiresAt: jwt.NewNumericDate(at.Add(ttl))},
-		Instances: map[string][]int{d.exch.instance: d.exch.perms},
-		Attrs:     d.exch.attrs,
+			Subject: o.grant.sub, IssuedAt: jwt.NewNumericDate(at), NotBefore: jwt.NewNumericDate(at), ExpiresAt: jwt.NewNumericDate(at.Add(ttl))},
+		Instances: map[string][]int{o.grant.instance: o.grant.perms},
+		Attrs:     o.grant.attrs,
 	})
 	if err != nil {
 		return nil, err
 	}
 	x := &exchanged{renewAt: at.Add(ttl - ttl/exchangeRenewFactor), bearer: "Bearer " + raw}
-	x.headers = append(append([]*corev3.HeaderValueOption{}, d.grpc.headers...), &corev3.HeaderValueOption{
-		Header:       &corev3.HeaderValue{Key: "authorization", Value: x.bearer},
-		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-	})
-	x.resp = encode(&authv3.CheckResponse{Status: d.grpc.resp.Status, DynamicMetadata: d.grpc.resp.DynamicMetadata,
-		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{Headers: x.headers}}})
-	d.exch.cur.Store(x)
+	o.minted.cur.Store(x)
 	return x, nil
 }

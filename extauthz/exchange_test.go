@@ -10,7 +10,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/rill-authd/rill-authd/adminapi"
 	"github.com/rill-authd/rill-authd/extauthz"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/token"
@@ -27,15 +26,15 @@ type runtimeClaims struct {
 func TestTokenExchange(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, resolver.Options{Issuer: "https://authd.example", Audience: "rill"})
-	if _, err := adminapi.EnsureSigningKey(ctx, f.st, time.Now()); err != nil {
+	if _, err := f.res.Keys().Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	srv := extauthz.New(f.res, extauthz.Config{Now: clock, Exchange: &extauthz.Exchange{Issuer: "https://authd.example",
-		Audience: "rill-runtime", InstanceID: "default", TTL: 5 * time.Minute, Keys: f.res.Keys}})
-	ks, _ := f.res.Keys(ctx)
+		Audience: "rill-runtime", InstanceID: "default", TTL: 5 * time.Minute, Keys: f.res.Keys().Keyset}})
+	ks, _ := f.res.Keys().Keyset(ctx)
 
 	check := func(name string, ext map[string]string, spoof map[string]string) (string, runtimeClaims, []string) {
 		t.Helper()

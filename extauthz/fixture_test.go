@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/rill-authd/rill-authd/extauthz"
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/badger"
@@ -52,17 +53,17 @@ func newFixture(tb testing.TB, opts resolver.Options) *fixture {
 	must(st.CreateProject(ctx, store.Project{Org: "acme", Name: "web", CreatedAt: now}))
 	must(st.CreateProject(ctx, store.Project{Org: "acme", Name: "data", CreatedAt: now}))
 	users := []store.User{
-		{ID: "u-alice", Email: "alice@example.com", DisplayName: "Alice", OrgRoles: map[string]string{"acme": "viewer"},
-			ProjectRoles: map[string]string{"acme/web": "viewer"}, Groups: []string{"eng"}, Attributes: map[string]any{"region": "eu", "email": "spoof@evil"}},
-		{ID: "u-bob", Email: "bob@acme.io", DisplayName: "Bob", OrgRoles: map[string]string{"acme": "admin"}},
+		{ID: "u-alice", Email: "alice@example.com", DisplayName: "Alice", OrgRoles: map[string]policy.Role{"acme": "viewer"},
+			ProjectRoles: map[string]policy.Role{"acme/web": "viewer"}, Groups: []string{"eng"}, Attributes: map[string]any{"region": "eu", "email": "spoof@evil"}},
+		{ID: "u-bob", Email: "bob@acme.io", DisplayName: "Bob", OrgRoles: map[string]policy.Role{"acme": "admin"}},
 		{ID: "u-carol", Email: "carol@other.org", DisplayName: "Carol"},
-		{ID: "u-dave", Email: "dave@acme.io", OrgRoles: map[string]string{"acme": "viewer"}},
+		{ID: "u-dave", Email: "dave@acme.io", OrgRoles: map[string]policy.Role{"acme": "viewer"}},
 	}
 	for _, u := range users {
 		u.CreatedAt, u.UpdatedAt = now, now
 		must(st.CreateUser(ctx, u))
 	}
-	must(st.CreateService(ctx, store.Service{ID: "s-ci", Org: "acme", Name: "ci", ProjectRoles: map[string]string{"web": "editor"},
+	must(st.CreateService(ctx, store.Service{ID: "s-ci", Org: "acme", Name: "ci", ProjectRoles: map[string]policy.Role{"web": "editor"},
 		Attributes: map[string]any{"partner": "p1"}, CreatedAt: now, UpdatedAt: now}))
 	for name, spec := range map[string]struct {
 		kind    token.Kind

@@ -18,7 +18,7 @@ import (
 // Envoy access logs (%DYNAMIC_METADATA(envoy.filters.http.ext_authz:subject)%).
 const MetadataNamespace = "envoy.filters.http.ext_authz"
 
-// grpcResponse is a decision rendered as Envoy wants it. resp is shared by every check that needs
+// grpcResponse is an outcome rendered as Envoy wants it. resp is shared by every check that needs
 // no header removed, and no one mutates it; enc is resp already encoded, which the check
 // server's codec sends as is.
 type grpcResponse struct {
@@ -79,7 +79,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) *authv3.Ch
 	}
 }
 
-// check is Check answering memoized decisions with their encoded form.
+// check is Check answering memoized outcomes with their encoded form.
 func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) proto.Message {
 	start := time.Now()
 	httpReq := req.GetAttributes().GetRequest().GetHttp()
@@ -92,29 +92,24 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) proto.Mess
 	if r.id == "" {
 		r.id = reqHeaders["x-request-id"]
 	}
-	d := s.decide(ctx, &r)
-	defer func() { s.observe(&r, d, start) }()
-	if d.status != 200 {
-		return d.grpc.enc
+	o := s.evaluate(ctx, &r)
+	defer func() { s.observe(&r, o, start) }()
+	g := renderGRPC(o)
+	if o.verdict != allow {
+		return g.enc
 	}
-	resp, headers := d.grpc.enc, d.grpc.headers
+	resp, headers := g.enc, g.headers
 	if s.cfg.Exchange != nil {
-		x, err := s.exchange(ctx, d)
+		x, err := s.exchange(ctx, o)
 		if err != nil {
 			s.log.Error("check failed: minting the runtime token failed", "request_id", r.id, "err", err)
-			d = unavailable
-			return unavailable.grpc.enc
+			o = unavailableOutcome
+			return renderGRPC(unavailableOutcome).enc
 		}
-		resp, headers = x.resp, x.headers
+		xg := renderGRPCExchanged(g, x)
+		resp, headers = xg.enc, xg.headers
 	}
-	// Client-sent x-rill-* headers we do not overwrite must go. Never list one we set: Envoy
-	// removes after it sets, so it would vanish.
-	var remove []string
-	for k := range reqHeaders {
-		if len(k) > len(headerPrefix) && strings.EqualFold(k[:len(headerPrefix)], headerPrefix) && !d.sets(strings.ToLower(k)) {
-			remove = append(remove, k)
-		}
-	}
+	remove := headersToRemove(o.decision, reqHeaders)
 	if remove == nil {
 		return resp
 	}
@@ -143,16 +138,21 @@ func flatten(m *corev3.HeaderMap) map[string]string {
 	return out
 }
 
+// renderGRPC is o as Envoy wants it, rendered on first use and kept with o, so a repeated
+// check costs no building or encoding.
+func renderGRPC(o *outcome) *grpcResponse {
+	if g := o.grpc.Load(); g != nil {
+		return g
+	}
+	o.grpc.CompareAndSwap(nil, newGRPCResponse(o.decision))
+	return o.grpc.Load()
+}
+
 func newGRPCResponse(d *decision) *grpcResponse {
 	g := &grpcResponse{}
-	st := &status.Status{Code: int32(d.code)}
-	if d.status == 200 {
-		for _, h := range d.headers {
-			g.headers = append(g.headers, &corev3.HeaderValueOption{
-				Header:       &corev3.HeaderValue{Key: h[0], Value: h[1]},
-				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-			})
-		}
+	st := &status.Status{Code: int32(d.verdict)}
+	if d.verdict == allow {
+		g.headers = headerOptions(d.set)
 		meta, err := structpb.NewStruct(d.meta)
 		if err != nil {
 			meta = nil // unreachable: meta is built from JSON values
@@ -163,14 +163,37 @@ func newGRPCResponse(d *decision) *grpcResponse {
 		return g
 	}
 	st.Message = d.reason
-	denied := &authv3.DeniedHttpResponse{Status: &typev3.HttpStatus{Code: typev3.StatusCode(d.status)}, Body: d.body}
-	for _, h := range d.deny {
-		denied.Headers = append(denied.Headers, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: h[0], Value: h[1]},
-			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-		})
-	}
+	denied := &authv3.DeniedHttpResponse{Status: &typev3.HttpStatus{Code: typev3.StatusCode(d.verdict.status())}, Body: d.body,
+		Headers: headerOptions(d.set)}
 	g.resp = &authv3.CheckResponse{Status: st, HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied}}
 	g.enc = encode(g.resp)
 	return g
+}
+
+// renderGRPCExchanged is g with x's authorization added, rendered once per minted token.
+func renderGRPCExchanged(g *grpcResponse, x *exchanged) *grpcResponse {
+	if xg := x.grpc.Load(); xg != nil {
+		return xg
+	}
+	xg := &grpcResponse{headers: append(append([]*corev3.HeaderValueOption{}, g.headers...), &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: "authorization", Value: x.bearer},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	})}
+	xg.resp = &authv3.CheckResponse{Status: g.resp.Status, DynamicMetadata: g.resp.DynamicMetadata,
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{Headers: xg.headers}}}
+	xg.enc = encode(xg.resp)
+	x.grpc.CompareAndSwap(nil, xg)
+	return x.grpc.Load()
+}
+
+// headerOptions are headers to set, overwriting what the request carries.
+func headerOptions(hs []header) []*corev3.HeaderValueOption {
+	var out []*corev3.HeaderValueOption
+	for _, h := range hs {
+		out = append(out, &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: h.name, Value: h.value},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		})
+	}
+	return out
 }

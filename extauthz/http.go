@@ -30,40 +30,37 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else if m := r.Header.Get("X-Original-Method"); m != "" {
 		req.method = m
 	}
-	d := s.decide(r.Context(), &req)
-	defer func() { s.observe(&req, d, start) }()
+	o := s.evaluate(r.Context(), &req)
+	defer func() { s.observe(&req, o, start) }()
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
-	if d.status != http.StatusOK {
-		for _, kv := range d.deny {
-			h.Set(kv[0], kv[1])
+	if o.verdict != allow {
+		for _, kv := range o.set {
+			h.Set(kv.name, kv.value)
 		}
-		w.WriteHeader(d.status)
-		_, _ = w.Write([]byte(d.body))
+		w.WriteHeader(o.verdict.status())
+		_, _ = w.Write([]byte(o.body))
 		return
 	}
-	for _, kv := range d.headers {
-		h[http.CanonicalHeaderKey(kv[0])] = []string{kv[1]}
+	for _, kv := range o.set {
+		h[http.CanonicalHeaderKey(kv.name)] = []string{kv.value}
 	}
 	if s.cfg.Exchange != nil {
-		x, err := s.exchange(r.Context(), d)
+		x, err := s.exchange(r.Context(), o)
 		if err != nil {
 			s.log.Error("check failed: minting the runtime token failed", "request_id", req.id, "err", err)
-			d = unavailable
+			o = unavailableOutcome
 			h.Set("Content-Type", "application/json")
-			w.WriteHeader(unavailable.status)
-			_, _ = w.Write([]byte(unavailable.body))
+			w.WriteHeader(o.verdict.status())
+			_, _ = w.Write([]byte(o.body))
 			return
 		}
 		h.Set("Authorization", x.bearer)
 	}
-	var remove []string
-	for k := range r.Header {
-		if len(k) > len(headerPrefix) && strings.EqualFold(k[:len(headerPrefix)], headerPrefix) && !d.sets(strings.ToLower(k)) {
-			remove = append(remove, strings.ToLower(k))
+	if remove := headersToRemove(o.decision, r.Header); remove != nil {
+		for i, k := range remove {
+			remove[i] = strings.ToLower(k)
 		}
-	}
-	if remove != nil {
 		h.Set("X-Envoy-Auth-Headers-To-Remove", strings.Join(remove, ","))
 	}
 	w.WriteHeader(http.StatusOK)

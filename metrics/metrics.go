@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rill-authd/rill-authd/policy"
 )
 
 // Check results, kinds and reasons: the only values their labels take.
@@ -19,9 +20,9 @@ const (
 	ResultDenied  = "denied"
 	ResultError   = "error"
 
-	KindUser        = "user"
-	KindService     = "service"
-	KindEphemeral   = "ephemeral"
+	KindUser        = string(policy.KindUser)
+	KindService     = string(policy.KindService)
+	KindEphemeral   = string(policy.KindEphemeral)
 	KindExternalJWT = "external_jwt"
 	KindNone        = "none"
 )
@@ -95,16 +96,16 @@ func (m *Metrics) Check(result, kind, reason string, took time.Duration) {
 }
 
 // TokenIssued and TokensRevoked count token lifecycle events by kind.
-func (m *Metrics) TokenIssued(kind string) {
+func (m *Metrics) TokenIssued(kind policy.Kind) {
 	if m != nil {
-		m.tokensIssued.WithLabelValues(kind).Inc()
+		m.tokensIssued.WithLabelValues(string(kind)).Inc()
 	}
 }
 
 // TokensRevoked counts n revoked tokens of kind.
-func (m *Metrics) TokensRevoked(kind string, n int) {
+func (m *Metrics) TokensRevoked(kind policy.Kind, n int) {
 	if m != nil && n > 0 {
-		m.tokensRevoked.WithLabelValues(kind).Add(float64(n))
+		m.tokensRevoked.WithLabelValues(string(kind)).Add(float64(n))
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/bits"
 	"strings"
+
+	"github.com/rill-authd/rill-authd/token"
 )
 
 // Perm is a set of permissions, one bit each, so checks are a mask test.
@@ -101,22 +103,25 @@ func (p Perm) Project() bool { return p&allProject != 0 }
 // Has reports whether p includes every permission in need.
 func (p Perm) Has(need Perm) bool { return p&need == need }
 
-// Org and project roles.
+// Role is an org or a project role. The empty Role is none.
+type Role string
+
+// Org and project roles (guest is an org role only).
 const (
-	Admin  = "admin"
-	Editor = "editor"
-	Viewer = "viewer"
-	Guest  = "guest"
+	Admin  Role = "admin"
+	Editor Role = "editor"
+	Viewer Role = "viewer"
+	Guest  Role = "guest"
 )
 
-var orgRoles = map[string]Perm{
+var orgRoles = map[Role]Perm{
 	Admin:  allOrg,
 	Editor: ReadOrg | ReadProjects | CreateProjects | ReadOrgMembers | ManageOrgMembers,
 	Viewer: ReadOrg | ReadProjects,
 	Guest:  ReadOrg | ReadProjects,
 }
 
-var projectRoles = map[string]Perm{
+var projectRoles = map[Role]Perm{
 	Admin: allProject,
 	Editor: allProject &^ (ManageProject | ManageProd | ManageProvisionerResources |
 		ManageProjectAdmins | ManageReports | ManageAlerts | ManageBookmarks),
@@ -124,40 +129,51 @@ var projectRoles = map[string]Perm{
 }
 
 // ValidOrgRole and ValidProjectRole check role names from user input.
-func ValidOrgRole(r string) bool     { _, ok := orgRoles[r]; return ok }
-func ValidProjectRole(r string) bool { _, ok := projectRoles[r]; return ok }
+func ValidOrgRole(r Role) bool     { _, ok := orgRoles[r]; return ok }
+func ValidProjectRole(r Role) bool { _, ok := projectRoles[r]; return ok }
 
-// OrgRolePerms returns the org permissions of an org role.
-func OrgRolePerms(role string) Perm { return orgRoles[role] }
+// OrgPerms returns the org permissions of an org role.
+func (r Role) OrgPerms() Perm { return orgRoles[r] }
 
-// ProjectRolePerms returns the project permissions of a project role.
-func ProjectRolePerms(role string) Perm { return projectRoles[role] }
+// ProjectPerms returns the project permissions of a project role.
+func (r Role) ProjectPerms() Perm { return projectRoles[r] }
 
-var rank = map[string]int{"": 0, Guest: 1, Viewer: 2, Editor: 3, Admin: 4}
+var rank = map[Role]int{"": 0, Guest: 1, Viewer: 2, Editor: 3, Admin: 4}
 
-// RoleAtMost reports whether role r is no higher than ceiling, so no one grants more than
-// they hold.
-func RoleAtMost(r, ceiling string) bool { return rank[r] <= rank[ceiling] }
+// AtMost reports whether r is no higher than ceiling, so no one grants more than they hold.
+func (r Role) AtMost(ceiling Role) bool { return rank[r] <= rank[ceiling] }
+
+// Kind is what sort of principal a credential resolved to. Its values are also the
+// x-rill-auth-kind header's and the metrics' kind label.
+type Kind string
 
 // Principal kinds.
 const (
-	KindUser      = "user"
-	KindService   = "service"
-	KindEphemeral = "ephemeral"
+	KindUser      Kind = "user"
+	KindService   Kind = "service"
+	KindEphemeral Kind = "ephemeral"
 )
+
+// KindOf is the principal kind of a token kind's owner.
+func KindOf(k token.Kind) Kind {
+	if k == token.Service {
+		return KindService
+	}
+	return KindUser
+}
 
 // Principal is who is calling, with the roles they hold. ProjectRoles is keyed by
 // "org/project"; a service has entries for its own org only.
 type Principal struct {
-	Kind         string
+	Kind         Kind
 	ID           string
 	Subject      string // user email or service name
 	Name         string // display name
 	Email        string
 	Groups       []string
 	Superuser    bool
-	OrgRoles     map[string]string
-	ProjectRoles map[string]string
+	OrgRoles     map[string]Role
+	ProjectRoles map[string]Role
 	Attributes   map[string]any // custom attributes of the user or service
 	// Limit, when non-zero, caps permissions (ephemeral tokens are at most viewer reads).
 	Limit Perm
@@ -167,8 +183,8 @@ type Principal struct {
 
 // Access is what a principal holds on one org/project.
 type Access struct {
-	OrgRole     string
-	ProjectRole string // "admin" for org admins, who hold every project permission
+	OrgRole     Role
+	ProjectRole Role // admin for org admins, who hold every project permission
 	Perms       Perm
 }
 

@@ -12,31 +12,31 @@ func TestRoleTables(t *testing.T) {
 		p       Principal
 		org     string
 		project string
-		role    [2]string
+		role    [2]Role
 		has     []string
 		hasNot  []string
 	}{
-		{"org admin holds every project permission", Principal{OrgRoles: map[string]string{"acme": "admin"}}, "acme", "web",
-			[2]string{"admin", "admin"}, []string{"manage_org", "manage_project", "manage_prod", "read_prod"}, nil},
-		{"org editor", Principal{OrgRoles: map[string]string{"acme": "editor"}}, "acme", "",
-			[2]string{"editor", ""}, []string{"read_org", "read_projects", "create_projects", "read_org_members", "manage_org_members"},
+		{"org admin holds every project permission", Principal{OrgRoles: map[string]Role{"acme": "admin"}}, "acme", "web",
+			[2]Role{"admin", "admin"}, []string{"manage_org", "manage_project", "manage_prod", "read_prod"}, nil},
+		{"org editor", Principal{OrgRoles: map[string]Role{"acme": "editor"}}, "acme", "",
+			[2]Role{"editor", ""}, []string{"read_org", "read_projects", "create_projects", "read_org_members", "manage_org_members"},
 			[]string{"manage_org", "manage_projects", "manage_org_admins", "read_prod"}},
-		{"org viewer gets no project permission by itself", Principal{OrgRoles: map[string]string{"acme": "viewer"}}, "acme", "web",
-			[2]string{"viewer", ""}, []string{"read_org", "read_projects"}, []string{"read_prod", "read_project"}},
-		{"guest", Principal{OrgRoles: map[string]string{"acme": "guest"}}, "acme", "", [2]string{"guest", ""}, []string{"read_org"}, []string{"read_org_members"}},
-		{"project viewer", Principal{ProjectRoles: map[string]string{"acme/web": "viewer"}}, "acme", "web",
-			[2]string{"", "viewer"}, []string{"read_project", "read_prod", "read_dev", "create_reports", "create_alerts", "create_bookmarks"},
+		{"org viewer gets no project permission by itself", Principal{OrgRoles: map[string]Role{"acme": "viewer"}}, "acme", "web",
+			[2]Role{"viewer", ""}, []string{"read_org", "read_projects"}, []string{"read_prod", "read_project"}},
+		{"guest", Principal{OrgRoles: map[string]Role{"acme": "guest"}}, "acme", "", [2]Role{"guest", ""}, []string{"read_org"}, []string{"read_org_members"}},
+		{"project viewer", Principal{ProjectRoles: map[string]Role{"acme/web": "viewer"}}, "acme", "web",
+			[2]Role{"", "viewer"}, []string{"read_project", "read_prod", "read_dev", "create_reports", "create_alerts", "create_bookmarks"},
 			[]string{"read_org", "manage_prod", "manage_dev", "read_project_members"}},
-		{"project editor", Principal{ProjectRoles: map[string]string{"acme/web": "editor"}}, "acme", "web",
-			[2]string{"", "editor"}, []string{"manage_dev", "read_prod", "manage_project_members", "create_magic_auth_tokens"},
+		{"project editor", Principal{ProjectRoles: map[string]Role{"acme/web": "editor"}}, "acme", "web",
+			[2]Role{"", "editor"}, []string{"manage_dev", "read_prod", "manage_project_members", "create_magic_auth_tokens"},
 			[]string{"manage_project", "manage_prod", "manage_provisioner_resources", "manage_project_admins", "manage_reports", "manage_alerts", "manage_bookmarks"}},
-		{"project role elsewhere gives nothing", Principal{ProjectRoles: map[string]string{"acme/web": "admin"}}, "acme", "api",
-			[2]string{"", ""}, nil, []string{"read_prod", "read_org"}},
-		{"other org gives nothing", Principal{OrgRoles: map[string]string{"acme": "admin"}}, "evil", "web",
-			[2]string{"", ""}, nil, []string{"read_prod", "read_org"}},
-		{"superuser", Principal{Superuser: true}, "any", "thing", [2]string{"admin", "admin"}, []string{"manage_org", "manage_prod"}, nil},
-		{"limit caps an admin", Principal{OrgRoles: map[string]string{"acme": "admin"}, Limit: ReadProd | ReadProject}, "acme", "web",
-			[2]string{"admin", "admin"}, []string{"read_prod", "read_project"}, []string{"manage_prod", "read_org"}},
+		{"project role elsewhere gives nothing", Principal{ProjectRoles: map[string]Role{"acme/web": "admin"}}, "acme", "api",
+			[2]Role{"", ""}, nil, []string{"read_prod", "read_org"}},
+		{"other org gives nothing", Principal{OrgRoles: map[string]Role{"acme": "admin"}}, "evil", "web",
+			[2]Role{"", ""}, nil, []string{"read_prod", "read_org"}},
+		{"superuser", Principal{Superuser: true}, "any", "thing", [2]Role{"admin", "admin"}, []string{"manage_org", "manage_prod"}, nil},
+		{"limit caps an admin", Principal{OrgRoles: map[string]Role{"acme": "admin"}, Limit: ReadProd | ReadProject}, "acme", "web",
+			[2]Role{"admin", "admin"}, []string{"read_prod", "read_project"}, []string{"manage_prod", "read_org"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -77,7 +77,7 @@ func TestPermNames(t *testing.T) {
 }
 
 func TestRoleAtMost(t *testing.T) {
-	if !RoleAtMost("viewer", "admin") || !RoleAtMost("editor", "editor") || RoleAtMost("admin", "editor") || RoleAtMost("viewer", "") {
+	if !Viewer.AtMost(Admin) || !Editor.AtMost(Editor) || Admin.AtMost(Editor) || Viewer.AtMost("") {
 		t.Fatal("role ranks wrong")
 	}
 	if !ValidOrgRole("guest") || ValidProjectRole("guest") || ValidOrgRole("owner") {
@@ -87,7 +87,7 @@ func TestRoleAtMost(t *testing.T) {
 
 func TestAttributes(t *testing.T) {
 	u := Principal{Kind: KindUser, Name: "Bob", Email: "bob@acme.com", Groups: []string{"sales"},
-		ProjectRoles: map[string]string{"acme/web": "admin"},
+		ProjectRoles: map[string]Role{"acme/web": "admin"},
 		Attributes:   map[string]any{"region": "eu", "email": "spoof@evil.com", "admin": true}}
 	got := u.AttributesFor(u.AccessTo("acme", "web"))
 	want := map[string]any{"name": "Bob", "email": "bob@acme.com", "domain": "acme.com", "groups": []string{"sales"}, "admin": true, "region": "eu"}
@@ -98,7 +98,7 @@ func TestAttributes(t *testing.T) {
 	if got["admin"] != false || got["email"] != "bob@acme.com" {
 		t.Fatalf("custom attributes overrode standard ones: %v", got)
 	}
-	s := Principal{Kind: KindService, Subject: "reporting", OrgRoles: map[string]string{"acme": "admin"}, Attributes: map[string]any{"tier": "gold"}}
+	s := Principal{Kind: KindService, Subject: "reporting", OrgRoles: map[string]Role{"acme": "admin"}, Attributes: map[string]any{"tier": "gold"}}
 	got = s.AttributesFor(s.AccessTo("acme", "web"))
 	want = map[string]any{"name": "reporting", "admin": true, "tier": "gold"}
 	if !reflect.DeepEqual(got, want) {

@@ -18,7 +18,8 @@ type entry struct {
 	id        token.ID // the token id to report (a JWT's jti)
 	// memo holds per-target results computed by callers (extauthz's decisions), so a repeated
 	// check of the same target costs one map read. It dies with the entry on invalidation.
-	memo sync.Map
+	// See MemoOf.
+	memo atomic.Pointer[memoTable]
 }
 
 const shards = 64

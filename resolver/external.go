@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/token"
@@ -87,7 +88,7 @@ func (rk *remoteKeys) fetch(ctx context.Context) (map[string]*rsa.PublicKey, err
 	if err != nil {
 		return nil, err
 	}
-	return token.ParseJWKS(body)
+	return keys.ParseJWKS(body)
 }
 
 // verifyExternal checks a JWT of a trusted issuer and builds its principal.

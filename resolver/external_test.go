@@ -12,16 +12,18 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/store/badger"
 	"github.com/rill-authd/rill-authd/token"
 )
 
 // fakeIssuer is an external issuer: an httptest JWKS server and the keys behind it.
 type fakeIssuer struct {
 	mu       sync.Mutex
-	keys     []token.Key
+	keys     []keys.Key
 	requests atomic.Int64
 	srv      *httptest.Server
 }
@@ -33,14 +35,14 @@ func newFakeIssuer(t *testing.T) *fakeIssuer {
 		fi.requests.Add(1)
 		fi.mu.Lock()
 		defer fi.mu.Unlock()
-		w.Write(token.NewKeyset(fi.keys).JWKS())
+		w.Write(keys.NewKeyset(fi.keys).JWKS())
 	}))
 	t.Cleanup(fi.srv.Close)
 	return fi
 }
 
 func (fi *fakeIssuer) rotate(t *testing.T) {
-	k, err := token.GenerateKey(time.Now())
+	k, err := keys.Generate(time.Now())
 	must(t, err)
 	fi.mu.Lock()
 	defer fi.mu.Unlock()
@@ -59,7 +61,7 @@ func (fi *fakeIssuer) sign(t *testing.T, mod func(*token.Claims)) string {
 		mod(c)
 	}
 	fi.mu.Lock()
-	ks := token.NewKeyset(fi.keys)
+	ks := keys.NewKeyset(fi.keys)
 	fi.mu.Unlock()
 	raw, err := ks.Sign(c)
 	must(t, err)
@@ -149,30 +151,48 @@ func TestTrustedExternalIssuer(t *testing.T) {
 	}
 }
 
-// TestRetiredKeysDropOut: a retired key verifies while tokens it signed can be alive, then
-// leaves the keyset (and so the JWKS).
-func TestRetiredKeysDropOut(t *testing.T) {
+// TestOwnKeys: the resolver verifies its own JWTs with the ring it is given, sees a key written
+// to the store after it loaded the keyset (the change feed invalidates the ring), and refuses
+// tokens of a key retired longer ago than the ring's max TTL.
+func TestOwnKeys(t *testing.T) {
 	now := time.Now()
-	f := setup(t, Options{Issuer: "rill-authd", Audience: "rill", MaxCredentialTTL: time.Hour, Now: func() time.Time { return now }})
-	put := func(retired time.Time) string {
-		k, err := token.GenerateKey(now.Add(-3 * time.Hour))
-		must(t, err)
-		der, err := token.MarshalKey(k.Private)
-		must(t, err)
-		must(t, f.st.PutSigningKey(ctx, store.SigningKey{KID: k.KID, PrivateKey: der, CreatedAt: k.CreatedAt, RetiredAt: retired}))
-		return k.KID
-	}
-	current := put(time.Time{})
-	recent := put(now.Add(-30 * time.Minute)) // may still have live tokens
-	old := put(now.Add(-2 * time.Hour))       // every token it signed has expired
-	ks, err := f.r.Keys(ctx)
+	st, err := badger.Open(badger.Options{InMemory: true})
 	must(t, err)
-	for kid, want := range map[string]bool{current: true, recent: true, old: false} {
-		if _, ok := ks.PublicKey(kid); ok != want {
-			t.Errorf("key retired %s: in keyset %v, want %v", kid, ok, want)
-		}
-		if strings.Contains(string(ks.JWKS()), kid) != want {
-			t.Errorf("key %s in JWKS: want %v", kid, want)
+	ring := keys.NewRing(st, keys.Options{MaxTTL: time.Hour, Now: func() time.Time { return now }})
+	r := New(st, Options{Issuer: "rill-authd", Audience: "rill", Keys: ring, Now: func() time.Time { return now }, TouchInterval: -1})
+	t.Cleanup(func() { r.Close(); st.Close() })
+	if r.Keys() != ring {
+		t.Fatal("the resolver does not use the ring it was given")
+	}
+	must(t, st.CreateOrg(ctx, store.Org{Name: "acme"}))
+	must(t, st.CreateService(ctx, store.Service{ID: "s-admin", Org: "acme", Name: "robot", OrgRole: "admin"}))
+	// signed puts a key in the store, past the ring, and signs a live token with it.
+	signed := func(retired time.Time) string {
+		k, err := keys.Generate(now.Add(-3 * time.Hour))
+		must(t, err)
+		k.RetiredAt = retired
+		rec, err := k.Record()
+		must(t, err)
+		must(t, st.PutSigningKey(ctx, rec))
+		k.RetiredAt = time.Time{} // to sign with it
+		raw, err := keys.NewKeyset([]keys.Key{k}).Sign(&token.Claims{RegisteredClaims: jwt.RegisteredClaims{Issuer: "rill-authd",
+			Audience: jwt.ClaimStrings{"rill"}, Subject: "u@x.io", IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
+			ID: token.NewID()}, Org: "acme", Project: "web", IssuedBy: "service:s-admin"})
+		must(t, err)
+		return raw
+	}
+	for _, tc := range []struct {
+		name    string
+		retired time.Time
+		want    error
+	}{
+		{"signing key", time.Time{}, nil},
+		{"a second key, written after the keyset was loaded", time.Time{}, nil},
+		{"retired 30m ago: may have live tokens", now.Add(-30 * time.Minute), nil},
+		{"retired 2h ago: every token it signed has expired", now.Add(-2 * time.Hour), token.ErrJWTUnknownKey},
+	} {
+		if _, err := r.Resolve(ctx, signed(tc.retired)); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
 	}
 }

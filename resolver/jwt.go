@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"strings"
 	"unsafe"
 
+	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
@@ -20,31 +20,8 @@ const kindJWT token.Kind = "jwt"
 // EphemeralPerms is the most an ephemeral token may hold: viewer-level reads.
 const EphemeralPerms = policy.ReadProd | policy.ReadProject | policy.ReadDev
 
-// Keys returns the keyset of the signing keys in the store that can still have live tokens.
-func (r *Resolver) Keys(ctx context.Context) (*token.Keyset, error) {
-	if ks := r.keys.Load(); ks != nil {
-		return ks, nil
-	}
-	recs, err := r.st.ListSigningKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load signing keys: %w", err)
-	}
-	oldest := r.now().Add(-r.opts.MaxCredentialTTL - token.Leeway)
-	var keys []token.Key
-	for _, rec := range recs {
-		if !rec.RetiredAt.IsZero() && rec.RetiredAt.Before(oldest) {
-			continue // every token it signed has expired
-		}
-		k, err := token.UnmarshalKey(rec.PrivateKey)
-		if err != nil {
-			return nil, fmt.Errorf("signing key %s: %w", rec.KID, err)
-		}
-		keys = append(keys, token.Key{KID: rec.KID, Private: k, CreatedAt: rec.CreatedAt, RetiredAt: rec.RetiredAt})
-	}
-	ks := token.NewKeyset(keys)
-	r.keys.CompareAndSwap(nil, ks)
-	return ks, nil
-}
+// Keys is the ring of signing keys that verifies this daemon's JWTs.
+func (r *Resolver) Keys() *keys.Ring { return r.keys }
 
 // resolveJWT authenticates an ephemeral JWT minted by this daemon. A verified token is cached
 // until its exp; a cache hit costs one SHA-256.
@@ -56,7 +33,7 @@ func (r *Resolver) resolveJWT(ctx context.Context, raw string) (Result, error) {
 	h := token.Hash(sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw))))
 	var key token.ID
 	copy(key[:], h[:16])
-	if e := r.cache.get(key); e != nil && e.kind == kindJWT && constantTimeEqual(&e.hash, &h) {
+	if e := r.cache.get(key); e != nil && e.kind == kindJWT && e.hash.Equal(h) {
 		if !r.now().Before(e.expires.Add(token.Leeway)) {
 			return Result{}, token.ErrJWTExpired
 		}
@@ -77,7 +54,7 @@ func (r *Resolver) resolveJWT(ctx context.Context, raw string) (Result, error) {
 		if iss != r.opts.Issuer {
 			return Result{}, token.ErrJWTIssuer
 		}
-		ks, err := r.Keys(ctx)
+		ks, err := r.keys.Keyset(ctx)
 		if err != nil {
 			return Result{}, err
 		}
@@ -100,10 +77,10 @@ func (r *Resolver) resolveJWT(ctx context.Context, raw string) (Result, error) {
 func (r *Resolver) ephemeralPrincipal(ctx context.Context, c *token.Claims) (*policy.Principal, error) {
 	kind, id, _ := strings.Cut(c.IssuedBy, ":")
 	var k token.Kind
-	switch kind {
-	case "service":
+	switch policy.Kind(kind) {
+	case policy.KindService:
 		k = token.Service
-	case "user":
+	case policy.KindUser:
 		k = token.User
 	default:
 		return nil, token.ErrJWTMalformed
@@ -138,7 +115,7 @@ func parsePerms(names []string, def policy.Perm) policy.Perm {
 // ephemeral is the principal of a verified JWT: its attributes, and perms on org/project only.
 func ephemeral(c *token.Claims, org, project string, perms policy.Perm) *policy.Principal {
 	p := &policy.Principal{Kind: policy.KindEphemeral, ID: c.ID, Subject: c.Subject, Name: c.Subject,
-		OrgRoles: map[string]string{}, ProjectRoles: map[string]string{}, Attributes: c.Attr}
+		OrgRoles: map[string]policy.Role{}, ProjectRoles: map[string]policy.Role{}, Attributes: c.Attr}
 	if email, ok := c.Attr["email"].(string); ok {
 		p.Email = email
 	}

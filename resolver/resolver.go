@@ -11,9 +11,9 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
+	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
@@ -59,10 +59,11 @@ type Options struct {
 	TouchInterval time.Duration
 	Now           func() time.Time
 	Logger        *slog.Logger
-	// Issuer and Audience are the iss and aud of the JWTs this daemon mints; MaxCredentialTTL
-	// is their longest life (it bounds how long a retired key keeps verifying).
+	// Issuer and Audience are the iss and aud of the JWTs this daemon mints.
 	Issuer, Audience string
-	MaxCredentialTTL time.Duration
+	// Keys verify those JWTs; the resolver drops their cache on a signing-key change. Nil: a
+	// ring of its own over the store when it can write keys, with keys' defaults.
+	Keys *keys.Ring
 	// Trusted are external JWT issuers; their JWKS is refetched on an unknown kid at most once
 	// per JWKSRefresh (default 1m), with HTTPClient (default: 5s timeout).
 	Trusted     []TrustedIssuer
@@ -83,7 +84,7 @@ type Resolver struct {
 	done    chan struct{}
 	every   time.Duration
 	opts    Options
-	keys    atomic.Pointer[token.Keyset]
+	keys    *keys.Ring
 	trusted map[string]*remoteKeys
 }
 
@@ -103,8 +104,11 @@ func New(st store.CheckReader, o Options) *Resolver {
 	}
 	r := &Resolver{st: st, cache: newCache(o.CacheSize), now: o.Now, log: o.Logger,
 		touch: make(chan token.ID, 4096), stop: make(chan struct{}), done: make(chan struct{}), every: o.TouchInterval, opts: o}
-	if r.opts.MaxCredentialTTL == 0 {
-		r.opts.MaxCredentialTTL = 24 * time.Hour
+	if r.keys = o.Keys; r.keys == nil {
+		// Tests and tools that pass a whole store get a ring of their own.
+		if ws, ok := st.(keys.Store); ok {
+			r.keys = keys.NewRing(ws, keys.Options{Now: o.Now})
+		}
 	}
 	if r.opts.JWKSRefresh == 0 {
 		r.opts.JWKSRefresh = time.Minute
@@ -122,7 +126,7 @@ func New(st store.CheckReader, o Options) *Resolver {
 		drop := false
 		for _, c := range cs {
 			if c.Kind == store.ChangeKey {
-				r.keys.Store(nil)
+				r.keys.Invalidate()
 			}
 			drop = drop || c.AffectsDecisions()
 		}
@@ -183,19 +187,6 @@ func (r Result) Expires() time.Time {
 	return r.entry.expires
 }
 
-// MemoSet replaces a memoized value (one that has gone stale).
-func (r Result) MemoSet(key, v any) { r.entry.memo.Store(key, v) }
-
-// Memo returns the per-token memo table for key-value results derived from the principal,
-// valid until the next invalidation.
-func (r Result) Memo(key any, compute func() any) any {
-	if v, ok := r.entry.memo.Load(key); ok {
-		return v
-	}
-	v, _ := r.entry.memo.LoadOrStore(key, compute())
-	return v
-}
-
 // Resolve authenticates a rill_usr_/rill_svc_ token. A hit in the cache reads no store and
 // allocates nothing.
 func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
@@ -209,7 +200,6 @@ func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	hash := tok.Hash()
 	e := r.cache.get(tok.ID)
 	if e == nil {
 		if e, err = r.load(ctx, tok.ID); err != nil {
@@ -217,7 +207,7 @@ func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
 		}
 	}
 	// Constant-time compare against the stored hash; the id alone is not a credential.
-	if !constantTimeEqual(&e.hash, &hash) || e.kind != tok.Kind {
+	if !tok.Matches(e.hash) || e.kind != tok.Kind {
 		return Result{}, ErrUnknown
 	}
 	if !e.expires.IsZero() && !r.now().Before(e.expires) {
@@ -228,14 +218,6 @@ func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
 	default: // last-used is best effort; never block a check on it
 	}
 	return Result{Principal: e.principal, TokenID: tok.ID, entry: e}, nil
-}
-
-func constantTimeEqual(a, b *token.Hash) bool {
-	var v byte
-	for i := range a {
-		v |= a[i] ^ b[i]
-	}
-	return v == 0
 }
 
 // load reads the token and its owner from the store and caches the result.
@@ -295,7 +277,7 @@ func UserPrincipal(u *store.User) *policy.Principal {
 // ServicePrincipal builds the principal of a service; its roles apply in its own org only.
 func ServicePrincipal(s *store.Service) *policy.Principal {
 	p := &policy.Principal{Kind: policy.KindService, ID: s.ID, Subject: s.Name, Name: s.Name,
-		OrgRoles: map[string]string{}, ProjectRoles: make(map[string]string, len(s.ProjectRoles)), Attributes: s.Attributes}
+		OrgRoles: map[string]policy.Role{}, ProjectRoles: make(map[string]policy.Role, len(s.ProjectRoles)), Attributes: s.Attributes}
 	if s.OrgRole != "" {
 		p.OrgRoles[s.Org] = s.OrgRole
 	}
@@ -343,20 +325,22 @@ func (r *Resolver) touchLoop() {
 		clear(pending)
 		clear(uses)
 	}
+	// record is the one place a use is counted, so the drain at stop counts as the loop does.
+	record := func(id token.ID) {
+		pending[id] = r.now()
+		uses[id]++
+	}
 	for {
 		select {
 		case id := <-r.touch:
-			pending[id] = r.now()
-			uses[id]++
+			record(id)
 		case <-tick:
 			flush()
 		case <-r.stop:
 			for {
 				select {
 				case id := <-r.touch:
-					pending[id] = r.now()
-					uses[id]++
-					uses[id]++
+					record(id)
 				default:
 					flush()
 					return

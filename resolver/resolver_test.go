@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/badger"
 	"github.com/rill-authd/rill-authd/token"
@@ -29,8 +30,8 @@ func setup(t testing.TB, o Options) *fixture {
 	r := New(st, o)
 	t.Cleanup(func() { r.Close(); st.Close() })
 	must(t, st.CreateOrg(ctx, store.Org{Name: "acme"}))
-	must(t, st.CreateUser(ctx, store.User{ID: "u1", Email: "bob@acme.com", OrgRoles: map[string]string{"acme": "viewer"}}))
-	must(t, st.CreateService(ctx, store.Service{ID: "s1", Org: "acme", Name: "reporting", ProjectRoles: map[string]string{"web": "viewer"}}))
+	must(t, st.CreateUser(ctx, store.User{ID: "u1", Email: "bob@acme.com", OrgRoles: map[string]policy.Role{"acme": "viewer"}}))
+	must(t, st.CreateService(ctx, store.Service{ID: "s1", Org: "acme", Name: "reporting", ProjectRoles: map[string]policy.Role{"web": "viewer"}}))
 	return &fixture{st: st, r: r}
 }
 
@@ -211,6 +212,102 @@ func TestCacheHitDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// memoKey is shaped like extauthz's target: a struct of strings, which an any key would box.
+type memoKey struct {
+	org, project string
+	perm         uint64
+}
+
+func TestMemoHitDoesNotAllocate(t *testing.T) {
+	f := setup(t, Options{})
+	tok, _ := f.issue(t, token.User, "u1", time.Time{})
+	res, err := f.r.Resolve(ctx, tok)
+	must(t, err)
+	key := memoKey{"acme", "web", 1}
+	v := new(int)
+	MemoOf[memoKey, *int](res).LoadOrStore(key, v)
+	n := testing.AllocsPerRun(1000, func() {
+		res, err := f.r.Resolve(ctx, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := MemoOf[memoKey, *int](res).Load(key); !ok || got != v {
+			t.Fatalf("memo lost its value: %v %v", got, ok)
+		}
+	})
+	if n != 0 {
+		t.Fatalf("cache and memo hit allocates %v times", n)
+	}
+}
+
+func TestMemoIsPerTokenUntilInvalidation(t *testing.T) {
+	f := setup(t, Options{})
+	tok1, _ := f.issue(t, token.User, "u1", time.Time{})
+	tok2, _ := f.issue(t, token.User, "u1", time.Time{})
+	resolve := func(tok string) *Memo[memoKey, string] {
+		t.Helper()
+		res, err := f.r.Resolve(ctx, tok)
+		must(t, err)
+		return MemoOf[memoKey, string](res)
+	}
+	a, b := memoKey{"acme", "web", 1}, memoKey{"acme", "data", 1}
+	if got := resolve(tok1).LoadOrStore(a, "1a"); got != "1a" {
+		t.Fatalf("first store gave %q", got)
+	}
+	if got := resolve(tok1).LoadOrStore(a, "other"); got != "1a" {
+		t.Fatalf("a second store replaced the first: %q", got)
+	}
+	if _, ok := resolve(tok2).Load(a); ok {
+		t.Fatal("one token's memo is visible to another")
+	}
+	// Reads promote newer keys; every key stays readable whatever the order.
+	resolve(tok1).LoadOrStore(b, "1b")
+	for range 3 {
+		for k, want := range map[memoKey]string{a: "1a", b: "1b"} {
+			if got, ok := resolve(tok1).Load(k); !ok || got != want {
+				t.Fatalf("%v: %q %v, want %q", k, got, ok, want)
+			}
+		}
+	}
+	resolve(tok1).Store(a, "1a'")
+	if got, _ := resolve(tok1).Load(a); got != "1a'" {
+		t.Fatalf("Store did not replace: %q", got)
+	}
+	if _, err := f.st.UpdateUser(ctx, "u1", func(u *store.User) error { u.DisplayName = "Bob"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := resolve(tok1).Load(a); ok {
+		t.Fatalf("memo survived an invalidation: %q", v)
+	}
+	if m := MemoOf[memoKey, int](Result{}); m == nil {
+		t.Fatal("no memo for a bare Result")
+	}
+}
+
+func TestMemoConcurrentUse(t *testing.T) {
+	var m Memo[int, int]
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				k := (i + g) % 50
+				if v, ok := m.Load(k); ok && v != k {
+					t.Errorf("Load(%d) = %d", k, v)
+				}
+				if v := m.LoadOrStore(k, k); v != k {
+					t.Errorf("LoadOrStore(%d) = %d", k, v)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for k := range 50 {
+		if v, ok := m.Load(k); !ok || v != k {
+			t.Fatalf("Load(%d) = %d %v", k, v, ok)
+		}
+	}
+}
+
 func TestLastUsedIsRecorded(t *testing.T) {
 	f := setup(t, Options{TouchInterval: 10 * time.Millisecond})
 	tok, id := f.issue(t, token.User, "u1", time.Time{})
@@ -245,5 +342,59 @@ func TestBearerFromHeader(t *testing.T) {
 		if _, err := BearerFromHeader(in); !errors.Is(err, want) {
 			t.Errorf("%q: %v, want %v", in, err, want)
 		}
+	}
+}
+
+// gatedTouches blocks the first TouchTokens until release is closed, so uses can be queued
+// behind a flush in progress.
+type gatedTouches struct {
+	store.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedTouches) TouchTokens(ctx context.Context, used map[string]time.Time) error {
+	select {
+	case g.entered <- struct{}{}:
+		<-g.release
+	default:
+	}
+	return g.Store.TouchTokens(ctx, used)
+}
+
+func TestCloseCountsQueuedUsesOnce(t *testing.T) {
+	f := setup(t, Options{TouchInterval: -1})
+	tok, id := f.issue(t, token.User, "u1", time.Time{})
+	st := &gatedTouches{Store: f.st, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	r := New(st, Options{TouchInterval: time.Millisecond})
+	_, err := r.Resolve(ctx, tok)
+	must(t, err)
+	<-st.entered // the first flush is blocked: the next uses wait in the queue
+	const queued = 1000
+	for range queued {
+		_, err := r.Resolve(ctx, tok)
+		must(t, err)
+	}
+	closed := make(chan struct{})
+	go func() { r.Close(); close(closed) }()
+	<-r.stop // Close asked the loop to stop while the uses are still queued
+	close(st.release)
+	<-closed
+
+	evs, err := f.st.ListAudit(ctx, store.AuditFilter{Actor: "rill-authd"})
+	must(t, err)
+	checks := 0
+	for _, e := range evs {
+		var tokens, n int
+		if e.Action != "token.use" {
+			continue
+		}
+		if _, err := fmt.Sscanf(e.Target, "%d tokens, %d checks", &tokens, &n); err != nil || tokens != 1 {
+			t.Fatalf("use summary %q (%q)", e.Target, e.Detail)
+		}
+		checks += n
+	}
+	if checks != 1+queued {
+		t.Fatalf("use summaries count %d checks of token %s, want %d", checks, id, 1+queued)
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"time"
 
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -21,16 +22,16 @@ type Project struct {
 
 // User is a person. ProjectRoles is keyed by "org/project".
 type User struct {
-	ID           string            `json:"id"`
-	Email        string            `json:"email"`
-	DisplayName  string            `json:"display_name,omitempty"`
-	OrgRoles     map[string]string `json:"org_roles,omitempty"`
-	ProjectRoles map[string]string `json:"project_roles,omitempty"`
-	Groups       []string          `json:"groups,omitempty"`
-	Attributes   map[string]any    `json:"attributes,omitempty"`
-	Superuser    bool              `json:"superuser,omitempty"`
-	CreatedAt    time.Time         `json:"created_at"`
-	UpdatedAt    time.Time         `json:"updated_at"`
+	ID           string                 `json:"id"`
+	Email        string                 `json:"email"`
+	DisplayName  string                 `json:"display_name,omitempty"`
+	OrgRoles     map[string]policy.Role `json:"org_roles,omitempty"`
+	ProjectRoles map[string]policy.Role `json:"project_roles,omitempty"`
+	Groups       []string               `json:"groups,omitempty"`
+	Attributes   map[string]any         `json:"attributes,omitempty"`
+	Superuser    bool                   `json:"superuser,omitempty"`
+	CreatedAt    time.Time              `json:"created_at"`
+	UpdatedAt    time.Time              `json:"updated_at"`
 }
 
 // ProjectKey is the key of User.ProjectRoles for a project.
@@ -38,15 +39,15 @@ func ProjectKey(org, project string) string { return org + "/" + project }
 
 // Service is a service account of an org. ProjectRoles is keyed by project name.
 type Service struct {
-	ID           string            `json:"id"`
-	Org          string            `json:"org"`
-	Name         string            `json:"name"`
-	OrgRole      string            `json:"org_role,omitempty"`
-	ProjectRoles map[string]string `json:"project_roles,omitempty"`
-	Attributes   map[string]any    `json:"attributes,omitempty"`
-	CreatedBy    string            `json:"created_by,omitempty"`
-	CreatedAt    time.Time         `json:"created_at"`
-	UpdatedAt    time.Time         `json:"updated_at"`
+	ID           string                 `json:"id"`
+	Org          string                 `json:"org"`
+	Name         string                 `json:"name"`
+	OrgRole      policy.Role            `json:"org_role,omitempty"`
+	ProjectRoles map[string]policy.Role `json:"project_roles,omitempty"`
+	Attributes   map[string]any         `json:"attributes,omitempty"`
+	CreatedBy    string                 `json:"created_by,omitempty"`
+	CreatedAt    time.Time              `json:"created_at"`
+	UpdatedAt    time.Time              `json:"updated_at"`
 }
 
 // Token is the stored record of a user or service token. It never holds the secret, only its
@@ -90,4 +91,15 @@ type AuditFilter struct {
 	Since time.Time
 	Actor string
 	Limit int
+}
+
+// NewToken is the record of a freshly issued tok: the one place a token record is built, so
+// every issuer stores the same fields (the hash, never the secret). A zero ttl never expires.
+func NewToken(tok token.Token, owner, displayName, createdBy string, now time.Time, ttl time.Duration) Token {
+	t := Token{ID: tok.ID.String(), Kind: tok.Kind, OwnerID: owner, DisplayName: displayName, Prefix: tok.Display(),
+		Hash: tok.Hash(), CreatedBy: createdBy, CreatedAt: now.UTC()}
+	if ttl > 0 {
+		t.ExpiresAt = t.CreatedAt.Add(ttl)
+	}
+	return t
 }

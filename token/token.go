@@ -5,6 +5,9 @@
 // 16-byte id followed by a 24-byte random secret (54 characters); check is the 6-character
 // base62 CRC32 of everything before it, so a mistyped or truncated token is refused without a
 // store read and secret scanners can match rill_(usr|svc)_[0-9A-Za-z]{60}.
+//
+// It also holds the JWT claim layouts, and RS256 mint and verify given a key; which key signs,
+// and which verify, is package keys' business.
 package token
 
 import (
@@ -133,10 +136,11 @@ type Token struct {
 func (t Token) Hash() Hash { return sha256.Sum256(t.Secret[:]) }
 
 // Matches reports in constant time whether the token's secret hashes to h.
-func (t Token) Matches(h Hash) bool {
-	mine := t.Hash()
-	return subtle.ConstantTimeCompare(mine[:], h[:]) == 1
-}
+func (t Token) Matches(h Hash) bool { return t.Hash().Equal(h) }
+
+// Equal compares two hashes in constant time, so a timing never tells how much of a guess
+// was right.
+func (h Hash) Equal(o Hash) bool { return subtle.ConstantTimeCompare(h[:], o[:]) == 1 }
 
 // String is safe to log: it names the kind and id, never the secret.
 func (t Token) String() string { return "rill_" + string(t.Kind) + " token " + t.ID.String() }
@@ -239,14 +243,6 @@ func Parse(s string) (Token, error) {
 	return t, nil
 }
 
-// DisplayOf returns the display prefix of a token string without parsing it, or "" if s is
-// too short to have one.
-func DisplayOf(s string) string {
-	if len(s) < DisplayLen {
-		return ""
-	}
-	return s[:DisplayLen]
-}
 
 // checksum is CRC32 (IEEE) over a string. It views the string's bytes in place (crc32 only
 // reads them) because a []byte conversion would allocate on every check.

@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,11 +18,12 @@ import (
 var version = "dev"
 
 func main() {
-	var cfg daemon.Config
-	kong.Parse(&cfg, daemon.KongOptions(version)...)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := daemon.Run(ctx, cfg, os.Stderr); err != nil {
+	var cli daemon.CLI
+	k := kong.Parse(&cli, append(daemon.KongOptions(version), kong.BindTo(ctx, (*context.Context)(nil)),
+		kong.BindTo(io.Writer(os.Stderr), (*io.Writer)(nil)), kong.Bind(&cli))...)
+	if err := k.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "rill-authd: %v\n", err)
 		os.Exit(1)
 	}

@@ -34,7 +34,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/rill-authd/rill-authd/adminapi"
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	adminclient "github.com/rill-authd/rill-authd/adminapi/client"
 )
 
 func main() {
@@ -58,10 +59,10 @@ type sample struct {
 
 func run(apiURL, grpcAddr, tok string, seconds int, out string) error {
 	ctx := context.Background()
-	su := adminapi.NewClient(apiURL, tok)
+	su := adminclient.New(apiURL, tok)
 	su.CreateOrg(ctx, "demo")
 	su.CreateProject(ctx, "demo", "web")
-	svc, err := su.CreateService(ctx, "demo", adminapi.ServiceRequest{Name: fmt.Sprintf("load-%d", time.Now().Unix()), OrgRole: "admin"})
+	svc, err := su.CreateService(ctx, "demo", apiv1.ServiceRequest{Name: fmt.Sprintf("load-%d", time.Now().Unix()), OrgRole: "admin"})
 	if err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
@@ -103,14 +104,14 @@ func run(apiURL, grpcAddr, tok string, seconds int, out string) error {
 	if err != nil {
 		return err
 	}
-	var issued []adminapi.IssuedToken
+	var issued []apiv1.IssuedToken
 	for s := range seconds {
 		// Load rises, peaks, falls; tokens are issued early and revoked late; the cache is
 		// cleared by those writes, which shows as misses.
 		phase := float64(s) / float64(seconds)
 		workers.Store(int64(1 + 15*math.Sin(math.Pi*phase)))
 		if s%3 == 0 && s < seconds/2 {
-			if t, err := su.IssueToken(ctx, adminapi.TokenRequest{DisplayName: fmt.Sprint("load ", s)}); err == nil {
+			if t, err := su.IssueToken(ctx, apiv1.TokenRequest{DisplayName: fmt.Sprint("load ", s)}); err == nil {
 				issued = append(issued, t)
 			}
 		}

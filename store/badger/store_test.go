@@ -18,6 +18,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
@@ -45,7 +46,7 @@ func newToken(t *testing.T, k token.Kind, owner string) (store.Token, token.Toke
 	t.Helper()
 	raw, err := token.New(k)
 	must(t, err)
-	return store.Token{ID: raw.ID.String(), Kind: k, OwnerID: owner, Prefix: raw.Display(), Hash: raw.Hash(), CreatedAt: time.Now()}, raw
+	return store.NewToken(raw, owner, "", "", time.Now(), 0), raw
 }
 
 func TestOrgsAndProjects(t *testing.T) {
@@ -172,7 +173,7 @@ func TestServicesIndexAndCascade(t *testing.T) {
 
 func TestUsersAndTokens(t *testing.T) {
 	s := memStore(t)
-	u := store.User{ID: "u1", Email: "bob@acme.com", OrgRoles: map[string]string{"acme": "viewer"}}
+	u := store.User{ID: "u1", Email: "bob@acme.com", OrgRoles: map[string]policy.Role{"acme": "viewer"}}
 	must(t, s.CreateUser(ctx, u))
 	if err := s.CreateUser(ctx, store.User{ID: "u2", Email: "bob@acme.com"}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("duplicate email: %v", err)

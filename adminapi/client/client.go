@@ -1,4 +1,6 @@
-package adminapi
+// Package client is the typed Go client of rill-authd's admin API. It imports only the wire
+// types of apiv1, so a program using it (rillctl) links no server code.
+package client
 
 import (
 	"bytes"
@@ -11,8 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rill-authd/rill-authd/plugins"
-	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 )
 
 // Client is a typed client of the admin API.
@@ -22,10 +23,19 @@ type Client struct {
 	HTTP    *http.Client
 }
 
-// NewClient returns a client of the API at baseURL that authenticates with tok.
-func NewClient(baseURL, tok string) *Client {
+// New returns a client of the API at baseURL that authenticates with tok.
+func New(baseURL, tok string) *Client {
 	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: tok, HTTP: &http.Client{Timeout: 30 * time.Second}}
 }
+
+// Error is a request the API refused: the HTTP status and the {code, message} body it sent.
+type Error struct {
+	Status  int
+	Code    int // a gRPC code, as in apiv1.Error
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
@@ -56,8 +66,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("read response: %w", err)
 	}
 	if resp.StatusCode >= 300 {
-		e := &Error{Status: resp.StatusCode}
-		if json.Unmarshal(data, e) != nil || e.Message == "" {
+		var body apiv1.Error
+		jsonErr := json.Unmarshal(data, &body)
+		e := &Error{Status: resp.StatusCode, Code: body.Code, Message: body.Message}
+		if jsonErr != nil || e.Message == "" {
 			e.Message = fmt.Sprintf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(data)))
 		}
 		return e
@@ -73,37 +85,37 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 func esc(s string) string { return url.PathEscape(s) }
 
 // Whoami returns the caller.
-func (c *Client) Whoami(ctx context.Context) (w Whoami, err error) {
+func (c *Client) Whoami(ctx context.Context) (w apiv1.Whoami, err error) {
 	return w, c.do(ctx, "GET", "/v1/whoami", nil, &w)
 }
 
 // CreateOrg creates an org (superusers).
-func (c *Client) CreateOrg(ctx context.Context, name string) (o store.Org, err error) {
-	return o, c.do(ctx, "POST", "/v1/orgs", NameRequest{Name: name}, &o)
+func (c *Client) CreateOrg(ctx context.Context, name string) (o apiv1.Org, err error) {
+	return o, c.do(ctx, "POST", "/v1/orgs", apiv1.NameRequest{Name: name}, &o)
 }
 
 // ListOrgs lists the orgs the caller can read.
-func (c *Client) ListOrgs(ctx context.Context) (os []store.Org, err error) {
+func (c *Client) ListOrgs(ctx context.Context) (os []apiv1.Org, err error) {
 	return os, c.do(ctx, "GET", "/v1/orgs", nil, &os)
 }
 
 // CreateProject creates a project in org.
-func (c *Client) CreateProject(ctx context.Context, org, name string) (p store.Project, err error) {
-	return p, c.do(ctx, "POST", "/v1/orgs/"+esc(org)+"/projects", NameRequest{Name: name}, &p)
+func (c *Client) CreateProject(ctx context.Context, org, name string) (p apiv1.Project, err error) {
+	return p, c.do(ctx, "POST", "/v1/orgs/"+esc(org)+"/projects", apiv1.NameRequest{Name: name}, &p)
 }
 
 // ListProjects lists org's projects.
-func (c *Client) ListProjects(ctx context.Context, org string) (ps []store.Project, err error) {
+func (c *Client) ListProjects(ctx context.Context, org string) (ps []apiv1.Project, err error) {
 	return ps, c.do(ctx, "GET", "/v1/orgs/"+esc(org)+"/projects", nil, &ps)
 }
 
 // CreateUser creates a user.
-func (c *Client) CreateUser(ctx context.Context, req UserRequest) (u store.User, err error) {
+func (c *Client) CreateUser(ctx context.Context, req apiv1.UserRequest) (u apiv1.User, err error) {
 	return u, c.do(ctx, "POST", "/v1/users", req, &u)
 }
 
 // ListUsers lists the users with a role in org ("" for all: superusers).
-func (c *Client) ListUsers(ctx context.Context, org string) (us []store.User, err error) {
+func (c *Client) ListUsers(ctx context.Context, org string) (us []apiv1.User, err error) {
 	p := "/v1/users"
 	if org != "" {
 		p += "?org=" + url.QueryEscape(org)
@@ -112,64 +124,64 @@ func (c *Client) ListUsers(ctx context.Context, org string) (us []store.User, er
 }
 
 // SetUserRole changes a user's role in an org or project.
-func (c *Client) SetUserRole(ctx context.Context, email string, req RoleRequest) (u store.User, err error) {
+func (c *Client) SetUserRole(ctx context.Context, email string, req apiv1.RoleRequest) (u apiv1.User, err error) {
 	return u, c.do(ctx, "PUT", "/v1/users/"+esc(email)+"/roles", req, &u)
 }
 
 // DeleteUser deletes a user and their tokens (superusers).
-func (c *Client) DeleteUser(ctx context.Context, email string) (u store.User, err error) {
+func (c *Client) DeleteUser(ctx context.Context, email string) (u apiv1.User, err error) {
 	return u, c.do(ctx, "DELETE", "/v1/users/"+esc(email), nil, &u)
 }
 
 func svcPath(org, name string) string { return "/v1/orgs/" + esc(org) + "/services/" + esc(name) }
 
 // CreateService creates a service and its first token.
-func (c *Client) CreateService(ctx context.Context, org string, req ServiceRequest) (s ServiceCreated, err error) {
+func (c *Client) CreateService(ctx context.Context, org string, req apiv1.ServiceRequest) (s apiv1.ServiceCreated, err error) {
 	return s, c.do(ctx, "POST", "/v1/orgs/"+esc(org)+"/services", req, &s)
 }
 
 // ListServices lists org's services.
-func (c *Client) ListServices(ctx context.Context, org string) (ss []store.Service, err error) {
+func (c *Client) ListServices(ctx context.Context, org string) (ss []apiv1.Service, err error) {
 	return ss, c.do(ctx, "GET", "/v1/orgs/"+esc(org)+"/services", nil, &ss)
 }
 
 // ShowService returns a service and its tokens.
-func (c *Client) ShowService(ctx context.Context, org, name string) (s ServiceDetail, err error) {
+func (c *Client) ShowService(ctx context.Context, org, name string) (s apiv1.ServiceDetail, err error) {
 	return s, c.do(ctx, "GET", svcPath(org, name), nil, &s)
 }
 
 // EditService renames a service or replaces its attributes.
-func (c *Client) EditService(ctx context.Context, org, name string, req ServiceEdit) (s store.Service, err error) {
+func (c *Client) EditService(ctx context.Context, org, name string, req apiv1.ServiceEdit) (s apiv1.Service, err error) {
 	return s, c.do(ctx, "PATCH", svcPath(org, name), req, &s)
 }
 
 // SetServiceRole changes a service's org role or a project role.
-func (c *Client) SetServiceRole(ctx context.Context, org, name string, req RoleRequest) (s store.Service, err error) {
+func (c *Client) SetServiceRole(ctx context.Context, org, name string, req apiv1.RoleRequest) (s apiv1.Service, err error) {
 	return s, c.do(ctx, "PUT", svcPath(org, name)+"/roles", req, &s)
 }
 
 // DeleteService deletes a service; its tokens stop working at once.
-func (c *Client) DeleteService(ctx context.Context, org, name string) (s store.Service, err error) {
+func (c *Client) DeleteService(ctx context.Context, org, name string) (s apiv1.Service, err error) {
 	return s, c.do(ctx, "DELETE", svcPath(org, name), nil, &s)
 }
 
 // IssueServiceToken gives a service another token.
-func (c *Client) IssueServiceToken(ctx context.Context, org, name string) (t IssuedToken, err error) {
+func (c *Client) IssueServiceToken(ctx context.Context, org, name string) (t apiv1.IssuedToken, err error) {
 	return t, c.do(ctx, "POST", svcPath(org, name)+"/tokens", nil, &t)
 }
 
 // ListServiceTokens lists a service's tokens.
-func (c *Client) ListServiceTokens(ctx context.Context, org, name string) (ts []TokenInfo, err error) {
+func (c *Client) ListServiceTokens(ctx context.Context, org, name string) (ts []apiv1.TokenInfo, err error) {
 	return ts, c.do(ctx, "GET", svcPath(org, name)+"/tokens", nil, &ts)
 }
 
 // RevokeServiceToken revokes one token of a service by id or prefix.
-func (c *Client) RevokeServiceToken(ctx context.Context, org, name, ref string) (r Revoked, err error) {
+func (c *Client) RevokeServiceToken(ctx context.Context, org, name, ref string) (r apiv1.Revoked, err error) {
 	return r, c.do(ctx, "DELETE", svcPath(org, name)+"/tokens/"+esc(ref), nil, &r)
 }
 
 // IssueToken issues a user token.
-func (c *Client) IssueToken(ctx context.Context, req TokenRequest) (t IssuedToken, err error) {
+func (c *Client) IssueToken(ctx context.Context, req apiv1.TokenRequest) (t apiv1.IssuedToken, err error) {
 	return t, c.do(ctx, "POST", "/v1/tokens", req, &t)
 }
 
@@ -181,7 +193,7 @@ func userQuery(email string) string {
 }
 
 // ListTokens lists the caller's user tokens (or email's, for superusers).
-func (c *Client) ListTokens(ctx context.Context, email string) (ts []TokenInfo, err error) {
+func (c *Client) ListTokens(ctx context.Context, email string) (ts []apiv1.TokenInfo, err error) {
 	p := "/v1/tokens"
 	if q := userQuery(email); q != "" {
 		p += "?" + q
@@ -190,7 +202,7 @@ func (c *Client) ListTokens(ctx context.Context, email string) (ts []TokenInfo, 
 }
 
 // RevokeToken revokes a user token by id, prefix or whole token.
-func (c *Client) RevokeToken(ctx context.Context, email, ref string) (r Revoked, err error) {
+func (c *Client) RevokeToken(ctx context.Context, email, ref string) (r apiv1.Revoked, err error) {
 	p := "/v1/tokens/" + esc(ref)
 	if q := userQuery(email); q != "" {
 		p += "?" + q
@@ -199,7 +211,7 @@ func (c *Client) RevokeToken(ctx context.Context, email, ref string) (r Revoked,
 }
 
 // RevokeTokenByName revokes the one user token with this display name.
-func (c *Client) RevokeTokenByName(ctx context.Context, email, name string) (r Revoked, err error) {
+func (c *Client) RevokeTokenByName(ctx context.Context, email, name string) (r apiv1.Revoked, err error) {
 	q := url.Values{"display_name": {name}}
 	if email != "" {
 		q.Set("user_email", email)
@@ -208,7 +220,7 @@ func (c *Client) RevokeTokenByName(ctx context.Context, email, name string) (r R
 }
 
 // ListAudit lists audit events, newest last.
-func (c *Client) ListAudit(ctx context.Context, since, actor string, limit int) (evs []store.AuditEvent, err error) {
+func (c *Client) ListAudit(ctx context.Context, since, actor string, limit int) (evs []apiv1.AuditEvent, err error) {
 	q := url.Values{}
 	if since != "" {
 		q.Set("since", since)
@@ -223,21 +235,21 @@ func (c *Client) ListAudit(ctx context.Context, since, actor string, limit int) 
 }
 
 // RotateSigningKey makes a new signing key and retires the old one (superusers).
-func (c *Client) RotateSigningKey(ctx context.Context) (r RotateResult, err error) {
+func (c *Client) RotateSigningKey(ctx context.Context) (r apiv1.RotateResult, err error) {
 	return r, c.do(ctx, "POST", "/v1/admin/signing-keys/rotate", nil, &r)
 }
 
 // Credentials asks for an ephemeral token for an end user of org/project.
-func (c *Client) Credentials(ctx context.Context, org, project string, req CredentialsRequest) (r CredentialsResponse, err error) {
+func (c *Client) Credentials(ctx context.Context, org, project string, req apiv1.CredentialsRequest) (r apiv1.CredentialsResponse, err error) {
 	return r, c.do(ctx, "POST", "/v1/orgs/"+esc(org)+"/projects/"+esc(project)+"/credentials", req, &r)
 }
 
 // Introspect describes a token (RFC 7662).
-func (c *Client) Introspect(ctx context.Context, tok string) (r Introspection, err error) {
-	return r, c.do(ctx, "POST", "/v1/introspect", IntrospectRequest{Token: tok}, &r)
+func (c *Client) Introspect(ctx context.Context, tok string) (r apiv1.Introspection, err error) {
+	return r, c.do(ctx, "POST", "/v1/introspect", apiv1.IntrospectRequest{Token: tok}, &r)
 }
 
 // PluginStatus lists the attribute plugins and their health (superusers).
-func (c *Client) PluginStatus(ctx context.Context) (s []plugins.Status, err error) {
+func (c *Client) PluginStatus(ctx context.Context) (s []apiv1.PluginStatus, err error) {
 	return s, c.do(ctx, "GET", "/v1/admin/plugins", nil, &s)
 }

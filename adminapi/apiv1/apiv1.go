@@ -1,0 +1,213 @@
+// Package apiv1 holds the request and response bodies of rill-authd's admin API, version 1: the
+// contract with every client. It imports only the standard library, so that a client links no
+// server code; the server converts its own types to these at the edge.
+//
+// Field names, omitempty/omitzero and types here are the wire format: changing one changes the
+// API.
+package apiv1
+
+import "time"
+
+// Error is the body of every failed request: {"code": <gRPC code>, "message": "..."}, the shape
+// of the check's denials and of Rill's own API.
+type Error struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+// Org is an org.
+type Org struct {
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Project belongs to one org.
+type Project struct {
+	Org       string    `json:"org"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// User is a person. ProjectRoles is keyed by "org/project".
+type User struct {
+	ID           string            `json:"id"`
+	Email        string            `json:"email"`
+	DisplayName  string            `json:"display_name,omitempty"`
+	OrgRoles     map[string]string `json:"org_roles,omitempty"`
+	ProjectRoles map[string]string `json:"project_roles,omitempty"`
+	Groups       []string          `json:"groups,omitempty"`
+	Attributes   map[string]any    `json:"attributes,omitempty"`
+	Superuser    bool              `json:"superuser,omitempty"`
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
+}
+
+// Service is a service account of an org. ProjectRoles is keyed by project name.
+type Service struct {
+	ID           string            `json:"id"`
+	Org          string            `json:"org"`
+	Name         string            `json:"name"`
+	OrgRole      string            `json:"org_role,omitempty"`
+	ProjectRoles map[string]string `json:"project_roles,omitempty"`
+	Attributes   map[string]any    `json:"attributes,omitempty"`
+	CreatedBy    string            `json:"created_by,omitempty"`
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
+}
+
+// AuditEvent records one admin mutation or notable use.
+type AuditEvent struct {
+	Time    time.Time `json:"time"`
+	Actor   string    `json:"actor"`
+	Action  string    `json:"action"`
+	Target  string    `json:"target"`
+	Outcome string    `json:"outcome"`
+	Detail  string    `json:"detail,omitempty"`
+}
+
+// PluginStatus is an attribute plugin's state.
+type PluginStatus struct {
+	Name      string `json:"name"`
+	Command   string `json:"command"`
+	Healthy   bool   `json:"healthy"`
+	PID       int    `json:"pid,omitempty"`
+	Restarts  int64  `json:"restarts"`
+	Calls     int64  `json:"calls"`
+	Errors    int64  `json:"errors"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// NameRequest creates an org or a project.
+type NameRequest struct {
+	Name string `json:"name"`
+}
+
+// UserRequest creates a user, optionally with roles in one org.
+type UserRequest struct {
+	Email       string         `json:"email"`
+	DisplayName string         `json:"display_name,omitempty"`
+	Org         string         `json:"org,omitempty"`
+	OrgRole     string         `json:"org_role,omitempty"`
+	Project     string         `json:"project,omitempty"`
+	ProjectRole string         `json:"project_role,omitempty"`
+	Groups      []string       `json:"groups,omitempty"`
+	Attributes  map[string]any `json:"attributes,omitempty"`
+}
+
+// RoleRequest sets or removes a role: the org role (no Project), or a project role.
+type RoleRequest struct {
+	Org         string `json:"org,omitempty"` // users only; a service's org is in the path
+	OrgRole     string `json:"org_role,omitempty"`
+	Project     string `json:"project,omitempty"`
+	ProjectRole string `json:"project_role,omitempty"`
+	Remove      bool   `json:"remove,omitempty"`
+}
+
+// ServiceRequest creates a service.
+type ServiceRequest struct {
+	Name        string         `json:"name"`
+	OrgRole     string         `json:"org_role,omitempty"`
+	Project     string         `json:"project,omitempty"`
+	ProjectRole string         `json:"project_role,omitempty"`
+	Attributes  map[string]any `json:"attributes,omitempty"`
+}
+
+// ServiceEdit renames a service or replaces its attributes; absent fields stay as they are.
+type ServiceEdit struct {
+	NewName    string          `json:"new_name,omitempty"`
+	Attributes *map[string]any `json:"attributes,omitempty"`
+}
+
+// TokenRequest issues a user token; UserEmail (superusers only) issues one for someone else.
+type TokenRequest struct {
+	DisplayName string `json:"display_name"`
+	TTLMinutes  int    `json:"ttl_minutes,omitempty"`
+	UserEmail   string `json:"user_email,omitempty"`
+}
+
+// TokenInfo describes a token without its secret.
+type TokenInfo struct {
+	ID          string    `json:"id"`
+	Prefix      string    `json:"prefix"`
+	Kind        string    `json:"kind"`
+	DisplayName string    `json:"display_name,omitempty"`
+	CreatedBy   string    `json:"created_by,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	ExpiresAt   time.Time `json:"expires_at,omitzero"`
+	LastUsedAt  time.Time `json:"last_used_at,omitzero"`
+}
+
+// IssuedToken is a new token: the only time its secret is shown.
+type IssuedToken struct {
+	Token string `json:"token"`
+	TokenInfo
+}
+
+// ServiceCreated is the answer to creating a service.
+type ServiceCreated struct {
+	Service Service     `json:"service"`
+	Token   IssuedToken `json:"token"`
+}
+
+// ServiceDetail is a service with its tokens.
+type ServiceDetail struct {
+	Service
+	Tokens []TokenInfo `json:"tokens"`
+}
+
+// Whoami is the caller as the API sees them.
+type Whoami struct {
+	Kind         string            `json:"kind"`
+	Subject      string            `json:"subject"`
+	ID           string            `json:"id"`
+	Superuser    bool              `json:"superuser,omitempty"`
+	OrgRoles     map[string]string `json:"org_roles,omitempty"`
+	ProjectRoles map[string]string `json:"project_roles,omitempty"`
+	TokenID      string            `json:"token_id"`
+}
+
+// Revoked names a revoked token.
+type Revoked struct {
+	Revoked []TokenInfo `json:"revoked"`
+}
+
+// CredentialsRequest asks for an ephemeral token for an end user: their attributes, or just
+// their email.
+type CredentialsRequest struct {
+	Attributes map[string]any `json:"attributes,omitempty"`
+	UserEmail  string         `json:"user_email,omitempty"`
+	TTLSeconds *int           `json:"ttl_seconds,omitempty"`
+}
+
+// CredentialsResponse carries the ephemeral token.
+type CredentialsResponse struct {
+	AccessToken string    `json:"access_token"`
+	TTLSeconds  int       `json:"ttl_seconds"`
+	ExpiresAt   time.Time `json:"expires_at"`
+}
+
+// RotateResult names the new signing key and the ones retired.
+type RotateResult struct {
+	KID     string   `json:"kid"`
+	Retired []string `json:"retired"`
+}
+
+// IntrospectRequest names the token to introspect (JSON, or RFC 7662's form encoding).
+type IntrospectRequest struct {
+	Token string `json:"token"`
+}
+
+// Introspection is RFC 7662's response, plus rill's roles and attributes.
+type Introspection struct {
+	Active       bool              `json:"active"`
+	Sub          string            `json:"sub,omitempty"`
+	Exp          int64             `json:"exp,omitempty"`
+	TokenType    string            `json:"token_type,omitempty"`
+	Scope        string            `json:"scope,omitempty"`
+	Kind         string            `json:"kind,omitempty"`
+	Org          string            `json:"org,omitempty"`
+	Project      string            `json:"project,omitempty"`
+	OrgRoles     map[string]string `json:"org_roles,omitempty"`
+	ProjectRoles map[string]string `json:"project_roles,omitempty"`
+	Attributes   map[string]any    `json:"attributes,omitempty"`
+}

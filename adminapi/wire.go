@@ -1,0 +1,62 @@
+package adminapi
+
+import (
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/plugins"
+	"github.com/rill-authd/rill-authd/policy"
+	"github.com/rill-authd/rill-authd/store"
+)
+
+// Conversions from the server's types to the wire types of apiv1: the store's model may change
+// without changing the API, and a client links none of it.
+
+func wireOrg(o store.Org) apiv1.Org { return apiv1.Org{Name: o.Name, CreatedAt: o.CreatedAt} }
+
+func wireProject(p store.Project) apiv1.Project {
+	return apiv1.Project{Org: p.Org, Name: p.Name, CreatedAt: p.CreatedAt}
+}
+
+func wireUser(u store.User) apiv1.User {
+	return apiv1.User{ID: u.ID, Email: u.Email, DisplayName: u.DisplayName, OrgRoles: wireRoles(u.OrgRoles), ProjectRoles: wireRoles(u.ProjectRoles),
+		Groups: u.Groups, Attributes: u.Attributes, Superuser: u.Superuser, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+}
+
+func wireService(s store.Service) apiv1.Service {
+	return apiv1.Service{ID: s.ID, Org: s.Org, Name: s.Name, OrgRole: string(s.OrgRole), ProjectRoles: wireRoles(s.ProjectRoles),
+		Attributes: s.Attributes, CreatedBy: s.CreatedBy, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
+}
+
+func wireAuditEvent(e store.AuditEvent) apiv1.AuditEvent {
+	return apiv1.AuditEvent{Time: e.Time, Actor: e.Actor, Action: e.Action, Target: e.Target, Outcome: e.Outcome, Detail: e.Detail}
+}
+
+func wirePluginStatus(s plugins.Status) apiv1.PluginStatus {
+	return apiv1.PluginStatus{Name: s.Name, Command: s.Command, Healthy: s.Healthy, PID: s.PID,
+		Restarts: s.Restarts, Calls: s.Calls, Errors: s.Errors, LastError: s.LastError}
+}
+
+func tokenInfo(t store.Token) apiv1.TokenInfo {
+	return apiv1.TokenInfo{ID: t.ID, Prefix: t.Prefix, Kind: string(t.Kind), DisplayName: t.DisplayName, CreatedBy: t.CreatedBy,
+		CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt}
+}
+
+// wireRoles converts a role map, keeping nil as nil (omitted on the wire).
+func wireRoles(m map[string]policy.Role) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, r := range m {
+		out[k] = string(r)
+	}
+	return out
+}
+
+// wireList converts a list; never nil, so that an empty list is [] on the wire, not null.
+func wireList[S, W any](list []S, conv func(S) W) []W {
+	out := make([]W, 0, len(list))
+	for _, v := range list {
+		out = append(out, conv(v))
+	}
+	return out
+}

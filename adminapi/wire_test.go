@@ -1,0 +1,96 @@
+package adminapi
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/rill-authd/rill-authd/plugins"
+	"github.com/rill-authd/rill-authd/policy"
+	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
+)
+
+// TestWireShapes pins the JSON of every response built from a server type: each conversion
+// carries every field, and apiv1's tags give the bodies clients have always read (the store's own
+// JSON, which these goldens were taken from, may now change freely).
+func TestWireShapes(t *testing.T) {
+	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	later := at.Add(time.Hour)
+	attrs := map[string]any{"region": "us-west"}
+	tests := []struct {
+		name       string
+		full, zero any // converted from a store value with every field set, and from a zero one
+		wantFull   string
+		wantZero   string
+	}{
+		{"org", wireOrg(store.Org{Name: "acme", CreatedAt: at}), wireOrg(store.Org{}),
+			`{"name":"acme","created_at":"2025-01-02T03:04:05Z"}`,
+			`{"name":"","created_at":"0001-01-01T00:00:00Z"}`},
+		{"project", wireProject(store.Project{Org: "acme", Name: "web", CreatedAt: at}), wireProject(store.Project{}),
+			`{"org":"acme","name":"web","created_at":"2025-01-02T03:04:05Z"}`,
+			`{"org":"","name":"","created_at":"0001-01-01T00:00:00Z"}`},
+		{"user", wireUser(store.User{ID: "u1", Email: "a@acme.io", DisplayName: "A", OrgRoles: map[string]policy.Role{"acme": "admin"},
+			ProjectRoles: map[string]policy.Role{"acme/web": "viewer"}, Groups: []string{"g"}, Attributes: attrs, Superuser: true,
+			CreatedAt: at, UpdatedAt: later}), wireUser(store.User{}),
+			`{"id":"u1","email":"a@acme.io","display_name":"A","org_roles":{"acme":"admin"},"project_roles":{"acme/web":"viewer"},` +
+				`"groups":["g"],"attributes":{"region":"us-west"},"superuser":true,"created_at":"2025-01-02T03:04:05Z","updated_at":"2025-01-02T04:04:05Z"}`,
+			`{"id":"","email":"","created_at":"0001-01-01T00:00:00Z","updated_at":"0001-01-01T00:00:00Z"}`},
+		{"service", wireService(store.Service{ID: "s1", Org: "acme", Name: "ci", OrgRole: "viewer", ProjectRoles: map[string]policy.Role{"web": "admin"},
+			Attributes: attrs, CreatedBy: "user:a@acme.io", CreatedAt: at, UpdatedAt: later}), wireService(store.Service{}),
+			`{"id":"s1","org":"acme","name":"ci","org_role":"viewer","project_roles":{"web":"admin"},"attributes":{"region":"us-west"},` +
+				`"created_by":"user:a@acme.io","created_at":"2025-01-02T03:04:05Z","updated_at":"2025-01-02T04:04:05Z"}`,
+			`{"id":"","org":"","name":"","created_at":"0001-01-01T00:00:00Z","updated_at":"0001-01-01T00:00:00Z"}`},
+		{"audit event", wireAuditEvent(store.AuditEvent{Time: at, Actor: "user:a", Action: "org.create", Target: "org:acme", Outcome: "ok", Detail: "d"}),
+			wireAuditEvent(store.AuditEvent{}),
+			`{"time":"2025-01-02T03:04:05Z","actor":"user:a","action":"org.create","target":"org:acme","outcome":"ok","detail":"d"}`,
+			`{"time":"0001-01-01T00:00:00Z","actor":"","action":"","target":"","outcome":""}`},
+		{"plugin status", wirePluginStatus(plugins.Status{Name: "ldap", Command: "/bin/ldap", Healthy: true, PID: 42, Restarts: 1, Calls: 2, Errors: 3, LastError: "e"}),
+			wirePluginStatus(plugins.Status{}),
+			`{"name":"ldap","command":"/bin/ldap","healthy":true,"pid":42,"restarts":1,"calls":2,"errors":3,"last_error":"e"}`,
+			`{"name":"","command":"","healthy":false,"restarts":0,"calls":0,"errors":0}`},
+		{"token", tokenInfo(store.Token{ID: "t1", Kind: token.User, OwnerID: "u1", DisplayName: "laptop", Prefix: "rill_usr_abc", Hash: token.Hash{1},
+			CreatedBy: "user:a", CreatedAt: at, ExpiresAt: later, LastUsedAt: later}), tokenInfo(store.Token{}),
+			`{"id":"t1","prefix":"rill_usr_abc","kind":"usr","display_name":"laptop","created_by":"user:a","created_at":"2025-01-02T03:04:05Z",` +
+				`"expires_at":"2025-01-02T04:04:05Z","last_used_at":"2025-01-02T04:04:05Z"}`,
+			`{"id":"","prefix":"","kind":"","created_at":"0001-01-01T00:00:00Z"}`},
+		{"list", wireList([]store.Org{{Name: "acme", CreatedAt: at}}, wireOrg), wireList([]store.Org(nil), wireOrg),
+			`[{"name":"acme","created_at":"2025-01-02T03:04:05Z"}]`, `[]`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if f := zeroField(reflect.ValueOf(tc.full)); f != "" {
+				t.Errorf("field %s is zero: the conversion drops it, or the test does not set it", f)
+			}
+			for _, c := range []struct {
+				v    any
+				want string
+			}{{tc.full, tc.wantFull}, {tc.zero, tc.wantZero}} {
+				b, err := json.Marshal(c.v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(b) != c.want {
+					t.Errorf("JSON\n got %s\nwant %s", b, c.want)
+				}
+			}
+		})
+	}
+}
+
+// zeroField names the first zero field of a struct (or of a slice's first element), or "".
+func zeroField(v reflect.Value) string {
+	if v.Kind() == reflect.Slice {
+		if v.Len() == 0 {
+			return "[0]"
+		}
+		v = v.Index(0)
+	}
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			return v.Type().Field(i).Name
+		}
+	}
+	return ""
+}
