@@ -197,9 +197,9 @@ type feedRow struct {
 // deletes drop it and remember its tombstone, and subscribers hear of each write once. It
 // never skips a sequence: it stops at a gap and applies only whole writes. A replica behind
 // the pruned part of the feed reloads everything. The caller holds amu.
-func (s *DB) applyFromDB(ctx context.Context, b beginner, upTo uint64) error {
+func (s *DB) applyFromDB(ctx context.Context, q querier, upTo uint64) error {
 	for {
-		n, err := s.applyBatch(ctx, b, upTo)
+		n, err := s.applyBatch(ctx, q, upTo)
 		if err != nil {
 			return err
 		}
@@ -209,113 +209,78 @@ func (s *DB) applyFromDB(ctx context.Context, b beginner, upTo uint64) error {
 	}
 }
 
-func (s *DB) applyBatch(ctx context.Context, b beginner, upTo uint64) (int, error) {
+func (s *DB) applyBatch(ctx context.Context, q querier, upTo uint64) (int, error) {
 	begun := time.Now()
 	after := s.applied.Load()
-	var (
-		rows     []feedRow
-		last     uint64 // the newest sequence committed as of the snapshot
-		puts     = map[string]store.TokenAuth{}
-		why      = map[string]string{}
-		whyAt    = map[string]time.Time{}
-		reloaded bool
-	)
 	bound := int64(upTo)
 	if upTo == 0 {
 		bound = -1
 	}
-	err := pgx.BeginTxFunc(ctx, b, snapshotTx, func(tx pgx.Tx) error {
-		var lastSeq, pruned int64
-		if err := tx.QueryRow(ctx, "SELECT last_seq, pruned FROM feed_state").Scan(&lastSeq, &pruned); err != nil {
-			return fmt.Errorf("read the feed state: %w", err)
+	// One statement, so one snapshot and one round trip: the feed state, the changes (whole
+	// writes), and for each token change the token's check fields or its tombstone.
+	rs, err := q.Query(ctx, `
+		WITH fs AS (SELECT last_seq, pruned FROM feed_state),
+		bound AS (SELECT max(write_end) AS e FROM changes WHERE seq > $1 AND seq <= $1 + $2),
+		c AS (SELECT changes.* FROM changes, bound WHERE seq > $1 AND seq <= bound.e AND ($3 < 0 OR seq <= $3))
+		SELECT fs.last_seq, fs.pruned, c.seq, c.write_end, c.kind, c.op, c.id, c.at,
+			t.kind, t.owner_id, t.hash, t.expires_at, d.why, d.deleted_at
+		FROM fs
+		LEFT JOIN c ON true
+		LEFT JOIN tokens t ON c.kind = 'token' AND c.op = 'put' AND t.id = c.id
+		LEFT JOIN tombstones d ON c.kind = 'token' AND c.op = 'delete' AND d.id = c.id
+		ORDER BY c.seq`, int64(after), feedBatch, bound)
+	if err != nil {
+		return 0, fmt.Errorf("read changes: %w", err)
+	}
+	type row struct {
+		feedRow
+		tok   *store.TokenAuth // a put token that still exists
+		why   string           // a deleted token's tombstone
+		whyAt time.Time
+	}
+	var (
+		rows           []row
+		lastSeq, prune int64
+		seq, end, at   *int64
+		kind, op, id   *string
+		tKind, tOwner  *string
+		tHash          []byte
+		tExp           *int64
+		dWhy           *string
+		dAt            *time.Time
+	)
+	_, err = pgx.ForEachRow(rs, []any{&lastSeq, &prune, &seq, &end, &kind, &op, &id, &at, &tKind, &tOwner, &tHash, &tExp, &dWhy, &dAt}, func() error {
+		if seq == nil {
+			return nil // no changes: the feed state alone
 		}
-		last = uint64(lastSeq)
-		if after < uint64(pruned) {
-			reloaded = true
-			return nil
-		}
-		q, err := tx.Query(ctx, `
-			WITH bound AS (SELECT max(write_end) AS e FROM changes WHERE seq > $1 AND seq <= $1 + $2)
-			SELECT seq, write_end, kind, op, id, at FROM changes, bound
-			WHERE seq > $1 AND seq <= bound.e AND ($3 < 0 OR seq <= $3)
-			ORDER BY seq`, int64(after), feedBatch, bound)
-		if err != nil {
-			return fmt.Errorf("read changes: %w", err)
-		}
-		var (
-			r        feedRow
-			seq, end int64
-			kind, op string
-			at       int64
-		)
-		_, err = pgx.ForEachRow(q, []any{&seq, &end, &kind, &op, &r.ID, &at}, func() error {
-			r.Seq, r.writeEnd = uint64(seq), uint64(end)
-			r.Kind, r.Op, r.Time = store.ChangeKind(kind), store.ChangeOp(op), fromNanos(at)
-			rows = append(rows, r)
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("read changes: %w", err)
-		}
-		rows = wholeWrites(after, rows)
-		var putIDs, delIDs []string
-		for _, r := range rows {
-			if r.Kind == store.ChangeToken {
-				if r.Op == store.OpPut {
-					putIDs = append(putIDs, r.ID)
-				} else {
-					delIDs = append(delIDs, r.ID)
-				}
+		var r row
+		r.Seq, r.writeEnd = uint64(*seq), uint64(*end)
+		r.Kind, r.Op, r.ID, r.Time = store.ChangeKind(*kind), store.ChangeOp(*op), *id, fromNanos(*at)
+		if tKind != nil {
+			var h token.Hash
+			if len(tHash) != len(h) {
+				return fmt.Errorf("token %s: hash of %d bytes", r.ID, len(tHash))
 			}
+			copy(h[:], tHash)
+			r.tok = &store.TokenAuth{Kind: token.Kind(*tKind), OwnerID: *tOwner, Hash: h, ExpiresAt: fromNanos(*tExp)}
 		}
-		if len(putIDs) > 0 {
-			q, err := tx.Query(ctx, "SELECT id, kind, owner_id, hash, expires_at FROM tokens WHERE id = ANY($1)", putIDs)
-			if err != nil {
-				return fmt.Errorf("read new tokens: %w", err)
-			}
-			var (
-				id, kind, owner string
-				hash            []byte
-				expires         int64
-			)
-			_, err = pgx.ForEachRow(q, []any{&id, &kind, &owner, &hash, &expires}, func() error {
-				var h token.Hash
-				if len(hash) != len(h) {
-					return fmt.Errorf("token %s: hash of %d bytes", id, len(hash))
-				}
-				copy(h[:], hash)
-				puts[id] = store.TokenAuth{Kind: token.Kind(kind), OwnerID: owner, Hash: h, ExpiresAt: fromNanos(expires)}
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("read new tokens: %w", err)
-			}
+		if dWhy != nil {
+			r.why, r.whyAt = *dWhy, *dAt
 		}
-		if len(delIDs) > 0 {
-			q, err := tx.Query(ctx, "SELECT id, why, deleted_at FROM tombstones WHERE id = ANY($1)", delIDs)
-			if err != nil {
-				return fmt.Errorf("read tombstones: %w", err)
-			}
-			var (
-				id, w string
-				at    time.Time
-			)
-			_, err = pgx.ForEachRow(q, []any{&id, &w, &at}, func() error {
-				why[id], whyAt[id] = w, at
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("read tombstones: %w", err)
-			}
-		}
+		rows = append(rows, r)
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("read changes: %w", err)
 	}
-	if reloaded {
-		return 0, s.reloadTruncated(ctx, b, after)
+	if after < uint64(prune) {
+		return 0, s.reloadTruncated(ctx, s.pool, after)
 	}
+	fr := make([]feedRow, len(rows))
+	for i := range rows {
+		fr[i] = rows[i].feedRow
+	}
+	rows = rows[:len(wholeWrites(after, fr))]
 	idx, dead := s.idx.Load(), s.dead.Load()
 	for i := 0; i < len(rows); {
 		j := i
@@ -327,11 +292,11 @@ func (s *DB) applyBatch(ctx context.Context, b beginner, upTo uint64) (int, erro
 			if r.Kind == store.ChangeToken {
 				if r.Op == store.OpPut {
 					// Absent: deleted since, and that delete is further on in the feed.
-					if t, ok := puts[r.ID]; ok {
+					if t := r.tok; t != nil {
 						idx.Put(r.ID, t.Kind, t.OwnerID, t.Hash, t.ExpiresAt)
 					}
 				} else {
-					w, at := why[r.ID], whyAt[r.ID]
+					w, at := r.why, r.whyAt
 					if w == "" {
 						w, at = "revoked", r.Time
 					}
@@ -347,7 +312,7 @@ func (s *DB) applyBatch(ctx context.Context, b beginner, upTo uint64) (int, erro
 		}
 		i = j
 	}
-	if upTo == 0 && s.applied.Load() >= last {
+	if upTo == 0 && s.applied.Load() >= uint64(lastSeq) {
 		s.confirmed.Store(begun.UnixNano())
 	}
 	return len(rows), nil

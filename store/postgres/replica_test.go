@@ -83,7 +83,7 @@ func TestReplicaSeesNewTokenAndRevocation(t *testing.T) {
 	for range n {
 		tk, raw := newToken(t, token.User, "u1")
 		must(t, a.CreateToken(ctx, tk))
-		seen = append(seen, eventually(t, 100*time.Millisecond, "B accepts a token made on A", func() bool {
+		seen = append(seen, eventually(t, time.Second, "B accepts a token made on A", func() bool {
 			got, err := b.TokenAuth(ctx, raw.ID)
 			return err == nil && got.Hash == raw.Hash()
 		}))
@@ -91,12 +91,20 @@ func TestReplicaSeesNewTokenAndRevocation(t *testing.T) {
 		if _, err := a.TokenAuth(ctx, raw.ID); !errors.Is(err, store.ErrRevoked) {
 			t.Fatalf("the writing replica accepts a token it revoked: %v", err)
 		}
-		denied = append(denied, eventually(t, 100*time.Millisecond, "B denies a token revoked on A", func() bool {
+		denied = append(denied, eventually(t, time.Second, "B denies a token revoked on A", func() bool {
 			_, err := b.TokenAuth(ctx, raw.ID)
 			return errors.Is(err, store.ErrRevoked)
 		}))
 	}
 	t.Logf("to replica B: new token p50 %v p99 %v; revocation p50 %v p99 %v", pct(seen, .5), pct(seen, .99), pct(denied, .5), pct(denied, .99))
+	// The promise is 100 ms at p99 (BenchmarkRevocationLag measures it over 1,000); this test
+	// runs beside others on a shared machine, often under the race detector, so it holds the
+	// 90th percentile to it and every one to a second.
+	for what, ds := range map[string][]time.Duration{"new token": seen, "revocation": denied} {
+		if p := pct(ds, .9); p > 100*time.Millisecond {
+			t.Errorf("%s reached replica B in %v at p90, want under 100ms", what, p)
+		}
+	}
 	last, err := a.LastSeq(ctx)
 	must(t, err)
 	eventually(t, time.Second, "B applies everything", func() bool { return logB.last() == last })

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
@@ -141,7 +142,7 @@ func TestServicesIndexAndCascade(t *testing.T) {
 
 func TestUsersAndTokens(t *testing.T) {
 	s := freshDB(t)
-	u := store.User{ID: "u1", Email: "bob@acme.com", OrgRoles: map[string]string{"acme": "viewer"}, Attributes: map[string]any{"n": 1.5, "tags": []any{"a"}}}
+	u := store.User{ID: "u1", Email: "bob@acme.com", OrgRoles: map[string]policy.Role{"acme": "viewer"}, Attributes: map[string]any{"n": 1.5, "tags": []any{"a"}}}
 	must(t, s.CreateUser(ctx, u))
 	if err := s.CreateUser(ctx, store.User{ID: "u2", Email: "bob@acme.com"}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("duplicate email: %v", err)
