@@ -107,6 +107,10 @@ func grpcCode(status int) codes.Code {
 		return codes.AlreadyExists
 	case http.StatusServiceUnavailable:
 		return codes.Unavailable
+	case http.StatusNotImplemented:
+		return codes.Unimplemented
+	case http.StatusUnsupportedMediaType:
+		return codes.InvalidArgument
 	}
 	return codes.Internal
 }
@@ -241,6 +245,9 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.code = code
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (the backup lifts its deadline).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // fail renders err: an *Error as is, store sentinels as 404/409, anything else as a 500 that is
 // logged but not shown.

@@ -41,6 +41,7 @@ type DB struct {
 	gcDone    chan struct{}
 	closeOnce sync.Once
 	idx       *tokindex.Index
+	bootMu    sync.Mutex // serializes Bootstrap
 	// wmu is held by every write that appends to the change feed, from before its transaction
 	// until idx and the subscribers have seen it, so sequence numbers, the index and the
 	// subscribers all follow commit order (a revoke is never overtaken by the create before it).
@@ -77,11 +78,8 @@ func tombstone(txn *bdg.Txn, tokenID, why string) error {
 	return txn.SetEntry(bdg.NewEntry([]byte(pRevoked+tokenID), []byte(why)).WithTTL(tombstoneTTL))
 }
 
-// Open opens (creating if needed) the store.
-func Open(o Options) (*DB, error) {
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+// badgerOptions are the Badger options of a store, for Open and Restore alike.
+func badgerOptions(o Options) (bdg.Options, error) {
 	bo := bdg.DefaultOptions(o.Dir).
 		WithSyncWrites(true). // an acknowledged write survives a crash
 		WithLogger(badgerLogger{o.Logger}).
@@ -95,10 +93,22 @@ func Open(o Options) (*DB, error) {
 	if o.InMemory {
 		bo = bo.WithInMemory(true).WithDir("").WithValueDir("")
 	} else if o.Dir == "" {
-		return nil, errors.New("open store: no data directory given")
+		return bo, errors.New("open store: no data directory given")
 	}
 	if len(o.EncryptionKey) > 0 {
 		bo = bo.WithEncryptionKey(o.EncryptionKey).WithIndexCacheSize(16 << 20)
+	}
+	return bo, nil
+}
+
+// Open opens (creating if needed) the store.
+func Open(o Options) (*DB, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	bo, err := badgerOptions(o)
+	if err != nil {
+		return nil, err
 	}
 	db, err := bdg.Open(bo)
 	if err != nil {

@@ -208,7 +208,11 @@ func (s *DB) TokenAuth(_ context.Context, id token.ID) (store.TokenAuth, error) 
 	return store.TokenAuth{}, fmt.Errorf("get token %s: %w", id, err)
 }
 
+// TouchTokens implements store.CheckReader. It holds wmu like every other writer of token
+// records: otherwise its writes conflict with a revoke's transaction, which can then fail.
 func (s *DB) TouchTokens(ctx context.Context, used map[string]time.Time) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	return s.update(ctx, func(txn *bdg.Txn) error {
 		for id, at := range used {
 			var t store.Token

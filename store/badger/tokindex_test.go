@@ -291,33 +291,3 @@ func TestDeleteOwnerWithManyTokens(t *testing.T) {
 		t.Fatalf("%d purge markers left after open", left)
 	}
 }
-
-// TestConcurrentTokenIssuesNeverConflict issues tokens from many goroutines at once. Every
-// issue updates the same live-token counter, so without the token-writer lock their
-// transactions conflicted and some failed after Badger's retries.
-func TestConcurrentTokenIssuesNeverConflict(t *testing.T) {
-	s, err := Open(Options{Dir: t.TempDir(), GCInterval: -1})
-	must(t, err)
-	defer s.Close()
-	must(t, s.CreateOrg(ctx, store.Org{Name: "acme"}))
-	must(t, s.CreateService(ctx, store.Service{ID: "s1", Org: "acme", Name: "ci"}))
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 40 {
-				tk, _ := newToken(t, token.Service, "s1")
-				if err := s.CreateToken(ctx, tk); err != nil {
-					t.Errorf("concurrent issue: %v", err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if counts, err := s.CountTokens(ctx); err != nil || counts[token.Service] != 8*40 {
-		t.Fatalf("counts %v (%v), want %d service tokens", counts, err, 8*40)
-	}
-	indexAgrees(t, s)
-}
