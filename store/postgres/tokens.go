@@ -95,7 +95,9 @@ func insertTokens(w *wtx, ts []store.Token) error {
 // deleteTokens deletes the tokens matching where (with $1 its argument) and leaves their
 // tombstones saying why, in id order, keeping the counts; it returns how many it deleted.
 func deleteTokens(w *wtx, where, why string, arg any) (int, error) {
-	rows, err := w.Query(w.ctx, `WITH gone AS (DELETE FROM tokens WHERE `+where+` RETURNING id, kind),
+	// Rows are locked in id order, as TouchTokens locks them, so the two never deadlock.
+	rows, err := w.Query(w.ctx, `WITH gone AS (DELETE FROM tokens WHERE id IN (
+			SELECT id FROM tokens WHERE `+where+` ORDER BY id COLLATE "C" FOR UPDATE) RETURNING id, kind),
 		tomb AS (INSERT INTO tombstones (id, why, deleted_at) SELECT id, $2, $3 FROM gone
 			ON CONFLICT (id) DO UPDATE SET why = excluded.why, deleted_at = excluded.deleted_at)
 		SELECT id, kind FROM gone ORDER BY id COLLATE "C"`, arg, why, w.now)
@@ -314,8 +316,12 @@ func (s *DB) TouchTokens(ctx context.Context, used map[string]time.Time) error {
 	for id, at := range used {
 		ids, ats = append(ids, id), append(ats, nanos(at))
 	}
+	// Rows are locked in id order, as deletes lock them, so a touch racing a cascade never
+	// deadlocks; a touch of a token deleted meanwhile changes nothing.
 	_, err := s.pool.Exec(ctx, `UPDATE tokens t SET last_used_at = u.at
-		FROM unnest($1::text[], $2::bigint[]) AS u(id, at) WHERE t.id = u.id AND u.at > t.last_used_at`, ids, ats)
+		FROM unnest($1::text[], $2::bigint[]) AS u(id, at)
+		WHERE t.id = u.id AND u.at > t.last_used_at
+			AND t.id IN (SELECT id FROM tokens WHERE id = ANY($1) ORDER BY id COLLATE "C" FOR UPDATE)`, ids, ats)
 	if err != nil {
 		return fmt.Errorf("touch tokens: %w", err)
 	}
