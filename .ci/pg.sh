@@ -5,7 +5,7 @@
 # A RILL_AUTHD_TEST_POSTGRES already set is used as it is.
 
 if [ -z "${RILL_AUTHD_TEST_POSTGRES:-}" ]; then
-  _pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  _pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   if [ -z "$_pg_bin" ] || [ ! -x "$_pg_bin/initdb" ]; then
     echo "installing postgresql for the PostgreSQL store tests"
     export DEBIAN_FRONTEND=noninteractive
