@@ -137,8 +137,8 @@ func TestRestoreOnlyIntoAnEmptyStore(t *testing.T) {
 	if _, err := s.TokenAuth(ctx, toks["usr-a"].ID); err != nil {
 		t.Errorf("--force restore: %v", err)
 	}
-	if n, _ := s.CountTokens(ctx); n[token.User] != 2 || n[token.Service] != 1 || s.idx.len() != 3 {
-		t.Errorf("counts %v and index %d after --force, want 2+1", n, s.idx.len())
+	if n, _ := s.CountTokens(ctx); n[token.User] != 2 || n[token.Service] != 1 || s.idx.Len() != 3 {
+		t.Errorf("counts %v and index %d after --force, want 2+1", n, s.idx.Len())
 	}
 }
 
@@ -224,8 +224,8 @@ func TestBackupIsConsistent(t *testing.T) {
 	must(t, err)
 	restored := diskStore(t, dir, nil)
 	n, _ := restored.CountTokens(ctx)
-	if total := int(n[token.User] + n[token.Service]); total != restored.idx.len() {
-		t.Errorf("counts %v, but %d token records", n, restored.idx.len())
+	if total := int(n[token.User] + n[token.Service]); total != restored.idx.Len() {
+		t.Errorf("counts %v, but %d token records", n, restored.idx.Len())
 	}
 	// The feed holds one token change per token record past the seed, with no gap.
 	last, _ := restored.LastSeq(ctx)

@@ -12,6 +12,7 @@ import (
 
 	bdg "github.com/dgraph-io/badger/v4"
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/store/internal/tokindex"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -39,7 +40,7 @@ type DB struct {
 	stopGC    chan struct{}
 	gcDone    chan struct{}
 	closeOnce sync.Once
-	idx       *tokIndex
+	idx       *tokindex.Index
 	bootMu    sync.Mutex // serializes Bootstrap
 	// wmu is held by every write that appends to the change feed, from before its transaction
 	// until idx and the subscribers have seen it, so sequence numbers, the index and the
@@ -87,7 +88,7 @@ func badgerOptions(o Options) (bdg.Options, error) {
 		// (a 1M-token miss is ~25% faster) and five of them hold 80 MiB, not 320.
 		WithMemTableSize(16 << 20).
 		// 64 MiB of block cache (default 256): checks read tokens from the in-memory index
-		// (tokIndex), so the cache holds owners and admin reads, not every token block.
+		// (store/internal/tokindex), so the cache holds owners and admin reads, not every token block.
 		WithBlockCacheSize(64 << 20)
 	if o.InMemory {
 		bo = bo.WithInMemory(true).WithDir("").WithValueDir("")
@@ -113,7 +114,7 @@ func Open(o Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %q: %w", o.Dir, err)
 	}
-	s := &DB{db: db, opts: o, log: o.Logger, stopGC: make(chan struct{}), gcDone: make(chan struct{}), idx: newTokIndex()}
+	s := &DB{db: db, opts: o, log: o.Logger, stopGC: make(chan struct{}), gcDone: make(chan struct{}), idx: tokindex.New()}
 	if err := s.initTokenCounts(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store: count tokens: %w", err)
@@ -132,11 +133,11 @@ func Open(o Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store: count tokens: %w", err)
 	}
-	if err := s.idx.load(db, int(counts[token.User]+counts[token.Service])); err != nil {
+	if err := loadIndex(s.idx, db, int(counts[token.User]+counts[token.Service])); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store: load token index: %w", err)
 	}
-	if n := s.idx.len(); n > 0 {
+	if n := s.idx.Len(); n > 0 {
 		s.log.Info("token index loaded", "tokens", n, "took", time.Since(start).Round(time.Millisecond))
 	}
 	go s.gcLoop()

@@ -195,7 +195,7 @@ func (s *DB) DeleteToken(ctx context.Context, id string) error {
 // token, so for one it lacks only the tombstone is read, to say whether it was revoked or never
 // existed.
 func (s *DB) TokenAuth(_ context.Context, id token.ID) (store.TokenAuth, error) {
-	if t, ok := s.idx.get(id); ok {
+	if t, ok := s.idx.Get(id); ok {
 		return t, nil
 	}
 	err := s.view(func(txn *bdg.Txn) error {
