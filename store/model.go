@@ -32,6 +32,9 @@ type User struct {
 	Superuser    bool                   `json:"superuser,omitempty"`
 	CreatedAt    time.Time              `json:"created_at"`
 	UpdatedAt    time.Time              `json:"updated_at"`
+	// CreatedBy says what made the record when that matters later: "rill-import" for a user
+	// an import brought from Rill (and may prune again).
+	CreatedBy string `json:"created_by,omitempty"`
 }
 
 // ProjectKey is the key of User.ProjectRoles for a project.
