@@ -182,7 +182,6 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	return d, nil
 }
 
-
 func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !d.ready.Load() {
 		http.Error(w, "not ready\n", http.StatusServiceUnavailable)

@@ -243,7 +243,6 @@ func Parse(s string) (Token, error) {
 	return t, nil
 }
 
-
 // checksum is CRC32 (IEEE) over a string. It views the string's bytes in place (crc32 only
 // reads them) because a []byte conversion would allocate on every check.
 func checksum(s string) uint32 {
