@@ -102,6 +102,10 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if d.st, err = badger.Open(so); err != nil {
 		return nil, err
 	}
+	if cfg.EncryptionKeyFile == "" {
+		d.log.Warn("no --encryption-key-file: the store, signing private keys included, lies unencrypted on disk; whoever can read it can mint credentials",
+			"data_dir", cfg.DataDir)
+	}
 	trusted, err := cfg.TrustedIssuers()
 	if err != nil {
 		return nil, err
@@ -292,11 +296,13 @@ func (d *Daemon) bootstrap(ctx context.Context) error {
 		return err
 	}
 	if ran {
-		// Deliberately not through the logger: this is the one time a secret is shown.
+		// Deliberately not through the logger: this is the one time a secret is shown. With a
+		// token file it is not shown at all: stderr ends up in container logs.
 		fmt.Fprintf(d.stderr, "rill-authd: first start: created superuser %s\n", d.cfg.BootstrapEmail)
-		fmt.Fprintf(d.stderr, "rill-authd: bootstrap token (shown once, store it now): %s\n", secret)
 		if d.cfg.BootstrapTokenFile != "" {
-			fmt.Fprintf(d.stderr, "rill-authd: bootstrap token also written to %s\n", d.cfg.BootstrapTokenFile)
+			fmt.Fprintf(d.stderr, "rill-authd: bootstrap token written to %s (mode 0600); it is not printed\n", d.cfg.BootstrapTokenFile)
+		} else {
+			fmt.Fprintf(d.stderr, "rill-authd: bootstrap token (shown once, store it now): %s\n", secret)
 		}
 	}
 	return nil
