@@ -36,21 +36,23 @@ import (
 
 // Daemon is a running rill-authd.
 type Daemon struct {
-	cfg      Config
-	log      *slog.Logger
-	stderr   io.Writer
-	st       *badger.DB
-	res      *resolver.Resolver
-	keys     *keys.Ring
-	plugins  *plugins.Host
-	metrics  *metrics.Metrics
-	grpc     *grpc.Server
-	health   *health.Server
-	http     *http.Server
-	grpcLis  net.Listener
-	httpLis  net.Listener
-	ready    atomic.Bool
-	serveErr chan error
+	cfg     Config
+	log     *slog.Logger
+	stderr  io.Writer
+	st      *badger.DB
+	res     *resolver.Resolver
+	keys    *keys.Ring
+	plugins *plugins.Host
+	metrics *metrics.Metrics
+	grpc    *grpc.Server
+	health  *health.Server
+	http    *http.Server
+	grpcLis net.Listener
+	httpLis net.Listener
+	// httpConns wraps httpLis: the HTTP server's bound on open connections.
+	httpConns *connLimiter
+	ready     atomic.Bool
+	serveErr  chan error
 }
 
 // NewLogger builds the slog logger the flags ask for.
@@ -144,7 +146,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		return nil, fmt.Errorf("listen HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
 
-	d.grpc = grpc.NewServer(extauthz.GRPCServerOptions()...)
+	d.grpc = grpc.NewServer(append(extauthz.GRPCServerOptions(), cfg.grpcListenerOptions()...)...)
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	ecfg := extauthz.Config{DefaultOrg: cfg.DefaultOrg, DefaultProject: cfg.DefaultProject, Logger: d.log,
@@ -167,7 +169,22 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	mux.Handle(extauthz.HTTPPrefix+"/", check)
 	mux.Handle(extauthz.HTTPPrefix, check)
-	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	nofile, nerr := openFileLimit()
+	maxConns, from := describeLimit(cfg.HTTPMaxConns, nofile, nerr)
+	d.httpConns = newConnLimiter(d.httpLis, maxConns, func(total uint64) {
+		d.log.Warn("HTTP connection limit reached: closing the oldest idle or slow connections to take new ones",
+			"limit", maxConns, "closed_total", total)
+	})
+	d.log.Info("HTTP connections limited", "max", maxConns, "from", from)
+	if nerr == nil && cfg.HTTPMaxConns > 0 && uint64(cfg.HTTPMaxConns)+fdReserve/2 > nofile {
+		d.log.Warn("--http-max-conns leaves the check port and the store too few file descriptors", "http_max_conns", cfg.HTTPMaxConns, "rlimit_nofile", nofile)
+	}
+	d.metrics.GaugeFunc("rill_authd_http_connections", "HTTP connections open.", nil, func() float64 { return float64(d.httpConns.Open()) })
+	d.metrics.GaugeFunc("rill_authd_http_connections_max", "Most HTTP connections held open (--http-max-conns).", nil, func() float64 { return float64(maxConns) })
+	d.metrics.CounterFunc("rill_authd_http_connections_shed_total", "Idle or slow HTTP connections closed to make room at the limit.", func() float64 { return float64(d.httpConns.shed.Load()) })
+	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout, ReadTimeout: cfg.HTTPReadTimeout,
+		WriteTimeout: cfg.HTTPWriteTimeout, IdleTimeout: cfg.HTTPIdleTimeout, ConnState: d.httpConns.ConnState,
+		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 
 	go func() {
 		if err := d.grpc.Serve(d.grpcLis); err != nil {
@@ -175,7 +192,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		}
 	}()
 	go func() {
-		if err := d.http.Serve(d.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := d.http.Serve(d.httpConns); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.serveErr <- fmt.Errorf("HTTP: %w", err)
 		}
 	}()
