@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +41,12 @@ type Config struct {
 
 	GRPCAddr string `name:"grpc-addr" help:"Listen address of the Envoy ext_authz gRPC service (loopback: a sidecar's Envoy is local; any other address without TLS is warned about)." default:"127.0.0.1:9191"`
 	HTTPAddr string `name:"http-addr" help:"Listen address of the admin API, HTTP ext_authz, health and metrics." default:"127.0.0.1:8080"`
+
+	TLSCertFile       string        `name:"tls-cert-file" group:"TLS" type:"path" placeholder:"FILE" help:"PEM certificate (chain) to serve TLS with. One certificate for both listeners, the gRPC check port and the HTTP port (see --tls-listeners)."`
+	TLSKeyFile        string        `name:"tls-key-file" group:"TLS" type:"path" placeholder:"FILE" help:"PEM private key of --tls-cert-file."`
+	TLSClientCAFile   string        `name:"tls-client-ca-file" group:"TLS" type:"path" placeholder:"FILE" help:"PEM CA bundle: require a client certificate signed by it on every TLS listener (mTLS); a client without one is refused at the handshake, health probes included."`
+	TLSListeners      []string      `name:"tls-listeners" group:"TLS" enum:"grpc,http" default:"grpc,http" help:"Listeners that serve TLS when --tls-cert-file is set: grpc, http or both (http alone when Envoy is on loopback and only the admin API is exposed)."`
+	TLSReloadInterval time.Duration `name:"tls-reload-interval" group:"TLS" help:"How often the TLS files are re-read; a change is served to new connections, live ones keep theirs. SIGHUP reloads at once. 0: on SIGHUP only." default:"10s"`
 
 	HTTPReadHeaderTimeout    time.Duration `name:"http-read-header-timeout" group:"Connections" help:"Time a client has to send a request's headers (and finish its TLS handshake)." default:"10s"`
 	HTTPReadTimeout          time.Duration `name:"http-read-timeout" group:"Connections" help:"Time a client has to send a whole request, body included." default:"30s"`
@@ -144,4 +151,9 @@ func (c *Config) TrustedIssuers() ([]resolver.TrustedIssuer, error) {
 		out = append(out, ti)
 	}
 	return out, nil
+}
+
+// tlsOn says whether the listener ("grpc" or "http") serves TLS.
+func (c *Config) tlsOn(listener string) bool {
+	return c.TLSCertFile != "" && slices.Contains(c.TLSListeners, listener)
 }

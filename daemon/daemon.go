@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -13,11 +14,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"gopkg.in/yaml.v3"
@@ -51,6 +56,9 @@ type Daemon struct {
 	httpLis net.Listener
 	// httpConns wraps httpLis: the HTTP server's bound on open connections.
 	httpConns *connLimiter
+	tls       *certReloader // nil without TLS
+	hup       chan os.Signal
+	stopPoll  chan struct{}
 	ready     atomic.Bool
 	serveErr  chan error
 }
@@ -92,6 +100,10 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		}
 	}()
 
+	// TLS files first: a mistake in them must not wait for the store to open.
+	if d.tls, err = newCertReloader(&cfg, d.log); err != nil {
+		return nil, err
+	}
 	so := badger.Options{Dir: cfg.DataDir, AuditRetention: cfg.AuditRetention, Logger: d.log}
 	if cfg.EncryptionKeyFile != "" {
 		if so.EncryptionKey, err = store.ReadKeyFile(cfg.EncryptionKeyFile); err != nil {
@@ -146,7 +158,11 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		return nil, fmt.Errorf("listen HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
 
-	d.grpc = grpc.NewServer(append(extauthz.GRPCServerOptions(), cfg.grpcListenerOptions()...)...)
+	gopts := append(extauthz.GRPCServerOptions(), cfg.grpcListenerOptions()...)
+	if cfg.tlsOn("grpc") {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(d.tls.serverConfig("h2"))))
+	}
+	d.grpc = grpc.NewServer(gopts...)
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	ecfg := extauthz.Config{DefaultOrg: cfg.DefaultOrg, DefaultProject: cfg.DefaultProject, Logger: d.log,
@@ -186,19 +202,52 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		WriteTimeout: cfg.HTTPWriteTimeout, IdleTimeout: cfg.HTTPIdleTimeout, ConnState: d.httpConns.ConnState,
 		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 
+	var httpServe net.Listener = d.httpConns
+	if cfg.tlsOn("http") {
+		// HTTP/1.1 only: every client of this port (rillctl, Envoy's http_service, nginx)
+		// speaks it.
+		httpServe = tls.NewListener(d.httpConns, d.tls.serverConfig("http/1.1"))
+	}
+	for _, l := range []struct {
+		name string
+		lis  net.Listener
+	}{{"gRPC", d.grpcLis}, {"HTTP", d.httpLis}} {
+		if w := plaintextWarning(l.name, l.lis.Addr()); w != "" && !cfg.tlsOn(strings.ToLower(l.name)) {
+			d.log.Warn(w)
+		}
+	}
+	// SIGHUP reloads the TLS files; caught even without TLS, so that it does not kill the daemon.
+	d.hup, d.stopPoll = make(chan os.Signal, 1), make(chan struct{})
+	signal.Notify(d.hup, syscall.SIGHUP)
+	if d.tls != nil {
+		go d.tls.poll(cfg.TLSReloadInterval, d.hup, d.stopPoll)
+	} else {
+		go func() {
+			for {
+				select {
+				case <-d.hup:
+					d.log.Info("SIGHUP: no TLS files to reload")
+				case <-d.stopPoll:
+					return
+				}
+			}
+		}()
+	}
+
 	go func() {
 		if err := d.grpc.Serve(d.grpcLis); err != nil {
 			d.serveErr <- fmt.Errorf("gRPC: %w", err)
 		}
 	}()
 	go func() {
-		if err := d.http.Serve(d.httpConns); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := d.http.Serve(httpServe); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.serveErr <- fmt.Errorf("HTTP: %w", err)
 		}
 	}()
 	d.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	d.ready.Store(true)
-	d.log.Info("rill-authd started", "grpc_addr", d.grpcLis.Addr().String(), "http_addr", d.httpLis.Addr().String(), "data_dir", cfg.DataDir)
+	d.log.Info("rill-authd started", "grpc_addr", d.grpcLis.Addr().String(), "http_addr", d.httpLis.Addr().String(), "data_dir", cfg.DataDir,
+		"grpc_tls", cfg.tlsOn("grpc"), "http_tls", cfg.tlsOn("http"), "client_certs_required", cfg.TLSClientCAFile != "")
 	return d, nil
 }
 
@@ -249,6 +298,11 @@ func (d *Daemon) Shutdown() error {
 }
 
 func (d *Daemon) closeAll() error {
+	if d.hup != nil {
+		signal.Stop(d.hup)
+		close(d.stopPoll)
+		d.hup = nil
+	}
 	for _, l := range []net.Listener{d.grpcLis, d.httpLis} {
 		if l != nil {
 			l.Close() // already closed by its server after a normal shutdown; harmless
