@@ -39,9 +39,29 @@ type Config struct {
 	// ConfigFile is --config, where the plugins are listed.
 	ConfigFile string `kong:"-"`
 
-	GRPCAddr string `name:"grpc-addr" help:"Listen address of the Envoy ext_authz gRPC service (loopback: a sidecar's Envoy is local; any other address without TLS is warned about)." default:"127.0.0.1:9191"`
-	HTTPAddr string `name:"http-addr" help:"Listen address of the admin API, HTTP ext_authz, health and metrics." default:"127.0.0.1:8080"`
+	GRPCAddr           string        `name:"grpc-addr" help:"Listen address of the Envoy ext_authz gRPC service (loopback: a sidecar's Envoy is local; any other address without TLS is warned about)." default:"127.0.0.1:9191"`
+	HTTPAddr           string        `name:"http-addr" help:"Listen address of the admin API, HTTP ext_authz, health and metrics." default:"127.0.0.1:8080"`
+	BootstrapTokenFile string        `help:"On first start, write the superuser's bootstrap token to this file (mode 0600) instead of printing it." type:"path" placeholder:"FILE"`
+	BootstrapEmail     string        `help:"Email of the superuser created on first start." default:"admin@localhost"`
+	DefaultOrg         string        `help:"Org checked when neither the route nor the path names one." placeholder:"ORG"`
+	DefaultProject     string        `help:"Project checked when neither the route nor the path names one." placeholder:"PROJECT"`
+	CacheSize          int           `help:"Resolved tokens kept in memory." default:"100000"`
+	Issuer             string        `help:"iss of the ephemeral JWTs this daemon mints (and accepts)." default:"rill-authd"`
+	JWTAudience        string        `name:"jwt-audience" help:"aud of the ephemeral JWTs this daemon mints (and accepts)." default:"rill"`
+	MaxCredentialTTL   time.Duration `help:"Longest ttl_seconds an ephemeral credential may ask for." default:"24h"`
+	TrustedIssuer      []string      `help:"Accept RS256 JWTs of an external issuer (repeatable): issuer=URL,jwks=URL,audience=AUD,org=ORG[,project=P]. They get viewer-level reads on that org's project." sep:"none" placeholder:"SPEC"`
+	JWKSRefresh        time.Duration `name:"jwks-refresh" help:"Least time between refetches of a trusted issuer's JWKS on an unknown kid." default:"1m"`
+	TokenExchange      bool          `help:"Replace the upstream's authorization with a short-lived RS256 JWT in the Rill runtime's claim layout (iss = --issuer, JWKS at /.well-known/jwks.json)."`
+	RuntimeAudience    string        `help:"aud of exchanged runtime tokens." default:"rill-runtime"`
+	RuntimeInstanceID  string        `name:"runtime-instance-id" help:"Runtime instance id of exchanged tokens when the route sets no instance_id context extension." default:"default"`
+	ExchangeTTL        time.Duration `help:"Life of an exchanged runtime token (reused until a fifth of it is left)." default:"5m"`
+	AuditRetention     time.Duration `help:"How long audit events are kept (0 keeps them forever)." default:"2160h"`
+	ShutdownTimeout    time.Duration `help:"How long in-flight requests may take to finish on SIGTERM." default:"10s"`
+	LogLevel           string        `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
+	LogFormat          string        `help:"Log format: text or json." default:"text" enum:"text,json"`
+	LogAllowedEvery    int           `help:"Log one allowed check in this many at info level (0: allowed checks only at debug level). Denied checks are always logged." default:"0"`
 
+	// Listeners: TLS (tls.go) and what a connection may hold (listeners.go).
 	TLSCertFile       string        `name:"tls-cert-file" group:"TLS" type:"path" placeholder:"FILE" help:"PEM certificate (chain) to serve TLS with. One certificate for both listeners, the gRPC check port and the HTTP port (see --tls-listeners)."`
 	TLSKeyFile        string        `name:"tls-key-file" group:"TLS" type:"path" placeholder:"FILE" help:"PEM private key of --tls-cert-file."`
 	TLSClientCAFile   string        `name:"tls-client-ca-file" group:"TLS" type:"path" placeholder:"FILE" help:"PEM CA bundle: require a client certificate signed by it on every TLS listener (mTLS); a client without one is refused at the handshake, health probes included."`
@@ -56,25 +76,6 @@ type Config struct {
 	GRPCMaxConnectionIdle    time.Duration `name:"grpc-max-connection-idle" group:"Connections" help:"Close a gRPC connection with no call for this long (its client reconnects when it needs to)." default:"5m"`
 	GRPCMaxConcurrentStreams uint32        `name:"grpc-max-concurrent-streams" group:"Connections" help:"Most checks in flight on one gRPC connection (Envoy opens another connection beyond it)." default:"1024"`
 	GRPCKeepaliveMinTime     time.Duration `name:"grpc-keepalive-min-time" group:"Connections" help:"Least time between a gRPC client's keepalive pings; a client that pings more often is disconnected." default:"10s"`
-	BootstrapTokenFile       string        `help:"On first start, also write the superuser's bootstrap token to this file (mode 0600)." type:"path" placeholder:"FILE"`
-	BootstrapEmail           string        `help:"Email of the superuser created on first start." default:"admin@localhost"`
-	DefaultOrg               string        `help:"Org checked when neither the route nor the path names one." placeholder:"ORG"`
-	DefaultProject           string        `help:"Project checked when neither the route nor the path names one." placeholder:"PROJECT"`
-	CacheSize                int           `help:"Resolved tokens kept in memory." default:"100000"`
-	Issuer                   string        `help:"iss of the ephemeral JWTs this daemon mints (and accepts)." default:"rill-authd"`
-	JWTAudience              string        `name:"jwt-audience" help:"aud of the ephemeral JWTs this daemon mints (and accepts)." default:"rill"`
-	MaxCredentialTTL         time.Duration `help:"Longest ttl_seconds an ephemeral credential may ask for." default:"24h"`
-	TrustedIssuer            []string      `help:"Accept RS256 JWTs of an external issuer (repeatable): issuer=URL,jwks=URL,audience=AUD,org=ORG[,project=P]. They get viewer-level reads on that org's project." sep:"none" placeholder:"SPEC"`
-	JWKSRefresh              time.Duration `name:"jwks-refresh" help:"Least time between refetches of a trusted issuer's JWKS on an unknown kid." default:"1m"`
-	TokenExchange            bool          `help:"Replace the upstream's authorization with a short-lived RS256 JWT in the Rill runtime's claim layout (iss = --issuer, JWKS at /.well-known/jwks.json)."`
-	RuntimeAudience          string        `help:"aud of exchanged runtime tokens." default:"rill-runtime"`
-	RuntimeInstanceID        string        `name:"runtime-instance-id" help:"Runtime instance id of exchanged tokens when the route sets no instance_id context extension." default:"default"`
-	ExchangeTTL              time.Duration `help:"Life of an exchanged runtime token (reused until a fifth of it is left)." default:"5m"`
-	AuditRetention           time.Duration `help:"How long audit events are kept (0 keeps them forever)." default:"2160h"`
-	ShutdownTimeout          time.Duration `help:"How long in-flight requests may take to finish on SIGTERM." default:"10s"`
-	LogLevel                 string        `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
-	LogFormat                string        `help:"Log format: text or json." default:"text" enum:"text,json"`
-	LogAllowedEvery          int           `help:"Log one allowed check in this many at info level (0: allowed checks only at debug level). Denied checks are always logged." default:"0"`
 }
 
 // Run runs the daemon until ctx ends (kong calls it for `serve`).

@@ -5,7 +5,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,15 +13,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"gopkg.in/yaml.v3"
@@ -41,26 +36,26 @@ import (
 
 // Daemon is a running rill-authd.
 type Daemon struct {
-	cfg     Config
-	log     *slog.Logger
-	stderr  io.Writer
-	st      *badger.DB
-	res     *resolver.Resolver
-	keys    *keys.Ring
-	plugins *plugins.Host
-	metrics *metrics.Metrics
-	grpc    *grpc.Server
-	health  *health.Server
-	http    *http.Server
-	grpcLis net.Listener
-	httpLis net.Listener
-	// httpConns wraps httpLis: the HTTP server's bound on open connections.
-	httpConns *connLimiter
+	cfg      Config
+	log      *slog.Logger
+	stderr   io.Writer
+	st       *badger.DB
+	res      *resolver.Resolver
+	keys     *keys.Ring
+	plugins  *plugins.Host
+	metrics  *metrics.Metrics
+	grpc     *grpc.Server
+	health   *health.Server
+	http     *http.Server
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	ready    atomic.Bool
+	serveErr chan error
+
+	httpConns *connLimiter  // wraps httpLis: the bound on open HTTP connections
 	tls       *certReloader // nil without TLS
 	hup       chan os.Signal
-	stopPoll  chan struct{}
-	ready     atomic.Bool
-	serveErr  chan error
+	stopHUP   chan struct{}
 }
 
 // NewLogger builds the slog logger the flags ask for.
@@ -158,11 +153,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		return nil, fmt.Errorf("listen HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
 
-	gopts := append(extauthz.GRPCServerOptions(), cfg.grpcListenerOptions()...)
-	if cfg.tlsOn("grpc") {
-		gopts = append(gopts, grpc.Creds(credentials.NewTLS(d.tls.serverConfig("h2"))))
-	}
-	d.grpc = grpc.NewServer(gopts...)
+	d.grpc = grpc.NewServer(append(extauthz.GRPCServerOptions(), d.grpcOptions()...)...)
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	ecfg := extauthz.Config{DefaultOrg: cfg.DefaultOrg, DefaultProject: cfg.DefaultProject, Logger: d.log,
@@ -185,54 +176,9 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	mux.Handle(extauthz.HTTPPrefix+"/", check)
 	mux.Handle(extauthz.HTTPPrefix, check)
-	nofile, nerr := openFileLimit()
-	maxConns, from := describeLimit(cfg.HTTPMaxConns, nofile, nerr)
-	d.httpConns = newConnLimiter(d.httpLis, maxConns, func(total uint64) {
-		d.log.Warn("HTTP connection limit reached: closing the oldest idle or slow connections to take new ones",
-			"limit", maxConns, "closed_total", total)
-	})
-	d.log.Info("HTTP connections limited", "max", maxConns, "from", from)
-	if nerr == nil && cfg.HTTPMaxConns > 0 && uint64(cfg.HTTPMaxConns)+fdReserve/2 > nofile {
-		d.log.Warn("--http-max-conns leaves the check port and the store too few file descriptors", "http_max_conns", cfg.HTTPMaxConns, "rlimit_nofile", nofile)
-	}
-	d.metrics.GaugeFunc("rill_authd_http_connections", "HTTP connections open.", nil, func() float64 { return float64(d.httpConns.Open()) })
-	d.metrics.GaugeFunc("rill_authd_http_connections_max", "Most HTTP connections held open (--http-max-conns).", nil, func() float64 { return float64(maxConns) })
-	d.metrics.CounterFunc("rill_authd_http_connections_shed_total", "Idle or slow HTTP connections closed to make room at the limit.", func() float64 { return float64(d.httpConns.shed.Load()) })
-	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout, ReadTimeout: cfg.HTTPReadTimeout,
-		WriteTimeout: cfg.HTTPWriteTimeout, IdleTimeout: cfg.HTTPIdleTimeout, ConnState: d.httpConns.ConnState,
-		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
-
-	var httpServe net.Listener = d.httpConns
-	if cfg.tlsOn("http") {
-		// HTTP/1.1 only: every client of this port (rillctl, Envoy's http_service, nginx)
-		// speaks it.
-		httpServe = tls.NewListener(d.httpConns, d.tls.serverConfig("http/1.1"))
-	}
-	for _, l := range []struct {
-		name string
-		lis  net.Listener
-	}{{"gRPC", d.grpcLis}, {"HTTP", d.httpLis}} {
-		if w := plaintextWarning(l.name, l.lis.Addr()); w != "" && !cfg.tlsOn(strings.ToLower(l.name)) {
-			d.log.Warn(w)
-		}
-	}
-	// SIGHUP reloads the TLS files; caught even without TLS, so that it does not kill the daemon.
-	d.hup, d.stopPoll = make(chan os.Signal, 1), make(chan struct{})
-	signal.Notify(d.hup, syscall.SIGHUP)
-	if d.tls != nil {
-		go d.tls.poll(cfg.TLSReloadInterval, d.hup, d.stopPoll)
-	} else {
-		go func() {
-			for {
-				select {
-				case <-d.hup:
-					d.log.Info("SIGHUP: no TLS files to reload")
-				case <-d.stopPoll:
-					return
-				}
-			}
-		}()
-	}
+	httpServe := d.newHTTPServer(mux)
+	d.warnPlaintext()
+	d.handleSIGHUP()
 
 	go func() {
 		if err := d.grpc.Serve(d.grpcLis); err != nil {
@@ -298,11 +244,7 @@ func (d *Daemon) Shutdown() error {
 }
 
 func (d *Daemon) closeAll() error {
-	if d.hup != nil {
-		signal.Stop(d.hup)
-		close(d.stopPoll)
-		d.hup = nil
-	}
+	d.stopSIGHUP()
 	for _, l := range []net.Listener{d.grpcLis, d.httpLis} {
 		if l != nil {
 			l.Close() // already closed by its server after a normal shutdown; harmless

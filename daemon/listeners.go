@@ -3,13 +3,18 @@ package daemon
 import (
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 )
 
@@ -40,10 +45,11 @@ func httpConnLimit(nofile uint64) int {
 // HTTP/2 preface (and finish its TLS handshake) before it is closed.
 const grpcHandshakeTimeout = 10 * time.Second
 
-// grpcListenerOptions bound what a connection to the check port may hold: streams at once,
-// time idle, ping rate and time to handshake.
-func (c *Config) grpcListenerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
+// grpcOptions bound what a connection to the check port may hold (streams at once, time idle,
+// ping rate, time to handshake) and put it on TLS when asked.
+func (d *Daemon) grpcOptions() []grpc.ServerOption {
+	c := &d.cfg
+	opts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(c.GRPCMaxConcurrentStreams),
 		// Envoy may ping an idle pooled connection; pings never count as activity for
 		// MaxConnectionIdle, so allowing them without a stream keeps nothing open longer.
@@ -51,6 +57,78 @@ func (c *Config) grpcListenerOptions() []grpc.ServerOption {
 		// Time/Timeout: a peer that vanished without a FIN is found and closed within 80 s.
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: c.GRPCMaxConnectionIdle, Time: time.Minute, Timeout: 20 * time.Second}),
 		grpc.ConnectionTimeout(grpcHandshakeTimeout),
+	}
+	if c.tlsOn("grpc") {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(d.tls.serverConfig("h2"))))
+	}
+	return opts
+}
+
+// newHTTPServer makes d.http with its timeouts and its bound on open connections, and returns
+// the listener to serve it on (TLS over the bound when asked).
+func (d *Daemon) newHTTPServer(h http.Handler) net.Listener {
+	cfg := &d.cfg
+	nofile, nerr := openFileLimit()
+	maxConns, from := describeLimit(cfg.HTTPMaxConns, nofile, nerr)
+	d.httpConns = newConnLimiter(d.httpLis, maxConns, func(total uint64) {
+		d.log.Warn("HTTP connection limit reached: closing the oldest idle or slow connections to take new ones",
+			"limit", maxConns, "closed_total", total)
+	})
+	d.log.Info("HTTP connections limited", "max", maxConns, "from", from)
+	if nerr == nil && cfg.HTTPMaxConns > 0 && uint64(cfg.HTTPMaxConns)+fdReserve/2 > nofile {
+		d.log.Warn("--http-max-conns leaves the check port and the store too few file descriptors", "http_max_conns", cfg.HTTPMaxConns, "rlimit_nofile", nofile)
+	}
+	d.metrics.GaugeFunc("rill_authd_http_connections", "HTTP connections open.", nil, func() float64 { return float64(d.httpConns.Open()) })
+	d.metrics.GaugeFunc("rill_authd_http_connections_max", "Most HTTP connections held open (--http-max-conns).", nil, func() float64 { return float64(maxConns) })
+	d.metrics.CounterFunc("rill_authd_http_connections_shed_total", "Idle or slow HTTP connections closed to make room at the limit.", func() float64 { return float64(d.httpConns.shed.Load()) })
+	d.http = &http.Server{Handler: h, ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout, ReadTimeout: cfg.HTTPReadTimeout,
+		WriteTimeout: cfg.HTTPWriteTimeout, IdleTimeout: cfg.HTTPIdleTimeout, ConnState: d.httpConns.ConnState,
+		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	if !cfg.tlsOn("http") {
+		return d.httpConns
+	}
+	// HTTP/1.1 only: every client of this port (rillctl, Envoy's http_service, nginx) speaks it.
+	return tls.NewListener(d.httpConns, d.tls.serverConfig("http/1.1"))
+}
+
+// warnPlaintext warns of a listener off loopback without TLS.
+func (d *Daemon) warnPlaintext() {
+	for _, l := range []struct {
+		flag, name string
+		lis        net.Listener
+	}{{"grpc", "gRPC", d.grpcLis}, {"http", "HTTP", d.httpLis}} {
+		if w := plaintextWarning(l.name, l.lis.Addr()); w != "" && !d.cfg.tlsOn(l.flag) {
+			d.log.Warn(w)
+		}
+	}
+}
+
+// handleSIGHUP reloads the TLS files on SIGHUP (and polls them); caught even without TLS, so
+// that a SIGHUP does not kill the daemon.
+func (d *Daemon) handleSIGHUP() {
+	d.hup, d.stopHUP = make(chan os.Signal, 1), make(chan struct{})
+	signal.Notify(d.hup, syscall.SIGHUP)
+	if d.tls != nil {
+		go d.tls.poll(d.cfg.TLSReloadInterval, d.hup, d.stopHUP)
+		return
+	}
+	go func() {
+		for {
+			select {
+			case <-d.hup:
+				d.log.Info("SIGHUP: no TLS files to reload")
+			case <-d.stopHUP:
+				return
+			}
+		}
+	}()
+}
+
+func (d *Daemon) stopSIGHUP() {
+	if d.hup != nil {
+		signal.Stop(d.hup)
+		close(d.stopHUP)
+		d.hup = nil
 	}
 }
 
