@@ -277,3 +277,17 @@ func TestDefaultGRPCAddrIsLoopback(t *testing.T) {
 		t.Errorf("default --grpc-addr is not 127.0.0.1:9191:\n%s", out)
 	}
 }
+
+// TestSIGHUPWithoutTLSKeepsServing: SIGHUP is caught even with nothing to reload.
+func TestSIGHUPWithoutTLSKeepsServing(t *testing.T) {
+	d := testenv.Start(t, "")
+	if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if !d.WaitFor("SIGHUP: no TLS files to reload", 5*time.Second) {
+		t.Fatalf("SIGHUP not handled:\n%s", d.Stderr())
+	}
+	if code, _ := get(t, d.URL()+"/healthz"); code != 200 {
+		t.Fatalf("/healthz after SIGHUP: %d", code)
+	}
+}
