@@ -164,7 +164,7 @@ func (a *attacker) end() {
 
 // TestConnectionsCannotStarveChecks: under a 256-file limit, 150 idle keep-alive and 150
 // slowloris HTTP connections (reopened as the daemon closes them) leave the daemon able to
-// answer gRPC checks and /healthz on new connections, each within a second, with the HTTP port
+// answer gRPC checks and /healthz on new connections, each within 2 s, with the HTTP port
 // holding no more than its bound of (256-128)/2 = 64 connections. Before the bound, 239 idle
 // connections took every descriptor and the check port could accept nothing.
 func TestConnectionsCannotStarveChecks(t *testing.T) {
@@ -182,7 +182,9 @@ func TestConnectionsCannotStarveChecks(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	healthz := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	// Deadlines of 2 s: generous for a loaded CI machine, yet before the bound every check
+	// waited forever.
+	healthz := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	check := func() error {
 		// A new connection each time: the check port must still accept.
 		conn, err := grpc.NewClient(d.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -190,7 +192,7 @@ func TestConnectionsCannotStarveChecks(t *testing.T) {
 			return err
 		}
 		defer conn.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: "GET",
@@ -204,10 +206,13 @@ func TestConnectionsCannotStarveChecks(t *testing.T) {
 		return nil
 	}
 	const rounds = 20
+	var slowestCheck, slowestHealthz time.Duration
 	for i := range rounds {
+		t0 := time.Now()
 		if err := check(); err != nil {
 			t.Fatalf("gRPC check %d under attack: %v\n%s", i, err, d.stderr())
 		}
+		t1 := time.Now()
 		resp, err := healthz.Get("http://" + d.httpAddr + "/healthz")
 		if err != nil {
 			t.Fatalf("/healthz %d under attack: %v\n%s", i, err, d.stderr())
@@ -216,6 +221,7 @@ func TestConnectionsCannotStarveChecks(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("/healthz %d under attack: %d", i, resp.StatusCode)
 		}
+		slowestCheck, slowestHealthz = max(slowestCheck, t1.Sub(t0)), max(slowestHealthz, time.Since(t1))
 		time.Sleep(50 * time.Millisecond)
 	}
 
@@ -226,8 +232,8 @@ func TestConnectionsCannotStarveChecks(t *testing.T) {
 	if m["rill_authd_http_connections_shed_total{}"] == 0 {
 		t.Errorf("no connection shed under attack")
 	}
-	t.Logf("attack: %d connections opened, %d closed by the daemon; %d checks and %d /healthz answered; daemon holds %v, shed %v",
-		a.opened.Load(), a.closed.Load(), rounds, rounds, m["rill_authd_http_connections{}"], m["rill_authd_http_connections_shed_total{}"])
+	t.Logf("attack: %d connections opened, %d closed by the daemon; %d checks (slowest %v) and %d /healthz (slowest %v) answered on new connections; daemon holds %v, shed %v",
+		a.opened.Load(), a.closed.Load(), rounds, slowestCheck, rounds, slowestHealthz, m["rill_authd_http_connections{}"], m["rill_authd_http_connections_shed_total{}"])
 	if out := d.stderr(); strings.Contains(out, "too many open files") {
 		t.Errorf("the daemon ran out of file descriptors:\n%s", out)
 	}
@@ -252,7 +258,7 @@ func TestIdleAndSlowConnectionsAreClosed(t *testing.T) {
 
 	closedAfter := func(c net.Conn) time.Duration {
 		start := time.Now()
-		c.SetReadDeadline(start.Add(5 * time.Second))
+		c.SetReadDeadline(start.Add(6 * time.Second))
 		io.Copy(io.Discard, c)
 		return time.Since(start)
 	}
@@ -273,7 +279,7 @@ func TestIdleAndSlowConnectionsAreClosed(t *testing.T) {
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Errorf("idle connection: %v, want EOF", err)
 	}
-	if took := time.Since(start); took < 800*time.Millisecond || took > 3*time.Second {
+	if took := time.Since(start); took < 800*time.Millisecond || took > 4*time.Second {
 		t.Errorf("idle keep-alive connection closed after %v, want about 1s", took)
 	}
 
@@ -298,7 +304,7 @@ func TestIdleAndSlowConnectionsAreClosed(t *testing.T) {
 	}()
 	took := closedAfter(slow)
 	close(stop)
-	if took > 3*time.Second {
+	if took > 4*time.Second {
 		t.Errorf("slowloris connection still open after %v, want closed after about 1s", took)
 	}
 
@@ -308,7 +314,7 @@ func TestIdleAndSlowConnectionsAreClosed(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.Connect()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
 	for s := conn.GetState(); s != connectivity.Ready; s = conn.GetState() {
 		if !conn.WaitForStateChange(ctx, s) {
@@ -319,10 +325,10 @@ func TestIdleAndSlowConnectionsAreClosed(t *testing.T) {
 	// The server's GOAWAY after MaxConnectionIdle moves the client to IDLE.
 	for s := conn.GetState(); s == connectivity.Ready; s = conn.GetState() {
 		if !conn.WaitForStateChange(ctx, s) {
-			t.Fatalf("idle gRPC connection still open after 5s")
+			t.Fatalf("idle gRPC connection still open after 8s")
 		}
 	}
-	if took := time.Since(start); took > 3*time.Second {
+	if took := time.Since(start); took > 4*time.Second {
 		t.Errorf("idle gRPC connection closed after %v, want about 1s", took)
 	}
 }

@@ -1,6 +1,7 @@
 package badger
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -35,9 +36,13 @@ func secureDir(dir string) (warning string, err error) {
 }
 
 // secureFiles makes every regular file under dir 0600 (files left by an older version, or by
-// a tool run under another umask).
+// a tool run under another umask). Badger runs while this walks: a file it deletes meanwhile
+// (a flushed memtable) is skipped.
 func secureFiles(dir string) error {
 	return filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p != dir {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -45,11 +50,14 @@ func secureFiles(dir string) error {
 			return nil
 		}
 		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
 		if fi.Mode().Perm() != 0o600 {
-			if err := os.Chmod(p, 0o600); err != nil {
+			if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("make %s mode 0600: %w", p, err)
 			}
 		}
