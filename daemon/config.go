@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,9 +40,9 @@ type Config struct {
 	// ConfigFile is --config, where the plugins are listed.
 	ConfigFile string `kong:"-"`
 
-	GRPCAddr           string        `name:"grpc-addr" help:"Listen address of the Envoy ext_authz gRPC service." default:":9191"`
+	GRPCAddr           string        `name:"grpc-addr" help:"Listen address of the Envoy ext_authz gRPC service (loopback: a sidecar's Envoy is local; any other address without TLS is warned about)." default:"127.0.0.1:9191"`
 	HTTPAddr           string        `name:"http-addr" help:"Listen address of the admin API, HTTP ext_authz, health and metrics." default:"127.0.0.1:8080"`
-	BootstrapTokenFile string        `help:"On first start, also write the superuser's bootstrap token to this file (mode 0600)." type:"path" placeholder:"FILE"`
+	BootstrapTokenFile string        `help:"On first start, write the superuser's bootstrap token to this file (mode 0600) instead of printing it." type:"path" placeholder:"FILE"`
 	BootstrapEmail     string        `help:"Email of the superuser created on first start." default:"admin@localhost"`
 	DefaultOrg         string        `help:"Org checked when neither the route nor the path names one." placeholder:"ORG"`
 	DefaultProject     string        `help:"Project checked when neither the route nor the path names one." placeholder:"PROJECT"`
@@ -60,6 +61,22 @@ type Config struct {
 	LogLevel           string        `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
 	LogFormat          string        `help:"Log format: text or json." default:"text" enum:"text,json"`
 	LogAllowedEvery    int           `help:"Log one allowed check in this many at info level (0: allowed checks only at debug level). Denied checks are always logged." default:"0"`
+
+	// Listeners: TLS (tls.go) and what a connection may hold (listeners.go).
+	TLSCertFile       string        `name:"tls-cert-file" group:"TLS" type:"path" placeholder:"FILE" help:"PEM certificate (chain) to serve TLS with. One certificate for both listeners, the gRPC check port and the HTTP port (see --tls-listeners)."`
+	TLSKeyFile        string        `name:"tls-key-file" group:"TLS" type:"path" placeholder:"FILE" help:"PEM private key of --tls-cert-file."`
+	TLSClientCAFile   string        `name:"tls-client-ca-file" group:"TLS" type:"path" placeholder:"FILE" help:"PEM CA bundle: require a client certificate signed by it on every TLS listener (mTLS); a client without one is refused at the handshake, health probes included."`
+	TLSListeners      []string      `name:"tls-listeners" group:"TLS" enum:"grpc,http" default:"grpc,http" help:"Listeners that serve TLS when --tls-cert-file is set: grpc, http or both (http alone when Envoy is on loopback and only the admin API is exposed)."`
+	TLSReloadInterval time.Duration `name:"tls-reload-interval" group:"TLS" help:"How often the TLS files are re-read; a change is served to new connections, live ones keep theirs. SIGHUP reloads at once. 0: on SIGHUP only." default:"10s"`
+
+	HTTPReadHeaderTimeout    time.Duration `name:"http-read-header-timeout" group:"Connections" help:"Time a client has to send a request's headers (and finish its TLS handshake)." default:"10s"`
+	HTTPReadTimeout          time.Duration `name:"http-read-timeout" group:"Connections" help:"Time a client has to send a whole request, body included." default:"30s"`
+	HTTPWriteTimeout         time.Duration `name:"http-write-timeout" group:"Connections" help:"Time to answer a request, from the end of its headers to the end of the response." default:"30s"`
+	HTTPIdleTimeout          time.Duration `name:"http-idle-timeout" group:"Connections" help:"Time a keep-alive HTTP connection may sit idle before it is closed." default:"15s"`
+	HTTPMaxConns             int           `name:"http-max-conns" group:"Connections" help:"Most HTTP connections held open; at the limit a new one replaces the oldest idle or slow one. 0: min((RLIMIT_NOFILE - 128) / 2, 16384), at least 16, which leaves the rest of the file descriptors to the gRPC check port and the store." default:"0"`
+	GRPCMaxConnectionIdle    time.Duration `name:"grpc-max-connection-idle" group:"Connections" help:"Close a gRPC connection with no call for this long (its client reconnects when it needs to)." default:"5m"`
+	GRPCMaxConcurrentStreams uint32        `name:"grpc-max-concurrent-streams" group:"Connections" help:"Most checks in flight on one gRPC connection (Envoy opens another connection beyond it)." default:"1024"`
+	GRPCKeepaliveMinTime     time.Duration `name:"grpc-keepalive-min-time" group:"Connections" help:"Least time between a gRPC client's keepalive pings; a client that pings more often is disconnected." default:"10s"`
 }
 
 // Run runs the daemon until ctx ends (kong calls it for `serve`).
@@ -136,4 +153,9 @@ func (c *Config) TrustedIssuers() ([]resolver.TrustedIssuer, error) {
 		out = append(out, ti)
 	}
 	return out, nil
+}
+
+// tlsOn says whether the listener ("grpc" or "http") serves TLS.
+func (c *Config) tlsOn(listener string) bool {
+	return c.TLSCertFile != "" && slices.Contains(c.TLSListeners, listener)
 }

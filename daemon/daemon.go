@@ -51,6 +51,11 @@ type Daemon struct {
 	httpLis  net.Listener
 	ready    atomic.Bool
 	serveErr chan error
+
+	httpConns *connLimiter  // wraps httpLis: the bound on open HTTP connections
+	tls       *certReloader // nil without TLS
+	hup       chan os.Signal
+	stopHUP   chan struct{}
 }
 
 // NewLogger builds the slog logger the flags ask for.
@@ -90,6 +95,10 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		}
 	}()
 
+	// TLS files first: a mistake in them must not wait for the store to open.
+	if d.tls, err = newCertReloader(&cfg, d.log); err != nil {
+		return nil, err
+	}
 	so := badger.Options{Dir: cfg.DataDir, AuditRetention: cfg.AuditRetention, Logger: d.log}
 	if cfg.EncryptionKeyFile != "" {
 		if so.EncryptionKey, err = store.ReadKeyFile(cfg.EncryptionKeyFile); err != nil {
@@ -101,6 +110,10 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	}
 	if d.st, err = badger.Open(so); err != nil {
 		return nil, err
+	}
+	if cfg.EncryptionKeyFile == "" {
+		d.log.Warn("no --encryption-key-file: the store, signing private keys included, lies unencrypted on disk; whoever can read it can mint credentials",
+			"data_dir", cfg.DataDir)
 	}
 	trusted, err := cfg.TrustedIssuers()
 	if err != nil {
@@ -140,7 +153,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		return nil, fmt.Errorf("listen HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
 
-	d.grpc = grpc.NewServer(extauthz.GRPCServerOptions()...)
+	d.grpc = grpc.NewServer(append(extauthz.GRPCServerOptions(), d.grpcOptions()...)...)
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	ecfg := extauthz.Config{DefaultOrg: cfg.DefaultOrg, DefaultProject: cfg.DefaultProject, Logger: d.log,
@@ -164,7 +177,9 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	mux.Handle(extauthz.HTTPPrefix+"/", check)
 	mux.Handle(extauthz.HTTPPrefix, check)
 	// The check goes ahead of the mux, which would redirect a raw ".." before the check refuses it.
-	d.http = &http.Server{Handler: check.Handler(mux), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	httpServe := d.newHTTPServer(check.Handler(mux))
+	d.warnPlaintext()
+	d.handleSIGHUP()
 
 	go func() {
 		if err := d.grpc.Serve(d.grpcLis); err != nil {
@@ -172,13 +187,14 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		}
 	}()
 	go func() {
-		if err := d.http.Serve(d.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := d.http.Serve(httpServe); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.serveErr <- fmt.Errorf("HTTP: %w", err)
 		}
 	}()
 	d.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	d.ready.Store(true)
-	d.log.Info("rill-authd started", "grpc_addr", d.grpcLis.Addr().String(), "http_addr", d.httpLis.Addr().String(), "data_dir", cfg.DataDir)
+	d.log.Info("rill-authd started", "grpc_addr", d.grpcLis.Addr().String(), "http_addr", d.httpLis.Addr().String(), "data_dir", cfg.DataDir,
+		"grpc_tls", cfg.tlsOn("grpc"), "http_tls", cfg.tlsOn("http"), "client_certs_required", cfg.TLSClientCAFile != "")
 	return d, nil
 }
 
@@ -225,6 +241,7 @@ func (d *Daemon) Shutdown() error {
 }
 
 func (d *Daemon) closeAll() error {
+	d.stopSIGHUP()
 	for _, l := range []net.Listener{d.grpcLis, d.httpLis} {
 		if l != nil {
 			l.Close() // already closed by its server after a normal shutdown; harmless
@@ -289,11 +306,13 @@ func (d *Daemon) bootstrap(ctx context.Context) error {
 		return err
 	}
 	if ran {
-		// Deliberately not through the logger: this is the one time a secret is shown.
+		// Deliberately not through the logger: this is the one time a secret is shown. With a
+		// token file it is not shown at all: stderr ends up in container logs.
 		fmt.Fprintf(d.stderr, "rill-authd: first start: created superuser %s\n", d.cfg.BootstrapEmail)
-		fmt.Fprintf(d.stderr, "rill-authd: bootstrap token (shown once, store it now): %s\n", secret)
 		if d.cfg.BootstrapTokenFile != "" {
-			fmt.Fprintf(d.stderr, "rill-authd: bootstrap token also written to %s\n", d.cfg.BootstrapTokenFile)
+			fmt.Fprintf(d.stderr, "rill-authd: bootstrap token written to %s (mode 0600); it is not printed\n", d.cfg.BootstrapTokenFile)
+		} else {
+			fmt.Fprintf(d.stderr, "rill-authd: bootstrap token (shown once, store it now): %s\n", secret)
 		}
 	}
 	return nil
