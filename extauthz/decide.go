@@ -199,7 +199,7 @@ func errLabel(err error) string {
 	for label, errs := range map[string][]error{
 		"missing":        {resolver.ErrMissing},
 		"not_bearer":     {resolver.ErrNotBearer},
-		"malformed":      {resolver.ErrNotRillToken, token.ErrWrongPrefix, token.ErrUnknownType, token.ErrBadLength, token.ErrBadCharacter},
+		"malformed":      {resolver.ErrNotRillToken, token.ErrWrongPrefix, token.ErrUnknownType, token.ErrBadLength, token.ErrBadCharacter, token.ErrBadPayload},
 		"bad_checksum":   {token.ErrBadChecksum},
 		"unknown":        {resolver.ErrUnknown},
 		"expired":        {resolver.ErrExpired, token.ErrJWTExpired},

@@ -37,7 +37,7 @@ var (
 // AuthErrors are all the sentinel refusals.
 var AuthErrors = []error{ErrMissing, ErrNotBearer, ErrUnknown, ErrExpired, ErrRevoked, ErrOwnerGone,
 	ErrNotRillToken, ErrJWTScope, ErrIssuerGone, ErrIssuerAccess, token.ErrWrongPrefix, token.ErrUnknownType,
-	token.ErrBadLength, token.ErrBadCharacter, token.ErrBadChecksum, token.ErrJWTMalformed, token.ErrJWTAlg,
+	token.ErrBadLength, token.ErrBadCharacter, token.ErrBadChecksum, token.ErrBadPayload, token.ErrJWTMalformed, token.ErrJWTAlg,
 	token.ErrJWTUnknownKey, token.ErrJWTSignature, token.ErrJWTExpired, token.ErrJWTNotYet, token.ErrJWTIssuer,
 	token.ErrJWTAudience}
 
@@ -187,8 +187,9 @@ func (r Result) Expires() time.Time {
 	return r.entry.expires
 }
 
-// Resolve authenticates a rill_usr_/rill_svc_ token. A hit in the cache reads no store and
-// allocates nothing.
+// Resolve authenticates a rill_usr_/rill_svc_ token, ours or one in Rill's own format (imported
+// with its hash), or a JWT. A hit in the cache reads no store and allocates nothing; a Rill-format
+// token no store holds is ErrUnknown, like one of ours.
 func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
 	if !token.HasPrefix(bearer) {
 		if IsJWT(bearer) {
