@@ -48,12 +48,12 @@ type Config struct {
 	DefaultProject     string        `help:"Project checked when neither the route nor the path names one." placeholder:"PROJECT"`
 	CacheSize          int           `help:"Resolved tokens kept in memory." default:"100000"`
 	PublicURL          string        `name:"public-url" help:"URL at which the Rill runtime (and clients) reach --http-addr, such as https://authd.example.com; the default --issuer." placeholder:"URL"`
-	Issuer             string        `help:"iss of the runtime JWTs this daemon mints (and accepts): a URL under which /.well-known/jwks.json serves our keys, as the Rill runtime fetches them (its --auth-issuer-url). Default: --public-url, else http://<the --http-addr listener>." placeholder:"URL"`
+	Issuer             string        `help:"iss of the runtime JWTs this daemon mints (and accepts): a URL under which /.well-known/jwks.json serves our keys, as the Rill runtime fetches them (its RILL_RUNTIME_AUTH_ISSUER_URL). Default: --public-url, else http://<the --http-addr listener>." placeholder:"URL"`
 	MaxCredentialTTL   time.Duration `help:"Longest ttl_seconds a credentials request may ask for (0 or none: 86400, as Rill)." default:"24h"`
 	TrustedIssuer      []string      `help:"Accept RS256 JWTs of an external issuer (repeatable): issuer=URL,jwks=URL,audience=AUD,org=ORG[,project=P]. They get viewer-level reads on that org's project." sep:"none" placeholder:"SPEC"`
 	JWKSRefresh        time.Duration `name:"jwks-refresh" help:"Least time between refetches of a trusted issuer's JWKS on an unknown kid." default:"1m"`
 	TokenExchange      bool          `help:"Replace the upstream's authorization with a short-lived RS256 JWT in the Rill runtime's claim layout (iss = --issuer, JWKS at /.well-known/jwks.json)."`
-	RuntimeAudience    string        `help:"aud of runtime JWTs (credentials and token exchange) for a project without a runtime audience of its own (imported from its Rill deployment): the runtime's --auth-audience-url." default:"rill-runtime"`
+	RuntimeAudience    string        `help:"aud of runtime JWTs (credentials and token exchange) for a project without a runtime audience of its own (imported from its Rill deployment): the runtime's RILL_RUNTIME_AUTH_AUDIENCE_URL." default:"rill-runtime"`
 	RuntimeInstanceID  string        `name:"runtime-instance-id" help:"Runtime instance id of runtime JWTs for a project without one of its own (and a route with no instance_id context extension)." default:"default"`
 	RuntimeHost        string        `help:"runtimeHost the credentials endpoint answers for a project without one of its own." placeholder:"URL"`
 	ExchangeTTL        time.Duration `help:"Life of an exchanged runtime token (reused until a fifth of it is left)." default:"5m"`
