@@ -111,6 +111,10 @@ func grpcCode(status int) codes.Code {
 		return codes.AlreadyExists
 	case http.StatusServiceUnavailable:
 		return codes.Unavailable
+	case http.StatusNotImplemented:
+		return codes.Unimplemented
+	case http.StatusUnsupportedMediaType:
+		return codes.InvalidArgument
 	}
 	return codes.Internal
 }
@@ -246,6 +250,9 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection (the backup lifts its deadline).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // fail renders err: an *Error as is, store sentinels as 404/409, anything else as a 500 that is
 // logged but not shown.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -322,14 +329,15 @@ func jsonKind(k string) string {
 	return k
 }
 
+// Org and project names follow policy's rules, which the check applies to the names it reads.
 var (
-	orgName     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
-	projectName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
-	serviceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	orgName     = policy.ValidOrgName
+	projectName = policy.ValidProjectName
+	serviceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`).MatchString
 )
 
-func checkName(field, v string, re *regexp.Regexp, rule string) error {
-	if !re.MatchString(v) {
+func checkName(field, v string, valid func(string) bool, rule string) error {
+	if !valid(v) {
 		if v == "" {
 			return errf(http.StatusBadRequest, "%s is required", field)
 		}

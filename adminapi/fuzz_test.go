@@ -20,6 +20,7 @@ func FuzzAdminBodies(f *testing.F) {
 		{"POST", "/v1/tokens"},
 		{"POST", "/v1/orgs/acme/projects/web/credentials"},
 		{"POST", "/v1/introspect"},
+		{"POST", "/v1/revoke"},
 	}
 	seeds := []string{`{"name":"x"}`, `{"email":"a@b.io","org":"acme","org_role":"viewer","attributes":{"k":[1,{"a":null}]}}`,
 		`{"org":"acme","org_role":"admin","remove":true}`, `{"name":"s","project":"web","project_role":"viewer","attributes":{}}`,

@@ -47,6 +47,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.handle(mux, "GET /v1/audit", a.listAudit)
 	a.registerCredentials(mux)
 	a.handle(mux, "GET /v1/admin/plugins", a.pluginStatus)
+	a.registerRecovery(mux)
 }
 
 func (a *API) pluginStatus(w http.ResponseWriter, _ *http.Request, c *caller) error {

@@ -470,6 +470,7 @@ func (c *WhoamiCmd) Run(g *Globals) error {
 type AdminCmd struct {
 	RotateSigningKey RotateSigningKeyCmd `cmd:"" name:"rotate-signing-key" help:"Make a new key sign ephemeral JWTs; the old one keeps verifying until its last token expires."`
 	Plugins          PluginsCmd          `cmd:"" help:"Show the attribute-source plugins and their health."`
+	Backup           BackupCmd           `cmd:"" help:"Download a consistent backup of the store (Badger) while the daemon serves; rill-authd restore loads it."`
 }
 
 // PluginsCmd is `rillctl admin plugins`.

@@ -25,7 +25,8 @@ type CLI struct {
 	Config  kong.ConfigFlag  `help:"YAML config file; its keys are the flag names (data_dir: ..., grpc_addr: ...)." placeholder:"FILE"`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 
-	Serve Config `cmd:"" default:"withargs" help:"Run the daemon (the default command)."`
+	Serve   Config     `cmd:"" default:"withargs" help:"Run the daemon (the default command)."`
+	Restore RestoreCmd `cmd:"" help:"Load a backup (rillctl admin backup) into an empty Badger store; run it with the daemon stopped."`
 }
 
 // StoreFlags choose and open a store; every command that works on one takes them.

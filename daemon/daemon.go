@@ -169,7 +169,8 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	mux.Handle(extauthz.HTTPPrefix+"/", check)
 	mux.Handle(extauthz.HTTPPrefix, check)
-	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	// The check goes ahead of the mux, which would redirect a raw ".." before the check refuses it.
+	d.http = &http.Server{Handler: check.Handler(mux), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 
 	go func() {
 		if err := d.grpc.Serve(d.grpcLis); err != nil {

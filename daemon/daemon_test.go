@@ -246,3 +246,21 @@ func TestServesChecks(t *testing.T) {
 	}
 	d.Stop(t)
 }
+
+// TestHTTPModeRefusesDotSegmentsWith400: the daemon's HTTP mode answers a raw ".." in the
+// target with the check's 400, not the mux's redirect to the cleaned path.
+func TestHTTPModeRefusesDotSegmentsWith400(t *testing.T) {
+	d := testenv.Start(t, "")
+	for _, p := range []string{"/ext_authz/v1/orgs/acme/projects/web/../../victim/projects/secret/x", "/ext_authz/v1/orgs/acme//projects/web", "/ext_authz/v1/orgs/acme/projects/./web"} {
+		req, _ := http.NewRequest("GET", d.URL()+p, nil)
+		req.Header.Set("Authorization", "Bearer "+d.Token)
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: %d (Location %q), want 400", p, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+}

@@ -38,6 +38,7 @@ type verdict int32
 
 const (
 	allow           verdict = 0
+	badRequest      verdict = 3 // INVALID_ARGUMENT
 	unauthenticated verdict = 16
 	forbidden       verdict = 7
 	internalError   verdict = 13
@@ -49,6 +50,8 @@ func (v verdict) status() int {
 	switch v {
 	case allow:
 		return 200
+	case badRequest:
+		return 400
 	case unauthenticated:
 		return 401
 	case forbidden:
@@ -179,6 +182,14 @@ func denial(v verdict, challenge, reason string) *decision {
 func refusal(err error) *decision {
 	d := denial(unauthenticated, `Bearer realm="rill", error="invalid_token"`, err.Error())
 	d.label = errLabel(err)
+	return d
+}
+
+// badTarget is the decision on a request whose path could name one target to us and another
+// to the upstream.
+func badTarget(reason string) *decision {
+	d := denial(badRequest, "", reason)
+	d.label = "bad_target"
 	return d
 }
 

@@ -50,6 +50,12 @@ func TestEnvoyYAML(t *testing.T) {
 	if err := listeners[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
 		t.Fatal(err)
 	}
+	// A path must name the same target to Envoy's routes, to the check and to the runtime.
+	if !hcm.GetNormalizePath().GetValue() || !hcm.GetMergeSlashes() ||
+		hcm.GetPathWithEscapedSlashesAction() != hcmv3.HttpConnectionManager_REJECT_REQUEST {
+		t.Errorf("the connection manager must set normalize_path, merge_slashes and path_with_escaped_slashes_action: REJECT_REQUEST; got %v, %v, %v",
+			hcm.GetNormalizePath(), hcm.GetMergeSlashes(), hcm.GetPathWithEscapedSlashesAction())
+	}
 	filters := hcm.GetHttpFilters()
 	if len(filters) < 2 || filters[0].GetName() != "envoy.filters.http.ext_authz" || filters[len(filters)-1].GetName() != "envoy.filters.http.router" {
 		t.Fatalf("ext_authz must run first and the router last: %v", filters)

@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -102,7 +103,9 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) proto.Mess
 	if s.cfg.Exchange != nil {
 		x, err := s.exchange(ctx, o)
 		if err != nil {
-			s.log.Error("check failed: minting the runtime token failed", "request_id", r.id, "err", err)
+			if s.logsDenial(unavailableOutcome.label, slog.LevelError) {
+				s.log.Error("check failed: minting the runtime token failed", "request_id", r.id, "err", err)
+			}
 			o = unavailableOutcome
 			return renderGRPC(unavailableOutcome).enc
 		}

@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -10,21 +11,34 @@ import (
 // to it (path_prefix: /ext_authz); forward-auth gateways send the original URI in a header.
 const HTTPPrefix = "/ext_authz"
 
+// Handler serves the HTTP mode at HTTPPrefix and hands every other request to next. Put it in
+// front of a ServeMux rather than on one: a mux answers a path with dot-segments or "//" with a
+// redirect before any handler sees it, and such a path must get the check's 400.
+func (s *Server) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == HTTPPrefix || strings.HasPrefix(p, HTTPPrefix+"/") {
+			s.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // ServeHTTP is the HTTP (forward-auth) mode: 200 with the x-rill-* headers when allowed, 401 or
 // 403 with www-authenticate and a JSON body otherwise. The original request is read from
 // X-Original-URI (nginx), X-Forwarded-Uri (Traefik, Caddy) or the path after HTTPPrefix
 // (Envoy), and its method from X-Forwarded-Method or X-Original-Method.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	req := request{authorization: r.Header.Get("Authorization"), method: r.Method, id: r.Header.Get("X-Request-Id")}
-	switch {
-	case r.Header.Get("X-Original-URI") != "":
-		req.path = r.Header.Get("X-Original-URI")
-	case r.Header.Get("X-Forwarded-Uri") != "":
-		req.path = r.Header.Get("X-Forwarded-Uri")
-	default:
-		req.path = strings.TrimPrefix(r.URL.RequestURI(), HTTPPrefix)
+	req := request{method: r.Method, id: r.Header.Get("X-Request-Id")}
+	switch auth := r.Header["Authorization"]; len(auth) {
+	case 0:
+	case 1:
+		req.authorization = auth[0]
+	default: // joined as Envoy joins them, and refused as such
+		req.authorization = strings.Join(auth, ",")
 	}
+	req.path, req.fault = originalURI(r)
 	if m := r.Header.Get("X-Forwarded-Method"); m != "" {
 		req.method = m
 	} else if m := r.Header.Get("X-Original-Method"); m != "" {
@@ -48,7 +62,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Exchange != nil {
 		x, err := s.exchange(r.Context(), o)
 		if err != nil {
-			s.log.Error("check failed: minting the runtime token failed", "request_id", req.id, "err", err)
+			if s.logsDenial(unavailableOutcome.label, slog.LevelError) {
+				s.log.Error("check failed: minting the runtime token failed", "request_id", req.id, "err", err)
+			}
 			o = unavailableOutcome
 			h.Set("Content-Type", "application/json")
 			w.WriteHeader(o.verdict.status())
@@ -64,4 +80,37 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("X-Envoy-Auth-Headers-To-Remove", strings.Join(remove, ","))
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// originalURI is the URI of the request being checked. Forward-auth gateways copy the client's
+// headers to us (Traefik and Caddy do), so a client can add an X-Original-URI of its own next to
+// the gateway's X-Forwarded-Uri: every place that names the URI must then agree, or none is
+// believed. An appended path of "" or "/" is the gateway's address of us, not the client's URI.
+func originalURI(r *http.Request) (string, pathFault) {
+	raw := r.RequestURI
+	if !strings.HasPrefix(raw, "/") {
+		raw = r.URL.RequestURI()
+	}
+	uri := strings.TrimPrefix(raw, HTTPPrefix)
+	if p := beforeQuery(uri); p == "" || p == "/" {
+		uri = ""
+	}
+	for _, name := range [...]string{"X-Original-Uri", "X-Forwarded-Uri"} {
+		for _, v := range r.Header[name] {
+			switch {
+			case uri == "":
+				uri = v
+			case beforeQuery(v) != beforeQuery(uri):
+				return uri, faultConflictingURI
+			}
+		}
+	}
+	return uri, faultNone
+}
+
+func beforeQuery(uri string) string {
+	if i := strings.IndexByte(uri, '?'); i >= 0 {
+		return uri[:i]
+	}
+	return uri
 }

@@ -19,12 +19,12 @@ import (
 	"github.com/rill-authd/rill-authd/resolver"
 )
 
-// authdHTTP serves the HTTP mode the way the daemon mounts it.
+// authdHTTP serves the HTTP mode the way the daemon should mount it: in front of its mux, which
+// would redirect a path with dot-segments instead of letting the check refuse it.
 func authdHTTP(t *testing.T, f *fixture) *httptest.Server {
 	mux := http.NewServeMux()
-	mux.Handle(extauthz.HTTPPrefix+"/", f.srv)
-	mux.Handle(extauthz.HTTPPrefix, f.srv)
-	s := httptest.NewServer(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	s := httptest.NewServer(f.srv.Handler(mux))
 	t.Cleanup(s.Close)
 	return s
 }
@@ -260,6 +260,36 @@ http {
 	}
 	if n := hits.Load() - before; n != 0 {
 		t.Errorf("%d denied requests reached the upstream", n)
+	}
+
+	// Hostile paths: nginx routes on its normalized $uri but sends $request_uri, raw, to us and to
+	// the upstream. Our 400 is not a 401 or 403, so auth_request answers 500; a %00 nginx refuses
+	// (400) on its own. Either way none reaches the upstream.
+	before = hits.Load()
+	ours := 0
+	for _, tc := range hostilePaths {
+		if tc.status != 400 || tc.grpcOnly {
+			continue
+		}
+		want := 500
+		if strings.Contains(tc.path, "%00") {
+			want = 400
+		} else {
+			ours++
+		}
+		if code, _, body := rawGET(t, addr, tc.path, map[string][]string{"Authorization": {"Bearer " + f.tokens[tc.who]}}); code != want {
+			t.Errorf("%s through nginx: status %d, want %d (%s)", tc.name, code, want, body)
+		}
+	}
+	// Two Authorization headers: nginx refuses them itself (400, "client sent duplicate header line").
+	if code, _, _ := rawGET(t, addr, "/v1/orgs/acme/projects/web/x", map[string][]string{"Authorization": {"Bearer " + f.tokens["alice"], "Bearer " + f.tokens["carol"]}}); code != 400 {
+		t.Errorf("two authorization headers through nginx: %d", code)
+	}
+	if n := hits.Load() - before; n != 0 {
+		t.Errorf("%d hostile requests reached the upstream", n)
+	}
+	if log, _ := os.ReadFile(filepath.Join(dir, "error.log")); strings.Count(string(log), "auth request unexpected status: 400") != ours {
+		t.Errorf("nginx did not get our 400 %d times:\n%s", ours, log)
 	}
 }
 

@@ -7,6 +7,7 @@ package extauthz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -47,6 +48,7 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	allowed atomic.Uint64 // allowed checks, for log sampling
+	denials *denialLog    // samples the lines of denied checks
 }
 
 // New returns a Server that resolves credentials with res.
@@ -60,7 +62,7 @@ func New(res *resolver.Resolver, cfg Config) *Server {
 	if cfg.Exchange != nil && cfg.Exchange.TTL == 0 {
 		cfg.Exchange.TTL = defaultExchangeTTL
 	}
-	return &Server{res: res, cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	return &Server{res: res, cfg: cfg, log: cfg.Logger, now: cfg.Now, denials: newDenialLog(cfg.Logger, cfg.Now)}
 }
 
 // request is the part of a check request the decision reads, whichever mode it came in.
@@ -70,6 +72,7 @@ type request struct {
 	id            string            // x-request-id, for logs
 	ext           map[string]string // Envoy context_extensions
 	kind          string            // credential kind, for metrics
+	fault         pathFault         // set by a transport that already found the request hostile
 }
 
 // outcome is a decision with what is derived from it for the transports: made once per token
@@ -95,9 +98,28 @@ var unauthenticatedOutcomes = func() map[error]*outcome {
 
 var unavailableOutcome = newOutcome(storeUnavailable())
 
+// errManyCredentials refuses an Authorization header that holds more than one credential.
+var errManyCredentials = errors.New("more than one authorization header or credential")
+
+var manyCredentialsOutcome = func() *outcome {
+	d := refusal(errManyCredentials)
+	d.label = "malformed"
+	return newOutcome(d)
+}()
+
 // evaluate runs one check up to its outcome.
 func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 	req.kind = metrics.KindNone
+	// A hostile path is refused before any credential is looked at: it costs no store read.
+	t, bad, misconfig := s.target(req)
+	if bad != nil {
+		return s.logged(req, bad, token.ID{})
+	}
+	// Two Authorization headers reach us joined by "," (Envoy merges them so; ServeHTTP does the
+	// same), and no credential holds one: refuse rather than pick one.
+	if strings.IndexByte(req.authorization, ',') >= 0 {
+		return s.logged(req, manyCredentialsOutcome, token.ID{})
+	}
 	bearer, err := resolver.BearerFromHeader(req.authorization)
 	if err != nil {
 		return s.refuse(req, err)
@@ -108,9 +130,8 @@ func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 		return s.refuse(req, err)
 	}
 	req.kind = principalKind(res.Principal)
-	t, terr := s.target(req)
-	if terr != "" {
-		return s.logged(req, newOutcome(misconfigured(terr)), res.TokenID)
+	if misconfig != "" {
+		return s.logged(req, newOutcome(misconfigured(misconfig)), res.TokenID)
 	}
 	if s.cfg.Exchange != nil {
 		t.instance = req.ext["instance_id"] // else the project's, found when minting
@@ -155,24 +176,42 @@ func (s *Server) outcomeOf(ctx context.Context, res resolver.Result, t target) *
 }
 
 // target works out the org, project and permission of a request: the route's
-// context_extensions first, then the path, then the configured defaults. A non-empty string
-// is a configuration error to report.
-func (s *Server) target(req *request) (target, string) {
-	var t target
+// context_extensions first, then the path, then the configured defaults. bad, when set, refuses
+// the request (400): its path is hostile. misconfig, when set, is a configuration error to
+// report once the caller is authenticated.
+func (s *Server) target(req *request) (t target, bad *outcome, misconfig string) {
+	if req.fault != faultNone {
+		return t, pathFaultOutcomes[req.fault], ""
+	}
 	if org := req.ext["org"]; org != "" {
+		// The route names the target; the path plays no part in it.
 		t.org, t.project = org, req.ext["project"]
-	} else if org, project, ok := fromPath(req.path); ok {
-		t.org, t.project = org, project
+		if !policy.ValidOrgName(t.org) || t.project != "" && !policy.ValidProjectName(t.project) {
+			return t, nil, fmt.Sprintf("the route's context_extensions name an invalid org or project %q/%q: orgs are %s; projects are %s",
+				t.org, t.project, policy.OrgNameRule, policy.ProjectNameRule)
+		}
 	} else {
-		t.org, t.project = s.cfg.DefaultOrg, s.cfg.DefaultProject
+		org, project, fault := fromPath(req.path)
+		if fault != faultNone {
+			return t, pathFaultOutcomes[fault], ""
+		}
+		if org != "" {
+			t.org, t.project = org, project
+		} else {
+			t.org, t.project = s.cfg.DefaultOrg, s.cfg.DefaultProject
+			if t.org != "" && !policy.ValidOrgName(t.org) || t.project != "" && !policy.ValidProjectName(t.project) {
+				return t, nil, fmt.Sprintf("--default-org/--default-project %q/%q is not a valid org or project: orgs are %s; projects are %s",
+					t.org, t.project, policy.OrgNameRule, policy.ProjectNameRule)
+			}
+		}
 	}
 	if t.org == "" {
-		return t, "the request names no org: set context_extensions org/project on the route, use a /v1/orgs/{org}/projects/{project}/ path, or start rill-authd with --default-org"
+		return t, nil, "the request names no org: set context_extensions org/project on the route, use a /v1/orgs/{org}/projects/{project}/ path, or start rill-authd with --default-org"
 	}
 	if name := req.ext["permission"]; name != "" {
 		p, err := policy.ParsePerm(name)
 		if err != nil {
-			return t, "the route requires " + err.Error()
+			return t, nil, "the route requires " + err.Error()
 		}
 		t.perm = p
 	} else if t.project != "" {
@@ -181,44 +220,140 @@ func (s *Server) target(req *request) (target, string) {
 		t.perm = policy.ReadOrg
 	}
 	if t.perm.Project() && t.project == "" {
-		return t, "the route requires project permission " + t.perm.String() + " but names no project"
+		return t, nil, "the route requires project permission " + t.perm.String() + " but names no project"
 	}
-	return t, ""
+	return t, nil, ""
 }
 
+// pathFault is why a request path is refused: it could name one target to us and another to
+// an upstream that decodes or normalizes it (as Envoy, nginx and the Rill services may do).
+type pathFault uint8
+
+const (
+	faultNone pathFault = iota
+	faultNotAbsolute
+	faultBackslash
+	faultEncodedSeparator
+	faultBadEscape
+	faultDotSegment
+	faultEmptySegment
+	faultOrgName
+	faultProjectName
+	faultConflictingURI
+	nFaults
+)
+
+var pathFaultReasons = [nFaults]string{
+	faultNotAbsolute:      "the request path does not start with /",
+	faultBackslash:        `the request path holds a \`,
+	faultEncodedSeparator: `the request path holds an encoded /, \ or . (%2F, %5C, %2E)`,
+	faultBadEscape:        "the request path holds an invalid percent-encoding",
+	faultDotSegment:       "the request path holds a dot-segment (. or ..)",
+	faultEmptySegment:     "the request path holds an empty segment (//)",
+	faultOrgName:          "the request path names an invalid org: orgs are " + policy.OrgNameRule,
+	faultProjectName:      "the request path names an invalid project: projects are " + policy.ProjectNameRule,
+	faultConflictingURI:   "the original request URI is given more than once, differently (X-Original-URI, X-Forwarded-Uri, the path after " + HTTPPrefix + ")",
+}
+
+// pathFaultOutcomes are the 400s, made once so a flood of hostile paths costs no allocation.
+var pathFaultOutcomes = func() (o [nFaults]*outcome) {
+	for f := faultNone + 1; f < nFaults; f++ {
+		o[f] = newOutcome(badTarget(pathFaultReasons[f]))
+	}
+	return o
+}()
+
 // fromPath reads org and project from /v1/{orgs|organizations}/{org}/projects/{project}/...;
-// project is empty for org-level paths.
-func fromPath(p string) (org, project string, ok bool) {
-	if i := strings.IndexAny(p, "?#"); i >= 0 {
+// project is empty for org-level paths, org empty when the path names no target. The whole path
+// (not only its target part) must be free of what an upstream could resolve differently: a
+// ".." after the project climbs back into the target, a %2F splits a name, a "//" shifts the
+// segments. What percent-encoding is left is decoded before parsing, as the upstream does.
+func fromPath(p string) (org, project string, fault pathFault) {
+	if i := strings.IndexByte(p, '?'); i >= 0 {
 		p = p[:i]
+	}
+	if p == "" {
+		return "", "", faultNone
+	}
+	if p[0] != '/' {
+		return "", "", faultNotAbsolute
+	}
+	if f := scanPath(p, true); f != faultNone {
+		return "", "", f
+	}
+	if strings.IndexByte(p, '%') >= 0 {
+		d, err := url.PathUnescape(p)
+		if err != nil {
+			return "", "", faultBadEscape
+		}
+		// Once more on the decoded path: %252F is %2F to an upstream that decodes twice.
+		if f := scanPath(d, false); f != faultNone {
+			return "", "", f
+		}
+		p = d
 	}
 	rest, found := strings.CutPrefix(p, "/v1/orgs/")
 	if !found {
 		if rest, found = strings.CutPrefix(p, "/v1/organizations/"); !found {
-			return "", "", false
+			return "", "", faultNone
 		}
 	}
 	org, rest, _ = strings.Cut(rest, "/")
-	if org = unescape(org); org == "" {
-		return "", "", false
+	if org == "" { // "/v1/orgs/": names no org
+		return "", "", faultNone
+	}
+	if !policy.ValidOrgName(org) {
+		return "", "", faultOrgName
 	}
 	if rest, found = strings.CutPrefix(rest, "projects/"); found {
 		project, _, _ = strings.Cut(rest, "/")
-		project = unescape(project)
+		if project != "" && !policy.ValidProjectName(project) {
+			return "", "", faultProjectName
+		}
 	}
-	return org, project, true
+	return org, project, faultNone
 }
 
-func unescape(seg string) string {
-	if strings.IndexByte(seg, '%') < 0 {
-		return seg
+// scanPath finds the first fault in an absolute path: a backslash, an encoded separator or dot,
+// a dot-segment ("..;x" too: some servers drop path parameters), an empty segment but the
+// last (a trailing slash is harmless), and, when escapes is set, a malformed %-escape.
+func scanPath(p string, escapes bool) pathFault {
+	segStart := 1
+	for i := 1; i <= len(p); i++ {
+		if i == len(p) || p[i] == '/' {
+			seg := p[segStart:i]
+			if j := strings.IndexByte(seg, ';'); j >= 0 {
+				seg = seg[:j]
+			}
+			switch {
+			case seg == "." || seg == "..":
+				return faultDotSegment
+			case i-segStart == 0 && i < len(p):
+				return faultEmptySegment
+			}
+			segStart = i + 1
+			continue
+		}
+		switch p[i] {
+		case '\\':
+			return faultBackslash
+		case '%':
+			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+				if escapes {
+					return faultBadEscape
+				}
+				continue
+			}
+			switch c := p[i+2] | 0x20; {
+			case p[i+1] == '2' && (c == 'f' || c == 'e'), p[i+1] == '5' && c == 'c':
+				return faultEncodedSeparator
+			}
+		}
 	}
-	s, err := url.PathUnescape(seg)
-	if err != nil {
-		return ""
-	}
-	return s
+	return faultNone
 }
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'f' }
 
 // bearerKind guesses a refused credential's kind from its shape alone.
 func bearerKind(b string) string {
@@ -251,7 +386,9 @@ func (s *Server) refuse(req *request, err error) *outcome {
 	if errors.Is(err, store.ErrClosed) {
 		return s.logged(req, unavailableOutcome, token.ID{})
 	}
-	s.log.Error("check failed", "request_id", req.id, "method", req.method, "path", pathOnly(req.path), "err", err)
+	if s.logsDenial(unavailableOutcome.label, slog.LevelError) {
+		s.log.Error("check failed", "request_id", req.id, "method", req.method, "path", pathOnly(req.path), "err", err)
+	}
 	return unavailableOutcome
 }
 
@@ -270,13 +407,19 @@ func (s *Server) observe(req *request, o *outcome, start time.Time) {
 	s.cfg.Metrics.Check(result, req.kind, o.label, time.Since(start))
 }
 
-// logged logs a denied outcome with its exact reason; never the credential.
+// logsDenial reports whether a denial (or failure) of reason label is to be logged: the first
+// few of each reason in a second are, the rest are counted (see denialLog).
+func (s *Server) logsDenial(label string, level slog.Level) bool {
+	return s.log.Enabled(context.Background(), level) && s.denials.allow(label, level)
+}
+
+// logged logs a denied outcome with its exact reason, sampled per reason; never the credential.
 func (s *Server) logged(req *request, o *outcome, id token.ID) *outcome {
 	level := slog.LevelInfo
 	if o.verdict.status() >= 500 {
 		level = slog.LevelError
 	}
-	if !s.log.Enabled(context.Background(), level) {
+	if !s.logsDenial(o.label, level) {
 		return o
 	}
 	attrs := []any{"request_id", req.id, "status", o.verdict.status(), "reason", o.reason, "method", req.method, "path", pathOnly(req.path)}

@@ -29,7 +29,7 @@ const (
 
 // Reasons is the fixed set of check reasons.
 var Reasons = []string{"ok", "missing", "not_bearer", "malformed", "bad_checksum", "unknown", "expired", "revoked",
-	"owner_gone", "jwt_invalid", "issuer_revoked", "forbidden", "plugin", "unavailable", "misconfigured"}
+	"owner_gone", "jwt_invalid", "issuer_revoked", "forbidden", "plugin", "unavailable", "misconfigured", "bad_target"}
 
 // Metrics holds the collectors.
 type Metrics struct {

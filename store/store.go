@@ -22,7 +22,8 @@ var (
 	ErrConflict = errors.New("already exists")
 	ErrClosed   = errors.New("store is closed")
 	// ErrRevoked is returned by GetToken and TokenAuth for a token that was revoked (or whose
-	// owner was deleted) within the tombstone period, so callers can say why it no longer works.
+	// owner was deleted) within the tombstone period, so callers can say why it no longer works:
+	// the error's message says "revoked", "service deleted" or "user deleted".
 	ErrRevoked = errors.New("revoked")
 	// ErrFeedTruncated is returned by ChangesSince for a point older than the feed keeps: the
 	// caller must reload everything instead of replaying.
@@ -35,14 +36,17 @@ type Store interface {
 
 	CreateOrg(ctx context.Context, o Org) error
 	GetOrg(ctx context.Context, name string) (Org, error)
+	// ListOrgs returns every org, by name.
 	ListOrgs(ctx context.Context) ([]Org, error)
 
 	CreateProject(ctx context.Context, p Project) error
 	GetProject(ctx context.Context, org, name string) (Project, error)
+	// ListProjects returns org's projects, by name.
 	ListProjects(ctx context.Context, org string) ([]Project, error)
 
 	CreateUser(ctx context.Context, u User) error
 	GetUserByEmail(ctx context.Context, email string) (User, error)
+	// ListUsers returns every user, in no particular order.
 	ListUsers(ctx context.Context) ([]User, error)
 	// UpdateUser applies fn to the stored user in one transaction; a changed email keeps the
 	// email index unique.
@@ -52,19 +56,25 @@ type Store interface {
 
 	CreateService(ctx context.Context, s Service) error
 	GetServiceByName(ctx context.Context, org, name string) (Service, error)
+	// ListServices returns org's services, by name.
 	ListServices(ctx context.Context, org string) ([]Service, error)
 	// UpdateService applies fn in one transaction; a rename keeps the (org, name) index unique.
+	// fn cannot change the service's ID or Org.
 	UpdateService(ctx context.Context, id string, fn func(*Service) error) (Service, error)
 	// DeleteService deletes the service and all its tokens, and says how many tokens that revoked.
 	DeleteService(ctx context.Context, id string) (int, error)
 
 	// CreateToken stores a token record; its owner must exist.
 	CreateToken(ctx context.Context, t Token) error
-	// ImportTokens bulk-loads token records whose owners exist, in atomic batches.
+	// ImportTokens bulk-loads token records whose owners exist, in atomic batches. An unknown
+	// owner refuses the whole import before anything is written; a failing batch (a taken id)
+	// stops it, leaving the batches before it in place.
 	ImportTokens(ctx context.Context, ts []Token) error
 	GetToken(ctx context.Context, id string) (Token, error)
+	// ListTokens returns the owner's live tokens, oldest (CreatedAt) first.
 	ListTokens(ctx context.Context, ownerID string) ([]Token, error)
-	// DeleteToken revokes a token: it is gone, and reads of it say ErrRevoked.
+	// DeleteToken revokes a token: it is gone, and reads of it say ErrRevoked. Deleting it
+	// again is ErrNotFound.
 	DeleteToken(ctx context.Context, id string) error
 	// CountTokens is the number of live tokens of each kind, read from counts kept in the
 	// transactions that create and delete tokens.
@@ -144,7 +154,9 @@ const (
 )
 
 // Change is one record a committed write touched. Seq is assigned by the store: it grows by
-// one per change, with no gaps, in commit order.
+// one per change, with no gaps, in commit order. Deleting a user or service gives the owner's
+// delete first, then a token delete for each token it revoked; an import gives a token put per
+// token.
 type Change struct {
 	Seq  uint64     `json:"seq"`
 	Kind ChangeKind `json:"kind"`

@@ -8,7 +8,11 @@ import (
 	bdg "github.com/dgraph-io/badger/v4"
 )
 
+// Bootstrap implements store.Store. Calls are serialized, so concurrent callers cannot both find
+// the store not bootstrapped and both run fn.
 func (s *DB) Bootstrap(ctx context.Context, fn func(ctx context.Context) error) (bool, error) {
+	s.bootMu.Lock()
+	defer s.bootMu.Unlock()
 	var done bool
 	err := s.view(func(txn *bdg.Txn) error {
 		var err error

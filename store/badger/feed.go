@@ -79,9 +79,9 @@ func (s *DB) commit(ctx context.Context, fn func(w *wtxn) error) error {
 	}
 	s.seq.Store(w.next - 1)
 	for _, t := range w.idxPut {
-		s.idx.put(t.ID, t.Kind, t.OwnerID, t.Hash, t.ExpiresAt)
+		s.idx.Put(t.ID, t.Kind, t.OwnerID, t.Hash, t.ExpiresAt)
 	}
-	s.idx.remove(w.idxDel...)
+	s.idx.Remove(w.idxDel...)
 	if len(w.changes) > 0 {
 		for _, fn := range s.subs {
 			fn(w.changes)

@@ -12,6 +12,7 @@ import (
 
 	bdg "github.com/dgraph-io/badger/v4"
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/store/internal/tokindex"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -39,7 +40,8 @@ type DB struct {
 	stopGC    chan struct{}
 	gcDone    chan struct{}
 	closeOnce sync.Once
-	idx       *tokIndex
+	idx       *tokindex.Index
+	bootMu    sync.Mutex // serializes Bootstrap
 	// wmu is held by every write that appends to the change feed, from before its transaction
 	// until idx and the subscribers have seen it, so sequence numbers, the index and the
 	// subscribers all follow commit order (a revoke is never overtaken by the create before it).
@@ -76,11 +78,8 @@ func tombstone(txn *bdg.Txn, tokenID, why string) error {
 	return txn.SetEntry(bdg.NewEntry([]byte(pRevoked+tokenID), []byte(why)).WithTTL(tombstoneTTL))
 }
 
-// Open opens (creating if needed) the store.
-func Open(o Options) (*DB, error) {
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+// badgerOptions are the Badger options of a store, for Open and Restore alike.
+func badgerOptions(o Options) (bdg.Options, error) {
 	bo := bdg.DefaultOptions(o.Dir).
 		WithSyncWrites(true). // an acknowledged write survives a crash
 		WithLogger(badgerLogger{o.Logger}).
@@ -89,21 +88,33 @@ func Open(o Options) (*DB, error) {
 		// (a 1M-token miss is ~25% faster) and five of them hold 80 MiB, not 320.
 		WithMemTableSize(16 << 20).
 		// 64 MiB of block cache (default 256): checks read tokens from the in-memory index
-		// (tokIndex), so the cache holds owners and admin reads, not every token block.
+		// (store/internal/tokindex), so the cache holds owners and admin reads, not every token block.
 		WithBlockCacheSize(64 << 20)
 	if o.InMemory {
 		bo = bo.WithInMemory(true).WithDir("").WithValueDir("")
 	} else if o.Dir == "" {
-		return nil, errors.New("open store: no data directory given")
+		return bo, errors.New("open store: no data directory given")
 	}
 	if len(o.EncryptionKey) > 0 {
 		bo = bo.WithEncryptionKey(o.EncryptionKey).WithIndexCacheSize(16 << 20)
+	}
+	return bo, nil
+}
+
+// Open opens (creating if needed) the store.
+func Open(o Options) (*DB, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	bo, err := badgerOptions(o)
+	if err != nil {
+		return nil, err
 	}
 	db, err := bdg.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("open store in %q: %w", o.Dir, err)
 	}
-	s := &DB{db: db, opts: o, log: o.Logger, stopGC: make(chan struct{}), gcDone: make(chan struct{}), idx: newTokIndex()}
+	s := &DB{db: db, opts: o, log: o.Logger, stopGC: make(chan struct{}), gcDone: make(chan struct{}), idx: tokindex.New()}
 	if err := s.initTokenCounts(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store: count tokens: %w", err)
@@ -122,11 +133,11 @@ func Open(o Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store: count tokens: %w", err)
 	}
-	if err := s.idx.load(db, int(counts[token.User]+counts[token.Service])); err != nil {
+	if err := loadIndex(s.idx, db, int(counts[token.User]+counts[token.Service])); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store: load token index: %w", err)
 	}
-	if n := s.idx.len(); n > 0 {
+	if n := s.idx.Len(); n > 0 {
 		s.log.Info("token index loaded", "tokens", n, "took", time.Since(start).Round(time.Millisecond))
 	}
 	go s.gcLoop()

@@ -195,7 +195,7 @@ func (s *DB) DeleteToken(ctx context.Context, id string) error {
 // token, so for one it lacks only the tombstone is read, to say whether it was revoked or never
 // existed.
 func (s *DB) TokenAuth(_ context.Context, id token.ID) (store.TokenAuth, error) {
-	if t, ok := s.idx.get(id); ok {
+	if t, ok := s.idx.Get(id); ok {
 		return t, nil
 	}
 	err := s.view(func(txn *bdg.Txn) error {
@@ -208,7 +208,11 @@ func (s *DB) TokenAuth(_ context.Context, id token.ID) (store.TokenAuth, error) 
 	return store.TokenAuth{}, fmt.Errorf("get token %s: %w", id, err)
 }
 
+// TouchTokens implements store.CheckReader. It holds wmu like every other writer of token
+// records: otherwise its writes conflict with a revoke's transaction, which can then fail.
 func (s *DB) TouchTokens(ctx context.Context, used map[string]time.Time) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	return s.update(ctx, func(txn *bdg.Txn) error {
 		for id, at := range used {
 			var t store.Token

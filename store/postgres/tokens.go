@@ -1,0 +1,329 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
+)
+
+const tokenCols = "id, kind, owner_id, display_name, prefix, hash, created_by, created_at, expires_at, last_used_at"
+
+func scanToken(row pgx.Row, t *store.Token) error {
+	var (
+		kind              string
+		hash              []byte
+		created, exp, use int64
+	)
+	if err := row.Scan(&t.ID, &kind, &t.OwnerID, &t.DisplayName, &t.Prefix, &hash, &t.CreatedBy, &created, &exp, &use); err != nil {
+		return err
+	}
+	if len(hash) != len(t.Hash) {
+		return fmt.Errorf("token %s: hash of %d bytes", t.ID, len(hash))
+	}
+	t.Kind = token.Kind(kind)
+	copy(t.Hash[:], hash)
+	t.CreatedAt, t.ExpiresAt, t.LastUsedAt = fromNanos(created), fromNanos(exp), fromNanos(use)
+	return nil
+}
+
+// ownerTable is the table of a token's owner.
+func ownerTable(k token.Kind) string {
+	if k == token.Service {
+		return "services"
+	}
+	return "users"
+}
+
+func addTokenCount(w *wtx, kind token.Kind, delta int64) error {
+	if delta == 0 {
+		return nil
+	}
+	_, err := w.Exec(w.ctx, `INSERT INTO token_counts (kind, n) VALUES ($1, greatest($2, 0))
+		ON CONFLICT (kind) DO UPDATE SET n = greatest(token_counts.n + $2, 0)`, string(kind), delta)
+	return err
+}
+
+func (s *DB) CreateToken(ctx context.Context, t store.Token) error {
+	err := s.write(ctx, func(w *wtx) error {
+		if ok, err := exists(ctx, w, "SELECT FROM "+ownerTable(t.Kind)+" WHERE id = $1", t.OwnerID); err != nil || !ok {
+			return notFoundOr(err, "token owner %s", t.OwnerID)
+		}
+		if ok, err := exists(ctx, w, "SELECT FROM tokens WHERE id = $1", t.ID); err != nil || ok {
+			return conflictOr(err, "token %s", t.ID)
+		}
+		if err := insertTokens(w, []store.Token{t}); err != nil {
+			return err
+		}
+		return addTokenCount(w, t.Kind, 1)
+	})
+	if err != nil {
+		return fmt.Errorf("create token: %w", err)
+	}
+	return nil
+}
+
+// insertTokens writes new token records; the caller keeps the counts.
+func insertTokens(w *wtx, ts []store.Token) error {
+	n := len(ts)
+	ids, kinds, owners, names, prefixes, by := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	hashes := make([][]byte, n)
+	created, exp, used := make([]int64, n), make([]int64, n), make([]int64, n)
+	for i := range ts {
+		t := &ts[i]
+		ids[i], kinds[i], owners[i], names[i], prefixes[i], by[i] = t.ID, string(t.Kind), t.OwnerID, t.DisplayName, t.Prefix, t.CreatedBy
+		hashes[i] = t.Hash[:]
+		created[i], exp[i], used[i] = nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.LastUsedAt)
+	}
+	_, err := w.Exec(w.ctx, "INSERT INTO tokens ("+tokenCols+`)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[])`,
+		ids, kinds, owners, names, prefixes, hashes, by, created, exp, used)
+	if err != nil {
+		return err
+	}
+	for i := range ts {
+		w.tokenAdded(ts[i])
+	}
+	return nil
+}
+
+// deleteTokens deletes the tokens matching where (with $1 its argument) and leaves their
+// tombstones saying why, in id order, keeping the counts; it returns how many it deleted.
+func deleteTokens(w *wtx, where, why string, arg any) (int, error) {
+	// Rows are locked in id order, as TouchTokens locks them, so the two never deadlock.
+	rows, err := w.Query(w.ctx, `WITH gone AS (DELETE FROM tokens WHERE id IN (
+			SELECT id FROM tokens WHERE `+where+` ORDER BY id COLLATE "C" FOR UPDATE) RETURNING id, kind),
+		tomb AS (INSERT INTO tombstones (id, why, deleted_at) SELECT id, $2, $3 FROM gone
+			ON CONFLICT (id) DO UPDATE SET why = excluded.why, deleted_at = excluded.deleted_at)
+		SELECT id, kind FROM gone ORDER BY id COLLATE "C"`, arg, why, w.now)
+	if err != nil {
+		return 0, err
+	}
+	counts := map[token.Kind]int64{}
+	var id, kind string
+	n, err := pgx.ForEachRow(rows, []any{&id, &kind}, func() error {
+		w.tokenRemoved(id, why)
+		counts[token.Kind(kind)]++
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for k, c := range counts {
+		if err := addTokenCount(w, k, -c); err != nil {
+			return 0, err
+		}
+	}
+	return int(n.RowsAffected()), nil
+}
+
+// importBatch bounds the records of one import transaction (a variable for tests).
+var importBatch = 10_000
+
+// ImportTokens stores many token records in few transactions: every owner is checked first,
+// then the records are written in batches that each commit atomically. A failure part-way
+// leaves the earlier batches in place and says how many were written.
+func (s *DB) ImportTokens(ctx context.Context, ts []store.Token) error {
+	if err := s.closedErr(); err != nil {
+		return err
+	}
+	if err := s.checkOwners(ctx, ts); err != nil {
+		return fmt.Errorf("import tokens: %w", err)
+	}
+	for written := 0; written < len(ts); {
+		end := min(written+importBatch, len(ts))
+		batch := ts[written:end]
+		err := s.write(ctx, func(w *wtx) error {
+			ids := make([]string, len(batch))
+			added := map[token.Kind]int64{}
+			for i := range batch {
+				ids[i] = batch[i].ID
+				added[batch[i].Kind]++
+			}
+			var taken string
+			err := w.QueryRow(ctx, "SELECT id FROM tokens WHERE id = ANY($1) LIMIT 1", ids).Scan(&taken)
+			if err == nil {
+				return orConflict("token %s", taken)
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			if err := insertTokens(w, batch); err != nil {
+				return err
+			}
+			for k, c := range added {
+				if err := addTokenCount(w, k, c); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("import tokens: %d of %d written: %w", written, len(ts), err)
+		}
+		written = end
+	}
+	return nil
+}
+
+// checkOwners fails unless every token's owner exists.
+func (s *DB) checkOwners(ctx context.Context, ts []store.Token) error {
+	want := map[token.Kind]map[string]bool{}
+	for _, t := range ts {
+		k := token.User
+		if t.Kind == token.Service {
+			k = token.Service
+		}
+		if want[k] == nil {
+			want[k] = map[string]bool{}
+		}
+		want[k][t.OwnerID] = true
+	}
+	for k, owners := range want {
+		ids := make([]string, 0, len(owners))
+		for id := range owners {
+			ids = append(ids, id)
+		}
+		rows, err := s.pool.Query(ctx, "SELECT id FROM "+ownerTable(k)+" WHERE id = ANY($1)", ids)
+		if err != nil {
+			return err
+		}
+		found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, id := range found {
+			delete(owners, id)
+		}
+		for id := range owners {
+			return fmt.Errorf("token owner %s: %w", id, store.ErrNotFound)
+		}
+	}
+	return nil
+}
+
+// GetToken returns the token, or an error wrapping ErrRevoked (for a tombstoned token) or
+// ErrNotFound.
+func (s *DB) GetToken(ctx context.Context, id string) (store.Token, error) {
+	var t store.Token
+	if err := s.closedErr(); err != nil {
+		return t, err
+	}
+	err := scanToken(s.pool.QueryRow(ctx, "SELECT "+tokenCols+" FROM tokens WHERE id = $1", id), &t)
+	if errors.Is(err, pgx.ErrNoRows) {
+		var why string
+		terr := s.pool.QueryRow(ctx, "SELECT why FROM tombstones WHERE id = $1", id).Scan(&why)
+		switch {
+		case terr == nil:
+			err = fmt.Errorf("%s: %w", why, store.ErrRevoked)
+		case errors.Is(terr, pgx.ErrNoRows):
+			err = store.ErrNotFound
+		default:
+			err = terr
+		}
+	}
+	if err != nil {
+		return store.Token{}, fmt.Errorf("get token %s: %w", id, err)
+	}
+	return t, nil
+}
+
+func (s *DB) ListTokens(ctx context.Context, owner string) ([]store.Token, error) {
+	if err := s.closedErr(); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, "SELECT "+tokenCols+" FROM tokens WHERE owner_id = $1 ORDER BY created_at, id COLLATE \"C\"", owner)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens of %s: %w", owner, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Token, error) {
+		var t store.Token
+		err := scanToken(r, &t)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tokens of %s: %w", owner, err)
+	}
+	return out, nil
+}
+
+func (s *DB) DeleteToken(ctx context.Context, id string) error {
+	err := s.write(ctx, func(w *wtx) error {
+		n, err := deleteTokens(w, "id = $1", "revoked", id)
+		if err == nil && n == 0 {
+			err = fmt.Errorf("token %s: %w", id, store.ErrNotFound)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete token: %w", err)
+	}
+	return nil
+}
+
+// CountTokens returns the number of live (not deleted) tokens of each kind. Expired tokens
+// count until they are revoked.
+func (s *DB) CountTokens(ctx context.Context) (map[token.Kind]uint64, error) {
+	if err := s.closedErr(); err != nil {
+		return nil, err
+	}
+	out := map[token.Kind]uint64{token.User: 0, token.Service: 0}
+	rows, err := s.pool.Query(ctx, "SELECT kind, n FROM token_counts")
+	if err != nil {
+		return nil, fmt.Errorf("count tokens: %w", err)
+	}
+	var (
+		kind string
+		n    int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&kind, &n}, func() error {
+		out[token.Kind(kind)] = uint64(n)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count tokens: %w", err)
+	}
+	return out, nil
+}
+
+// TokenAuth returns what a check needs of a token from memory, never querying PostgreSQL (see
+// the package comment): a live token from the index, a revoked one from the tombstones, and
+// anything else is ErrNotFound.
+func (s *DB) TokenAuth(_ context.Context, id token.ID) (store.TokenAuth, error) {
+	if t, ok := s.idx.Load().Get(id); ok {
+		return t, nil
+	}
+	if why, ok := s.dead.Load().get(id); ok {
+		return store.TokenAuth{}, fmt.Errorf("get token %s: %s: %w", id, why, store.ErrRevoked)
+	}
+	return store.TokenAuth{}, fmt.Errorf("get token %s: %w", id, store.ErrNotFound)
+}
+
+// TouchTokens records last-used times, never moving one back; it is not in the feed.
+func (s *DB) TouchTokens(ctx context.Context, used map[string]time.Time) error {
+	if len(used) == 0 {
+		return nil
+	}
+	if err := s.closedErr(); err != nil {
+		return err
+	}
+	ids, ats := make([]string, 0, len(used)), make([]int64, 0, len(used))
+	for id, at := range used {
+		ids, ats = append(ids, id), append(ats, nanos(at))
+	}
+	// Rows are locked in id order, as deletes lock them, so a touch racing a cascade never
+	// deadlocks; a touch of a token deleted meanwhile changes nothing.
+	_, err := s.pool.Exec(ctx, `UPDATE tokens t SET last_used_at = u.at
+		FROM unnest($1::text[], $2::bigint[]) AS u(id, at)
+		WHERE t.id = u.id AND u.at > t.last_used_at
+			AND t.id IN (SELECT id FROM tokens WHERE id = ANY($1) ORDER BY id COLLATE "C" FOR UPDATE)`, ids, ats)
+	if err != nil {
+		return fmt.Errorf("touch tokens: %w", err)
+	}
+	return nil
+}
