@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -47,14 +49,15 @@ type Config struct {
 	DefaultOrg         string        `help:"Org checked when neither the route nor the path names one." placeholder:"ORG"`
 	DefaultProject     string        `help:"Project checked when neither the route nor the path names one." placeholder:"PROJECT"`
 	CacheSize          int           `help:"Resolved tokens kept in memory." default:"100000"`
-	Issuer             string        `help:"iss of the ephemeral JWTs this daemon mints (and accepts)." default:"rill-authd"`
-	JWTAudience        string        `name:"jwt-audience" help:"aud of the ephemeral JWTs this daemon mints (and accepts)." default:"rill"`
-	MaxCredentialTTL   time.Duration `help:"Longest ttl_seconds an ephemeral credential may ask for." default:"24h"`
+	PublicURL          string        `name:"public-url" help:"URL at which the Rill runtime (and clients) reach --http-addr, such as https://authd.example.com; the default --issuer." placeholder:"URL"`
+	Issuer             string        `help:"iss of the runtime JWTs this daemon mints (and accepts): a URL under which /.well-known/jwks.json serves our keys, as the Rill runtime fetches them (its RILL_RUNTIME_AUTH_ISSUER_URL). Default: --public-url, else http://<the --http-addr listener>." placeholder:"URL"`
+	MaxCredentialTTL   time.Duration `help:"Longest ttl_seconds a credentials request may ask for (0 or none: 86400, as Rill)." default:"24h"`
 	TrustedIssuer      []string      `help:"Accept RS256 JWTs of an external issuer (repeatable): issuer=URL,jwks=URL,audience=AUD,org=ORG[,project=P]. They get viewer-level reads on that org's project." sep:"none" placeholder:"SPEC"`
 	JWKSRefresh        time.Duration `name:"jwks-refresh" help:"Least time between refetches of a trusted issuer's JWKS on an unknown kid." default:"1m"`
 	TokenExchange      bool          `help:"Replace the upstream's authorization with a short-lived RS256 JWT in the Rill runtime's claim layout (iss = --issuer, JWKS at /.well-known/jwks.json)."`
-	RuntimeAudience    string        `help:"aud of exchanged runtime tokens." default:"rill-runtime"`
-	RuntimeInstanceID  string        `name:"runtime-instance-id" help:"Runtime instance id of exchanged tokens when the route sets no instance_id context extension." default:"default"`
+	RuntimeAudience    string        `help:"aud of runtime JWTs (credentials and token exchange) for a project without a runtime audience of its own (imported from its Rill deployment): the runtime's RILL_RUNTIME_AUTH_AUDIENCE_URL." default:"rill-runtime"`
+	RuntimeInstanceID  string        `name:"runtime-instance-id" help:"Runtime instance id of runtime JWTs for a project without one of its own (and a route with no instance_id context extension)." default:"default"`
+	RuntimeHost        string        `help:"runtimeHost the credentials endpoint answers for a project without one of its own." placeholder:"URL"`
 	ExchangeTTL        time.Duration `help:"Life of an exchanged runtime token (reused until a fifth of it is left)." default:"5m"`
 	AuditRetention     time.Duration `help:"How long audit events are kept (0 keeps them forever)." default:"2160h"`
 	ShutdownTimeout    time.Duration `help:"How long in-flight requests may take to finish on SIGTERM." default:"10s"`
@@ -158,4 +161,38 @@ func (c *Config) TrustedIssuers() ([]resolver.TrustedIssuer, error) {
 // tlsOn says whether the listener ("grpc" or "http") serves TLS.
 func (c *Config) tlsOn(listener string) bool {
 	return c.TLSCertFile != "" && slices.Contains(c.TLSListeners, listener)
+}
+
+// checkURLs refuses a --public-url or --issuer that is not an http(s) URL, before anything
+// starts: the Rill runtime fetches its keys from <issuer>/.well-known/jwks.json and compares
+// iss to its configured issuer, so anything else would fail later and far away.
+func (c *Config) checkURLs() error {
+	for _, f := range []struct{ flag, v string }{{"--public-url", c.PublicURL}, {"--issuer", c.Issuer}} {
+		if f.v == "" {
+			continue
+		}
+		u, err := url.Parse(f.v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("%s %q is not a URL: the Rill runtime fetches the keys of the JWTs we mint from <issuer>/.well-known/jwks.json, "+
+				"so give http(s)://host[:port][/path] (leave --issuer unset to use --public-url, or the admin listener's http://address)", f.flag, f.v)
+		}
+	}
+	return nil
+}
+
+// issuerURL is the iss of the JWTs we mint: --issuer, else --public-url, else the URL of the
+// admin listener at admin (an unspecified host as 127.0.0.1, which a runtime on this machine
+// reaches; set --public-url for one elsewhere).
+func (c *Config) issuerURL(admin net.Addr) string {
+	if c.Issuer != "" {
+		return c.Issuer
+	}
+	if c.PublicURL != "" {
+		return c.PublicURL
+	}
+	host, port, err := net.SplitHostPort(admin.String())
+	if ip := net.ParseIP(host); err == nil && (ip == nil || ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

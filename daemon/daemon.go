@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -94,6 +95,18 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 			d.closeAll()
 		}
 	}()
+	if err := cfg.checkURLs(); err != nil {
+		return nil, err
+	}
+	// Listen first: the default issuer is the admin listener's own URL.
+	if d.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
+	}
+	if d.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("listen HTTP on %s: %w", cfg.HTTPAddr, err)
+	}
+	issuer := cfg.issuerURL(d.httpLis.Addr())
+	cfg.Issuer, d.cfg.Issuer = issuer, issuer
 
 	// TLS files first: a mistake in them must not wait for the store to open.
 	if d.tls, err = newCertReloader(&cfg, d.log); err != nil {
@@ -125,7 +138,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	// the longest token it can have signed.
 	d.keys = keys.NewRing(d.st, keys.Options{MaxTTL: max(cfg.MaxCredentialTTL, cfg.ExchangeTTL)})
 	d.res = resolver.New(d.st, resolver.Options{CacheSize: cfg.CacheSize, Logger: d.log,
-		Issuer: cfg.Issuer, Audience: cfg.JWTAudience, Keys: d.keys,
+		Issuer: issuer, Audience: cfg.RuntimeAudience, Keys: d.keys,
 		Trusted: trusted, JWKSRefresh: cfg.JWKSRefresh, Metrics: d.metrics})
 	d.registerGauges()
 
@@ -146,13 +159,6 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		d.log.Info("created a signing key for ephemeral credentials")
 	}
 
-	if d.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
-	}
-	if d.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("listen HTTP on %s: %w", cfg.HTTPAddr, err)
-	}
-
 	d.grpc = grpc.NewServer(append(extauthz.GRPCServerOptions(), d.grpcOptions()...)...)
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
@@ -162,8 +168,8 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		ecfg.Plugins = d.plugins
 	}
 	if cfg.TokenExchange {
-		ecfg.Exchange = &extauthz.Exchange{Issuer: cfg.Issuer, Audience: cfg.RuntimeAudience, InstanceID: cfg.RuntimeInstanceID,
-			TTL: cfg.ExchangeTTL, Keys: d.keys.Keyset}
+		ecfg.Exchange = &extauthz.Exchange{Issuer: issuer, Audience: cfg.RuntimeAudience, InstanceID: cfg.RuntimeInstanceID,
+			TTL: cfg.ExchangeTTL, Keys: d.keys.Keyset, Projects: d.st}
 	}
 	check := extauthz.New(d.res, ecfg)
 	check.Register(d.grpc)
@@ -171,8 +177,8 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", d.readyz)
-	adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: cfg.Issuer, Audience: cfg.JWTAudience,
-		MaxCredentialTTL: cfg.MaxCredentialTTL, Keys: d.keys, Plugins: d.plugins, Metrics: d.metrics}).Register(mux)
+	adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: issuer, Audience: cfg.RuntimeAudience,
+		RuntimeHost: cfg.RuntimeHost, InstanceID: cfg.RuntimeInstanceID, MaxCredentialTTL: cfg.MaxCredentialTTL, Keys: d.keys, Plugins: d.plugins, Metrics: d.metrics}).Register(mux)
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	mux.Handle(extauthz.HTTPPrefix+"/", check)
 	mux.Handle(extauthz.HTTPPrefix, check)
@@ -194,7 +200,8 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	d.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	d.ready.Store(true)
 	d.log.Info("rill-authd started", "grpc_addr", d.grpcLis.Addr().String(), "http_addr", d.httpLis.Addr().String(), "data_dir", cfg.DataDir,
-		"grpc_tls", cfg.tlsOn("grpc"), "http_tls", cfg.tlsOn("http"), "client_certs_required", cfg.TLSClientCAFile != "")
+		"grpc_tls", cfg.tlsOn("grpc"), "http_tls", cfg.tlsOn("http"), "client_certs_required", cfg.TLSClientCAFile != "",
+		"issuer", issuer, "jwks_url", strings.TrimSuffix(issuer, "/")+"/.well-known/jwks.json")
 	return d, nil
 }
 
