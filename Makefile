@@ -13,7 +13,7 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 	$(GO) build -o bin/plugins/ ./plugins/examples/...
 
-# The daemon on its embedded defaults: store in ./data, gRPC :9191, HTTP 127.0.0.1:8080.
+# The daemon on its embedded defaults: store in ./data, gRPC 127.0.0.1:9191, HTTP 127.0.0.1:8080.
 run: build
 	./bin/rill-authd
 

@@ -14,6 +14,7 @@ if [ -z "${RILL_AUTHD_TEST_POSTGRES:-}" ]; then
     _pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
   fi
   _pg_dir=$(mktemp -d /tmp/rill-authd-pg.XXXXXX)
+  _pg_cwd=$PWD; cd / # the postgres user may not enter the checkout
   chown postgres "$_pg_dir"
   su postgres -s /bin/sh -c "'$_pg_bin/initdb' -D '$_pg_dir/data' -A trust -U postgres" >"$_pg_dir/initdb.log" 2>&1 ||
     { cat "$_pg_dir/initdb.log"; false; }
@@ -35,5 +36,6 @@ if [ -z "${RILL_AUTHD_TEST_POSTGRES:-}" ]; then
   trap "su postgres -s /bin/sh -c \"'$_pg_bin/pg_ctl' -D '$_pg_dir/data' -m immediate stop\" >/dev/null 2>&1; rm -rf '$_pg_dir'" EXIT
   export RILL_AUTHD_TEST_POSTGRES="postgres://postgres@127.0.0.1:$_pg_port/postgres?sslmode=disable"
   echo "PostgreSQL $("$_pg_bin/postgres" --version | awk '{print $3}') for tests on 127.0.0.1:$_pg_port"
-  unset _pg_bin _pg_dir _pg_port _p
+  cd "$_pg_cwd"
+  unset _pg_bin _pg_dir _pg_port _p _pg_cwd
 fi

@@ -35,10 +35,12 @@ const MaxBody = 1 << 20
 type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time
-	// Issuer and Audience go in the iss and aud of ephemeral JWTs (they must match the
-	// resolver's); MaxCredentialTTL caps their ttl_seconds (default 24h).
-	Issuer, Audience string
-	MaxCredentialTTL time.Duration
+	// Issuer is the iss of the runtime JWTs the credentials endpoint mints (the resolver's);
+	// Audience, RuntimeHost and InstanceID are their aud, the runtime host answered and the ins
+	// key for a project without its own. MaxCredentialTTL caps their ttl_seconds (default 24h).
+	Issuer, Audience        string
+	RuntimeHost, InstanceID string
+	MaxCredentialTTL        time.Duration
 	// Keys sign ephemeral JWTs, rotate, and make the JWKS (default: the resolver's, so that
 	// what the API signs the resolver verifies).
 	Keys *keys.Ring
@@ -55,11 +57,12 @@ type API struct {
 	log *slog.Logger
 	now func() time.Time
 
-	issuer, audience string
-	maxTTL           time.Duration
-	keys             *keys.Ring
-	plugins          *plugins.Host
-	metrics          *metrics.Metrics
+	issuer, audience        string
+	runtimeHost, instanceID string
+	maxTTL                  time.Duration
+	keys                    *keys.Ring
+	plugins                 *plugins.Host
+	metrics                 *metrics.Metrics
 }
 
 // New returns the API over st, authenticating callers with res.
@@ -76,7 +79,8 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 	if o.Keys == nil {
 		o.Keys = res.Keys()
 	}
-	return &API{st: st, res: res, keys: o.Keys, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics}
+	return &API{st: st, res: res, keys: o.Keys, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience,
+		runtimeHost: o.RuntimeHost, instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics}
 }
 
 // Error is a refused request: the HTTP status, and the gRPC code and message that go on the wire

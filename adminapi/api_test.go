@@ -39,13 +39,13 @@ func setup(t testing.TB) *env {
 	}
 	t.Cleanup(func() { st.Close() })
 	ring := keys.NewRing(st, keys.Options{})
-	res := resolver.New(st, resolver.Options{TouchInterval: -1, Issuer: "rill-authd", Audience: "rill", Keys: ring})
+	res := resolver.New(st, resolver.Options{TouchInterval: -1, Issuer: "https://authd.test", Audience: "rill-runtime", Keys: ring})
 	t.Cleanup(res.Close)
 	if _, err := ring.Ensure(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	adminapi.New(st, res, adminapi.Options{Issuer: "rill-authd", Audience: "rill", Keys: ring}).Register(mux)
+	adminapi.New(st, res, adminapi.Options{Issuer: "https://authd.test", Audience: "rill-runtime", RuntimeHost: "https://rt.test", InstanceID: "default", Keys: ring}).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 

@@ -1,10 +1,15 @@
 package adminapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net/http"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,8 +22,9 @@ import (
 	"github.com/rill-authd/rill-authd/token"
 )
 
-// DefaultCredentialTTL is the life of an ephemeral token when the request gives none.
-const DefaultCredentialTTL = time.Hour
+// DefaultCredentialTTL is the life of an ephemeral token when the request gives none (or 0):
+// Rill's runtimeAccessTokenEmbedTTL (rilldata/rill admin/server/projects.go).
+const DefaultCredentialTTL = 24 * time.Hour
 
 func (a *API) registerCredentials(mux *http.ServeMux) {
 	a.mutation(mux, "POST /v1/orgs/{org}/projects/{project}/credentials", "credentials.issue", a.credentials)
@@ -28,6 +34,10 @@ func (a *API) registerCredentials(mux *http.ServeMux) {
 	mux.HandleFunc("GET /.well-known/jwks.json", a.jwks)
 }
 
+// credentials is Rill's GetDeploymentCredentials (rilldata/rill admin/server/deployment.go): a
+// runtime JWT for an end user of the project's prod deployment, which the Rill runtime accepts
+// as it is and our check accepts too (as an ephemeral principal with at most viewer reads,
+// while the caller keeps manage_prod).
 func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) error {
 	org, project := r.PathValue("org"), r.PathValue("project")
 	target := "project:" + org + "/" + project
@@ -35,59 +45,44 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err := c.need(org, project, policy.ManageProd); err != nil {
 		return err
 	}
-	if _, err := a.st.GetProject(r.Context(), org, project); errors.Is(err, store.ErrNotFound) {
+	proj, err := a.st.GetProject(r.Context(), org, project)
+	if errors.Is(err, store.ErrNotFound) {
 		return errf(http.StatusNotFound, "project %q not found in org %q", project, org)
 	} else if err != nil {
 		return err
 	}
-	var req apiv1.CredentialsRequest
-	if err := decode(r, &req); err != nil {
+	req, err := decodeCredentials(r)
+	if err != nil {
 		return err
 	}
-	ttl := DefaultCredentialTTL
-	if req.TTLSeconds != nil {
-		ttl = time.Duration(*req.TTLSeconds) * time.Second
-		if *req.TTLSeconds < 1 || ttl > a.maxTTL {
-			return errf(http.StatusBadRequest, "ttl_seconds must be from 1 to %d (the configured maximum), not %d", int(a.maxTTL/time.Second), *req.TTLSeconds)
+	if req.branch != "" && req.branch != proj.ProdBranch {
+		return errf(http.StatusBadRequest, "project %s/%s does not have a deployment for branch %q", org, project, req.branch)
+	}
+	ttl := min(DefaultCredentialTTL, a.maxTTL)
+	if req.ttl != 0 {
+		ttl = time.Duration(req.ttl) * time.Second
+		if ttl > a.maxTTL {
+			return errf(http.StatusBadRequest, "ttl_seconds must be at most %d (the configured maximum), not %d", int(a.maxTTL/time.Second), req.ttl)
 		}
 	}
-	var attrs map[string]any
-	subject := ""
-	switch {
-	case req.Attributes != nil && req.UserEmail != "":
-		return errf(http.StatusBadRequest, "give attributes or user_email, not both")
-	case req.Attributes != nil:
-		attrs = req.Attributes
-		if e, ok := attrs["email"].(string); ok {
-			subject = e
-		}
-	case req.UserEmail != "":
-		addr, err := mail.ParseAddress(req.UserEmail)
-		if err != nil || addr.Address != req.UserEmail {
-			return errf(http.StatusBadRequest, "user_email %q is not an email address", req.UserEmail)
-		}
-		subject = strings.ToLower(req.UserEmail)
-		if u, err := a.st.GetUserByEmail(r.Context(), subject); err == nil {
-			p := resolver.UserPrincipal(&u)
-			attrs = p.AttributesFor(p.AccessTo(org, project))
-		} else if errors.Is(err, store.ErrNotFound) {
-			attrs = map[string]any{"email": subject, "domain": policy.Domain(subject), "admin": false}
-		} else {
-			return err
-		}
-	default:
-		return errf(http.StatusBadRequest, "give attributes (a JSON object) or user_email")
+	end, err := a.endUser(r, c, org, project, req)
+	if err != nil {
+		return err
 	}
+	host, instance, audience := proj.Runtime(a.runtimeHost, a.instanceID, a.audience)
+	// As Rill's runtime_jwt.go grants on prod, from the end user's own project permissions when
+	// they are a known principal; everyone gets the reads (the caller vouches for them).
+	runtimePerms := policy.RuntimePerms(end.perms | policy.ReadProd)
 	perms := c.p.AccessTo(org, project).Perms & resolver.EphemeralPerms
 	now := a.now().UTC().Truncate(time.Second)
 	jti := token.NewID()
-	if subject == "" {
-		subject = "ephemeral:" + jti
-	}
 	claims := &token.Claims{
-		RegisteredClaims: jwt.RegisteredClaims{Issuer: a.issuer, Audience: jwt.ClaimStrings{a.audience}, Subject: subject,
-			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), ID: jti},
-		Org: org, Project: project, Attr: attrs, Permissions: perms.Names(), IssuedBy: issuedBy(c),
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: a.issuer, Audience: jwt.ClaimStrings{audience}, Subject: end.sub,
+			IssuedAt: jwt.NewNumericDate(now.Add(-token.IssuedAtSkew)), NotBefore: jwt.NewNumericDate(now.Add(-token.IssuedAtSkew)),
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), ID: jti},
+		Instances: map[string][]int{instance: runtimePerms},
+		Attr:      end.attrs,
+		Org:       org, Project: project, Permissions: perms.Names(), IssuedBy: issuedBy(c),
 	}
 	ks, err := a.keys.Keyset(r.Context())
 	if err != nil {
@@ -101,7 +96,168 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 		return err
 	}
 	a.metrics.TokenIssued(policy.KindEphemeral)
-	return a.audited(w, r, c, "credentials.issue", fmt.Sprintf("%s sub:%s jti:%s ttl:%s", target, subject, jti, ttl), http.StatusOK, apiv1.CredentialsResponse{AccessToken: raw, TTLSeconds: int(ttl / time.Second), ExpiresAt: now.Add(ttl)})
+	return a.audited(w, r, c, "credentials.issue", fmt.Sprintf("%s for:%s jti:%s ttl:%s", target, end.who, jti, ttl), http.StatusOK,
+		apiv1.CredentialsResponse{RuntimeHost: host, InstanceID: instance, AccessToken: raw, TTLSeconds: uint32(ttl / time.Second)})
+}
+
+// endUser is who a credentials token is for: its sub (a user id, or none), the attributes the
+// runtime's security policies see, and the project permissions its runtime permissions derive
+// from (none for someone who is not a principal of ours).
+type endUser struct {
+	sub, who string
+	attrs    map[string]any
+	perms    policy.Perm
+}
+
+// endUser resolves the request's user_id, user_email or attributes (at most one; none means
+// the caller) the way Rill's GetDeploymentCredentials does: attributes as jwtAttributesForUser
+// and jwtAttributesForService build them (admin/server/server.go), an unknown email as a
+// non-admin, and a subject only for a user named by id (or a user asking for themselves).
+func (a *API) endUser(r *http.Request, c *caller, org, project string, req credentialsRequest) (endUser, error) {
+	switch {
+	case req.userID != "":
+		u, err := a.st.GetUser(r.Context(), req.userID)
+		if errors.Is(err, store.ErrNotFound) || err == nil && !member(&u, org) {
+			// Only the org's own users: another org's are not this caller's to name.
+			return endUser{}, errf(http.StatusNotFound, "user %q not found in org %q", req.userID, org)
+		} else if err != nil {
+			return endUser{}, err
+		}
+		p := resolver.UserPrincipal(&u)
+		acc := p.AccessTo(org, project)
+		return endUser{sub: u.ID, who: "user:" + u.ID, attrs: p.AttributesFor(acc), perms: acc.Perms}, nil
+	case req.userEmail != "":
+		addr, err := mail.ParseAddress(req.userEmail)
+		if err != nil || addr.Address != req.userEmail {
+			return endUser{}, errf(http.StatusBadRequest, "user_email %q is not an email address", req.userEmail)
+		}
+		email := strings.ToLower(req.userEmail)
+		u, err := a.st.GetUserByEmail(r.Context(), email)
+		if err == nil && member(&u, org) {
+			p := resolver.UserPrincipal(&u)
+			acc := p.AccessTo(org, project)
+			return endUser{who: "email:" + email, attrs: p.AttributesFor(acc), perms: acc.Perms}, nil
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return endUser{}, err
+		}
+		return endUser{who: "email:" + email, attrs: map[string]any{"email": email, "domain": policy.Domain(email), "admin": false}}, nil
+	case req.attributes != nil:
+		return endUser{who: "attributes", attrs: req.attributes}, nil
+	case c.p.Kind == policy.KindUser:
+		acc := c.p.AccessTo(org, project)
+		return endUser{sub: c.p.ID, who: "user:" + c.p.ID, attrs: c.p.AttributesFor(acc), perms: acc.Perms}, nil
+	}
+	// A service asking for itself: no subject, no attributes, as Rill leaves them (a subject
+	// shared by every end user the service embeds for would mix their runtime state).
+	return endUser{who: "caller:" + string(c.p.Kind) + ":" + c.p.ID}, nil
+}
+
+// member reports whether u has a role in org (or is a superuser), so the org may name them.
+func member(u *store.User, org string) bool {
+	if u.Superuser || u.OrgRoles[org] != "" {
+		return true
+	}
+	for key := range u.ProjectRoles {
+		if strings.HasPrefix(key, org+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// credentialsRequest is a GetDeploymentCredentialsRequest body.
+type credentialsRequest struct {
+	userID, userEmail, branch string
+	attributes                map[string]any
+	ttl                       uint32
+}
+
+// decodeCredentials reads the body as Rill's JSON transcoder (vanguard over protojson) does:
+// each field by its proto or its JSON name, unknown fields ignored, null as absent, an integer
+// also as a string, an empty body as {}, and at most one of the user_id, user_email and
+// attributes oneof.
+func decodeCredentials(r *http.Request) (credentialsRequest, error) {
+	var req credentialsRequest
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return req, err
+	}
+	fields := map[string]json.RawMessage{}
+	if len(bytes.TrimSpace(b)) > 0 {
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		if err := decode(r, &fields); err != nil {
+			return req, err
+		}
+	}
+	field := func(proto, camel string) (json.RawMessage, string, error) {
+		v1, ok1 := fields[proto]
+		v2, ok2 := fields[camel]
+		ok1, ok2 = ok1 && string(v1) != "null", ok2 && string(v2) != "null" && camel != proto
+		switch {
+		case ok1 && ok2:
+			return nil, "", errf(http.StatusBadRequest, "give %s or %s, not both", proto, camel)
+		case ok2:
+			return v2, camel, nil
+		case ok1:
+			return v1, proto, nil
+		}
+		return nil, "", nil
+	}
+	str := func(proto, camel string, dst *string) error {
+		v, name, err := field(proto, camel)
+		if err != nil || v == nil {
+			return err
+		}
+		if json.Unmarshal(v, dst) != nil {
+			return errf(http.StatusBadRequest, "field %q must be a string", name)
+		}
+		return nil
+	}
+	if err := errors.Join(str("user_id", "userId", &req.userID), str("user_email", "userEmail", &req.userEmail),
+		str("branch", "branch", &req.branch)); err != nil {
+		return req, firstError(err)
+	}
+	var external string
+	if err := str("external_user_id", "externalUserId", &external); err != nil {
+		return req, err
+	} else if external != "" {
+		return req, errf(http.StatusBadRequest, "external_user_id is not supported: give user_id, user_email or attributes")
+	}
+	if v, name, err := field("attributes", "attributes"); err != nil {
+		return req, err
+	} else if v != nil {
+		if json.Unmarshal(v, &req.attributes) != nil || req.attributes == nil {
+			return req, errf(http.StatusBadRequest, "field %q must be a JSON object", name)
+		}
+	}
+	if v, name, err := field("ttl_seconds", "ttlSeconds"); err != nil {
+		return req, err
+	} else if v != nil {
+		text := strings.Trim(string(v), `"`)
+		n, perr := strconv.ParseUint(text, 10, 32)
+		if perr != nil || len(text) == 0 || text[0] == '+' {
+			return req, errf(http.StatusBadRequest, "field %q must be a whole number of seconds from 0 to %d, not %s", name, uint32(math.MaxUint32), v)
+		}
+		req.ttl = uint32(n)
+	}
+	set := 0
+	for _, ok := range []bool{req.userID != "", req.userEmail != "", req.attributes != nil} {
+		if ok {
+			set++
+		}
+	}
+	if set > 1 {
+		return req, errf(http.StatusBadRequest, "give one of user_id, user_email or attributes, not several")
+	}
+	return req, nil
+}
+
+// firstError is the first of errors.Join's errors, so one problem is reported at a time.
+func firstError(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()[0]
+	}
+	return err
 }
 
 // issuedBy names the caller in an ephemeral token's issuer claim: its kind and id, which the

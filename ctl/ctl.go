@@ -6,6 +6,7 @@ package ctl
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,10 @@ type Globals struct {
 	Token  string `env:"RILLCTL_TOKEN" help:"Your rill_usr_ or rill_svc_ token (better set in RILLCTL_TOKEN than on the command line)."`
 	JSON   bool   `name:"json" help:"Print JSON instead of text."`
 
+	CAFile         string `name:"ca-file" env:"RILLCTL_CA_FILE" type:"path" placeholder:"FILE" help:"PEM CA to trust for rill-authd's TLS certificate (an https --api-url; default: the system's CAs)."`
+	ClientCertFile string `name:"client-cert-file" env:"RILLCTL_CLIENT_CERT_FILE" type:"path" placeholder:"FILE" help:"PEM client certificate, for a daemon that requires one (--tls-client-ca-file)."`
+	ClientKeyFile  string `name:"client-key-file" env:"RILLCTL_CLIENT_KEY_FILE" type:"path" placeholder:"FILE" help:"PEM private key of --client-cert-file."`
+
 	ctx   context.Context
 	in    *bufio.Reader // one reader for every prompt: each would otherwise buffer ahead
 	out   io.Writer
@@ -36,7 +41,28 @@ func (g *Globals) client() (*client.Client, error) {
 	if g.Token == "" {
 		return nil, errors.New("no token: set RILLCTL_TOKEN or pass --token (the bootstrap token is printed on rill-authd's first start)")
 	}
-	return client.New(g.APIURL, g.Token), nil
+	if g.CAFile == "" && g.ClientCertFile == "" && g.ClientKeyFile == "" {
+		return client.New(g.APIURL, g.Token), nil
+	}
+	cfg, err := client.TLSConfig(g.CAFile, g.ClientCertFile, g.ClientKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS: %w (--ca-file, --client-cert-file, --client-key-file)", err)
+	}
+	return client.New(g.APIURL, g.Token, client.WithTLSConfig(cfg)), nil
+}
+
+// tlsHint adds what to do to a TLS failure the user can fix with a flag.
+func tlsHint(err error) error {
+	var unknownCA x509.UnknownAuthorityError
+	switch msg := err.Error(); {
+	case errors.As(err, &unknownCA):
+		return fmt.Errorf("%w (pass the CA that signed rill-authd's certificate with --ca-file or RILLCTL_CA_FILE)", err)
+	case strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate"):
+		return fmt.Errorf("%w (rill-authd requires a client certificate: --client-cert-file and --client-key-file, or RILLCTL_CLIENT_CERT_FILE and RILLCTL_CLIENT_KEY_FILE)", err)
+	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
+		return fmt.Errorf("%w (rill-authd serves plain HTTP there: use an http:// --api-url)", err)
+	}
+	return err
 }
 
 // call runs one API call and prints its answer: as JSON with --json, else with text.
@@ -126,7 +152,7 @@ func Main(ctx context.Context, args []string, in io.Reader, out, errOut io.Write
 	}
 	cli.Globals.ctx, cli.Globals.in, cli.Globals.out, cli.Globals.isTTY = ctx, bufio.NewReader(in), out, isTTY
 	if err := kctx.Run(&cli.Globals); err != nil {
-		fmt.Fprintf(errOut, "rillctl: %s\n", oneLine(err))
+		fmt.Fprintf(errOut, "rillctl: %s\n", oneLine(tlsHint(err)))
 		return 1
 	}
 	return 0

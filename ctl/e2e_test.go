@@ -331,12 +331,15 @@ func TestReferenceDocs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("curl: %v\n%s", err, out)
 		}
+		// Rill's response, as its JSON transcoder writes it: camelCase, every field present.
 		var cr struct {
-			AccessToken string `json:"access_token"`
-			TTLSeconds  int    `json:"ttl_seconds"`
-			ExpiresAt   string `json:"expires_at"`
+			RuntimeHost *string `json:"runtimeHost"`
+			InstanceID  *string `json:"instanceId"`
+			AccessToken string  `json:"accessToken"`
+			TTLSeconds  int     `json:"ttlSeconds"`
 		}
-		if err := json.Unmarshal(out, &cr); err != nil || cr.TTLSeconds != 3600 || cr.ExpiresAt == "" {
+		if err := json.Unmarshal(out, &cr); err != nil || cr.TTLSeconds != 3600 || cr.AccessToken == "" || cr.RuntimeHost == nil ||
+			cr.InstanceID == nil || *cr.InstanceID != "default" {
 			t.Fatalf("credentials response %s: %v", out, err)
 		}
 		req, _ := http.NewRequest("GET", d.URL()+"/ext_authz/v1/organizations/my-org/projects/analytics-dashboard/runtime/api/sales", nil)

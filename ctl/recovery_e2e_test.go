@@ -61,7 +61,9 @@ func restore(t *testing.T, args ...string) (string, int) {
 // the JWTs minted before.
 func TestBackupAndRestore(t *testing.T) {
 	dir := t.TempDir()
-	d := testenv.Start(t, filepath.Join(dir, "data"))
+	// One --public-url for both daemons: it is the issuer of the JWTs, which must not change
+	// with the port a restored daemon happens to get.
+	d := testenv.Start(t, filepath.Join(dir, "data"), "--public-url", "http://authd.test")
 	root := cli{t: t, bin: testenv.Bin(t, "rillctl"), env: []string{"RILLCTL_API_URL=" + d.URL(), "RILLCTL_ORG=acme", "TZ=UTC"}}
 	su := root.as(d.Token)
 	su.ok("org", "create", "acme")
@@ -116,7 +118,7 @@ func TestBackupAndRestore(t *testing.T) {
 		t.Fatalf("restore: exit %d: %s", code, out)
 	}
 
-	d2 := testenv.Start(t, fresh)
+	d2 := testenv.Start(t, fresh, "--public-url", "http://authd.test")
 	if d2.Token != "" || strings.Contains(d2.Stderr(), "first start") {
 		t.Fatalf("the restored store bootstrapped again:\n%s", d2.Stderr())
 	}
@@ -156,7 +158,7 @@ func credentialsJWT(t *testing.T, api, issuer string) string {
 	}
 	defer resp.Body.Close()
 	var cr struct {
-		AccessToken string `json:"access_token"`
+		AccessToken string `json:"accessToken"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&cr); err != nil || resp.StatusCode != 200 || cr.AccessToken == "" {
 		t.Fatalf("credentials: %d %v", resp.StatusCode, err)

@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,27 +42,44 @@ type Config struct {
 	// ConfigFile is --config, where the plugins are listed.
 	ConfigFile string `kong:"-"`
 
-	GRPCAddr           string        `name:"grpc-addr" help:"Listen address of the Envoy ext_authz gRPC service." default:":9191"`
+	GRPCAddr           string        `name:"grpc-addr" help:"Listen address of the Envoy ext_authz gRPC service (loopback: a sidecar's Envoy is local; any other address without TLS is warned about)." default:"127.0.0.1:9191"`
 	HTTPAddr           string        `name:"http-addr" help:"Listen address of the admin API, HTTP ext_authz, health and metrics." default:"127.0.0.1:8080"`
-	BootstrapTokenFile string        `help:"On first start, also write the superuser's bootstrap token to this file (mode 0600)." type:"path" placeholder:"FILE"`
+	BootstrapTokenFile string        `help:"On first start, write the superuser's bootstrap token to this file (mode 0600) instead of printing it." type:"path" placeholder:"FILE"`
 	BootstrapEmail     string        `help:"Email of the superuser created on first start." default:"admin@localhost"`
 	DefaultOrg         string        `help:"Org checked when neither the route nor the path names one." placeholder:"ORG"`
 	DefaultProject     string        `help:"Project checked when neither the route nor the path names one." placeholder:"PROJECT"`
 	CacheSize          int           `help:"Resolved tokens kept in memory." default:"100000"`
-	Issuer             string        `help:"iss of the ephemeral JWTs this daemon mints (and accepts)." default:"rill-authd"`
-	JWTAudience        string        `name:"jwt-audience" help:"aud of the ephemeral JWTs this daemon mints (and accepts)." default:"rill"`
-	MaxCredentialTTL   time.Duration `help:"Longest ttl_seconds an ephemeral credential may ask for." default:"24h"`
+	PublicURL          string        `name:"public-url" help:"URL at which the Rill runtime (and clients) reach --http-addr, such as https://authd.example.com; the default --issuer." placeholder:"URL"`
+	Issuer             string        `help:"iss of the runtime JWTs this daemon mints (and accepts): a URL under which /.well-known/jwks.json serves our keys, as the Rill runtime fetches them (its RILL_RUNTIME_AUTH_ISSUER_URL). Default: --public-url, else http://<the --http-addr listener>." placeholder:"URL"`
+	MaxCredentialTTL   time.Duration `help:"Longest ttl_seconds a credentials request may ask for (0 or none: 86400, as Rill)." default:"24h"`
 	TrustedIssuer      []string      `help:"Accept RS256 JWTs of an external issuer (repeatable): issuer=URL,jwks=URL,audience=AUD,org=ORG[,project=P]. They get viewer-level reads on that org's project." sep:"none" placeholder:"SPEC"`
 	JWKSRefresh        time.Duration `name:"jwks-refresh" help:"Least time between refetches of a trusted issuer's JWKS on an unknown kid." default:"1m"`
 	TokenExchange      bool          `help:"Replace the upstream's authorization with a short-lived RS256 JWT in the Rill runtime's claim layout (iss = --issuer, JWKS at /.well-known/jwks.json)."`
-	RuntimeAudience    string        `help:"aud of exchanged runtime tokens." default:"rill-runtime"`
-	RuntimeInstanceID  string        `name:"runtime-instance-id" help:"Runtime instance id of exchanged tokens when the route sets no instance_id context extension." default:"default"`
+	RuntimeAudience    string        `help:"aud of runtime JWTs (credentials and token exchange) for a project without a runtime audience of its own (imported from its Rill deployment): the runtime's RILL_RUNTIME_AUTH_AUDIENCE_URL." default:"rill-runtime"`
+	RuntimeInstanceID  string        `name:"runtime-instance-id" help:"Runtime instance id of runtime JWTs for a project without one of its own (and a route with no instance_id context extension)." default:"default"`
+	RuntimeHost        string        `help:"runtimeHost the credentials endpoint answers for a project without one of its own." placeholder:"URL"`
 	ExchangeTTL        time.Duration `help:"Life of an exchanged runtime token (reused until a fifth of it is left)." default:"5m"`
 	AuditRetention     time.Duration `help:"How long audit events are kept (0 keeps them forever)." default:"2160h"`
 	ShutdownTimeout    time.Duration `help:"How long in-flight requests may take to finish on SIGTERM." default:"10s"`
 	LogLevel           string        `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
 	LogFormat          string        `help:"Log format: text or json." default:"text" enum:"text,json"`
 	LogAllowedEvery    int           `help:"Log one allowed check in this many at info level (0: allowed checks only at debug level). Denied checks are always logged." default:"0"`
+
+	// Listeners: TLS (tls.go) and what a connection may hold (listeners.go).
+	TLSCertFile       string        `name:"tls-cert-file" group:"TLS" type:"path" placeholder:"FILE" help:"PEM certificate (chain) to serve TLS with. One certificate for both listeners, the gRPC check port and the HTTP port (see --tls-listeners)."`
+	TLSKeyFile        string        `name:"tls-key-file" group:"TLS" type:"path" placeholder:"FILE" help:"PEM private key of --tls-cert-file."`
+	TLSClientCAFile   string        `name:"tls-client-ca-file" group:"TLS" type:"path" placeholder:"FILE" help:"PEM CA bundle: require a client certificate signed by it on every TLS listener (mTLS); a client without one is refused at the handshake, health probes included."`
+	TLSListeners      []string      `name:"tls-listeners" group:"TLS" enum:"grpc,http" default:"grpc,http" help:"Listeners that serve TLS when --tls-cert-file is set: grpc, http or both (http alone when Envoy is on loopback and only the admin API is exposed)."`
+	TLSReloadInterval time.Duration `name:"tls-reload-interval" group:"TLS" help:"How often the TLS files are re-read; a change is served to new connections, live ones keep theirs. SIGHUP reloads at once. 0: on SIGHUP only." default:"10s"`
+
+	HTTPReadHeaderTimeout    time.Duration `name:"http-read-header-timeout" group:"Connections" help:"Time a client has to send a request's headers (and finish its TLS handshake)." default:"10s"`
+	HTTPReadTimeout          time.Duration `name:"http-read-timeout" group:"Connections" help:"Time a client has to send a whole request, body included." default:"30s"`
+	HTTPWriteTimeout         time.Duration `name:"http-write-timeout" group:"Connections" help:"Time to answer a request, from the end of its headers to the end of the response." default:"30s"`
+	HTTPIdleTimeout          time.Duration `name:"http-idle-timeout" group:"Connections" help:"Time a keep-alive HTTP connection may sit idle before it is closed." default:"15s"`
+	HTTPMaxConns             int           `name:"http-max-conns" group:"Connections" help:"Most HTTP connections held open; at the limit a new one replaces the oldest idle or slow one. 0: min((RLIMIT_NOFILE - 128) / 2, 16384), at least 16, which leaves the rest of the file descriptors to the gRPC check port and the store." default:"0"`
+	GRPCMaxConnectionIdle    time.Duration `name:"grpc-max-connection-idle" group:"Connections" help:"Close a gRPC connection with no call for this long (its client reconnects when it needs to)." default:"5m"`
+	GRPCMaxConcurrentStreams uint32        `name:"grpc-max-concurrent-streams" group:"Connections" help:"Most checks in flight on one gRPC connection (Envoy opens another connection beyond it)." default:"1024"`
+	GRPCKeepaliveMinTime     time.Duration `name:"grpc-keepalive-min-time" group:"Connections" help:"Least time between a gRPC client's keepalive pings; a client that pings more often is disconnected." default:"10s"`
 }
 
 // Run runs the daemon until ctx ends (kong calls it for `serve`).
@@ -136,4 +156,43 @@ func (c *Config) TrustedIssuers() ([]resolver.TrustedIssuer, error) {
 		out = append(out, ti)
 	}
 	return out, nil
+}
+
+// tlsOn says whether the listener ("grpc" or "http") serves TLS.
+func (c *Config) tlsOn(listener string) bool {
+	return c.TLSCertFile != "" && slices.Contains(c.TLSListeners, listener)
+}
+
+// checkURLs refuses a --public-url or --issuer that is not an http(s) URL, before anything
+// starts: the Rill runtime fetches its keys from <issuer>/.well-known/jwks.json and compares
+// iss to its configured issuer, so anything else would fail later and far away.
+func (c *Config) checkURLs() error {
+	for _, f := range []struct{ flag, v string }{{"--public-url", c.PublicURL}, {"--issuer", c.Issuer}} {
+		if f.v == "" {
+			continue
+		}
+		u, err := url.Parse(f.v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("%s %q is not a URL: the Rill runtime fetches the keys of the JWTs we mint from <issuer>/.well-known/jwks.json, "+
+				"so give http(s)://host[:port][/path] (leave --issuer unset to use --public-url, or the admin listener's http://address)", f.flag, f.v)
+		}
+	}
+	return nil
+}
+
+// issuerURL is the iss of the JWTs we mint: --issuer, else --public-url, else the URL of the
+// admin listener at admin (an unspecified host as 127.0.0.1, which a runtime on this machine
+// reaches; set --public-url for one elsewhere).
+func (c *Config) issuerURL(admin net.Addr) string {
+	if c.Issuer != "" {
+		return c.Issuer
+	}
+	if c.PublicURL != "" {
+		return c.PublicURL
+	}
+	host, port, err := net.SplitHostPort(admin.String())
+	if ip := net.ParseIP(host); err == nil && (ip == nil || ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

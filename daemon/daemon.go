@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +52,11 @@ type Daemon struct {
 	httpLis  net.Listener
 	ready    atomic.Bool
 	serveErr chan error
+
+	httpConns *connLimiter  // wraps httpLis: the bound on open HTTP connections
+	tls       *certReloader // nil without TLS
+	hup       chan os.Signal
+	stopHUP   chan struct{}
 }
 
 // NewLogger builds the slog logger the flags ask for.
@@ -89,7 +95,23 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 			d.closeAll()
 		}
 	}()
+	if err := cfg.checkURLs(); err != nil {
+		return nil, err
+	}
+	// Listen first: the default issuer is the admin listener's own URL.
+	if d.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
+	}
+	if d.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("listen HTTP on %s: %w", cfg.HTTPAddr, err)
+	}
+	issuer := cfg.issuerURL(d.httpLis.Addr())
+	cfg.Issuer, d.cfg.Issuer = issuer, issuer
 
+	// TLS files first: a mistake in them must not wait for the store to open.
+	if d.tls, err = newCertReloader(&cfg, d.log); err != nil {
+		return nil, err
+	}
 	so := badger.Options{Dir: cfg.DataDir, AuditRetention: cfg.AuditRetention, Logger: d.log}
 	if cfg.EncryptionKeyFile != "" {
 		if so.EncryptionKey, err = store.ReadKeyFile(cfg.EncryptionKeyFile); err != nil {
@@ -102,6 +124,10 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if d.st, err = badger.Open(so); err != nil {
 		return nil, err
 	}
+	if cfg.EncryptionKeyFile == "" {
+		d.log.Warn("no --encryption-key-file: the store, signing private keys included, lies unencrypted on disk; whoever can read it can mint credentials",
+			"data_dir", cfg.DataDir)
+	}
 	trusted, err := cfg.TrustedIssuers()
 	if err != nil {
 		return nil, err
@@ -112,7 +138,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	// the longest token it can have signed.
 	d.keys = keys.NewRing(d.st, keys.Options{MaxTTL: max(cfg.MaxCredentialTTL, cfg.ExchangeTTL)})
 	d.res = resolver.New(d.st, resolver.Options{CacheSize: cfg.CacheSize, Logger: d.log,
-		Issuer: cfg.Issuer, Audience: cfg.JWTAudience, Keys: d.keys,
+		Issuer: issuer, Audience: cfg.RuntimeAudience, Keys: d.keys,
 		Trusted: trusted, JWKSRefresh: cfg.JWKSRefresh, Metrics: d.metrics})
 	d.registerGauges()
 
@@ -133,14 +159,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		d.log.Info("created a signing key for ephemeral credentials")
 	}
 
-	if d.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
-	}
-	if d.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("listen HTTP on %s: %w", cfg.HTTPAddr, err)
-	}
-
-	d.grpc = grpc.NewServer(extauthz.GRPCServerOptions()...)
+	d.grpc = grpc.NewServer(append(extauthz.GRPCServerOptions(), d.grpcOptions()...)...)
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	ecfg := extauthz.Config{DefaultOrg: cfg.DefaultOrg, DefaultProject: cfg.DefaultProject, Logger: d.log,
@@ -149,8 +168,8 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		ecfg.Plugins = d.plugins
 	}
 	if cfg.TokenExchange {
-		ecfg.Exchange = &extauthz.Exchange{Issuer: cfg.Issuer, Audience: cfg.RuntimeAudience, InstanceID: cfg.RuntimeInstanceID,
-			TTL: cfg.ExchangeTTL, Keys: d.keys.Keyset}
+		ecfg.Exchange = &extauthz.Exchange{Issuer: issuer, Audience: cfg.RuntimeAudience, InstanceID: cfg.RuntimeInstanceID,
+			TTL: cfg.ExchangeTTL, Keys: d.keys.Keyset, Projects: d.st}
 	}
 	check := extauthz.New(d.res, ecfg)
 	check.Register(d.grpc)
@@ -158,13 +177,15 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", d.readyz)
-	adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: cfg.Issuer, Audience: cfg.JWTAudience,
-		MaxCredentialTTL: cfg.MaxCredentialTTL, Keys: d.keys, Plugins: d.plugins, Metrics: d.metrics}).Register(mux)
+	adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: issuer, Audience: cfg.RuntimeAudience,
+		RuntimeHost: cfg.RuntimeHost, InstanceID: cfg.RuntimeInstanceID, MaxCredentialTTL: cfg.MaxCredentialTTL, Keys: d.keys, Plugins: d.plugins, Metrics: d.metrics}).Register(mux)
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	mux.Handle(extauthz.HTTPPrefix+"/", check)
 	mux.Handle(extauthz.HTTPPrefix, check)
 	// The check goes ahead of the mux, which would redirect a raw ".." before the check refuses it.
-	d.http = &http.Server{Handler: check.Handler(mux), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	httpServe := d.newHTTPServer(check.Handler(mux))
+	d.warnPlaintext()
+	d.handleSIGHUP()
 
 	go func() {
 		if err := d.grpc.Serve(d.grpcLis); err != nil {
@@ -172,16 +193,17 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		}
 	}()
 	go func() {
-		if err := d.http.Serve(d.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := d.http.Serve(httpServe); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.serveErr <- fmt.Errorf("HTTP: %w", err)
 		}
 	}()
 	d.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	d.ready.Store(true)
-	d.log.Info("rill-authd started", "grpc_addr", d.grpcLis.Addr().String(), "http_addr", d.httpLis.Addr().String(), "data_dir", cfg.DataDir)
+	d.log.Info("rill-authd started", "grpc_addr", d.grpcLis.Addr().String(), "http_addr", d.httpLis.Addr().String(), "data_dir", cfg.DataDir,
+		"grpc_tls", cfg.tlsOn("grpc"), "http_tls", cfg.tlsOn("http"), "client_certs_required", cfg.TLSClientCAFile != "",
+		"issuer", issuer, "jwks_url", strings.TrimSuffix(issuer, "/")+"/.well-known/jwks.json")
 	return d, nil
 }
-
 
 func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !d.ready.Load() {
@@ -226,6 +248,7 @@ func (d *Daemon) Shutdown() error {
 }
 
 func (d *Daemon) closeAll() error {
+	d.stopSIGHUP()
 	for _, l := range []net.Listener{d.grpcLis, d.httpLis} {
 		if l != nil {
 			l.Close() // already closed by its server after a normal shutdown; harmless
@@ -290,11 +313,13 @@ func (d *Daemon) bootstrap(ctx context.Context) error {
 		return err
 	}
 	if ran {
-		// Deliberately not through the logger: this is the one time a secret is shown.
+		// Deliberately not through the logger: this is the one time a secret is shown. With a
+		// token file it is not shown at all: stderr ends up in container logs.
 		fmt.Fprintf(d.stderr, "rill-authd: first start: created superuser %s\n", d.cfg.BootstrapEmail)
-		fmt.Fprintf(d.stderr, "rill-authd: bootstrap token (shown once, store it now): %s\n", secret)
 		if d.cfg.BootstrapTokenFile != "" {
-			fmt.Fprintf(d.stderr, "rill-authd: bootstrap token also written to %s\n", d.cfg.BootstrapTokenFile)
+			fmt.Fprintf(d.stderr, "rill-authd: bootstrap token written to %s (mode 0600); it is not printed\n", d.cfg.BootstrapTokenFile)
+		} else {
+			fmt.Fprintf(d.stderr, "rill-authd: bootstrap token (shown once, store it now): %s\n", secret)
 		}
 	}
 	return nil

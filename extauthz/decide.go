@@ -89,10 +89,11 @@ type decision struct {
 
 // runtimeGrant is what a runtime JWT minted for an allowed decision says.
 type runtimeGrant struct {
-	sub      string
-	attrs    map[string]any
-	instance string
-	perms    []int
+	sub          string
+	attrs        map[string]any
+	org, project string
+	instance     string // from the route; "" for the project's own, else the configured default
+	perms        []int
 }
 
 // attributeSource adds attributes to those of the principal on a target it may access (the
@@ -158,7 +159,7 @@ func decide(p *policy.Principal, tokenID token.ID, t target, extra attributeSour
 	d.meta = map[string]any{"auth_kind": string(p.Kind), "subject": p.Subject, "org": t.org, "project": t.project,
 		"org_role": string(a.OrgRole), "project_role": string(a.ProjectRole), "permissions": perms, "token_id": id,
 		"attributes": attrMeta}
-	d.grant = runtimeGrant{sub: p.Subject, attrs: attrMeta, instance: t.instance, perms: runtimePerms(a.Perms)}
+	d.grant = runtimeGrant{sub: p.SubjectID, attrs: attrMeta, org: t.org, project: t.project, instance: t.instance, perms: policy.RuntimePerms(a.Perms)}
 	return d
 }
 
@@ -210,7 +211,7 @@ func errLabel(err error) string {
 	for label, errs := range map[string][]error{
 		"missing":        {resolver.ErrMissing},
 		"not_bearer":     {resolver.ErrNotBearer},
-		"malformed":      {resolver.ErrNotRillToken, token.ErrWrongPrefix, token.ErrUnknownType, token.ErrBadLength, token.ErrBadCharacter},
+		"malformed":      {resolver.ErrNotRillToken, token.ErrWrongPrefix, token.ErrUnknownType, token.ErrBadLength, token.ErrBadCharacter, token.ErrBadPayload},
 		"bad_checksum":   {token.ErrBadChecksum},
 		"unknown":        {resolver.ErrUnknown},
 		"expired":        {resolver.ErrExpired, token.ErrJWTExpired},

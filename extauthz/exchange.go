@@ -2,6 +2,8 @@ package extauthz
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -9,50 +11,33 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/rill-authd/rill-authd/keys"
-	"github.com/rill-authd/rill-authd/policy"
+	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
 )
 
 // Exchange configures token exchange: on an allowed check the upstream's authorization header is
 // replaced by a short-lived RS256 JWT in the Rill runtime's claim layout, so an unmodified
 // runtime that trusts our issuer and JWKS accepts it.
 type Exchange struct {
-	Issuer     string        // iss (the runtime's configured issuer: our JWKS is at /.well-known/jwks.json)
-	Audience   string        // aud the runtime expects
-	InstanceID string        // default instance id when the route sets no instance_id extension
+	// Issuer is iss: the URL the runtime is configured with, under which /.well-known/jwks.json
+	// serves our keys (rilldata/rill runtime/server/auth/jwt.go, OpenAudience).
+	Issuer string
+	// Audience and InstanceID are aud and the ins key for a project that has no runtime audience
+	// or instance of its own (and a route that sets no instance_id context extension).
+	Audience   string
+	InstanceID string
 	TTL        time.Duration // life of a minted token (default 5m); reused until 1/5 of it is left
 	Keys       func(ctx context.Context) (*keys.Keyset, error)
+	// Projects, when set, looks up a project's runtime audience and instance (the store).
+	Projects interface {
+		GetProject(ctx context.Context, org, name string) (store.Project, error)
+	}
 }
 
-// Rill runtime permissions (runtime.Permission), as numbered in the runtime's JWT "ins" claim.
 const (
-	RuntimeReadObjects  = 0x15
-	RuntimeReadMetrics  = 0x17
-	RuntimeReadAPI      = 0x19
-	RuntimeUseAI        = 0x1B
-	RuntimeEditTrigger  = 0x20
 	defaultExchangeTTL  = 5 * time.Minute
 	exchangeRenewFactor = 5
 )
-
-// runtimeClaims is the Rill runtime's JWT layout.
-type runtimeClaims struct {
-	jwt.RegisteredClaims
-	Instances map[string][]int `json:"ins"`
-	Attrs     map[string]any   `json:"attr,omitempty"`
-}
-
-// runtimePerms maps project permissions to the runtime's: readers get objects, metrics, APIs
-// and AI; project admins also triggers.
-func runtimePerms(p policy.Perm) []int {
-	out := []int{}
-	if p.Has(policy.ReadProd) {
-		out = append(out, RuntimeReadObjects, RuntimeReadMetrics, RuntimeReadAPI, RuntimeUseAI)
-	}
-	if p.Has(policy.ManageProject) {
-		out = append(out, RuntimeEditTrigger)
-	}
-	return out
-}
 
 // exchanged is one minted runtime token.
 type exchanged struct {
@@ -79,22 +64,46 @@ func (s *Server) exchange(ctx context.Context, o *outcome) (*exchanged, error) {
 	if x := o.minted.cur.Load(); x != nil && now.Before(x.renewAt) {
 		return x, nil
 	}
-	ks, err := s.cfg.Exchange.Keys(ctx)
+	cfg := s.cfg.Exchange
+	audience, instance, err := cfg.runtimeOf(ctx, o.grant.org, o.grant.project)
 	if err != nil {
 		return nil, err
 	}
-	ttl := s.cfg.Exchange.TTL
+	if o.grant.instance != "" {
+		instance = o.grant.instance
+	}
+	ks, err := cfg.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The layout of rilldata/rill runtime/server/auth/jwt.go (Issuer.NewToken), with iat and nbf
+	// set back: the runtime checks them with no leeway.
 	at := now.Truncate(time.Second)
-	raw, err := ks.Sign(&runtimeClaims{
-		RegisteredClaims: jwt.RegisteredClaims{Issuer: s.cfg.Exchange.Issuer, Audience: jwt.ClaimStrings{s.cfg.Exchange.Audience},
-			Subject: o.grant.sub, IssuedAt: jwt.NewNumericDate(at), NotBefore: jwt.NewNumericDate(at), ExpiresAt: jwt.NewNumericDate(at.Add(ttl))},
-		Instances: map[string][]int{o.grant.instance: o.grant.perms},
-		Attrs:     o.grant.attrs,
+	raw, err := ks.Sign(&token.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: cfg.Issuer, Audience: jwt.ClaimStrings{audience}, Subject: o.grant.sub,
+			IssuedAt: jwt.NewNumericDate(at.Add(-token.IssuedAtSkew)), NotBefore: jwt.NewNumericDate(at.Add(-token.IssuedAtSkew)),
+			ExpiresAt: jwt.NewNumericDate(at.Add(cfg.TTL))},
+		Instances: map[string][]int{instance: o.grant.perms},
+		Attr:      o.grant.attrs,
 	})
 	if err != nil {
 		return nil, err
 	}
-	x := &exchanged{renewAt: at.Add(ttl - ttl/exchangeRenewFactor), bearer: "Bearer " + raw}
+	x := &exchanged{renewAt: at.Add(cfg.TTL - cfg.TTL/exchangeRenewFactor), bearer: "Bearer " + raw}
 	o.minted.cur.Store(x)
 	return x, nil
+}
+
+// runtimeOf is the aud and instance id of org/project's runtime: the project's own, else the
+// configured defaults.
+func (x *Exchange) runtimeOf(ctx context.Context, org, project string) (audience, instance string, err error) {
+	var p store.Project
+	if x.Projects != nil && project != "" {
+		p, err = x.Projects.GetProject(ctx, org, project)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return "", "", fmt.Errorf("runtime of project %s/%s: %w", org, project, err)
+		}
+	}
+	_, instance, audience = p.Runtime("", x.InstanceID, x.Audience)
+	return audience, instance, nil
 }

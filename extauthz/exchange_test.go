@@ -12,6 +12,7 @@ import (
 
 	"github.com/rill-authd/rill-authd/extauthz"
 	"github.com/rill-authd/rill-authd/resolver"
+	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -32,17 +33,22 @@ func TestTokenExchange(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	// acme/imported runs on a runtime of its own (as imported from its Rill deployment).
+	if err := f.st.CreateProject(ctx, store.Project{Org: "acme", Name: "imported", InstanceID: "inst-imported", RuntimeAudience: "https://rt.acme.example"}); err != nil {
+		t.Fatal(err)
+	}
 	srv := extauthz.New(f.res, extauthz.Config{Now: clock, Exchange: &extauthz.Exchange{Issuer: "https://authd.example",
-		Audience: "rill-runtime", InstanceID: "default", TTL: 5 * time.Minute, Keys: f.res.Keys().Keyset}})
+		Audience: "rill-runtime", InstanceID: "default", TTL: 5 * time.Minute, Keys: f.res.Keys().Keyset, Projects: f.st}})
 	ks, _ := f.res.Keys().Keyset(ctx)
 
+	project, audience := "web", "rill-runtime"
 	check := func(name string, ext map[string]string, spoof map[string]string) (string, runtimeClaims, []string) {
 		t.Helper()
 		h := map[string]string{"authorization": "Bearer " + f.tokens[name]}
 		for k, v := range spoof {
 			h[k] = v
 		}
-		resp := srv.Check(ctx, envoyRequest("GET", "/v1/orgs/acme/projects/web/runtime/query", h, ext))
+		resp := srv.Check(ctx, envoyRequest("GET", "/v1/orgs/acme/projects/"+project+"/runtime/query", h, ext))
 		ok := resp.GetOkResponse()
 		if ok == nil {
 			t.Fatalf("%s refused: %v", name, resp.GetStatus())
@@ -59,7 +65,7 @@ func TestTokenExchange(t *testing.T) {
 				return nil, token.ErrJWTUnknownKey
 			}
 			return k, nil
-		}, "https://authd.example", "rill-runtime", clock())
+		}, "https://authd.example", audience, clock())
 		if err != nil {
 			t.Fatalf("runtime token does not verify against our JWKS: %v", err)
 		}
@@ -67,16 +73,32 @@ func TestTokenExchange(t *testing.T) {
 	}
 
 	b1, c, _ := check("alice", nil, nil)
-	if c.Subject != "alice@example.com" || !reflect.DeepEqual(c.Ins, map[string][]int{"default": {0x15, 0x17, 0x19, 0x1B}}) || c.Attr["email"] != "alice@example.com" {
+	// sub is the user's id, never a name; permissions as runtime_jwt.go grants a prod reader.
+	if c.Subject != "u-alice" || !reflect.DeepEqual(c.Ins, map[string][]int{"default": {0x15, 0x17, 0x19, 0x1B}}) || c.Attr["email"] != "alice@example.com" {
 		t.Errorf("viewer's runtime claims: %+v", c)
 	}
-	if exp := c.ExpiresAt.Sub(c.IssuedAt.Time); exp != 5*time.Minute {
-		t.Errorf("runtime token lives %v", exp)
+	// iat and nbf a little in the past (the runtime allows no leeway), exp a full TTL ahead.
+	if c.IssuedAt.After(clock().Add(-time.Second)) || !c.NotBefore.Equal(c.IssuedAt.Time) || c.ExpiresAt.Sub(clock()) < 5*time.Minute-time.Second {
+		t.Errorf("runtime token times: iat %v nbf %v exp %v, now %v", c.IssuedAt, c.NotBefore, c.ExpiresAt, clock())
 	}
 	_, c, _ = check("bob", map[string]string{"instance_id": "inst-7"}, nil)
-	if !reflect.DeepEqual(c.Ins, map[string][]int{"inst-7": {0x15, 0x17, 0x19, 0x1B, 0x20}}) {
-		t.Errorf("project admin's runtime claims: %+v", c.Ins)
+	// An org admin manages the project and prod: ReadResolvers, EditTrigger and ReadInstance too.
+	if c.Subject != "u-bob" || !reflect.DeepEqual(c.Ins, map[string][]int{"inst-7": {0x15, 0x17, 0x19, 0x1B, 0x1A, 0x20, 0x11}}) {
+		t.Errorf("project admin's runtime claims: %+v", c)
 	}
+	_, c, _ = check("svc", nil, nil)
+	if c.Subject != "s-ci" || c.Attr["name"] != "ci" || !reflect.DeepEqual(c.Ins, map[string][]int{"default": {0x15, 0x17, 0x19, 0x1B}}) {
+		t.Errorf("service's runtime claims: %+v", c)
+	}
+	// A project with a runtime of its own: its audience and instance.
+	project, audience = "imported", "https://rt.acme.example"
+	if _, c, _ = check("bob", nil, nil); !reflect.DeepEqual(c.Audience, jwt.ClaimStrings{"https://rt.acme.example"}) || c.Ins["inst-imported"] == nil {
+		t.Errorf("imported project's runtime claims: %+v", c)
+	}
+	if _, c, _ = check("bob", map[string]string{"instance_id": "inst-7"}, nil); c.Ins["inst-7"] == nil {
+		t.Errorf("the route's instance_id did not win: %+v", c.Ins)
+	}
+	project, audience = "web", "rill-runtime"
 	// Reused while fresh (also when the response must remove spoofed headers)...
 	b2, _, remove := check("alice", nil, map[string]string{"x-rill-evil": "1"})
 	if b2 != b1 || len(remove) != 1 || remove[0] != "x-rill-evil" {

@@ -2,6 +2,9 @@ package extauthz_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"math/big"
 	"net"
 	"testing"
 	"time"
@@ -78,7 +81,31 @@ func newFixture(tb testing.TB, opts resolver.Options) *fixture {
 		f.addToken(tb, name, spec.kind, spec.owner, spec.expires)
 	}
 	must(st.DeleteToken(ctx, f.ids["revoked"]))
+	f.addRillToken(tb, "alice-rill", token.User, "u-alice")
 	return f
+}
+
+// addRillToken stores a token minted as Rill mints them (big.Int(id ‖ secret).Text(62)) under
+// its UUID with Rill's secret_hash, the SHA-256 of its 24 secret bytes, as an import would.
+func (f *fixture) addRillToken(tb testing.TB, name string, k token.Kind, owner string) {
+	tb.Helper()
+	var raw [40]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		tb.Fatal(err)
+	}
+	raw[0] = 0 // an id with a zero first byte: a text shorter than 54 digits
+	var id token.ID
+	copy(id[:], raw[:16])
+	secretHash := sha256.Sum256(raw[16:])
+	h, err := token.HashFromBytes(secretHash[:])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rec := store.Token{ID: id.String(), Kind: k, OwnerID: owner, DisplayName: name, Prefix: token.RillDisplay(k, id), Hash: h, CreatedAt: time.Now().UTC()}
+	if err := f.st.ImportTokens(context.Background(), []store.Token{rec}); err != nil {
+		tb.Fatal(err)
+	}
+	f.tokens[name], f.ids[name] = "rill_"+string(k)+"_"+new(big.Int).SetBytes(raw[:]).Text(62), id.String()
 }
 
 func (f *fixture) addToken(tb testing.TB, name string, k token.Kind, owner string, expires time.Time) {

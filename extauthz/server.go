@@ -134,10 +134,7 @@ func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 		return s.logged(req, newOutcome(misconfigured(misconfig)), res.TokenID)
 	}
 	if s.cfg.Exchange != nil {
-		t.instance = req.ext["instance_id"]
-		if t.instance == "" {
-			t.instance = s.cfg.Exchange.InstanceID
-		}
+		t.instance = req.ext["instance_id"] // else the project's, found when minting
 	}
 	memo := resolver.MemoOf[target, *outcome](res)
 	o, ok := memo.Load(t)

@@ -232,10 +232,11 @@ func TestRetiredKeysDropOut(t *testing.T) {
 			if tc.retired != 0 {
 				kid = put(t, st, clk.Now().Add(-3*time.Hour), clk.Now().Add(-tc.retired))
 			}
-			ks, err := r.Keyset(ctx) // cached from here on
+			_, err := r.Keyset(ctx) // cached from here on
 			must(t, err)
 			clk.Add(tc.later)
-			if ks, err = r.Keyset(ctx); err != nil {
+			ks, err := r.Keyset(ctx)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if _, ok := ks.PublicKey(kid); ok != tc.want {

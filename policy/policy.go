@@ -179,6 +179,10 @@ type Principal struct {
 	Limit Perm
 	// Issuer is the external issuer of a JWT accepted from a trusted issuer ("" otherwise).
 	Issuer string
+	// SubjectID is who the principal acts for in the sub of the runtime JWTs minted for it
+	// (the runtime's user id): a user's or service's UUID, or an ephemeral JWT's own sub ("" when
+	// it names no one). Never a name or an email.
+	SubjectID string
 }
 
 // Access is what a principal holds on one org/project.

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -106,5 +107,26 @@ func TestAttributes(t *testing.T) {
 	}
 	if Domain("nobody") != "" || Domain("a@b@c.io") != "c.io" {
 		t.Fatal("Domain")
+	}
+}
+
+// TestRuntimePerms pins the runtime permissions of each project role on a prod deployment to
+// what rilldata/rill's admin/server/runtime_jwt.go grants.
+func TestRuntimePerms(t *testing.T) {
+	for _, c := range []struct {
+		role Role
+		want []int
+	}{
+		{"", []int{}},
+		{Viewer, []int{0x15, 0x17, 0x19, 0x1B}},
+		{Editor, []int{0x15, 0x17, 0x19, 0x1B}},
+		{Admin, []int{0x15, 0x17, 0x19, 0x1B, 0x1A, 0x20, 0x11}},
+	} {
+		if got := RuntimePerms(c.role.ProjectPerms()); !slices.Equal(got, c.want) {
+			t.Errorf("%q: %#x, want %#x", c.role, got, c.want)
+		}
+	}
+	if got := RuntimePerms(ReadProd | ManageProd); !slices.Equal(got, []int{0x15, 0x17, 0x19, 0x1B, 0x1A, 0x20}) {
+		t.Errorf("manage_prod without manage_project: %#x", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"strings"
 	"unsafe"
 
@@ -40,10 +41,11 @@ func (r *Resolver) resolveJWT(ctx context.Context, raw string) (Result, error) {
 		return Result{Principal: e.principal, TokenID: e.id, entry: e}, nil
 	}
 	gen := r.cache.gen.Load()
-	iss, err := token.UnverifiedIssuer(raw)
+	peek, err := token.Unverified(raw)
 	if err != nil {
 		return Result{}, err
 	}
+	iss := peek.Issuer
 	var c *token.Claims
 	var p *policy.Principal
 	if rk := r.trusted[iss]; rk != nil && iss != r.opts.Issuer {
@@ -54,11 +56,17 @@ func (r *Resolver) resolveJWT(ctx context.Context, raw string) (Result, error) {
 		if iss != r.opts.Issuer {
 			return Result{}, token.ErrJWTIssuer
 		}
+		// The audience depends on the project the token names; a forged name fails the
+		// signature below, which covers it.
+		aud, err := r.audienceOf(ctx, peek.Org, peek.Project)
+		if err != nil {
+			return Result{}, err
+		}
 		ks, err := r.keys.Keyset(ctx)
 		if err != nil {
 			return Result{}, err
 		}
-		if c, err = ks.Verify(raw, r.opts.Issuer, r.opts.Audience, r.now()); err != nil {
+		if c, err = ks.Verify(raw, r.opts.Issuer, aud, r.now()); err != nil {
 			return Result{}, err
 		}
 		if p, err = r.ephemeralPrincipal(ctx, c); err != nil {
@@ -69,6 +77,29 @@ func (r *Resolver) resolveJWT(ctx context.Context, raw string) (Result, error) {
 	e := &entry{hash: h, kind: kindJWT, expires: c.ExpiresAt.Time, principal: p, id: id}
 	r.cache.put(key, e, gen)
 	return Result{Principal: p, TokenID: id, entry: e}, nil
+}
+
+// projectReader is the store's project lookup; both engines have it (store.Store), but the check
+// path's store.CheckReader does not promise it, so without it every project gets the default.
+type projectReader interface {
+	GetProject(ctx context.Context, org, name string) (store.Project, error)
+}
+
+// audienceOf is the aud of this daemon's JWTs for org/project: the project's runtime audience
+// (imported from its Rill deployment), else Options.Audience.
+func (r *Resolver) audienceOf(ctx context.Context, org, project string) (string, error) {
+	pr, ok := r.st.(projectReader)
+	if !ok || org == "" || project == "" {
+		return r.opts.Audience, nil
+	}
+	p, err := pr.GetProject(ctx, org, project)
+	if errors.Is(err, store.ErrNotFound) {
+		return r.opts.Audience, nil
+	} else if err != nil {
+		return "", fmt.Errorf("resolve JWT audience of project %s/%s: %w", org, project, err)
+	}
+	_, _, aud := p.Runtime("", "", r.opts.Audience)
+	return aud, nil
 }
 
 // ephemeralPrincipal checks that the token's issuer still exists and still holds manage_prod on
@@ -94,7 +125,12 @@ func (r *Resolver) ephemeralPrincipal(ctx context.Context, c *token.Claims) (*po
 	if !issuer.AccessTo(c.Org, c.Project).Perms.Has(policy.ManageProd) {
 		return nil, ErrIssuerAccess
 	}
-	return ephemeral(c, c.Org, c.Project, parsePerms(c.Permissions, 0)), nil
+	p := ephemeral(c, c.Org, c.Project, parsePerms(c.Permissions, 0))
+	if p.Email != "" {
+		// Our sub is a user id, or none: the upstream's x-rill-subject is the end user's email.
+		p.Subject, p.Name = p.Email, p.Email
+	}
+	return p, nil
 }
 
 // parsePerms reads a permissions claim, keeping viewer-level reads only; an absent claim gives
@@ -114,7 +150,7 @@ func parsePerms(names []string, def policy.Perm) policy.Perm {
 
 // ephemeral is the principal of a verified JWT: its attributes, and perms on org/project only.
 func ephemeral(c *token.Claims, org, project string, perms policy.Perm) *policy.Principal {
-	p := &policy.Principal{Kind: policy.KindEphemeral, ID: c.ID, Subject: c.Subject, Name: c.Subject,
+	p := &policy.Principal{Kind: policy.KindEphemeral, ID: c.ID, Subject: c.Subject, Name: c.Subject, SubjectID: c.Subject,
 		OrgRoles: map[string]policy.Role{}, ProjectRoles: map[string]policy.Role{}, Attributes: c.Attr}
 	if email, ok := c.Attr["email"].(string); ok {
 		p.Email = email

@@ -37,7 +37,7 @@ var (
 // AuthErrors are all the sentinel refusals.
 var AuthErrors = []error{ErrMissing, ErrNotBearer, ErrUnknown, ErrExpired, ErrRevoked, ErrOwnerGone,
 	ErrNotRillToken, ErrJWTScope, ErrIssuerGone, ErrIssuerAccess, token.ErrWrongPrefix, token.ErrUnknownType,
-	token.ErrBadLength, token.ErrBadCharacter, token.ErrBadChecksum, token.ErrJWTMalformed, token.ErrJWTAlg,
+	token.ErrBadLength, token.ErrBadCharacter, token.ErrBadChecksum, token.ErrBadPayload, token.ErrJWTMalformed, token.ErrJWTAlg,
 	token.ErrJWTUnknownKey, token.ErrJWTSignature, token.ErrJWTExpired, token.ErrJWTNotYet, token.ErrJWTIssuer,
 	token.ErrJWTAudience}
 
@@ -59,7 +59,8 @@ type Options struct {
 	TouchInterval time.Duration
 	Now           func() time.Time
 	Logger        *slog.Logger
-	// Issuer and Audience are the iss and aud of the JWTs this daemon mints.
+	// Issuer is the iss of the JWTs this daemon mints (a URL, as the Rill runtime needs), and
+	// Audience their aud for a project without a runtime audience of its own.
 	Issuer, Audience string
 	// Keys verify those JWTs; the resolver drops their cache on a signing-key change. Nil: a
 	// ring of its own over the store when it can write keys, with keys' defaults.
@@ -187,8 +188,9 @@ func (r Result) Expires() time.Time {
 	return r.entry.expires
 }
 
-// Resolve authenticates a rill_usr_/rill_svc_ token. A hit in the cache reads no store and
-// allocates nothing.
+// Resolve authenticates a rill_usr_/rill_svc_ token, ours or one in Rill's own format (imported
+// with its hash), or a JWT. A hit in the cache reads no store and allocates nothing; a Rill-format
+// token no store holds is ErrUnknown, like one of ours.
 func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
 	if !token.HasPrefix(bearer) {
 		if IsJWT(bearer) {
@@ -270,13 +272,13 @@ func UserPrincipal(u *store.User) *policy.Principal {
 	if name == "" {
 		name = u.Email
 	}
-	return &policy.Principal{Kind: policy.KindUser, ID: u.ID, Subject: u.Email, Name: name, Email: u.Email,
+	return &policy.Principal{Kind: policy.KindUser, ID: u.ID, SubjectID: u.ID, Subject: u.Email, Name: name, Email: u.Email,
 		Groups: u.Groups, Superuser: u.Superuser, OrgRoles: u.OrgRoles, ProjectRoles: u.ProjectRoles, Attributes: u.Attributes}
 }
 
 // ServicePrincipal builds the principal of a service; its roles apply in its own org only.
 func ServicePrincipal(s *store.Service) *policy.Principal {
-	p := &policy.Principal{Kind: policy.KindService, ID: s.ID, Subject: s.Name, Name: s.Name,
+	p := &policy.Principal{Kind: policy.KindService, ID: s.ID, SubjectID: s.ID, Subject: s.Name, Name: s.Name,
 		OrgRoles: map[string]policy.Role{}, ProjectRoles: make(map[string]policy.Role, len(s.ProjectRoles)), Attributes: s.Attributes}
 	if s.OrgRole != "" {
 		p.OrgRoles[s.Org] = s.OrgRole

@@ -2,8 +2,11 @@ package resolver
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math/big"
 	"sync"
 	"testing"
 	"time"
@@ -76,7 +79,9 @@ func TestResolve(t *testing.T) {
 		{"right id, wrong secret", wrongSecret.Encode(), "", ErrUnknown},
 		{"user id presented as svc", wrongKind.Encode(), "", ErrUnknown},
 		{"bad checksum", usr[:len(usr)-2] + "00", "", token.ErrBadChecksum},
-		{"truncated", usr[:40], "", token.ErrBadLength},
+		{"truncated", usr[:len(usr)-4], "", token.ErrBadLength},
+		// Cut to the length of Rill's format, it is read as one: an id no store holds.
+		{"truncated to Rill's length", usr[:40], "", ErrUnknown},
 		{"jwt alg none", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "", token.ErrJWTAlg},
 		{"garbage", "hunter2", "", ErrNotRillToken},
 	} {
@@ -396,5 +401,92 @@ func TestCloseCountsQueuedUsesOnce(t *testing.T) {
 	}
 	if checks != 1+queued {
 		t.Fatalf("use summaries count %d checks of token %s, want %d", checks, id, 1+queued)
+	}
+}
+
+// rillToken mints a token as Rill's authtoken package does (big.Int(id ‖ secret).Text(62)) and
+// returns it with the record an import of Rill's database writes: its UUID, its kind, and
+// secret_hash, the SHA-256 of the secret bytes, as Rill stores it.
+func rillToken(t testing.TB, k token.Kind, owner string) (string, store.Token) {
+	t.Helper()
+	var raw [40]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		t.Fatal(err)
+	}
+	s := "rill_" + string(k) + "_" + new(big.Int).SetBytes(raw[:]).Text(62)
+	secretHash := sha256.Sum256(raw[16:])
+	h, err := token.HashFromBytes(secretHash[:])
+	must(t, err)
+	var id token.ID
+	copy(id[:], raw[:16])
+	return s, store.Token{ID: id.String(), Kind: k, OwnerID: owner, Prefix: token.RillDisplay(k, id), Hash: h, CreatedAt: time.Now()}
+}
+
+func TestRillFormatTokens(t *testing.T) {
+	f := setup(t, Options{})
+	usr, usrRec := rillToken(t, token.User, "u1")
+	svc, svcRec := rillToken(t, token.Service, "s1")
+	must(t, f.st.ImportTokens(ctx, []store.Token{usrRec, svcRec}))
+	unknown, _ := rillToken(t, token.User, "u1")
+	wrongSecret, _ := token.Parse(usr)
+	wrongSecret.Secret[23] ^= 1
+	svcAsUsr := "rill_usr_" + svc[len("rill_svc_"):]
+	for _, c := range []struct {
+		name, in, subject string
+		err               error
+	}{
+		{"user", usr, "bob@acme.com", nil},
+		{"user again (cached)", usr, "bob@acme.com", nil},
+		{"service", svc, "reporting", nil},
+		{"unknown", unknown, "", ErrUnknown},
+		{"right id, wrong secret", wrongSecret.Encode(), "", ErrUnknown},
+		{"service token presented as a user's", svcAsUsr, "", ErrUnknown},
+		{"truncated (no checksum: another id)", usr[:len(usr)-3], "", ErrUnknown},
+		{"a digit changed", usr[:20] + string(usr[20]^1) + usr[21:], "", ErrUnknown},
+		{"2^320", "rill_usr_" + new(big.Int).Lsh(big.NewInt(1), 320).Text(62), "", token.ErrBadPayload},
+		{"sign", "rill_usr_-" + usr[10:], "", token.ErrBadCharacter},
+		{"deployment token", "rill_dpl_" + usr[9:], "", token.ErrUnknownType},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := f.r.Resolve(ctx, c.in)
+			if !errors.Is(err, c.err) {
+				t.Fatalf("err = %v, want %v", err, c.err)
+			}
+			if c.err == nil && (res.Principal.Subject != c.subject || res.TokenID.String() != map[bool]string{true: usrRec.ID, false: svcRec.ID}[c.subject == "bob@acme.com"]) {
+				t.Fatalf("resolved to %q, token %s", res.Principal.Subject, res.TokenID)
+			}
+			if c.err != nil && !IsAuthError(err) {
+				t.Fatalf("%v is not classed as an auth error", err)
+			}
+		})
+	}
+	// Revoking an imported token works as for ours.
+	must(t, f.st.DeleteToken(ctx, usrRec.ID))
+	if _, err := f.r.Resolve(ctx, usr); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("revoked Rill token: %v", err)
+	}
+}
+
+// BenchmarkRefused measures what a refused rill_ token costs the resolver: a bad checksum of
+// ours (no store, no cache), and a well-formed one, ours or Rill's, that no store holds (one
+// lookup in the store's in-memory index; never cached).
+func BenchmarkRefused(b *testing.B) {
+	f := setup(b, Options{TouchInterval: -1})
+	good, _ := f.issue(b, token.User, "u1", time.Time{})
+	badChecksum := good[:len(good)-1] + string(good[len(good)-1]^1)
+	oursUnknown, _ := token.New(token.User)
+	rillUnknown, _ := rillToken(b, token.User, "u1")
+	for _, bc := range []struct {
+		name, in string
+		err      error
+	}{{"bad-checksum", badChecksum, token.ErrBadChecksum}, {"ours-unknown", oursUnknown.Encode(), ErrUnknown}, {"rill-format-unknown", rillUnknown, ErrUnknown}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := f.r.Resolve(ctx, bc.in); err != bc.err {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

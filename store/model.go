@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"time"
 
 	"github.com/rill-authd/rill-authd/policy"
@@ -13,11 +14,28 @@ type Org struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// Project belongs to one org.
+// Project belongs to one org. The runtime fields describe its prod deployment, as Rill's
+// deployments table does (imported from it); empty ones fall back to the daemon's flags.
 type Project struct {
 	Org       string    `json:"org"`
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
+	// RuntimeHost is the URL clients reach the runtime at (deployments.runtime_host).
+	RuntimeHost string `json:"runtime_host,omitempty"`
+	// InstanceID is the runtime instance of the prod deployment (deployments.runtime_instance_id):
+	// the key of the ins claim of runtime JWTs.
+	InstanceID string `json:"instance_id,omitempty"`
+	// RuntimeAudience is the aud the runtime expects (deployments.runtime_audience).
+	RuntimeAudience string `json:"runtime_audience,omitempty"`
+	// ProdBranch is the prod deployment's branch (deployments.branch): the credentials endpoint
+	// refuses any other.
+	ProdBranch string `json:"prod_branch,omitempty"`
+}
+
+// Runtime returns the project's runtime host, instance id and audience, each the default given
+// when the project has none of its own.
+func (p Project) Runtime(host, instance, audience string) (string, string, string) {
+	return cmp.Or(p.RuntimeHost, host), cmp.Or(p.InstanceID, instance), cmp.Or(p.RuntimeAudience, audience)
 }
 
 // User is a person. ProjectRoles is keyed by "org/project".

@@ -27,12 +27,25 @@ var (
 // Leeway is the clock skew tolerated on exp, nbf and iat.
 const Leeway = 30 * time.Second
 
-// Claims are the claims of the JWTs rill-authd mints for end users (ephemeral credentials).
+// IssuedAtSkew is how far back iat and nbf of a minted JWT are set: the Rill runtime checks
+// them with no leeway (golang-jwt v4), so a runtime whose clock is a little behind ours must
+// still find them in the past.
+const IssuedAtSkew = 5 * time.Second
+
+// Claims are the claims of the JWTs rill-authd mints: the Rill runtime's layout (rilldata/rill
+// runtime/server/auth/claims.go, jwtClaims: sys, ins, attr; we never set sec), which the
+// runtime reads, and ours (org, project, permissions, rill_issued_by), which it ignores and our
+// check reads. Runtime tokens of the token exchange carry only the runtime's.
 type Claims struct {
 	jwt.RegisteredClaims
+	// System and Instances are runtime permission numbers (policy.RuntimePerms): for the whole
+	// runtime, and per runtime instance id.
+	System    []int            `json:"sys,omitempty"`
+	Instances map[string][]int `json:"ins,omitempty"`
+	// Attr is what the runtime's security policies see as {{ .user }}.
+	Attr        map[string]any `json:"attr,omitempty"`
 	Org         string         `json:"org,omitempty"`
 	Project     string         `json:"project,omitempty"`
-	Attr        map[string]any `json:"attr,omitempty"`
 	Permissions []string       `json:"permissions,omitempty"`
 	// IssuedBy is the principal that asked for the token ("service:<id>" or "user:<id>"): the
 	// token stops working when that principal is deleted or loses its access.
@@ -124,19 +137,33 @@ func checkAlg(raw string) error {
 // UnverifiedIssuer reads the iss claim of a compact JWT without verifying anything, to choose
 // the keys that will verify it.
 func UnverifiedIssuer(raw string) (string, error) {
+	p, err := Unverified(raw)
+	return p.Issuer, err
+}
+
+// Peeked is what Unverified reads of a JWT: trust none of it before verification.
+type Peeked struct {
+	Issuer, Org, Project string
+}
+
+// Unverified reads the iss, org and project claims of a compact JWT without verifying anything,
+// to choose the keys and the audience that will verify it.
+func Unverified(raw string) (Peeked, error) {
 	parts := strings.SplitN(raw, ".", 3)
 	if len(parts) != 3 || len(parts[1]) > 64<<10 {
-		return "", ErrJWTMalformed
+		return Peeked{}, ErrJWTMalformed
 	}
 	b, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return "", ErrJWTMalformed
+		return Peeked{}, ErrJWTMalformed
 	}
 	var c struct {
-		Iss string `json:"iss"`
+		Iss     string `json:"iss"`
+		Org     string `json:"org"`
+		Project string `json:"project"`
 	}
 	if json.Unmarshal(b, &c) != nil {
-		return "", ErrJWTMalformed
+		return Peeked{}, ErrJWTMalformed
 	}
-	return c.Iss, nil
+	return Peeked{Issuer: c.Iss, Org: c.Org, Project: c.Project}, nil
 }

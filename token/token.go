@@ -6,6 +6,11 @@
 // base62 CRC32 of everything before it, so a mistyped or truncated token is refused without a
 // store read and secret scanners can match rill_(usr|svc)_[0-9A-Za-z]{60}.
 //
+// Rill's own tokens (imported from a Rill admin database) parse too: rill_<type>_ followed by
+// big.Int(id ‖ secret).Text(62), as rilldata/rill's admin/pkg/authtoken/authtoken.go makes them.
+// They have no checksum and are at most 54 characters after the type (fewer when the id starts
+// with zero bytes), so their lengths never meet ours. New tokens are always ours.
+//
 // It also holds the JWT claim layouts, and RS256 mint and verify given a key; which key signs,
 // and which verify, is package keys' business.
 package token
@@ -18,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math/big"
 	"math/bits"
 	"unsafe"
 )
@@ -51,6 +57,9 @@ var (
 	ErrBadLength    = errors.New("bad token length")
 	ErrBadCharacter = errors.New("bad character in token")
 	ErrBadChecksum  = errors.New("bad checksum")
+	// ErrBadPayload is a Rill-format payload that Rill never wrote: a value of 2^320 or more
+	// (more than id and secret), or one with leading zeros.
+	ErrBadPayload = errors.New("token payload out of range")
 )
 
 // ID identifies a token; it is not secret and is safe to log and store in the clear.
@@ -130,10 +139,24 @@ type Token struct {
 	Kind   Kind
 	ID     ID
 	Secret [secretLen]byte
+	// Rill is set on a token in Rill's own format, so that it encodes back to that form.
+	Rill bool
 }
 
-// Hash returns the SHA-256 of the secret.
+// Hash returns the SHA-256 of the secret, in either format: it is also what Rill stores as
+// secret_hash (authtoken.Token.SecretHash), so an imported hash verifies the original token.
 func (t Token) Hash() Hash { return sha256.Sum256(t.Secret[:]) }
+
+// HashFromBytes reads a stored SHA-256, such as the BYTEA secret_hash column of Rill's
+// user_auth_tokens and service_auth_tokens.
+func HashFromBytes(b []byte) (Hash, error) {
+	var h Hash
+	if len(b) != len(h) {
+		return h, fmt.Errorf("token hash: want %d bytes, got %d", len(h), len(b))
+	}
+	copy(h[:], b)
+	return h, nil
+}
 
 // Matches reports in constant time whether the token's secret hashes to h.
 func (t Token) Matches(h Hash) bool { return t.Hash().Equal(h) }
@@ -148,8 +171,12 @@ func (t Token) String() string { return "rill_" + string(t.Kind) + " token " + t
 // GoString keeps %#v from printing the secret.
 func (t Token) GoString() string { return t.String() }
 
-// Encode returns the token in its wire form. The result is a secret.
+// Encode returns the token in its wire form (Rill's for a Rill-format token). The result is a
+// secret.
 func (t Token) Encode() string {
+	if t.Rill {
+		return prefix + string(t.Kind) + "_" + rillBase62(t.ID, t.Secret)
+	}
 	var raw [idLen + secretLen]byte
 	copy(raw[:], t.ID[:])
 	copy(raw[idLen:], t.Secret[:])
@@ -166,7 +193,29 @@ func (t Token) Encode() string {
 }
 
 // Display returns the non-secret display prefix shown in lists ("token id" in the docs).
-func (t Token) Display() string { return t.Encode()[:DisplayLen] }
+func (t Token) Display() string {
+	if t.Rill {
+		return RillDisplay(t.Kind, t.ID)
+	}
+	return t.Encode()[:DisplayLen]
+}
+
+// RillDisplay is the display prefix Rill shows for its token id: rill_<kind>_ and the first ten
+// base62 digits of id followed by 24 zero bytes (authtoken.Token.Prefix), so an importer can
+// show the prefix Rill showed without the secret.
+func RillDisplay(k Kind, id ID) string {
+	p := rillBase62(id, [secretLen]byte{})
+	return prefix + string(k) + "_" + p[:min(len(p), 10)]
+}
+
+// rillBase62 is Rill's payload, big.Int(id ‖ secret).Text(62): math/big is what Rill uses, so
+// the text is Rill's by construction. Not on the check path.
+func rillBase62(id ID, secret [secretLen]byte) string {
+	var raw [idLen + secretLen]byte
+	copy(raw[:], id[:])
+	copy(raw[idLen:], secret[:])
+	return new(big.Int).SetBytes(raw[:]).Text(62)
+}
 
 // New generates a fresh token of the given kind with a random id and secret.
 func New(k Kind) (Token, error) {
@@ -199,8 +248,8 @@ func NewID() string {
 // a malformed rill token from some other kind of credential (a JWT).
 func HasPrefix(s string) bool { return len(s) >= len(prefix) && s[:len(prefix)] == prefix }
 
-// Parse decodes s and verifies its checksum. It does not allocate; on failure it returns one of
-// the sentinel errors above.
+// Parse decodes s and verifies its checksum, or decodes Rill's unchecked form when s has its
+// length. It does not allocate; on failure it returns one of the sentinel errors above.
 func Parse(s string) (Token, error) {
 	var t Token
 	if !HasPrefix(s) {
@@ -218,6 +267,9 @@ func Parse(s string) (Token, error) {
 		return t, ErrUnknownType
 	}
 	if len(s) != Len {
+		if n := len(s) - headerLen; n >= 1 && n <= payloadLen {
+			return parseRill(t, s[headerLen:])
+		}
 		return t, ErrBadLength
 	}
 	for i := headerLen; i < Len; i++ {
@@ -243,6 +295,26 @@ func Parse(s string) (Token, error) {
 	return t, nil
 }
 
+// parseRill decodes the payload p of a token in Rill's form. Rill's FromString
+// (admin/pkg/authtoken/authtoken.go) reads it with big.Int.SetString(p, 62), refuses a value
+// over 40 bytes and left-pads a shorter one; so do we, with our limb decoder so that a check
+// allocates nothing. Where SetString is laxer than the writer (a sign, leading zeros) we take
+// only what big.Int.Text writes, so each token has one spelling.
+func parseRill(t Token, p string) (Token, error) {
+	for i := 0; i < len(p); i++ {
+		if rillDigit[p[i]] == 0xff {
+			return t, ErrBadCharacter
+		}
+	}
+	var raw [idLen + secretLen]byte
+	if (len(p) > 1 && p[0] == '0') || !decodeBase62With(&rillDigit, raw[:], p) {
+		return t, ErrBadPayload
+	}
+	copy(t.ID[:], raw[:idLen])
+	copy(t.Secret[:], raw[idLen:])
+	t.Rill = true
+	return t, nil
+}
 
 // checksum is CRC32 (IEEE) over a string. It views the string's bytes in place (crc32 only
 // reads them) because a []byte conversion would allocate on every check.
@@ -252,7 +324,12 @@ func checksum(s string) uint32 {
 
 const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-var digit = func() (d [256]byte) {
+// rillAlphabet is math/big's base-62 digit order, which Rill's tokens use: lower case first.
+const rillAlphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+var digit, rillDigit = digits(alphabet), digits(rillAlphabet)
+
+func digits(alphabet string) (d [256]byte) {
 	for i := range d {
 		d[i] = 0xff
 	}
@@ -260,7 +337,7 @@ var digit = func() (d [256]byte) {
 		d[alphabet[i]] = byte(i)
 	}
 	return d
-}()
+}
 
 // appendBase62 appends the big-endian number in src as exactly width base62 digits.
 func appendBase62(dst, src []byte, width int) []byte {
@@ -279,9 +356,14 @@ func appendBase62(dst, src []byte, width int) []byte {
 	return append(dst, out...)
 }
 
-// decodeBase62 decodes s into dst as a big-endian number, reporting false if it overflows
-// dst. It works on 64-bit limbs so that the hot path stays cheap; len(dst) must be <= 40.
-func decodeBase62(dst []byte, s string) bool {
+// decodeBase62 decodes s (our alphabet) into dst as a big-endian number, reporting false if it
+// overflows dst.
+func decodeBase62(dst []byte, s string) bool { return decodeBase62With(&digit, dst, s) }
+
+// decodeBase62With decodes s, whose digits' values tab gives, into dst as a big-endian number,
+// reporting false if it overflows dst. It works on 64-bit limbs so that the hot path stays
+// cheap; len(dst) must be <= 40.
+func decodeBase62With(tab *[256]byte, dst []byte, s string) bool {
 	var limbs [5]uint64 // little-endian limbs, room for 40 bytes
 	nl := (len(dst) + 7) / 8
 	// Ten base62 digits fit in a uint64 (62^10 < 2^64), so multiply the limbs once per chunk
@@ -289,7 +371,7 @@ func decodeBase62(dst []byte, s string) bool {
 	for i := 0; i < len(s); {
 		chunk, mul := uint64(0), uint64(1)
 		for n := 0; n < 10 && i < len(s); n, i = n+1, i+1 {
-			chunk = chunk*62 + uint64(digit[s[i]])
+			chunk = chunk*62 + uint64(tab[s[i]])
 			mul *= 62
 		}
 		carry := chunk

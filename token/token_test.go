@@ -1,8 +1,11 @@
 package token
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math/big"
 	"regexp"
 	"strings"
 	"testing"
@@ -153,9 +156,13 @@ func TestNewRejectsUnknownKind(t *testing.T) {
 func TestParseDoesNotAllocate(t *testing.T) {
 	s := mustNew(t, Service).Encode()
 	bad := s[:30] + "!" + s[31:]
+	rill := rillMint(t, User, 0)
+	badRill := rill[:20] + "!"
 	n := testing.AllocsPerRun(100, func() {
 		_, _ = Parse(s)
 		_, _ = Parse(bad)
+		_, _ = Parse(rill)
+		_, _ = Parse(badRill)
 	})
 	if n != 0 {
 		t.Fatalf("Parse allocates %v times per run", n)
@@ -167,13 +174,29 @@ func FuzzParse(f *testing.F) {
 		tok := mustNew(f, k)
 		f.Add(tok.Encode())
 		f.Add(tok.Encode()[:40])
+		f.Add(rillMint(f, k, 0))
+		f.Add(rillMint(f, k, 3))
 	}
 	f.Add("")
 	f.Add("rill_")
 	f.Add("rill_usr_" + strings.Repeat("z", 60))
+	f.Add("rill_usr_" + strings.Repeat("Z", 54))
+	f.Add("rill_svc_0")
+	f.Add("rill_svc_-1")
+	f.Add("rill_dpl_2Dws32dc2FxTThgCQjHerGM1rx9pJLCPQh5QbWjUiwpkZNkCCRrlrK")
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Fuzz(func(t *testing.T, s string) {
 		tok, err := Parse(s)
+		kind, raw, rillOK := rillFromString(s)
+		// Rill's own parser and ours agree on Rill-format tokens: whatever we take as one, Rill
+		// reads as the same token; whatever Rill reads (of the kinds we serve, spelt as Rill
+		// writes it) we take.
+		if err == nil && tok.Rill && (!rillOK || kind != string(tok.Kind) || raw != tok.raw()) {
+			t.Fatalf("Parse took %q as Rill's %s %x; Rill's FromString says %v %s %x", s, tok.Kind, tok.raw(), rillOK, kind, raw)
+		}
+		if rillOK && (kind == "usr" || kind == "svc") && canonical(s[len("rill_usr_"):]) && (err != nil || !tok.Rill || tok.raw() != raw) {
+			t.Fatalf("Rill's FromString reads %q as %s %x; Parse says %+v %v", s, kind, raw, tok, err)
+		}
 		if err != nil {
 			return
 		}
@@ -182,6 +205,217 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse accepted %q but it re-encodes as %q", s, got)
 		}
 	})
+}
+
+// raw is id ‖ secret.
+func (t Token) raw() (b [idLen + secretLen]byte) {
+	copy(b[:], t.ID[:])
+	copy(b[idLen:], t.Secret[:])
+	return b
+}
+
+// rillFromString is Rill's authtoken.FromString (rilldata/rill admin/pkg/authtoken/authtoken.go)
+// written out with math/big as Rill does it: the reference our decoder must agree with.
+func rillFromString(s string) (kind string, raw [idLen + secretLen]byte, ok bool) {
+	parts := strings.Split(s, "_")
+	if len(parts) != 3 || parts[0] != "rill" {
+		return "", raw, false
+	}
+	switch parts[1] {
+	case "usr", "svc", "dpl", "mgc":
+	default:
+		return "", raw, false
+	}
+	var i big.Int
+	if _, ok := i.SetString(parts[2], 62); !ok {
+		return "", raw, false
+	}
+	b := i.Bytes()
+	if len(b) > len(raw) {
+		return "", raw, false
+	}
+	copy(raw[len(raw)-len(b):], b) // padLeft
+	return parts[1], raw, true
+}
+
+// canonical reports whether p is spelt as big.Int.Text(62) writes it: no sign, no leading zero.
+func canonical(p string) bool {
+	return p != "" && p[0] != '+' && p[0] != '-' && (p[0] != '0' || p == "0")
+}
+
+// rillMint mints a token the way Rill's authtoken.NewRandom and String do (a random v4 UUID and
+// 24 random bytes, big.Int(id ‖ secret).Text(62)), with the id's first zeroBytes bytes zero.
+func rillMint(t testing.TB, k Kind, zeroBytes int) string {
+	t.Helper()
+	var raw [idLen + secretLen]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		t.Fatal(err)
+	}
+	raw[6] = raw[6]&0x0f | 0x40
+	raw[8] = raw[8]&0x3f | 0x80
+	clear(raw[:zeroBytes])
+	return "rill_" + string(k) + "_" + new(big.Int).SetBytes(raw[:]).Text(62)
+}
+
+// rillSecretHash is Rill's authtoken.Token.SecretHash of a token string: what its database keeps.
+func rillSecretHash(t testing.TB, s string) Hash {
+	t.Helper()
+	_, raw, ok := rillFromString(s)
+	if !ok {
+		t.Fatalf("Rill cannot read %q", s)
+	}
+	return sha256.Sum256(raw[idLen:])
+}
+
+func TestRillFormat(t *testing.T) {
+	// Rill's own test vectors (admin/pkg/authtoken/authtoken_test.go, TestValidity).
+	const example = "2Dws32dc2FxTThgCQjHerGM1rx9pJLCPQh5QbWjUiwpkZNkCCRrlrK"
+	for _, k := range []Kind{User, Service} {
+		s := "rill_" + string(k) + "_" + example
+		tok, err := Parse(s)
+		if err != nil || !tok.Rill || tok.Kind != k || tok.Encode() != s {
+			t.Fatalf("Rill's example %q: %+v %v", s, tok, err)
+		}
+		if !tok.Matches(rillSecretHash(t, s)) {
+			t.Fatalf("Rill's example does not match the hash Rill stores for it")
+		}
+	}
+	// Tokens minted as Rill mints them, ids with 0 to 16 leading zero bytes (shorter texts,
+	// padded back to 40 bytes), verify against the hash Rill stores.
+	for zero := 0; zero <= idLen; zero++ {
+		for i := 0; i < 50; i++ {
+			s := rillMint(t, Service, zero)
+			tok, err := Parse(s)
+			if err != nil || !tok.Rill || tok.Encode() != s {
+				t.Fatalf("%d zero bytes: Parse(%q) = %+v, %v", zero, s, tok, err)
+			}
+			for j := 0; j < zero; j++ {
+				if tok.ID[j] != 0 {
+					t.Fatalf("%q: id %s lost its leading zero bytes", s, tok.ID)
+				}
+			}
+			if !tok.Matches(rillSecretHash(t, s)) {
+				t.Fatalf("%q does not match the hash Rill stores for it", s)
+			}
+			if d := tok.Display(); !strings.HasPrefix(s, d) && zero < 7 {
+				// Rill's TestPrefix: the display prefix starts the token (while the id keeps
+				// the text's first ten digits to itself).
+				t.Fatalf("display %q is not a prefix of %q", d, s)
+			}
+		}
+	}
+	// TestNull and TestPartiallyNull: all-zero and nearly all-zero tokens.
+	for _, tok := range []Token{{Kind: User, Rill: true}, {Kind: User, Rill: true, ID: ID{15: 1}, Secret: [secretLen]byte{23: 1}}} {
+		got, err := Parse(tok.Encode())
+		if err != nil || got != tok {
+			t.Fatalf("%q: %+v %v", tok.Encode(), got, err)
+		}
+	}
+	if s := (Token{Kind: User, Rill: true}).Encode(); s != "rill_usr_0" {
+		t.Fatalf("the zero token encodes as %q", s)
+	}
+}
+
+// TestBothFormatsHashAlike: one secret under either format hashes to one value, the SHA-256 of
+// its 24 bytes, so a record written from Rill's secret_hash and one we wrote verify alike.
+func TestBothFormatsHashAlike(t *testing.T) {
+	ours := mustNew(t, User)
+	rill, err := Parse(Token{Kind: User, ID: ours.ID, Secret: ours.Secret, Rill: true}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Hash(sha256.Sum256(ours.Secret[:]))
+	if ours.Hash() != want || rill.Hash() != want || !rill.Matches(ours.Hash()) || !ours.Matches(rill.Hash()) {
+		t.Fatal("the two formats hash one secret differently")
+	}
+	h, err := HashFromBytes(want[:])
+	if err != nil || h != want {
+		t.Fatalf("HashFromBytes: %x %v", h, err)
+	}
+	for _, n := range []int{0, 31, 33} {
+		if _, err := HashFromBytes(make([]byte, n)); err == nil {
+			t.Errorf("HashFromBytes took %d bytes", n)
+		}
+	}
+}
+
+func TestRillParseErrors(t *testing.T) {
+	good := rillMint(t, User, 0)
+	short := rillMint(t, Service, 2)
+	max320 := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 320), big.NewInt(1)).Text(62)
+	two320 := new(big.Int).Lsh(big.NewInt(1), 320).Text(62)
+	if len(max320) != payloadLen || len(two320) != payloadLen {
+		t.Fatalf("2^320 takes %d digits, not %d", len(two320), payloadLen)
+	}
+	if tok, err := Parse("rill_usr_" + max320); err != nil || tok.ID != (ID{0: 0xff, 1: 0xff, 2: 0xff, 3: 0xff, 4: 0xff, 5: 0xff, 6: 0xff, 7: 0xff, 8: 0xff, 9: 0xff, 10: 0xff, 11: 0xff, 12: 0xff, 13: 0xff, 14: 0xff, 15: 0xff}) {
+		t.Fatalf("2^320-1, the largest id and secret: %+v %v", tok, err)
+	}
+	cases := []struct {
+		name string
+		in   string
+		want error
+	}{
+		{"Rill's rill_foo_", "rill_foo_" + good[9:], ErrUnknownType},
+		{"Rill's roll_usr_", "roll_usr_" + good[9:], ErrWrongPrefix},
+		{"Rill's rill__", "rill__" + good[9:], ErrUnknownType},
+		{"Rill's rill_ without type", "rill_" + good[9:], ErrUnknownType},
+		{"Rill's rillusr", "rillusr" + good[9:], ErrWrongPrefix},
+		{"Rill's _usr_", "_usr_" + good[9:], ErrWrongPrefix},
+		{"Rill's _", "_", ErrWrongPrefix},
+		{"Rill's ___", "___", ErrWrongPrefix},
+		{"deployment token (not served)", "rill_dpl_" + good[9:], ErrUnknownType},
+		{"magic token (not served)", "rill_mgc_" + good[9:], ErrUnknownType},
+		{"upper-case type", "rill_USR_" + good[9:], ErrUnknownType},
+		{"empty payload", "rill_usr_", ErrBadLength},
+		{"one digit too many (Rill's Z-prefixed example)", "rill_usr_Z2Dws32dc2FxTThgCQjHerGM1rx9pJLCPQh5QbWjUiwpkZNkCCRrlrK", ErrBadLength},
+		{"overlong", good + strings.Repeat("a", 5), ErrBadLength},
+		{"2^320", "rill_usr_" + two320, ErrBadPayload},
+		{"all Z", "rill_usr_" + strings.Repeat("Z", payloadLen), ErrBadPayload},
+		{"leading zero", "rill_usr_0" + short[9:], ErrBadPayload},
+		{"zeros", "rill_usr_00", ErrBadPayload},
+		{"minus sign (big.Int.SetString takes it)", "rill_usr_-" + short[10:], ErrBadCharacter},
+		{"plus sign", "rill_usr_+" + short[10:], ErrBadCharacter},
+		{"underscore", good[:20] + "_" + good[21:], ErrBadCharacter},
+		{"hyphen", good[:20] + "-" + good[21:], ErrBadCharacter},
+		{"space", good[:20] + " " + good[21:], ErrBadCharacter},
+		{"NUL", good[:20] + "\x00" + good[21:], ErrBadCharacter},
+		{"non-ascii", good[:20] + "é" + good[22:], ErrBadCharacter},
+		{"base64 slash", good[:20] + "/" + good[21:], ErrBadCharacter},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := Parse(c.in); !errors.Is(err, c.want) {
+				t.Fatalf("Parse(%q) = %v, want %v", c.in, err, c.want)
+			}
+		})
+	}
+	// A truncated Rill token has no checksum to catch it: it reads as another token, whose id
+	// no store holds, so the check says "unknown token" (see resolver's tests).
+	tok, _ := Parse(good)
+	if cut, err := Parse(good[:len(good)-1]); err != nil || cut.ID == tok.ID {
+		t.Fatalf("truncated Rill token: %+v %v", cut, err)
+	}
+	// Turning a Rill token into our length does not make it ours.
+	if _, err := Parse(good + strings.Repeat("0", Len-len(good))); !errors.Is(err, ErrBadChecksum) {
+		t.Fatalf("Rill token padded to our length: %v", err)
+	}
+}
+
+func TestRillDisplay(t *testing.T) {
+	tok, err := Parse("rill_usr_2Dws32dc2FxTThgCQjHerGM1rx9pJLCPQh5QbWjUiwpkZNkCCRrlrK")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rill's Prefix: base62 of the id followed by zero bytes, its first ten digits.
+	var raw [idLen + secretLen]byte
+	copy(raw[:], tok.ID[:])
+	want := "rill_usr_" + new(big.Int).SetBytes(raw[:]).Text(62)[:10]
+	if d := tok.Display(); d != want || d != RillDisplay(User, tok.ID) || len(d) != DisplayLen {
+		t.Fatalf("display %q, want %q", d, want)
+	}
+	if d := RillDisplay(Service, ID{}); d != "rill_svc_0" {
+		t.Fatalf("display of the zero id: %q", d)
+	}
 }
 
 func FuzzRoundTrip(f *testing.F) {
@@ -219,6 +453,16 @@ func BenchmarkParseBadChecksum(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _ = Parse(s)
+	}
+}
+
+func BenchmarkParseRill(b *testing.B) {
+	s := rillMint(b, User, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(s); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

@@ -171,19 +171,25 @@ type Revoked struct {
 	Revoked []TokenInfo `json:"revoked"`
 }
 
-// CredentialsRequest asks for an ephemeral token for an end user: their attributes, or just
-// their email.
+// CredentialsRequest is Rill's GetDeploymentCredentialsRequest: a runtime token for an end user
+// named by UserID, UserEmail or Attributes (at most one; none: the caller). The server also reads
+// the proto names (user_id, user_email, ttl_seconds), ignores unknown fields, and takes a
+// TTLSeconds of 0 as 86400. Branch, when set, must be the project's prod branch.
 type CredentialsRequest struct {
+	UserID     string         `json:"userId,omitempty"`
+	UserEmail  string         `json:"userEmail,omitempty"`
 	Attributes map[string]any `json:"attributes,omitempty"`
-	UserEmail  string         `json:"user_email,omitempty"`
-	TTLSeconds *int           `json:"ttl_seconds,omitempty"`
+	TTLSeconds uint32         `json:"ttlSeconds,omitempty"`
+	Branch     string         `json:"branch,omitempty"`
 }
 
-// CredentialsResponse carries the ephemeral token.
+// CredentialsResponse is Rill's GetDeploymentCredentialsResponse as its JSON transcoder writes
+// it: camelCase, every field present. AccessToken is a JWT the project's runtime accepts.
 type CredentialsResponse struct {
-	AccessToken string    `json:"access_token"`
-	TTLSeconds  int       `json:"ttl_seconds"`
-	ExpiresAt   time.Time `json:"expires_at"`
+	RuntimeHost string `json:"runtimeHost"`
+	InstanceID  string `json:"instanceId"`
+	AccessToken string `json:"accessToken"`
+	TTLSeconds  uint32 `json:"ttlSeconds"`
 }
 
 // RotateResult names the new signing key and the ones retired.

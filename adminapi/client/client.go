@@ -5,11 +5,15 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -24,8 +28,56 @@ type Client struct {
 }
 
 // New returns a client of the API at baseURL that authenticates with tok.
-func New(baseURL, tok string) *Client {
-	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: tok, HTTP: &http.Client{Timeout: 30 * time.Second}}
+func New(baseURL, tok string, opts ...Option) *Client {
+	c := &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: tok, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient makes the client send its requests with h.
+func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.HTTP = h } }
+
+// WithTLSConfig makes the client speak TLS with cfg (a CA to trust, a client certificate),
+// on an otherwise default transport.
+func WithTLSConfig(cfg *tls.Config) Option {
+	return func(c *Client) {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = cfg
+		c.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: tr}
+	}
+}
+
+// TLSConfig builds a client TLS config from PEM files: caFile, if given, is the only CA
+// trusted for the server's certificate (else the system's are); certFile and keyFile, if given,
+// are the client certificate a daemon with --tls-client-ca-file asks for.
+func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", caFile)
+		}
+	}
+	switch {
+	case certFile != "" && keyFile != "":
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate %s with key %s: %w", certFile, keyFile, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	case certFile != "" || keyFile != "":
+		return nil, errors.New("a client certificate needs both its certificate and its key file")
+	}
+	return cfg, nil
 }
 
 // Error is a request the API refused: the HTTP status and the {code, message} body it sent.

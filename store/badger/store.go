@@ -18,7 +18,8 @@ import (
 
 // Options configures Open.
 type Options struct {
-	// Dir is the data directory. Empty with InMemory set keeps everything in memory (tests).
+	// Dir is the data directory, created or tightened to 0700; its files are made 0600 and the
+	// process umask 077 (see perms.go). Empty with InMemory set keeps everything in memory.
 	Dir      string
 	InMemory bool
 	// EncryptionKey enables Badger's at-rest encryption (16, 24 or 32 bytes of AES key).
@@ -110,9 +111,25 @@ func Open(o Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !o.InMemory {
+		warning, err := secureDir(o.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		if warning != "" {
+			o.Logger.Warn(warning)
+		}
+		restrictUmask()
+	}
 	db, err := bdg.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("open store in %q: %w", o.Dir, err)
+	}
+	if !o.InMemory {
+		if err := secureFiles(o.Dir); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open store: %w", err)
+		}
 	}
 	s := &DB{db: db, opts: o, log: o.Logger, stopGC: make(chan struct{}), gcDone: make(chan struct{}), idx: tokindex.New()}
 	if err := s.initTokenCounts(); err != nil {
