@@ -26,8 +26,9 @@ type CLI struct {
 	Config  kong.ConfigFlag  `help:"YAML config file; its keys are the flag names (data_dir: ..., grpc_addr: ...)." placeholder:"FILE"`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 
-	Serve   Config     `cmd:"" default:"withargs" help:"Run the daemon (the default command)."`
-	Restore RestoreCmd `cmd:"" help:"Load a backup (rillctl admin backup) into an empty Badger store; run it with the daemon stopped."`
+	Serve      Config        `cmd:"" default:"withargs" help:"Run the daemon (the default command)."`
+	Restore    RestoreCmd    `cmd:"" help:"Load a backup (rillctl admin backup) into an empty Badger store; run it with the daemon stopped."`
+	ImportRill ImportRillCmd `cmd:"" name:"import-rill" help:"Import orgs, projects, users, groups, roles, services and live tokens from Rill's admin database (PostgreSQL); re-run to update; run it with the daemon stopped."`
 }
 
 // StoreFlags choose and open a store; every command that works on one takes them.

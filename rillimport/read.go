@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"slices"
 	"strings"
@@ -30,11 +29,10 @@ const CreatedBy = "rill-import"
 // Snapshot is what Read found in a Rill database, already in our model.
 type Snapshot struct {
 	// Source names the database (host, port, name; never credentials).
-	Source   string
-	Orgs     []store.Org
+	Source string
+	Orgs   []store.Org
+	// Projects carry their prod deployment's runtime host, instance, audience and branch.
 	Projects []store.Project
-	// Runtime is each project's prod deployment, keyed by store.ProjectKey.
-	Runtime  map[string]Runtime
 	Users    []store.User
 	Services []store.Service
 	Tokens   []store.Token
@@ -44,12 +42,6 @@ type Snapshot struct {
 	// restrict_resources), left out: we cannot limit a role to resources, and granting the
 	// whole project would grant more than Rill does.
 	RestrictedBindings int
-}
-
-// Runtime is a project's prod deployment: where its runtime is, the instance, and the
-// audience runtime JWTs for it must carry.
-type Runtime struct {
-	Host, InstanceID, Audience, Branch string
 }
 
 // schema lists the tables and columns Read needs. A column given as "a|b" may have either name
@@ -85,11 +77,13 @@ var ErrSchema = errors.New("not a Rill admin database this import knows")
 func Read(ctx context.Context, url string) (*Snapshot, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("rill database URL: %w", err)
+		// Not wrapped: pgx's parse error may quote the URL, password included.
+		return nil, errors.New("the Rill database URL does not parse (postgres://user:password@host:port/db?sslmode=...)")
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 15 * time.Second
 	}
+	cfg.RuntimeParams["application_name"] = "rill-authd import-rill"
 	src := fmt.Sprintf("%s/%s", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)), cfg.Database)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
@@ -101,7 +95,7 @@ func Read(ctx context.Context, url string) (*Snapshot, error) {
 		return nil, fmt.Errorf("rill database at %s: begin: %w", src, err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) // read only: nothing to commit
-	r := &reader{tx: tx, snap: &Snapshot{Source: src, Runtime: map[string]Runtime{}}}
+	r := &reader{tx: tx, snap: &Snapshot{Source: src}}
 	if err := r.read(ctx); err != nil {
 		return nil, fmt.Errorf("rill database at %s: %w", src, err)
 	}
@@ -314,17 +308,16 @@ func (r *reader) projectsAndRuntime(ctx context.Context) error {
 		}
 		org := r.orgName[orgID]
 		r.projects[id] = project{org, name}
-		r.snap.Projects = append(r.snap.Projects, store.Project{Org: org, Name: name, CreatedAt: created.UTC()})
-		rt := Runtime{Branch: prodBranch}
+		p := store.Project{Org: org, Name: name, CreatedAt: created.UTC(), ProdBranch: prodBranch}
 		if host != nil { // a hibernated project has no prod deployment
-			rt = Runtime{Host: *host, InstanceID: *instance, Audience: *audience, Branch: *dBranch}
-			if rt.Audience == "" {
+			p.RuntimeHost, p.InstanceID, p.RuntimeAudience, p.ProdBranch = *host, *instance, *audience, *dBranch
+			if p.RuntimeAudience == "" {
 				// The runtime's audience is its own URL (RILL_RUNTIME_AUTH_AUDIENCE_URL), which
 				// a static provisioner without audience_url leaves as the host.
-				rt.Audience = rt.Host
+				p.RuntimeAudience = p.RuntimeHost
 			}
 		}
-		r.snap.Runtime[store.ProjectKey(org, name)] = rt
+		r.snap.Projects = append(r.snap.Projects, p)
 		return nil
 	})
 	if err != nil {
@@ -627,11 +620,10 @@ func (r *reader) tokens(ctx context.Context) error {
 			}
 			// secret_hash is the SHA-256 of the 24 secret bytes (authtoken.Token.SecretHash in
 			// admin/pkg/authtoken/authtoken.go): the hash we keep for our own tokens too.
-			if len(hash) != len(rec.Hash) {
-				return fmt.Errorf("token %s: secret_hash has %d bytes, not a SHA-256", rec.ID, len(hash))
+			if rec.Hash, err = token.HashFromBytes(hash); err != nil {
+				return fmt.Errorf("token %s: secret_hash: %w", rec.ID, err)
 			}
-			copy(rec.Hash[:], hash)
-			rec.Kind, rec.Prefix, rec.CreatedBy = t.kind, rillDisplay(t.kind, id), CreatedBy
+			rec.Kind, rec.Prefix, rec.CreatedBy = t.kind, token.RillDisplay(t.kind, id), CreatedBy
 			rec.CreatedAt = rec.CreatedAt.UTC()
 			if expires != nil {
 				rec.ExpiresAt = expires.UTC()
@@ -649,13 +641,4 @@ func (r *reader) tokens(ctx context.Context) error {
 		r.snap.ExpiredTokens += n
 	}
 	return nil
-}
-
-// rillDisplay is the display prefix Rill shows for a token (authtoken.Token.Prefix): rill_,
-// the type, _ and the first ten base62 digits of big.Int(id ‖ 24 zero bytes).
-func rillDisplay(k token.Kind, id token.ID) string {
-	var raw [40]byte
-	copy(raw[:], id[:])
-	p := new(big.Int).SetBytes(raw[:]).Text(62)
-	return "rill_" + string(k) + "_" + p[:min(len(p), 10)]
 }
