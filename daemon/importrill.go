@@ -39,14 +39,15 @@ func (c *ImportRillCmd) Run(ctx context.Context, stderr io.Writer) error {
 	defer st.Close()
 	rep, err := rillimport.Import(ctx, st, snap, rillimport.Options{Prune: c.Prune, DryRun: c.DryRun})
 	if err != nil {
-		if rep != nil { // some writes happened before this one failed
-			printReport(stderr, rep, c.DryRun)
-		}
 		return fmt.Errorf("import-rill: %w", err)
 	}
-	if c.DryRun {
-		for _, a := range rep.Actions {
+	for _, a := range rep.Actions {
+		// Every change of a dry run; otherwise what was revoked, which nobody should learn
+		// only from a count.
+		if c.DryRun {
 			fmt.Fprintf(stderr, "rill-authd: would %s %s %s\n", a.Op, a.Kind, a.What)
+		} else if a.Op == rillimport.OpPrune {
+			fmt.Fprintf(stderr, "rill-authd: pruned %s %s\n", a.Kind, a.What)
 		}
 	}
 	printReport(stderr, rep, c.DryRun)

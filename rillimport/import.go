@@ -84,7 +84,7 @@ func Import(ctx context.Context, st store.Store, snap *Snapshot, opts Options) (
 	if err := p.apply(ctx, st); err != nil {
 		_ = st.AppendAudit(context.WithoutCancel(ctx), store.AuditEvent{Time: time.Now().UTC(), Actor: CreatedBy,
 			Action: "rill.import", Target: snap.Source, Outcome: "failed", Detail: err.Error()})
-		return p.report, err
+		return nil, fmt.Errorf("%w; the writes before it stay: run the import again to finish", err)
 	}
 	err = st.AppendAudit(ctx, store.AuditEvent{Time: time.Now().UTC(), Actor: CreatedBy, Action: "rill.import",
 		Target: snap.Source, Outcome: "ok", Detail: p.report.Summary()})

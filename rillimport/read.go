@@ -92,12 +92,12 @@ func Read(ctx context.Context, url string) (*Snapshot, error) {
 	defer conn.Close(context.WithoutCancel(ctx))
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, fmt.Errorf("rill database at %s: begin: %w", src, err)
+		return nil, fmt.Errorf("the Rill database at %s: begin: %w", src, err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) // read only: nothing to commit
 	r := &reader{tx: tx, snap: &Snapshot{Source: src}}
 	if err := r.read(ctx); err != nil {
-		return nil, fmt.Errorf("rill database at %s: %w", src, err)
+		return nil, fmt.Errorf("the Rill database at %s: %w", src, err)
 	}
 	return r.snap, nil
 }
