@@ -67,12 +67,16 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 			return errf(http.StatusBadRequest, "user_email %q is not an email address", req.UserEmail)
 		}
 		subject = strings.ToLower(req.UserEmail)
-		if u, err := a.st.GetUserByEmail(r.Context(), subject); err == nil {
+		// Someone who is not a member of this org is an unknown email to it: another org's user
+		// is not this caller's to name, nor their groups and attributes to read.
+		u, err := a.st.GetUserByEmail(r.Context(), subject)
+		switch {
+		case err == nil && u.Member(org):
 			p := resolver.UserPrincipal(&u)
 			attrs = p.AttributesFor(p.AccessTo(org, project))
-		} else if errors.Is(err, store.ErrNotFound) {
+		case err == nil || errors.Is(err, store.ErrNotFound):
 			attrs = map[string]any{"email": subject, "domain": policy.Domain(subject), "admin": false}
-		} else {
+		default:
 			return err
 		}
 	default:
@@ -189,7 +193,19 @@ func (a *API) introspect(w http.ResponseWriter, r *http.Request, c *caller) erro
 	default:
 		out.TokenType = "jwt"
 	}
-	out.Attributes = p.Attributes
+	if p.Kind == policy.KindUser {
+		// A user's groups and attributes are per org: those of the orgs the caller manages.
+		for org, d := range p.Orgs {
+			if manages(org) {
+				if out.Orgs == nil {
+					out.Orgs = map[string]apiv1.UserOrg{}
+				}
+				out.Orgs[org] = apiv1.UserOrg{Groups: d.Groups, Attributes: d.Attributes}
+			}
+		}
+	} else {
+		out.Attributes = p.Attributes
+	}
 	if exp := res.Expires(); !exp.IsZero() { // the resolver already knows it: no second read
 		out.Exp = exp.Unix()
 	}
