@@ -325,13 +325,13 @@ type UserCmd struct {
 // UserCreateCmd is `rillctl user create`.
 type UserCreateCmd struct {
 	Email       string   `arg:"" help:"Email of the user."`
-	Org         string   `env:"RILLCTL_ORG" help:"Org to give the user roles in."`
+	Org         string   `env:"RILLCTL_ORG" help:"Org to create the user in, or to add them to if they exist (guest unless a role is given)."`
 	DisplayName string   `help:"Display name."`
 	OrgRole     string   `help:"Org role: admin, editor, viewer or guest." enum:"admin,editor,viewer,guest," default:""`
 	Project     string   `help:"Project to give a role on (with --project-role)."`
 	ProjectRole string   `help:"Project role: admin, editor or viewer." enum:"admin,editor,viewer," default:""`
-	Groups      []string `help:"Groups, comma separated (security policies see them)."`
-	Attributes  string   `help:"Custom attributes, a JSON object." placeholder:"JSON"`
+	Groups      []string `help:"The user's groups in --org, comma separated (that org's security policies see them)."`
+	Attributes  string   `help:"The user's custom attributes in --org, a JSON object." placeholder:"JSON"`
 }
 
 // Run creates the user.
