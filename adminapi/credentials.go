@@ -117,7 +117,7 @@ func (a *API) endUser(r *http.Request, c *caller, org, project string, req crede
 	switch {
 	case req.userID != "":
 		u, err := a.st.GetUser(r.Context(), req.userID)
-		if errors.Is(err, store.ErrNotFound) || err == nil && !member(&u, org) {
+		if errors.Is(err, store.ErrNotFound) || err == nil && !u.Member(org) {
 			// Only the org's own users: another org's are not this caller's to name.
 			return endUser{}, errf(http.StatusNotFound, "user %q not found in org %q", req.userID, org)
 		} else if err != nil {
@@ -133,7 +133,7 @@ func (a *API) endUser(r *http.Request, c *caller, org, project string, req crede
 		}
 		email := strings.ToLower(req.userEmail)
 		u, err := a.st.GetUserByEmail(r.Context(), email)
-		if err == nil && member(&u, org) {
+		if err == nil && u.Member(org) {
 			p := resolver.UserPrincipal(&u)
 			acc := p.AccessTo(org, project)
 			return endUser{who: "email:" + email, attrs: p.AttributesFor(acc), perms: acc.Perms}, nil
@@ -150,19 +150,6 @@ func (a *API) endUser(r *http.Request, c *caller, org, project string, req crede
 	// A service asking for itself: no subject, no attributes, as Rill leaves them (a subject
 	// shared by every end user the service embeds for would mix their runtime state).
 	return endUser{who: "caller:" + string(c.p.Kind) + ":" + c.p.ID}, nil
-}
-
-// member reports whether u has a role in org (or is a superuser), so the org may name them.
-func member(u *store.User, org string) bool {
-	if u.Superuser || u.OrgRoles[org] != "" {
-		return true
-	}
-	for key := range u.ProjectRoles {
-		if strings.HasPrefix(key, org+"/") {
-			return true
-		}
-	}
-	return false
 }
 
 // credentialsRequest is a GetDeploymentCredentialsRequest body.
@@ -345,7 +332,19 @@ func (a *API) introspect(w http.ResponseWriter, r *http.Request, c *caller) erro
 	default:
 		out.TokenType = "jwt"
 	}
-	out.Attributes = p.Attributes
+	if p.Kind == policy.KindUser {
+		// A user's groups and attributes are per org: those of the orgs the caller manages.
+		for org, d := range p.Orgs {
+			if manages(org) {
+				if out.Orgs == nil {
+					out.Orgs = map[string]apiv1.UserOrg{}
+				}
+				out.Orgs[org] = apiv1.UserOrg{Groups: d.Groups, Attributes: d.Attributes}
+			}
+		}
+	} else {
+		out.Attributes = p.Attributes
+	}
 	if exp := res.Expires(); !exp.IsZero() { // the resolver already knows it: no second read
 		out.Exp = exp.Unix()
 	}

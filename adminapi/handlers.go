@@ -233,25 +233,80 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if err := checkAttributes(req.Attributes); err != nil {
 		return err
 	}
+	if req.Org == "" && (len(req.Groups) > 0 || len(req.Attributes) > 0) {
+		return errf(http.StatusBadRequest, "groups and attributes are set per org: give the org they belong to")
+	}
 	now := a.now().UTC()
-	u := store.User{ID: token.NewID(), Email: strings.ToLower(req.Email), DisplayName: req.DisplayName, Groups: req.Groups,
-		Attributes: req.Attributes, OrgRoles: map[string]policy.Role{}, ProjectRoles: map[string]policy.Role{}, CreatedAt: now, UpdatedAt: now}
-	if orgRole != "" {
-		u.OrgRoles[req.Org] = orgRole
+	u := store.User{ID: token.NewID(), Email: strings.ToLower(req.Email), DisplayName: req.DisplayName, CreatedAt: now, UpdatedAt: now}
+	joinOrg(&u, &req)
+	err := a.st.CreateUser(r.Context(), u)
+	if errors.Is(err, store.ErrConflict) && req.Org != "" {
+		// As in Rill, an org adds someone who already has an account by their email. It writes
+		// and sees its own slice only: the rest of the record is other orgs'.
+		u, err = a.addToOrg(r.Context(), &req)
 	}
-	if req.Project != "" {
-		u.ProjectRoles[store.ProjectKey(req.Org, req.Project)] = projectRole
-		if orgRole == "" { // a project member can see the org the project is in
-			u.OrgRoles[req.Org] = policy.Guest
-		}
-	}
-	if err := a.st.CreateUser(r.Context(), u); err != nil {
+	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return errf(http.StatusConflict, "user %q already exists; use set-role to give them roles", u.Email)
 		}
 		return err
 	}
-	return a.audited(w, r, c, "user.create", "user:"+u.Email, http.StatusCreated, wireUser(u))
+	return a.audited(w, r, c, "user.create", "user:"+u.Email, http.StatusCreated, userView(c, u, req.Org))
+}
+
+// addToOrg adds the existing user req names to req.Org. Their identity (display name
+// included) is theirs and stays as it is.
+func (a *API) addToOrg(ctx context.Context, req *apiv1.UserRequest) (store.User, error) {
+	old, err := a.userByEmail(ctx, req.Email)
+	if err != nil {
+		return old, err
+	}
+	return a.st.UpdateUser(ctx, old.ID, func(u *store.User) error {
+		if u.Member(req.Org) {
+			return errf(http.StatusConflict, "user %q is already a member of org %q; use set-role to change their roles", u.Email, req.Org)
+		}
+		joinOrg(u, req)
+		u.UpdatedAt = a.now().UTC()
+		return nil
+	})
+}
+
+// joinOrg makes u a member of req.Org (if any) with the request's roles, as guest when it gives
+// none, and sets that org's groups and attributes.
+func joinOrg(u *store.User, req *apiv1.UserRequest) {
+	if req.Org == "" {
+		return
+	}
+	if u.OrgRoles == nil {
+		u.OrgRoles = map[string]policy.Role{}
+	}
+	if u.ProjectRoles == nil {
+		u.ProjectRoles = map[string]policy.Role{}
+	}
+	if req.OrgRole != "" {
+		u.OrgRoles[req.Org] = policy.Role(req.OrgRole)
+	}
+	if req.Project != "" {
+		u.ProjectRoles[store.ProjectKey(req.Org, req.Project)] = policy.Role(req.ProjectRole)
+	}
+	if u.OrgRoles[req.Org] == "" { // a member can see the org (and a project's member its org)
+		u.OrgRoles[req.Org] = policy.Guest
+	}
+	if len(req.Groups) > 0 || len(req.Attributes) > 0 {
+		if u.Orgs == nil {
+			u.Orgs = map[string]store.UserOrg{}
+		}
+		u.Orgs[req.Org] = store.UserOrg{Groups: req.Groups, Attributes: req.Attributes}
+	}
+}
+
+// userView is u as c may see it in a response about org: a superuser sees every org's slice,
+// anyone else org's only (nothing of any org when there is none).
+func userView(c *caller, u store.User, org string) apiv1.User {
+	if !c.p.Superuser {
+		u = u.Only(org)
+	}
+	return wireUser(u, org)
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -269,21 +324,12 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, c *caller) error
 	}
 	out := []apiv1.User{}
 	for _, u := range all {
-		if org == "" || u.OrgRoles[org] != "" || hasProjectIn(u.ProjectRoles, org) {
-			out = append(out, wireUser(u))
+		if org == "" || u.Member(org) {
+			out = append(out, userView(c, u, org))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
-}
-
-func hasProjectIn(roles map[string]policy.Role, org string) bool {
-	for k := range roles {
-		if strings.HasPrefix(k, org+"/") {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *API) userByEmail(ctx context.Context, email string) (store.User, error) {
@@ -342,8 +388,9 @@ func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) err
 			if u.OrgRoles[req.Org] == "" {
 				u.OrgRoles[req.Org] = policy.Guest
 			}
-		case req.Remove: // out of the org altogether
+		case req.Remove: // out of the org altogether, and what it set for them goes too
 			delete(u.OrgRoles, req.Org)
+			delete(u.Orgs, req.Org)
 			for k := range u.ProjectRoles {
 				if strings.HasPrefix(k, req.Org+"/") {
 					delete(u.ProjectRoles, k)
@@ -358,7 +405,7 @@ func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	return a.audited(w, r, c, "user.set_role", target, http.StatusOK, wireUser(u))
+	return a.audited(w, r, c, "user.set_role", target, http.StatusOK, userView(c, u, req.Org))
 }
 
 // roleChange checks that a role request asks for one thing.
@@ -394,7 +441,7 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 		return err
 	}
 	a.metrics.TokensRevoked(policy.KindUser, revoked)
-	return a.audited(w, r, c, "user.delete", "user:"+u.Email, http.StatusOK, wireUser(u))
+	return a.audited(w, r, c, "user.delete", "user:"+u.Email, http.StatusOK, userView(c, u, ""))
 }
 
 // --- services

@@ -16,9 +16,21 @@ func wireProject(p store.Project) apiv1.Project {
 	return apiv1.Project{Org: p.Org, Name: p.Name, CreatedAt: p.CreatedAt}
 }
 
-func wireUser(u store.User) apiv1.User {
-	return apiv1.User{ID: u.ID, Email: u.Email, DisplayName: u.DisplayName, OrgRoles: wireRoles(u.OrgRoles), ProjectRoles: wireRoles(u.ProjectRoles),
-		Groups: u.Groups, Attributes: u.Attributes, Superuser: u.Superuser, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+// wireUser converts all of u that it is given (callers pass what the caller may see, see
+// API.userView); Groups and Attributes repeat org's, when the response is about one.
+func wireUser(u store.User, org string) apiv1.User {
+	w := apiv1.User{ID: u.ID, Email: u.Email, DisplayName: u.DisplayName, OrgRoles: wireRoles(u.OrgRoles), ProjectRoles: wireRoles(u.ProjectRoles),
+		Superuser: u.Superuser, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+	if len(u.Orgs) > 0 {
+		w.Orgs = make(map[string]apiv1.UserOrg, len(u.Orgs))
+		for o, s := range u.Orgs {
+			w.Orgs[o] = apiv1.UserOrg{Groups: s.Groups, Attributes: s.Attributes}
+		}
+	}
+	if s, ok := u.Orgs[org]; ok && org != "" {
+		w.Groups, w.Attributes = s.Groups, s.Attributes
+	}
+	return w
 }
 
 func wireService(s store.Service) apiv1.Service {

@@ -3,6 +3,8 @@ package ctl
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
@@ -323,13 +325,13 @@ type UserCmd struct {
 // UserCreateCmd is `rillctl user create`.
 type UserCreateCmd struct {
 	Email       string   `arg:"" help:"Email of the user."`
-	Org         string   `env:"RILLCTL_ORG" help:"Org to give the user roles in."`
+	Org         string   `env:"RILLCTL_ORG" help:"Org to create the user in, or to add them to if they exist (guest unless a role is given)."`
 	DisplayName string   `help:"Display name."`
 	OrgRole     string   `help:"Org role: admin, editor, viewer or guest." enum:"admin,editor,viewer,guest," default:""`
 	Project     string   `help:"Project to give a role on (with --project-role)."`
 	ProjectRole string   `help:"Project role: admin, editor or viewer." enum:"admin,editor,viewer," default:""`
-	Groups      []string `help:"Groups, comma separated (security policies see them)."`
-	Attributes  string   `help:"Custom attributes, a JSON object." placeholder:"JSON"`
+	Groups      []string `help:"The user's groups in --org, comma separated (that org's security policies see them)."`
+	Attributes  string   `help:"The user's custom attributes in --org, a JSON object." placeholder:"JSON"`
 }
 
 // Run creates the user.
@@ -361,7 +363,7 @@ func (c *UserListCmd) Run(g *Globals) error {
 	return call(g, func(cl *client.Client) ([]apiv1.User, error) { return cl.ListUsers(g.ctx, c.Org) }, func(us []apiv1.User) {
 		rows := [][]string{}
 		for _, u := range us {
-			rows = append(rows, []string{u.Email, dash(u.DisplayName), orgRoles(u, c.Org), projectRoles(u, c.Org), dash(strings.Join(u.Groups, ","))})
+			rows = append(rows, []string{u.Email, dash(u.DisplayName), orgRoles(u, c.Org), projectRoles(u, c.Org), userGroups(u, c.Org)})
 		}
 		g.table("EMAIL\tNAME\tORG ROLES\tPROJECT ROLES\tGROUPS", rows)
 	})
@@ -377,6 +379,20 @@ func orgRoles(u apiv1.User, org string) string {
 			out = append(out, o+"="+u.OrgRoles[o])
 		} else if o == org {
 			out = append(out, u.OrgRoles[o])
+		}
+	}
+	return dash(strings.Join(out, ","))
+}
+
+// userGroups lists the groups org set for u, or (no org) every shown org's as org:group.
+func userGroups(u apiv1.User, org string) string {
+	if org != "" {
+		return dash(strings.Join(u.Orgs[org].Groups, ","))
+	}
+	var out []string
+	for _, o := range slices.Sorted(maps.Keys(u.Orgs)) {
+		for _, g := range u.Orgs[o].Groups {
+			out = append(out, o+":"+g)
 		}
 	}
 	return dash(strings.Join(out, ","))

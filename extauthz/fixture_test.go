@@ -57,7 +57,7 @@ func newFixture(tb testing.TB, opts resolver.Options) *fixture {
 	must(st.CreateProject(ctx, store.Project{Org: "acme", Name: "data", CreatedAt: now}))
 	users := []store.User{
 		{ID: "u-alice", Email: "alice@example.com", DisplayName: "Alice", OrgRoles: map[string]policy.Role{"acme": "viewer"},
-			ProjectRoles: map[string]policy.Role{"acme/web": "viewer"}, Groups: []string{"eng"}, Attributes: map[string]any{"region": "eu", "email": "spoof@evil"}},
+			ProjectRoles: map[string]policy.Role{"acme/web": "viewer"}, Orgs: map[string]store.UserOrg{"acme": {Groups: []string{"eng"}, Attributes: map[string]any{"region": "eu", "email": "spoof@evil"}}}},
 		{ID: "u-bob", Email: "bob@acme.io", DisplayName: "Bob", OrgRoles: map[string]policy.Role{"acme": "admin"}},
 		{ID: "u-carol", Email: "carol@other.org", DisplayName: "Carol"},
 		{ID: "u-dave", Email: "dave@acme.io", OrgRoles: map[string]policy.Role{"acme": "viewer"}},

@@ -165,7 +165,7 @@ func (s *Server) outcomeOf(ctx context.Context, res resolver.Result, t target) *
 	if s.cfg.Plugins != nil {
 		extra = func(p *policy.Principal, a policy.Access, t target, attrs map[string]any) (map[string]any, time.Time, error) {
 			added, until, err := s.cfg.Plugins.Attributes(ctx, plugins.Principal{Kind: string(p.Kind), ID: p.ID, Subject: p.Subject, Email: p.Email,
-				Org: t.org, Project: t.project, OrgRole: string(a.OrgRole), ProjectRole: string(a.ProjectRole), Groups: p.Groups, Attributes: attrs})
+				Org: t.org, Project: t.project, OrgRole: string(a.OrgRole), ProjectRole: string(a.ProjectRole), Groups: p.In(t.org).Groups, Attributes: attrs})
 			if err != nil {
 				return nil, s.now(), err // ask again on the next check
 			}

@@ -170,11 +170,15 @@ type Principal struct {
 	Subject      string // user email or service name
 	Name         string // display name
 	Email        string
-	Groups       []string
 	Superuser    bool
 	OrgRoles     map[string]Role
 	ProjectRoles map[string]Role
-	Attributes   map[string]any // custom attributes of the user or service
+	// Orgs holds a user's groups and custom attributes per org, each set by that org: what a
+	// check on an org sees is that org's entry only.
+	Orgs map[string]OrgData
+	// Attributes are the custom attributes of a service or an ephemeral token, which act in one
+	// org only. A user's are in Orgs.
+	Attributes map[string]any
 	// Limit, when non-zero, caps permissions (ephemeral tokens are at most viewer reads).
 	Limit Perm
 	// Issuer is the external issuer of a JWT accepted from a trusted issuer ("" otherwise).
@@ -185,8 +189,15 @@ type Principal struct {
 	SubjectID string
 }
 
+// OrgData is what one org set for a user.
+type OrgData struct {
+	Groups     []string
+	Attributes map[string]any
+}
+
 // Access is what a principal holds on one org/project.
 type Access struct {
+	Org         string // the org it is about: attributes are that org's
 	OrgRole     Role
 	ProjectRole Role // admin for org admins, who hold every project permission
 	Perms       Perm
@@ -194,7 +205,7 @@ type Access struct {
 
 // AccessTo computes the principal's roles and permissions on org/project ("" for no project).
 func (p *Principal) AccessTo(org, project string) Access {
-	var a Access
+	a := Access{Org: org}
 	if p.Superuser {
 		a.OrgRole, a.ProjectRole, a.Perms = Admin, Admin, allOrg|allProject
 		if project == "" {
@@ -230,17 +241,27 @@ func IsReserved(key string) bool {
 	return false
 }
 
-// Attributes assembles what security policies see for the principal on a project with the
-// given access: the standard attributes of its kind, then its custom attributes, which never
-// replace a standard one.
+// In is the groups and custom attributes the principal has in org: a user's as org set them,
+// a service's or ephemeral token's own (they hold roles in their one org only).
+func (p *Principal) In(org string) OrgData {
+	if p.Kind == KindUser {
+		return p.Orgs[org]
+	}
+	return OrgData{Attributes: p.Attributes}
+}
+
+// AttributesFor assembles what security policies see for the principal on a project with the
+// given access: the standard attributes of its kind, then its custom attributes in a.Org, which
+// never replace a standard one.
 func (p *Principal) AttributesFor(a Access) map[string]any {
-	out := make(map[string]any, len(p.Attributes)+5)
+	in := p.In(a.Org)
+	out := make(map[string]any, len(in.Attributes)+5)
 	switch p.Kind {
 	case KindUser:
 		out["name"] = p.Name
 		out["email"] = p.Email
 		out["domain"] = Domain(p.Email)
-		groups := p.Groups
+		groups := in.Groups
 		if groups == nil {
 			groups = []string{}
 		}
@@ -250,7 +271,7 @@ func (p *Principal) AttributesFor(a Access) map[string]any {
 		out["name"] = p.Subject
 		out["admin"] = a.Perms.Has(ManageProject)
 	}
-	for k, v := range p.Attributes {
+	for k, v := range in.Attributes {
 		if _, set := out[k]; !set {
 			out[k] = v
 		}

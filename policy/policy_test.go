@@ -87,9 +87,13 @@ func TestRoleAtMost(t *testing.T) {
 }
 
 func TestAttributes(t *testing.T) {
-	u := Principal{Kind: KindUser, Name: "Bob", Email: "bob@acme.com", Groups: []string{"sales"},
-		ProjectRoles: map[string]Role{"acme/web": "admin"},
-		Attributes:   map[string]any{"region": "eu", "email": "spoof@evil.com", "admin": true}}
+	u := Principal{Kind: KindUser, Name: "Bob", Email: "bob@acme.com",
+		ProjectRoles: map[string]Role{"acme/web": "admin", "victim/db": "viewer"},
+		Orgs: map[string]OrgData{
+			"acme":   {Groups: []string{"sales"}, Attributes: map[string]any{"region": "eu", "email": "spoof@evil.com", "admin": true}},
+			"victim": {Groups: []string{"board"}, Attributes: map[string]any{"secret": "VICTIM"}},
+		},
+		Attributes: map[string]any{"ignored": "a user's custom attributes are per org"}}
 	got := u.AttributesFor(u.AccessTo("acme", "web"))
 	want := map[string]any{"name": "Bob", "email": "bob@acme.com", "domain": "acme.com", "groups": []string{"sales"}, "admin": true, "region": "eu"}
 	if !reflect.DeepEqual(got, want) {
@@ -98,6 +102,21 @@ func TestAttributes(t *testing.T) {
 	got = u.AttributesFor(u.AccessTo("acme", "api"))
 	if got["admin"] != false || got["email"] != "bob@acme.com" {
 		t.Fatalf("custom attributes overrode standard ones: %v", got)
+	}
+	// Each org sees the groups and attributes it set, never another's.
+	got = u.AttributesFor(u.AccessTo("victim", "db"))
+	want = map[string]any{"name": "Bob", "email": "bob@acme.com", "domain": "acme.com", "groups": []string{"board"}, "admin": false, "secret": "VICTIM"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("user attributes in victim %v, want %v", got, want)
+	}
+	got = u.AttributesFor(u.AccessTo("third", "x"))
+	want = map[string]any{"name": "Bob", "email": "bob@acme.com", "domain": "acme.com", "groups": []string{}, "admin": false}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("user attributes in an org that set none %v, want %v", got, want)
+	}
+	su := Principal{Kind: KindUser, Email: "root@x.io", Superuser: true, Orgs: u.Orgs}
+	if got := su.AttributesFor(su.AccessTo("victim", "db")); got["secret"] != "VICTIM" || got["region"] != nil {
+		t.Fatalf("superuser attributes in victim: %v", got)
 	}
 	s := Principal{Kind: KindService, Subject: "reporting", OrgRoles: map[string]Role{"acme": "admin"}, Attributes: map[string]any{"tier": "gold"}}
 	got = s.AttributesFor(s.AccessTo("acme", "web"))

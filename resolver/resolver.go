@@ -272,8 +272,15 @@ func UserPrincipal(u *store.User) *policy.Principal {
 	if name == "" {
 		name = u.Email
 	}
-	return &policy.Principal{Kind: policy.KindUser, ID: u.ID, SubjectID: u.ID, Subject: u.Email, Name: name, Email: u.Email,
-		Groups: u.Groups, Superuser: u.Superuser, OrgRoles: u.OrgRoles, ProjectRoles: u.ProjectRoles, Attributes: u.Attributes}
+	p := &policy.Principal{Kind: policy.KindUser, ID: u.ID, SubjectID: u.ID, Subject: u.Email, Name: name, Email: u.Email,
+		Superuser: u.Superuser, OrgRoles: u.OrgRoles, ProjectRoles: u.ProjectRoles}
+	if len(u.Orgs) > 0 {
+		p.Orgs = make(map[string]policy.OrgData, len(u.Orgs))
+		for org, s := range u.Orgs {
+			p.Orgs[org] = policy.OrgData{Groups: s.Groups, Attributes: s.Attributes}
+		}
+	}
+	return p
 }
 
 // ServicePrincipal builds the principal of a service; its roles apply in its own org only.

@@ -2,6 +2,11 @@ package store
 
 import (
 	"cmp"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rill-authd/rill-authd/policy"
@@ -38,15 +43,19 @@ func (p Project) Runtime(host, instance, audience string) (string, string, strin
 	return cmp.Or(p.RuntimeHost, host), cmp.Or(p.InstanceID, instance), cmp.Or(p.RuntimeAudience, audience)
 }
 
-// User is a person. ProjectRoles is keyed by "org/project".
+// User is a person. Identity (id, email, display name, superuser) is global; everything else is
+// per org, set by that org and seen only by it: OrgRoles is keyed by org, ProjectRoles by
+// "org/project", Orgs (groups and custom attributes) by org. A user in two orgs is two slices.
+//
+// Records written before Orgs existed held one global "groups" and "attributes": they read as
+// belonging to every org the user was a member of in that record (see UnmarshalJSON).
 type User struct {
 	ID           string                 `json:"id"`
 	Email        string                 `json:"email"`
 	DisplayName  string                 `json:"display_name,omitempty"`
 	OrgRoles     map[string]policy.Role `json:"org_roles,omitempty"`
 	ProjectRoles map[string]policy.Role `json:"project_roles,omitempty"`
-	Groups       []string               `json:"groups,omitempty"`
-	Attributes   map[string]any         `json:"attributes,omitempty"`
+	Orgs         map[string]UserOrg     `json:"orgs,omitempty"`
 	Superuser    bool                   `json:"superuser,omitempty"`
 	CreatedAt    time.Time              `json:"created_at"`
 	UpdatedAt    time.Time              `json:"updated_at"`
@@ -55,8 +64,122 @@ type User struct {
 	CreatedBy string `json:"created_by,omitempty"`
 }
 
+// UserOrg is what one org set for a user: the groups and custom attributes its security
+// policies see.
+type UserOrg struct {
+	Groups     []string       `json:"groups,omitempty"`
+	Attributes map[string]any `json:"attributes,omitempty"`
+}
+
 // ProjectKey is the key of User.ProjectRoles for a project.
 func ProjectKey(org, project string) string { return org + "/" + project }
+
+// Member reports whether u holds a role in org, directly or on one of its projects.
+func (u *User) Member(org string) bool {
+	if org == "" {
+		return false
+	}
+	if u.OrgRoles[org] != "" {
+		return true
+	}
+	for k := range u.ProjectRoles {
+		if strings.HasPrefix(k, org+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// MemberOrgs lists the orgs u is a member of, sorted.
+func (u *User) MemberOrgs() []string {
+	var out []string
+	for o, r := range u.OrgRoles {
+		if r != "" {
+			out = append(out, o)
+		}
+	}
+	for k := range u.ProjectRoles {
+		if o, _, ok := strings.Cut(k, "/"); ok && !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Only is u as org sees it: its identity and org's slice, nothing of any other org. Its maps
+// and slices are its own (attribute values are shared).
+func (u *User) Only(org string) User {
+	out := User{ID: u.ID, Email: u.Email, DisplayName: u.DisplayName, Superuser: u.Superuser, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+	if r := u.OrgRoles[org]; r != "" {
+		out.OrgRoles = map[string]policy.Role{org: r}
+	}
+	for k, r := range u.ProjectRoles {
+		if strings.HasPrefix(k, org+"/") {
+			if out.ProjectRoles == nil {
+				out.ProjectRoles = map[string]policy.Role{}
+			}
+			out.ProjectRoles[k] = r
+		}
+	}
+	if s, ok := u.Orgs[org]; ok {
+		out.Orgs = map[string]UserOrg{org: {Groups: slices.Clone(s.Groups), Attributes: maps.Clone(s.Attributes)}}
+	}
+	return out
+}
+
+// UnmarshalJSON reads a user record, also in the shape written before per-org groups and
+// attributes: its global "groups" and "attributes" were set by some org we can no longer tell,
+// and every org the user was in saw them, so each of those orgs keeps its own copy (nothing new
+// is shown to anyone, and no policy loses a fact it relied on). A user in no org keeps none. The
+// next write of the record stores the new shape, so later membership changes copy nothing.
+func (u *User) UnmarshalJSON(b []byte) error {
+	type plain User // without this method
+	var v struct {
+		plain
+		Groups     json.RawMessage `json:"groups"`
+		Attributes json.RawMessage `json:"attributes"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("user record: %w", err)
+	}
+	*u = User(v.plain)
+	var legacy UserOrg
+	if err := legacy.decode(v.Groups, v.Attributes); err != nil {
+		return err
+	}
+	if len(legacy.Groups) == 0 && len(legacy.Attributes) == 0 {
+		return nil
+	}
+	for _, org := range u.MemberOrgs() {
+		if _, set := u.Orgs[org]; set {
+			continue // written in the new shape already: it wins
+		}
+		var s UserOrg // decoded again: each org's copy is its own, nested values too
+		if err := s.decode(v.Groups, v.Attributes); err != nil {
+			return err
+		}
+		if u.Orgs == nil {
+			u.Orgs = map[string]UserOrg{}
+		}
+		u.Orgs[org] = s
+	}
+	return nil
+}
+
+func (s *UserOrg) decode(groups, attrs json.RawMessage) error {
+	if len(groups) > 0 {
+		if err := json.Unmarshal(groups, &s.Groups); err != nil {
+			return fmt.Errorf("user record: groups: %w", err)
+		}
+	}
+	if len(attrs) > 0 {
+		if err := json.Unmarshal(attrs, &s.Attributes); err != nil {
+			return fmt.Errorf("user record: attributes: %w", err)
+		}
+	}
+	return nil
+}
 
 // Service is a service account of an org. ProjectRoles is keyed by project name.
 type Service struct {

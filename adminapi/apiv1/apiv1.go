@@ -28,18 +28,29 @@ type Project struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// User is a person. ProjectRoles is keyed by "org/project".
+// User is a person as the caller may see them: roles, groups and attributes are set per org,
+// and a response shows only the org the request is about (superusers: every org).
+// ProjectRoles is keyed by "org/project"; Orgs holds each shown org's groups and attributes;
+// Groups and Attributes repeat those of the org the request names, if it names one.
 type User struct {
-	ID           string            `json:"id"`
-	Email        string            `json:"email"`
-	DisplayName  string            `json:"display_name,omitempty"`
-	OrgRoles     map[string]string `json:"org_roles,omitempty"`
-	ProjectRoles map[string]string `json:"project_roles,omitempty"`
-	Groups       []string          `json:"groups,omitempty"`
-	Attributes   map[string]any    `json:"attributes,omitempty"`
-	Superuser    bool              `json:"superuser,omitempty"`
-	CreatedAt    time.Time         `json:"created_at"`
-	UpdatedAt    time.Time         `json:"updated_at"`
+	ID           string             `json:"id"`
+	Email        string             `json:"email"`
+	DisplayName  string             `json:"display_name,omitempty"`
+	OrgRoles     map[string]string  `json:"org_roles,omitempty"`
+	ProjectRoles map[string]string  `json:"project_roles,omitempty"`
+	Groups       []string           `json:"groups,omitempty"`
+	Attributes   map[string]any     `json:"attributes,omitempty"`
+	Orgs         map[string]UserOrg `json:"orgs,omitempty"`
+	Superuser    bool               `json:"superuser,omitempty"`
+	CreatedAt    time.Time          `json:"created_at"`
+	UpdatedAt    time.Time          `json:"updated_at"`
+}
+
+// UserOrg is what one org set for a user: the groups and custom attributes its security
+// policies see.
+type UserOrg struct {
+	Groups     []string       `json:"groups,omitempty"`
+	Attributes map[string]any `json:"attributes,omitempty"`
 }
 
 // Service is a service account of an org. ProjectRoles is keyed by project name.
@@ -82,7 +93,8 @@ type NameRequest struct {
 	Name string `json:"name"`
 }
 
-// UserRequest creates a user, optionally with roles in one org.
+// UserRequest creates a user, or adds one who exists to Org (as guest unless a role is given);
+// Groups and Attributes are that org's.
 type UserRequest struct {
 	Email       string         `json:"email"`
 	DisplayName string         `json:"display_name,omitempty"`
@@ -215,5 +227,8 @@ type Introspection struct {
 	Project      string            `json:"project,omitempty"`
 	OrgRoles     map[string]string `json:"org_roles,omitempty"`
 	ProjectRoles map[string]string `json:"project_roles,omitempty"`
-	Attributes   map[string]any    `json:"attributes,omitempty"`
+	// Attributes are a service's or an ephemeral token's; a user's are per org, in Orgs (of the
+	// orgs the caller manages).
+	Attributes map[string]any     `json:"attributes,omitempty"`
+	Orgs       map[string]UserOrg `json:"orgs,omitempty"`
 }

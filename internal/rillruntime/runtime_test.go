@@ -52,7 +52,7 @@ func seed(t *testing.T, dir string) seeded {
 	must(st.CreateProject(ctx, store.Project{Org: "acme", Name: "imported", CreatedAt: now, RuntimeHost: "https://rt-imported.test",
 		InstanceID: "inst-imp", RuntimeAudience: "https://rt-imported.test/aud", ProdBranch: "main"}))
 	must(st.CreateUser(ctx, store.User{ID: s.viewerID, Email: "viewer@acme.io", DisplayName: "Vi", OrgRoles: map[string]policy.Role{"acme": policy.Viewer},
-		ProjectRoles: map[string]policy.Role{"acme/web": policy.Viewer}, Groups: []string{"analysts"}, CreatedAt: now, UpdatedAt: now}))
+		ProjectRoles: map[string]policy.Role{"acme/web": policy.Viewer}, Orgs: map[string]store.UserOrg{"acme": {Groups: []string{"analysts"}}}, CreatedAt: now, UpdatedAt: now}))
 	must(st.CreateUser(ctx, store.User{ID: s.adminID, Email: "admin@acme.io", OrgRoles: map[string]policy.Role{"acme": policy.Admin}, CreatedAt: now, UpdatedAt: now}))
 	must(st.CreateService(ctx, store.Service{ID: s.serviceID, Org: "acme", Name: "embedder", OrgRole: policy.Admin,
 		Attributes: map[string]any{"tenant": "t1"}, CreatedAt: now, UpdatedAt: now}))

@@ -142,7 +142,7 @@ func TestServicesIndexAndCascade(t *testing.T) {
 
 func TestUsersAndTokens(t *testing.T) {
 	s := freshDB(t)
-	u := store.User{ID: "u1", Email: "bob@acme.com", OrgRoles: map[string]policy.Role{"acme": "viewer"}, Attributes: map[string]any{"n": 1.5, "tags": []any{"a"}}}
+	u := store.User{ID: "u1", Email: "bob@acme.com", OrgRoles: map[string]policy.Role{"acme": "viewer"}, Orgs: map[string]store.UserOrg{"acme": {Attributes: map[string]any{"n": 1.5, "tags": []any{"a"}}}}}
 	must(t, s.CreateUser(ctx, u))
 	if err := s.CreateUser(ctx, store.User{ID: "u2", Email: "bob@acme.com"}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("duplicate email: %v", err)
@@ -155,7 +155,7 @@ func TestUsersAndTokens(t *testing.T) {
 	must(t, err)
 	got, err := s.GetUserByEmail(ctx, "robert@acme.com")
 	must(t, err)
-	if got.ID != "u1" || got.OrgRoles["acme"] != "admin" || got.Attributes["n"] != 1.5 {
+	if got.ID != "u1" || got.OrgRoles["acme"] != "admin" || got.Orgs["acme"].Attributes["n"] != 1.5 {
 		t.Fatalf("updated user: %+v", got)
 	}
 	if _, err := s.GetUserByEmail(ctx, "bob@acme.com"); !errors.Is(err, store.ErrNotFound) {

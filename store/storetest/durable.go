@@ -78,7 +78,7 @@ func testReopenKeepsEverything(t *testing.T, l *lifecycle) {
 	must(t, s.CreateService(c, fullSvc))
 	oldEmail := w.user.Email
 	_, err := s.UpdateUser(c, w.user.ID, func(u *store.User) error {
-		u.Email, u.Groups, u.Attributes = "ada@lovelace.test", []string{"eng"}, map[string]any{"k": "v"}
+		u.Email, u.Orgs = "ada@lovelace.test", map[string]store.UserOrg{"acme": {Groups: []string{"eng"}, Attributes: map[string]any{"k": "v"}}}
 		return nil
 	})
 	must(t, err)

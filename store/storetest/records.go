@@ -57,8 +57,10 @@ func fullUser(email string) store.User {
 	u.DisplayName = "Ada Lovelace"
 	u.OrgRoles = map[string]policy.Role{"acme": "admin", "acme-eu": "viewer"}
 	u.ProjectRoles = map[string]policy.Role{store.ProjectKey("acme", "web"): "editor"}
-	u.Groups = []string{"eng", "ops"}
-	u.Attributes = map[string]any{"tier": "gold", "n": 3.5, "ok": true, "tags": []any{"a", "b"}}
+	u.Orgs = map[string]store.UserOrg{
+		"acme":    {Groups: []string{"eng", "ops"}, Attributes: map[string]any{"tier": "gold", "n": 3.5, "ok": true, "tags": []any{"a", "b"}}},
+		"acme-eu": {Groups: []string{"eu"}},
+	}
 	u.Superuser = true
 	return u
 }
@@ -84,7 +86,9 @@ func testUsers(t *testing.T, su suite) {
 	// What a read returns is the caller's: changing it changes nothing stored.
 	u := val(s.GetUser(c, full.ID))(t)
 	u.OrgRoles["acme"] = "guest"
-	u.Groups[0] = "nobody"
+	u.Orgs["acme"].Groups[0] = "nobody"
+	u.Orgs["acme"].Attributes["tier"] = "lead"
+	u.Orgs["acme-eu"] = store.UserOrg{}
 	same(t, "GetUser after the caller changed an earlier result", val(s.GetUser(c, full.ID))(t), full, normUser)
 
 	wantErr(t, "CreateUser with a taken email", s.CreateUser(c, newUser("ada@acme.test")), store.ErrConflict)

@@ -258,8 +258,16 @@ func normProject(p store.Project) store.Project {
 }
 
 func normUser(u store.User) store.User {
-	u.OrgRoles, u.ProjectRoles, u.Attributes = normMap(u.OrgRoles), normMap(u.ProjectRoles), normMap(u.Attributes)
-	u.Groups = normSlice(u.Groups)
+	u.OrgRoles, u.ProjectRoles = normMap(u.OrgRoles), normMap(u.ProjectRoles)
+	if len(u.Orgs) == 0 {
+		u.Orgs = nil
+	} else {
+		orgs := make(map[string]store.UserOrg, len(u.Orgs))
+		for org, s := range u.Orgs {
+			orgs[org] = store.UserOrg{Groups: normSlice(s.Groups), Attributes: normMap(s.Attributes)}
+		}
+		u.Orgs = orgs
+	}
 	u.CreatedAt, u.UpdatedAt = utc(u.CreatedAt), utc(u.UpdatedAt)
 	return u
 }
