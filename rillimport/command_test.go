@@ -127,13 +127,13 @@ func TestImportRillCommand(t *testing.T) {
 		t.Fatalf("import-rill exited %d:\n%s", code, out)
 	}
 	wantCounts(t, out, map[string]rillimport.Counts{"org": {Created: 2}, "project": {Created: 3}, "user": {Created: 5},
-		"service": {Created: 2}, "token": {Created: 6}})
+		"service": {Created: 2}, "token": {Created: 7}})
 	for _, s := range []string{"left out 2 expired tokens", "left out 1 project role bindings limited to some resources"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("import-rill did not say %q:\n%s", s, out)
 		}
 	}
-	for _, tk := range []rillToken{f.alice, f.bob, f.carol, f.rep, f.bot, f.loader} {
+	for _, tk := range []rillToken{f.alice, f.bob, f.carol, f.rep, f.erin, f.bot, f.loader} {
 		if strings.Contains(out, tk.Text) || strings.Contains(out, string(tk.Secret[:])) {
 			t.Fatal("import-rill printed a secret")
 		}
@@ -141,7 +141,7 @@ func TestImportRillCommand(t *testing.T) {
 
 	// Rill's hashes, under Rill's ids.
 	withStore(t, dir, func(st *badger.DB) {
-		for _, tk := range []rillToken{f.alice, f.bob, f.carol, f.rep, f.bot, f.loader} {
+		for _, tk := range []rillToken{f.alice, f.bob, f.carol, f.rep, f.erin, f.bot, f.loader} {
 			got, err := st.GetToken(ctx, tk.ID)
 			if err != nil || got.Hash != token.Hash(tk.hash()) {
 				t.Errorf("token %s: %v (hash is sha256(secret): %v)", tk.ID, err, got.Hash == token.Hash(tk.hash()))
@@ -179,6 +179,10 @@ func TestImportRillCommand(t *testing.T) {
 	if v := check(t, d, f.carol.Text, web); v.attrs["tier"] != "gold" || v.attrs["seats"] != float64(3) {
 		t.Errorf("carol's attributes (set by acme in users_orgs_roles): %v", v.attrs)
 	}
+	// erin is in two orgs: on acme's project she has acme's attributes, and no group of beta's.
+	if v := check(t, d, f.erin.Text, web); v.status != 200 || v.attrs["region"] != "us" || len(anyStrings(v.attrs["groups"])) != 0 {
+		t.Errorf("erin on acme/web: %d, attributes %v (want acme's region and none of beta's groups)", v.status, v.attrs)
+	}
 	if v := check(t, d, f.bot.Text, web); v.attrs["team"] != "platform" || v.attrs["name"] != "ci-bot" {
 		t.Errorf("ci-bot's attributes: %v", v.attrs)
 	}
@@ -200,7 +204,7 @@ func TestImportRillCommand(t *testing.T) {
 		t.Fatalf("re-run exited %d:\n%s", code, out)
 	}
 	wantCounts(t, out, map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Unchanged: 3}, "user": {Unchanged: 5},
-		"service": {Unchanged: 2}, "token": {Unchanged: 6}})
+		"service": {Unchanged: 2}, "token": {Unchanged: 7}})
 
 	// Rill changes: a redeploy, a group's role, a service's attributes. A dry run says so and
 	// writes nothing; the import then applies them.
@@ -208,7 +212,7 @@ func TestImportRillCommand(t *testing.T) {
 	f.db.exec("UPDATE usergroups_projects_roles SET project_role_id = (SELECT id FROM project_roles WHERE name = 'viewer')")
 	f.db.exec(`UPDATE service SET attributes = '{"team": "data"}' WHERE name = 'ci-bot'`)
 	changed := map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Updated: 1, Unchanged: 2},
-		"user": {Updated: 1, Unchanged: 4}, "service": {Updated: 1, Unchanged: 1}, "token": {Unchanged: 6}}
+		"user": {Updated: 1, Unchanged: 4}, "service": {Updated: 1, Unchanged: 1}, "token": {Unchanged: 7}}
 	seq := lastSeq(t, dir)
 	out, code = importRill(t, dir, f.db.URL, "--dry-run")
 	if code != 0 {
@@ -244,13 +248,13 @@ func TestImportRillCommand(t *testing.T) {
 		t.Fatalf("import after deletes exited %d:\n%s", code, out)
 	}
 	wantCounts(t, out, map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Unchanged: 3}, "user": {Unchanged: 4},
-		"service": {Unchanged: 1}, "token": {Unchanged: 3}})
+		"service": {Unchanged: 1}, "token": {Unchanged: 4}})
 	out, code = importRill(t, dir, f.db.URL, "--prune")
 	if code != 0 {
 		t.Fatalf("import --prune exited %d:\n%s", code, out)
 	}
 	wantCounts(t, out, map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Unchanged: 3}, "user": {Unchanged: 4, Pruned: 1},
-		"service": {Unchanged: 1, Pruned: 1}, "token": {Unchanged: 3, Pruned: 3}})
+		"service": {Unchanged: 1, Pruned: 1}, "token": {Unchanged: 4, Pruned: 3}})
 	for _, s := range []string{"pruned user carol@example.com", "pruned service beta/loader", "pruned token usr " + f.alice.ID} {
 		if !strings.Contains(out, s) {
 			t.Errorf("import --prune did not say %q:\n%s", s, out)

@@ -467,7 +467,9 @@ func sameRuntime(a, b store.Project) bool {
 func sameUser(a, b store.User) bool {
 	return a.Email == b.Email && a.DisplayName == b.DisplayName && a.Superuser == b.Superuser && a.CreatedBy == b.CreatedBy &&
 		sameMap(a.OrgRoles, b.OrgRoles) && sameMap(a.ProjectRoles, b.ProjectRoles) &&
-		slices.Equal(a.Groups, b.Groups) && sameAny(a.Attributes, b.Attributes)
+		maps.EqualFunc(a.Orgs, b.Orgs, func(x, y store.UserOrg) bool {
+			return slices.Equal(x.Groups, y.Groups) && sameAny(x.Attributes, y.Attributes)
+		})
 }
 
 func sameService(a, b store.Service) bool {

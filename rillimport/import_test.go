@@ -59,17 +59,21 @@ func TestReadMapsRillToOurModel(t *testing.T) {
 			t.Errorf("user %s: id %s created_by %q", u.Email, u.ID, u.CreatedBy)
 		}
 	}
+	org := func(groups []string, attrs map[string]any) store.UserOrg {
+		return store.UserOrg{Groups: groups, Attributes: attrs}
+	}
 	want := map[string]store.User{
-		"alice@acme.io": {OrgRoles: roles("acme", policy.Admin), Groups: []string{"autogroup:members", "autogroup:users"}},
+		"alice@acme.io": {OrgRoles: roles("acme", policy.Admin), Orgs: map[string]store.UserOrg{"acme": org([]string{"autogroup:members", "autogroup:users"}, nil)}},
 		// viewer of the org, editor of web through the analysts group
 		"bob@acme.io": {OrgRoles: roles("acme", policy.Viewer), ProjectRoles: roles("acme/web", policy.Editor),
-			Groups: []string{"analysts", "autogroup:members", "autogroup:users"}},
+			Orgs: map[string]store.UserOrg{"acme": org([]string{"analysts", "autogroup:members", "autogroup:users"}, nil)}},
 		// guest with a direct project role; the one limited to some resources is left out
 		"carol@example.com": {OrgRoles: roles("acme", policy.Guest), ProjectRoles: roles("acme/web", policy.Viewer),
-			Groups: []string{"autogroup:guests", "autogroup:users"}, Attributes: map[string]any{"tier": "gold", "seats": float64(3)}},
+			Orgs: map[string]store.UserOrg{"acme": org([]string{"autogroup:guests", "autogroup:users"}, map[string]any{"tier": "gold", "seats": float64(3)})}},
 		"dave@rilldata.com": {Superuser: true},
-		// editor of beta through the ops group
-		"erin@beta.io": {OrgRoles: roles("beta", policy.Editor), Groups: []string{"ops"}},
+		// editor of beta through the ops group; acme's viewer with acme's attributes
+		"erin@beta.io": {OrgRoles: roles("beta", policy.Editor, "acme", policy.Viewer), ProjectRoles: roles("acme/web", policy.Viewer),
+			Orgs: map[string]store.UserOrg{"beta": org([]string{"ops"}, nil), "acme": org(nil, map[string]any{"region": "us"})}},
 	}
 	for email, w := range want {
 		u, ok := users[email]
@@ -77,10 +81,12 @@ func TestReadMapsRillToOurModel(t *testing.T) {
 			t.Errorf("user %s not read", email)
 			continue
 		}
-		if !maps.Equal(u.OrgRoles, w.OrgRoles) || !maps.Equal(u.ProjectRoles, w.ProjectRoles) || !slices.Equal(u.Groups, w.Groups) ||
-			u.Superuser != w.Superuser || !maps.EqualFunc(u.Attributes, w.Attributes, func(a, b any) bool { return a == b }) {
-			t.Errorf("user %s:\n got org %v project %v groups %v attrs %v superuser %v\nwant org %v project %v groups %v attrs %v superuser %v",
-				email, u.OrgRoles, u.ProjectRoles, u.Groups, u.Attributes, u.Superuser, w.OrgRoles, w.ProjectRoles, w.Groups, w.Attributes, w.Superuser)
+		sameOrgs := maps.EqualFunc(u.Orgs, w.Orgs, func(a, b store.UserOrg) bool {
+			return slices.Equal(a.Groups, b.Groups) && maps.EqualFunc(a.Attributes, b.Attributes, func(x, y any) bool { return x == y })
+		})
+		if !maps.Equal(u.OrgRoles, w.OrgRoles) || !maps.Equal(u.ProjectRoles, w.ProjectRoles) || !sameOrgs || u.Superuser != w.Superuser {
+			t.Errorf("user %s:\n got org %v project %v orgs %v superuser %v\nwant org %v project %v orgs %v superuser %v",
+				email, u.OrgRoles, u.ProjectRoles, u.Orgs, u.Superuser, w.OrgRoles, w.ProjectRoles, w.Orgs, w.Superuser)
 		}
 	}
 	if len(users) != len(want) {
@@ -109,7 +115,7 @@ func TestReadMapsRillToOurModel(t *testing.T) {
 	}
 	live := map[rillToken]string{f.alice: f.db.id("user:alice@acme.io"), f.bob: f.db.id("user:bob@acme.io"),
 		f.carol: f.db.id("user:Carol@Example.com"), f.rep: f.db.id("user:bob@acme.io"),
-		f.bot: f.db.id("service:Acme/ci-bot"), f.loader: f.db.id("service:beta/loader")}
+		f.erin: f.db.id("user:erin@beta.io"), f.bot: f.db.id("service:Acme/ci-bot"), f.loader: f.db.id("service:beta/loader")}
 	for tk, owner := range live {
 		got, ok := tokens[tk.ID]
 		if !ok {
@@ -193,7 +199,7 @@ func TestImportOnBothEngines(t *testing.T) {
 				t.Fatal(err)
 			}
 			counts(t, rep, map[string]rillimport.Counts{"org": {Created: 2}, "project": {Created: 3}, "user": {Created: 5},
-				"service": {Created: 2}, "token": {Created: 6}})
+				"service": {Created: 2}, "token": {Created: 7}})
 			for tk := range map[rillToken]bool{f.alice: true, f.bot: true, f.rep: true} {
 				got, err := st.GetToken(ctx, tk.ID)
 				if err != nil || got.Hash != token.Hash(tk.hash()) {
@@ -206,7 +212,7 @@ func TestImportOnBothEngines(t *testing.T) {
 				t.Fatal(err)
 			}
 			counts(t, rep, map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Unchanged: 3}, "user": {Unchanged: 5},
-				"service": {Unchanged: 2}, "token": {Unchanged: 6}})
+				"service": {Unchanged: 2}, "token": {Unchanged: 7}})
 
 			// Rill redeploys web, moves bob's group to viewer, edits ci-bot's attributes.
 			f.db.deploy("Acme", "web", "https://rt9.example.com", "inst-web-2", "release")
@@ -217,7 +223,7 @@ func TestImportOnBothEngines(t *testing.T) {
 				t.Fatal(err)
 			}
 			counts(t, rep, map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Updated: 1, Unchanged: 2},
-				"user": {Updated: 1, Unchanged: 4}, "service": {Updated: 1, Unchanged: 1}, "token": {Unchanged: 6}})
+				"user": {Updated: 1, Unchanged: 4}, "service": {Updated: 1, Unchanged: 1}, "token": {Unchanged: 7}})
 			if p, _ := st.GetProject(ctx, "acme", "web"); p.RuntimeHost != "https://rt9.example.com" || p.InstanceID != "inst-web-2" || p.ProdBranch != "release" {
 				t.Errorf("acme/web after the redeploy: %+v", p)
 			}
@@ -234,7 +240,7 @@ func TestImportOnBothEngines(t *testing.T) {
 				t.Fatal(err)
 			}
 			counts(t, rep, map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Unchanged: 3},
-				"user": {Unchanged: 4}, "service": {Unchanged: 1}, "token": {Unchanged: 3}})
+				"user": {Unchanged: 4}, "service": {Unchanged: 1}, "token": {Unchanged: 4}})
 			if _, err := st.GetToken(ctx, f.alice.ID); err != nil {
 				t.Errorf("without Prune, alice's token went: %v", err)
 			}
@@ -243,7 +249,7 @@ func TestImportOnBothEngines(t *testing.T) {
 				t.Fatal(err)
 			}
 			counts(t, rep, map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Unchanged: 3},
-				"user": {Unchanged: 4, Pruned: 1}, "service": {Unchanged: 1, Pruned: 1}, "token": {Unchanged: 3, Pruned: 3}})
+				"user": {Unchanged: 4, Pruned: 1}, "service": {Unchanged: 1, Pruned: 1}, "token": {Unchanged: 4, Pruned: 3}})
 			for _, id := range []string{f.alice.ID, f.carol.ID, f.loader.ID} {
 				if _, err := st.GetToken(ctx, id); !errors.Is(err, store.ErrRevoked) {
 					t.Errorf("token %s after the prune: %v, want revoked", id, err)

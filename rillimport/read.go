@@ -378,8 +378,11 @@ func (r *reader) users(ctx context.Context) error {
 		members[g] = append(members[g], u)
 		if usr := users[u]; usr != nil {
 			// Rill's jwtAttributesForUser (admin/server/server.go) lists every group of the
-			// user in the org, managed autogroup:* ones included.
-			usr.Groups = append(usr.Groups, groups[g].name)
+			// user in the org (FindUsergroupsForUser), managed autogroup:* ones included.
+			org := groups[g].org
+			s := slice(usr, org)
+			s.Groups = append(s.Groups, groups[g].name)
+			usr.Orgs[org] = s
 		}
 		return nil
 	})
@@ -422,11 +425,10 @@ func (r *reader) users(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("attributes of user %s in org %s: %w", uid, r.orgName[org], err)
 			}
-			for k, v := range a {
-				if u.Attributes == nil {
-					u.Attributes = map[string]any{}
-				}
-				u.Attributes[k] = v
+			if a != nil { // the org's own, as FindUserWithAttributes reads them for that org
+				s := slice(u, r.orgName[org])
+				s.Attributes = a
+				u.Orgs[r.orgName[org]] = s
 			}
 			return nil
 		})
@@ -489,11 +491,21 @@ func (r *reader) users(ctx context.Context) error {
 	}
 	for _, id := range order {
 		u := users[id]
-		slices.Sort(u.Groups)
-		u.Groups = slices.Compact(u.Groups)
+		for org, s := range u.Orgs {
+			slices.Sort(s.Groups)
+			u.Orgs[org] = s
+		}
 		r.snap.Users = append(r.snap.Users, *u)
 	}
 	return nil
+}
+
+// slice is u's slice for org, making u.Orgs if need be.
+func slice(u *store.User, org string) store.UserOrg {
+	if u.Orgs == nil {
+		u.Orgs = map[string]store.UserOrg{}
+	}
+	return u.Orgs[org]
 }
 
 // higher is the higher of two roles ("" is none).

@@ -239,9 +239,9 @@ func (db *rillDB) serviceToken(org, service string, expires *time.Time) rillToke
 
 // fixture is the Rill deployment most tests import.
 type fixture struct {
-	db                               *rillDB
-	alice, bob, carol, carolOld, rep rillToken
-	bot, loader, botOld              rillToken
+	db                                     *rillDB
+	alice, bob, carol, carolOld, rep, erin rillToken
+	bot, loader, botOld                    rillToken
 }
 
 func seed(t testing.TB) *fixture {
@@ -264,6 +264,9 @@ func seed(t testing.TB) *fixture {
 	db.orgMember("Acme", "Carol@Example.com", "guest", `{"tier": "gold", "seats": 3}`)
 	db.projectMember("Acme", "web", "Carol@Example.com", "viewer", false)
 	db.projectMember("Acme", "hibernated", "Carol@Example.com", "editor", true) // limited to some resources
+	// erin is in both orgs: each sets its own groups and attributes for her.
+	db.orgMember("Acme", "erin@beta.io", "viewer", `{"region": "us"}`)
+	db.projectMember("Acme", "web", "erin@beta.io", "viewer", false)
 
 	// The managed groups Rill keeps per org (0061.sql, 0063.sql) and two of an admin's.
 	db.group("Acme", "autogroup:users", true, "alice@acme.io", "bob@acme.io", "Carol@Example.com")
@@ -285,6 +288,7 @@ func seed(t testing.TB) *fixture {
 	f.carol = db.userToken("Carol@Example.com", "", nil, newUUID())
 	f.carolOld = db.userToken("Carol@Example.com", "", &past, newUUID())
 	f.rep = db.userToken("dave@rilldata.com", "bob@acme.io", &future, newUUID()) // a superuser acting as bob
+	f.erin = db.userToken("erin@beta.io", "", nil, newUUID())
 	f.bot = db.serviceToken("Acme", "ci-bot", nil)
 	f.botOld = db.serviceToken("Acme", "ci-bot", &past)
 	f.loader = db.serviceToken("beta", "loader", nil)
