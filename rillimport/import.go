@@ -243,6 +243,10 @@ func plan(ctx context.Context, st store.Store, snap *Snapshot, opts Options) (*p
 		}
 	}
 
+	rillOrgs := map[string]bool{}
+	for _, o := range snap.Orgs {
+		rillOrgs[o.Name] = true
+	}
 	var userWrites []userWrite
 	for _, u := range snap.Users {
 		old, ok := haveUser[u.ID]
@@ -250,6 +254,7 @@ func plan(ctx context.Context, st store.Store, snap *Snapshot, opts Options) (*p
 			userWrites = append(userWrites, userWrite{u, true})
 			continue
 		}
+		u = keepLocalOrgs(u, old, rillOrgs)
 		if sameUser(old, u) {
 			p.report.Counts[KindUser].Unchanged++
 			continue
@@ -461,6 +466,37 @@ func sortedServices(m map[string]store.Service) []store.Service {
 func sameRuntime(a, b store.Project) bool {
 	return a.RuntimeHost == b.RuntimeHost && a.InstanceID == b.InstanceID && a.RuntimeAudience == b.RuntimeAudience &&
 		a.ProdBranch == b.ProdBranch
+}
+
+// keepLocalOrgs returns u (as Rill has it) with what old holds in orgs Rill does not have:
+// Rill decides a user's roles, groups and attributes in its own orgs only, so an org created in
+// rill-authd keeps what it gave an imported user.
+func keepLocalOrgs(u, old store.User, rillOrgs map[string]bool) store.User {
+	u.OrgRoles, u.ProjectRoles, u.Orgs = maps.Clone(u.OrgRoles), maps.Clone(u.ProjectRoles), maps.Clone(u.Orgs)
+	for org, r := range old.OrgRoles {
+		if !rillOrgs[org] {
+			u.OrgRoles = put(u.OrgRoles, org, r)
+		}
+	}
+	for key, r := range old.ProjectRoles {
+		if org, _, _ := strings.Cut(key, "/"); !rillOrgs[org] {
+			u.ProjectRoles = put(u.ProjectRoles, key, r)
+		}
+	}
+	for org, s := range old.Orgs {
+		if !rillOrgs[org] {
+			u.Orgs = put(u.Orgs, org, s)
+		}
+	}
+	return u
+}
+
+func put[V any](m map[string]V, k string, v V) map[string]V {
+	if m == nil {
+		m = map[string]V{}
+	}
+	m[k] = v
+	return m
 }
 
 // sameUser compares what an import sets on a user; times are Rill's and not compared.

@@ -207,6 +207,19 @@ func TestImportOnBothEngines(t *testing.T) {
 				}
 			}
 
+			// An org of rill-authd's own gives bob a role: Rill decides only in its orgs, so bob
+			// is unchanged and keeps it.
+			if err := st.CreateOrg(ctx, store.Org{Name: "local"}); err != nil {
+				t.Fatal(err)
+			}
+			_, err = st.UpdateUser(ctx, f.db.id("user:bob@acme.io"), func(u *store.User) error {
+				u.OrgRoles["local"] = policy.Editor
+				u.Orgs["local"] = store.UserOrg{Groups: []string{"locals"}}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
 			rep, err = rillimport.Import(ctx, st, read(t, f.db), rillimport.Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -227,8 +240,10 @@ func TestImportOnBothEngines(t *testing.T) {
 			if p, _ := st.GetProject(ctx, "acme", "web"); p.RuntimeHost != "https://rt9.example.com" || p.InstanceID != "inst-web-2" || p.ProdBranch != "release" {
 				t.Errorf("acme/web after the redeploy: %+v", p)
 			}
-			if u, _ := st.GetUser(ctx, f.db.id("user:bob@acme.io")); u.ProjectRoles["acme/web"] != policy.Viewer {
-				t.Errorf("bob's role on web: %q, want viewer", u.ProjectRoles["acme/web"])
+			if u, _ := st.GetUser(ctx, f.db.id("user:bob@acme.io")); u.ProjectRoles["acme/web"] != policy.Viewer ||
+				u.OrgRoles["local"] != policy.Editor || !slices.Equal(u.Orgs["local"].Groups, []string{"locals"}) {
+				t.Errorf("bob after an update from Rill: role on web %q (want viewer), in local %q %v (kept)",
+					u.ProjectRoles["acme/web"], u.OrgRoles["local"], u.Orgs["local"])
 			}
 
 			// Rill deletes carol (and with her, her tokens), the loader service and alice's token.
