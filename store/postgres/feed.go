@@ -72,15 +72,11 @@ func (d *tombstones) intern(why string) uint32 {
 	return uint32(len(whys) - 1)
 }
 
-func (d *tombstones) add(id, why string, at time.Time) {
-	tid, err := token.ParseID(id)
-	if err != nil {
-		return // no bearer token can name it
-	}
+func (d *tombstones) add(id token.ID, why string, at time.Time) {
 	t := tombstone{at: at.UnixNano(), why: d.intern(why)}
-	sh := &d.shards[tid[15]&15]
+	sh := &d.shards[id[15]&15]
 	sh.mu.Lock()
-	sh.m[tid] = t
+	sh.m[id] = t
 	sh.mu.Unlock()
 }
 
@@ -159,7 +155,9 @@ func (s *DB) reload(ctx context.Context, b beginner) error {
 			at  time.Time
 		)
 		_, err = pgx.ForEachRow(rows, []any{&id, &why, &at}, func() error {
-			dead.add(id, why, at)
+			if tid, err := token.ParseID(id); err == nil { // else no bearer token can name it
+				dead.add(tid, why, at)
+			}
 			return nil
 		})
 		if err != nil {
@@ -178,13 +176,40 @@ func (s *DB) reload(ctx context.Context, b beginner) error {
 }
 
 func indexToken(idx *tokindex.Index, id, kind, owner string, hash []byte, expires int64) error {
+	tid, err := token.ParseID(id)
+	if err != nil {
+		return err
+	}
 	var h token.Hash
 	if len(hash) != len(h) {
 		return fmt.Errorf("token %s: hash of %d bytes", id, len(hash))
 	}
 	copy(h[:], hash)
-	idx.Put(id, token.Kind(kind), owner, h, fromNanos(expires))
+	idx.Put(tid, token.Kind(kind), owner, h, fromNanos(expires))
 	return nil
+}
+
+// applyToken applies a token change from the feed to the index and the tombstones: tok is the
+// put token's check fields (nil: deleted since, and that delete is further on in the feed);
+// why and at are a deleted token's tombstone, if it has one.
+func applyToken(idx *tokindex.Index, dead *tombstones, c store.Change, tok *store.TokenAuth, why string, at time.Time) {
+	// A change's id is a string naming a record of any kind; a token's is its UUID text (an id
+	// that is not names no token a bearer can present).
+	id, err := token.ParseID(c.ID)
+	if err != nil {
+		return
+	}
+	if c.Op == store.OpPut {
+		if tok != nil {
+			idx.Put(id, tok.Kind, tok.OwnerID, tok.Hash, tok.ExpiresAt)
+		}
+		return
+	}
+	if why == "" {
+		why, at = "revoked", c.Time
+	}
+	dead.add(id, why, at) // before the removal, so a check never sees it unknown
+	idx.Remove(id)
 }
 
 type feedRow struct {
@@ -290,19 +315,7 @@ func (s *DB) applyBatch(ctx context.Context, q querier, upTo uint64) (int, error
 		cs := make([]store.Change, 0, j-i)
 		for _, r := range rows[i:j] {
 			if r.Kind == store.ChangeToken {
-				if r.Op == store.OpPut {
-					// Absent: deleted since, and that delete is further on in the feed.
-					if t := r.tok; t != nil {
-						idx.Put(r.ID, t.Kind, t.OwnerID, t.Hash, t.ExpiresAt)
-					}
-				} else {
-					w, at := r.why, r.whyAt
-					if w == "" {
-						w, at = "revoked", r.Time
-					}
-					dead.add(r.ID, w, at) // before the removal, so a check never sees it unknown
-					idx.Remove(r.ID)
-				}
+				applyToken(idx, dead, r.Change, r.tok, r.why, r.whyAt)
 			}
 			cs = append(cs, r.Change)
 		}

@@ -38,6 +38,7 @@ import (
 
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/internal/tokindex"
+	"github.com/rill-authd/rill-authd/token"
 )
 
 // Options configures Open.
@@ -196,7 +197,10 @@ type wtx struct {
 	dels    []deadToken   // tokens removed
 }
 
-type deadToken struct{ id, why string }
+type deadToken struct {
+	id  token.ID
+	why string
+}
 
 func (w *wtx) change(kind store.ChangeKind, op store.ChangeOp, id string) {
 	w.changes = append(w.changes, store.Change{Kind: kind, Op: op, ID: id, Time: w.now})
@@ -204,12 +208,12 @@ func (w *wtx) change(kind store.ChangeKind, op store.ChangeOp, id string) {
 
 func (w *wtx) tokenAdded(t store.Token) {
 	w.puts = append(w.puts, t)
-	w.change(store.ChangeToken, store.OpPut, t.ID)
+	w.change(store.ChangeToken, store.OpPut, t.ID.String())
 }
 
-func (w *wtx) tokenRemoved(id, why string) {
+func (w *wtx) tokenRemoved(id token.ID, why string) {
 	w.dels = append(w.dels, deadToken{id, why})
-	w.change(store.ChangeToken, store.OpDelete, id)
+	w.change(store.ChangeToken, store.OpDelete, id.String())
 }
 
 // write runs fn in one transaction holding the write lock, appends its changes to the feed,
