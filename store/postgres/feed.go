@@ -443,7 +443,7 @@ func (s *DB) LastSeq(ctx context.Context) (uint64, error) {
 	}
 	var n int64
 	if err := s.pool.QueryRow(ctx, "SELECT last_seq FROM feed_state").Scan(&n); err != nil {
-		return 0, fmt.Errorf("read the feed state: %w", err)
+		return 0, fmt.Errorf("read the feed state: %w", unavail(err))
 	}
 	return uint64(n), nil
 }
@@ -483,7 +483,7 @@ func (s *DB) ChangesSince(ctx context.Context, after uint64, limit int) ([]store
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read change feed: %w", err)
+		return nil, fmt.Errorf("read change feed: %w", unavail(err))
 	}
 	return out, nil
 }

@@ -306,8 +306,8 @@ func (s *DB) publish(ctx context.Context, first uint64, w *wtx) {
 	}
 }
 
-// mapErr turns PostgreSQL's constraint errors into the store's and a closed pool into
-// ErrClosed. The checks in the write transactions find conflicts first; the constraints are
+// mapErr turns PostgreSQL's constraint errors into the store's, and a lost or unreachable
+// server into ErrUnavailable. The checks in the write transactions find conflicts first; the constraints are
 // the backstop.
 func mapErr(err error) error {
 	var pe *pgconn.PgError
@@ -319,7 +319,7 @@ func mapErr(err error) error {
 			return fmt.Errorf("%s: %w", pe.ConstraintName, store.ErrNotFound)
 		}
 	}
-	return err
+	return unavail(err)
 }
 
 // closedErr is ErrClosed once the store is closed, so reads say so instead of what a closed
