@@ -30,7 +30,7 @@ import (
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
-	"github.com/rill-authd/rill-authd/store/badger"
+	"github.com/rill-authd/rill-authd/store/postgres"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -39,7 +39,9 @@ type Daemon struct {
 	cfg      Config
 	log      *slog.Logger
 	stderr   io.Writer
-	st       *badger.DB
+	st       store.Store
+	pg       *postgres.DB // st, when it is PostgreSQL
+	stale    *staleness   // when it is PostgreSQL
 	res      *resolver.Resolver
 	keys     *keys.Ring
 	plugins  *plugins.Host
@@ -90,17 +92,12 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		}
 	}()
 
-	so := badger.Options{Dir: cfg.DataDir, AuditRetention: cfg.AuditRetention, Logger: d.log}
-	if cfg.EncryptionKeyFile != "" {
-		if so.EncryptionKey, err = store.ReadKeyFile(cfg.EncryptionKeyFile); err != nil {
-			return nil, err
-		}
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
-	}
-	if d.st, err = badger.Open(so); err != nil {
+	if d.st, err = cfg.StoreFlags.open(ctx, storeOptions{AuditRetention: cfg.AuditRetention, Logger: d.log}); err != nil {
 		return nil, err
+	}
+	if pg, ok := d.st.(*postgres.DB); ok {
+		d.pg, d.stale = pg, newStaleness(pg, cfg.MaxStaleness)
+		waitConnected(ctx, pg)
 	}
 	trusted, err := cfg.TrustedIssuers()
 	if err != nil {
@@ -115,6 +112,9 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		Issuer: cfg.Issuer, Audience: cfg.JWTAudience, Keys: d.keys,
 		Trusted: trusted, JWKSRefresh: cfg.JWKSRefresh, Metrics: d.metrics})
 	d.registerGauges()
+	if d.pg != nil {
+		d.registerStoreGauges(d.pg)
+	}
 
 	if err := d.bootstrap(ctx); err != nil {
 		return nil, err
@@ -145,6 +145,9 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	ecfg := extauthz.Config{DefaultOrg: cfg.DefaultOrg, DefaultProject: cfg.DefaultProject, Logger: d.log,
 		Metrics: d.metrics, LogAllowedEvery: cfg.LogAllowedEvery}
+	if d.stale != nil {
+		ecfg.Stale = d.stale.stale
+	}
 	if len(pcfgs) > 0 {
 		ecfg.Plugins = d.plugins
 	}
@@ -178,15 +181,20 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	}()
 	d.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	d.ready.Store(true)
-	d.log.Info("rill-authd started", "grpc_addr", d.grpcLis.Addr().String(), "http_addr", d.httpLis.Addr().String(), "data_dir", cfg.DataDir)
+	d.log.Info("rill-authd started", "grpc_addr", d.grpcLis.Addr().String(), "http_addr", d.httpLis.Addr().String(), "store", cfg.Where())
 	return d, nil
 }
-
 
 func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !d.ready.Load() {
 		http.Error(w, "not ready\n", http.StatusServiceUnavailable)
 		return
+	}
+	if d.stale != nil {
+		if reason, stale := d.stale.stale(); stale {
+			http.Error(w, "not ready: "+reason+"\n", http.StatusServiceUnavailable)
+			return
+		}
 	}
 	if !d.plugins.Healthy() {
 		http.Error(w, "not ready: a plugin is down (rillctl admin plugins)\n", http.StatusServiceUnavailable)

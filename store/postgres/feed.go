@@ -358,7 +358,8 @@ func (s *DB) follow(cfg *pgx.ConnConfig) {
 	go func() { <-s.stop; cancel() }()
 	backoff := 50 * time.Millisecond
 	for {
-		err := s.listen(ctx, cfg, func() { backoff = 50 * time.Millisecond })
+		err := s.listen(ctx, cfg, func() { backoff = 50 * time.Millisecond; s.connected.Store(true) })
+		s.connected.Store(false)
 		if ctx.Err() != nil {
 			return
 		}
@@ -423,6 +424,13 @@ func (s *DB) listen(ctx context.Context, cfg *pgx.ConnConfig, connected func()) 
 func (s *DB) Current() (applied uint64, confirmedAt time.Time) {
 	return s.applied.Load(), time.Unix(0, s.confirmed.Load())
 }
+
+// Connected reports whether the connection that listens for changes is up (and has caught up
+// since it connected). While it is not, this replica may miss changes until it reconnects.
+func (s *DB) Connected() bool { return s.connected.Load() }
+
+// PollInterval is how often the replica confirms it is current when nothing changes.
+func (s *DB) PollInterval() time.Duration { return s.opts.PollInterval }
 
 // Reconnects is how many times the feed connection was lost and re-established.
 func (s *DB) Reconnects() uint64 { return s.reconnects.Load() }

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,6 +97,7 @@ type DB struct {
 
 	confirmed  atomic.Int64 // Unix nanoseconds when the replica was last known to be current
 	reconnects atomic.Uint64
+	connected  atomic.Bool   // the listening connection is up and has caught up once
 	listenPID  atomic.Uint32 // the backend of the listening connection (tests kill it)
 
 	stop      chan struct{}
@@ -128,7 +130,9 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		cfg.MaxConns = max(o.MaxConns, 2)
 	}
 	listenCfg := cfg.ConnConfig.Copy()
-	listenCfg.RuntimeParams["application_name"] = "rill-authd change feed"
+	// Named after the pool's application_name, if the URL gives one, so an operator (or a
+	// test) can tell one replica's connections from another's.
+	listenCfg.RuntimeParams["application_name"] = strings.TrimSpace(cfg.ConnConfig.RuntimeParams["application_name"] + " rill-authd change feed")
 	if o.tracer != nil {
 		cfg.ConnConfig.Tracer = o.tracer
 	}
