@@ -98,6 +98,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if pg, ok := d.st.(*postgres.DB); ok {
 		d.pg, d.stale = pg, newStaleness(pg, cfg.MaxStaleness)
 		waitConnected(ctx, pg)
+		d.log.Info("store: PostgreSQL", "url", cfg.Where(), "max_staleness", cfg.MaxStaleness.String())
 	}
 	trusted, err := cfg.TrustedIssuers()
 	if err != nil {
@@ -181,7 +182,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	}()
 	d.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	d.ready.Store(true)
-	d.log.Info("rill-authd started", "grpc_addr", d.grpcLis.Addr().String(), "http_addr", d.httpLis.Addr().String(), "store", cfg.Where())
+	d.log.Info("rill-authd started", "grpc_addr", d.grpcLis.Addr().String(), "http_addr", d.httpLis.Addr().String(), "data_dir", cfg.DataDir)
 	return d, nil
 }
 
