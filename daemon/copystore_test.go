@@ -50,6 +50,9 @@ func TestCopyStoreBothWays(t *testing.T) {
 		t.Fatalf("check before the copy: %d", code)
 	}
 	kid := jwksKID(t, d)
+	if _, metrics := get(t, d.URL()+"/metrics"); strings.Contains(metrics, "rill_authd_store_") {
+		t.Errorf("a Badger daemon has PostgreSQL metrics")
+	}
 	d.Stop(t)
 
 	// Badger -> PostgreSQL.

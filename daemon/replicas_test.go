@@ -135,6 +135,14 @@ func TestThreeReplicasOnOneDatabase(t *testing.T) {
 		}
 	}
 
+	_, metrics := get(t, a.URL()+"/metrics")
+	for _, m := range []string{"rill_authd_store_feed_lag_seconds ", "rill_authd_store_feed_lag_changes 0", "rill_authd_store_stale 0",
+		"rill_authd_store_reconnects_total 0", `rill_authd_store_pool_connections{state="total"}`} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("metrics of a PostgreSQL replica lack %q", m)
+		}
+	}
+
 	ca := client.New(a.URL(), boot)
 	svc := acmeService(t, ca, "ci")
 	// A token made on another replica is unknown there until the feed brings it (one NOTIFY).
@@ -456,6 +464,9 @@ func TestMaxStalenessZeroFailsClosed(t *testing.T) {
 	}
 	if code, body := get(t, d.URL()+"/readyz"); code != 503 || !strings.Contains(body, "max-staleness") {
 		t.Errorf("readyz: %d %s", code, body)
+	}
+	if _, metrics := get(t, d.URL()+"/metrics"); !strings.Contains(metrics, "rill_authd_store_stale 1") {
+		t.Errorf("metrics of a stale replica: no rill_authd_store_stale 1")
 	}
 	_, err := c.CreateOrg(context.Background(), "other")
 	if !isStatus(err, 503) || !strings.Contains(err.Error(), "cannot be reached") {

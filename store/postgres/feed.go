@@ -363,6 +363,9 @@ func (s *DB) follow(cfg *pgx.ConnConfig) {
 		if ctx.Err() != nil {
 			return
 		}
+		// What cut this connection (a restart, a failover) most likely cut the pool's too:
+		// drop them, so the next request dials anew rather than failing on a dead one.
+		s.pool.Reset()
 		s.reconnects.Add(1)
 		s.log.Warn("change feed connection lost; reconnecting", "in", backoff, "err", err)
 		select {
