@@ -40,7 +40,10 @@ func (c *CopyStoreCmd) Run(ctx context.Context, stderr io.Writer) error {
 	start := time.Now()
 	src, err := from.open(ctx, storeOptions{Existing: true})
 	if err != nil {
-		return fmt.Errorf("copy-store: open the source %s (a directory must not be in use: stop the daemon on it): %w", from.Where(), err)
+		if strings.Contains(err.Error(), "directory lock") {
+			return fmt.Errorf("copy-store: the source %s is in use: stop the daemon on it first: %w", from.Where(), err)
+		}
+		return fmt.Errorf("copy-store: open the source %s: %w", from.Where(), err)
 	}
 	defer src.Close()
 	dst, err := to.open(ctx, storeOptions{AuditRetention: c.AuditRetention})

@@ -53,6 +53,9 @@ func TestCopyStoreBothWays(t *testing.T) {
 	if _, metrics := get(t, d.URL()+"/metrics"); strings.Contains(metrics, "rill_authd_store_") {
 		t.Errorf("a Badger daemon has PostgreSQL metrics")
 	}
+	if out, err := copyStore(t, "--from", filepath.Join(dir, "badger"), "--to", db); err == nil || !strings.Contains(out, "in use: stop the daemon") {
+		t.Errorf("copy from a directory a daemon is using: %v\n%s", err, out)
+	}
 	d.Stop(t)
 
 	// Badger -> PostgreSQL.
@@ -104,6 +107,17 @@ func TestCopyStoreBothWays(t *testing.T) {
 		t.Errorf("a token the replaced copy did not have: %d, want 401", code)
 	}
 	assertCopied(t, b2, boot, svc.Token, usr.Token, gone.Token, kid)
+	b2.Stop(t)
+	// Into PostgreSQL with a key: the signing keys are encrypted with it, and the daemon needs it.
+	db2, _ := testenv.PostgresDB(t, "")
+	if out, err := copyStore(t, "--from", back, "--from-encryption-key-file", key, "--to", db2, "--to-encryption-key-file", key); err != nil {
+		t.Fatalf("copy-store to PostgreSQL with a key: %v\n%s", err, out)
+	}
+	if enc := query[bool](t, db2, "SELECT bool_and(encrypted) FROM signing_keys"); !enc {
+		t.Error("signing keys copied in the clear into a store with a key")
+	}
+	p2 := testenv.Start(t, "", "--store", db2, "--encryption-key-file", key)
+	assertCopied(t, p2, boot, svc.Token, usr.Token, gone.Token, kid)
 	if out, err := copyStore(t, "--from", db, "--to", db); err == nil || !strings.Contains(out, "both") {
 		t.Errorf("copy onto itself: %v\n%s", err, out)
 	}
