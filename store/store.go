@@ -28,6 +28,10 @@ var (
 	// ErrFeedTruncated is returned by ChangesSince for a point older than the feed keeps: the
 	// caller must reload everything instead of replaying.
 	ErrFeedTruncated = errors.New("change feed truncated")
+	// ErrUnavailable wraps errors of an engine whose server cannot be reached (PostgreSQL
+	// down, a connection lost): the request may succeed if retried. A write that fails so at
+	// its commit may still have been applied.
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // Store is everything the daemon needs from persistence.

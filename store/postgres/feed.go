@@ -371,10 +371,14 @@ func (s *DB) follow(cfg *pgx.ConnConfig) {
 	go func() { <-s.stop; cancel() }()
 	backoff := 50 * time.Millisecond
 	for {
-		err := s.listen(ctx, cfg, func() { backoff = 50 * time.Millisecond })
+		err := s.listen(ctx, cfg, func() { backoff = 50 * time.Millisecond; s.connected.Store(true) })
+		s.connected.Store(false)
 		if ctx.Err() != nil {
 			return
 		}
+		// What cut this connection (a restart, a failover) most likely cut the pool's too:
+		// drop them, so the next request dials anew rather than failing on a dead one.
+		s.pool.Reset()
 		s.reconnects.Add(1)
 		s.log.Warn("change feed connection lost; reconnecting", "in", backoff, "err", err)
 		select {
@@ -437,6 +441,13 @@ func (s *DB) Current() (applied uint64, confirmedAt time.Time) {
 	return s.applied.Load(), time.Unix(0, s.confirmed.Load())
 }
 
+// Connected reports whether the connection that listens for changes is up (and has caught up
+// since it connected). While it is not, this replica may miss changes until it reconnects.
+func (s *DB) Connected() bool { return s.connected.Load() }
+
+// PollInterval is how often the replica confirms it is current when nothing changes.
+func (s *DB) PollInterval() time.Duration { return s.opts.PollInterval }
+
 // Reconnects is how many times the feed connection was lost and re-established.
 func (s *DB) Reconnects() uint64 { return s.reconnects.Load() }
 
@@ -456,7 +467,7 @@ func (s *DB) LastSeq(ctx context.Context) (uint64, error) {
 	}
 	var n int64
 	if err := s.pool.QueryRow(ctx, "SELECT last_seq FROM feed_state").Scan(&n); err != nil {
-		return 0, fmt.Errorf("read the feed state: %w", err)
+		return 0, fmt.Errorf("read the feed state: %w", unavail(err))
 	}
 	return uint64(n), nil
 }
@@ -496,7 +507,7 @@ func (s *DB) ChangesSince(ctx context.Context, after uint64, limit int) ([]store
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read change feed: %w", err)
+		return nil, fmt.Errorf("read change feed: %w", unavail(err))
 	}
 	return out, nil
 }

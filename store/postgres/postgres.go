@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +98,7 @@ type DB struct {
 
 	confirmed  atomic.Int64 // Unix nanoseconds when the replica was last known to be current
 	reconnects atomic.Uint64
+	connected  atomic.Bool   // the listening connection is up and has caught up once
 	listenPID  atomic.Uint32 // the backend of the listening connection (tests kill it)
 
 	stop      chan struct{}
@@ -129,7 +131,9 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		cfg.MaxConns = max(o.MaxConns, 2)
 	}
 	listenCfg := cfg.ConnConfig.Copy()
-	listenCfg.RuntimeParams["application_name"] = "rill-authd change feed"
+	// Named after the pool's application_name, if the URL gives one, so an operator (or a
+	// test) can tell one replica's connections from another's.
+	listenCfg.RuntimeParams["application_name"] = strings.TrimSpace(cfg.ConnConfig.RuntimeParams["application_name"] + " rill-authd change feed")
 	if o.tracer != nil {
 		cfg.ConnConfig.Tracer = o.tracer
 	}
@@ -310,8 +314,8 @@ func (s *DB) publish(ctx context.Context, first uint64, w *wtx) {
 	}
 }
 
-// mapErr turns PostgreSQL's constraint errors into the store's and a closed pool into
-// ErrClosed. The checks in the write transactions find conflicts first; the constraints are
+// mapErr turns PostgreSQL's constraint errors into the store's, and a lost or unreachable
+// server into ErrUnavailable. The checks in the write transactions find conflicts first; the constraints are
 // the backstop.
 func mapErr(err error) error {
 	var pe *pgconn.PgError
@@ -323,7 +327,7 @@ func mapErr(err error) error {
 			return fmt.Errorf("%s: %w", pe.ConstraintName, store.ErrNotFound)
 		}
 	}
-	return err
+	return unavail(err)
 }
 
 // closedErr is ErrClosed once the store is closed, so reads say so instead of what a closed

@@ -141,7 +141,7 @@ func (s *DB) ImportTokens(ctx context.Context, ts []store.Token) error {
 		return err
 	}
 	if err := s.checkOwners(ctx, ts); err != nil {
-		return fmt.Errorf("import tokens: %w", err)
+		return fmt.Errorf("import tokens: %w", unavail(err))
 	}
 	for written := 0; written < len(ts); {
 		end := min(written+importBatch, len(ts))
@@ -236,7 +236,7 @@ func (s *DB) GetToken(ctx context.Context, id token.ID) (store.Token, error) {
 		}
 	}
 	if err != nil {
-		return store.Token{}, fmt.Errorf("get token %s: %w", id, err)
+		return store.Token{}, fmt.Errorf("get token %s: %w", id, unavail(err))
 	}
 	return t, nil
 }
@@ -247,7 +247,7 @@ func (s *DB) ListTokens(ctx context.Context, owner string) ([]store.Token, error
 	}
 	rows, err := s.pool.Query(ctx, "SELECT "+tokenCols+" FROM tokens WHERE owner_id = $1 ORDER BY created_at, id COLLATE \"C\"", owner)
 	if err != nil {
-		return nil, fmt.Errorf("list tokens of %s: %w", owner, err)
+		return nil, fmt.Errorf("list tokens of %s: %w", owner, unavail(err))
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Token, error) {
 		var t store.Token
@@ -255,7 +255,7 @@ func (s *DB) ListTokens(ctx context.Context, owner string) ([]store.Token, error
 		return t, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list tokens of %s: %w", owner, err)
+		return nil, fmt.Errorf("list tokens of %s: %w", owner, unavail(err))
 	}
 	return out, nil
 }
@@ -283,7 +283,7 @@ func (s *DB) CountTokens(ctx context.Context) (map[token.Kind]uint64, error) {
 	out := map[token.Kind]uint64{token.User: 0, token.Service: 0}
 	rows, err := s.pool.Query(ctx, "SELECT kind, n FROM token_counts")
 	if err != nil {
-		return nil, fmt.Errorf("count tokens: %w", err)
+		return nil, fmt.Errorf("count tokens: %w", unavail(err))
 	}
 	var (
 		kind string
@@ -294,7 +294,7 @@ func (s *DB) CountTokens(ctx context.Context) (map[token.Kind]uint64, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("count tokens: %w", err)
+		return nil, fmt.Errorf("count tokens: %w", unavail(err))
 	}
 	return out, nil
 }
@@ -331,7 +331,7 @@ func (s *DB) TouchTokens(ctx context.Context, used map[token.ID]time.Time) error
 		WHERE t.id = u.id AND u.at > t.last_used_at
 			AND t.id IN (SELECT id FROM tokens WHERE id = ANY($1) ORDER BY id COLLATE "C" FOR UPDATE)`, ids, ats)
 	if err != nil {
-		return fmt.Errorf("touch tokens: %w", err)
+		return fmt.Errorf("touch tokens: %w", unavail(err))
 	}
 	return nil
 }
