@@ -268,6 +268,9 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		e = errf(http.StatusConflict, "%v", err)
 	case errors.Is(err, store.ErrClosed):
 		e = errf(http.StatusServiceUnavailable, "the store is closed (shutting down)")
+	case errors.Is(err, store.ErrUnavailable):
+		a.log.Warn("admin request failed: the store is unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		e = errf(http.StatusServiceUnavailable, "the store (PostgreSQL) cannot be reached: retry later; a write that failed this way may still have been applied, so read before writing again")
 	default:
 		a.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		e = errf(http.StatusInternalServerError, "internal error; see the rill-authd log")

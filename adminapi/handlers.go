@@ -687,8 +687,8 @@ func (a *API) revokeServiceToken(w http.ResponseWriter, r *http.Request, c *call
 	if err := a.st.DeleteToken(r.Context(), t.ID); err != nil {
 		return err
 	}
-	a.metrics.TokensRevoked(policy.KindOf(token.Kind(t.Kind)), 1)
-	return a.audited(w, r, c, "service.token.revoke", "service:"+s.Org+"/"+s.Name+" token:"+t.ID, http.StatusOK, apiv1.Revoked{Revoked: []apiv1.TokenInfo{t}})
+	a.metrics.TokensRevoked(policy.KindOf(t.Kind), 1)
+	return a.audited(w, r, c, "service.token.revoke", "service:"+s.Org+"/"+s.Name+" token:"+t.ID.String(), http.StatusOK, apiv1.Revoked{Revoked: []apiv1.TokenInfo{tokenInfo(t)}})
 }
 
 // --- tokens
@@ -773,7 +773,7 @@ func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller)
 		c.aim("user:" + r.URL.Query().Get("user_email"))
 		return err
 	}
-	var t apiv1.TokenInfo
+	var t store.Token
 	ref, name := r.PathValue("ref"), r.URL.Query().Get("display_name")
 	switch {
 	case ref != "" && name != "":
@@ -783,11 +783,11 @@ func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller)
 			return err
 		}
 	case name != "":
-		toks, err := a.tokensOf(r.Context(), u.ID)
+		toks, err := a.st.ListTokens(r.Context(), u.ID)
 		if err != nil {
 			return err
 		}
-		var match []apiv1.TokenInfo
+		var match []store.Token
 		for _, tk := range toks {
 			if tk.DisplayName == name {
 				match = append(match, tk)
@@ -811,33 +811,33 @@ func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller)
 	if err := a.st.DeleteToken(r.Context(), t.ID); err != nil {
 		return err
 	}
-	a.metrics.TokensRevoked(policy.KindOf(token.Kind(t.Kind)), 1)
-	return a.audited(w, r, c, "token.revoke", "user:"+u.Email+" token:"+t.ID, http.StatusOK, apiv1.Revoked{Revoked: []apiv1.TokenInfo{t}})
+	a.metrics.TokensRevoked(policy.KindOf(t.Kind), 1)
+	return a.audited(w, r, c, "token.revoke", "user:"+u.Email+" token:"+t.ID.String(), http.StatusOK, apiv1.Revoked{Revoked: []apiv1.TokenInfo{tokenInfo(t)}})
 }
 
 // findToken finds one of owner's tokens by its id, the whole token, or a display prefix of at
 // least 10 characters after rill_usr_/rill_svc_ (a trailing "..." as list prints it is fine).
-func (a *API) findToken(ctx context.Context, owner, ref string) (apiv1.TokenInfo, error) {
+func (a *API) findToken(ctx context.Context, owner, ref string) (store.Token, error) {
 	ref = strings.TrimSuffix(strings.TrimSpace(ref), "...")
-	toks, err := a.tokensOf(ctx, owner)
+	toks, err := a.st.ListTokens(ctx, owner)
 	if err != nil {
-		return apiv1.TokenInfo{}, err
+		return store.Token{}, err
 	}
-	var match []apiv1.TokenInfo
+	var match []store.Token
 	switch {
 	case token.HasPrefix(ref) && len(ref) == token.Len:
 		tok, err := token.Parse(ref)
 		if err != nil {
-			return apiv1.TokenInfo{}, errf(http.StatusBadRequest, "token: %v", err)
+			return store.Token{}, errf(http.StatusBadRequest, "token: %v", err)
 		}
 		for _, t := range toks {
-			if t.ID == tok.ID.String() {
+			if t.ID == tok.ID {
 				match = append(match, t)
 			}
 		}
 	case token.HasPrefix(ref):
 		if len(ref) < len("rill_usr_")+10 {
-			return apiv1.TokenInfo{}, errf(http.StatusBadRequest, "token prefix %q is too short: give at least 10 characters after %s", ref, ref[:9])
+			return store.Token{}, errf(http.StatusBadRequest, "token prefix %q is too short: give at least 10 characters after %s", ref, ref[:9])
 		}
 		for _, t := range toks {
 			if strings.HasPrefix(t.Prefix, ref) || (len(ref) > len(t.Prefix) && strings.HasPrefix(ref, t.Prefix)) {
@@ -845,19 +845,22 @@ func (a *API) findToken(ctx context.Context, owner, ref string) (apiv1.TokenInfo
 			}
 		}
 	default:
-		for _, t := range toks {
-			if t.ID == strings.ToLower(ref) {
-				match = append(match, t)
+		// An id, in either case; one that is no UUID matches no token.
+		if id, err := token.ParseID(ref); err == nil {
+			for _, t := range toks {
+				if t.ID == id {
+					match = append(match, t)
+				}
 			}
 		}
 	}
 	switch len(match) {
 	case 0:
-		return apiv1.TokenInfo{}, errf(http.StatusNotFound, "no token %q", ref)
+		return store.Token{}, errf(http.StatusNotFound, "no token %q", ref)
 	case 1:
 		return match[0], nil
 	}
-	return apiv1.TokenInfo{}, errf(http.StatusConflict, "%q matches %d tokens: give more of it", ref, len(match))
+	return store.Token{}, errf(http.StatusConflict, "%q matches %d tokens: give more of it", ref, len(match))
 }
 
 // --- audit

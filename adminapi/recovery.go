@@ -159,7 +159,7 @@ func (a *API) revokeHeld(ctx context.Context, tok, requestID string) error {
 		return nil
 	}
 	id := res.TokenID.String()
-	if err := a.st.DeleteToken(ctx, id); err != nil {
+	if err := a.st.DeleteToken(ctx, res.TokenID); err != nil {
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrRevoked) {
 			return nil // revoked by someone else in between
 		}

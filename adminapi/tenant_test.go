@@ -328,10 +328,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			must(e.st.CreateService(ctx, store.Service{ID: "s-" + prefix + who, Org: "acme", Name: prefix + who, OrgRole: policy.Viewer}))
 		}
 		must(e.st.CreateUser(ctx, store.User{ID: "u-gone-" + who, Email: "gone-" + who + "@acme.io", OrgRoles: map[string]policy.Role{"acme": policy.Viewer}}))
-		svcTok[who] = e.issue(t, "dash-"+who, token.Service, "s-viewer", "").ID
+		svcTok[who] = e.issue(t, "dash-"+who, token.Service, "s-viewer", "").ID.String()
 		usrTok[who] = "00000000-0000-0000-0000-000000000000"
 		if owner := "u-" + who; who != "none" && who != "svc-admin" {
-			usrTok[who] = e.issue(t, "old-"+who, token.User, owner, "old").ID
+			usrTok[who] = e.issue(t, "old-"+who, token.User, owner, "old").ID.String()
 			e.issue(t, "bye-"+who, token.User, owner, "bye")
 		}
 	}

@@ -28,13 +28,15 @@ type CLI struct {
 
 	Serve      Config        `cmd:"" default:"withargs" help:"Run the daemon (the default command)."`
 	Restore    RestoreCmd    `cmd:"" help:"Load a backup (rillctl admin backup) into an empty Badger store; run it with the daemon stopped."`
-	ImportRill ImportRillCmd `cmd:"" name:"import-rill" help:"Import orgs, projects, users, groups, roles, services and live tokens from Rill's admin database (PostgreSQL); re-run to update; run it with the daemon stopped."`
+	CopyStore  CopyStoreCmd  `cmd:"" name:"copy-store" help:"Copy every record of one store into another, each a data directory or a postgres:// URL (to move from Badger to PostgreSQL, or back)."`
+	ImportRill ImportRillCmd `cmd:"" name:"import-rill" help:"Import orgs, projects, users, groups, roles, services and live tokens from Rill's admin database (PostgreSQL); re-run to update; with Badger, run it with the daemon stopped."`
 }
 
 // StoreFlags choose and open a store; every command that works on one takes them.
 type StoreFlags struct {
+	Store             string `help:"The store: empty for the embedded one in --data-dir, or the postgres:// (postgresql://) URL of a PostgreSQL database that several replicas share." placeholder:"URL"`
 	DataDir           string `help:"Directory of the Badger store (created if missing)." default:"./data" type:"path"`
-	EncryptionKeyFile string `help:"Encrypt the store at rest with this AES key (16, 24 or 32 bytes, raw or hex)." type:"path" placeholder:"FILE"`
+	EncryptionKeyFile string `help:"Encrypt the store at rest with this AES key (16, 24 or 32 bytes, raw or hex); with PostgreSQL, the signing keys' private keys." type:"path" placeholder:"FILE"`
 }
 
 // Config is the configuration of `rill-authd serve`.
@@ -61,6 +63,7 @@ type Config struct {
 	RuntimeHost        string        `help:"runtimeHost the credentials endpoint answers for a project without one of its own." placeholder:"URL"`
 	ExchangeTTL        time.Duration `help:"Life of an exchanged runtime token (reused until a fifth of it is left)." default:"5m"`
 	AuditRetention     time.Duration `help:"How long audit events are kept (0 keeps them forever)." default:"2160h"`
+	MaxStaleness       time.Duration `help:"With --store postgres://: how long a replica that cannot confirm it has every change keeps answering checks from memory before it denies them with 503 (0: at once)." default:"30s"`
 	ShutdownTimeout    time.Duration `help:"How long in-flight requests may take to finish on SIGTERM." default:"10s"`
 	LogLevel           string        `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
 	LogFormat          string        `help:"Log format: text or json." default:"text" enum:"text,json"`

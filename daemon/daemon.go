@@ -31,7 +31,7 @@ import (
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
-	"github.com/rill-authd/rill-authd/store/badger"
+	"github.com/rill-authd/rill-authd/store/postgres"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -40,7 +40,9 @@ type Daemon struct {
 	cfg      Config
 	log      *slog.Logger
 	stderr   io.Writer
-	st       *badger.DB
+	st       store.Store
+	pg       *postgres.DB // st, when it is PostgreSQL
+	stale    *staleness   // when it is PostgreSQL
 	res      *resolver.Resolver
 	keys     *keys.Ring
 	plugins  *plugins.Host
@@ -112,21 +114,17 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if d.tls, err = newCertReloader(&cfg, d.log); err != nil {
 		return nil, err
 	}
-	so := badger.Options{Dir: cfg.DataDir, AuditRetention: cfg.AuditRetention, Logger: d.log}
-	if cfg.EncryptionKeyFile != "" {
-		if so.EncryptionKey, err = store.ReadKeyFile(cfg.EncryptionKeyFile); err != nil {
-			return nil, err
-		}
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
-	}
-	if d.st, err = badger.Open(so); err != nil {
+	if d.st, err = cfg.StoreFlags.open(ctx, storeOptions{AuditRetention: cfg.AuditRetention, Logger: d.log}); err != nil {
 		return nil, err
 	}
+	if pg, ok := d.st.(*postgres.DB); ok {
+		d.pg, d.stale = pg, newStaleness(pg, cfg.MaxStaleness)
+		waitConnected(ctx, pg)
+		d.log.Info("store: PostgreSQL", "url", cfg.Where(), "max_staleness", cfg.MaxStaleness.String())
+	}
 	if cfg.EncryptionKeyFile == "" {
-		d.log.Warn("no --encryption-key-file: the store, signing private keys included, lies unencrypted on disk; whoever can read it can mint credentials",
-			"data_dir", cfg.DataDir)
+		d.log.Warn("no --encryption-key-file: the store, signing private keys included, lies unencrypted on disk or in the database; whoever can read it can mint credentials",
+			"store", cfg.Where())
 	}
 	trusted, err := cfg.TrustedIssuers()
 	if err != nil {
@@ -141,6 +139,9 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		Issuer: issuer, Audience: cfg.RuntimeAudience, Keys: d.keys,
 		Trusted: trusted, JWKSRefresh: cfg.JWKSRefresh, Metrics: d.metrics})
 	d.registerGauges()
+	if d.pg != nil {
+		d.registerStoreGauges(d.pg)
+	}
 
 	if err := d.bootstrap(ctx); err != nil {
 		return nil, err
@@ -164,6 +165,9 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	ecfg := extauthz.Config{DefaultOrg: cfg.DefaultOrg, DefaultProject: cfg.DefaultProject, Logger: d.log,
 		Metrics: d.metrics, LogAllowedEvery: cfg.LogAllowedEvery}
+	if d.stale != nil {
+		ecfg.Stale = d.stale.stale
+	}
 	if len(pcfgs) > 0 {
 		ecfg.Plugins = d.plugins
 	}
@@ -209,6 +213,12 @@ func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !d.ready.Load() {
 		http.Error(w, "not ready\n", http.StatusServiceUnavailable)
 		return
+	}
+	if d.stale != nil {
+		if reason, stale := d.stale.stale(); stale {
+			http.Error(w, "not ready: "+reason+"\n", http.StatusServiceUnavailable)
+			return
+		}
 	}
 	if !d.plugins.Healthy() {
 		http.Error(w, "not ready: a plugin is down (rillctl admin plugins)\n", http.StatusServiceUnavailable)

@@ -94,7 +94,7 @@ func assertTokenStored(t *testing.T, dataDir, tok string) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	rec, err := st.GetToken(context.Background(), parsed.ID.String())
+	rec, err := st.GetToken(context.Background(), parsed.ID)
 	if err != nil || !parsed.Matches(rec.Hash) {
 		t.Fatalf("bootstrap token not stored: %+v %v", rec, err)
 	}

@@ -8,13 +8,16 @@ import (
 	"os"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/rill-authd/rill-authd/rillimport"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/badger"
 )
 
 // ImportRillCmd is `rill-authd import-rill`: it brings the store in line with a Rill admin
-// database, with the daemon stopped (Badger allows one process per store).
+// database. A Badger store allows one process, so the daemon on it must be stopped; a
+// PostgreSQL store takes the import while its replicas run.
 type ImportRillCmd struct {
 	StoreFlags      `embed:""`
 	RillDatabaseURL string `name:"rill-database-url" required:"" placeholder:"URL" help:"PostgreSQL URL of Rill's admin database (postgres://user:pass@host/db), read in one read-only transaction; the environment variable keeps its password off the command line."`
@@ -24,6 +27,9 @@ type ImportRillCmd struct {
 
 // Run imports, then says what it did for each kind of record.
 func (c *ImportRillCmd) Run(ctx context.Context, stderr io.Writer) error {
+	if c.Store != "" && sameDatabase(c.Store, c.RillDatabaseURL) {
+		return fmt.Errorf("import-rill: --store and --rill-database-url name the same database, %s: rill-authd's store needs a database of its own", c.Where())
+	}
 	// Read Rill first: an unreachable database or an unknown schema stops here, with the store
 	// not even opened.
 	snap, err := rillimport.Read(ctx, c.RillDatabaseURL)
@@ -32,7 +38,7 @@ func (c *ImportRillCmd) Run(ctx context.Context, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "rill-authd: read Rill's admin database at %s: %d orgs, %d projects, %d users, %d services, %d live tokens\n",
 		snap.Source, len(snap.Orgs), len(snap.Projects), len(snap.Users), len(snap.Services), len(snap.Tokens))
-	st, err := c.openStore()
+	st, err := c.openStore(ctx)
 	if err != nil {
 		return fmt.Errorf("import-rill: %w", err)
 	}
@@ -51,6 +57,10 @@ func (c *ImportRillCmd) Run(ctx context.Context, stderr io.Writer) error {
 		}
 	}
 	printReport(stderr, rep, c.DryRun)
+	if rep.Loaded {
+		fmt.Fprintln(stderr, "rill-authd: the store was empty: everything went in one bulk load (on PostgreSQL, one transaction); "+
+			"it counts as bootstrapped, so the daemon creates no superuser of its own: Rill's superusers administer it with their tokens")
+	}
 	if snap.ExpiredTokens > 0 {
 		fmt.Fprintf(stderr, "rill-authd: left out %d expired tokens\n", snap.ExpiredTokens)
 	}
@@ -78,24 +88,27 @@ func printReport(w io.Writer, rep *rillimport.Report, dry bool) {
 	}
 }
 
-// openStore opens the Badger store the flags name. A dry run on a directory that does not
-// exist plans against an empty store in memory, so that it creates nothing.
-func (c *ImportRillCmd) openStore() (store.Store, error) {
-	o := badger.Options{Dir: c.DataDir}
-	if c.DryRun {
+// openStore opens the store the flags name. A dry run on a data directory that does not exist
+// plans against an empty store in memory, so that it creates nothing.
+func (c *ImportRillCmd) openStore(ctx context.Context) (store.Store, error) {
+	if c.DryRun && c.Store == "" && c.DataDir != "" {
 		if _, err := os.Stat(c.DataDir); errors.Is(err, os.ErrNotExist) {
 			return badger.Open(badger.Options{InMemory: true})
 		}
 	}
-	if c.EncryptionKeyFile != "" {
-		var err error
-		if o.EncryptionKey, err = store.ReadKeyFile(c.EncryptionKeyFile); err != nil {
-			return nil, err
+	st, err := c.StoreFlags.open(ctx, storeOptions{})
+	if err != nil {
+		if strings.Contains(err.Error(), "directory lock") {
+			return nil, fmt.Errorf("the store %s is in use: stop the daemon on it first: %w", c.Where(), err)
 		}
+		return nil, fmt.Errorf("open the store %s: %w", c.Where(), err)
 	}
-	st, err := badger.Open(o)
-	if err != nil && strings.Contains(err.Error(), "directory lock") {
-		return nil, fmt.Errorf("%w (stop the daemon on this store first)", err)
-	}
-	return st, err
+	return st, nil
+}
+
+// sameDatabase reports whether two PostgreSQL URLs name the same database of the same server.
+func sameDatabase(a, b string) bool {
+	ca, errA := pgx.ParseConfig(a)
+	cb, errB := pgx.ParseConfig(b)
+	return errA == nil && errB == nil && ca.Host == cb.Host && ca.Port == cb.Port && ca.Database == cb.Database
 }

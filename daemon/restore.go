@@ -2,10 +2,10 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
-	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/badger"
 	"github.com/rill-authd/rill-authd/token"
 )
@@ -20,12 +20,16 @@ type RestoreCmd struct {
 
 // Run restores the backup and says what the store now holds.
 func (c *RestoreCmd) Run(_ context.Context, stderr io.Writer) error {
-	o := badger.Options{Dir: c.DataDir}
-	if c.EncryptionKeyFile != "" {
-		var err error
-		if o.EncryptionKey, err = store.ReadKeyFile(c.EncryptionKeyFile); err != nil {
-			return err
-		}
+	if IsPostgresURL(c.Store) {
+		return errors.New("restore loads a backup into the embedded store in --data-dir; for a PostgreSQL store use pg_dump and pg_restore, " +
+			"or restore into a directory and copy it over with rill-authd copy-store")
+	}
+	if err := c.check(); err != nil {
+		return err
+	}
+	o, err := c.badgerOptions(storeOptions{})
+	if err != nil {
+		return err
 	}
 	st, err := badger.Restore(o, c.From, c.Force)
 	if err != nil {

@@ -83,8 +83,7 @@ func storeWithTokens(b *testing.B, n int) *benchStore {
 			if err != nil {
 				b.Fatal(err)
 			}
-			recs = append(recs, store.Token{ID: tok.ID.String(), Kind: token.Service, OwnerID: "s-bench",
-				Prefix: tok.Display(), Hash: tok.Hash(), CreatedBy: "bench", CreatedAt: now})
+			recs = append(recs, store.NewToken(tok, "s-bench", "", "bench", now, 0))
 			if i%max(1, n/10_000) == 0 {
 				bs.sample = append(bs.sample, tok.Encode())
 			}

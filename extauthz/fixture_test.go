@@ -27,8 +27,8 @@ type fixture struct {
 	st     *badger.DB
 	res    *resolver.Resolver
 	srv    *extauthz.Server
-	tokens map[string]string // name -> wire token
-	ids    map[string]string // name -> token id
+	tokens map[string]string   // name -> wire token
+	ids    map[string]token.ID // name -> token id
 }
 
 func newFixture(tb testing.TB, opts resolver.Options) *fixture {
@@ -43,7 +43,7 @@ func newFixture(tb testing.TB, opts resolver.Options) *fixture {
 	}
 	res := resolver.New(st, opts)
 	tb.Cleanup(res.Close)
-	f := &fixture{st: st, res: res, srv: extauthz.New(res, extauthz.Config{}), tokens: map[string]string{}, ids: map[string]string{}}
+	f := &fixture{st: st, res: res, srv: extauthz.New(res, extauthz.Config{}), tokens: map[string]string{}, ids: map[string]token.ID{}}
 	ctx := context.Background()
 	now := time.Now().UTC()
 	must := func(err error) {
@@ -101,11 +101,11 @@ func (f *fixture) addRillToken(tb testing.TB, name string, k token.Kind, owner s
 	if err != nil {
 		tb.Fatal(err)
 	}
-	rec := store.Token{ID: id.String(), Kind: k, OwnerID: owner, DisplayName: name, Prefix: token.RillDisplay(k, id), Hash: h, CreatedAt: time.Now().UTC()}
+	rec := store.Token{ID: id, Kind: k, OwnerID: owner, DisplayName: name, Prefix: token.RillDisplay(k, id), Hash: h, CreatedAt: time.Now().UTC()}
 	if err := f.st.ImportTokens(context.Background(), []store.Token{rec}); err != nil {
 		tb.Fatal(err)
 	}
-	f.tokens[name], f.ids[name] = "rill_"+string(k)+"_"+new(big.Int).SetBytes(raw[:]).Text(62), id.String()
+	f.tokens[name], f.ids[name] = "rill_"+string(k)+"_"+new(big.Int).SetBytes(raw[:]).Text(62), id
 }
 
 func (f *fixture) addToken(tb testing.TB, name string, k token.Kind, owner string, expires time.Time) {
@@ -114,12 +114,12 @@ func (f *fixture) addToken(tb testing.TB, name string, k token.Kind, owner strin
 	if err != nil {
 		tb.Fatal(err)
 	}
-	rec := store.Token{ID: tok.ID.String(), Kind: k, OwnerID: owner, DisplayName: name, Prefix: tok.Display(),
+	rec := store.Token{ID: tok.ID, Kind: k, OwnerID: owner, DisplayName: name, Prefix: tok.Display(),
 		Hash: tok.Hash(), CreatedAt: time.Now().UTC(), ExpiresAt: expires}
 	if err := f.st.CreateToken(context.Background(), rec); err != nil {
 		tb.Fatal(err)
 	}
-	f.tokens[name], f.ids[name] = tok.Encode(), tok.ID.String()
+	f.tokens[name], f.ids[name] = tok.Encode(), tok.ID
 }
 
 // grpcClient serves f.srv (or another Authorization server) on a real loopback listener.

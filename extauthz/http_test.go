@@ -217,7 +217,7 @@ http {
 	}
 	want := map[string]string{"X-Rill-Auth-Kind": "user", "X-Rill-Subject": "alice@example.com", "X-Rill-Org": "acme",
 		"X-Rill-Project": "web", "X-Rill-Org-Role": "viewer", "X-Rill-Project-Role": "viewer", "X-Rill-Permissions": viewerPerms,
-		"X-Rill-Token-Id": f.ids["alice"]}
+		"X-Rill-Token-Id": f.ids["alice"].String()}
 	for k, v := range want {
 		if got := seen[k]; len(got) != 1 || got[0] != v {
 			t.Errorf("upstream saw %s = %q, want [%q]", k, got, v)

@@ -37,7 +37,11 @@ type Config struct {
 	// LogAllowedEvery logs one allowed check in this many at info level (0: allowed checks are
 	// logged at debug level only).
 	LogAllowedEvery int
-	Now             func() time.Time
+	// Stale, when set, is asked before a credential is resolved: while it reports true the
+	// store may be behind (a replica that cannot confirm it is current), so the check is denied
+	// with 503 and the reason it gives. It runs on every check: it must be cheap.
+	Stale func() (reason string, stale bool)
+	Now   func() time.Time
 }
 
 // Server decides checks. It serves the gRPC Authorization service (Check) and the HTTP mode
@@ -47,8 +51,9 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	now     func() time.Time
-	allowed atomic.Uint64 // allowed checks, for log sampling
-	denials *denialLog    // samples the lines of denied checks
+	allowed atomic.Uint64           // allowed checks, for log sampling
+	denials *denialLog              // samples the lines of denied checks
+	stale   atomic.Pointer[outcome] // the last stale denial, reused while its reason holds
 }
 
 // New returns a Server that resolves credentials with res.
@@ -125,6 +130,11 @@ func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 		return s.refuse(req, err)
 	}
 	req.kind = bearerKind(bearer)
+	if s.cfg.Stale != nil {
+		if reason, stale := s.cfg.Stale(); stale {
+			return s.logged(req, s.staleOutcome(reason), token.ID{})
+		}
+	}
 	res, err := s.res.Resolve(ctx, bearer)
 	if err != nil {
 		return s.refuse(req, err)
@@ -390,6 +400,19 @@ func (s *Server) refuse(req *request, err error) *outcome {
 		s.log.Error("check failed", "request_id", req.id, "method", req.method, "path", pathOnly(req.path), "err", err)
 	}
 	return unavailableOutcome
+}
+
+// staleOutcome is the 503 of a check refused because the store may be behind: made once per
+// reason, so a stale replica under load costs no allocation per check.
+func (s *Server) staleOutcome(reason string) *outcome {
+	if o := s.stale.Load(); o != nil && o.reason == reason {
+		return o
+	}
+	d := denial(unavailable, "", reason)
+	d.label = unavailableOutcome.label
+	o := newOutcome(d)
+	s.stale.Store(o)
+	return o
 }
 
 // observe records a finished check.

@@ -319,14 +319,10 @@ func (r *Resolver) touchLoop() {
 		if len(pending) == 0 {
 			return
 		}
-		used := make(map[string]time.Time, len(pending))
-		for id, at := range pending {
-			used[id.String()] = at
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := r.st.TouchTokens(ctx, used); err != nil && !errors.Is(err, store.ErrClosed) {
-			r.log.Warn("recording token last-used times failed", "tokens", len(used), "err", err)
+		if err := r.st.TouchTokens(ctx, pending); err != nil && !errors.Is(err, store.ErrClosed) {
+			r.log.Warn("recording token last-used times failed", "tokens", len(pending), "err", err)
 		}
 		if err := r.st.AppendAudit(ctx, useSummary(uses, r.now())); err != nil && !errors.Is(err, store.ErrClosed) {
 			r.log.Warn("recording the token use summary failed", "err", err)

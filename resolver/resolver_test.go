@@ -45,12 +45,12 @@ func must(t testing.TB, err error) {
 	}
 }
 
-func (f *fixture) issue(t testing.TB, k token.Kind, owner string, exp time.Time) (string, string) {
+func (f *fixture) issue(t testing.TB, k token.Kind, owner string, exp time.Time) (string, token.ID) {
 	t.Helper()
 	raw, err := token.New(k)
 	must(t, err)
-	must(t, f.st.CreateToken(ctx, store.Token{ID: raw.ID.String(), Kind: k, OwnerID: owner, Prefix: raw.Display(), Hash: raw.Hash(), CreatedAt: time.Now(), ExpiresAt: exp}))
-	return raw.Encode(), raw.ID.String()
+	must(t, f.st.CreateToken(ctx, store.Token{ID: raw.ID, Kind: k, OwnerID: owner, Prefix: raw.Display(), Hash: raw.Hash(), CreatedAt: time.Now(), ExpiresAt: exp}))
+	return raw.Encode(), raw.ID
 }
 
 func TestResolve(t *testing.T) {
@@ -327,7 +327,7 @@ func TestLastUsedIsRecorded(t *testing.T) {
 			evs, err := f.st.ListAudit(ctx, store.AuditFilter{Actor: "rill-authd"})
 			must(t, err)
 			for _, e := range evs {
-				if e.Action == "token.use" && e.Target == "1 tokens, 3 checks" && e.Detail == id+"×3" {
+				if e.Action == "token.use" && e.Target == "1 tokens, 3 checks" && e.Detail == id.String()+"×3" {
 					return
 				}
 			}
@@ -358,7 +358,7 @@ type gatedTouches struct {
 	release chan struct{}
 }
 
-func (g *gatedTouches) TouchTokens(ctx context.Context, used map[string]time.Time) error {
+func (g *gatedTouches) TouchTokens(ctx context.Context, used map[token.ID]time.Time) error {
 	select {
 	case g.entered <- struct{}{}:
 		<-g.release
@@ -419,7 +419,7 @@ func rillToken(t testing.TB, k token.Kind, owner string) (string, store.Token) {
 	must(t, err)
 	var id token.ID
 	copy(id[:], raw[:16])
-	return s, store.Token{ID: id.String(), Kind: k, OwnerID: owner, Prefix: token.RillDisplay(k, id), Hash: h, CreatedAt: time.Now()}
+	return s, store.Token{ID: id, Kind: k, OwnerID: owner, Prefix: token.RillDisplay(k, id), Hash: h, CreatedAt: time.Now()}
 }
 
 func TestRillFormatTokens(t *testing.T) {
@@ -452,7 +452,7 @@ func TestRillFormatTokens(t *testing.T) {
 			if !errors.Is(err, c.err) {
 				t.Fatalf("err = %v, want %v", err, c.err)
 			}
-			if c.err == nil && (res.Principal.Subject != c.subject || res.TokenID.String() != map[bool]string{true: usrRec.ID, false: svcRec.ID}[c.subject == "bob@acme.com"]) {
+			if c.err == nil && (res.Principal.Subject != c.subject || res.TokenID != map[bool]token.ID{true: usrRec.ID, false: svcRec.ID}[c.subject == "bob@acme.com"]) {
 				t.Fatalf("resolved to %q, token %s", res.Principal.Subject, res.TokenID)
 			}
 			if c.err != nil && !IsAuthError(err) {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rill-authd/rill-authd/internal/testenv"
 	"github.com/rill-authd/rill-authd/rillimport"
@@ -127,13 +128,14 @@ func TestImportRillCommand(t *testing.T) {
 		t.Fatalf("import-rill exited %d:\n%s", code, out)
 	}
 	wantCounts(t, out, map[string]rillimport.Counts{"org": {Created: 2}, "project": {Created: 3}, "user": {Created: 5},
-		"service": {Created: 2}, "token": {Created: 7}})
-	for _, s := range []string{"left out 2 expired tokens", "left out 1 project role bindings limited to some resources"} {
+		"service": {Created: 2}, "token": {Created: 8}})
+	for _, s := range []string{"left out 2 expired tokens", "left out 1 project role bindings limited to some resources",
+		"the store was empty: everything went in one bulk load"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("import-rill did not say %q:\n%s", s, out)
 		}
 	}
-	for _, tk := range []rillToken{f.alice, f.bob, f.carol, f.rep, f.erin, f.bot, f.loader} {
+	for _, tk := range []rillToken{f.alice, f.bob, f.carol, f.rep, f.erin, f.dave, f.bot, f.loader} {
 		if strings.Contains(out, tk.Text) || strings.Contains(out, string(tk.Secret[:])) {
 			t.Fatal("import-rill printed a secret")
 		}
@@ -141,7 +143,7 @@ func TestImportRillCommand(t *testing.T) {
 
 	// Rill's hashes, under Rill's ids.
 	withStore(t, dir, func(st *badger.DB) {
-		for _, tk := range []rillToken{f.alice, f.bob, f.carol, f.rep, f.erin, f.bot, f.loader} {
+		for _, tk := range []rillToken{f.alice, f.bob, f.carol, f.rep, f.erin, f.dave, f.bot, f.loader} {
 			got, err := st.GetToken(ctx, tk.ID)
 			if err != nil || got.Hash != token.Hash(tk.hash()) {
 				t.Errorf("token %s: %v (hash is sha256(secret): %v)", tk.ID, err, got.Hash == token.Hash(tk.hash()))
@@ -152,8 +154,12 @@ func TestImportRillCommand(t *testing.T) {
 		}
 	})
 
-	// The daemon on the imported store takes Rill's tokens as Rill minted them.
+	// The daemon on the imported store takes Rill's tokens as Rill minted them. The store came
+	// whole from Rill, so it has no bootstrap superuser: Rill's superuser administers it.
 	d := testenv.Start(t, dir)
+	if d.Token != "" {
+		t.Error("the daemon bootstrapped a superuser of its own on a store loaded from Rill")
+	}
 	web := "/v1/orgs/acme/projects/web/x"
 	cases := []struct {
 		name, tok, path, kind, subject, orgRole, projectRole string
@@ -164,6 +170,7 @@ func TestImportRillCommand(t *testing.T) {
 		{"guest with a direct project role", f.carol.Text, web, "user", "carol@example.com", "guest", "viewer"},
 		{"service with a project role", f.bot.Text, web, "service", "ci-bot", "", "admin"},
 		{"service, org admin", f.loader.Text, "/v1/orgs/beta/projects/api/x", "service", "loader", "admin", "admin"},
+		{"superuser", f.dave.Text, "/v1/orgs/beta/projects/api/x", "user", "dave@rilldata.com", "admin", "admin"},
 	}
 	for _, c := range cases {
 		v := check(t, d, c.tok, c.path)
@@ -204,7 +211,7 @@ func TestImportRillCommand(t *testing.T) {
 		t.Fatalf("re-run exited %d:\n%s", code, out)
 	}
 	wantCounts(t, out, map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Unchanged: 3}, "user": {Unchanged: 5},
-		"service": {Unchanged: 2}, "token": {Unchanged: 7}})
+		"service": {Unchanged: 2}, "token": {Unchanged: 8}})
 
 	// Rill changes: a redeploy, a group's role, a service's attributes. A dry run says so and
 	// writes nothing; the import then applies them.
@@ -212,7 +219,7 @@ func TestImportRillCommand(t *testing.T) {
 	f.db.exec("UPDATE usergroups_projects_roles SET project_role_id = (SELECT id FROM project_roles WHERE name = 'viewer')")
 	f.db.exec(`UPDATE service SET attributes = '{"team": "data"}' WHERE name = 'ci-bot'`)
 	changed := map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Updated: 1, Unchanged: 2},
-		"user": {Updated: 1, Unchanged: 4}, "service": {Updated: 1, Unchanged: 1}, "token": {Unchanged: 7}}
+		"user": {Updated: 1, Unchanged: 4}, "service": {Updated: 1, Unchanged: 1}, "token": {Unchanged: 8}}
 	seq := lastSeq(t, dir)
 	out, code = importRill(t, dir, f.db.URL, "--dry-run")
 	if code != 0 {
@@ -242,20 +249,20 @@ func TestImportRillCommand(t *testing.T) {
 	// Rill deletes carol (her tokens go with her), the loader service and alice's token.
 	f.db.exec("DELETE FROM users WHERE id = $1", f.db.id("user:Carol@Example.com"))
 	f.db.exec("DELETE FROM service WHERE id = $1", f.db.id("service:beta/loader"))
-	f.db.exec("DELETE FROM user_auth_tokens WHERE id = $1", f.alice.ID)
+	f.db.exec("DELETE FROM user_auth_tokens WHERE id = $1", f.alice.ID.String())
 	out, code = importRill(t, dir, f.db.URL)
 	if code != 0 {
 		t.Fatalf("import after deletes exited %d:\n%s", code, out)
 	}
 	wantCounts(t, out, map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Unchanged: 3}, "user": {Unchanged: 4},
-		"service": {Unchanged: 1}, "token": {Unchanged: 4}})
+		"service": {Unchanged: 1}, "token": {Unchanged: 5}})
 	out, code = importRill(t, dir, f.db.URL, "--prune")
 	if code != 0 {
 		t.Fatalf("import --prune exited %d:\n%s", code, out)
 	}
 	wantCounts(t, out, map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Unchanged: 3}, "user": {Unchanged: 4, Pruned: 1},
-		"service": {Unchanged: 1, Pruned: 1}, "token": {Unchanged: 4, Pruned: 3}})
-	for _, s := range []string{"pruned user carol@example.com", "pruned service beta/loader", "pruned token usr " + f.alice.ID} {
+		"service": {Unchanged: 1, Pruned: 1}, "token": {Unchanged: 5, Pruned: 3}})
+	for _, s := range []string{"pruned user carol@example.com", "pruned service beta/loader", "pruned token usr " + f.alice.ID.String()} {
 		if !strings.Contains(out, s) {
 			t.Errorf("import --prune did not say %q:\n%s", s, out)
 		}
@@ -323,4 +330,50 @@ func TestImportRillCommandFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestImportRillIntoPostgres imports into a PostgreSQL store (--store), where the first import
+// is one transaction, and imports again while a daemon runs on it: the daemon sees Rill's
+// change without a restart. The store's database cannot be Rill's own.
+func TestImportRillIntoPostgres(t *testing.T) {
+	f := seed(t)
+	db := newDatabase(t)
+	out, code := importRill(t, "", f.db.URL, "--store", f.db.URL)
+	if code == 0 || !strings.Contains(out, "name the same database") {
+		t.Fatalf("import into Rill's own database: exit %d:\n%s", code, out)
+	}
+	out, code = importRill(t, "", f.db.URL, "--store", db)
+	if code != 0 {
+		t.Fatalf("import-rill --store exited %d:\n%s", code, out)
+	}
+	wantCounts(t, out, map[string]rillimport.Counts{"org": {Created: 2}, "project": {Created: 3}, "user": {Created: 5},
+		"service": {Created: 2}, "token": {Created: 8}})
+	if !strings.Contains(out, "one bulk load (on PostgreSQL, one transaction)") {
+		t.Errorf("the first import into an empty PostgreSQL store was not one load:\n%s", out)
+	}
+
+	d := testenv.Start(t, "", "--store", db)
+	web := "/v1/orgs/acme/projects/web/x"
+	if v := check(t, d, f.bob.Text, web); v.status != 200 || v.h.Get("x-rill-project-role") != "editor" {
+		t.Fatalf("bob: %d %q", v.status, v.h.Get("x-rill-project-role"))
+	}
+	f.db.exec("UPDATE usergroups_projects_roles SET project_role_id = (SELECT id FROM project_roles WHERE name = 'viewer')")
+	out, code = importRill(t, "", f.db.URL, "--store", db)
+	if code != 0 {
+		t.Fatalf("import-rill with the daemon running exited %d:\n%s", code, out)
+	}
+	wantCounts(t, out, map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Unchanged: 3}, "user": {Updated: 1, Unchanged: 4},
+		"service": {Unchanged: 2}, "token": {Unchanged: 8}})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v := check(t, d, f.bob.Text, web)
+		if v.status == 200 && v.h.Get("x-rill-project-role") == "viewer" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the running daemon did not see bob's new role: %d %q", v.status, v.h.Get("x-rill-project-role"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.Stop(t)
 }

@@ -1,6 +1,7 @@
 package rillimport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
 )
 
 // Options says how Import brings a store in line with a snapshot.
@@ -58,7 +60,9 @@ type Report struct {
 	Actions []Action
 	// RevokedHere lists Rill's tokens that were revoked in rill-authd since an earlier import:
 	// they are not brought back.
-	RevokedHere []string
+	RevokedHere []token.ID
+	// Loaded says the store was empty and took everything in one bulk load (store.Loader).
+	Loaded bool
 }
 
 // ProjectUpdater is the store method Import needs when a project's prod deployment changed
@@ -69,10 +73,11 @@ type ProjectUpdater interface {
 
 // Import brings st in line with snap. Everything is checked against the store before the first
 // write, so that no write fails for a reason the store could have told beforehand (a taken
-// email, service name or token id), and the writes go in an order in which each one's
-// prerequisites are already there: prunes, orgs, projects, users, services, then tokens. A
-// write can still fail for I/O; running the import again then finishes the job, since it is
-// idempotent.
+// email, service name or token id). An empty store takes it all in one bulk load when it can
+// (see load: on PostgreSQL, one transaction). Otherwise the writes go one by one in an order in
+// which each one's prerequisites are already there: prunes, orgs, projects, users, services,
+// then tokens; one can still fail for I/O, and running the import again then finishes the job,
+// since it is idempotent.
 func Import(ctx context.Context, st store.Store, snap *Snapshot, opts Options) (*Report, error) {
 	p, err := plan(ctx, st, snap, opts)
 	if err != nil {
@@ -81,11 +86,16 @@ func Import(ctx context.Context, st store.Store, snap *Snapshot, opts Options) (
 	if opts.DryRun {
 		return p.report, nil
 	}
-	if err := p.apply(ctx, st); err != nil {
+	loaded, err := p.load(ctx, st, snap)
+	if err == nil && !loaded {
+		err = p.apply(ctx, st)
+	}
+	if err != nil {
 		_ = st.AppendAudit(context.WithoutCancel(ctx), store.AuditEvent{Time: time.Now().UTC(), Actor: CreatedBy,
 			Action: "rill.import", Target: snap.Source, Outcome: "failed", Detail: err.Error()})
-		return nil, fmt.Errorf("%w; the writes before it stay: run the import again to finish", err)
+		return nil, fmt.Errorf("%w; run the import again to finish (it is idempotent)", err)
 	}
+	p.report.Loaded = loaded
 	err = st.AppendAudit(ctx, store.AuditEvent{Time: time.Now().UTC(), Actor: CreatedBy, Action: "rill.import",
 		Target: snap.Source, Outcome: "ok", Detail: p.report.Summary()})
 	if err != nil {
@@ -106,6 +116,8 @@ func (r *Report) Summary() string {
 
 type planned struct {
 	report *Report
+	// empty says the store held no org, user or service.
+	empty bool
 
 	pruneTokens   []store.Token
 	pruneServices []store.Service
@@ -186,6 +198,7 @@ func plan(ctx context.Context, st store.Store, snap *Snapshot, opts Options) (*p
 	for _, u := range users {
 		haveUser[u.ID] = u
 	}
+	p.empty = len(orgs) == 0 && len(users) == 0
 
 	// Orgs and projects: Rill's are created; neither is ever pruned (the store cannot delete
 	// them), and an org has nothing to update.
@@ -362,7 +375,7 @@ func plan(ctx context.Context, st store.Store, snap *Snapshot, opts Options) (*p
 func (p *planned) planTokens(ctx context.Context, st store.Store, snap *Snapshot, opts Options, users []store.User,
 	services map[string]store.Service, pruneUsers, pruneServices map[string]bool, problem func(string, ...any)) error {
 	// The tokens the store holds for every owner an import can touch.
-	have := map[string]store.Token{}
+	have := map[token.ID]store.Token{}
 	owners := map[string]bool{}
 	for _, u := range snap.Users {
 		owners[u.ID] = true
@@ -392,7 +405,7 @@ func (p *planned) planTokens(ctx context.Context, st store.Store, snap *Snapshot
 			have[t.ID] = t
 		}
 	}
-	inRill := map[string]bool{}
+	inRill := map[token.ID]bool{}
 	for _, t := range snap.Tokens {
 		inRill[t.ID] = true
 		old, ok := have[t.ID]
@@ -421,7 +434,7 @@ func (p *planned) planTokens(ctx context.Context, st store.Store, snap *Snapshot
 	if !opts.Prune {
 		return nil
 	}
-	for _, id := range slices.Sorted(maps.Keys(have)) {
+	for _, id := range slices.SortedFunc(maps.Keys(have), func(a, b token.ID) int { return bytes.Compare(a[:], b[:]) }) {
 		t := have[id]
 		switch {
 		case pruneUsers[t.OwnerID] || pruneServices[t.OwnerID]:
@@ -521,6 +534,48 @@ func sameAny(a, b map[string]any) bool {
 		return true
 	}
 	return reflect.DeepEqual(a, b)
+}
+
+// load writes the plan of an empty store with the store's bulk loader, if it has one: on
+// PostgreSQL that is one transaction, so the first import, the large one, is all or nothing
+// even for the replicas running on the database. A loaded store counts as bootstrapped (see
+// store.Loader), so the daemon will not create a superuser of its own: load only when one of
+// Rill's superusers has a live token to administer the store with. It reports whether it
+// loaded; when it did not, apply writes record by record.
+func (p *planned) load(ctx context.Context, st store.Store, snap *Snapshot) (bool, error) {
+	l, ok := st.(store.Loader)
+	if !ok || !p.empty || !administered(snap) {
+		return false, nil
+	}
+	ls := store.Snapshot{Orgs: p.orgs, Projects: p.newProjects, Tokens: p.tokens}
+	for _, w := range p.users {
+		ls.Users = append(ls.Users, w.u)
+	}
+	for _, w := range p.services {
+		ls.Services = append(ls.Services, w.s)
+	}
+	err := l.Load(ctx, ls, false)
+	if errors.Is(err, store.ErrNotEmpty) {
+		return false, nil // signing keys or audit events of a daemon's start: write one by one
+	}
+	if err != nil {
+		return false, fmt.Errorf("bulk load: %w", err)
+	}
+	return true, nil
+}
+
+// administered reports whether a Rill superuser has a live token.
+func administered(snap *Snapshot) bool {
+	super := map[string]bool{}
+	for _, u := range snap.Users {
+		super[u.ID] = u.Superuser
+	}
+	for _, t := range snap.Tokens {
+		if t.Kind == token.User && super[t.OwnerID] {
+			return true
+		}
+	}
+	return false
 }
 
 // apply makes the planned writes.

@@ -2,6 +2,7 @@ package rillimport_test
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"maps"
 	"slices"
@@ -109,22 +110,21 @@ func TestReadMapsRillToOurModel(t *testing.T) {
 	}
 
 	// Live tokens only, each under its UUID with Rill's hash; the representing one is bob's.
-	tokens := map[string]store.Token{}
+	tokens := map[token.ID]store.Token{}
 	for _, tk := range snap.Tokens {
 		tokens[tk.ID] = tk
 	}
 	live := map[rillToken]string{f.alice: f.db.id("user:alice@acme.io"), f.bob: f.db.id("user:bob@acme.io"),
 		f.carol: f.db.id("user:Carol@Example.com"), f.rep: f.db.id("user:bob@acme.io"),
-		f.erin: f.db.id("user:erin@beta.io"), f.bot: f.db.id("service:Acme/ci-bot"), f.loader: f.db.id("service:beta/loader")}
+		f.erin: f.db.id("user:erin@beta.io"), f.dave: f.db.id("user:dave@rilldata.com"), f.bot: f.db.id("service:Acme/ci-bot"), f.loader: f.db.id("service:beta/loader")}
 	for tk, owner := range live {
 		got, ok := tokens[tk.ID]
 		if !ok {
 			t.Errorf("token %s not read", tk.ID)
 			continue
 		}
-		id, _ := token.ParseID(tk.ID)
 		kind := token.Kind(strings.Split(tk.Text, "_")[1])
-		if got.Hash != token.Hash(tk.hash()) || got.OwnerID != owner || got.Kind != kind || got.Prefix != token.RillDisplay(kind, id) ||
+		if got.Hash != token.Hash(tk.hash()) || got.OwnerID != owner || got.Kind != kind || got.Prefix != token.RillDisplay(kind, tk.ID) ||
 			got.CreatedBy != rillimport.CreatedBy || !strings.HasPrefix(tk.Text, got.Prefix) {
 			t.Errorf("token %s: %+v (owner want %s)", tk.ID, got, owner)
 		}
@@ -199,7 +199,10 @@ func TestImportOnBothEngines(t *testing.T) {
 				t.Fatal(err)
 			}
 			counts(t, rep, map[string]rillimport.Counts{"org": {Created: 2}, "project": {Created: 3}, "user": {Created: 5},
-				"service": {Created: 2}, "token": {Created: 7}})
+				"service": {Created: 2}, "token": {Created: 8}})
+			if !rep.Loaded {
+				t.Error("the first import into an empty store was not one bulk load")
+			}
 			for tk := range map[rillToken]bool{f.alice: true, f.bot: true, f.rep: true} {
 				got, err := st.GetToken(ctx, tk.ID)
 				if err != nil || got.Hash != token.Hash(tk.hash()) {
@@ -225,7 +228,7 @@ func TestImportOnBothEngines(t *testing.T) {
 				t.Fatal(err)
 			}
 			counts(t, rep, map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Unchanged: 3}, "user": {Unchanged: 5},
-				"service": {Unchanged: 2}, "token": {Unchanged: 7}})
+				"service": {Unchanged: 2}, "token": {Unchanged: 8}})
 
 			// Rill redeploys web, moves bob's group to viewer, edits ci-bot's attributes.
 			f.db.deploy("Acme", "web", "https://rt9.example.com", "inst-web-2", "release")
@@ -236,7 +239,7 @@ func TestImportOnBothEngines(t *testing.T) {
 				t.Fatal(err)
 			}
 			counts(t, rep, map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Updated: 1, Unchanged: 2},
-				"user": {Updated: 1, Unchanged: 4}, "service": {Updated: 1, Unchanged: 1}, "token": {Unchanged: 7}})
+				"user": {Updated: 1, Unchanged: 4}, "service": {Updated: 1, Unchanged: 1}, "token": {Unchanged: 8}})
 			if p, _ := st.GetProject(ctx, "acme", "web"); p.RuntimeHost != "https://rt9.example.com" || p.InstanceID != "inst-web-2" || p.ProdBranch != "release" {
 				t.Errorf("acme/web after the redeploy: %+v", p)
 			}
@@ -249,13 +252,13 @@ func TestImportOnBothEngines(t *testing.T) {
 			// Rill deletes carol (and with her, her tokens), the loader service and alice's token.
 			f.db.exec("DELETE FROM users WHERE id = $1", f.db.id("user:Carol@Example.com"))
 			f.db.exec("DELETE FROM service WHERE id = $1", f.db.id("service:beta/loader"))
-			f.db.exec("DELETE FROM user_auth_tokens WHERE id = $1", f.alice.ID)
+			f.db.exec("DELETE FROM user_auth_tokens WHERE id = $1", f.alice.ID.String())
 			rep, err = rillimport.Import(ctx, st, read(t, f.db), rillimport.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			counts(t, rep, map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Unchanged: 3},
-				"user": {Unchanged: 4}, "service": {Unchanged: 1}, "token": {Unchanged: 4}})
+				"user": {Unchanged: 4}, "service": {Unchanged: 1}, "token": {Unchanged: 5}})
 			if _, err := st.GetToken(ctx, f.alice.ID); err != nil {
 				t.Errorf("without Prune, alice's token went: %v", err)
 			}
@@ -264,8 +267,8 @@ func TestImportOnBothEngines(t *testing.T) {
 				t.Fatal(err)
 			}
 			counts(t, rep, map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Unchanged: 3},
-				"user": {Unchanged: 4, Pruned: 1}, "service": {Unchanged: 1, Pruned: 1}, "token": {Unchanged: 4, Pruned: 3}})
-			for _, id := range []string{f.alice.ID, f.carol.ID, f.loader.ID} {
+				"user": {Unchanged: 4, Pruned: 1}, "service": {Unchanged: 1, Pruned: 1}, "token": {Unchanged: 5, Pruned: 3}})
+			for _, id := range []token.ID{f.alice.ID, f.carol.ID, f.loader.ID} {
 				if _, err := st.GetToken(ctx, id); !errors.Is(err, store.ErrRevoked) {
 					t.Errorf("token %s after the prune: %v, want revoked", id, err)
 				}
@@ -310,7 +313,7 @@ func TestImportRefusesWhatTheStoreCannotTake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(rep.RevokedHere, []string{f.bob.ID}) || rep.Counts["token"].Created != 0 {
+	if !slices.Equal(rep.RevokedHere, []token.ID{f.bob.ID}) || rep.Counts["token"].Created != 0 {
 		t.Fatalf("a token revoked here: RevokedHere %v, created %d", rep.RevokedHere, rep.Counts["token"].Created)
 	}
 	if _, err := st.GetToken(ctx, f.bob.ID); !errors.Is(err, store.ErrRevoked) {
@@ -346,5 +349,25 @@ func TestReadBeforeMigration0090(t *testing.T) {
 	snap := read(t, db)
 	if len(snap.Projects) != 1 || snap.Projects[0].InstanceID != "inst" || snap.Projects[0].RuntimeAudience != "https://rt" {
 		t.Fatalf("projects %+v (an empty runtime_audience is the host)", snap.Projects)
+	}
+}
+
+// TestImportWithoutARillSuperuserToken: without a superuser token from Rill, an empty store is
+// written record by record, not bulk-loaded, so that it stays unbootstrapped and the daemon
+// creates its own superuser.
+func TestImportWithoutARillSuperuserToken(t *testing.T) {
+	f := seed(t)
+	f.db.exec("DELETE FROM user_auth_tokens WHERE id = $1", f.dave.ID.String())
+	st := engines(t)["badger"](t)
+	rep, err := rillimport.Import(ctx, st, read(t, f.db), rillimport.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Loaded || rep.Counts["token"].Created != 7 {
+		t.Fatalf("loaded %v, %d tokens created", rep.Loaded, rep.Counts["token"].Created)
+	}
+	ran, err := st.Bootstrap(ctx, func(context.Context) error { return nil })
+	if err != nil || !ran {
+		t.Fatalf("the store counts as bootstrapped after a record-by-record import: %v %v", ran, err)
 	}
 }

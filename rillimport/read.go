@@ -621,13 +621,14 @@ func (r *reader) tokens(ctx context.Context) error {
 	} {
 		err := r.query(ctx, t.table, t.sql, func(rows pgx.Rows) error {
 			var rec store.Token
+			var id string
 			var hash []byte
 			var expires *time.Time
-			if err := rows.Scan(&rec.ID, &hash, &rec.OwnerID, &rec.DisplayName, &rec.CreatedAt, &expires); err != nil {
+			if err := rows.Scan(&id, &hash, &rec.OwnerID, &rec.DisplayName, &rec.CreatedAt, &expires); err != nil {
 				return err
 			}
-			id, err := token.ParseID(rec.ID)
-			if err != nil {
+			var err error
+			if rec.ID, err = token.ParseID(id); err != nil {
 				return err
 			}
 			// secret_hash is the SHA-256 of the 24 secret bytes (authtoken.Token.SecretHash in
@@ -635,7 +636,7 @@ func (r *reader) tokens(ctx context.Context) error {
 			if rec.Hash, err = token.HashFromBytes(hash); err != nil {
 				return fmt.Errorf("token %s: secret_hash: %w", rec.ID, err)
 			}
-			rec.Kind, rec.Prefix, rec.CreatedBy = t.kind, token.RillDisplay(t.kind, id), CreatedBy
+			rec.Kind, rec.Prefix, rec.CreatedBy = t.kind, token.RillDisplay(t.kind, rec.ID), CreatedBy
 			rec.CreatedAt = rec.CreatedAt.UTC()
 			if expires != nil {
 				rec.ExpiresAt = expires.UTC()

@@ -198,13 +198,13 @@ func (db *rillDB) service(org, name, orgRole, attributes string, projectRoles ..
 // big.Int(id ‖ secret).Text(62), shorter when the id starts with zero bytes; SecretHash is the
 // SHA-256 of the secret, stored as secret_hash under the UUID.
 type rillToken struct {
-	ID     string
+	ID     token.ID
 	Text   string
 	Secret [24]byte
 }
 
 func mintRill(typ string, id token.ID) rillToken {
-	t := rillToken{ID: id.String()}
+	t := rillToken{ID: id}
 	rand.Read(t.Secret[:])
 	payload := make([]byte, 40)
 	copy(payload[:16], id[:])
@@ -225,7 +225,7 @@ func (db *rillDB) userToken(email, representing string, expires *time.Time, id t
 		rep = db.id("user:" + representing)
 	}
 	db.exec(`INSERT INTO user_auth_tokens (id, secret_hash, user_id, display_name, auth_client_id, representing_user_id, expires_on)
-		VALUES ($1, $2, $3, $4, '12345678-0000-0000-0000-000000000002', $5, $6)`, tk.ID, h[:], db.id("user:"+email), "cli token", rep, expires)
+		VALUES ($1, $2, $3, $4, '12345678-0000-0000-0000-000000000002', $5, $6)`, tk.ID.String(), h[:], db.id("user:"+email), "cli token", rep, expires)
 	return tk
 }
 
@@ -233,7 +233,7 @@ func (db *rillDB) serviceToken(org, service string, expires *time.Time) rillToke
 	tk := mintRill("svc", newUUID())
 	h := tk.hash()
 	db.exec("INSERT INTO service_auth_tokens (id, secret_hash, service_id, expires_on) VALUES ($1, $2, $3, $4)",
-		tk.ID, h[:], db.id("service:"+org+"/"+service), expires)
+		tk.ID.String(), h[:], db.id("service:"+org+"/"+service), expires)
 	return tk
 }
 
@@ -241,6 +241,7 @@ func (db *rillDB) serviceToken(org, service string, expires *time.Time) rillToke
 type fixture struct {
 	db                                     *rillDB
 	alice, bob, carol, carolOld, rep, erin rillToken
+	dave                                   rillToken
 	bot, loader, botOld                    rillToken
 }
 
@@ -289,6 +290,7 @@ func seed(t testing.TB) *fixture {
 	f.carolOld = db.userToken("Carol@Example.com", "", &past, newUUID())
 	f.rep = db.userToken("dave@rilldata.com", "bob@acme.io", &future, newUUID()) // a superuser acting as bob
 	f.erin = db.userToken("erin@beta.io", "", nil, newUUID())
+	f.dave = db.userToken("dave@rilldata.com", "", nil, newUUID())
 	f.bot = db.serviceToken("Acme", "ci-bot", nil)
 	f.botOld = db.serviceToken("Acme", "ci-bot", &past)
 	f.loader = db.serviceToken("beta", "loader", nil)

@@ -197,7 +197,7 @@ type Service struct {
 // Token is the stored record of a user or service token. It never holds the secret, only its
 // SHA-256.
 type Token struct {
-	ID          string     `json:"id"`
+	ID          token.ID   `json:"id"`
 	Kind        token.Kind `json:"kind"`
 	OwnerID     string     `json:"owner_id"`
 	DisplayName string     `json:"display_name,omitempty"`
@@ -240,7 +240,7 @@ type AuditFilter struct {
 // NewToken is the record of a freshly issued tok: the one place a token record is built, so
 // every issuer stores the same fields (the hash, never the secret). A zero ttl never expires.
 func NewToken(tok token.Token, owner, displayName, createdBy string, now time.Time, ttl time.Duration) Token {
-	t := Token{ID: tok.ID.String(), Kind: tok.Kind, OwnerID: owner, DisplayName: displayName, Prefix: tok.Display(),
+	t := Token{ID: tok.ID, Kind: tok.Kind, OwnerID: owner, DisplayName: displayName, Prefix: tok.Display(),
 		Hash: tok.Hash(), CreatedBy: createdBy, CreatedAt: now.UTC()}
 	if ttl > 0 {
 		t.ExpiresAt = t.CreatedAt.Add(ttl)

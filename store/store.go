@@ -28,6 +28,10 @@ var (
 	// ErrFeedTruncated is returned by ChangesSince for a point older than the feed keeps: the
 	// caller must reload everything instead of replaying.
 	ErrFeedTruncated = errors.New("change feed truncated")
+	// ErrUnavailable wraps errors of an engine whose server cannot be reached (PostgreSQL
+	// down, a connection lost): the request may succeed if retried. A write that fails so at
+	// its commit may still have been applied.
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // Store is everything the daemon needs from persistence.
@@ -70,12 +74,12 @@ type Store interface {
 	// owner refuses the whole import before anything is written; a failing batch (a taken id)
 	// stops it, leaving the batches before it in place.
 	ImportTokens(ctx context.Context, ts []Token) error
-	GetToken(ctx context.Context, id string) (Token, error)
+	GetToken(ctx context.Context, id token.ID) (Token, error)
 	// ListTokens returns the owner's live tokens, oldest (CreatedAt) first.
 	ListTokens(ctx context.Context, ownerID string) ([]Token, error)
 	// DeleteToken revokes a token: it is gone, and reads of it say ErrRevoked. Deleting it
 	// again is ErrNotFound.
-	DeleteToken(ctx context.Context, id string) error
+	DeleteToken(ctx context.Context, id token.ID) error
 	// CountTokens is the number of live tokens of each kind, read from counts kept in the
 	// transactions that create and delete tokens.
 	CountTokens(ctx context.Context) (map[token.Kind]uint64, error)
@@ -107,7 +111,7 @@ type CheckReader interface {
 	Feed
 
 	// TouchTokens records last-used times; it changes no decision and is not in the feed.
-	TouchTokens(ctx context.Context, used map[string]time.Time) error
+	TouchTokens(ctx context.Context, used map[token.ID]time.Time) error
 	AppendAudit(ctx context.Context, e AuditEvent) error
 }
 

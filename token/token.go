@@ -104,6 +104,20 @@ func ParseID(s string) (ID, error) {
 	return id, nil
 }
 
+// MarshalText encodes the id as its UUID text (the bytes of String), so a record or an API
+// body that holds an ID reads exactly as it did when ids were UUID strings.
+func (id ID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText decodes the UUID text; anything else is an error.
+func (id *ID) UnmarshalText(b []byte) error {
+	v, err := ParseID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
 func unhex(c byte) (byte, bool) {
 	switch {
 	case '0' <= c && c <= '9':

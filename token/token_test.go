@@ -3,6 +3,7 @@ package token
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -479,6 +480,38 @@ func TestHashText(t *testing.T) {
 	for _, bad := range []string{"", "abc", strings.Repeat("zz", 32), strings.Repeat("a", 66)} {
 		if err := back.UnmarshalText([]byte(bad)); err == nil {
 			t.Errorf("UnmarshalText(%q) accepted", bad)
+		}
+	}
+}
+
+// TestIDText pins the text form: an ID marshals to its UUID string (so JSON holds exactly the
+// string id it held when ids were strings, in a struct field or as a map key), and unmarshals
+// only from a UUID, leaving the id as it was on an error.
+func TestIDText(t *testing.T) {
+	id := mustNew(t, Service).ID
+	b, err := id.MarshalText()
+	if err != nil || string(b) != id.String() {
+		t.Fatalf("MarshalText: %q %v, want %q", b, err, id.String())
+	}
+	js, err := json.Marshal(struct {
+		ID   ID          `json:"id"`
+		Seen map[ID]bool `json:"seen"`
+	}{id, map[ID]bool{id: true}})
+	if want := `{"id":"` + id.String() + `","seen":{"` + id.String() + `":true}}`; err != nil || string(js) != want {
+		t.Fatalf("JSON %s %v, want %s", js, err, want)
+	}
+	var back ID
+	if err := json.Unmarshal([]byte(`"`+strings.ToUpper(id.String())+`"`), &back); err != nil || back != id {
+		t.Fatalf("unmarshal the upper-case UUID: %v %v", back, err)
+	}
+	for _, bad := range []string{"", "legacy-1", strings.Repeat("g", 36), id.String()[:35], id.String() + "0"} {
+		kept := back
+		err := back.UnmarshalText([]byte(bad))
+		if err == nil || !strings.Contains(err.Error(), "not a UUID") {
+			t.Errorf("UnmarshalText(%q): %v, want an error saying it is not a UUID", bad, err)
+		}
+		if back != kept {
+			t.Errorf("UnmarshalText(%q) changed the id to %v", bad, back)
 		}
 	}
 }

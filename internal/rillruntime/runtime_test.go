@@ -69,7 +69,7 @@ func seed(t *testing.T, dir string) seeded {
 	sum := sha256.Sum256(raw[16:])
 	h, err := token.HashFromBytes(sum[:])
 	must(err)
-	must(st.ImportTokens(ctx, []store.Token{{ID: id.String(), Kind: token.User, OwnerID: s.adminID, Prefix: token.RillDisplay(token.User, id), Hash: h, CreatedAt: now}}))
+	must(st.ImportTokens(ctx, []store.Token{{ID: id, Kind: token.User, OwnerID: s.adminID, Prefix: token.RillDisplay(token.User, id), Hash: h, CreatedAt: now}}))
 	s.rillToken = "rill_usr_" + new(big.Int).SetBytes(raw[:]).Text(62)
 	return s
 }

@@ -64,10 +64,11 @@ type Daemon struct {
 	GRPCAddr string
 	HTTPAddr string
 	// Token is the bootstrap superuser token, if this start bootstrapped.
-	Token  string
-	mu     sync.Mutex
-	stderr bytes.Buffer
-	exited chan struct{}
+	Token   string
+	mu      sync.Mutex
+	stderr  bytes.Buffer
+	exited  chan struct{}
+	started chan struct{}
 }
 
 var (
@@ -75,15 +76,23 @@ var (
 	tokenRe   = regexp.MustCompile(`bootstrap token \(shown once, store it now\): (\S+)`)
 )
 
-// Start runs the daemon on dataDir (a new temp dir if "") with extra args, and waits until it
-// is serving. It is stopped at test cleanup.
+// Start runs the daemon on dataDir (a new temp dir if "") with extra args (--store URL for a
+// PostgreSQL store), and waits until it is serving. It is stopped at test cleanup.
 func Start(t testing.TB, dataDir string, args ...string) *Daemon {
+	t.Helper()
+	d := Spawn(t, dataDir, args...)
+	d.WaitStarted(t)
+	return d
+}
+
+// Spawn is Start without the wait, to start several daemons at once; WaitStarted waits.
+func Spawn(t testing.TB, dataDir string, args ...string) *Daemon {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
 	all := append([]string{"--data-dir", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, args...)
-	d := &Daemon{DataDir: dataDir, exited: make(chan struct{})}
+	d := &Daemon{DataDir: dataDir, exited: make(chan struct{}), started: make(chan struct{})}
 	d.Cmd = exec.Command(Bin(t, "rill-authd"), all...)
 	d.Cmd.Env = os.Environ()
 	pr, pw := io.Pipe()
@@ -92,7 +101,6 @@ func Start(t testing.TB, dataDir string, args ...string) *Daemon {
 		t.Fatal(err)
 	}
 	go func() { d.Cmd.Wait(); pw.Close(); close(d.exited) }()
-	started := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -106,20 +114,25 @@ func Start(t testing.TB, dataDir string, args ...string) *Daemon {
 			}
 			if m := startedRe.FindStringSubmatch(line); m != nil && !once {
 				d.GRPCAddr, d.HTTPAddr, once = m[1], m[2], true
-				close(started)
+				close(d.started)
 			}
 			d.mu.Unlock()
 		}
 	}()
 	t.Cleanup(func() { d.Stop(t) })
+	return d
+}
+
+// WaitStarted waits until the daemon serves, failing t if it exits or takes over 30s.
+func (d *Daemon) WaitStarted(t testing.TB) {
+	t.Helper()
 	select {
-	case <-started:
+	case <-d.started:
 	case <-d.exited:
 		t.Fatalf("rill-authd exited before serving:\n%s", d.Stderr())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("rill-authd did not start in 30s:\n%s", d.Stderr())
 	}
-	return d
 }
 
 // Stderr is everything the daemon has printed so far.

@@ -47,7 +47,7 @@ func seed(t *testing.T, s *DB) map[string]token.Token {
 	rec, raw := newToken(t, token.Service, "s1")
 	must(t, s.CreateToken(ctx, rec))
 	toks["svc"] = raw
-	must(t, s.DeleteToken(ctx, toks["usr-gone"].ID.String()))
+	must(t, s.DeleteToken(ctx, toks["usr-gone"].ID))
 	return toks
 }
 
@@ -69,7 +69,7 @@ func TestBackupAndRestore(t *testing.T) {
 	counts, _ := src.CountTokens(ctx)
 	file := backupFile(t, src)
 	// After the backup: a revoke and a new token, which the restore does not know of.
-	must(t, src.DeleteToken(ctx, toks["usr-b"].ID.String()))
+	must(t, src.DeleteToken(ctx, toks["usr-b"].ID))
 	late, _ := newToken(t, token.User, "u1")
 	must(t, src.CreateToken(ctx, late))
 

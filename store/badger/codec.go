@@ -13,15 +13,17 @@ import (
 
 // Token records are the one record read on every cache miss, and there may be millions, so
 // they use a compact binary form instead of JSON (a miss decodes several times faster).
-// Layout: version byte, then uvarint-length strings ID, Kind, OwnerID, DisplayName, Prefix,
-// CreatedBy, the 32-byte hash, and varint Unix-nanosecond times CreatedAt, ExpiresAt,
-// LastUsedAt (0 for none). Records written as JSON (leading '{') are still read.
+// Layout: version byte, then uvarint-length strings ID (its UUID text), Kind, OwnerID,
+// DisplayName, Prefix, CreatedBy, the 32-byte hash, and varint Unix-nanosecond times
+// CreatedAt, ExpiresAt, LastUsedAt (0 for none). Records written as JSON (leading '{') are
+// still read. An ID that is not a UUID makes the record corrupt.
 const tokenCodecV1 = 1
 
 func encodeToken(t *store.Token) []byte {
-	b := make([]byte, 0, 1+len(t.ID)+len(t.Kind)+len(t.OwnerID)+len(t.DisplayName)+len(t.Prefix)+len(t.CreatedBy)+6+len(t.Hash)+3*binary.MaxVarintLen64)
+	id := t.ID.String()
+	b := make([]byte, 0, 1+len(id)+len(t.Kind)+len(t.OwnerID)+len(t.DisplayName)+len(t.Prefix)+len(t.CreatedBy)+6+len(t.Hash)+3*binary.MaxVarintLen64)
 	b = append(b, tokenCodecV1)
-	for _, s := range []string{t.ID, string(t.Kind), t.OwnerID, t.DisplayName, t.Prefix, t.CreatedBy} {
+	for _, s := range []string{id, string(t.Kind), t.OwnerID, t.DisplayName, t.Prefix, t.CreatedBy} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
@@ -40,7 +42,10 @@ var errCorrupt = errors.New("corrupt token record")
 
 func decodeToken(b []byte, t *store.Token) error {
 	if len(b) > 0 && b[0] == '{' {
-		return json.Unmarshal(b, t)
+		if err := json.Unmarshal(b, t); err != nil { // the id through token.ID.UnmarshalText
+			return fmt.Errorf("%w: %w", errCorrupt, err)
+		}
+		return nil
 	}
 	if len(b) == 0 || b[0] != tokenCodecV1 {
 		return fmt.Errorf("%w: unknown version", errCorrupt)
@@ -56,7 +61,8 @@ func decodeToken(b []byte, t *store.Token) error {
 		b = b[k+int(n):]
 		return s
 	}
-	t.ID, t.Kind, t.OwnerID, t.DisplayName, t.Prefix, t.CreatedBy = str(), token.Kind(str()), str(), str(), str(), str()
+	id := str()
+	t.Kind, t.OwnerID, t.DisplayName, t.Prefix, t.CreatedBy = token.Kind(str()), str(), str(), str(), str()
 	if len(b) < len(t.Hash) {
 		return fmt.Errorf("%w: truncated", errCorrupt)
 	}
@@ -75,6 +81,10 @@ func decodeToken(b []byte, t *store.Token) error {
 	}
 	if len(b) != 0 {
 		return fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(b))
+	}
+	var err error
+	if t.ID, err = token.ParseID(id); err != nil {
+		return fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,11 +47,55 @@ func TestTokenCodec(t *testing.T) {
 	}
 }
 
+// TestTokenCodecLayout pins the stored bytes: the id is its UUID text, in the binary form and
+// in JSON, exactly as when ids were strings, so stores written before read the same; a record
+// whose id is not a UUID is corrupt.
+func TestTokenCodecLayout(t *testing.T) {
+	const uuid = "0b7e3a52-8f1c-4d6e-9a2b-3c4d5e6f7a8b"
+	id, err := token.ParseID(uuid)
+	must(t, err)
+	tk := store.Token{ID: id, Kind: token.Service, OwnerID: "s1", DisplayName: "ci", Prefix: "rill_svc_abc", Hash: token.Hash{1, 2, 3},
+		CreatedBy: "u-1", CreatedAt: time.Unix(0, 5).UTC(), LastUsedAt: time.Unix(0, 7).UTC()}
+	want := []byte{tokenCodecV1}
+	for _, s := range []string{uuid, "svc", "s1", "ci", "rill_svc_abc", "u-1"} {
+		want = append(append(want, byte(len(s))), s...)
+	}
+	want = append(want, tk.Hash[:]...)
+	want = append(want, 10, 0, 14) // zigzag varints of 5, 0 (no expiry), 7
+	if got := encodeToken(&tk); string(got) != string(want) {
+		t.Errorf("binary record\n got %q\nwant %q", got, want)
+	}
+	js, err := json.Marshal(tk)
+	must(t, err)
+	if !strings.HasPrefix(string(js), `{"id":"`+uuid+`",`) {
+		t.Errorf("JSON record %s does not hold the id as its UUID string", js)
+	}
+	var out store.Token
+	if err := decodeToken(js, &out); err != nil || !reflect.DeepEqual(out, tk) {
+		t.Errorf("JSON record: %+v %v", out, err)
+	}
+
+	// An id that is not a UUID, in either form, is a corrupt record.
+	bad := append([]byte{tokenCodecV1, byte(len("legacy-1"))}, "legacy-1"...)
+	bad = append(bad, want[1+1+len(uuid):]...)
+	if err := decodeToken(bad, &out); !errors.Is(err, errCorrupt) {
+		t.Errorf("binary record with id legacy-1: %v, want errCorrupt", err)
+	}
+	badJS := strings.Replace(string(js), uuid, "legacy-1", 1)
+	if err := decodeToken([]byte(badJS), &out); !errors.Is(err, errCorrupt) || !strings.Contains(err.Error(), "not a UUID") {
+		t.Errorf("JSON record with id legacy-1: %v, want errCorrupt saying not a UUID", err)
+	}
+}
+
 // FuzzDecodeToken feeds arbitrary stored bytes to the record decoder: it must return a record
 // or an error, never panic, and a record it accepts in the binary form must encode back to the
 // same bytes (nothing is silently dropped or invented).
 func FuzzDecodeToken(f *testing.F) {
-	tk := store.Token{ID: "0b7e3a52-8f1c-4d6e-9a2b-3c4d5e6f7a8b", Kind: token.Service, OwnerID: "s1", Prefix: "rill_svc_abc",
+	id, err := token.ParseID("0b7e3a52-8f1c-4d6e-9a2b-3c4d5e6f7a8b")
+	if err != nil {
+		f.Fatal(err)
+	}
+	tk := store.Token{ID: id, Kind: token.Service, OwnerID: "s1", Prefix: "rill_svc_abc",
 		CreatedAt: time.Unix(1_700_000_000, 5).UTC(), ExpiresAt: time.Unix(1_800_000_000, 0).UTC()}
 	f.Add(encodeToken(&tk))
 	f.Add(encodeToken(&store.Token{}))

@@ -26,7 +26,7 @@ type wtxn struct {
 	now     time.Time
 	// Token index updates, applied once the transaction has committed.
 	idxPut []store.Token
-	idxDel []string
+	idxDel []token.ID
 }
 
 // change appends one change to the feed.
@@ -47,13 +47,13 @@ func (w *wtxn) change(kind store.ChangeKind, op store.ChangeOp, id string) error
 // tokenAdded records a new token: its change and its index entry.
 func (w *wtxn) tokenAdded(t store.Token) error {
 	w.idxPut = append(w.idxPut, t)
-	return w.change(store.ChangeToken, store.OpPut, t.ID)
+	return w.change(store.ChangeToken, store.OpPut, t.ID.String())
 }
 
 // tokenRemoved records a deleted token.
-func (w *wtxn) tokenRemoved(id string) error {
+func (w *wtxn) tokenRemoved(id token.ID) error {
 	w.idxDel = append(w.idxDel, id)
-	return w.change(store.ChangeToken, store.OpDelete, id)
+	return w.change(store.ChangeToken, store.OpDelete, id.String())
 }
 
 func changeKey(seq uint64) []byte { return binary.BigEndian.AppendUint64([]byte(pChange), seq) }

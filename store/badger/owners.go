@@ -129,7 +129,11 @@ func deleteOwnedTokens(w *wtxn, kind token.Kind, owner, why string, limit int) (
 	}
 	it.Close()
 	for _, k := range keys {
-		if err := deleteTokenKeys(w, strings.TrimPrefix(string(k), pTokOwner+owner+"/"), owner, why); err != nil {
+		id, err := ownedTokenID(k, owner)
+		if err != nil {
+			return 0, err
+		}
+		if err := deleteTokenKeys(w, id, owner, why); err != nil {
 			return 0, err
 		}
 	}

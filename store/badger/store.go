@@ -236,8 +236,8 @@ func getJSON(txn *bdg.Txn, key string, v any) error {
 	return item.Value(func(b []byte) error { return json.Unmarshal(b, v) })
 }
 
-func getToken(txn *bdg.Txn, id string, t *store.Token) error {
-	item, err := txn.Get([]byte(pToken + id))
+func getToken(txn *bdg.Txn, id token.ID, t *store.Token) error {
+	item, err := txn.Get([]byte(pToken + id.String()))
 	if errors.Is(err, bdg.ErrKeyNotFound) {
 		return store.ErrNotFound
 	}
@@ -248,7 +248,7 @@ func getToken(txn *bdg.Txn, id string, t *store.Token) error {
 }
 
 func putToken(txn *bdg.Txn, t *store.Token) error {
-	return txn.Set([]byte(pToken+t.ID), encodeToken(t))
+	return txn.Set([]byte(pToken+t.ID.String()), encodeToken(t))
 }
 
 func putJSON(txn *bdg.Txn, key string, v any) error {

@@ -39,10 +39,11 @@ func ownerKey(k token.Kind, owner string) string {
 
 // addToken writes a new token record and its owner index entry; the caller keeps the counts.
 func addToken(w *wtxn, t *store.Token) error {
-	if ok, err := exists(w.Txn, pToken+t.ID); err != nil || ok {
-		return orConflict(err, "token %s", t.ID)
+	id := t.ID.String()
+	if ok, err := exists(w.Txn, pToken+id); err != nil || ok {
+		return orConflict(err, "token %s", id)
 	}
-	if err := w.Set([]byte(pTokOwner+t.OwnerID+"/"+t.ID), nil); err != nil {
+	if err := w.Set([]byte(pTokOwner+t.OwnerID+"/"+id), nil); err != nil {
 		return err
 	}
 	if err := putToken(w.Txn, t); err != nil {
@@ -53,17 +54,27 @@ func addToken(w *wtxn, t *store.Token) error {
 
 // deleteTokenKeys deletes a token record and its owner index entry and leaves a tombstone
 // saying why; the caller keeps the counts.
-func deleteTokenKeys(w *wtxn, id, owner, why string) error {
-	if err := w.Delete([]byte(pTokOwner + owner + "/" + id)); err != nil {
+func deleteTokenKeys(w *wtxn, id token.ID, owner, why string) error {
+	sid := id.String()
+	if err := w.Delete([]byte(pTokOwner + owner + "/" + sid)); err != nil {
 		return err
 	}
-	if err := tombstone(w.Txn, id, why); err != nil {
+	if err := tombstone(w.Txn, sid, why); err != nil {
 		return err
 	}
-	if err := w.Delete([]byte(pToken + id)); err != nil {
+	if err := w.Delete([]byte(pToken + sid)); err != nil {
 		return err
 	}
 	return w.tokenRemoved(id)
+}
+
+// ownedTokenID is the token id that ends k, a key of owner's token index (pTokOwner<owner>/<id>).
+func ownedTokenID(k []byte, owner string) (token.ID, error) {
+	id, err := token.ParseID(strings.TrimPrefix(string(k), pTokOwner+owner+"/"))
+	if err != nil {
+		return id, fmt.Errorf("%w: owner index key %q: %w", errCorrupt, k, err)
+	}
+	return id, nil
 }
 
 // Compact merges the LSM tree into one level, so reads look in few tables. Run it after a large
@@ -139,14 +150,14 @@ func (s *DB) importOnce(ctx context.Context, ts []store.Token) error {
 
 // GetToken returns the token, or an error wrapping ErrRevoked (for a tombstoned token) or
 // ErrNotFound.
-func (s *DB) GetToken(_ context.Context, id string) (store.Token, error) {
+func (s *DB) GetToken(_ context.Context, id token.ID) (store.Token, error) {
 	var t store.Token
 	err := s.view(func(txn *bdg.Txn) error {
 		err := getToken(txn, id, &t)
 		if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		why, terr := getString(txn, pRevoked+id)
+		why, terr := getString(txn, pRevoked+id.String())
 		if terr == nil {
 			return fmt.Errorf("%s: %w", why, store.ErrRevoked)
 		}
@@ -162,8 +173,12 @@ func (s *DB) ListTokens(_ context.Context, owner string) ([]store.Token, error) 
 	var out []store.Token
 	err := s.view(func(txn *bdg.Txn) error {
 		return scan(txn, pTokOwner+owner+"/", func(k, _ []byte) error {
+			id, err := ownedTokenID(k, owner)
+			if err != nil {
+				return err
+			}
 			var t store.Token
-			if err := getToken(txn, strings.TrimPrefix(string(k), pTokOwner+owner+"/"), &t); err != nil {
+			if err := getToken(txn, id, &t); err != nil {
 				return fmt.Errorf("token of %s: %w", owner, err)
 			}
 			out = append(out, t)
@@ -174,7 +189,7 @@ func (s *DB) ListTokens(_ context.Context, owner string) ([]store.Token, error) 
 	return out, err
 }
 
-func (s *DB) DeleteToken(ctx context.Context, id string) error {
+func (s *DB) DeleteToken(ctx context.Context, id token.ID) error {
 	err := s.write(ctx, func(w *wtxn) error {
 		var t store.Token
 		if err := getToken(w.Txn, id, &t); err != nil {
@@ -210,7 +225,7 @@ func (s *DB) TokenAuth(_ context.Context, id token.ID) (store.TokenAuth, error) 
 
 // TouchTokens implements store.CheckReader. It holds wmu like every other writer of token
 // records: otherwise its writes conflict with a revoke's transaction, which can then fail.
-func (s *DB) TouchTokens(ctx context.Context, used map[string]time.Time) error {
+func (s *DB) TouchTokens(ctx context.Context, used map[token.ID]time.Time) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	return s.update(ctx, func(txn *bdg.Txn) error {

@@ -26,12 +26,8 @@ func indexAgrees(t *testing.T, s *DB) {
 			if err := it.Item().Value(func(b []byte) error { return decodeToken(b, &rec) }); err != nil {
 				return err
 			}
-			id, err := token.ParseID(rec.ID)
-			if err != nil {
-				continue // not indexed by design
-			}
 			n++
-			got, ok := s.idx.Get(id)
+			got, ok := s.idx.Get(rec.ID)
 			if !ok {
 				return fmt.Errorf("token %s is in Badger but not in the index", rec.ID)
 			}
@@ -71,12 +67,6 @@ func TestTokenIndexFollowsWrites(t *testing.T) {
 		imported = append(imported, tk)
 	}
 	must(t, s.ImportTokens(ctx, imported))
-	// An id that is no UUID (no bearer token can name one) stays out of the index; GetToken
-	// still reads it.
-	must(t, s.CreateToken(ctx, store.Token{ID: "legacy-1", Kind: token.User, OwnerID: "u1", Hash: usr.Hash}))
-	if rec, err := s.GetToken(ctx, "legacy-1"); err != nil || rec.OwnerID != "u1" {
-		t.Fatalf("GetToken(legacy-1): %+v %v", rec, err)
-	}
 	indexAgrees(t, s)
 
 	got, err := s.TokenAuth(ctx, rawUsr.ID)
@@ -110,7 +100,7 @@ func TestTokenIndexFollowsWrites(t *testing.T) {
 		t.Fatalf("unknown token: %v, want ErrNotFound", err)
 	}
 
-	// A reopened store loads the index from disk, with the legacy record left out of it.
+	// A reopened store loads the index from disk.
 	keep, rawKeep := newToken(t, token.User, "u1")
 	keep.ExpiresAt = exp
 	must(t, s.CreateToken(ctx, keep))

@@ -21,7 +21,7 @@ func (s *DB) AppendAudit(ctx context.Context, e store.AuditEvent) error {
 		return fmt.Errorf("encode audit event: %w", err)
 	}
 	if _, err := s.pool.Exec(ctx, "INSERT INTO audit (at, actor, doc) VALUES ($1, $2, $3)", e.Time.UnixNano(), e.Actor, doc); err != nil {
-		return fmt.Errorf("append audit event: %w", err)
+		return fmt.Errorf("append audit event: %w", unavail(err))
 	}
 	return nil
 }
@@ -44,7 +44,7 @@ func (s *DB) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditE
 			ORDER BY at DESC, id DESC LIMIT CASE WHEN $3 < 0 THEN NULL ELSE $3 END) newest
 		ORDER BY at, id`, since, f.Actor, limit)
 	if err != nil {
-		return nil, fmt.Errorf("list audit: %w", err)
+		return nil, fmt.Errorf("list audit: %w", unavail(err))
 	}
 	return out, nil
 }

@@ -18,11 +18,11 @@ func (s *DB) Bootstrap(ctx context.Context, fn func(ctx context.Context) error) 
 	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return false, fmt.Errorf("bootstrap: %w", err)
+		return false, fmt.Errorf("bootstrap: %w", unavail(err))
 	}
 	defer conn.Release()
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockBootstrap); err != nil {
-		return false, fmt.Errorf("bootstrap: take the lock: %w", err)
+		return false, fmt.Errorf("bootstrap: take the lock: %w", unavail(err))
 	}
 	defer func() {
 		// A lost unlock would block every later bootstrap; closing the session drops the lock.
@@ -36,14 +36,14 @@ func (s *DB) Bootstrap(ctx context.Context, fn func(ctx context.Context) error) 
 		return false, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return false, fmt.Errorf("bootstrap: %w", err)
+		return false, fmt.Errorf("bootstrap: %w", unavail(err))
 	}
 	if err := fn(ctx); err != nil {
-		return false, fmt.Errorf("bootstrap: %w", err)
+		return false, fmt.Errorf("bootstrap: %w", unavail(err))
 	}
 	_, err = conn.Exec(ctx, "INSERT INTO meta (key, value) VALUES ('bootstrapped', $1)", time.Now().UTC().Format(time.RFC3339))
 	if err != nil {
-		return false, fmt.Errorf("bootstrap: mark done: %w", err)
+		return false, fmt.Errorf("bootstrap: mark done: %w", unavail(err))
 	}
 	return true, nil
 }

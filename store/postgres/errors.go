@@ -3,11 +3,14 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rill-authd/rill-authd/store"
 )
 
 // Unavailable reports whether err means PostgreSQL could not be reached or the connection was
@@ -31,4 +34,13 @@ func Unavailable(err error) bool {
 		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") || strings.HasPrefix(pe.Code, "53")
 	}
 	return strings.Contains(err.Error(), "conn closed")
+}
+
+// unavail wraps err with store.ErrUnavailable when it says PostgreSQL could not be reached, so
+// callers outside this package can answer 503 without knowing the engine.
+func unavail(err error) error {
+	if err == nil || errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.Canceled) || !Unavailable(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 }

@@ -72,15 +72,11 @@ func (d *tombstones) intern(why string) uint32 {
 	return uint32(len(whys) - 1)
 }
 
-func (d *tombstones) add(id, why string, at time.Time) {
-	tid, err := token.ParseID(id)
-	if err != nil {
-		return // no bearer token can name it
-	}
+func (d *tombstones) add(id token.ID, why string, at time.Time) {
 	t := tombstone{at: at.UnixNano(), why: d.intern(why)}
-	sh := &d.shards[tid[15]&15]
+	sh := &d.shards[id[15]&15]
 	sh.mu.Lock()
-	sh.m[tid] = t
+	sh.m[id] = t
 	sh.mu.Unlock()
 }
 
@@ -159,7 +155,9 @@ func (s *DB) reload(ctx context.Context, b beginner) error {
 			at  time.Time
 		)
 		_, err = pgx.ForEachRow(rows, []any{&id, &why, &at}, func() error {
-			dead.add(id, why, at)
+			if tid, err := token.ParseID(id); err == nil { // else no bearer token can name it
+				dead.add(tid, why, at)
+			}
 			return nil
 		})
 		if err != nil {
@@ -178,13 +176,40 @@ func (s *DB) reload(ctx context.Context, b beginner) error {
 }
 
 func indexToken(idx *tokindex.Index, id, kind, owner string, hash []byte, expires int64) error {
+	tid, err := token.ParseID(id)
+	if err != nil {
+		return err
+	}
 	var h token.Hash
 	if len(hash) != len(h) {
 		return fmt.Errorf("token %s: hash of %d bytes", id, len(hash))
 	}
 	copy(h[:], hash)
-	idx.Put(id, token.Kind(kind), owner, h, fromNanos(expires))
+	idx.Put(tid, token.Kind(kind), owner, h, fromNanos(expires))
 	return nil
+}
+
+// applyToken applies a token change from the feed to the index and the tombstones: tok is the
+// put token's check fields (nil: deleted since, and that delete is further on in the feed);
+// why and at are a deleted token's tombstone, if it has one.
+func applyToken(idx *tokindex.Index, dead *tombstones, c store.Change, tok *store.TokenAuth, why string, at time.Time) {
+	// A change's id is a string naming a record of any kind; a token's is its UUID text (an id
+	// that is not names no token a bearer can present).
+	id, err := token.ParseID(c.ID)
+	if err != nil {
+		return
+	}
+	if c.Op == store.OpPut {
+		if tok != nil {
+			idx.Put(id, tok.Kind, tok.OwnerID, tok.Hash, tok.ExpiresAt)
+		}
+		return
+	}
+	if why == "" {
+		why, at = "revoked", c.Time
+	}
+	dead.add(id, why, at) // before the removal, so a check never sees it unknown
+	idx.Remove(id)
 }
 
 type feedRow struct {
@@ -290,19 +315,7 @@ func (s *DB) applyBatch(ctx context.Context, q querier, upTo uint64) (int, error
 		cs := make([]store.Change, 0, j-i)
 		for _, r := range rows[i:j] {
 			if r.Kind == store.ChangeToken {
-				if r.Op == store.OpPut {
-					// Absent: deleted since, and that delete is further on in the feed.
-					if t := r.tok; t != nil {
-						idx.Put(r.ID, t.Kind, t.OwnerID, t.Hash, t.ExpiresAt)
-					}
-				} else {
-					w, at := r.why, r.whyAt
-					if w == "" {
-						w, at = "revoked", r.Time
-					}
-					dead.add(r.ID, w, at) // before the removal, so a check never sees it unknown
-					idx.Remove(r.ID)
-				}
+				applyToken(idx, dead, r.Change, r.tok, r.why, r.whyAt)
 			}
 			cs = append(cs, r.Change)
 		}
@@ -358,10 +371,14 @@ func (s *DB) follow(cfg *pgx.ConnConfig) {
 	go func() { <-s.stop; cancel() }()
 	backoff := 50 * time.Millisecond
 	for {
-		err := s.listen(ctx, cfg, func() { backoff = 50 * time.Millisecond })
+		err := s.listen(ctx, cfg, func() { backoff = 50 * time.Millisecond; s.connected.Store(true) })
+		s.connected.Store(false)
 		if ctx.Err() != nil {
 			return
 		}
+		// What cut this connection (a restart, a failover) most likely cut the pool's too:
+		// drop them, so the next request dials anew rather than failing on a dead one.
+		s.pool.Reset()
 		s.reconnects.Add(1)
 		s.log.Warn("change feed connection lost; reconnecting", "in", backoff, "err", err)
 		select {
@@ -424,6 +441,13 @@ func (s *DB) Current() (applied uint64, confirmedAt time.Time) {
 	return s.applied.Load(), time.Unix(0, s.confirmed.Load())
 }
 
+// Connected reports whether the connection that listens for changes is up (and has caught up
+// since it connected). While it is not, this replica may miss changes until it reconnects.
+func (s *DB) Connected() bool { return s.connected.Load() }
+
+// PollInterval is how often the replica confirms it is current when nothing changes.
+func (s *DB) PollInterval() time.Duration { return s.opts.PollInterval }
+
 // Reconnects is how many times the feed connection was lost and re-established.
 func (s *DB) Reconnects() uint64 { return s.reconnects.Load() }
 
@@ -443,7 +467,7 @@ func (s *DB) LastSeq(ctx context.Context) (uint64, error) {
 	}
 	var n int64
 	if err := s.pool.QueryRow(ctx, "SELECT last_seq FROM feed_state").Scan(&n); err != nil {
-		return 0, fmt.Errorf("read the feed state: %w", err)
+		return 0, fmt.Errorf("read the feed state: %w", unavail(err))
 	}
 	return uint64(n), nil
 }
@@ -483,7 +507,7 @@ func (s *DB) ChangesSince(ctx context.Context, after uint64, limit int) ([]store
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read change feed: %w", err)
+		return nil, fmt.Errorf("read change feed: %w", unavail(err))
 	}
 	return out, nil
 }

@@ -111,7 +111,7 @@ func (s *DB) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
 	}
 	rows, err := s.pool.Query(ctx, "SELECT kid, private_key, encrypted, doc FROM signing_keys ORDER BY created_at, kid COLLATE \"C\"")
 	if err != nil {
-		return nil, fmt.Errorf("list signing keys: %w", err)
+		return nil, fmt.Errorf("list signing keys: %w", unavail(err))
 	}
 	var (
 		out       []store.SigningKey
@@ -133,7 +133,7 @@ func (s *DB) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list signing keys: %w", err)
+		return nil, fmt.Errorf("list signing keys: %w", unavail(err))
 	}
 	return out, nil
 }

@@ -47,7 +47,7 @@ func (s *DB) GetOrg(ctx context.Context, name string) (store.Org, error) {
 		return o, err
 	}
 	if err := getDoc(ctx, s.pool, &o, "SELECT doc FROM orgs WHERE name = $1", name); err != nil {
-		return o, fmt.Errorf("get org %s: %w", name, err)
+		return o, fmt.Errorf("get org %s: %w", name, unavail(err))
 	}
 	return o, nil
 }
@@ -58,7 +58,7 @@ func (s *DB) ListOrgs(ctx context.Context) ([]store.Org, error) {
 	}
 	os, err := listDocs[store.Org](ctx, s.pool, "SELECT doc FROM orgs ORDER BY name COLLATE \"C\"")
 	if err != nil {
-		return nil, fmt.Errorf("list orgs: %w", err)
+		return nil, fmt.Errorf("list orgs: %w", unavail(err))
 	}
 	return os, nil
 }
@@ -89,7 +89,7 @@ func (s *DB) GetProject(ctx context.Context, org, name string) (store.Project, e
 		return p, err
 	}
 	if err := getDoc(ctx, s.pool, &p, "SELECT doc FROM projects WHERE org = $1 AND name = $2", org, name); err != nil {
-		return p, fmt.Errorf("get project %s/%s: %w", org, name, err)
+		return p, fmt.Errorf("get project %s/%s: %w", org, name, unavail(err))
 	}
 	return p, nil
 }
@@ -100,7 +100,7 @@ func (s *DB) ListProjects(ctx context.Context, org string) ([]store.Project, err
 	}
 	ps, err := listDocs[store.Project](ctx, s.pool, "SELECT doc FROM projects WHERE org = $1 ORDER BY name COLLATE \"C\"", org)
 	if err != nil {
-		return nil, fmt.Errorf("list projects of %s: %w", org, err)
+		return nil, fmt.Errorf("list projects of %s: %w", org, unavail(err))
 	}
 	return ps, nil
 }

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,7 @@ import (
 
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/internal/tokindex"
+	"github.com/rill-authd/rill-authd/token"
 )
 
 // Options configures Open.
@@ -96,6 +98,7 @@ type DB struct {
 
 	confirmed  atomic.Int64 // Unix nanoseconds when the replica was last known to be current
 	reconnects atomic.Uint64
+	connected  atomic.Bool   // the listening connection is up and has caught up once
 	listenPID  atomic.Uint32 // the backend of the listening connection (tests kill it)
 
 	stop      chan struct{}
@@ -128,7 +131,9 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		cfg.MaxConns = max(o.MaxConns, 2)
 	}
 	listenCfg := cfg.ConnConfig.Copy()
-	listenCfg.RuntimeParams["application_name"] = "rill-authd change feed"
+	// Named after the pool's application_name, if the URL gives one, so an operator (or a
+	// test) can tell one replica's connections from another's.
+	listenCfg.RuntimeParams["application_name"] = strings.TrimSpace(cfg.ConnConfig.RuntimeParams["application_name"] + " rill-authd change feed")
 	if o.tracer != nil {
 		cfg.ConnConfig.Tracer = o.tracer
 	}
@@ -196,7 +201,10 @@ type wtx struct {
 	dels    []deadToken   // tokens removed
 }
 
-type deadToken struct{ id, why string }
+type deadToken struct {
+	id  token.ID
+	why string
+}
 
 func (w *wtx) change(kind store.ChangeKind, op store.ChangeOp, id string) {
 	w.changes = append(w.changes, store.Change{Kind: kind, Op: op, ID: id, Time: w.now})
@@ -204,12 +212,12 @@ func (w *wtx) change(kind store.ChangeKind, op store.ChangeOp, id string) {
 
 func (w *wtx) tokenAdded(t store.Token) {
 	w.puts = append(w.puts, t)
-	w.change(store.ChangeToken, store.OpPut, t.ID)
+	w.change(store.ChangeToken, store.OpPut, t.ID.String())
 }
 
-func (w *wtx) tokenRemoved(id, why string) {
+func (w *wtx) tokenRemoved(id token.ID, why string) {
 	w.dels = append(w.dels, deadToken{id, why})
-	w.change(store.ChangeToken, store.OpDelete, id)
+	w.change(store.ChangeToken, store.OpDelete, id.String())
 }
 
 // write runs fn in one transaction holding the write lock, appends its changes to the feed,
@@ -306,8 +314,8 @@ func (s *DB) publish(ctx context.Context, first uint64, w *wtx) {
 	}
 }
 
-// mapErr turns PostgreSQL's constraint errors into the store's and a closed pool into
-// ErrClosed. The checks in the write transactions find conflicts first; the constraints are
+// mapErr turns PostgreSQL's constraint errors into the store's, and a lost or unreachable
+// server into ErrUnavailable. The checks in the write transactions find conflicts first; the constraints are
 // the backstop.
 func mapErr(err error) error {
 	var pe *pgconn.PgError
@@ -319,7 +327,7 @@ func mapErr(err error) error {
 			return fmt.Errorf("%s: %w", pe.ConstraintName, store.ErrNotFound)
 		}
 	}
-	return err
+	return unavail(err)
 }
 
 // closedErr is ErrClosed once the store is closed, so reads say so instead of what a closed

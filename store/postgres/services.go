@@ -37,7 +37,7 @@ func (s *DB) GetService(ctx context.Context, id string) (store.Service, error) {
 		return sv, err
 	}
 	if err := getDoc(ctx, s.pool, &sv, "SELECT doc FROM services WHERE id = $1", id); err != nil {
-		return sv, fmt.Errorf("get service %s: %w", id, err)
+		return sv, fmt.Errorf("get service %s: %w", id, unavail(err))
 	}
 	return sv, nil
 }
@@ -48,7 +48,7 @@ func (s *DB) GetServiceByName(ctx context.Context, org, name string) (store.Serv
 		return sv, err
 	}
 	if err := getDoc(ctx, s.pool, &sv, "SELECT doc FROM services WHERE org = $1 AND name = $2", org, name); err != nil {
-		return sv, fmt.Errorf("get service %q in org %q: %w", name, org, err)
+		return sv, fmt.Errorf("get service %q in org %q: %w", name, org, unavail(err))
 	}
 	return sv, nil
 }
@@ -59,7 +59,7 @@ func (s *DB) ListServices(ctx context.Context, org string) ([]store.Service, err
 	}
 	ss, err := listDocs[store.Service](ctx, s.pool, "SELECT doc FROM services WHERE org = $1 ORDER BY name COLLATE \"C\"", org)
 	if err != nil {
-		return nil, fmt.Errorf("list services of %s: %w", org, err)
+		return nil, fmt.Errorf("list services of %s: %w", org, unavail(err))
 	}
 	return ss, nil
 }

@@ -112,7 +112,7 @@ func TestServicesIndexAndCascade(t *testing.T) {
 	if n, err := s.DeleteService(ctx, "s1"); err != nil || n != 2 {
 		t.Fatalf("DeleteService revoked %d tokens (%v), want 2", n, err)
 	}
-	for _, id := range []string{tk1.ID, tk2.ID} {
+	for _, id := range []token.ID{tk1.ID, tk2.ID} {
 		if _, err := s.GetToken(ctx, id); !errors.Is(err, store.ErrRevoked) || !strings.Contains(err.Error(), "service deleted") {
 			t.Fatalf("token %s survived its service: %v", id, err)
 		}
@@ -128,7 +128,7 @@ func TestServicesIndexAndCascade(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	gone := []string{tk1.ID, tk2.ID}
+	gone := []string{tk1.ID.String(), tk2.ID.String()} // deleted in the order of their id text
 	slices.Sort(gone)
 	var seen []string
 	for _, c := range changes {
@@ -172,8 +172,9 @@ func TestUsersAndTokens(t *testing.T) {
 		t.Fatalf("same token id twice: %v", err)
 	}
 	used := time.Now().Add(time.Minute)
-	must(t, s.TouchTokens(ctx, map[string]time.Time{tk.ID: used, "gone": used}))
-	must(t, s.TouchTokens(ctx, map[string]time.Time{tk.ID: used.Add(-time.Hour)})) // never moves back
+	gone, _ := newToken(t, token.User, "u1") // never stored
+	must(t, s.TouchTokens(ctx, map[token.ID]time.Time{tk.ID: used, gone.ID: used}))
+	must(t, s.TouchTokens(ctx, map[token.ID]time.Time{tk.ID: used.Add(-time.Hour)})) // never moves back
 	back, err := s.GetToken(ctx, tk.ID)
 	must(t, err)
 	if !back.LastUsedAt.Equal(used) || back.Hash != tk.Hash || !back.ExpiresAt.Equal(tk.ExpiresAt) || !back.CreatedAt.Equal(tk.CreatedAt) ||
@@ -195,7 +196,8 @@ func TestUsersAndTokens(t *testing.T) {
 	if err := s.DeleteToken(ctx, tk2.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("revoking twice: %v", err)
 	}
-	if _, err := s.GetToken(ctx, "never-existed"); !errors.Is(err, store.ErrNotFound) {
+	never, _ := newToken(t, token.User, "u1") // never stored
+	if _, err := s.GetToken(ctx, never.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown token: %v", err)
 	}
 	if n, err := s.DeleteUser(ctx, "u1"); err != nil || n != 1 {

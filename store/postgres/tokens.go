@@ -16,11 +16,15 @@ const tokenCols = "id, kind, owner_id, display_name, prefix, hash, created_by, c
 
 func scanToken(row pgx.Row, t *store.Token) error {
 	var (
-		kind              string
+		id, kind          string
 		hash              []byte
 		created, exp, use int64
 	)
-	if err := row.Scan(&t.ID, &kind, &t.OwnerID, &t.DisplayName, &t.Prefix, &hash, &t.CreatedBy, &created, &exp, &use); err != nil {
+	if err := row.Scan(&id, &kind, &t.OwnerID, &t.DisplayName, &t.Prefix, &hash, &t.CreatedBy, &created, &exp, &use); err != nil {
+		return err
+	}
+	var err error
+	if t.ID, err = token.ParseID(id); err != nil {
 		return err
 	}
 	if len(hash) != len(t.Hash) {
@@ -54,7 +58,7 @@ func (s *DB) CreateToken(ctx context.Context, t store.Token) error {
 		if ok, err := exists(ctx, w, "SELECT FROM "+ownerTable(t.Kind)+" WHERE id = $1", t.OwnerID); err != nil || !ok {
 			return notFoundOr(err, "token owner %s", t.OwnerID)
 		}
-		if ok, err := exists(ctx, w, "SELECT FROM tokens WHERE id = $1", t.ID); err != nil || ok {
+		if ok, err := exists(ctx, w, "SELECT FROM tokens WHERE id = $1", t.ID.String()); err != nil || ok {
 			return conflictOr(err, "token %s", t.ID)
 		}
 		if err := insertTokens(w, []store.Token{t}); err != nil {
@@ -76,7 +80,7 @@ func insertTokens(w *wtx, ts []store.Token) error {
 	created, exp, used := make([]int64, n), make([]int64, n), make([]int64, n)
 	for i := range ts {
 		t := &ts[i]
-		ids[i], kinds[i], owners[i], names[i], prefixes[i], by[i] = t.ID, string(t.Kind), t.OwnerID, t.DisplayName, t.Prefix, t.CreatedBy
+		ids[i], kinds[i], owners[i], names[i], prefixes[i], by[i] = t.ID.String(), string(t.Kind), t.OwnerID, t.DisplayName, t.Prefix, t.CreatedBy
 		hashes[i] = t.Hash[:]
 		created[i], exp[i], used[i] = nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.LastUsedAt)
 	}
@@ -107,7 +111,11 @@ func deleteTokens(w *wtx, where, why string, arg any) (int, error) {
 	counts := map[token.Kind]int64{}
 	var id, kind string
 	n, err := pgx.ForEachRow(rows, []any{&id, &kind}, func() error {
-		w.tokenRemoved(id, why)
+		tid, err := token.ParseID(id)
+		if err != nil {
+			return err
+		}
+		w.tokenRemoved(tid, why)
 		counts[token.Kind(kind)]++
 		return nil
 	})
@@ -133,7 +141,7 @@ func (s *DB) ImportTokens(ctx context.Context, ts []store.Token) error {
 		return err
 	}
 	if err := s.checkOwners(ctx, ts); err != nil {
-		return fmt.Errorf("import tokens: %w", err)
+		return fmt.Errorf("import tokens: %w", unavail(err))
 	}
 	for written := 0; written < len(ts); {
 		end := min(written+importBatch, len(ts))
@@ -142,7 +150,7 @@ func (s *DB) ImportTokens(ctx context.Context, ts []store.Token) error {
 			ids := make([]string, len(batch))
 			added := map[token.Kind]int64{}
 			for i := range batch {
-				ids[i] = batch[i].ID
+				ids[i] = batch[i].ID.String()
 				added[batch[i].Kind]++
 			}
 			var taken string
@@ -209,15 +217,15 @@ func (s *DB) checkOwners(ctx context.Context, ts []store.Token) error {
 
 // GetToken returns the token, or an error wrapping ErrRevoked (for a tombstoned token) or
 // ErrNotFound.
-func (s *DB) GetToken(ctx context.Context, id string) (store.Token, error) {
+func (s *DB) GetToken(ctx context.Context, id token.ID) (store.Token, error) {
 	var t store.Token
 	if err := s.closedErr(); err != nil {
 		return t, err
 	}
-	err := scanToken(s.pool.QueryRow(ctx, "SELECT "+tokenCols+" FROM tokens WHERE id = $1", id), &t)
+	err := scanToken(s.pool.QueryRow(ctx, "SELECT "+tokenCols+" FROM tokens WHERE id = $1", id.String()), &t)
 	if errors.Is(err, pgx.ErrNoRows) {
 		var why string
-		terr := s.pool.QueryRow(ctx, "SELECT why FROM tombstones WHERE id = $1", id).Scan(&why)
+		terr := s.pool.QueryRow(ctx, "SELECT why FROM tombstones WHERE id = $1", id.String()).Scan(&why)
 		switch {
 		case terr == nil:
 			err = fmt.Errorf("%s: %w", why, store.ErrRevoked)
@@ -228,7 +236,7 @@ func (s *DB) GetToken(ctx context.Context, id string) (store.Token, error) {
 		}
 	}
 	if err != nil {
-		return store.Token{}, fmt.Errorf("get token %s: %w", id, err)
+		return store.Token{}, fmt.Errorf("get token %s: %w", id, unavail(err))
 	}
 	return t, nil
 }
@@ -239,7 +247,7 @@ func (s *DB) ListTokens(ctx context.Context, owner string) ([]store.Token, error
 	}
 	rows, err := s.pool.Query(ctx, "SELECT "+tokenCols+" FROM tokens WHERE owner_id = $1 ORDER BY created_at, id COLLATE \"C\"", owner)
 	if err != nil {
-		return nil, fmt.Errorf("list tokens of %s: %w", owner, err)
+		return nil, fmt.Errorf("list tokens of %s: %w", owner, unavail(err))
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Token, error) {
 		var t store.Token
@@ -247,14 +255,14 @@ func (s *DB) ListTokens(ctx context.Context, owner string) ([]store.Token, error
 		return t, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list tokens of %s: %w", owner, err)
+		return nil, fmt.Errorf("list tokens of %s: %w", owner, unavail(err))
 	}
 	return out, nil
 }
 
-func (s *DB) DeleteToken(ctx context.Context, id string) error {
+func (s *DB) DeleteToken(ctx context.Context, id token.ID) error {
 	err := s.write(ctx, func(w *wtx) error {
-		n, err := deleteTokens(w, "id = $1", "revoked", id)
+		n, err := deleteTokens(w, "id = $1", "revoked", id.String())
 		if err == nil && n == 0 {
 			err = fmt.Errorf("token %s: %w", id, store.ErrNotFound)
 		}
@@ -275,7 +283,7 @@ func (s *DB) CountTokens(ctx context.Context) (map[token.Kind]uint64, error) {
 	out := map[token.Kind]uint64{token.User: 0, token.Service: 0}
 	rows, err := s.pool.Query(ctx, "SELECT kind, n FROM token_counts")
 	if err != nil {
-		return nil, fmt.Errorf("count tokens: %w", err)
+		return nil, fmt.Errorf("count tokens: %w", unavail(err))
 	}
 	var (
 		kind string
@@ -286,7 +294,7 @@ func (s *DB) CountTokens(ctx context.Context) (map[token.Kind]uint64, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("count tokens: %w", err)
+		return nil, fmt.Errorf("count tokens: %w", unavail(err))
 	}
 	return out, nil
 }
@@ -305,7 +313,7 @@ func (s *DB) TokenAuth(_ context.Context, id token.ID) (store.TokenAuth, error) 
 }
 
 // TouchTokens records last-used times, never moving one back; it is not in the feed.
-func (s *DB) TouchTokens(ctx context.Context, used map[string]time.Time) error {
+func (s *DB) TouchTokens(ctx context.Context, used map[token.ID]time.Time) error {
 	if len(used) == 0 {
 		return nil
 	}
@@ -314,7 +322,7 @@ func (s *DB) TouchTokens(ctx context.Context, used map[string]time.Time) error {
 	}
 	ids, ats := make([]string, 0, len(used)), make([]int64, 0, len(used))
 	for id, at := range used {
-		ids, ats = append(ids, id), append(ats, nanos(at))
+		ids, ats = append(ids, id.String()), append(ats, nanos(at))
 	}
 	// Rows are locked in id order, as deletes lock them, so a touch racing a cascade never
 	// deadlocks; a touch of a token deleted meanwhile changes nothing.
@@ -323,7 +331,7 @@ func (s *DB) TouchTokens(ctx context.Context, used map[string]time.Time) error {
 		WHERE t.id = u.id AND u.at > t.last_used_at
 			AND t.id IN (SELECT id FROM tokens WHERE id = ANY($1) ORDER BY id COLLATE "C" FOR UPDATE)`, ids, ats)
 	if err != nil {
-		return fmt.Errorf("touch tokens: %w", err)
+		return fmt.Errorf("touch tokens: %w", unavail(err))
 	}
 	return nil
 }

@@ -35,7 +35,7 @@ func (s *DB) GetUser(ctx context.Context, id string) (store.User, error) {
 		return u, err
 	}
 	if err := getDoc(ctx, s.pool, &u, "SELECT doc FROM users WHERE id = $1", id); err != nil {
-		return u, fmt.Errorf("get user %s: %w", id, err)
+		return u, fmt.Errorf("get user %s: %w", id, unavail(err))
 	}
 	return u, nil
 }
@@ -46,7 +46,7 @@ func (s *DB) GetUserByEmail(ctx context.Context, email string) (store.User, erro
 		return u, err
 	}
 	if err := getDoc(ctx, s.pool, &u, "SELECT doc FROM users WHERE email = $1", email); err != nil {
-		return u, fmt.Errorf("get user %q: %w", email, err)
+		return u, fmt.Errorf("get user %q: %w", email, unavail(err))
 	}
 	return u, nil
 }
@@ -57,7 +57,7 @@ func (s *DB) ListUsers(ctx context.Context) ([]store.User, error) {
 	}
 	us, err := listDocs[store.User](ctx, s.pool, "SELECT doc FROM users ORDER BY id COLLATE \"C\"")
 	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
+		return nil, fmt.Errorf("list users: %w", unavail(err))
 	}
 	return us, nil
 }

@@ -51,7 +51,7 @@ func testConcurrentCreateToken(t *testing.T, su suite) {
 	for _, ts := range made {
 		for _, tk := range ts {
 			wantLive(t, s, tk)
-			puts = append(puts, put(store.ChangeToken, tk.ID))
+			puts = append(puts, put(store.ChangeToken, tk.ID.String()))
 		}
 	}
 	if len(puts) != workers*each {
@@ -243,7 +243,7 @@ func testConcurrentFeed(t *testing.T, su suite) {
 					t.Errorf("a concurrent write: %v", err)
 					return
 				}
-				for _, d := range []string{put(store.ChangeOrg, org), put(store.ChangeToken, tk.ID), del(store.ChangeToken, tk.ID)} {
+				for _, d := range []string{put(store.ChangeOrg, org), put(store.ChangeToken, tk.ID.String()), del(store.ChangeToken, tk.ID.String())} {
 					if !heardOf(d) {
 						t.Errorf("%s returned before subscribers heard of it once", d)
 					}
@@ -292,7 +292,7 @@ func testTouchNeverRevives(t *testing.T, su suite) {
 					return
 				default:
 				}
-				used := map[string]time.Time{}
+				used := map[token.ID]time.Time{}
 				for j := range 8 {
 					used[toks[(i+j)%len(toks)].ID] = now()
 				}

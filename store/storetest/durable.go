@@ -104,7 +104,7 @@ func testReopenKeepsEverything(t *testing.T, l *lifecycle) {
 	k1.RetiredAt = now()
 	must(t, s.PutSigningKey(c, k1))
 	touched := now().Add(time.Minute)
-	must(t, s.TouchTokens(c, map[string]time.Time{imported[0].ID: touched}))
+	must(t, s.TouchTokens(c, map[token.ID]time.Time{imported[0].ID: touched}))
 	for i := range 3 {
 		must(t, s.AppendAudit(c, store.AuditEvent{Time: now().Add(time.Duration(i) * time.Second), Actor: "ada", Action: "x", Target: "t", Outcome: "ok"}))
 	}
@@ -124,7 +124,7 @@ func testReopenKeepsEverything(t *testing.T, l *lifecycle) {
 		wantRevoked(t, s, tk.ID, "service deleted")
 	}
 	wantRevoked(t, s, u2Tok.ID, "user deleted")
-	if _, err := s.TokenAuth(c, tokenID(t, token.NewID())); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.TokenAuth(c, newTokenID(t)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("TokenAuth of an unknown token after reopening: %v", err)
 	}
 	if ran, err := s.Bootstrap(c, func(context.Context) error { t.Error("Bootstrap ran again after reopening"); return nil }); ran || err != nil {

@@ -52,16 +52,16 @@ func testFeedEveryWrite(t *testing.T, su suite) {
 			_, err := s.UpdateService(c, sv.ID, func(sv *store.Service) error { sv.Name = "builder"; return nil })
 			return err
 		}, []string{put(store.ChangeService, sv.ID)}, nil, true, false},
-		{"CreateToken", func() error { return s.CreateToken(c, t1) }, []string{put(store.ChangeToken, t1.ID)}, nil, false, false},
-		{"ImportTokens", func() error { return s.ImportTokens(c, []store.Token{t2, t3}) }, nil, []string{put(store.ChangeToken, t2.ID), put(store.ChangeToken, t3.ID)}, false, true},
-		{"CreateToken of a user", func() error { return s.CreateToken(c, tu) }, []string{put(store.ChangeToken, tu.ID)}, nil, false, false},
-		{"DeleteToken", func() error { return s.DeleteToken(c, t1.ID) }, []string{del(store.ChangeToken, t1.ID)}, nil, true, false},
+		{"CreateToken", func() error { return s.CreateToken(c, t1) }, []string{put(store.ChangeToken, t1.ID.String())}, nil, false, false},
+		{"ImportTokens", func() error { return s.ImportTokens(c, []store.Token{t2, t3}) }, nil, []string{put(store.ChangeToken, t2.ID.String()), put(store.ChangeToken, t3.ID.String())}, false, true},
+		{"CreateToken of a user", func() error { return s.CreateToken(c, tu) }, []string{put(store.ChangeToken, tu.ID.String())}, nil, false, false},
+		{"DeleteToken", func() error { return s.DeleteToken(c, t1.ID) }, []string{del(store.ChangeToken, t1.ID.String())}, nil, true, false},
 		{"PutSigningKey", func() error { return s.PutSigningKey(c, key) }, []string{put(store.ChangeKey, key.KID)}, nil, true, false},
 		{"PutSigningKey to retire", func() error { return s.PutSigningKey(c, retired) }, []string{put(store.ChangeKey, key.KID)}, nil, true, false},
 		{"DeleteService", func() error { _, err := s.DeleteService(c, sv.ID); return err },
-			[]string{del(store.ChangeService, sv.ID)}, []string{del(store.ChangeToken, t2.ID), del(store.ChangeToken, t3.ID)}, true, false},
+			[]string{del(store.ChangeService, sv.ID)}, []string{del(store.ChangeToken, t2.ID.String()), del(store.ChangeToken, t3.ID.String())}, true, false},
 		{"DeleteUser", func() error { _, err := s.DeleteUser(c, u.ID); return err },
-			[]string{del(store.ChangeUser, u.ID)}, []string{del(store.ChangeToken, tu.ID)}, true, false},
+			[]string{del(store.ChangeUser, u.ID)}, []string{del(store.ChangeToken, tu.ID.String())}, true, false},
 		{"DeleteUser without tokens", func() error { _, err := s.DeleteUser(c, u2.ID); return err }, []string{del(store.ChangeUser, u2.ID)}, nil, true, false},
 	}
 	start := time.Now()

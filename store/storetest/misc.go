@@ -186,7 +186,7 @@ func writes(t *testing.T, w *world) []write {
 		{"DeleteToken", func(c context.Context, s store.Store) error { return s.DeleteToken(c, w.svc2Tok.ID) }},
 		{"PutSigningKey", func(c context.Context, s store.Store) error { return s.PutSigningKey(c, newKey(t, "k", now())) }},
 		{"TouchTokens", func(c context.Context, s store.Store) error {
-			return s.TouchTokens(c, map[string]time.Time{w.userTok.ID: now().Add(time.Hour)})
+			return s.TouchTokens(c, map[token.ID]time.Time{w.userTok.ID: now().Add(time.Hour)})
 		}},
 		{"AppendAudit", func(c context.Context, s store.Store) error {
 			return s.AppendAudit(c, store.AuditEvent{Time: now(), Actor: "a", Action: "x", Outcome: "ok"})

@@ -230,7 +230,7 @@ func testFailedCalls(t *testing.T, su suite) {
 	revoked := newToken(t, token.User, w.user.ID)
 	must(t, s.CreateToken(c, revoked))
 	must(t, s.DeleteToken(c, revoked.ID))
-	missing := token.NewID()
+	missing, missingTok := token.NewID(), newTokenID(t)
 	dup := newToken(t, token.User, w.user.ID)
 	dup.ID = w.userTok.ID // a taken id, with another hash and owner
 	dup.OwnerID = w.user2.ID
@@ -286,9 +286,9 @@ func testFailedCalls(t *testing.T, su suite) {
 			return s.ImportTokens(c, []store.Token{newToken(t, token.User, w.user.ID), newToken(t, token.Service, missing)})
 		}, store.ErrNotFound},
 		{"ImportTokens with a taken id", func() error { return s.ImportTokens(c, []store.Token{dup, newToken(t, token.User, w.user.ID)}) }, store.ErrConflict},
-		{"GetToken of an unknown token", func() error { _, err := s.GetToken(c, missing); return err }, store.ErrNotFound},
-		{"TokenAuth of an unknown token", func() error { _, err := s.TokenAuth(c, tokenID(t, missing)); return err }, store.ErrNotFound},
-		{"DeleteToken of an unknown token", func() error { return s.DeleteToken(c, missing) }, store.ErrNotFound},
+		{"GetToken of an unknown token", func() error { _, err := s.GetToken(c, missingTok); return err }, store.ErrNotFound},
+		{"TokenAuth of an unknown token", func() error { _, err := s.TokenAuth(c, missingTok); return err }, store.ErrNotFound},
+		{"DeleteToken of an unknown token", func() error { return s.DeleteToken(c, missingTok) }, store.ErrNotFound},
 		{"DeleteToken of a revoked token", func() error { return s.DeleteToken(c, revoked.ID) }, store.ErrNotFound},
 	}
 	for _, tc := range calls {

@@ -15,7 +15,7 @@ import (
 // wantAuth fails t unless TokenAuth of tk says what its record says.
 func wantAuth(t *testing.T, s store.Store, tk store.Token) {
 	t.Helper()
-	got, err := s.TokenAuth(t.Context(), tokenID(t, tk.ID))
+	got, err := s.TokenAuth(t.Context(), tk.ID)
 	if err != nil {
 		t.Errorf("TokenAuth of live token %s: %v", tk.ID, err)
 		return
@@ -27,10 +27,10 @@ func wantAuth(t *testing.T, s store.Store, tk store.Token) {
 
 // wantRevoked fails t unless GetToken and TokenAuth of id say ErrRevoked (and not ErrNotFound)
 // with why in the message, and not any of notWhy.
-func wantRevoked(t *testing.T, s store.Store, id, why string, notWhy ...string) {
+func wantRevoked(t *testing.T, s store.Store, id token.ID, why string, notWhy ...string) {
 	t.Helper()
 	_, gerr := s.GetToken(t.Context(), id)
-	_, aerr := s.TokenAuth(t.Context(), tokenID(t, id))
+	_, aerr := s.TokenAuth(t.Context(), id)
 	for name, err := range map[string]error{"GetToken": gerr, "TokenAuth": aerr} {
 		if !errors.Is(err, store.ErrRevoked) || errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%s of revoked token %s: %v, want ErrRevoked", name, id, err)
@@ -93,7 +93,7 @@ func testTokens(t *testing.T, su suite) {
 
 	// ListTokens is the owner's tokens only, oldest first (populate's token is older than base).
 	same(t, "ListTokens", val(s.ListTokens(c, w.user.ID))(t), []store.Token{early, w.userTok, late, full}, normTokens)
-	if ts := val(s.ListTokens(c, w.svc.ID))(t); len(ts) != 2 || !sameSet([]string{ts[0].ID, ts[1].ID}, []string{w.svcToks[0].ID, w.svcToks[1].ID}) {
+	if ts := val(s.ListTokens(c, w.svc.ID))(t); len(ts) != 2 || !sameSet([]token.ID{ts[0].ID, ts[1].ID}, []token.ID{w.svcToks[0].ID, w.svcToks[1].ID}) {
 		t.Errorf("ListTokens of a service: %+v", ts)
 	}
 	if ts := val(s.ListTokens(c, w.user2.ID))(t); len(ts) != 0 {
@@ -133,7 +133,7 @@ func testRevokedTokens(t *testing.T, su suite) {
 		must(t, s.CreateToken(c, tk))
 		wantAuth(t, s, tk)
 		must(t, s.DeleteToken(c, tk.ID))
-		if _, err := s.TokenAuth(c, tokenID(t, tk.ID)); !errors.Is(err, store.ErrRevoked) {
+		if _, err := s.TokenAuth(c, tk.ID); !errors.Is(err, store.ErrRevoked) {
 			t.Fatalf("TokenAuth right after DeleteToken returned: %v, want ErrRevoked", err)
 		}
 		if _, err := s.GetToken(c, tk.ID); !errors.Is(err, store.ErrRevoked) {
@@ -269,7 +269,7 @@ func testCountTokens(t *testing.T, su suite) {
 	wantCounts(t, s, 3, 5)
 	must(t, s.DeleteToken(c, u.ID))
 	wantCounts(t, s, 2, 5)
-	must(t, s.TouchTokens(c, map[string]time.Time{w.userTok.ID: now()}))
+	must(t, s.TouchTokens(c, map[token.ID]time.Time{w.userTok.ID: now()}))
 	wantCounts(t, s, 2, 5)
 	_, err := s.DeleteService(c, w.svc.ID) // two tokens
 	must(t, err)
@@ -289,8 +289,8 @@ func testTouchTokens(t *testing.T, su suite) {
 	rec, seq := record(t, s), lastSeq(t, s)
 
 	t1 := now().Add(time.Minute)
-	unknown := token.NewID()
-	must(t, s.TouchTokens(c, map[string]time.Time{w.userTok.ID: t1, w.svc2Tok.ID: t1.Add(time.Second), unknown: t1, revoked.ID: t1}))
+	unknown := newTokenID(t)
+	must(t, s.TouchTokens(c, map[token.ID]time.Time{w.userTok.ID: t1, w.svc2Tok.ID: t1.Add(time.Second), unknown: t1, revoked.ID: t1}))
 	want, want2 := w.userTok, w.svc2Tok
 	want.LastUsedAt, want2.LastUsedAt = t1, t1.Add(time.Second)
 	wantLive(t, s, want) // only LastUsedAt changed
@@ -309,13 +309,13 @@ func testTouchTokens(t *testing.T, su suite) {
 		{"equal", t1, t1},
 		{"newer", t1.Add(time.Hour), t1.Add(time.Hour)},
 	} {
-		must(t, s.TouchTokens(c, map[string]time.Time{w.userTok.ID: tc.at}))
+		must(t, s.TouchTokens(c, map[token.ID]time.Time{w.userTok.ID: tc.at}))
 		if got := val(s.GetToken(c, w.userTok.ID))(t); !got.LastUsedAt.Equal(tc.wants) {
 			t.Errorf("touched at an %s time: LastUsedAt = %v, want %v", tc.name, got.LastUsedAt, tc.wants)
 		}
 	}
 	must(t, s.TouchTokens(c, nil))
-	must(t, s.TouchTokens(c, map[string]time.Time{}))
+	must(t, s.TouchTokens(c, map[token.ID]time.Time{}))
 
 	// Not a change: caches have nothing to drop.
 	if got := lastSeq(t, s); got != seq {
@@ -340,7 +340,7 @@ func testImportTokens(t *testing.T, su suite) {
 			tk.ExpiresAt = now().Add(time.Duration(i) * time.Hour)
 		}
 		tk.CreatedAt = tk.CreatedAt.Add(time.Duration(i) * time.Millisecond) // a defined list order
-		batch, ids = append(batch, tk), append(ids, put(store.ChangeToken, tk.ID))
+		batch, ids = append(batch, tk), append(ids, put(store.ChangeToken, tk.ID.String()))
 	}
 	before := counts(t, s)
 	must(t, s.ImportTokens(c, batch))

@@ -79,33 +79,24 @@ func (x *Index) intern(s string) uint32 {
 	return n
 }
 
-// Put adds (or replaces) a token. Ids that are not UUIDs were never issued by rill-authd and no
-// bearer token can name them, so they are not indexed.
-func (x *Index) Put(id string, kind token.Kind, owner string, hash token.Hash, expires time.Time) {
-	tid, err := token.ParseID(id)
-	if err != nil {
-		return
-	}
+// Put adds (or replaces) a token.
+func (x *Index) Put(id token.ID, kind token.Kind, owner string, hash token.Hash, expires time.Time) {
 	e := entry{hash: hash, owner: x.intern(owner), kind: x.intern(string(kind))}
 	if !expires.IsZero() {
 		e.expires = expires.UnixNano()
 	}
-	sh := x.shard(&tid)
+	sh := x.shard(&id)
 	sh.mu.Lock()
-	sh.m[tid] = e
+	sh.m[id] = e
 	sh.mu.Unlock()
 }
 
 // Remove drops tokens; ids it does not hold are ignored.
-func (x *Index) Remove(ids ...string) {
-	for _, id := range ids {
-		tid, err := token.ParseID(id)
-		if err != nil {
-			continue
-		}
-		sh := x.shard(&tid)
+func (x *Index) Remove(ids ...token.ID) {
+	for i := range ids {
+		sh := x.shard(&ids[i])
 		sh.mu.Lock()
-		delete(sh.m, tid)
+		delete(sh.m, ids[i])
 		sh.mu.Unlock()
 	}
 }

@@ -13,13 +13,13 @@ import (
 func TestMemory(t *testing.T) {
 	const n = 200_000
 	x := New()
-	ids := make([]string, n)
+	ids := make([]token.ID, n)
 	for i := range ids {
 		raw, err := token.New(token.User)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids[i] = raw.ID.String()
+		ids[i] = raw.ID
 	}
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -47,8 +47,7 @@ func TestPutGetRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	exp := time.Now().Add(time.Hour).Round(0).UTC()
-	x.Put(raw.ID.String(), token.Service, "s1", raw.Hash(), exp)
-	x.Put("not-a-uuid", token.User, "u1", raw.Hash(), time.Time{}) // never indexed
+	x.Put(raw.ID, token.Service, "s1", raw.Hash(), exp)
 	got, ok := x.Get(raw.ID)
 	if !ok || got.Kind != token.Service || got.OwnerID != "s1" || got.Hash != raw.Hash() || !got.ExpiresAt.Equal(exp) {
 		t.Fatalf("Get: %+v %v", got, ok)
@@ -56,7 +55,11 @@ func TestPutGetRemove(t *testing.T) {
 	if x.Len() != 1 {
 		t.Fatalf("Len %d, want 1", x.Len())
 	}
-	x.Remove(raw.ID.String(), "not-a-uuid")
+	other, err := token.New(token.User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.Remove(raw.ID, other.ID) // an id it does not hold is ignored
 	if _, ok := x.Get(raw.ID); ok || x.Len() != 0 {
 		t.Fatal("removed token still held")
 	}

@@ -1,0 +1,117 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
+)
+
+// testLoad: store.Dump of a populated store, loaded into an empty one, lists the same records,
+// answers TokenAuth for the same tokens, is bootstrapped, and keeps its rules (unique names);
+// a store with records refuses a load unless it replaces them, and a replacing load leaves
+// nothing of what was there, telling subscribers and feed readers to start over.
+func testLoad(t *testing.T, su suite) {
+	src, c := su.fresh(t), t.Context()
+	w := populate(t, src)
+	admin := fullUser("root@acme.test")
+	must(t, src.CreateUser(c, admin))
+	used := newToken(t, token.User, admin.ID)
+	used.DisplayName, used.CreatedBy, used.ExpiresAt = "laptop", "rill-authd", now().Add(time.Hour)
+	must(t, src.CreateToken(c, used))
+	must(t, src.TouchTokens(c, map[token.ID]time.Time{used.ID: now()}))
+	gone := newToken(t, token.User, admin.ID)
+	must(t, src.CreateToken(c, gone))
+	must(t, src.DeleteToken(c, gone.ID))
+	must(t, src.PutSigningKey(c, newKey(t, "k1", now())))
+	must(t, src.AppendAudit(c, store.AuditEvent{Time: now(), Actor: "root", Action: "token.create", Target: "user:root", Outcome: "ok"}))
+	if _, err := src.Bootstrap(c, func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+
+	dump := val(store.Dump(c, src))(t)
+	if dump.Seq != val(src.LastSeq(c))(t) || len(dump.Tokens) != 5 || len(dump.Users) != 3 || len(dump.SigningKeys) != 1 || len(dump.Audit) != 1 {
+		t.Fatalf("Dump: %+v", dump.Counts())
+	}
+	dst := su.fresh(t)
+	l, ok := dst.(store.Loader)
+	if !ok {
+		t.Skipf("%T does not implement store.Loader", dst)
+	}
+	must(t, l.Load(c, dump, false))
+	want, got := snap(t, src), snap(t, dst)
+	// The feed is the destination's own: its sequence, not the source's changes.
+	want.LastSeq, want.Feed, got.LastSeq, got.Feed = 0, nil, 0, nil
+	sameSnapshot(t, "after Load", got, want)
+	for _, tk := range append([]store.Token{w.userTok, w.svc2Tok, used}, w.svcToks...) {
+		a, err := dst.TokenAuth(c, tk.ID)
+		if err != nil || a.Hash != tk.Hash || a.OwnerID != tk.OwnerID || a.Kind != tk.Kind || !a.ExpiresAt.Equal(tk.ExpiresAt) {
+			t.Errorf("TokenAuth(%s) after Load: %+v, %v", tk.ID, a, err)
+		}
+	}
+	if _, err := dst.TokenAuth(c, gone.ID); err == nil {
+		t.Errorf("a token revoked before the dump works after Load")
+	}
+	ran, err := dst.Bootstrap(c, func(context.Context) error { return nil })
+	if err != nil || ran {
+		t.Errorf("Bootstrap after Load ran %v, %v: a loaded store is bootstrapped", ran, err)
+	}
+	wantErr(t, "CreateService of a loaded name", dst.CreateService(c, newService(w.org, w.svc.Name)), store.ErrConflict)
+	wantErr(t, "CreateUser of a loaded email", dst.CreateUser(c, newUser(w.user.Email)), store.ErrConflict)
+	more := newToken(t, token.Service, w.svc3.ID)
+	must(t, dst.CreateToken(c, more))
+
+	// A second load is refused, and changes nothing.
+	before := val(dst.LastSeq(c))(t)
+	wantErr(t, "Load into a store with records", l.Load(c, dump, false), store.ErrNotEmpty)
+	if got := val(dst.LastSeq(c))(t); got != before {
+		t.Errorf("a refused Load moved LastSeq from %d to %d", before, got)
+	}
+
+	// Replacing: a snapshot without svc and its tokens.
+	var heard []store.Change
+	var mu sync.Mutex
+	dst.Subscribe(func(cs []store.Change) { mu.Lock(); heard = append(heard, cs...); mu.Unlock() })
+	smaller := dump
+	smaller.Services, smaller.Tokens = nil, nil
+	for _, sv := range dump.Services {
+		if sv.ID != w.svc.ID {
+			smaller.Services = append(smaller.Services, sv)
+		}
+	}
+	for _, tk := range dump.Tokens {
+		if tk.OwnerID != w.svc.ID {
+			smaller.Tokens = append(smaller.Tokens, tk)
+		}
+	}
+	must(t, l.Load(c, smaller, true))
+	for _, tk := range append(w.svcToks, more) {
+		if _, err := dst.TokenAuth(c, tk.ID); err == nil {
+			t.Errorf("token %s outlived a replacing Load without it", tk.ID)
+		}
+	}
+	if _, err := dst.TokenAuth(c, w.userTok.ID); err != nil {
+		t.Errorf("TokenAuth after a replacing Load: %v", err)
+	}
+	if _, err := dst.GetServiceByName(c, w.org, w.svc.Name); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a service outlived a replacing Load without it: %v", err)
+	}
+	if n := val(dst.CountTokens(c))(t); n[token.User] != 2 || n[token.Service] != 1 {
+		t.Errorf("CountTokens after a replacing Load: %v", n)
+	}
+	if _, err := dst.ChangesSince(c, before, 0); !errors.Is(err, store.ErrFeedTruncated) {
+		t.Errorf("ChangesSince from before a Load: %v, want ErrFeedTruncated", err)
+	}
+	if after := val(dst.LastSeq(c))(t); after <= before {
+		t.Errorf("LastSeq went from %d to %d over a Load", before, after)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(heard) != 1 || heard[0].Kind != store.ChangeKey || heard[0].Op != store.OpDelete || heard[0].ID != "*" {
+		t.Errorf("subscribers heard %+v of a replacing Load, want one delete of signing key *", heard)
+	}
+}
