@@ -3,6 +3,7 @@ package postgres
 import (
 	"testing"
 
+	"github.com/rill-authd/rill-authd/internal/testenv"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/storetest"
 )
@@ -10,7 +11,7 @@ import (
 // TestConformance runs the engine-agnostic suite, each store on a database of its own, and, for
 // durability, across reopens of one database.
 func TestConformance(t *testing.T) {
-	serverURL(t) // skip (or fail in CI) before the suite opens anything
+	testenv.PostgresServer(t) // skip (or fail in CI) before the suite opens anything
 	// Imports of more than a few tokens span several transactions, so the suite's imports cover
 	// the batching.
 	defer func(n int) { importBatch = n }(importBatch)

@@ -2,70 +2,21 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/rill-authd/rill-authd/internal/testenv"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
 
 var ctx = context.Background()
 
-// serverURL is the test server from RILL_AUTHD_TEST_POSTGRES. Without one the test is skipped
-// locally and fails in CI, where .ci/pg.sh starts one.
-func serverURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("RILL_AUTHD_TEST_POSTGRES")
-	if u == "" {
-		msg := "RILL_AUTHD_TEST_POSTGRES is not set: the PostgreSQL store is NOT TESTED. " +
-			"Start a server (see .ci/pg.sh) and set it to its URL, e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip("SKIPPED: " + msg)
-	}
-	return u
-}
-
-// newDatabase creates an empty database of the test's own on the test server, dropped when the
-// test ends, and returns its URL.
+// newDatabase creates an empty database of the test's own, dropped when the test ends, and
+// returns its URL.
 func newDatabase(t testing.TB) string {
-	t.Helper()
-	admin := serverURL(t)
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "rill_authd_test_" + hex.EncodeToString(b)
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Fatalf("connect to the test server: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), admin)
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatalf("RILL_AUTHD_TEST_POSTGRES must be a URL: %v", err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	u, _ := testenv.PostgresDB(t, "")
+	return u
 }
 
 // openDB opens a replica on dbURL, closed when the test ends.
