@@ -3,16 +3,13 @@ package daemon_test
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/rill-authd/rill-authd/internal/testenv"
 )
@@ -22,7 +19,7 @@ import (
 // good token reaches the upstream with our headers, a bad one gets 401, and a location that
 // presents no client certificate is refused by the daemon at the handshake.
 func TestNginxMTLSToHTTPMode(t *testing.T) {
-	bin := nginxBinary(t)
+	bin := testenv.NginxBinary(t)
 	dir := t.TempDir()
 	ca := newTestCA(t, dir, "ca")
 	srvCert, srvKey, _ := ca.issue(t, "server", true)
@@ -36,7 +33,7 @@ func TestNginxMTLSToHTTPMode(t *testing.T) {
 	}))
 	t.Cleanup(upstream.Close)
 
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	auth := func(name string, withCert bool) string {
 		cert := ""
 		if withCert {
@@ -85,40 +82,7 @@ http {
 %[4]s%[5]s    }
 }
 `, dir, port, upstream.URL, auth("_auth", true), auth("_auth_nocert", false))
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(bin, "-t", "-p", dir, "-c", confPath).CombinedOutput(); err != nil {
-		t.Fatalf("nginx -t: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "-p", dir, "-c", confPath)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx exited: %v\n%s", err, log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nginx did not start listening within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	addr := testenv.StartNginx(t, bin, dir, port, conf)
 
 	get := func(path, tok string) (int, string) {
 		t.Helper()
@@ -150,29 +114,4 @@ http {
 	if !strings.Contains(string(log), "certificate required") && !strings.Contains(string(log), "SSL_do_handshake() failed") {
 		t.Errorf("nginx's log does not show the refused handshake:\n%s", log)
 	}
-}
-
-// nginxBinary finds Debian's nginx. Locally a missing nginx skips loudly; under CI it fails.
-func nginxBinary(t *testing.T) string {
-	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
-		if bin, err := exec.LookPath(p); err == nil {
-			return bin
-		}
-	}
-	msg := "nginx is not installed: the mTLS gateway test needs it (apt-get install nginx; .ci/run does this)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	fmt.Fprintln(os.Stderr, "!!! SKIPPING "+t.Name()+": "+msg)
-	t.Skip(msg)
-	return ""
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -4,18 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/rill-authd/rill-authd/extauthz"
+	"github.com/rill-authd/rill-authd/internal/testenv"
 	"github.com/rill-authd/rill-authd/resolver"
 )
 
@@ -100,7 +98,7 @@ var identityHeaders = []string{extauthz.HeaderKind, extauthz.HeaderSubject, exta
 // proves that allowed requests carry our headers, forged ones never arrive, and 401/403 reach
 // the client.
 func TestNginxAuthRequest(t *testing.T) {
-	bin := nginxBinary(t)
+	bin := testenv.NginxBinary(t)
 	f := newFixture(t, resolver.Options{})
 	authd := authdHTTP(t, f)
 
@@ -113,7 +111,7 @@ func TestNginxAuthRequest(t *testing.T) {
 	t.Cleanup(upstream.Close)
 
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	var copyHeaders strings.Builder
 	for _, h := range identityHeaders {
 		v := "$rill_" + strings.ReplaceAll(strings.TrimPrefix(h, "x-rill-"), "-", "_")
@@ -150,41 +148,7 @@ http {
     }
 }
 `, dir, port, copyHeaders.String(), upstream.URL, authd.URL)
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(bin, "-t", "-p", dir, "-c", confPath).CombinedOutput(); err != nil {
-		t.Fatalf("nginx -t: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "-p", dir, "-c", confPath)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx exited: %v\n%s", err, log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nginx did not start listening within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	addr := testenv.StartNginx(t, bin, dir, port, conf)
 
 	get := func(path, tok string, forged map[string]string) (int, http.Header, map[string][]string) {
 		t.Helper()
@@ -291,29 +255,4 @@ http {
 	if log, _ := os.ReadFile(filepath.Join(dir, "error.log")); strings.Count(string(log), "auth request unexpected status: 400") != ours {
 		t.Errorf("nginx did not get our 400 %d times:\n%s", ours, log)
 	}
-}
-
-// nginxBinary finds Debian's nginx. Locally a missing nginx skips loudly; under CI it fails.
-func nginxBinary(t *testing.T) string {
-	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
-		if bin, err := exec.LookPath(p); err == nil {
-			return bin
-		}
-	}
-	msg := "nginx is not installed: the gateway test needs it (apt-get install nginx; .ci/run does this)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	fmt.Fprintln(os.Stderr, "!!! SKIPPING TestNginxAuthRequest: "+msg)
-	t.Skip(msg)
-	return ""
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
