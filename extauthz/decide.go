@@ -244,7 +244,7 @@ func (d *decision) sets(name string) bool {
 func headersToRemove[V any](d *decision, sent map[string]V) []string {
 	var remove []string
 	for k := range sent {
-		if len(k) > len(headerPrefix) && strings.EqualFold(k[:len(headerPrefix)], headerPrefix) && !d.sets(strings.ToLower(k)) {
+		if len(k) >= len(headerPrefix) && strings.EqualFold(k[:len(headerPrefix)], headerPrefix) && !d.sets(strings.ToLower(k)) {
 			remove = append(remove, k)
 		}
 	}

@@ -170,8 +170,17 @@ type Change struct {
 	Time time.Time `json:"time"`
 }
 
+// ResetNotice is a change outside the sequence (Seq 0) that tells a subscriber anything may
+// have changed: it drops every cache, signing keys included (a delete of every key). An engine
+// sends it when it cannot deliver the real changes yet (a replica reloading, or one that cannot
+// read what others wrote before its own write); the real changes follow in order later.
+func ResetNotice(at time.Time) Change {
+	return Change{Seq: 0, Kind: ChangeKey, Op: OpDelete, ID: "*", Time: at}
+}
+
 // AffectsDecisions reports whether c can change an auth decision already made: everything but a
-// new token, org or project (none of which a cached decision can depend on).
+// new token or org (neither of which a cached decision can depend on). A project write counts:
+// its runtime audience and instance are part of cached JWT and exchange decisions.
 func (c Change) AffectsDecisions() bool {
-	return c.Op == OpDelete || (c.Kind != ChangeToken && c.Kind != ChangeOrg && c.Kind != ChangeProject)
+	return c.Op == OpDelete || (c.Kind != ChangeToken && c.Kind != ChangeOrg)
 }

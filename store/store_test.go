@@ -11,7 +11,7 @@ func TestAffectsDecisions(t *testing.T) {
 		want bool
 	}{
 		{ChangeOrg, OpPut, false},
-		{ChangeProject, OpPut, false},
+		{ChangeProject, OpPut, true},
 		{ChangeToken, OpPut, false},
 		{ChangeUser, OpPut, true},
 		{ChangeService, OpPut, true},

@@ -355,11 +355,16 @@ func (s *DB) reloadTruncated(ctx context.Context, b beginner, after uint64) erro
 	if err := s.reload(ctx, b); err != nil {
 		return fmt.Errorf("reload after a truncated feed: %w", err)
 	}
-	cs := []store.Change{{Seq: s.applied.Load(), Kind: store.ChangeKey, Op: store.OpDelete, ID: "*", Time: time.Now().UTC()}}
+	s.notifyReset()
+	return nil
+}
+
+// notifyReset tells subscribers that anything may have changed, with store.ResetNotice.
+func (s *DB) notifyReset() {
+	cs := []store.Change{store.ResetNotice(time.Now().UTC())}
 	for _, fn := range s.subs {
 		fn(cs)
 	}
-	return nil
 }
 
 // follow keeps one connection listening for change notifications and applies the feed after

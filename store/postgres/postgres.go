@@ -298,6 +298,9 @@ func (s *DB) publish(ctx context.Context, first uint64, w *wtx) {
 				s.dead.Load().add(d.id, d.why, w.now)
 				s.idx.Load().Remove(d.id)
 			}
+			// The write's changes reach subscribers later, in order, from the follower; caches
+			// must drop now all the same, or a cached revoked token stays allowed until then.
+			s.notifyReset()
 			return
 		}
 	}

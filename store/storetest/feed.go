@@ -40,7 +40,7 @@ func testFeedEveryWrite(t *testing.T, su suite) {
 		split   bool     // subscribers may hear of it in several calls (an import's batches)
 	}{
 		{"CreateOrg", func() error { return s.CreateOrg(c, store.Org{Name: "acme", CreatedAt: now()}) }, []string{put(store.ChangeOrg, "acme")}, nil, false, false},
-		{"CreateProject", func() error { return s.CreateProject(c, store.Project{Org: "acme", Name: "web"}) }, []string{put(store.ChangeProject, "acme/web")}, nil, false, false},
+		{"CreateProject", func() error { return s.CreateProject(c, store.Project{Org: "acme", Name: "web"}) }, []string{put(store.ChangeProject, "acme/web")}, nil, true, false},
 		{"CreateUser", func() error { return s.CreateUser(c, u) }, []string{put(store.ChangeUser, u.ID)}, nil, true, false},
 		{"CreateUser again", func() error { return s.CreateUser(c, u2) }, []string{put(store.ChangeUser, u2.ID)}, nil, true, false},
 		{"UpdateUser", func() error {
