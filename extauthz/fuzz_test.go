@@ -76,3 +76,17 @@ func upstreamTarget(p string) (org, project string) {
 	}
 	return segs[2], ""
 }
+
+// TestDoubleEncodedPrefix: a prefix encoded twice names no target to us but victim's to an
+// upstream that decodes twice; it is refused rather than checked against the default org.
+func TestDoubleEncodedPrefix(t *testing.T) {
+	for _, p := range []string{"/v1/%256Frgs/victim/projects/secret/x", "/%2576%2531/orgs/victim/projects/secret"} {
+		if org, project, f := fromPath(p); f != faultDoubleEncoded {
+			t.Errorf("fromPath(%q) = %q/%q, fault %d; want faultDoubleEncoded", p, org, project, f)
+		}
+	}
+	// A %25 that decodes to the same target either way is fine.
+	if org, project, f := fromPath("/v1/orgs/acme/projects/web/q%2525"); f != faultNone || org != "acme" || project != "web" {
+		t.Errorf("a harmless %%25: %q/%q, fault %d", org, project, f)
+	}
+}

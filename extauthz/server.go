@@ -250,6 +250,7 @@ const (
 	faultOrgName
 	faultProjectName
 	faultConflictingURI
+	faultDoubleEncoded
 	nFaults
 )
 
@@ -263,6 +264,7 @@ var pathFaultReasons = [nFaults]string{
 	faultOrgName:          "the request path names an invalid org: orgs are " + policy.OrgNameRule,
 	faultProjectName:      "the request path names an invalid project: projects are " + policy.ProjectNameRule,
 	faultConflictingURI:   "the original request URI is given more than once, differently (X-Original-URI, X-Forwarded-Uri, the path after " + HTTPPrefix + ")",
+	faultDoubleEncoded:    "the request path names a different target when percent-decoded twice",
 }
 
 // pathFaultOutcomes are the 400s, made once so a flood of hostile paths costs no allocation.
@@ -301,7 +303,23 @@ func fromPath(p string) (org, project string, fault pathFault) {
 			return "", "", f
 		}
 		p = d
+		// An upstream that decodes twice reads /v1/%256Frgs/victim/... as victim's: refuse a
+		// path whose target changes on a second decode.
+		if strings.IndexByte(d, '%') >= 0 {
+			if d2, err := url.PathUnescape(d); err == nil {
+				o1, p1, f1 := targetOf(d)
+				o2, p2, _ := targetOf(d2)
+				if f1 == faultNone && (o1 != o2 || p1 != p2) {
+					return "", "", faultDoubleEncoded
+				}
+			}
+		}
 	}
+	return targetOf(p)
+}
+
+// targetOf reads the target of a decoded path.
+func targetOf(p string) (org, project string, fault pathFault) {
 	rest, found := strings.CutPrefix(p, "/v1/orgs/")
 	if !found {
 		if rest, found = strings.CutPrefix(p, "/v1/organizations/"); !found {
