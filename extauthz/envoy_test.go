@@ -3,6 +3,7 @@ package extauthz_test
 import (
 	"encoding/json"
 	"os"
+	"slices"
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -102,6 +103,20 @@ func TestEnvoyYAML(t *testing.T) {
 	re := routes["custom-api"].GetMatch().GetSafeRegex().GetRegex()
 	if re == "" {
 		t.Error("custom-api route must match /v1/organizations/{org}/projects/{project}/runtime/api/{name}")
+	}
+	// A route that skips the check must strip every identity header itself: no check removes
+	// the client's forged copies there.
+	for name, r := range routes {
+		var per extauthzv3.ExtAuthzPerRoute
+		if c := r.GetTypedPerFilterConfig()["envoy.filters.http.ext_authz"]; c == nil || c.UnmarshalTo(&per) != nil || !per.GetDisabled() {
+			continue
+		}
+		for _, h := range []string{extauthz.HeaderKind, extauthz.HeaderSubject, extauthz.HeaderOrg, extauthz.HeaderProject, extauthz.HeaderOrgRole,
+			extauthz.HeaderProjectRole, extauthz.HeaderPermissions, extauthz.HeaderAttributes, extauthz.HeaderTokenID} {
+			if !slices.Contains(r.GetRequestHeadersToRemove(), h) {
+				t.Errorf("route %s skips ext_authz but lets a client's %s through", name, h)
+			}
+		}
 	}
 	// The metadata keys the access log reads are the ones Check emits.
 	if extauthz.MetadataNamespace != "envoy.filters.http.ext_authz" {
