@@ -3,10 +3,8 @@ package daemon_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -213,10 +211,7 @@ func BenchmarkRevocationLagAcrossReplicas(b *testing.B) {
 // the PostgreSQL open time as a ratio of Badger's.
 func BenchmarkStartupPostgresVsBadger(b *testing.B) {
 	testenv.PostgresServer(b)
-	n := 1_000_000
-	if v, err := strconv.Atoi(os.Getenv("RILL_BENCH_TOKENS")); err == nil && v > 0 {
-		n = v
-	}
+	n := testenv.BenchTokens()
 	snap, sample := benchSnapshot(b, n)
 	dir, dbURL := benchStores(b, snap)
 	probe, err := token.Parse(sample[len(sample)-1])

@@ -44,12 +44,7 @@ var (
 )
 
 // bigStoreSize is the large store of the scaling benchmark; RILL_BENCH_TOKENS overrides it.
-func bigStoreSize() int {
-	if n, err := strconv.Atoi(os.Getenv("RILL_BENCH_TOKENS")); err == nil && n > 0 {
-		return n
-	}
-	return 1_000_000
-}
+func bigStoreSize() int { return testenv.BenchTokens() }
 
 func storeWithTokens(b *testing.B, n int) *benchStore {
 	benchStoresMu.Lock()

@@ -3,11 +3,10 @@ package badger
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
+	"github.com/rill-authd/rill-authd/internal/testenv"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
@@ -15,11 +14,7 @@ import (
 // benchSizes are the store sizes the token benchmarks compare: 1,000 and N (RILL_BENCH_TOKENS,
 // default 1,000,000).
 func benchSizes() []int {
-	n := 1_000_000
-	if v, err := strconv.Atoi(os.Getenv("RILL_BENCH_TOKENS")); err == nil && v > 0 {
-		n = v
-	}
-	return []int{1000, n}
+	return []int{1000, testenv.BenchTokens()}
 }
 
 // benchStore opens an on-disk store in dir holding size service tokens, compacted, and returns

@@ -3,11 +3,10 @@ package postgres
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
+	"github.com/rill-authd/rill-authd/internal/testenv"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
@@ -15,11 +14,7 @@ import (
 // benchSizes are the store sizes the token benchmarks compare: 1,000 and N (RILL_BENCH_TOKENS,
 // default 1,000,000), as the embedded engine's benchmarks.
 func benchSizes() []int {
-	n := 1_000_000
-	if v, err := strconv.Atoi(os.Getenv("RILL_BENCH_TOKENS")); err == nil && v > 0 {
-		n = v
-	}
-	return []int{1000, n}
+	return []int{1000, testenv.BenchTokens()}
 }
 
 // BenchmarkTokenAuth reads what a check needs from the in-memory index of a database of 1,000
