@@ -1,0 +1,248 @@
+package ctl
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/adminapi/client"
+)
+
+// ServiceCmd is `rillctl service`.
+type ServiceCmd struct {
+	Create  ServiceCreateCmd  `cmd:"" help:"Create a service and print its access token."`
+	List    ServiceListCmd    `cmd:"" help:"List the org's services."`
+	Edit    ServiceEditCmd    `cmd:"" help:"Rename a service or replace its attributes."`
+	SetRole ServiceSetRoleCmd `cmd:"" name:"set-role" help:"Set a service's org role, or add, change or remove a project role."`
+	Show    ServiceShowCmd    `cmd:"" help:"Show a service, its roles, attributes and tokens."`
+	Delete  ServiceDeleteCmd  `cmd:"" help:"Delete a service; its tokens stop working at once."`
+	Token   ServiceTokenCmd   `cmd:"" help:"Issue, list or revoke a service's extra tokens."`
+}
+
+// ServiceCreateCmd is `rillctl service create`.
+type ServiceCreateCmd struct {
+	OrgFlag
+	Name        string `arg:"" help:"Service name, unique in the org."`
+	OrgRole     string `help:"Org role: admin, editor, viewer or guest." enum:"admin,editor,viewer,guest," default:""`
+	Project     string `help:"Project to give a role on (with --project-role)."`
+	ProjectRole string `help:"Project role: admin, editor or viewer." enum:"admin,editor,viewer," default:""`
+	Attributes  string `help:"Custom attributes for security policies, a JSON object: '{\"region\":\"us-west\"}'." placeholder:"JSON"`
+}
+
+// Run creates the service.
+func (c *ServiceCreateCmd) Run(g *Globals) error {
+	req := apiv1.ServiceRequest{Name: c.Name, OrgRole: c.OrgRole, Project: c.Project, ProjectRole: c.ProjectRole}
+	if c.Attributes != "" {
+		attrs, err := parseAttributes(c.Attributes)
+		if err != nil {
+			return err
+		}
+		req.Attributes = attrs
+	}
+	if c.OrgRole == "" && c.Project == "" {
+		return errors.New("give --org-role, or --project with --project-role: a service without a role can do nothing")
+	}
+	if (c.Project == "") != (c.ProjectRole == "") {
+		return errors.New("--project and --project-role go together")
+	}
+	return call(g, func(cl *client.Client) (apiv1.ServiceCreated, error) { return cl.CreateService(g.ctx, c.Org, req) }, func(res apiv1.ServiceCreated) {
+		fmt.Fprintf(g.out, "Created service %q in org %q.\n", res.Service.Name, res.Service.Org)
+		fmt.Fprintf(g.out, "Access token: %s\n", res.Token.Token)
+	})
+}
+
+// ServiceListCmd is `rillctl service list`.
+type ServiceListCmd struct{ OrgFlag }
+
+// Run lists services.
+func (c *ServiceListCmd) Run(g *Globals) error {
+	return call(g, func(cl *client.Client) ([]apiv1.Service, error) { return cl.ListServices(g.ctx, c.Org) }, func(ss []apiv1.Service) {
+		rows := make([][]string, 0, len(ss))
+		for _, s := range ss {
+			rows = append(rows, []string{s.Name, dash(s.OrgRole), dash(strings.Join(sortedKeys(s.ProjectRoles), ",")), compactJSON(s.Attributes)})
+		}
+		g.table("NAME\tORG ROLE\tPROJECT ROLES\tATTRIBUTES", rows)
+	})
+}
+
+// ServiceEditCmd is `rillctl service edit`.
+type ServiceEditCmd struct {
+	OrgFlag
+	Name       string  `arg:"" help:"Service to edit."`
+	NewName    string  `help:"New name of the service."`
+	Attributes *string `help:"Replace the custom attributes with this JSON object ('{}' clears them)." placeholder:"JSON"`
+}
+
+// Run edits the service.
+func (c *ServiceEditCmd) Run(g *Globals) error {
+	var req apiv1.ServiceEdit
+	req.NewName = c.NewName
+	if c.Attributes != nil {
+		attrs, err := parseAttributes(*c.Attributes)
+		if err != nil {
+			return err
+		}
+		req.Attributes = &attrs
+	}
+	if req.NewName == "" && req.Attributes == nil {
+		return errors.New("nothing to change: give --new-name or --attributes")
+	}
+	return call(g, func(cl *client.Client) (apiv1.Service, error) { return cl.EditService(g.ctx, c.Org, c.Name, req) }, func(s apiv1.Service) {
+		if c.NewName != "" {
+			fmt.Fprintf(g.out, "Renamed service %q to %q.\n", c.Name, s.Name)
+		}
+		if c.Attributes != nil {
+			fmt.Fprintf(g.out, "Updated attributes of service %q: %s\n", s.Name, compactJSON(s.Attributes))
+		}
+	})
+}
+
+// ServiceSetRoleCmd is `rillctl service set-role`.
+type ServiceSetRoleCmd struct {
+	OrgFlag
+	Name        string `arg:"" help:"Service to change."`
+	OrgRole     string `help:"New org role: admin, editor, viewer or guest." enum:"admin,editor,viewer,guest," default:""`
+	Project     string `help:"Project whose role to set (with --project-role) or remove (with --remove)."`
+	ProjectRole string `help:"Project role: admin, editor or viewer." enum:"admin,editor,viewer," default:""`
+	Remove      bool   `help:"Remove the service's role on --project (or its org role, without --project)."`
+}
+
+// Run changes the role.
+func (c *ServiceSetRoleCmd) Run(g *Globals) error {
+	req := apiv1.RoleRequest{OrgRole: c.OrgRole, Project: c.Project, ProjectRole: c.ProjectRole, Remove: c.Remove}
+	if err := checkRoleFlags(req); err != nil {
+		return err
+	}
+	return call(g, func(cl *client.Client) (apiv1.Service, error) { return cl.SetServiceRole(g.ctx, c.Org, c.Name, req) }, func(s apiv1.Service) {
+		fmt.Fprintln(g.out, roleMessage("service", c.Name, req))
+	})
+}
+
+func checkRoleFlags(req apiv1.RoleRequest) error {
+	switch {
+	case req.Remove && (req.OrgRole != "" || req.ProjectRole != ""):
+		return errors.New("--remove takes no role: use --project P --remove, or --remove alone for the org role")
+	case req.Remove:
+		return nil
+	case req.OrgRole != "" && req.Project != "":
+		return errors.New("give --org-role, or --project with --project-role, not both")
+	case req.Project != "" && req.ProjectRole == "":
+		return errors.New("--project needs --project-role (or --remove)")
+	case req.Project == "" && req.ProjectRole != "":
+		return errors.New("--project-role needs --project")
+	case req.OrgRole == "" && req.Project == "":
+		return errors.New("nothing to change: give --org-role, or --project with --project-role or --remove")
+	}
+	return nil
+}
+
+func roleMessage(kind, name string, req apiv1.RoleRequest) string {
+	switch {
+	case req.Remove && req.Project != "":
+		return fmt.Sprintf("Removed the role of %s %q on project %q.", kind, name, req.Project)
+	case req.Remove:
+		return fmt.Sprintf("Removed the org role of %s %q.", kind, name)
+	case req.Project != "":
+		return fmt.Sprintf("Set the role of %s %q on project %q to %s.", kind, name, req.Project, req.ProjectRole)
+	}
+	return fmt.Sprintf("Set the org role of %s %q to %s.", kind, name, req.OrgRole)
+}
+
+// ServiceShowCmd is `rillctl service show`.
+type ServiceShowCmd struct {
+	OrgFlag
+	Name string `arg:"" help:"Service to show."`
+}
+
+// Run shows the service.
+func (c *ServiceShowCmd) Run(g *Globals) error {
+	return call(g, func(cl *client.Client) (apiv1.ServiceDetail, error) { return cl.ShowService(g.ctx, c.Org, c.Name) }, func(s apiv1.ServiceDetail) {
+		var roles []string
+		for _, p := range sortedKeys(s.ProjectRoles) {
+			roles = append(roles, p+"="+s.ProjectRoles[p])
+		}
+		var toks []string
+		for _, t := range s.Tokens {
+			toks = append(toks, t.Prefix+"...")
+		}
+		fmt.Fprintf(g.out, "Name:           %s\n", s.Name)
+		fmt.Fprintf(g.out, "Org:            %s\n", s.Org)
+		fmt.Fprintf(g.out, "Org role:       %s\n", dash(s.OrgRole))
+		fmt.Fprintf(g.out, "Project roles:  %s\n", dash(strings.Join(roles, ", ")))
+		fmt.Fprintf(g.out, "Attributes:     %s\n", compactJSON(s.Attributes))
+		fmt.Fprintf(g.out, "Created:        %s by %s\n", when(s.CreatedAt, "-"), dash(s.CreatedBy))
+		fmt.Fprintf(g.out, "Updated:        %s\n", when(s.UpdatedAt, "-"))
+		fmt.Fprintf(g.out, "Tokens:         %s\n", dash(strings.Join(toks, ", ")))
+	})
+}
+
+// ServiceDeleteCmd is `rillctl service delete`.
+type ServiceDeleteCmd struct {
+	OrgFlag
+	Name string `arg:"" help:"Service to delete."`
+}
+
+// Run deletes the service.
+func (c *ServiceDeleteCmd) Run(g *Globals) error {
+	return call(g, func(cl *client.Client) (apiv1.Service, error) { return cl.DeleteService(g.ctx, c.Org, c.Name) }, func(s apiv1.Service) {
+		fmt.Fprintf(g.out, "Deleted service %q from org %q; its tokens no longer work.\n", s.Name, s.Org)
+	})
+}
+
+// ServiceTokenCmd is `rillctl service token`.
+type ServiceTokenCmd struct {
+	Issue  ServiceTokenIssueCmd  `cmd:"" help:"Give a service another token (for rotation)."`
+	List   ServiceTokenListCmd   `cmd:"" help:"List a service's tokens."`
+	Revoke ServiceTokenRevokeCmd `cmd:"" help:"Revoke one of a service's tokens."`
+}
+
+// ServiceTokenIssueCmd is `rillctl service token issue`.
+type ServiceTokenIssueCmd struct {
+	OrgFlag
+	Name string `arg:"" help:"Service."`
+}
+
+// Run issues the token.
+func (c *ServiceTokenIssueCmd) Run(g *Globals) error {
+	return call(g, func(cl *client.Client) (apiv1.IssuedToken, error) {
+		return cl.IssueServiceToken(g.ctx, c.Org, c.Name)
+	}, func(t apiv1.IssuedToken) {
+		fmt.Fprintf(g.out, "Access token: %s\n", t.Token)
+	})
+}
+
+// ServiceTokenListCmd is `rillctl service token list`.
+type ServiceTokenListCmd struct {
+	OrgFlag
+	Name string `arg:"" help:"Service."`
+}
+
+// Run lists the tokens.
+func (c *ServiceTokenListCmd) Run(g *Globals) error {
+	return call(g, func(cl *client.Client) ([]apiv1.TokenInfo, error) {
+		return cl.ListServiceTokens(g.ctx, c.Org, c.Name)
+	}, func(ts []apiv1.TokenInfo) {
+		rows := make([][]string, 0, len(ts))
+		for _, t := range ts {
+			rows = append(rows, []string{t.Prefix + "...", when(t.CreatedAt, "-"), when(t.LastUsedAt, "Never")})
+		}
+		g.table("ID\tCREATED\tLAST USED", rows)
+	})
+}
+
+// ServiceTokenRevokeCmd is `rillctl service token revoke`.
+type ServiceTokenRevokeCmd struct {
+	OrgFlag
+	Name    string `arg:"" help:"Service."`
+	TokenID string `arg:"" name:"token-id" help:"Token id, its prefix as listed (at least 10 characters after rill_svc_), or the token."`
+}
+
+// Run revokes the token.
+func (c *ServiceTokenRevokeCmd) Run(g *Globals) error {
+	return call(g, func(cl *client.Client) (apiv1.Revoked, error) {
+		return cl.RevokeServiceToken(g.ctx, c.Org, c.Name, c.TokenID)
+	}, func(r apiv1.Revoked) {
+		fmt.Fprintf(g.out, "Revoked token %s... of service %q.\n", r.Revoked[0].Prefix, c.Name)
+	})
+}

@@ -1,0 +1,60 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// maintain prunes, now and then, changes older than the feed keeps (always keeping the newest),
+// tombstones past their period and audit events past their retention. Every replica does it;
+// the deletes are idempotent.
+func (s *DB) maintain() {
+	defer s.done.Done()
+	if s.opts.MaintainInterval < 0 {
+		<-s.stop
+		return
+	}
+	t := time.NewTicker(s.opts.MaintainInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := s.prune(ctx, time.Now()); err != nil {
+				s.log.Error("pruning the change feed, tombstones and audit", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+func (s *DB) prune(ctx context.Context, now time.Time) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockWrite); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `WITH gone AS (
+				DELETE FROM changes WHERE at < $1 AND seq < (SELECT last_seq FROM feed_state) RETURNING seq)
+			UPDATE feed_state SET pruned = greatest(pruned, (SELECT coalesce(max(seq), 0) FROM gone))`,
+			now.Add(-feedRetention).UnixNano())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("prune changes: %w", err)
+	}
+	if _, err := s.pool.Exec(ctx, "DELETE FROM tombstones WHERE deleted_at < $1", now.Add(-tombstoneTTL)); err != nil {
+		return fmt.Errorf("prune tombstones: %w", err)
+	}
+	s.dead.Load().prune(now.Add(-tombstoneTTL))
+	if r := s.opts.AuditRetention; r > 0 {
+		if _, err := s.pool.Exec(ctx, "DELETE FROM audit WHERE at < $1", now.Add(-r).UnixNano()); err != nil {
+			return fmt.Errorf("prune audit: %w", err)
+		}
+	}
+	return nil
+}
