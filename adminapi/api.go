@@ -48,6 +48,11 @@ type Options struct {
 	Plugins *plugins.Host
 	// Metrics, when set, counts requests and token lifecycle events.
 	Metrics *metrics.Metrics
+	// Stale, when set, is the check path's staleness (extauthz.Config.Stale, the same function):
+	// while it reports true this replica may not have every change (a revocation, a role taken
+	// away), so every authenticated request (admin writes and reads, credentials, introspection)
+	// is refused with 503 and its reason before the caller is looked up in memory.
+	Stale func() (reason string, stale bool)
 }
 
 // API serves the admin endpoints.
@@ -63,6 +68,7 @@ type API struct {
 	keys                    *keys.Ring
 	plugins                 *plugins.Host
 	metrics                 *metrics.Metrics
+	stale                   func() (string, bool)
 }
 
 // New returns the API over st, authenticating callers with res.
@@ -80,7 +86,7 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 		o.Keys = res.Keys()
 	}
 	return &API{st: st, res: res, keys: o.Keys, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience,
-		runtimeHost: o.RuntimeHost, instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics}
+		runtimeHost: o.RuntimeHost, instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics, stale: o.Stale}
 }
 
 // Error is a refused request: the HTTP status, and the gRPC code and message that go on the wire
@@ -213,6 +219,11 @@ func (a *API) authenticate(r *http.Request) (*caller, error) {
 	if err != nil {
 		return nil, errf(http.StatusUnauthorized, "%v", err)
 	}
+	// As a check does (extauthz evaluate): a malformed credential is a 401 whatever the store's
+	// state, anything else waits for a replica that knows it has every change.
+	if err := a.current(); err != nil {
+		return nil, err
+	}
 	res, err := a.res.Resolve(r.Context(), bearer)
 	if err != nil {
 		if resolver.IsAuthError(err) {
@@ -237,6 +248,18 @@ func (a *API) authenticate(r *http.Request) (*caller, error) {
 		reqID = token.NewID()
 	}
 	return &caller{p: p, tokenID: res.TokenID.String(), actor: actor, requestID: reqID}, nil
+}
+
+// current is nil unless this replica cannot confirm it is current (Options.Stale), in which
+// case it is the 503 that refuses whatever would grant or write on its memory's word.
+func (a *API) current() error {
+	if a.stale == nil {
+		return nil
+	}
+	if reason, stale := a.stale(); stale {
+		return errf(http.StatusServiceUnavailable, "%s", reason)
+	}
+	return nil
 }
 
 // statusWriter remembers the status code, for metrics.
@@ -277,6 +300,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="rill", error="invalid_token"`)
+	}
+	if e.Status == http.StatusServiceUnavailable {
+		// Another replica, or this one once it has caught up or reconnected, can answer.
+		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, e.Status, apiv1.Error{Code: e.Code, Message: e.Message})
 }

@@ -59,6 +59,8 @@ type Daemon struct {
 	tls       *certReloader // nil without TLS
 	hup       chan os.Signal
 	stopHUP   chan struct{}
+
+	healthStop, healthDone chan struct{} // followStaleness
 }
 
 // NewLogger builds the slog logger the flags ask for.
@@ -182,7 +184,8 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", d.readyz)
 	adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: issuer, Audience: cfg.RuntimeAudience,
-		RuntimeHost: cfg.RuntimeHost, InstanceID: cfg.RuntimeInstanceID, MaxCredentialTTL: cfg.MaxCredentialTTL, Keys: d.keys, Plugins: d.plugins, Metrics: d.metrics}).Register(mux)
+		RuntimeHost: cfg.RuntimeHost, InstanceID: cfg.RuntimeInstanceID, MaxCredentialTTL: cfg.MaxCredentialTTL, Keys: d.keys, Plugins: d.plugins, Metrics: d.metrics,
+		Stale: ecfg.Stale}).Register(mux)
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	mux.Handle(extauthz.HTTPPrefix+"/", check)
 	mux.Handle(extauthz.HTTPPrefix, check)
@@ -201,7 +204,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 			d.serveErr <- fmt.Errorf("HTTP: %w", err)
 		}
 	}()
-	d.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	d.followStaleness() // SERVING unless (and until) the replica is stale
 	d.ready.Store(true)
 	d.log.Info("rill-authd started", "grpc_addr", d.grpcLis.Addr().String(), "http_addr", d.httpLis.Addr().String(), "data_dir", cfg.DataDir,
 		"grpc_tls", cfg.tlsOn("grpc"), "http_tls", cfg.tlsOn("http"), "client_certs_required", cfg.TLSClientCAFile != "",
@@ -258,6 +261,7 @@ func (d *Daemon) Shutdown() error {
 }
 
 func (d *Daemon) closeAll() error {
+	d.stopFollowingStaleness()
 	d.stopSIGHUP()
 	for _, l := range []net.Listener{d.grpcLis, d.httpLis} {
 		if l != nil {
