@@ -437,7 +437,7 @@ func TestPostgresRestart(t *testing.T) {
 
 // TestMaxStalenessZeroFailsClosed: with --max-staleness 0, a replica whose database goes away
 // denies checks with 503 and the reason, /readyz says why it is not ready, and admin writes are
-// 503 saying PostgreSQL cannot be reached.
+// 503 with the same reason.
 func TestMaxStalenessZeroFailsClosed(t *testing.T) {
 	server := testenv.PostgresServer(t)
 	db, name := testenv.PostgresDB(t, server)
@@ -469,8 +469,8 @@ func TestMaxStalenessZeroFailsClosed(t *testing.T) {
 		t.Errorf("metrics of a stale replica: no rill_authd_store_stale 1")
 	}
 	_, err := c.CreateOrg(context.Background(), "other")
-	if !isStatus(err, 503) || !strings.Contains(err.Error(), "cannot be reached") {
-		t.Errorf("admin write: %v, want 503 saying PostgreSQL cannot be reached", err)
+	if !isStatus(err, 503) || !strings.Contains(err.Error(), "cannot confirm") {
+		t.Errorf("admin write: %v, want 503 saying the replica cannot confirm it is current", err)
 	}
 	if !d.WaitFor(`reason="auth store unavailable: this replica cannot confirm`, 5*time.Second) {
 		t.Errorf("the stale denial is not logged with its reason:\n%s", d.Stderr())
