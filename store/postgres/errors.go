@@ -30,8 +30,9 @@ func Unavailable(err error) bool {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		// 08: connection exception; 57P01-57P03: shutdown, crash, cannot connect now; 53: out
-		// of resources (too many connections).
-		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") || strings.HasPrefix(pe.Code, "53")
+		// of resources (too many connections); 25006: read-only transaction (a connection that
+		// reached a standby or a demoted primary: the primary is elsewhere, retry).
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") || strings.HasPrefix(pe.Code, "53") || pe.Code == "25006"
 	}
 	return strings.Contains(err.Error(), "conn closed")
 }

@@ -19,6 +19,17 @@
 // Besides its pool, each replica holds one connection that LISTENs, and writers, migrations and
 // bootstrap use advisory locks, so the URL must reach PostgreSQL directly or through a pooler
 // in session mode (not PgBouncer's transaction mode).
+//
+// # Failover
+//
+// Every connection (the pool's and the feed's) must reach the primary: a URL may list several
+// hosts (postgres://h1:5432,h2:5432/db, as libpq and pgx read it) and each new connection tries
+// them in order until one accepts writes (target_session_attrs=read-write, the default here
+// unless the URL says otherwise). When the primary dies, the feed connection's loss resets the
+// pool, and both reconnect to whichever host was promoted; the feed replays from the last
+// sequence applied, and the sequence lives in the database, so it continues on the new primary
+// with no gap. No acknowledged write is lost only if the standby had it when it was promoted:
+// that is synchronous replication's promise (synchronous_standby_names), not this engine's.
 package postgres
 
 import (
@@ -126,6 +137,7 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		// The parse error may quote the URL, password included.
 		return nil, errors.New("open postgres store: the URL does not parse")
 	}
+	primaryOnly(&cfg.ConnConfig.Config, o.URL)
 	if o.MaxConns > 0 {
 		// Bootstrap holds one connection while its fn writes through another.
 		cfg.MaxConns = max(o.MaxConns, 2)
@@ -151,7 +163,7 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	s.pool = pool
 	if err := s.open(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("open postgres store on %s/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
+		return nil, fmt.Errorf("open postgres store on %s/%s: %w", hosts(&cfg.ConnConfig.Config), cfg.ConnConfig.Database, err)
 	}
 	s.done.Add(2)
 	go s.follow(listenCfg)
