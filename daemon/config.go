@@ -63,7 +63,7 @@ type Config struct {
 	RuntimeHost        string        `help:"runtimeHost the credentials endpoint answers for a project without one of its own." placeholder:"URL"`
 	ExchangeTTL        time.Duration `help:"Life of an exchanged runtime token (reused until a fifth of it is left)." default:"5m"`
 	AuditRetention     time.Duration `help:"How long audit events are kept (0 keeps them forever)." default:"2160h"`
-	MaxStaleness       time.Duration `help:"With --store postgres://: how long a replica that cannot confirm it has every change keeps answering checks from memory before it denies them with 503 (0: at once)." default:"30s"`
+	MaxStaleness       time.Duration `help:"With --store postgres://: how long a replica that cannot confirm it has every change keeps answering checks from memory; past it, checks and every authenticated admin request are 503 and gRPC health is NOT_SERVING until it is current (0: at once)." default:"30s"`
 	ShutdownTimeout    time.Duration `help:"How long in-flight requests may take to finish on SIGTERM." default:"10s"`
 	LogLevel           string        `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
 	LogFormat          string        `help:"Log format: text or json." default:"text" enum:"text,json"`
