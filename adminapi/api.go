@@ -129,6 +129,7 @@ func grpcCode(status int) codes.Code {
 type caller struct {
 	p         *policy.Principal
 	tokenID   string
+	tid       token.ID
 	actor     string
 	requestID string
 	// action is the mutation the route performs and target what it acts on, as far as the
@@ -247,7 +248,7 @@ func (a *API) authenticate(r *http.Request) (*caller, error) {
 	if reqID == "" {
 		reqID = token.NewID()
 	}
-	return &caller{p: p, tokenID: res.TokenID.String(), actor: actor, requestID: reqID}, nil
+	return &caller{p: p, tokenID: res.TokenID.String(), tid: res.TokenID, actor: actor, requestID: reqID}, nil
 }
 
 // current is nil unless this replica cannot confirm it is current (Options.Stale), in which

@@ -45,6 +45,9 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err := c.need(org, project, policy.ManageProd); err != nil {
 		return err
 	}
+	if err := a.confirmLive(r, c); err != nil {
+		return err
+	}
 	proj, err := a.st.GetProject(r.Context(), org, project)
 	if errors.Is(err, store.ErrNotFound) {
 		return errf(http.StatusNotFound, "project %q not found in org %q", project, org)
@@ -98,6 +101,22 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 	a.metrics.TokenIssued(policy.KindEphemeral)
 	return a.audited(w, r, c, "credentials.issue", fmt.Sprintf("%s for:%s jti:%s ttl:%s", target, end.who, jti, ttl), http.StatusOK,
 		apiv1.CredentialsResponse{RuntimeHost: host, InstanceID: instance, AccessToken: raw, TTLSeconds: uint32(ttl / time.Second)})
+}
+
+// confirmLive refuses a caller whose token the store itself no longer has. A runtime JWT
+// outlives the request that mints it (up to --max-credential-ttl), and this replica's memory,
+// which authenticated the caller, may not yet know of a revocation made through another replica
+// (the feed is behind, within --max-staleness): the store's word costs one read here, beside
+// the project's, and a token revoked anywhere mints nothing once the revocation has committed.
+func (a *API) confirmLive(r *http.Request, c *caller) error {
+	if c.p.Kind != policy.KindUser && c.p.Kind != policy.KindService {
+		return nil // a JWT: it cannot be revoked, it expires
+	}
+	_, err := a.st.GetToken(r.Context(), c.tid)
+	if errors.Is(err, store.ErrRevoked) || errors.Is(err, store.ErrNotFound) {
+		return errf(http.StatusUnauthorized, "%v", resolver.ErrRevoked)
+	}
+	return err
 }
 
 // endUser is who a credentials token is for: its sub (a user id, or none), the attributes the

@@ -69,7 +69,9 @@ func wantStale503(t *testing.T, what string, err error) {
 // through B's credentials endpoint, nor be introspected as active, nor authorize an admin read
 // or write there: past --max-staleness B answers them 503 with the check path's reason, as it
 // answers checks, and its gRPC health is NOT_SERVING (for the server and the ext_authz
-// service). When the feed is back, B is SERVING again, and the revoked token is a 401.
+// service). When the feed is back, B is SERVING again, and the revoked token is a 401. Replica
+// C loses its feed too but has --max-staleness 1h: it still answers checks from memory, yet its
+// credentials endpoint refuses the revoked token (401), asking the store rather than its memory.
 func TestStaleReplicaFailsClosed(t *testing.T) {
 	db, _ := testenv.PostgresDB(t, "")
 	u, err := url.Parse(db)
@@ -79,6 +81,8 @@ func TestStaleReplicaFailsClosed(t *testing.T) {
 	proxy := testenv.StartPGProxy(t, u.Host)
 	a := testenv.Start(t, "", "--store", testenv.WithParam(db, "application_name", "replica-a"))
 	b := testenv.Start(t, "", "--store", testenv.WithParam(proxy.ProxiedURL(t, db), "application_name", "replica-b"), "--max-staleness", "1s")
+	// C loses its feed too, but may answer from memory for an hour.
+	c := testenv.Start(t, "", "--store", testenv.WithParam(proxy.ProxiedURL(t, db), "application_name", "replica-c"), "--max-staleness", "1h")
 	ctx := context.Background()
 	boot := a.Token
 	ca, cb := client.New(a.URL(), boot), client.New(b.URL(), boot)
@@ -87,13 +91,15 @@ func TestStaleReplicaFailsClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if within(5*time.Second, func() bool { return checkStatus(t, b, victim.Token) == 200 }) < 0 {
-		t.Fatal("a token made through A does not work on B")
+	for _, d := range []*testenv.Daemon{b, c} {
+		if within(5*time.Second, func() bool { return checkStatus(t, d, victim.Token) == 200 }) < 0 {
+			t.Fatalf("a token made through A does not work on %s", d.URL())
+		}
+		if _, err := client.New(d.URL(), victim.Token).Credentials(ctx, "acme", "web", apiv1.CredentialsRequest{}); err != nil {
+			t.Fatalf("credentials on %s before the fault: %v", d.URL(), err)
+		}
 	}
 	cbVictim := client.New(b.URL(), victim.Token)
-	if _, err := cbVictim.Credentials(ctx, "acme", "web", apiv1.CredentialsRequest{}); err != nil {
-		t.Fatalf("credentials on B before the fault: %v", err)
-	}
 	for _, d := range []*testenv.Daemon{a, b} {
 		for _, svcName := range []string{"", authv3.Authorization_ServiceDesc.ServiceName} {
 			if st := healthOf(t, d, svcName, healthpb.HealthCheckResponse_SERVING, 5*time.Second); st != healthpb.HealthCheckResponse_SERVING {
@@ -102,13 +108,20 @@ func TestStaleReplicaFailsClosed(t *testing.T) {
 		}
 	}
 
-	// The fault: B's feed connection is cut and cannot come back; its pool still works.
-	if n := proxy.Block("rill-authd change feed"); n != 1 {
-		t.Fatalf("cut %d feed connections of B, want 1 (%v)", n, proxy)
+	// The fault: B's and C's feed connections are cut and cannot come back; their pools still
+	// work.
+	if n := proxy.Block("rill-authd change feed"); n != 2 {
+		t.Fatalf("cut %d feed connections of B and C, want 2 (%v)", n, proxy)
 	}
 	revokeByHolder(t, a, victim.Token)
 	if code := checkStatus(t, a, victim.Token); code != 401 {
 		t.Fatalf("A after the revoke: %d, want 401", code)
+	}
+	// Within --max-staleness C answers checks from memory, which has not seen the revocation,
+	// but a runtime JWT would outlive that window: credentials ask the store itself.
+	t.Logf("check on C (within --max-staleness, from memory) of the token revoked through A: %d", checkStatus(t, c, victim.Token))
+	if _, err := client.New(c.URL(), victim.Token).Credentials(ctx, "acme", "web", apiv1.CredentialsRequest{}); !isStatus(err, 401) {
+		t.Errorf("credentials on C (within --max-staleness) with a token revoked through A: %v, want 401", err)
 	}
 	if within(15*time.Second, func() bool { code, _ := get(t, b.URL()+"/readyz"); return code == 503 }) < 0 {
 		t.Fatalf("B is not stale 15s after losing its feed (--max-staleness 1s): %v\n%s", proxy, b.Stderr())
