@@ -48,7 +48,9 @@ func TestIssuerRecordedInTheStore(t *testing.T) {
 				storeArgs = []string{"--store", db}
 			}
 			dir := t.TempDir()
-			args := func(more ...string) []string { return append(append([]string{"--data-dir", dir}, storeArgs...), more...) }
+			args := func(more ...string) []string {
+				return append(append([]string{"--data-dir", dir}, storeArgs...), more...)
+			}
 
 			// A first daemon without a URL records its default, which the first URL replaces.
 			d := testenv.Start(t, dir, append(storeArgs, "--public-url", "")...)

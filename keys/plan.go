@@ -41,7 +41,9 @@ type Status struct {
 }
 
 // Published reports whether the key is in the JWKS, and so verifies.
-func (s Status) Published() bool { return s.State == Next || s.State == Signing || s.State == Verifying }
+func (s Status) Published() bool {
+	return s.State == Next || s.State == Signing || s.State == Verifying
+}
 
 // activation is when rec starts to sign.
 func activation(rec store.SigningKey) time.Time {
