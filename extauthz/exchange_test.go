@@ -162,3 +162,23 @@ func TestExchangeFollowsTheSigner(t *testing.T) {
 		t.Errorf("after the activation the exchange hands out a token of %s, want one of the signing key %s", got, next.KID)
 	}
 }
+
+// BenchmarkCheckExchange is an allowed check with token exchange on and the runtime token
+// reused (the common case): what the exchange adds to a cached decision.
+func BenchmarkCheckExchange(b *testing.B) {
+	ctx := context.Background()
+	f := newFixture(b, resolver.Options{Issuer: "https://authd.example", Audience: "rill"})
+	if _, err := f.res.Keys().Ensure(ctx); err != nil {
+		b.Fatal(err)
+	}
+	srv := extauthz.New(f.res, extauthz.Config{Exchange: &extauthz.Exchange{Issuer: "https://authd.example",
+		Audience: "rill-runtime", InstanceID: "default", TTL: 5 * time.Minute, Keys: f.res.Keys().Keyset, Projects: f.st}})
+	req := envoyRequest("GET", "/v1/orgs/acme/projects/web/runtime/query", map[string]string{"authorization": "Bearer " + f.tokens["alice"]}, nil)
+	if r := srv.Check(ctx, req); r.GetOkResponse() == nil {
+		b.Fatalf("not allowed: %v", r.GetStatus())
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		srv.Check(ctx, req)
+	}
+}
