@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -254,5 +255,47 @@ func TestPlan(t *testing.T) {
 				t.Errorf("next change %v, want minute %d", next, tc.next)
 			}
 		})
+	}
+}
+
+// TestKeysFromBeforeActivationTimes: a store written before keys had activation times holds the
+// old signing key with retired_at (when a rotation stopped it signing). Read now, that key is
+// one that stopped signing and verifies until its tokens expired, not a retired (withdrawn) one,
+// so an upgrade right after a rotation refuses no token.
+func TestKeysFromBeforeActivationTimes(t *testing.T) {
+	st := openStore(t, badger.Options{})
+	clk := &clock{now: t0}
+	r := NewRing(st, Options{MaxTTL: time.Hour, Now: clk.Now})
+	old, cur := mustKey(t, t0.Add(-2*time.Hour)), mustKey(t, t0.Add(-10*time.Minute))
+	tok, err := NewKeyset([]Key{old}).Sign(claimsAt(t0.Add(-15*time.Minute), time.Hour))
+	must(t, err)
+	for _, k := range []Key{old, cur} {
+		rec, err := k.Record()
+		must(t, err)
+		doc, err := json.Marshal(map[string]any{"kid": rec.KID, "private_key": rec.PrivateKey, "created_at": rec.CreatedAt})
+		must(t, err)
+		if k.KID == old.KID { // as the old code wrote a rotation's retire
+			doc, err = json.Marshal(map[string]any{"kid": rec.KID, "private_key": rec.PrivateKey, "created_at": rec.CreatedAt, "retired_at": cur.CreatedAt})
+			must(t, err)
+		}
+		var back store.SigningKey
+		must(t, json.Unmarshal(doc, &back))
+		must(t, st.PutSigningKey(ctx, back))
+	}
+	recs, err := st.ListSigningKeys(ctx)
+	must(t, err)
+	if len(recs) != 2 || !recs[0].SignedUntil.Equal(cur.CreatedAt) || !recs[0].RetiredAt.IsZero() {
+		t.Fatalf("the old record read as %+v", recs[0])
+	}
+	ks, err := r.Keyset(ctx)
+	must(t, err)
+	if _, err := ks.Verify(tok, "rill-authd", "rill", t0); err != nil {
+		t.Errorf("a token of the key an old rotation stopped: %v", err)
+	}
+	if kid, _ := signerOf(t, r, t0); kid != cur.KID {
+		t.Errorf("signed by %s, want %s", kid, cur.KID)
+	}
+	if s := stateOf(t, r, old.KID); s != Verifying {
+		t.Errorf("the old key is %s, want verifying", s)
 	}
 }
