@@ -298,6 +298,7 @@ func TestEveryRefusedMutationIsAudited(t *testing.T) {
 		{"DELETE", "/v1/orgs/acme/services/robot/tokens/rill_svc_0123456789", "", "service.token.revoke"},
 		{"POST", "/v1/tokens", `{"display_name":"x","user_email":"admin@acme.io"}`, "token.issue"},
 		{"POST", "/v1/admin/signing-keys/rotate", "", "signing_key.rotate"},
+		{"POST", "/v1/admin/signing-keys/k1/retire", "", "signing_key.retire"},
 		{"POST", "/v1/orgs/acme/projects/web/credentials", `{"user_email":"a@b.io"}`, "credentials.issue"},
 	}
 	for _, c := range cases {

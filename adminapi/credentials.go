@@ -29,9 +29,8 @@ const DefaultCredentialTTL = 24 * time.Hour
 func (a *API) registerCredentials(mux *http.ServeMux) {
 	a.mutation(mux, "POST /v1/orgs/{org}/projects/{project}/credentials", "credentials.issue", a.credentials)
 	a.mutation(mux, "POST /v1/organizations/{org}/projects/{project}/credentials", "credentials.issue", a.credentials)
-	a.mutation(mux, "POST /v1/admin/signing-keys/rotate", "signing_key.rotate", a.rotateKey)
 	a.handle(mux, "POST /v1/introspect", a.introspect)
-	mux.HandleFunc("GET /.well-known/jwks.json", a.jwks)
+	a.registerSigningKeys(mux)
 }
 
 // credentials is Rill's GetDeploymentCredentials (rilldata/rill admin/server/deployment.go): a
@@ -269,31 +268,6 @@ func firstError(err error) error {
 // issuedBy names the caller in an ephemeral token's issuer claim: its kind and id, which the
 // resolver reads back to check the issuer still holds manage_prod.
 func issuedBy(c *caller) string { return string(c.p.Kind) + ":" + c.p.ID }
-
-func (a *API) rotateKey(w http.ResponseWriter, r *http.Request, c *caller) error {
-	if err := c.superuser(); err != nil {
-		c.aim("signing-keys")
-		return err
-	}
-	rot, err := a.keys.Rotate(r.Context())
-	if err != nil {
-		return err
-	}
-	res := apiv1.RotateResult{KID: rot.KID, Retired: rot.Retired}
-	return a.audited(w, r, c, "signing_key.rotate", "kid:"+res.KID, http.StatusOK, res)
-}
-
-func (a *API) jwks(w http.ResponseWriter, r *http.Request) {
-	ks, err := a.keys.Keyset(r.Context())
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	// A new key signs as soon as it is made, so verifiers must not cache the set for long.
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	_, _ = w.Write(ks.JWKS())
-}
 
 func (a *API) introspect(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var req apiv1.IntrospectRequest

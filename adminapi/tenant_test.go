@@ -370,6 +370,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"POST /v1/orgs/{org}/projects/{project}/credentials", "POST", "/v1/orgs/acme/projects/web/credentials", `{"user_email":"ceo@victim.com"}`, "200 200 403 403 200 403 401"},
 		{"POST /v1/organizations/{org}/projects/{project}/credentials", "POST", "/v1/organizations/acme/projects/web/credentials", `{"user_email":"both@victim.com"}`, "200 200 403 403 200 403 401"},
 		{"POST /v1/admin/signing-keys/rotate", "POST", "/v1/admin/signing-keys/rotate", "", "200 403 403 403 403 403 401"},
+		{"GET /v1/admin/signing-keys", "GET", "/v1/admin/signing-keys", "", "200 403 403 403 403 403 401"},
+		{"POST /v1/admin/signing-keys/{kid}/retire", "POST", "/v1/admin/signing-keys/no-such-kid/retire", "", "404 403 403 403 403 403 401"},
 		{"POST /v1/introspect", "POST", "/v1/introspect", `{"token":"{both}"}`, "200 200 200 200 200 200 401"},
 		{"GET /v1/admin/backup", "GET", "/v1/admin/backup", "", "200 403 403 403 403 403 401"},
 	}

@@ -2,7 +2,6 @@ package ctl
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/adminapi/client"
@@ -114,7 +113,9 @@ func (c *WhoamiCmd) Run(g *Globals) error {
 
 // AdminCmd is `rillctl admin`.
 type AdminCmd struct {
-	RotateSigningKey RotateSigningKeyCmd `cmd:"" name:"rotate-signing-key" help:"Make a new key sign ephemeral JWTs; the old one keeps verifying until its last token expires."`
+	RotateSigningKey RotateSigningKeyCmd `cmd:"" name:"rotate-signing-key" help:"Add a signing key: in the JWKS at once, it signs runtime JWTs after the daemon's --signing-key-activation-delay (--now: at once); the key it replaces verifies until its last token expires."`
+	RetireSigningKey RetireSigningKeyCmd `cmd:"" name:"retire-signing-key" help:"Take a compromised key out of the JWKS at once: tokens it signed are refused. The key that signs cannot be retired: rotate-signing-key --now first."`
+	SigningKeys      SigningKeysCmd      `cmd:"" name:"signing-keys" help:"List the signing keys: kid, state (next, signing, verifying, expired, retired), created, when each signs from, until when it verifies, when it was retired."`
 	Plugins          PluginsCmd          `cmd:"" help:"Show the attribute-source plugins and their health."`
 	Backup           BackupCmd           `cmd:"" help:"Download a consistent backup of the store (Badger) while the daemon serves; rill-authd restore loads it."`
 }
@@ -134,15 +135,5 @@ func (c *PluginsCmd) Run(g *Globals) error {
 			rows = append(rows, []string{p.Name, state, fmt.Sprint(p.PID), fmt.Sprint(p.Restarts), fmt.Sprint(p.Calls), fmt.Sprint(p.Errors), dash(p.LastError)})
 		}
 		g.table("NAME\tSTATE\tPID\tRESTARTS\tCALLS\tERRORS\tLAST ERROR", rows)
-	})
-}
-
-// RotateSigningKeyCmd is `rillctl admin rotate-signing-key`.
-type RotateSigningKeyCmd struct{}
-
-// Run rotates the key.
-func (c *RotateSigningKeyCmd) Run(g *Globals) error {
-	return call(g, func(cl *client.Client) (apiv1.RotateResult, error) { return cl.RotateSigningKey(g.ctx) }, func(r apiv1.RotateResult) {
-		fmt.Fprintf(g.out, "New signing key %s; retired %s.\n", r.KID, dash(strings.Join(r.Retired, ", ")))
 	})
 }

@@ -45,29 +45,31 @@ type Config struct {
 	// ConfigFile is --config, where the plugins are listed.
 	ConfigFile string `kong:"-"`
 
-	GRPCAddr           string        `name:"grpc-addr" help:"Listen address of the Envoy ext_authz gRPC service (loopback: a sidecar's Envoy is local; any other address without TLS is warned about)." default:"127.0.0.1:9191"`
-	HTTPAddr           string        `name:"http-addr" help:"Listen address of the admin API, HTTP ext_authz, health and metrics." default:"127.0.0.1:8080"`
-	BootstrapTokenFile string        `help:"On first start, write the superuser's bootstrap token to this file (mode 0600) instead of printing it." type:"path" placeholder:"FILE"`
-	BootstrapEmail     string        `help:"Email of the superuser created on first start." default:"admin@localhost"`
-	DefaultOrg         string        `help:"Org checked when neither the route nor the path names one." placeholder:"ORG"`
-	DefaultProject     string        `help:"Project checked when neither the route nor the path names one." placeholder:"PROJECT"`
-	CacheSize          int           `help:"Resolved tokens kept in memory." default:"100000"`
-	PublicURL          string        `name:"public-url" help:"URL at which the Rill runtime (and clients) reach --http-addr, such as https://authd.example.com; the default --issuer." placeholder:"URL"`
-	Issuer             string        `help:"iss of the runtime JWTs this daemon mints (and accepts): a URL under which /.well-known/jwks.json serves our keys, as the Rill runtime fetches them (its RILL_RUNTIME_AUTH_ISSUER_URL). Default: --public-url, else http://<the --http-addr listener>." placeholder:"URL"`
-	MaxCredentialTTL   time.Duration `help:"Longest ttl_seconds a credentials request may ask for (0 or none: 86400, as Rill)." default:"24h"`
-	TrustedIssuer      []string      `help:"Accept RS256 JWTs of an external issuer (repeatable): issuer=URL,jwks=URL,audience=AUD,org=ORG[,project=P]. They get viewer-level reads on that org's project." sep:"none" placeholder:"SPEC"`
-	JWKSRefresh        time.Duration `name:"jwks-refresh" help:"Least time between refetches of a trusted issuer's JWKS on an unknown kid." default:"1m"`
-	TokenExchange      bool          `help:"Replace the upstream's authorization with a short-lived RS256 JWT in the Rill runtime's claim layout (iss = --issuer, JWKS at /.well-known/jwks.json)."`
-	RuntimeAudience    string        `help:"aud of runtime JWTs (credentials and token exchange) for a project without a runtime audience of its own (imported from its Rill deployment): the runtime's RILL_RUNTIME_AUTH_AUDIENCE_URL." default:"rill-runtime"`
-	RuntimeInstanceID  string        `name:"runtime-instance-id" help:"Runtime instance id of runtime JWTs for a project without one of its own (and a route with no instance_id context extension)." default:"default"`
-	RuntimeHost        string        `help:"runtimeHost the credentials endpoint answers for a project without one of its own." placeholder:"URL"`
-	ExchangeTTL        time.Duration `help:"Life of an exchanged runtime token (reused until a fifth of it is left)." default:"5m"`
-	AuditRetention     time.Duration `help:"How long audit events are kept (0 keeps them forever)." default:"2160h"`
-	MaxStaleness       time.Duration `help:"With --store postgres://: how long a replica that cannot confirm it has every change keeps answering checks from memory; past it, checks and every authenticated admin request are 503 and gRPC health is NOT_SERVING until it is current (0: at once)." default:"30s"`
-	ShutdownTimeout    time.Duration `help:"How long in-flight requests may take to finish on SIGTERM." default:"10s"`
-	LogLevel           string        `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
-	LogFormat          string        `help:"Log format: text or json." default:"text" enum:"text,json"`
-	LogAllowedEvery    int           `help:"Log one allowed check in this many at info level (0: allowed checks only at debug level). Denied checks are always logged." default:"0"`
+	GRPCAddr                  string        `name:"grpc-addr" help:"Listen address of the Envoy ext_authz gRPC service (loopback: a sidecar's Envoy is local; any other address without TLS is warned about)." default:"127.0.0.1:9191"`
+	HTTPAddr                  string        `name:"http-addr" help:"Listen address of the admin API, HTTP ext_authz, health and metrics." default:"127.0.0.1:8080"`
+	BootstrapTokenFile        string        `help:"On first start, write the superuser's bootstrap token to this file (mode 0600) instead of printing it." type:"path" placeholder:"FILE"`
+	BootstrapEmail            string        `help:"Email of the superuser created on first start." default:"admin@localhost"`
+	DefaultOrg                string        `help:"Org checked when neither the route nor the path names one." placeholder:"ORG"`
+	DefaultProject            string        `help:"Project checked when neither the route nor the path names one." placeholder:"PROJECT"`
+	CacheSize                 int           `help:"Resolved tokens kept in memory." default:"100000"`
+	PublicURL                 string        `name:"public-url" help:"URL at which the Rill runtime (and clients) reach --http-addr, such as https://authd.example.com; the default --issuer." placeholder:"URL"`
+	Issuer                    string        `help:"iss of the runtime JWTs this daemon mints (and accepts): a URL under which /.well-known/jwks.json serves our keys, as the Rill runtime fetches them (its RILL_RUNTIME_AUTH_ISSUER_URL). Recorded in the store by the first daemon; every replica must use the same. Default: --public-url, else the store's recorded issuer, else http(s)://<the --http-addr listener> (https with TLS on it)." placeholder:"URL"`
+	ReplaceIssuer             bool          `name:"replace-issuer" help:"Record --issuer (or --public-url) in the store in place of the issuer recorded there, instead of refusing to start; restart every other replica with it after, and point the Rill runtime's RILL_RUNTIME_AUTH_ISSUER_URL at it."`
+	SigningKeyActivationDelay time.Duration `name:"signing-key-activation-delay" help:"How long a key from rillctl admin rotate-signing-key is published in the JWKS before it signs. Keep it above the Rill runtime's 5-minute JWKS refetch (plus --max-staleness and a minute of JWKS caching), so a runtime that cached the JWKS never meets an unknown kid; 0: at once." default:"10m"`
+	MaxCredentialTTL          time.Duration `help:"Longest ttl_seconds a credentials request may ask for (0 or none: 86400, as Rill)." default:"24h"`
+	TrustedIssuer             []string      `help:"Accept RS256 JWTs of an external issuer (repeatable): issuer=URL,jwks=URL,audience=AUD,org=ORG[,project=P]. They get viewer-level reads on that org's project." sep:"none" placeholder:"SPEC"`
+	JWKSRefresh               time.Duration `name:"jwks-refresh" help:"Least time between refetches of a trusted issuer's JWKS on an unknown kid." default:"1m"`
+	TokenExchange             bool          `help:"Replace the upstream's authorization with a short-lived RS256 JWT in the Rill runtime's claim layout (iss = --issuer, JWKS at /.well-known/jwks.json)."`
+	RuntimeAudience           string        `help:"aud of runtime JWTs (credentials and token exchange) for a project without a runtime audience of its own (imported from its Rill deployment): the runtime's RILL_RUNTIME_AUTH_AUDIENCE_URL." default:"rill-runtime"`
+	RuntimeInstanceID         string        `name:"runtime-instance-id" help:"Runtime instance id of runtime JWTs for a project without one of its own (and a route with no instance_id context extension)." default:"default"`
+	RuntimeHost               string        `help:"runtimeHost the credentials endpoint answers for a project without one of its own." placeholder:"URL"`
+	ExchangeTTL               time.Duration `help:"Life of an exchanged runtime token (reused until a fifth of it is left)." default:"5m"`
+	AuditRetention            time.Duration `help:"How long audit events are kept (0 keeps them forever)." default:"2160h"`
+	MaxStaleness              time.Duration `help:"With --store postgres://: how long a replica that cannot confirm it has every change keeps answering checks from memory; past it, checks and every authenticated admin request are 503 and gRPC health is NOT_SERVING until it is current (0: at once)." default:"30s"`
+	ShutdownTimeout           time.Duration `help:"How long in-flight requests may take to finish on SIGTERM." default:"10s"`
+	LogLevel                  string        `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
+	LogFormat                 string        `help:"Log format: text or json." default:"text" enum:"text,json"`
+	LogAllowedEvery           int           `help:"Log one allowed check in this many at info level (0: allowed checks only at debug level). Denied checks are always logged." default:"0"`
 
 	// Listeners: TLS (tls.go) and what a connection may hold (listeners.go).
 	TLSCertFile       string        `name:"tls-cert-file" group:"TLS" type:"path" placeholder:"FILE" help:"PEM certificate (chain) to serve TLS with. One certificate for both listeners, the gRPC check port and the HTTP port (see --tls-listeners)."`
@@ -184,19 +186,28 @@ func (c *Config) checkURLs() error {
 	return nil
 }
 
-// issuerURL is the iss of the JWTs we mint: --issuer, else --public-url, else the URL of the
-// admin listener at admin (an unspecified host as 127.0.0.1, which a runtime on this machine
-// reaches; set --public-url for one elsewhere).
-func (c *Config) issuerURL(admin net.Addr) string {
+// explicitIssuer is the iss the flags ask for, and the flag that gave it ("" for neither).
+func (c *Config) explicitIssuer() (url, flag string) {
 	if c.Issuer != "" {
-		return c.Issuer
+		return c.Issuer, "--issuer"
 	}
 	if c.PublicURL != "" {
-		return c.PublicURL
+		return c.PublicURL, "--public-url"
 	}
+	return "", ""
+}
+
+// defaultIssuer is the URL of the admin listener at admin: https when it serves TLS, an
+// unspecified host as 127.0.0.1, which a runtime on this machine reaches (set --public-url for
+// one elsewhere).
+func (c *Config) defaultIssuer(admin net.Addr) string {
 	host, port, err := net.SplitHostPort(admin.String())
 	if ip := net.ParseIP(host); err == nil && (ip == nil || ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	scheme := "http://"
+	if c.tlsOn("http") {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, port)
 }

@@ -109,8 +109,6 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if d.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("listen HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
-	issuer := cfg.issuerURL(d.httpLis.Addr())
-	cfg.Issuer, d.cfg.Issuer = issuer, issuer
 
 	// TLS files first: a mistake in them must not wait for the store to open.
 	if d.tls, err = newCertReloader(&cfg, d.log); err != nil {
@@ -124,6 +122,14 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		waitConnected(ctx, pg)
 		d.log.Info("store: PostgreSQL", "url", cfg.Where(), "max_staleness", cfg.MaxStaleness.String())
 	}
+	issuer, err := d.resolveIssuer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Issuer, d.cfg.Issuer = issuer, issuer
+	if err := d.checkActivationDelay(); err != nil {
+		return nil, err
+	}
 	if cfg.EncryptionKeyFile == "" {
 		d.log.Warn("no --encryption-key-file: the store, signing private keys included, lies unencrypted on disk or in the database; whoever can read it can mint credentials",
 			"store", cfg.Where())
@@ -136,7 +142,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	// One ring for the resolver (verify), the admin API (mint, rotate, JWKS) and the exchange
 	// (mint): the resolver invalidates it on signing-key changes. A retired key lives as long as
 	// the longest token it can have signed.
-	d.keys = keys.NewRing(d.st, keys.Options{MaxTTL: max(cfg.MaxCredentialTTL, cfg.ExchangeTTL)})
+	d.keys = keys.NewRing(d.st, keys.Options{MaxTTL: max(cfg.MaxCredentialTTL, cfg.ExchangeTTL), ActivationDelay: cfg.SigningKeyActivationDelay})
 	d.res = resolver.New(d.st, resolver.Options{CacheSize: cfg.CacheSize, Logger: d.log,
 		Issuer: issuer, Audience: cfg.RuntimeAudience, Keys: d.keys,
 		Trusted: trusted, JWKSRefresh: cfg.JWKSRefresh, Metrics: d.metrics})

@@ -42,6 +42,7 @@ const (
 // exchanged is one minted runtime token.
 type exchanged struct {
 	renewAt time.Time
+	kid     string // of the key that signed it
 	bearer  string
 	grpc    atomic.Pointer[grpcResponse] // the gRPC transport's rendering, made on first use
 }
@@ -52,29 +53,34 @@ type exchangeState struct {
 	mu  sync.Mutex
 }
 
-// exchange returns the outcome's current runtime token, minting one when there is none or it
-// is close to expiry. A failure to mint fails the check closed.
+// exchange returns the outcome's current runtime token, minting one when there is none, it is
+// close to expiry, or another key signs now (a rotation's activation, or a key retired after
+// an emergency rotation: the runtime would refuse tokens of a retired key once it refetches).
+// A failure to mint fails the check closed.
 func (s *Server) exchange(ctx context.Context, o *outcome) (*exchanged, error) {
 	now := s.now()
-	if x := o.minted.cur.Load(); x != nil && now.Before(x.renewAt) {
+	cfg := s.cfg.Exchange
+	ks, kerr := cfg.Keys(ctx) // a cached keyset: an atomic load and a time compare
+	fresh := func(x *exchanged) bool {
+		return x != nil && now.Before(x.renewAt) && (kerr != nil || x.kid == ks.SignerKID())
+	}
+	if x := o.minted.cur.Load(); fresh(x) {
 		return x, nil
 	}
 	o.minted.mu.Lock()
 	defer o.minted.mu.Unlock()
-	if x := o.minted.cur.Load(); x != nil && now.Before(x.renewAt) {
+	if x := o.minted.cur.Load(); fresh(x) {
 		return x, nil
 	}
-	cfg := s.cfg.Exchange
+	if kerr != nil {
+		return nil, kerr
+	}
 	audience, instance, err := cfg.runtimeOf(ctx, o.grant.org, o.grant.project)
 	if err != nil {
 		return nil, err
 	}
 	if o.grant.instance != "" {
 		instance = o.grant.instance
-	}
-	ks, err := cfg.Keys(ctx)
-	if err != nil {
-		return nil, err
 	}
 	// The layout of rilldata/rill runtime/server/auth/jwt.go (Issuer.NewToken), with iat and nbf
 	// set back: the runtime checks them with no leeway.
@@ -89,7 +95,7 @@ func (s *Server) exchange(ctx context.Context, o *outcome) (*exchanged, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := &exchanged{renewAt: at.Add(cfg.TTL - cfg.TTL/exchangeRenewFactor), bearer: "Bearer " + raw}
+	x := &exchanged{renewAt: at.Add(cfg.TTL - cfg.TTL/exchangeRenewFactor), kid: ks.SignerKID(), bearer: "Bearer " + raw}
 	o.minted.cur.Store(x)
 	return x, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/rill-authd/rill-authd/extauthz"
+	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
@@ -110,5 +111,74 @@ func TestTokenExchange(t *testing.T) {
 	mu.Unlock()
 	if b3, _, _ := check("alice", nil, nil); b3 == b1 {
 		t.Error("runtime token not renewed near expiry")
+	}
+}
+
+// TestExchangeFollowsTheSigner: an exchanged runtime token is re-minted as soon as another key
+// signs, even when no write tells the cache (a scheduled key's activation comes by the clock):
+// it carries the signing key's kid, never one a later retire could take out of the JWKS while
+// the token is still handed out.
+func TestExchangeFollowsTheSigner(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, resolver.Options{Issuer: "https://authd.example", Audience: "rill"})
+	if _, err := f.res.Keys().Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv := extauthz.New(f.res, extauthz.Config{Exchange: &extauthz.Exchange{Issuer: "https://authd.example",
+		Audience: "rill-runtime", InstanceID: "default", TTL: 5 * time.Minute, Keys: f.res.Keys().Keyset, Projects: f.st}})
+	kid := func() string {
+		t.Helper()
+		resp := srv.Check(ctx, envoyRequest("GET", "/v1/orgs/acme/projects/web/runtime/query", map[string]string{"authorization": "Bearer " + f.tokens["alice"]}, nil))
+		ok := resp.GetOkResponse()
+		if ok == nil {
+			t.Fatalf("refused: %v", resp.GetStatus())
+		}
+		tok, _, err := jwt.NewParser().ParseUnverified(headerMap(ok.GetHeaders())["authorization"][len("Bearer "):], &runtimeClaims{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.Header["kid"].(string)
+	}
+	first := kid()
+	// A key that signs a moment from now, written as a scheduled rotation writes it.
+	activates := time.Now().Add(time.Second)
+	next, err := keys.Generate(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.ActivatesAt = activates
+	rec, err := next.Record()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.PutSigningKey(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if got := kid(); got != first {
+		t.Fatalf("before the activation the exchange signs with %s, want %s", got, first)
+	}
+	time.Sleep(time.Until(activates) + 50*time.Millisecond)
+	if got := kid(); got != next.KID {
+		t.Errorf("after the activation the exchange hands out a token of %s, want one of the signing key %s", got, next.KID)
+	}
+}
+
+// BenchmarkCheckExchange is an allowed check with token exchange on and the runtime token
+// reused (the common case): what the exchange adds to a cached decision.
+func BenchmarkCheckExchange(b *testing.B) {
+	ctx := context.Background()
+	f := newFixture(b, resolver.Options{Issuer: "https://authd.example", Audience: "rill"})
+	if _, err := f.res.Keys().Ensure(ctx); err != nil {
+		b.Fatal(err)
+	}
+	srv := extauthz.New(f.res, extauthz.Config{Exchange: &extauthz.Exchange{Issuer: "https://authd.example",
+		Audience: "rill-runtime", InstanceID: "default", TTL: 5 * time.Minute, Keys: f.res.Keys().Keyset, Projects: f.st}})
+	req := envoyRequest("GET", "/v1/orgs/acme/projects/web/runtime/query", map[string]string{"authorization": "Bearer " + f.tokens["alice"]}, nil)
+	if r := srv.Check(ctx, req); r.GetOkResponse() == nil {
+		b.Fatalf("not allowed: %v", r.GetStatus())
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		srv.Check(ctx, req)
 	}
 }

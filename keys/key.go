@@ -19,12 +19,14 @@ import (
 // Bits is the RSA modulus size: RS256 with 2048 bits is what the Rill runtime expects.
 const Bits = 2048
 
-// Key is an RS256 signing key. Retired keys no longer sign but still verify.
+// Key is an RS256 signing key and the times of its life (see store.SigningKey and Plan).
 type Key struct {
-	KID       string
-	Private   *rsa.PrivateKey
-	CreatedAt time.Time
-	RetiredAt time.Time // zero while it is a signing key
+	KID         string
+	Private     *rsa.PrivateKey
+	CreatedAt   time.Time
+	ActivatesAt time.Time // zero: signs from CreatedAt
+	SignedUntil time.Time // zero: until a later key activates
+	RetiredAt   time.Time // zero: not retired
 }
 
 // Generate makes a new RSA-2048 key; its kid is derived from the public key, so it is the same
@@ -49,7 +51,8 @@ func (k Key) Record() (store.SigningKey, error) {
 	if err != nil {
 		return store.SigningKey{}, fmt.Errorf("encode signing key %s: %w", k.KID, err)
 	}
-	return store.SigningKey{KID: k.KID, PrivateKey: der, CreatedAt: k.CreatedAt, RetiredAt: k.RetiredAt}, nil
+	return store.SigningKey{KID: k.KID, PrivateKey: der, CreatedAt: k.CreatedAt, ActivatesAt: k.ActivatesAt,
+		SignedUntil: k.SignedUntil, RetiredAt: k.RetiredAt}, nil
 }
 
 // FromRecord parses a stored key.
@@ -62,5 +65,6 @@ func FromRecord(rec store.SigningKey) (Key, error) {
 	if !ok {
 		return Key{}, fmt.Errorf("signing key %s is a %T, not RSA", rec.KID, k)
 	}
-	return Key{KID: rec.KID, Private: rk, CreatedAt: rec.CreatedAt, RetiredAt: rec.RetiredAt}, nil
+	return Key{KID: rec.KID, Private: rk, CreatedAt: rec.CreatedAt, ActivatesAt: rec.ActivatesAt,
+		SignedUntil: rec.SignedUntil, RetiredAt: rec.RetiredAt}, nil
 }

@@ -6,17 +6,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
-	"sort"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
 
-// Keyset is an immutable set of keys: it signs with its newest unretired key and verifies with
-// any of them. Its JWKS is encoded once, as it is served on every fetch.
+// Keyset is an immutable set of published keys: it signs with the one key that signs at the
+// moment it was built and verifies with any of them. Its JWKS is encoded once, as it is served
+// on every fetch.
 type Keyset struct {
 	signer *Key
 	keys   map[string]*rsa.PublicKey
@@ -33,18 +35,38 @@ type jwk struct {
 	E   string `json:"e"`
 }
 
-// NewKeyset builds a keyset from keys (any order).
+// NewKeyset builds a keyset from keys (any order) as of now: every key not retired is
+// published, and the one Plan says signs now signs (by activation time; a key that stopped
+// signing stays published here whatever its age: a Ring drops those).
 func NewKeyset(keys []Key) *Keyset {
+	return keysetAt(keys, time.Now(), math.MaxInt64)
+}
+
+// keysetAt builds the keyset of keys at now: the keys Plan publishes, and its signer.
+func keysetAt(keys []Key, now time.Time, keep time.Duration) *Keyset {
+	recs := make([]store.SigningKey, len(keys))
+	byKID := make(map[string]*Key, len(keys))
+	for i := range keys {
+		k := &keys[i]
+		recs[i] = store.SigningKey{KID: k.KID, CreatedAt: k.CreatedAt, ActivatesAt: k.ActivatesAt, SignedUntil: k.SignedUntil, RetiredAt: k.RetiredAt}
+		byKID[k.KID] = k
+	}
+	return fromPlan(Plan(recs, now, keep), byKID)
+}
+
+// fromPlan is the keyset of the published keys of plan (in its order: oldest first).
+func fromPlan(plan []Status, byKID map[string]*Key) *Keyset {
 	ks := &Keyset{keys: map[string]*rsa.PublicKey{}}
-	sorted := append([]Key(nil), keys...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].CreatedAt.Before(sorted[j].CreatedAt) })
 	set := struct {
 		Keys []jwk `json:"keys"`
 	}{Keys: []jwk{}}
-	for i := range sorted {
-		k := &sorted[i]
+	for _, st := range plan {
+		k := byKID[st.KID]
+		if !st.Published() || k == nil {
+			continue
+		}
 		ks.keys[k.KID] = &k.Private.PublicKey
-		if k.RetiredAt.IsZero() {
+		if st.State == Signing {
 			ks.signer = k
 		}
 		set.Keys = append(set.Keys, jwk{Kty: "RSA", Use: "sig", Alg: "RS256", Kid: k.KID,
@@ -64,6 +86,14 @@ func (ks *Keyset) SignerCreated() time.Time {
 		return time.Time{}
 	}
 	return ks.signer.CreatedAt
+}
+
+// SignerKID is the kid of the signing key ("" without one).
+func (ks *Keyset) SignerKID() string {
+	if ks.signer == nil {
+		return ""
+	}
+	return ks.signer.KID
 }
 
 // CanSign reports whether the keyset has a signing key.

@@ -44,7 +44,7 @@ func kidOf(t testing.TB, raw string) string {
 func TestKeyRotationAndJWKS(t *testing.T) {
 	old := mustKey(t, t0)
 	before, _ := NewKeyset([]Key{old}).Sign(claimsAt(t0, time.Hour))
-	old.RetiredAt = t0.Add(time.Minute)
+	old.SignedUntil = t0.Add(time.Minute)
 	fresh := mustKey(t, t0.Add(time.Minute))
 	ks := NewKeyset([]Key{fresh, old})
 	after, _ := ks.Sign(claimsAt(t0.Add(time.Minute), time.Hour))

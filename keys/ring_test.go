@@ -29,6 +29,14 @@ func (c *clock) Add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
+// statuses is r.Status, failing t on an error.
+func statuses(t testing.TB, r *Ring) []Status {
+	t.Helper()
+	ss, err := r.Status(ctx)
+	must(t, err)
+	return ss
+}
+
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
@@ -49,11 +57,12 @@ func openStore(t testing.TB, o badger.Options) *badger.DB {
 	return st
 }
 
-// put stores a generated key created at created and retired at retired (zero: signing).
+// put stores a generated key created at created that stopped signing at retired (zero: signs
+// until a later one activates), as rotations before activation times wrote them.
 func put(t testing.TB, st Store, created, retired time.Time) string {
 	t.Helper()
 	k := mustKey(t, created)
-	k.RetiredAt = retired
+	k.SignedUntil = retired
 	rec, err := k.Record()
 	must(t, err)
 	must(t, st.PutSigningKey(ctx, rec))
@@ -65,7 +74,7 @@ func kids(t testing.TB, st Store) (signing, retired []string) {
 	recs, err := st.ListSigningKeys(ctx)
 	must(t, err)
 	for _, r := range recs {
-		if r.RetiredAt.IsZero() {
+		if r.SignedUntil.IsZero() && r.RetiredAt.IsZero() {
 			signing = append(signing, r.KID)
 		} else {
 			retired = append(retired, r.KID)
@@ -168,10 +177,10 @@ func TestRotate(t *testing.T) {
 			for i := range tc.rotations {
 				clk.Add(time.Minute)
 				prev := all[len(all)-1]
-				rot, err := r.Rotate(ctx)
+				rot, err := r.Rotate(ctx, true)
 				must(t, err)
-				if rot.KID == prev || len(rot.Retired) != 1 || rot.Retired[0] != prev {
-					t.Fatalf("rotation %d: %+v, want a new kid retiring %s", i+1, rot, prev)
+				if rot.KID == prev || rot.Replaces != prev || len(rot.Retired) != 0 || !rot.ActivatesAt.Equal(clk.Now()) {
+					t.Fatalf("rotation %d: %+v, want a new kid replacing %s at once", i+1, rot, prev)
 				}
 				// No Invalidate from outside: the ring sees its own writes.
 				ks, err := r.Keyset(ctx)
@@ -199,8 +208,12 @@ func TestRotate(t *testing.T) {
 					t.Errorf("token of key %d (%s) no longer verifies: %v", i, all[i], err)
 				}
 			}
-			if signing, retired := kids(t, st); len(signing) != 1 || signing[0] != all[len(all)-1] || len(retired) != tc.rotations {
-				t.Errorf("store: signing %v, retired %v", signing, retired)
+			states := map[State][]string{}
+			for _, s := range statuses(t, r) {
+				states[s.State] = append(states[s.State], s.KID)
+			}
+			if len(states[Signing]) != 1 || states[Signing][0] != all[len(all)-1] || len(states[Verifying]) != tc.rotations || len(states) != 2 {
+				t.Errorf("states after the rotations: %v", states)
 			}
 		})
 	}
@@ -400,12 +413,16 @@ func TestConcurrentUse(t *testing.T) {
 		})
 	}
 	for range 2 {
-		_, err := r.Rotate(ctx)
+		_, err := r.Rotate(ctx, true)
 		must(t, err)
 	}
 	close(stop)
 	wg.Wait()
-	if signing, retired := kids(t, st); len(signing) != 1 || len(retired) != 2 {
-		t.Errorf("store: signing %v, retired %v", signing, retired)
+	n := map[State]int{}
+	for _, s := range statuses(t, r) {
+		n[s.State]++
+	}
+	if n[Signing] != 1 || n[Verifying] != 2 {
+		t.Errorf("states: %v", n)
 	}
 }

@@ -47,7 +47,7 @@ func (fi *fakeIssuer) rotate(t *testing.T) {
 	fi.mu.Lock()
 	defer fi.mu.Unlock()
 	for i := range fi.keys {
-		fi.keys[i].RetiredAt = time.Now()
+		fi.keys[i].SignedUntil = time.Now()
 	}
 	fi.keys = append(fi.keys, k)
 }
@@ -167,14 +167,16 @@ func TestOwnKeys(t *testing.T) {
 	must(t, st.CreateOrg(ctx, store.Org{Name: "acme"}))
 	must(t, st.CreateService(ctx, store.Service{ID: "s-admin", Org: "acme", Name: "robot", OrgRole: "admin"}))
 	// signed puts a key in the store, past the ring, and signs a live token with it.
+	made := 0
 	signed := func(retired time.Time) string {
-		k, err := keys.Generate(now.Add(-3 * time.Hour))
+		made++ // each key made after the one before, as rotations make them
+		k, err := keys.Generate(now.Add(-3*time.Hour + time.Duration(made)*time.Minute))
 		must(t, err)
-		k.RetiredAt = retired
+		k.SignedUntil = retired
 		rec, err := k.Record()
 		must(t, err)
 		must(t, st.PutSigningKey(ctx, rec))
-		k.RetiredAt = time.Time{} // to sign with it
+		k.SignedUntil = time.Time{} // to sign with it
 		raw, err := keys.NewKeyset([]keys.Key{k}).Sign(&token.Claims{RegisteredClaims: jwt.RegisteredClaims{Issuer: "rill-authd",
 			Audience: jwt.ClaimStrings{"rill"}, Subject: "u@x.io", IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
 			ID: token.NewID()}, Org: "acme", Project: "web", IssuedBy: "service:s-admin"})

@@ -19,6 +19,8 @@ type Snapshot struct {
 	Tokens      []Token
 	SigningKeys []SigningKey
 	Audit       []AuditEvent
+	// Issuer is the recorded issuer (a zero URL: none), which JWTs in the field carry.
+	Issuer Issuer
 	// Seq is the source's LastSeq when it was read (for messages).
 	Seq uint64
 }
@@ -42,9 +44,10 @@ var ErrNotEmpty = errors.New("the destination store is not empty")
 
 // Loader is implemented by engines that can bulk-load a snapshot. Load writes every record of
 // snap into the store, which must hold none unless replace is set (then everything in it goes
-// first), and marks the store bootstrapped: its superuser came with the snapshot. Readers of
-// the store's feed from before the load are told to reload (ErrFeedTruncated; subscribers get
-// one change deleting signing key "*", which drops every cache).
+// first), records snap's issuer (none when it has none), and marks the store bootstrapped: its
+// superuser came with the snapshot. Readers of the store's feed from before the load are told
+// to reload (ErrFeedTruncated; subscribers get one change deleting signing key "*", which
+// drops every cache).
 type Loader interface {
 	Load(ctx context.Context, snap Snapshot, replace bool) error
 }
@@ -117,6 +120,9 @@ func dumpOnce(ctx context.Context, st Store) (Snapshot, error) {
 		return s, err
 	}
 	if s.Audit, err = st.ListAudit(ctx, AuditFilter{}); err != nil {
+		return s, err
+	}
+	if s.Issuer, err = st.GetIssuer(ctx); err != nil {
 		return s, err
 	}
 	return s, nil

@@ -212,13 +212,38 @@ type Token struct {
 // Expired reports whether the token has an expiry at or before now.
 func (t *Token) Expired(now time.Time) bool { return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) }
 
-// SigningKey is an RSA key that signs JWTs. PrivateKey is PKCS#8 DER.
+// SigningKey is an RSA key that signs JWTs. PrivateKey is PKCS#8 DER. A key is in the JWKS from
+// CreatedAt, signs from ActivatesAt until a key with a later activation takes over (keys/ decides
+// which signs from these times alone, so every replica picks the same one), then verifies until
+// every token it signed has expired. RetiredAt takes it out at once.
 type SigningKey struct {
 	KID        string    `json:"kid"`
 	PrivateKey []byte    `json:"private_key"`
 	CreatedAt  time.Time `json:"created_at"`
-	RetiredAt  time.Time `json:"retired_at,omitzero"`
+	// ActivatesAt is when it starts to sign; zero: at CreatedAt (keys made before activation
+	// times existed, and emergency rotations).
+	ActivatesAt time.Time `json:"activates_at,omitzero"`
+	// SignedUntil is when it stopped signing, as rotations recorded it before keys had
+	// activation times (stored as retired_at): it then verifies until its tokens expired, like
+	// a key that a later one took over from. New writes leave it zero.
+	SignedUntil time.Time `json:"retired_at,omitzero"`
+	// RetiredAt is when an operator retired it (a compromised key): it left the JWKS then, and
+	// verifies and signs nothing from then on.
+	RetiredAt time.Time `json:"withdrawn_at,omitzero"`
 }
+
+// Issuer is the iss every replica's runtime JWTs carry, recorded in the store so that replicas
+// agree on it.
+type Issuer struct {
+	URL string `json:"url"`
+	// Default says URL was the default of the daemon that recorded it (no --issuer or
+	// --public-url), so a daemon given one may replace it.
+	Default    bool      `json:"default,omitempty"`
+	RecordedAt time.Time `json:"recorded_at"`
+}
+
+// Same reports whether i and o name the same issuer the same way (their times aside).
+func (i Issuer) Same(o Issuer) bool { return i.URL == o.URL && i.Default == o.Default }
 
 // AuditEvent records one admin mutation or notable use.
 type AuditEvent struct {

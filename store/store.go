@@ -86,6 +86,13 @@ type Store interface {
 
 	PutSigningKey(ctx context.Context, k SigningKey) error
 
+	// GetIssuer returns the issuer recorded in the store (a zero URL: none yet).
+	GetIssuer(ctx context.Context) (Issuer, error)
+	// SwapIssuer records next if the recorded issuer is the Same as old (zero: none recorded),
+	// atomically across replicas, and returns the issuer recorded after the call: next, or
+	// what another writer recorded first. It is not in the feed: replicas read it at start.
+	SwapIssuer(ctx context.Context, old, next Issuer) (Issuer, error)
+
 	// Bootstrap runs fn once in the store's life: the first call on an empty store. It reports
 	// whether fn ran.
 	Bootstrap(ctx context.Context, fn func(ctx context.Context) error) (bool, error)

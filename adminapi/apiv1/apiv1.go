@@ -204,10 +204,34 @@ type CredentialsResponse struct {
 	TTLSeconds  uint32 `json:"ttlSeconds"`
 }
 
-// RotateResult names the new signing key and the ones retired.
+// RotateRequest is the optional body of POST /v1/admin/signing-keys/rotate. Now makes the new
+// key sign at once (an emergency: the key that signs must stop) instead of after the daemon's
+// --signing-key-activation-delay.
+type RotateRequest struct {
+	Now bool `json:"now,omitempty"`
+}
+
+// RotateResult names the new signing key, when it signs, the key it takes over from, and the
+// scheduled keys an immediate rotation retired (they had signed nothing).
 type RotateResult struct {
-	KID     string   `json:"kid"`
-	Retired []string `json:"retired"`
+	KID         string    `json:"kid"`
+	ActivatesAt time.Time `json:"activates_at"`
+	Replaces    string    `json:"replaces,omitempty"`
+	Retired     []string  `json:"retired"`
+}
+
+// SigningKey is one signing key and where it is in its life (GET /v1/admin/signing-keys).
+// State is next (published, signs from ActivatesAt), signing, verifying (a later key took over
+// at SignsUntil; published until VerifiesUntil, when its last token has expired), expired, or
+// retired (out of the JWKS since RetiredAt).
+type SigningKey struct {
+	KID           string    `json:"kid"`
+	State         string    `json:"state"`
+	CreatedAt     time.Time `json:"created_at"`
+	ActivatesAt   time.Time `json:"activates_at"`
+	SignsUntil    time.Time `json:"signs_until,omitzero"`
+	VerifiesUntil time.Time `json:"verifies_until,omitzero"`
+	RetiredAt     time.Time `json:"retired_at,omitzero"`
 }
 
 // IntrospectRequest names the token to introspect (JSON, or RFC 7662's form encoding).

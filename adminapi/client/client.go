@@ -286,9 +286,20 @@ func (c *Client) ListAudit(ctx context.Context, since, actor string, limit int) 
 	return evs, c.do(ctx, "GET", "/v1/audit?"+q.Encode(), nil, &evs)
 }
 
-// RotateSigningKey makes a new signing key and retires the old one (superusers).
-func (c *Client) RotateSigningKey(ctx context.Context) (r apiv1.RotateResult, err error) {
-	return r, c.do(ctx, "POST", "/v1/admin/signing-keys/rotate", nil, &r)
+// RotateSigningKey makes a new signing key (superusers): published at once, it signs after the
+// daemon's activation delay, or at once with now.
+func (c *Client) RotateSigningKey(ctx context.Context, now bool) (r apiv1.RotateResult, err error) {
+	return r, c.do(ctx, "POST", "/v1/admin/signing-keys/rotate", apiv1.RotateRequest{Now: now}, &r)
+}
+
+// RetireSigningKey takes a key that does not sign out of the JWKS at once (superusers).
+func (c *Client) RetireSigningKey(ctx context.Context, kid string) (k apiv1.SigningKey, err error) {
+	return k, c.do(ctx, "POST", "/v1/admin/signing-keys/"+esc(kid)+"/retire", nil, &k)
+}
+
+// SigningKeys lists every signing key and its state, oldest first (superusers).
+func (c *Client) SigningKeys(ctx context.Context) (ks []apiv1.SigningKey, err error) {
+	return ks, c.do(ctx, "GET", "/v1/admin/signing-keys", nil, &ks)
 }
 
 // Credentials asks for an ephemeral token for an end user of org/project.

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"time"
 
 	"github.com/golang-jwt/jwt/v4"
 )
@@ -52,12 +53,18 @@ func (c *jwtClaims) claims(instanceID string) securityClaims {
 
 // audience is the runtime's Audience: an issuer URL and its own audience URL, and the issuer's
 // keys fetched from <issuer>/.well-known/jwks.json, refetched on an unknown kid (keyfunc's
-// RefreshUnknownKID).
+// RefreshUnknownKID) at most once per minRefetch (keyfunc's RefreshRateLimit, 5 minutes in the
+// runtime; 0 here unless a test sets it). Within the limit keyfunc answers an unknown kid with
+// ErrKIDNotFound at once and queues one refresh for later; this verifier refuses it and queues
+// nothing, which is stricter.
 type audience struct {
 	issuerURL, audienceURL string
 	jwksURL                string
+	minRefetch             time.Duration
 	mu                     sync.Mutex
 	keys                   map[string]jwk
+	fetched                time.Time // the last fetch
+	fetches                int
 }
 
 // jwk is one key of the issuer's JWKS, as keyfunc reads it.
@@ -79,6 +86,9 @@ func openAudience(ctx context.Context, issuerURL, audienceURL string) (*audience
 }
 
 func (a *audience) refresh(ctx context.Context) error {
+	a.mu.Lock()
+	a.fetched = time.Now()
+	a.mu.Unlock()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.jwksURL, nil)
 	if err != nil {
 		return err
@@ -116,9 +126,13 @@ func (a *audience) refresh(ctx context.Context) error {
 	}
 	a.mu.Lock()
 	a.keys = keys
+	a.fetches++
 	a.mu.Unlock()
 	return nil
 }
+
+// errRateLimited refuses an unknown kid met within minRefetch of the last fetch.
+var errRateLimited = errors.New("not in the cached JWKS, and the last fetch is too recent to fetch again")
 
 // keyfunc finds the token's kid in the JWKS (refetching once if it is not there) and, like
 // keyfunc, refuses a token whose alg differs from the key's.
@@ -129,8 +143,12 @@ func (a *audience) keyfunc(t *jwt.Token) (any, error) {
 	}
 	a.mu.Lock()
 	k, ok := a.keys[kid]
+	limited := a.minRefetch > 0 && time.Since(a.fetched) < a.minRefetch
 	a.mu.Unlock()
 	if !ok {
+		if limited {
+			return nil, fmt.Errorf("kid %q: %w (refetches at most every %s)", kid, errRateLimited, a.minRefetch)
+		}
 		if err := a.refresh(context.Background()); err != nil {
 			return nil, err
 		}

@@ -183,6 +183,14 @@ func (s *DB) loadLocked(ctx context.Context, snap store.Snapshot, replace bool) 
 		if err := txn.Set([]byte(kPruned), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
 			return err
 		}
+		// The issuer goes with the records: the JWTs in the field carry it.
+		if snap.Issuer.URL != "" {
+			if err := putJSON(txn, kIssuer, snap.Issuer); err != nil {
+				return err
+			}
+		} else if err := txn.Delete([]byte(kIssuer)); err != nil {
+			return err
+		}
 		if ok, err := exists(txn, kBoot); err != nil || ok {
 			return err
 		}

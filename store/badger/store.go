@@ -70,6 +70,7 @@ const (
 	pChange   = "chg/"             // chg/<seq BE> -> JSON store.Change
 	kPruned   = "meta/feed/pruned" // the newest change pruned from the feed (seq BE)
 	kBoot     = "meta/bootstrapped"
+	kIssuer   = "meta/issuer" // JSON store.Issuer
 )
 
 // tombstoneTTL is how long a revoked token is remembered as revoked rather than unknown.

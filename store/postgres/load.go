@@ -76,6 +76,9 @@ func (s *DB) Load(ctx context.Context, snap store.Snapshot, replace bool) error 
 				return fmt.Errorf("token counts: %w", err)
 			}
 		}
+		if err := loadIssuer(ctx, tx, snap.Issuer); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO meta (key, value) VALUES ('bootstrapped', $1) ON CONFLICT (key) DO NOTHING`,
 			time.Now().UTC().Format(time.RFC3339)); err != nil {
 			return fmt.Errorf("mark bootstrapped: %w", err)

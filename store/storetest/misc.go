@@ -88,10 +88,14 @@ func testSigningKeys(t *testing.T, su suite) {
 		must(t, s.PutSigningKey(c, key))
 	}
 	same(t, "ListSigningKeys", val(s.ListSigningKeys(c))(t), []store.SigningKey{b, k, a}, normKeys)
-	// Retiring is a put of the same kid: it replaces the key in place.
+	// Retiring is a put of the same kid: it replaces the key in place. Every time round-trips.
 	k.RetiredAt = base.Add(3 * time.Hour)
 	must(t, s.PutSigningKey(c, k))
 	same(t, "ListSigningKeys after a retire", val(s.ListSigningKeys(c))(t), []store.SigningKey{b, k, a}, normKeys)
+	a.ActivatesAt, b.SignedUntil = base.Add(4*time.Hour), base.Add(2*time.Hour)
+	must(t, s.PutSigningKey(c, a))
+	must(t, s.PutSigningKey(c, b))
+	same(t, "ListSigningKeys with activation and legacy retire times", val(s.ListSigningKeys(c))(t), []store.SigningKey{b, k, a}, normKeys)
 }
 
 func testBootstrap(t *testing.T, su suite) {

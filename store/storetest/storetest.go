@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Audit", testAudit},
 		{"SigningKeys", testSigningKeys},
 		{"Bootstrap", testBootstrap},
+		{"Issuer", testIssuer},
 		{"Feed", testFeed},
 		{"Concurrency", testConcurrency},
 		{"CanceledContext", testCanceledContext},
@@ -182,6 +183,7 @@ type snapshot struct {
 	Counts   map[token.Kind]uint64
 	Keys     []store.SigningKey
 	Audit    []store.AuditEvent
+	Issuer   store.Issuer
 	LastSeq  uint64
 	Feed     []store.Change
 }
@@ -206,6 +208,8 @@ func snap(t *testing.T, s store.Store) snapshot {
 	sn.Counts = normCounts(val(s.CountTokens(c))(t))
 	sn.Keys = normKeys(val(s.ListSigningKeys(c))(t))
 	sn.Audit = normAudit(val(s.ListAudit(c, store.AuditFilter{}))(t))
+	sn.Issuer = val(s.GetIssuer(c))(t)
+	sn.Issuer.RecordedAt = utc(sn.Issuer.RecordedAt)
 	sn.LastSeq = val(s.LastSeq(c))(t)
 	feed, err := s.ChangesSince(c, 0, 0)
 	if !errors.Is(err, store.ErrFeedTruncated) { // after a Load: the feed starts there
@@ -288,7 +292,7 @@ func normToken(t store.Token) store.Token {
 }
 
 func normKey(k store.SigningKey) store.SigningKey {
-	k.CreatedAt, k.RetiredAt = utc(k.CreatedAt), utc(k.RetiredAt)
+	k.CreatedAt, k.ActivatesAt, k.SignedUntil, k.RetiredAt = utc(k.CreatedAt), utc(k.ActivatesAt), utc(k.SignedUntil), utc(k.RetiredAt)
 	return k
 }
 
