@@ -126,7 +126,7 @@ func New(st store.CheckReader, o Options) *Resolver {
 	st.Subscribe(func(cs []store.Change) {
 		drop := false
 		for _, c := range cs {
-			if c.Kind == store.ChangeKey {
+			if c.Kind == store.ChangeKey || c.IsReset() {
 				r.keys.Invalidate()
 			}
 			drop = drop || c.AffectsDecisions()
