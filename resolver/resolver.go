@@ -72,6 +72,12 @@ type Options struct {
 	HTTPClient  *http.Client
 	// Metrics, when set, counts JWKS fetches.
 	Metrics *metrics.Metrics
+	// MaxStaleness is how long after a store reset (store.ResetNotice) a cached principal whose
+	// re-check cannot reach the store is still answered as it was (the daemon's
+	// --max-staleness; default 30s; negative: not at all). RecheckInterval is how often such an
+	// entry tries the store again meanwhile (default 1s).
+	MaxStaleness    time.Duration
+	RecheckInterval time.Duration
 }
 
 // Resolver resolves bearer tokens. It is safe for concurrent use.
@@ -103,6 +109,12 @@ func New(st store.CheckReader, o Options) *Resolver {
 	if o.TouchInterval == 0 {
 		o.TouchInterval = time.Minute
 	}
+	if o.MaxStaleness == 0 {
+		o.MaxStaleness = 30 * time.Second
+	}
+	if o.RecheckInterval <= 0 {
+		o.RecheckInterval = time.Second
+	}
 	r := &Resolver{st: st, cache: newCache(o.CacheSize), now: o.Now, log: o.Logger,
 		touch: make(chan token.ID, 4096), stop: make(chan struct{}), done: make(chan struct{}), every: o.TouchInterval, opts: o}
 	if r.keys = o.Keys; r.keys == nil {
@@ -121,22 +133,51 @@ func New(st store.CheckReader, o Options) *Resolver {
 	for _, ti := range r.opts.Trusted {
 		r.trusted[ti.Issuer] = &remoteKeys{ti: ti, client: r.opts.HTTPClient, minRefresh: r.opts.JWKSRefresh, now: r.now, metrics: r.opts.Metrics}
 	}
-	// Any change that can alter a decision drops every cached principal before the write
-	// returns. Writes are rare; a full clear keeps this obviously correct.
-	st.Subscribe(func(cs []store.Change) {
-		drop := false
-		for _, c := range cs {
-			if c.Kind == store.ChangeKey || c.IsReset() {
-				r.keys.Invalidate()
-			}
-			drop = drop || c.AffectsDecisions()
-		}
-		if drop {
-			r.cache.invalidate()
-		}
-	})
+	// A change drops what it names before the write returns (see apply).
+	st.Subscribe(r.apply)
 	go r.touchLoop()
 	return r
+}
+
+// apply drops what each change can affect, and nothing else (store.Change says what each
+// names): a token's revocation that token; a user or service change that owner's tokens and
+// the JWTs it issued; a project change our JWTs for that project (their audience) and every
+// memoized decision about it; a signing-key change the keys and our JWTs verified with them.
+// A new token or org affects nothing cached. A reset drops nothing: every entry is re-checked
+// against the store on its next use (see recheck).
+func (r *Resolver) apply(cs []store.Change) {
+	for _, c := range cs {
+		switch {
+		case c.IsReset():
+			if r.keys != nil {
+				r.keys.Invalidate()
+			}
+			r.cache.reset(r.now())
+		case c.Kind == store.ChangeToken:
+			if c.Op == store.OpDelete {
+				if id, err := token.ParseID(c.ID); err == nil { // else no bearer token names it
+					r.cache.drop(id)
+				}
+			}
+		case c.Kind == store.ChangeUser || c.Kind == store.ChangeService:
+			r.cache.dropDep(dep{depOwner, c.ID})
+		case c.Kind == store.ChangeProject:
+			if org, project, ok := c.ProjectOf(); ok {
+				r.cache.dropProject(org, project)
+			} else {
+				r.cache.invalidate()
+			}
+		case c.Kind == store.ChangeKey:
+			if r.keys != nil {
+				r.keys.Invalidate()
+			}
+			r.cache.dropDep(dep{kind: depKeys})
+		case c.Kind == store.ChangeOrg:
+			// Orgs are only created, and no decision reads the org record.
+		default:
+			r.cache.invalidate() // a kind this resolver does not know: drop everything
+		}
+	}
 }
 
 // Close flushes pending last-used times and stops the background writer.
@@ -203,8 +244,13 @@ func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
 		return Result{}, err
 	}
 	e := r.cache.get(tok.ID)
-	if e == nil {
+	switch {
+	case e == nil:
 		if e, err = r.load(ctx, tok.ID); err != nil {
+			return Result{}, err
+		}
+	case r.cache.stale(e):
+		if e, err = r.recheck(ctx, tok.ID, e); err != nil {
 			return Result{}, err
 		}
 	}
@@ -222,9 +268,47 @@ func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
 	return Result{Principal: e.principal, TokenID: tok.ID, entry: e}, nil
 }
 
+// recheck re-reads a token cached before a reset. A refusal (revoked, unknown, owner gone)
+// holds at once; a store that cannot be reached leaves the old entry answered as it was, for
+// MaxStaleness after the reset, trying again every RecheckInterval (and reading, meanwhile, only
+// the token's check facts, which the engines keep in memory, so a revocation still counts).
+func (r *Resolver) recheck(ctx context.Context, id token.ID, old *entry) (*entry, error) {
+	now := r.now()
+	if !r.mayServeStale(now) {
+		return r.load(ctx, id)
+	}
+	if now.UnixNano() < old.retry.Load() {
+		if _, err := r.st.TokenAuth(ctx, id); errors.Is(err, store.ErrRevoked) {
+			return nil, ErrRevoked
+		} else if errors.Is(err, store.ErrNotFound) {
+			return nil, ErrUnknown
+		}
+		r.cache.staleServed.Add(1)
+		return old, nil
+	}
+	r.cache.rechecks.Add(1)
+	e, err := r.load(ctx, id)
+	if err == nil || IsAuthError(err) {
+		if err != nil {
+			r.cache.drop(id)
+		}
+		return e, err
+	}
+	old.retry.Store(now.Add(r.opts.RecheckInterval).UnixNano())
+	r.log.Warn("re-checking a cached token after a store reset failed; answering as before", "token_id", id.String(), "err", err)
+	r.cache.staleServed.Add(1)
+	return old, nil
+}
+
+// mayServeStale reports whether an entry from before the last reset may still be answered
+// when its re-check cannot reach the store.
+func (r *Resolver) mayServeStale(now time.Time) bool {
+	return r.opts.MaxStaleness > 0 && now.Sub(time.Unix(0, r.cache.resetAt.Load())) <= r.opts.MaxStaleness
+}
+
 // load reads the token and its owner from the store and caches the result.
 func (r *Resolver) load(ctx context.Context, id token.ID) (*entry, error) {
-	gen := r.cache.gen.Load()
+	gen, epoch := r.cache.gen.Load(), r.cache.epoch.Load()
 	rec, err := r.st.TokenAuth(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrRevoked):
@@ -238,7 +322,7 @@ func (r *Resolver) load(ctx context.Context, id token.ID) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &entry{hash: rec.Hash, kind: rec.Kind, expires: rec.ExpiresAt, principal: p}
+	e := &entry{hash: rec.Hash, kind: rec.Kind, expires: rec.ExpiresAt, principal: p, deps: []dep{{depOwner, rec.OwnerID}}, epoch: epoch}
 	r.cache.put(id, e, gen)
 	return e, nil
 }
@@ -296,12 +380,16 @@ func ServicePrincipal(s *store.Service) *policy.Principal {
 	return p
 }
 
-// Stats is the cache's counters, for metrics.
-type Stats struct{ Hits, Misses, Evictions, Size uint64 }
+// Stats is the cache's counters, for metrics: Drops counts entries dropped by changes,
+// Rechecks re-reads of entries after a reset, StaleServed answers from entries a re-check
+// could not confirm (the store unreachable).
+type Stats struct{ Hits, Misses, Evictions, Size, Drops, Rechecks, StaleServed uint64 }
 
 // Stats returns cache counters.
 func (r *Resolver) Stats() Stats {
-	return Stats{Hits: r.cache.hits.Load(), Misses: r.cache.misses.Load(), Evictions: r.cache.evictions.Load(), Size: uint64(r.cache.len())}
+	c := r.cache
+	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load(), Size: uint64(c.len()),
+		Drops: c.drops.Load(), Rechecks: c.rechecks.Load(), StaleServed: c.staleServed.Load()}
 }
 
 // touchLoop batches last-used times and writes them off the hot path.
