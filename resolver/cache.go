@@ -159,8 +159,8 @@ func (c *cache) put(id token.ID, e *entry, gen uint64) {
 	}
 }
 
-// remove takes id's entry out of the cache.
-func (c *cache) remove(id token.ID) {
+// remove takes id's entry out of the cache and returns it.
+func (c *cache) remove(id token.ID) *entry {
 	s := &c.shard[id[0]%shards]
 	s.mu.Lock()
 	e := s.m[id]
@@ -170,6 +170,7 @@ func (c *cache) remove(id token.ID) {
 		c.drops.Add(1)
 		c.ref(e.deps, id, -1)
 	}
+	return e
 }
 
 // drop removes one token's entry (a revocation).
@@ -178,8 +179,9 @@ func (c *cache) drop(id token.ID) {
 	c.remove(id)
 }
 
-// dropDep removes every entry that depends on d (an owner's tokens and the JWTs it issued).
-func (c *cache) dropDep(d dep) {
+// dropDep removes every entry that depends on d (an owner's tokens and the JWTs it issued),
+// and returns the ids of the tokens (not JWTs) it removed.
+func (c *cache) dropDep(d dep) []token.ID {
 	c.gen.Add(1)
 	c.dmu.Lock()
 	var ids []token.ID
@@ -187,15 +189,19 @@ func (c *cache) dropDep(d dep) {
 		ids = append(ids, id)
 	}
 	c.dmu.Unlock()
+	toks := ids[:0]
 	for _, id := range ids {
-		c.remove(id)
+		if e := c.remove(id); e != nil && e.kind != kindJWT {
+			toks = append(toks, id)
+		}
 	}
+	return toks
 }
 
 // dropProject removes what depends on org/project: our JWTs naming it (their audience is the
 // project's), and every memoized decision about it.
 func (c *cache) dropProject(org, project string) {
-	c.dropDep(dep{depProject, org + "/" + project})
+	c.dropDep(dep{depProject, org + "/" + project}) // JWTs only
 	for i := range c.shard {
 		s := &c.shard[i]
 		s.mu.RLock()

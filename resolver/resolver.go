@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rill-authd/rill-authd/keys"
@@ -89,6 +90,8 @@ type Resolver struct {
 	touch   chan token.ID
 	stop    chan struct{}
 	done    chan struct{}
+	refresh chan []token.ID // tokens of a changed owner, to read again ahead of their next check
+	bg      sync.WaitGroup
 	every   time.Duration
 	opts    Options
 	keys    *keys.Ring
@@ -135,6 +138,9 @@ func New(st store.CheckReader, o Options) *Resolver {
 	}
 	// A change drops what it names before the write returns (see apply).
 	st.Subscribe(r.apply)
+	r.refresh = make(chan []token.ID, 64)
+	r.bg.Add(1)
+	go r.refreshLoop()
 	go r.touchLoop()
 	return r
 }
@@ -160,7 +166,12 @@ func (r *Resolver) apply(cs []store.Change) {
 				}
 			}
 		case c.Kind == store.ChangeUser || c.Kind == store.ChangeService:
-			r.cache.dropDep(dep{depOwner, c.ID})
+			if ids := r.cache.dropDep(dep{depOwner, c.ID}); len(ids) > 0 && c.Op == store.OpPut {
+				select {
+				case r.refresh <- ids:
+				default: // best effort: they are read on their next check instead
+				}
+			}
 		case c.Kind == store.ChangeProject:
 			if org, project, ok := c.ProjectOf(); ok {
 				r.cache.dropProject(org, project)
@@ -180,6 +191,33 @@ func (r *Resolver) apply(cs []store.Change) {
 	}
 }
 
+// refreshBatch bounds the tokens of one owner change read again ahead of their next check.
+const refreshBatch = 1024
+
+// refreshLoop reads again, off the check path, the tokens a changed owner had cached, so they
+// are cached again, as the store now says, before their next check: a store that becomes
+// unreachable right after an owner's change does not cost that owner its cached principal.
+func (r *Resolver) refreshLoop() {
+	defer r.bg.Done()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case ids := <-r.refresh:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			for i, id := range ids {
+				if i == refreshBatch || ctx.Err() != nil {
+					break
+				}
+				if _, err := r.load(ctx, id); err != nil && !IsAuthError(err) {
+					break // the store is failing: leave the rest to their checks
+				}
+			}
+			cancel()
+		}
+	}
+}
+
 // Close flushes pending last-used times and stops the background writer.
 func (r *Resolver) Close() {
 	select {
@@ -188,6 +226,7 @@ func (r *Resolver) Close() {
 		close(r.stop)
 	}
 	<-r.done
+	r.bg.Wait()
 }
 
 // BearerFromHeader extracts the credential from an Authorization header value.
