@@ -42,6 +42,7 @@ type Daemon struct {
 	stderr   io.Writer
 	st       store.Store
 	pg       *postgres.DB // st, when it is PostgreSQL
+	ballast  []byte       // see gcBallast
 	stale    *staleness   // when it is PostgreSQL
 	res      *resolver.Resolver
 	keys     *keys.Ring
@@ -119,6 +120,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	}
 	if pg, ok := d.st.(*postgres.DB); ok {
 		d.pg, d.stale = pg, newStaleness(pg, cfg.MaxStaleness)
+		d.ballast = make([]byte, gcBallast)
 		waitConnected(ctx, pg)
 		d.log.Info("store: PostgreSQL", "url", cfg.Where(), "max_staleness", cfg.MaxStaleness.String())
 	}
