@@ -54,6 +54,23 @@ func expectEverywhere(t *testing.T, ds []*testenv.Daemon, want map[string]int, t
 	}
 }
 
+// settle checks toks on d until a whole round of them is answered from d's cache (a load that
+// raced a write is not kept, and misses again), and returns d's cache misses then.
+func settle(t *testing.T, d *testenv.Daemon, toks ...string) float64 {
+	t.Helper()
+	var misses float64
+	if within(10*time.Second, func() bool {
+		misses = metricValue(t, d, "rill_authd_cache_misses_total")
+		for _, tok := range toks {
+			checkStatus(t, d, tok)
+		}
+		return metricValue(t, d, "rill_authd_cache_misses_total") == misses
+	}) < 0 {
+		t.Fatalf("checks on %s never settled into cache hits", d.URL())
+	}
+	return misses
+}
+
 // TestRevokeThenPostgresStop: three replicas have checked a superuser's, two admin services',
 // a viewer service's and a victim's tokens; then, through different replicas, a service is
 // edited, a project created, a token issued (each checked once after), and last the victim's
@@ -87,6 +104,9 @@ func TestRevokeThenPostgresStop(t *testing.T) {
 	}
 	want := map[string]int{"superuser": 200, "admin1": 200, "edited": 200, "victim": 200, "viewer": 403}
 	expectEverywhere(t, ds, want, toks)
+	for _, d := range ds {
+		settle(t, d, toks["superuser"], toks["admin1"], toks["edited"], toks["victim"], toks["viewer"])
+	}
 
 	// Writes of every sort through every replica, each checked after it (so it is cached as it
 	// now is); the revoke last, and nothing else checked after it.
@@ -103,6 +123,9 @@ func TestRevokeThenPostgresStop(t *testing.T) {
 	}
 	toks["fresh"] = fresh.Token
 	expectEverywhere(t, ds, map[string]int{"edited": 200, "fresh": 200}, toks)
+	for _, d := range ds {
+		settle(t, d, toks["edited"], toks["fresh"])
+	}
 	want["fresh"] = 200
 	if _, err := cb.RevokeServiceToken(ctx, "acme", "victim", victimID); err != nil {
 		t.Fatal(err)
@@ -193,7 +216,7 @@ func TestRevokeChurnLeavesOthersCached(t *testing.T) {
 		}
 		wantOf[tok] = code
 	}
-	missesBefore := metricValue(t, b, "rill_authd_cache_misses_total")
+	missesBefore := settle(t, b, others...)
 
 	stop := make(chan struct{})
 	var checks int
