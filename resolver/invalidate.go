@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
@@ -69,11 +70,14 @@ func (r *Resolver) refreshLoop() {
 			return
 		case ids := <-r.refresh:
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			// One read of the owner for all its tokens (all of one owner's kind and id).
+			gen, epoch := r.cache.gen.Load(), r.cache.epoch.Load()
+			owners := map[string]*policy.Principal{}
 			for i, id := range ids {
 				if i == refreshBatch || ctx.Err() != nil {
 					break
 				}
-				if _, err := r.load(ctx, id); err != nil && !IsAuthError(err) {
+				if _, err := r.loadAt(ctx, id, gen, epoch, owners); err != nil && !IsAuthError(err) {
 					break // the store is failing: leave the rest to their checks
 				}
 			}

@@ -236,7 +236,12 @@ func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
 
 // load reads the token and its owner from the store and caches the result.
 func (r *Resolver) load(ctx context.Context, id token.ID) (*entry, error) {
-	gen, epoch := r.cache.gen.Load(), r.cache.epoch.Load()
+	return r.loadAt(ctx, id, r.cache.gen.Load(), r.cache.epoch.Load(), nil)
+}
+
+// loadAt is load for a store read that began at generation gen and epoch; owners, when not
+// nil, shares the principals read among the tokens of one batch (each read after gen).
+func (r *Resolver) loadAt(ctx context.Context, id token.ID, gen, epoch uint64, owners map[string]*policy.Principal) (*entry, error) {
 	rec, err := r.st.TokenAuth(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrRevoked):
@@ -246,9 +251,14 @@ func (r *Resolver) load(ctx context.Context, id token.ID) (*entry, error) {
 	case err != nil:
 		return nil, fmt.Errorf("resolve token: %w", err)
 	}
-	p, err := r.Principal(ctx, rec.Kind, rec.OwnerID)
-	if err != nil {
-		return nil, err
+	p := owners[rec.OwnerID]
+	if p == nil {
+		if p, err = r.Principal(ctx, rec.Kind, rec.OwnerID); err != nil {
+			return nil, err
+		}
+		if owners != nil {
+			owners[rec.OwnerID] = p
+		}
 	}
 	e := &entry{hash: rec.Hash, kind: rec.Kind, expires: rec.ExpiresAt, principal: p, deps: []dep{{depOwner, rec.OwnerID}}, epoch: epoch}
 	r.cache.put(id, e, gen)
