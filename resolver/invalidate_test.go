@@ -29,7 +29,6 @@ type world struct {
 	st     *badger.DB
 	r      *Resolver
 	ring   *keys.Ring
-	key    keys.Key
 	bearer map[string]string // name -> credential
 	warmed map[string]*entry // name -> its entry once warmed
 }
