@@ -42,6 +42,7 @@ type Daemon struct {
 	stderr   io.Writer
 	st       store.Store
 	pg       *postgres.DB // st, when it is PostgreSQL
+	ballast  []byte       // see gcBallast
 	stale    *staleness   // when it is PostgreSQL
 	res      *resolver.Resolver
 	keys     *keys.Ring
@@ -119,6 +120,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	}
 	if pg, ok := d.st.(*postgres.DB); ok {
 		d.pg, d.stale = pg, newStaleness(pg, cfg.MaxStaleness)
+		d.ballast = make([]byte, gcBallast)
 		waitConnected(ctx, pg)
 		d.log.Info("store: PostgreSQL", "url", cfg.Where(), "max_staleness", cfg.MaxStaleness.String())
 	}
@@ -143,7 +145,11 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	// (mint): the resolver invalidates it on signing-key changes. A retired key lives as long as
 	// the longest token it can have signed.
 	d.keys = keys.NewRing(d.st, keys.Options{MaxTTL: max(cfg.MaxCredentialTTL, cfg.ExchangeTTL), ActivationDelay: cfg.SigningKeyActivationDelay})
-	d.res = resolver.New(d.st, resolver.Options{CacheSize: cfg.CacheSize, Logger: d.log,
+	maxStale := cfg.MaxStaleness
+	if maxStale <= 0 {
+		maxStale = -1 // 0 means not at all here, as for the feed
+	}
+	d.res = resolver.New(d.st, resolver.Options{CacheSize: cfg.CacheSize, Logger: d.log, MaxStaleness: maxStale,
 		Issuer: issuer, Audience: cfg.RuntimeAudience, Keys: d.keys,
 		Trusted: trusted, JWKSRefresh: cfg.JWKSRefresh, Metrics: d.metrics})
 	d.registerGauges()
@@ -161,7 +167,15 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if d.plugins, err = plugins.Start(pcfgs, d.log, d.metrics); err != nil {
 		return nil, err
 	}
-	d.st.Subscribe(func([]store.Change) { d.plugins.Invalidate() })
+	// Plugin results are per principal: only a change of a principal (or a reset) drops them.
+	d.st.Subscribe(func(cs []store.Change) {
+		for _, c := range cs {
+			if c.IsReset() || c.Kind == store.ChangeUser || c.Kind == store.ChangeService {
+				d.plugins.Invalidate()
+				return
+			}
+		}
+	})
 	if made, err := d.keys.Ensure(ctx); err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	} else if made {
@@ -402,6 +416,11 @@ func (d *Daemon) registerGauges() {
 	m.CounterFunc("rill_authd_cache_misses_total", "Resolves that read the store.", func() float64 { return float64(res.Stats().Misses) })
 	m.CounterFunc("rill_authd_cache_evictions_total", "Cached principals evicted to stay within --cache-size.", func() float64 { return float64(res.Stats().Evictions) })
 	m.GaugeFunc("rill_authd_cache_entries", "Principals in the cache.", nil, func() float64 { return float64(res.Stats().Size) })
+	m.CounterFunc("rill_authd_cache_drops_total", "Cached principals dropped because a change named them (a revoked token, a changed owner, project or signing key).",
+		func() float64 { return float64(res.Stats().Drops) })
+	m.CounterFunc("rill_authd_cache_rechecks_total", "Cached principals re-read from the store after a store reset.", func() float64 { return float64(res.Stats().Rechecks) })
+	m.CounterFunc("rill_authd_cache_stale_answers_total", "Checks answered from a principal cached before a store reset because the store could not be reached to re-check it (within --max-staleness).",
+		func() float64 { return float64(res.Stats().StaleServed) })
 	for _, k := range []token.Kind{token.User, token.Service} {
 		label := string(policy.KindOf(k))
 		m.GaugeFunc("rill_authd_active_tokens", "Live (issued, not revoked) tokens, by kind.", map[string]string{"kind": label}, func() float64 {

@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -316,52 +313,6 @@ func TestKilledConnectionsUnderLoad(t *testing.T) {
 	}
 }
 
-// ownCluster starts a PostgreSQL cluster of the test's own (so it can be stopped and started),
-// when the machine has PostgreSQL and the test runs as root; it returns the server URL and
-// pg_ctl, or "" when it cannot.
-func ownCluster(t *testing.T) (string, func(args ...string)) {
-	t.Helper()
-	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	if len(bins) == 0 || os.Geteuid() != 0 {
-		return "", nil
-	}
-	bin := filepath.Dir(bins[len(bins)-1])
-	dir, err := os.MkdirTemp("", "rill-authd-pg-restart-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	as := func(cmd string) ([]byte, error) {
-		return exec.Command("su", "postgres", "-s", "/bin/sh", "-c", cmd).CombinedOutput()
-	}
-	if out, err := exec.Command("chown", "postgres", dir).CombinedOutput(); err != nil {
-		t.Logf("cannot give a directory to the postgres user (%v %s)", err, out)
-		return "", nil
-	}
-	if out, err := as(fmt.Sprintf("'%s/initdb' -D '%s/data' -A trust -U postgres -N", bin, dir)); err != nil {
-		t.Logf("initdb failed: %v\n%s", err, out)
-		return "", nil
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	pgctl := func(args ...string) {
-		t.Helper()
-		cmd := fmt.Sprintf("'%s/pg_ctl' -D '%s/data' -w -t 60 -l '%s/server.log' -o \"-p %d -k '%s' -c listen_addresses=127.0.0.1 -c fsync=off\" %s",
-			bin, dir, dir, port, dir, strings.Join(args, " "))
-		if out, err := as(cmd); err != nil {
-			log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-			t.Fatalf("pg_ctl %v: %v\n%s\n%s", args, err, out, log)
-		}
-	}
-	pgctl("start")
-	t.Cleanup(func() { as(fmt.Sprintf("'%s/pg_ctl' -D '%s/data' -m immediate stop", bin, dir)) })
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), pgctl
-}
-
 // TestPostgresRestart: PostgreSQL stops and starts again under two replicas. While it is down
 // they answer checks from memory (within --max-staleness) and refuse admin writes with a clear
 // 503; once it is back they reconnect, lose nothing acknowledged, and a revoke through one is
@@ -370,9 +321,12 @@ func ownCluster(t *testing.T) (string, func(args ...string)) {
 // and says so.
 func TestPostgresRestart(t *testing.T) {
 	testenv.PostgresServer(t)
-	server, pgctl := ownCluster(t)
-	if server == "" {
+	cl := testenv.PostgresCluster(t)
+	server := ""
+	if cl == nil {
 		t.Log("SIMULATED: no PostgreSQL cluster of the test's own to restart; cutting every connection to the database instead")
+	} else {
+		server = cl.URL
 	}
 	db, _ := testenv.PostgresDB(t, server)
 	a := testenv.Start(t, "", "--store", db)
@@ -388,8 +342,8 @@ func TestPostgresRestart(t *testing.T) {
 		t.Fatal("a token made through A does not work on B")
 	}
 
-	if pgctl != nil {
-		pgctl("-m", "fast", "stop")
+	if cl != nil {
+		cl.Stop()
 		// A token B has checked before is answered from memory; one whose owner B has not
 		// cached needs PostgreSQL (a 503 until it is back).
 		if code := checkStatus(t, b, before.Token); code != 200 {
@@ -402,7 +356,7 @@ func TestPostgresRestart(t *testing.T) {
 		if code, body := get(t, b.URL()+"/readyz"); code != 200 {
 			t.Errorf("readyz of B within --max-staleness: %d %s", code, body)
 		}
-		pgctl("start")
+		cl.Start()
 	} else {
 		terminate(t, db, "")
 	}

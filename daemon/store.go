@@ -109,6 +109,16 @@ func redact(s string) string {
 	return u.Redacted()
 }
 
+// gcBallast is live heap a replica on PostgreSQL holds and never touches, so that it collects
+// garbage as rarely as one on Badger, whose memtable arena (64 MiB) is on the Go heap too: the
+// Go runtime starts a collection when the heap has grown by GOGC% of the live heap, and on a
+// small live heap (the token index of a few thousand tokens) the garbage of checks (gRPC's
+// buffers, a few KB each) started one several times a second. Profiled under checks over real
+// gRPC: the collector's mark workers took ~6% of the PostgreSQL daemon's CPU against ~1% of
+// Badger's. The bytes hold no pointers (marking them costs nothing) and are never written, so
+// they cost address space, not memory: they are not resident.
+const gcBallast = 64 << 20
+
 // staleness decides when a PostgreSQL replica stops answering from memory: once it has not
 // confirmed it is current for longer than --max-staleness, counting from its last confirmation.
 // It cannot confirm while its listening connection is down, nor while a confirmation (one

@@ -72,6 +72,11 @@ type target struct {
 	instance     string // runtime instance of a token exchange
 }
 
+// MemoProject says which project a decision memoized for t is about (resolver.ProjectScoped):
+// a change of that project drops it (an exchange's runtime audience and instance are the
+// project's).
+func (t target) MemoProject() (org, project string) { return t.org, t.project }
+
 // decision is the outcome of a check. Decisions for a (token, target) pair are computed once and
 // shared by every later check of that pair until the store changes, so they are immutable.
 type decision struct {

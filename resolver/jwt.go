@@ -34,49 +34,85 @@ func (r *Resolver) resolveJWT(ctx context.Context, raw string) (Result, error) {
 	h := token.Hash(sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw))))
 	var key token.ID
 	copy(key[:], h[:16])
+	var old *entry // one cached before a reset, to re-check
 	if e := r.cache.get(key); e != nil && e.kind == kindJWT && e.hash.Equal(h) {
 		if !r.now().Before(e.expires.Add(token.Leeway)) {
 			return Result{}, token.ErrJWTExpired
 		}
-		return Result{Principal: e.principal, TokenID: e.id, entry: e}, nil
+		if !r.cache.stale(e) {
+			return Result{Principal: e.principal, TokenID: e.id, entry: e}, nil
+		}
+		old = e
+		if now := r.now(); r.mayServeStale(now) && now.UnixNano() < old.retry.Load() {
+			r.cache.staleServed.Add(1)
+			return Result{Principal: old.principal, TokenID: old.id, entry: old}, nil
+		}
+		r.cache.rechecks.Add(1)
 	}
-	gen := r.cache.gen.Load()
-	peek, err := token.Unverified(raw)
+	e, err := r.verifyJWT(ctx, raw, h, key)
+	if err != nil && old != nil {
+		if IsAuthError(err) {
+			r.cache.drop(key)
+		} else if now := r.now(); r.mayServeStale(now) {
+			// The store (or a trusted issuer's JWKS) cannot be reached: answer as before.
+			old.retry.Store(now.Add(r.opts.RecheckInterval).UnixNano())
+			r.log.Warn("re-checking a cached JWT after a store reset failed; answering as before", "err", err)
+			r.cache.staleServed.Add(1)
+			return Result{Principal: old.principal, TokenID: old.id, entry: old}, nil
+		}
+	}
 	if err != nil {
 		return Result{}, err
+	}
+	return Result{Principal: e.principal, TokenID: e.id, entry: e}, nil
+}
+
+// verifyJWT verifies a JWT whose SHA-256 is h and caches its principal under key.
+func (r *Resolver) verifyJWT(ctx context.Context, raw string, h token.Hash, key token.ID) (*entry, error) {
+	gen, epoch := r.cache.gen.Load(), r.cache.epoch.Load()
+	peek, err := token.Unverified(raw)
+	if err != nil {
+		return nil, err
 	}
 	iss := peek.Issuer
 	var c *token.Claims
 	var p *policy.Principal
+	var deps []dep
 	if rk := r.trusted[iss]; rk != nil && iss != r.opts.Issuer {
+		// Nothing of the store: only a reset re-checks it.
 		if c, p, err = r.verifyExternal(ctx, rk, raw); err != nil {
-			return Result{}, err
+			return nil, err
 		}
 	} else {
 		if iss != r.opts.Issuer {
-			return Result{}, token.ErrJWTIssuer
+			return nil, token.ErrJWTIssuer
 		}
 		// The audience depends on the project the token names; a forged name fails the
 		// signature below, which covers it.
 		aud, err := r.audienceOf(ctx, peek.Org, peek.Project)
 		if err != nil {
-			return Result{}, err
+			return nil, err
+		}
+		if r.keys == nil {
+			return nil, token.ErrJWTUnknownKey
 		}
 		ks, err := r.keys.Keyset(ctx)
 		if err != nil {
-			return Result{}, err
+			return nil, err
 		}
 		if c, err = ks.Verify(raw, r.opts.Issuer, aud, r.now()); err != nil {
-			return Result{}, err
+			return nil, err
 		}
 		if p, err = r.ephemeralPrincipal(ctx, c); err != nil {
-			return Result{}, err
+			return nil, err
 		}
+		_, issuer, _ := strings.Cut(c.IssuedBy, ":")
+		deps = []dep{{depOwner, issuer}, {depProject, c.Org + "/" + c.Project}, {kind: depKeys}}
 	}
 	id, _ := token.ParseID(c.ID)
-	e := &entry{hash: h, kind: kindJWT, expires: c.ExpiresAt.Time, principal: p, id: id}
+	e := &entry{hash: h, kind: kindJWT, expires: c.ExpiresAt.Time, principal: p, id: id, deps: deps, epoch: epoch}
 	r.cache.put(key, e, gen)
-	return Result{Principal: p, TokenID: id, entry: e}, nil
+	return e, nil
 }
 
 // projectReader is the store's project lookup; both engines have it (store.Store), but the check

@@ -7,9 +7,9 @@ import (
 )
 
 // Memo is a table of values a caller derives from one token's principal, such as extauthz's
-// decision for each target. It belongs to the token's cache entry: the next invalidation (any
-// store write that can change a decision) or an eviction drops it with the entry, so a
-// revocation is seen by the next check.
+// decision for each target. It belongs to the token's cache entry: a change of the token or its
+// owner, or an eviction, drops it with the entry, so a revocation is seen by the next check; a
+// change of a project drops the values whose key is about that project (ProjectScoped).
 //
 // Keys are typed, so a lookup boxes nothing and allocates nothing. Reads of a key that has
 // been promoted take no lock; like sync.Map, newer keys are read under the lock from a dirty
@@ -21,10 +21,57 @@ type Memo[K comparable, V any] struct {
 	misses int
 }
 
+// ProjectScoped is a memo key about one project: a change of that project drops its value.
+// A key that does not implement it is dropped by a change of any project.
+type ProjectScoped interface {
+	MemoProject() (org, project string)
+}
+
 // memoTable is a *Memo of any type: what an entry holds, made by the first MemoOf.
-type memoTable interface{ memoTable() }
+type memoTable interface {
+	memoTable()
+	dropProject(org, project string)
+}
 
 func (*Memo[K, V]) memoTable() {}
+
+// dropProject removes the values about org/project.
+func (m *Memo[K, V]) dropProject(org, project string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dirty == nil {
+		r := m.read.Load()
+		if r == nil {
+			return
+		}
+		found := false
+		for k := range *r {
+			if about(k, org, project) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return // nothing to drop: keep read as it is, with no copy
+		}
+		m.makeDirty()
+	}
+	for k := range m.dirty {
+		if about(k, org, project) {
+			delete(m.dirty, k)
+		}
+	}
+	m.promote()
+}
+
+func about(k any, org, project string) bool {
+	ps, ok := k.(ProjectScoped)
+	if !ok {
+		return true
+	}
+	o, p := ps.MemoProject()
+	return o == org && p == project
+}
 
 // MemoOf returns r's memo, making it on first use. A token's entry holds one memo, so all
 // callers of a resolver use the same K and V (one does: extauthz); a caller asking with

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rill-authd/rill-authd/keys"
@@ -72,6 +73,12 @@ type Options struct {
 	HTTPClient  *http.Client
 	// Metrics, when set, counts JWKS fetches.
 	Metrics *metrics.Metrics
+	// MaxStaleness is how long after a store reset (store.ResetNotice) a cached principal whose
+	// re-check cannot reach the store is still answered as it was (the daemon's
+	// --max-staleness; default 30s; negative: not at all). RecheckInterval is how often such an
+	// entry tries the store again meanwhile (default 1s).
+	MaxStaleness    time.Duration
+	RecheckInterval time.Duration
 }
 
 // Resolver resolves bearer tokens. It is safe for concurrent use.
@@ -83,6 +90,8 @@ type Resolver struct {
 	touch   chan token.ID
 	stop    chan struct{}
 	done    chan struct{}
+	refresh chan []token.ID // tokens of a changed owner, to read again ahead of their next check
+	bg      sync.WaitGroup
 	every   time.Duration
 	opts    Options
 	keys    *keys.Ring
@@ -103,6 +112,12 @@ func New(st store.CheckReader, o Options) *Resolver {
 	if o.TouchInterval == 0 {
 		o.TouchInterval = time.Minute
 	}
+	if o.MaxStaleness == 0 {
+		o.MaxStaleness = 30 * time.Second
+	}
+	if o.RecheckInterval <= 0 {
+		o.RecheckInterval = time.Second
+	}
 	r := &Resolver{st: st, cache: newCache(o.CacheSize), now: o.Now, log: o.Logger,
 		touch: make(chan token.ID, 4096), stop: make(chan struct{}), done: make(chan struct{}), every: o.TouchInterval, opts: o}
 	if r.keys = o.Keys; r.keys == nil {
@@ -121,20 +136,11 @@ func New(st store.CheckReader, o Options) *Resolver {
 	for _, ti := range r.opts.Trusted {
 		r.trusted[ti.Issuer] = &remoteKeys{ti: ti, client: r.opts.HTTPClient, minRefresh: r.opts.JWKSRefresh, now: r.now, metrics: r.opts.Metrics}
 	}
-	// Any change that can alter a decision drops every cached principal before the write
-	// returns. Writes are rare; a full clear keeps this obviously correct.
-	st.Subscribe(func(cs []store.Change) {
-		drop := false
-		for _, c := range cs {
-			if c.Kind == store.ChangeKey {
-				r.keys.Invalidate()
-			}
-			drop = drop || c.AffectsDecisions()
-		}
-		if drop {
-			r.cache.invalidate()
-		}
-	})
+	r.refresh = make(chan []token.ID, 64)
+	// A change drops what it names before the write returns (see apply).
+	st.Subscribe(r.apply)
+	r.bg.Add(1)
+	go r.refreshLoop()
 	go r.touchLoop()
 	return r
 }
@@ -147,6 +153,7 @@ func (r *Resolver) Close() {
 		close(r.stop)
 	}
 	<-r.done
+	r.bg.Wait()
 }
 
 // BearerFromHeader extracts the credential from an Authorization header value.
@@ -203,8 +210,13 @@ func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
 		return Result{}, err
 	}
 	e := r.cache.get(tok.ID)
-	if e == nil {
+	switch {
+	case e == nil:
 		if e, err = r.load(ctx, tok.ID); err != nil {
+			return Result{}, err
+		}
+	case r.cache.stale(e):
+		if e, err = r.recheck(ctx, tok.ID, e); err != nil {
 			return Result{}, err
 		}
 	}
@@ -224,7 +236,12 @@ func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
 
 // load reads the token and its owner from the store and caches the result.
 func (r *Resolver) load(ctx context.Context, id token.ID) (*entry, error) {
-	gen := r.cache.gen.Load()
+	return r.loadAt(ctx, id, r.cache.gen.Load(), r.cache.epoch.Load(), nil)
+}
+
+// loadAt is load for a store read that began at generation gen and epoch; owners, when not
+// nil, shares the principals read among the tokens of one batch (each read after gen).
+func (r *Resolver) loadAt(ctx context.Context, id token.ID, gen, epoch uint64, owners map[string]*policy.Principal) (*entry, error) {
 	rec, err := r.st.TokenAuth(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrRevoked):
@@ -234,11 +251,16 @@ func (r *Resolver) load(ctx context.Context, id token.ID) (*entry, error) {
 	case err != nil:
 		return nil, fmt.Errorf("resolve token: %w", err)
 	}
-	p, err := r.Principal(ctx, rec.Kind, rec.OwnerID)
-	if err != nil {
-		return nil, err
+	p := owners[rec.OwnerID]
+	if p == nil {
+		if p, err = r.Principal(ctx, rec.Kind, rec.OwnerID); err != nil {
+			return nil, err
+		}
+		if owners != nil {
+			owners[rec.OwnerID] = p
+		}
 	}
-	e := &entry{hash: rec.Hash, kind: rec.Kind, expires: rec.ExpiresAt, principal: p}
+	e := &entry{hash: rec.Hash, kind: rec.Kind, expires: rec.ExpiresAt, principal: p, deps: []dep{{depOwner, rec.OwnerID}}, epoch: epoch}
 	r.cache.put(id, e, gen)
 	return e, nil
 }
@@ -296,12 +318,16 @@ func ServicePrincipal(s *store.Service) *policy.Principal {
 	return p
 }
 
-// Stats is the cache's counters, for metrics.
-type Stats struct{ Hits, Misses, Evictions, Size uint64 }
+// Stats is the cache's counters, for metrics: Drops counts entries dropped by changes,
+// Rechecks re-reads of entries after a reset, StaleServed answers from entries a re-check
+// could not confirm (the store unreachable).
+type Stats struct{ Hits, Misses, Evictions, Size, Drops, Rechecks, StaleServed uint64 }
 
 // Stats returns cache counters.
 func (r *Resolver) Stats() Stats {
-	return Stats{Hits: r.cache.hits.Load(), Misses: r.cache.misses.Load(), Evictions: r.cache.evictions.Load(), Size: uint64(r.cache.len())}
+	c := r.cache
+	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load(), Size: uint64(c.len()),
+		Drops: c.drops.Load(), Rechecks: c.rechecks.Load(), StaleServed: c.staleServed.Load()}
 }
 
 // touchLoop batches last-used times and writes them off the hot path.

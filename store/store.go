@@ -5,12 +5,13 @@
 //
 // Every write that changes a record appends a Change to a feed with a monotonic sequence, in
 // the same transaction as the record, and subscribers hear of it before the write returns, so
-// caches are invalidated before a write is acknowledged.
+// caches drop what it names before a write is acknowledged.
 package store
 
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/rill-authd/rill-authd/token"
@@ -125,8 +126,8 @@ type CheckReader interface {
 // Feed is the ordered log of committed changes.
 type Feed interface {
 	// Subscribe registers fn to be called once per committed write with that write's changes,
-	// in sequence order, before the write returns to its caller. fn must not call back into
-	// the store's writes.
+	// in sequence order, before the write returns to its caller; besides, fn may hear notices
+	// outside the sequence (Seq 0, see Change). fn must not call back into the store's writes.
 	Subscribe(fn func([]Change))
 	// ChangesSince returns up to limit committed changes with Seq > after, in order (limit <= 0:
 	// all). A point older than the feed keeps gives ErrFeedTruncated.
@@ -154,6 +155,8 @@ const (
 	ChangeService ChangeKind = "service"
 	ChangeToken   ChangeKind = "token"
 	ChangeKey     ChangeKind = "signing_key"
+	// ChangeReset is never in the feed: it is ResetNotice's kind.
+	ChangeReset ChangeKind = "reset"
 )
 
 // ChangeOp says whether a record was written or deleted.
@@ -168,26 +171,51 @@ const (
 // one per change, with no gaps, in commit order. Deleting a user or service gives the owner's
 // delete first, then a token delete for each token it revoked; an import gives a token put per
 // token.
+//
+// What a change names is what a cache must drop for it, and nothing more: a token change names
+// the token (its id), a user or service change the owner (its id: every token it holds and
+// every JWT it issued), a project change the project ("org/name": decisions about it), a
+// signing-key change the key (its kid: JWT verification only). An org change affects no
+// decision (orgs are only ever created).
+//
+// A change with Seq 0 is a notice outside the sequence, never in ChangesSince: ResetNotice, or
+// a change of a write told to this replica's subscribers ahead of its turn (the write
+// committed here but the changes before it could not be read yet); the same change comes again,
+// with its Seq and in order, later.
 type Change struct {
 	Seq  uint64     `json:"seq"`
 	Kind ChangeKind `json:"kind"`
 	Op   ChangeOp   `json:"op"`
-	// ID is the record's key: a name for orgs, "org/name" for projects, an id otherwise.
+	// ID is the record's key: a name for orgs, "org/name" for projects, a kid for signing keys,
+	// an id otherwise.
 	ID   string    `json:"id"`
 	Time time.Time `json:"time"`
 }
 
-// ResetNotice is a change outside the sequence (Seq 0) that tells a subscriber anything may
-// have changed: it drops every cache, signing keys included (a delete of every key). An engine
-// sends it when it cannot deliver the real changes yet (a replica reloading, or one that cannot
-// read what others wrote before its own write); the real changes follow in order later.
+// ResetNotice is a change outside the sequence (Seq 0, kind ChangeReset) that tells a
+// subscriber anything may have changed, signing keys included. An engine sends it when it
+// replaced its in-memory state wholesale (a replica reloading after falling behind the pruned
+// feed), so the changes in between will never be told one by one. A cache re-checks what it
+// holds rather than dropping it: the store may be unreachable the moment after.
 func ResetNotice(at time.Time) Change {
-	return Change{Seq: 0, Kind: ChangeKey, Op: OpDelete, ID: "*", Time: at}
+	return Change{Seq: 0, Kind: ChangeReset, Op: OpDelete, ID: "*", Time: at}
 }
+
+// IsReset reports whether c is a ResetNotice.
+func (c Change) IsReset() bool { return c.Kind == ChangeReset }
 
 // AffectsDecisions reports whether c can change an auth decision already made: everything but a
 // new token or org (neither of which a cached decision can depend on). A project write counts:
-// its runtime audience and instance are part of cached JWT and exchange decisions.
+// its runtime audience and instance are part of cached JWT and exchange decisions. What it
+// affects is only what it names (see Change).
 func (c Change) AffectsDecisions() bool {
 	return c.Op == OpDelete || (c.Kind != ChangeToken && c.Kind != ChangeOrg)
+}
+
+// ProjectOf splits a project change's ID into org and project name.
+func (c Change) ProjectOf() (org, project string, ok bool) {
+	if c.Kind != ChangeProject {
+		return "", "", false
+	}
+	return strings.Cut(c.ID, "/")
 }

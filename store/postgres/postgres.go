@@ -311,8 +311,10 @@ func (s *DB) publish(ctx context.Context, first uint64, w *wtx) {
 				s.idx.Load().Remove(d.id)
 			}
 			// The write's changes reach subscribers later, in order, from the follower; caches
-			// must drop now all the same, or a cached revoked token stays allowed until then.
-			s.notifyReset()
+			// must drop what they name now all the same, or a cached revoked token stays
+			// allowed until then: told ahead, outside the sequence (Seq 0). Not a reset: that
+			// would make caches re-read everything just when the store may be unreachable.
+			s.notifyAhead(w.changes)
 			return
 		}
 	}
@@ -326,6 +328,19 @@ func (s *DB) publish(ctx context.Context, first uint64, w *wtx) {
 	s.applied.Store(last)
 	for _, fn := range s.subs {
 		fn(w.changes)
+	}
+}
+
+// notifyAhead tells subscribers of a write's changes ahead of their turn, with Seq 0 (see
+// store.Change); the follower tells them again, in order. The caller holds amu.
+func (s *DB) notifyAhead(changes []store.Change) {
+	cs := make([]store.Change, len(changes))
+	for i, c := range changes {
+		c.Seq = 0
+		cs[i] = c
+	}
+	for _, fn := range s.subs {
+		fn(cs)
 	}
 }
 

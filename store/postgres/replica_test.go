@@ -31,7 +31,7 @@ func (l *seqLog) subscribe(s *DB) *seqLog {
 		l.mu.Lock()
 		for _, c := range cs {
 			l.cs = append(l.cs, c)
-			if c.Seq != 0 { // 0: a reset notice, outside the sequence
+			if c.Seq != 0 { // 0: a notice outside the sequence
 				l.seqs = append(l.seqs, c.Seq)
 			}
 		}
@@ -314,7 +314,7 @@ func TestReplicaBehindPrunedFeed(t *testing.T) {
 	})
 	logB.mu.Lock()
 	defer logB.mu.Unlock()
-	if c := logB.cs[len(logB.cs)-1]; !c.AffectsDecisions() || c.Kind != store.ChangeKey {
+	if c := logB.cs[len(logB.cs)-1]; !c.IsReset() {
 		t.Fatalf("the reload was announced as %+v", c)
 	}
 }

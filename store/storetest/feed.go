@@ -96,6 +96,7 @@ func testFeedEveryWrite(t *testing.T, su suite) {
 				t.Errorf("%s: change %d has Time %v, not about now", st.name, i, ch.Time)
 			}
 			affects = affects || ch.AffectsDecisions()
+			targeted(t, st.name, ch)
 		}
 		if affects != st.affects {
 			t.Errorf("%s: its changes %v affect decisions: %v, want %v", st.name, descs(got), affects, st.affects)

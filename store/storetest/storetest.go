@@ -365,12 +365,44 @@ func (r *recorder) add(cs []store.Change) {
 		r.t.Errorf("subscriber called with no changes")
 	}
 	for _, c := range cs {
+		if c.Seq == 0 && !c.IsReset() {
+			continue // told ahead of its turn: it comes again in order (store.Change)
+		}
 		if c.Seq != r.next {
 			r.t.Errorf("subscriber got seq %d (%s %s %s), want %d", c.Seq, c.Kind, c.Op, c.ID, r.next)
 		}
 		r.next = c.Seq + 1
 	}
 	r.batches = append(r.batches, slices.Clone(cs))
+}
+
+// targeted fails t unless c names what a cache must drop for it, as store.Change says: a token
+// by an id a bearer token can carry, a project by "org/name", anything else by a non-empty id;
+// and no reset is ever in the feed.
+func targeted(t *testing.T, what string, c store.Change) {
+	t.Helper()
+	switch c.Kind {
+	case store.ChangeToken:
+		if _, err := token.ParseID(c.ID); err != nil {
+			t.Errorf("%s: token change %q does not name a token id: %v", what, c.ID, err)
+		}
+	case store.ChangeProject:
+		if org, name, ok := c.ProjectOf(); !ok || org == "" || name == "" {
+			t.Errorf("%s: project change %q does not name org/project", what, c.ID)
+		}
+	case store.ChangeOrg, store.ChangeUser, store.ChangeService, store.ChangeKey:
+		if c.ID == "" {
+			t.Errorf("%s: %s change names nothing", what, c.Kind)
+		}
+	default:
+		t.Errorf("%s: change of kind %q in the feed", what, c.Kind)
+	}
+	if c.Op != store.OpPut && c.Op != store.OpDelete {
+		t.Errorf("%s: change op %q", what, c.Op)
+	}
+	if c.IsReset() || c.Seq == 0 {
+		t.Errorf("%s: a notice outside the sequence (%+v) in the feed", what, c)
+	}
 }
 
 // mark is where the batches heard so far end.
