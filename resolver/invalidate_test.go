@@ -176,7 +176,7 @@ func TestChangesDropWhatTheyName(t *testing.T) {
 			must(t, w.st.CreateProject(ctx, store.Project{Org: "acme", Name: "new"}))
 		}, nil},
 		{"a signing key rotated", func(t *testing.T, w *world) {
-			_, err := w.ring.Rotate(ctx)
+			_, err := w.ring.Rotate(ctx, true)
 			must(t, err)
 		}, map[string]string{"jwt-web": "gone", "jwt-data": "gone"}},
 		{"a token issued", func(t *testing.T, w *world) {
