@@ -13,12 +13,13 @@ import (
 	"github.com/rill-authd/rill-authd/store"
 )
 
-// applyTimeout bounds one catch-up on the feed: it runs holding amu, which writers returning
-// wait for, so a stalled connection must not hold it for a TCP timeout.
+// applyTimeout bounds one read of the feed (at most feedBatch changes, whatever the size of the
+// write they belong to): it runs holding amu, which writers returning wait for, so a stalled
+// connection must not hold it for a TCP timeout.
 const applyTimeout = 10 * time.Second
 
-// feedBatch bounds the changes one read of the feed applies (whole writes, so a little more).
-const feedBatch = 10_000
+// feedBatch bounds the changes one read of the feed returns (a variable for tests).
+var feedBatch = 5_000
 
 type beginner interface {
 	BeginTx(ctx context.Context, o pgx.TxOptions) (pgx.Tx, error)
@@ -76,12 +77,7 @@ func (s *DB) listen(ctx context.Context, cfg *pgx.ConnConfig, connected func()) 
 	s.listenPID.Store(conn.PgConn().PID())
 	first := true
 	for {
-		s.amu.Lock()
-		actx, cancel := context.WithTimeout(ctx, applyTimeout)
-		err := s.applyFromDB(actx, conn, 0)
-		cancel()
-		s.amu.Unlock()
-		if err != nil {
+		if err := s.catchUp(ctx, conn); err != nil {
 			return fmt.Errorf("apply changes: %w", err)
 		}
 		if first {

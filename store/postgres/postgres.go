@@ -294,10 +294,7 @@ func (s *DB) publish(ctx context.Context, first uint64, w *wtx) {
 		cancel()
 		if err != nil || s.applied.Load() != first-1 {
 			s.log.Warn("could not apply earlier changes before this replica's own write; the follower will", "seq", first, "err", err)
-			for _, d := range w.dels {
-				s.dead.Load().add(d.id, d.why, w.now)
-				s.idx.Load().Remove(d.id)
-			}
+			s.applyDels(w)
 			// The write's changes reach subscribers later, in order, from the follower; caches
 			// must drop now all the same, or a cached revoked token stays allowed until then.
 			s.notifyReset()
@@ -307,13 +304,23 @@ func (s *DB) publish(ctx context.Context, first uint64, w *wtx) {
 	for _, t := range w.puts {
 		s.idx.Load().Put(t.ID, t.Kind, t.OwnerID, t.Hash, t.ExpiresAt)
 	}
-	for _, d := range w.dels {
-		s.dead.Load().add(d.id, d.why, w.now) // before the removal: never briefly unknown
-		s.idx.Load().Remove(d.id)
-	}
+	s.applyDels(w)
 	s.applied.Store(last)
 	for _, fn := range s.subs {
 		fn(w.changes)
+	}
+}
+
+// applyDels applies a committed write's revocations here: its token deletes and owner deletes
+// (each revoking all the owner's tokens). The caller holds amu.
+func (s *DB) applyDels(w *wtx) {
+	idx, dead := s.idx.Load(), s.dead.Load()
+	for _, d := range w.dels {
+		dead.add(d.id, d.why, w.now) // before the removal: never briefly unknown
+		idx.Remove(d.id)
+	}
+	for _, c := range w.changes {
+		applyOwnerDelete(idx, dead, c)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,9 +207,28 @@ func testCascades(t *testing.T, su suite) {
 			must(t, s.CreateToken(c, revoked))
 			must(t, s.DeleteToken(c, revoked.ID))
 			before := counts(t, s)
+			// Atomic for readers: when subscribers hear of the owner's delete (its one
+			// change), every token of the owner is refused as revoked already.
+			heard := 0
+			s.Subscribe(func(cs []store.Change) {
+				for _, ch := range cs {
+					if ch.Op != store.OpDelete || ch.ID != owner {
+						continue
+					}
+					heard++
+					for _, tk := range live {
+						if _, err := s.TokenAuth(c, tk.ID); !errors.Is(err, store.ErrRevoked) || !contains(err, tc.why) {
+							t.Errorf("TokenAuth of a token of the owner when its delete is announced: %v, want ErrRevoked saying %q", err, tc.why)
+						}
+					}
+				}
+			})
 
 			n, err := tc.delete(c, s, owner)
 			must(t, err)
+			if heard != 1 {
+				t.Errorf("subscribers heard of the owner's delete %d times, want once", heard)
+			}
 			if n != len(live) {
 				t.Errorf("%s says it revoked %d tokens, want %d (the live ones)", tc.name, n, len(live))
 			}
@@ -236,6 +256,7 @@ func testCascades(t *testing.T, su suite) {
 			must(t, tc.reuse(c, s, w))
 		})
 	}
+	t.Run("OwnerWithManyTokens", func(t *testing.T) { testCascadeMany(t, su) })
 	t.Run("OwnerWithoutTokens", func(t *testing.T) {
 		s, c := su.fresh(t), t.Context()
 		w := populate(t, s)
@@ -382,5 +403,107 @@ func testImportTokens(t *testing.T, su suite) {
 	err = s.ImportTokens(c, []store.Token{twice, twice})
 	wantErr(t, "ImportTokens of one id twice", err, store.ErrConflict)
 	must(t, s.ImportTokens(c, nil))
+	countsAgree(t, s)
+}
+
+// testCascadeMany deletes a service with more tokens than an engine deletes in one batch: one
+// change, every token refused as revoked from then on, counts and lists follow, and a token
+// of another owner stays live.
+func testCascadeMany(t *testing.T, su suite) {
+	s, c := su.fresh(t), t.Context()
+	w := populate(t, s)
+	const many = 12_000
+	toks := make([]store.Token, many)
+	for i := range toks {
+		toks[i] = newToken(t, token.Service, w.svc3.ID)
+	}
+	must(t, s.ImportTokens(c, toks))
+	before, seq := counts(t, s), lastSeq(t, s)
+	n, err := s.DeleteService(c, w.svc3.ID)
+	must(t, err)
+	if n != many {
+		t.Errorf("DeleteService revoked %d tokens, want %d", n, many)
+	}
+	if got := val(s.ChangesSince(c, seq, 0))(t); len(got) != 1 || desc(got[0]) != del(store.ChangeService, w.svc3.ID) {
+		t.Errorf("deleting a service of %d tokens appended %v, want its one delete", many, descs(got))
+	}
+	for _, i := range []int{0, 1, many / 2, many - 1} {
+		wantRevoked(t, s, toks[i].ID, "service deleted")
+	}
+	for i := range toks {
+		if _, err := s.TokenAuth(c, toks[i].ID); !errors.Is(err, store.ErrRevoked) {
+			t.Fatalf("token %d of the deleted service: %v, want ErrRevoked", i, err)
+		}
+	}
+	if ts := val(s.ListTokens(c, w.svc3.ID))(t); len(ts) != 0 {
+		t.Errorf("ListTokens of the deleted service: %d tokens", len(ts))
+	}
+	if after := counts(t, s); after[token.Service] != before[token.Service]-many {
+		t.Errorf("CountTokens went from %v to %v, want %d fewer", before, after, many)
+	}
+	wantLive(t, s, w.svc2Tok)
+	countsAgree(t, s)
+}
+
+// testTokenCap: CreateTokenCapped refuses at the cap with ErrTooManyTokens, counts only the
+// owner's live tokens (not expired, not revoked, not another owner's), and holds under
+// concurrent issues.
+func testTokenCap(t *testing.T, su suite) {
+	s, c := su.fresh(t), t.Context()
+	w := populate(t, s) // svc has 2 tokens, svc2 one
+	const max = 4
+	first := newToken(t, token.Service, w.svc.ID)
+	must(t, s.CreateTokenCapped(c, first, max))
+	must(t, s.CreateTokenCapped(c, newToken(t, token.Service, w.svc.ID), max))
+	over := newToken(t, token.Service, w.svc.ID)
+	err := s.CreateTokenCapped(c, over, max)
+	if !errors.Is(err, store.ErrTooManyTokens) {
+		t.Fatalf("a token past the cap of %d: %v, want ErrTooManyTokens", max, err)
+	}
+	if _, err := s.GetToken(c, over.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused token was stored: %v", err)
+	}
+	must(t, s.CreateTokenCapped(c, newToken(t, token.Service, w.svc2.ID), max)) // another owner's count
+	must(t, s.CreateToken(c, over))                                             // no cap: CreateToken
+	wantErr(t, "a token past the cap after an uncapped one", s.CreateTokenCapped(c, newToken(t, token.Service, w.svc.ID), max), store.ErrTooManyTokens)
+	must(t, s.DeleteToken(c, first.ID))
+	must(t, s.DeleteToken(c, over.ID))
+	must(t, s.CreateTokenCapped(c, newToken(t, token.Service, w.svc.ID), max)) // revoking frees a place
+	wantErr(t, "a token past the cap after revokes", s.CreateTokenCapped(c, newToken(t, token.Service, w.svc.ID), max), store.ErrTooManyTokens)
+	must(t, s.CreateTokenCapped(c, newToken(t, token.Service, w.svc.ID), 0)) // 0: no cap
+
+	// Expired tokens do not count.
+	for range max {
+		tk := newToken(t, token.User, w.user2.ID)
+		tk.ExpiresAt = now().Add(-time.Minute)
+		must(t, s.CreateToken(c, tk))
+	}
+	must(t, s.CreateTokenCapped(c, newToken(t, token.User, w.user2.ID), max))
+
+	// Issues at once never pass the cap.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	made, refused := 0, 0
+	for range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.CreateTokenCapped(c, newToken(t, token.Service, w.svc3.ID), max)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				made++
+			case errors.Is(err, store.ErrTooManyTokens):
+				refused++
+			default:
+				t.Errorf("a concurrent capped issue: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if made != max || refused != 12-max { // svc3 held none
+		t.Errorf("12 issues at once under a cap of %d: %d made, %d refused; want %d made", max, made, refused, max)
+	}
 	countsAgree(t, s)
 }
