@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,6 +49,12 @@ type Options struct {
 	Plugins *plugins.Host
 	// Metrics, when set, counts requests and token lifecycle events.
 	Metrics *metrics.Metrics
+	// MaxTokensPerOwner caps the live tokens of one user or service that the API issues (409
+	// past it; 0: no cap). Imports and bootstrap are not capped.
+	MaxTokensPerOwner int
+	// TokenIssuesPerMinute limits the tokens one principal issues through this replica (429
+	// with Retry-After past it; 0: no limit).
+	TokenIssuesPerMinute int
 }
 
 // API serves the admin endpoints.
@@ -63,6 +70,8 @@ type API struct {
 	keys                    *keys.Ring
 	plugins                 *plugins.Host
 	metrics                 *metrics.Metrics
+	maxPerOwner             int
+	issues                  *issueLimiter // nil: no limit
 }
 
 // New returns the API over st, authenticating callers with res.
@@ -80,7 +89,8 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 		o.Keys = res.Keys()
 	}
 	return &API{st: st, res: res, keys: o.Keys, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience,
-		runtimeHost: o.RuntimeHost, instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics}
+		runtimeHost: o.RuntimeHost, instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics,
+		maxPerOwner: o.MaxTokensPerOwner, issues: newIssueLimiter(o.TokenIssuesPerMinute, o.Now)}
 }
 
 // Error is a refused request: the HTTP status, and the gRPC code and message that go on the wire
@@ -89,6 +99,8 @@ type Error struct {
 	Status  int
 	Code    int
 	Message string
+	// retryAfter, in seconds, is sent as Retry-After (a 429).
+	retryAfter int
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -111,6 +123,8 @@ func grpcCode(status int) codes.Code {
 		return codes.AlreadyExists
 	case http.StatusServiceUnavailable:
 		return codes.Unavailable
+	case http.StatusTooManyRequests:
+		return codes.ResourceExhausted
 	case http.StatusNotImplemented:
 		return codes.Unimplemented
 	case http.StatusUnsupportedMediaType:
@@ -128,6 +142,8 @@ type caller struct {
 	// action is the mutation the route performs and target what it acts on, as far as the
 	// handler has learnt; a refusal (403) is audited with them by handle, in one place.
 	action, target string
+	// issueCharged: the request has spent its token issue of the rate limit.
+	issueCharged bool
 }
 
 // aim names what the caller is acting on, unless a handler named it more precisely first.
@@ -277,6 +293,9 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="rill", error="invalid_token"`)
+	}
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
 	}
 	writeJSON(w, e.Status, apiv1.Error{Code: e.Code, Message: e.Message})
 }

@@ -48,9 +48,7 @@ func applyOwnerDelete(idx *tokindex.Index, dead *tombstones, c store.Change) {
 		return
 	}
 	why := string(c.Kind) + " deleted"
-	for _, id := range idx.Owned(kind, c.ID) {
-		dead.add(id, why, c.Time)
-	}
+	dead.addAll(idx.Owned(kind, c.ID), why, c.Time)
 	idx.RemoveOwner(kind, c.ID)
 }
 
@@ -100,39 +98,52 @@ func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner, del, what 
 // returns how many tokens it moved.
 func (s *DB) purge(ctx context.Context, owner, why string, at time.Time) (int, error) {
 	total := 0
-	for {
+	for idle := 0; ; {
 		var n int
+		var done bool
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			var err error
-			n, err = purgeTokens(ctx, tx, owner, why, at, purgeBatch)
+			n, done, err = purgeTokens(ctx, tx, owner, why, at, purgeBatch)
 			return err
 		})
 		if err != nil {
 			return total, fmt.Errorf("purge the tokens of %s: %w", owner, unavail(err))
 		}
 		total += n
-		if n < purgeBatch {
+		if done {
 			return total, nil
+		}
+		if n == 0 { // what is left is locked (a last-used update): wait for it
+			if idle++; idle > 100 {
+				return total, fmt.Errorf("purge the tokens of %s: tokens stay locked", owner)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 }
 
 // purgeTokens moves at most limit (<= 0: all) of owner's tokens to tombstones, keeping the
-// counts; when that leaves none, it drops the owner's purge row. Rows are locked in id order, as
-// every other delete and TouchTokens lock them, so none of them deadlock.
-func purgeTokens(ctx context.Context, tx pgx.Tx, owner, why string, at time.Time, limit int) (int, error) {
+// counts; when that leaves none, it drops the owner's purge row and reports done. Rows another
+// transaction holds (TouchTokens, a concurrent purge) are skipped, not waited for, so a purge
+// never deadlocks with them whatever order it takes rows in; and rows are taken in the order
+// of the owner's index, so each batch costs its own rows, not a sort of all that are left.
+func purgeTokens(ctx context.Context, tx pgx.Tx, owner, why string, at time.Time, limit int) (int, bool, error) {
 	lim := int64(limit)
 	if limit <= 0 {
 		lim = -1
 	}
+	lock := "FOR UPDATE SKIP LOCKED"
+	if limit <= 0 {
+		lock = `ORDER BY id COLLATE "C" FOR UPDATE` // all of them: wait for any held, in the order others lock
+	}
 	rows, err := tx.Query(ctx, `WITH gone AS (DELETE FROM tokens WHERE id IN (
-			SELECT id FROM tokens WHERE owner_id = $1 ORDER BY id COLLATE "C"
-			LIMIT CASE WHEN $4 < 0 THEN NULL ELSE $4 END FOR UPDATE) RETURNING id, kind),
+			SELECT id FROM tokens WHERE owner_id = $1
+			LIMIT CASE WHEN $4 < 0 THEN NULL ELSE $4 END `+lock+`) RETURNING id, kind),
 		tomb AS (INSERT INTO tombstones (id, why, deleted_at) SELECT id, $2, $3 FROM gone
 			ON CONFLICT (id) DO UPDATE SET why = excluded.why, deleted_at = excluded.deleted_at)
 		SELECT kind, count(*) FROM gone GROUP BY kind`, owner, why, at, lim)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	counts := map[token.Kind]int64{}
 	var (
@@ -140,21 +151,29 @@ func purgeTokens(ctx context.Context, tx pgx.Tx, owner, why string, at time.Time
 		c    int64
 	)
 	if _, err := pgx.ForEachRow(rows, []any{&kind, &c}, func() error { counts[token.Kind(kind)] += c; return nil }); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	n := 0
 	for k, c := range counts {
 		if err := addTokenCountTx(ctx, tx, k, -c); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		n += int(c)
 	}
-	if limit <= 0 || n < limit {
-		if _, err := tx.Exec(ctx, "DELETE FROM purges WHERE owner_id = $1", owner); err != nil {
-			return 0, err
-		}
+	if limit > 0 && n == limit {
+		return n, false, nil
 	}
-	return n, nil
+	var left bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT FROM tokens WHERE owner_id = $1)", owner).Scan(&left); err != nil {
+		return 0, false, err
+	}
+	if left {
+		return n, false, nil
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM purges WHERE owner_id = $1", owner); err != nil {
+		return 0, false, err
+	}
+	return n, true, nil
 }
 
 // finishPurge moves, inside w, what is left of a purge of owner (one cut short), so that an
@@ -169,7 +188,7 @@ func finishPurge(w *wtx, owner string) error {
 	if err != nil {
 		return err
 	}
-	_, err = purgeTokens(w.ctx, w.Tx, owner, why, at, 0)
+	_, _, err = purgeTokens(w.ctx, w.Tx, owner, why, at, 0)
 	return err
 }
 

@@ -61,7 +61,8 @@ type Options struct {
 	MaintainInterval time.Duration
 	Logger           *slog.Logger
 
-	tracer pgx.QueryTracer // tests count the pool's queries
+	tracer       pgx.QueryTracer // tests count the pool's queries
+	reconnectMax time.Duration   // benchmarks compare the feed's reconnect cap (default 1s)
 }
 
 // Advisory lock keys: arbitrary constants, the same in every replica.
@@ -100,6 +101,7 @@ type DB struct {
 	reconnects atomic.Uint64
 	connected  atomic.Bool   // the listening connection is up and has caught up once
 	listenPID  atomic.Uint32 // the backend of the listening connection (tests kill it)
+	poolUp     chan struct{} // a pool connection was made: a follower waiting to reconnect tries now
 
 	stop      chan struct{}
 	done      sync.WaitGroup
@@ -137,7 +139,8 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	if o.tracer != nil {
 		cfg.ConnConfig.Tracer = o.tracer
 	}
-	s := &DB{opts: o, log: o.Logger, stop: make(chan struct{})}
+	s := &DB{opts: o, log: o.Logger, stop: make(chan struct{}), poolUp: make(chan struct{}, 1)}
+	cfg.AfterConnect = s.poolConnected
 	s.idx.Store(tokindex.New())
 	if len(o.EncryptionKey) > 0 {
 		if s.aead, err = newAEAD(o.EncryptionKey); err != nil {

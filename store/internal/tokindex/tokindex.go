@@ -152,8 +152,8 @@ func (x *Index) Remove(ids ...token.ID) {
 
 // RemoveOwner drops every token of an owner (a deleted user or service) and returns their ids,
 // so the engine can remember them as revoked. It costs the owner's tokens, not the index's; the
-// tokens go one by one, so a check may still find one not yet removed: the caller records their
-// revocation (tombstones) first.
+// tokens go a shard at a time, so a check may still find one not yet removed: the caller
+// records their revocation (tombstones) first.
 func (x *Index) RemoveOwner(kind token.Kind, owner string) []token.ID {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -163,10 +163,20 @@ func (x *Index) RemoveOwner(kind token.Kind, owner string) []token.ID {
 	}
 	list := x.owned[n]
 	delete(x.owned, n)
-	for i := range list {
-		sh := x.shard(&list[i])
+	// One lock of each shard, not one per token: an owner may hold hundreds of thousands.
+	var byShard [16][]token.ID
+	for _, id := range list {
+		byShard[id[15]&15] = append(byShard[id[15]&15], id)
+	}
+	for i := range x.shards {
+		if len(byShard[i]) == 0 {
+			continue
+		}
+		sh := &x.shards[i]
 		sh.mu.Lock()
-		delete(sh.m, list[i])
+		for _, id := range byShard[i] {
+			delete(sh.m, id)
+		}
 		sh.mu.Unlock()
 	}
 	return list
