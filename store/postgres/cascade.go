@@ -132,13 +132,12 @@ func purgeTokens(ctx context.Context, tx pgx.Tx, owner, why string, at time.Time
 	if limit <= 0 {
 		lim = -1
 	}
-	lock := "FOR UPDATE SKIP LOCKED"
-	if limit <= 0 {
-		lock = `ORDER BY id COLLATE "C" FOR UPDATE` // all of them: wait for any held, in the order others lock
+	pick := "LIMIT $4 FOR UPDATE SKIP LOCKED"
+	if limit <= 0 { // all of them: wait for any held, taking them in the order others lock them
+		pick = `AND $4::bigint < 0 ORDER BY id COLLATE "C" FOR UPDATE`
 	}
 	rows, err := tx.Query(ctx, `WITH gone AS (DELETE FROM tokens WHERE id IN (
-			SELECT id FROM tokens WHERE owner_id = $1
-			LIMIT CASE WHEN $4 < 0 THEN NULL ELSE $4 END `+lock+`) RETURNING id, kind),
+			SELECT id FROM tokens WHERE owner_id = $1 `+pick+`) RETURNING id, kind),
 		tomb AS (INSERT INTO tombstones (id, why, deleted_at) SELECT id, $2, $3 FROM gone
 			ON CONFLICT (id) DO UPDATE SET why = excluded.why, deleted_at = excluded.deleted_at)
 		SELECT kind, count(*) FROM gone GROUP BY kind`, owner, why, at, lim)

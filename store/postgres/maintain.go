@@ -9,7 +9,8 @@ import (
 )
 
 // maintain prunes, now and then, changes older than the feed keeps (always keeping the newest),
-// tombstones past their period and audit events past their retention. Every replica does it;
+// tombstones past their period and audit events past their retention, and finishes the token
+// purges of deleted owners that a replica left part way (at start too). Every replica does it;
 // the deletes are idempotent.
 func (s *DB) maintain() {
 	defer s.done.Done()

@@ -54,6 +54,9 @@ func TestFeedReconnectsWhenThePoolDoes(t *testing.T) {
 func BenchmarkTimeToCurrentAfterRestart(b *testing.B) {
 	testenv.PostgresServer(b)
 	cl := testenv.PostgresCluster(b)
+	if cl == nil {
+		b.Skip("SKIPPED: no PostgreSQL cluster of the benchmark's own to restart")
+	}
 	restarts := 10
 	if n, err := strconv.Atoi(os.Getenv("RILL_BENCH_RESTARTS")); err == nil && n > 0 {
 		restarts = n
