@@ -66,7 +66,7 @@ func (l *issueLimiter) take(who string) (ok bool, retryAfter time.Duration) {
 		b.tokens--
 		return true, 0
 	}
-	return false, time.Duration((1 - b.tokens) / perSec * float64(time.Second))
+	return false, time.Duration(math.Ceil((1-b.tokens)/perSec*1000)) * time.Millisecond
 }
 
 // sweep forgets the principals whose bucket has refilled. The caller holds mu.
