@@ -172,3 +172,63 @@ func TestDeleteServiceWithManyTokens(t *testing.T) {
 		t.Errorf("B went %v without confirming it is current during the delete, want well under --max-staleness (under 10s)", l)
 	}
 }
+
+// BenchmarkCascade deletes a service of 100,000 tokens the way deleteOwner does (one change,
+// the tokens purged outside the write lock) and, as the baseline in the same run, the way it
+// was done before (one write holding the lock: the owner's delete, then a token delete change
+// per token), and reports for each how long a write through replica B started meanwhile
+// waited, and how long B took to refuse every token.
+func BenchmarkCascade(b *testing.B) {
+	const n = 100_000
+	for range b.N {
+		for _, way := range []struct {
+			name string
+			del  func(a *DB) error
+		}{
+			{"one change", func(a *DB) error { _, err := a.DeleteService(ctx, "big"); return err }},
+			{"a change per token (before)", func(a *DB) error {
+				return a.write(ctx, func(w *wtx) error {
+					if _, err := w.Exec(ctx, "DELETE FROM services WHERE id = 'big'"); err != nil {
+						return err
+					}
+					w.change(store.ChangeService, store.OpDelete, "big")
+					_, err := deleteTokens(w, "owner_id = $1", "service deleted", "big")
+					return err
+				})
+			}},
+		} {
+			u := newDatabase(b)
+			a := openDB(b, u)
+			ids, _ := loadServiceTokens(b, a, n)
+			rb := openDB(b, u)
+			b.StartTimer()
+			start := time.Now()
+			done, seenC := make(chan error, 1), make(chan time.Duration, 1)
+			go func() {
+				for {
+					if _, err := rb.TokenAuth(ctx, ids[n-1]); errors.Is(err, store.ErrRevoked) {
+						seenC <- time.Since(start)
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}()
+			go func() { done <- way.del(a) }()
+			time.Sleep(50 * time.Millisecond)
+			t0 := time.Now()
+			must(b, rb.CreateOrg(ctx, store.Org{Name: "meanwhile"}))
+			waited := time.Since(t0)
+			must(b, <-done)
+			took := time.Since(start)
+			seen := <-seenC
+			b.StopTimer()
+			b.Logf("%s: the delete took %v; a write through B meanwhile waited %v; B refused the tokens %v after the delete began",
+				way.name, took.Round(time.Millisecond), waited.Round(time.Millisecond), seen.Round(time.Millisecond))
+			if strings.HasSuffix(way.name, "(before)") {
+				b.ReportMetric(float64(waited.Milliseconds()), "write-wait-before-ms")
+			} else {
+				b.ReportMetric(float64(waited.Milliseconds()), "write-wait-ms")
+			}
+		}
+	}
+}
