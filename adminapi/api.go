@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +54,12 @@ type Options struct {
 	// away), so every authenticated request (admin writes and reads, credentials, introspection)
 	// is refused with 503 and its reason before the caller is looked up in memory.
 	Stale func() (reason string, stale bool)
+	// MaxTokensPerOwner caps the live tokens of one user or service that the API issues (409
+	// past it; 0: no cap). Imports and bootstrap are not capped.
+	MaxTokensPerOwner int
+	// TokenIssuesPerMinute limits the tokens one principal issues through this replica (429
+	// with Retry-After past it; 0: no limit).
+	TokenIssuesPerMinute int
 }
 
 // API serves the admin endpoints.
@@ -69,6 +76,8 @@ type API struct {
 	plugins                 *plugins.Host
 	metrics                 *metrics.Metrics
 	stale                   func() (string, bool)
+	maxPerOwner             int
+	issues                  *issueLimiter // nil: no limit
 }
 
 // New returns the API over st, authenticating callers with res.
@@ -86,7 +95,8 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 		o.Keys = res.Keys()
 	}
 	return &API{st: st, res: res, keys: o.Keys, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience,
-		runtimeHost: o.RuntimeHost, instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics, stale: o.Stale}
+		runtimeHost: o.RuntimeHost, instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics, stale: o.Stale,
+		maxPerOwner: o.MaxTokensPerOwner, issues: newIssueLimiter(o.TokenIssuesPerMinute, o.Now)}
 }
 
 // Error is a refused request: the HTTP status, and the gRPC code and message that go on the wire
@@ -95,6 +105,8 @@ type Error struct {
 	Status  int
 	Code    int
 	Message string
+	// retryAfter, in seconds, is sent as Retry-After (a 429).
+	retryAfter int
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -117,6 +129,8 @@ func grpcCode(status int) codes.Code {
 		return codes.AlreadyExists
 	case http.StatusServiceUnavailable:
 		return codes.Unavailable
+	case http.StatusTooManyRequests:
+		return codes.ResourceExhausted
 	case http.StatusNotImplemented:
 		return codes.Unimplemented
 	case http.StatusUnsupportedMediaType:
@@ -135,6 +149,8 @@ type caller struct {
 	// action is the mutation the route performs and target what it acts on, as far as the
 	// handler has learnt; a refusal (403) is audited with them by handle, in one place.
 	action, target string
+	// issueCharged: the request has spent its token issue of the rate limit.
+	issueCharged bool
 }
 
 // aim names what the caller is acting on, unless a handler named it more precisely first.
@@ -302,7 +318,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="rill", error="invalid_token"`)
 	}
-	if e.Status == http.StatusServiceUnavailable {
+	switch {
+	case e.retryAfter > 0:
+		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
+	case e.Status == http.StatusServiceUnavailable:
 		// Another replica, or this one once it has caught up or reconnected, can answer.
 		w.Header().Set("Retry-After", "1")
 	}

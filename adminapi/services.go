@@ -47,6 +47,10 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if req.Project != "" {
 		s.ProjectRoles[req.Project] = projectRole
 	}
+	// The service comes with a token: refuse before creating it, not after.
+	if err := a.chargeIssue(c); err != nil {
+		return err
+	}
 	if err := a.st.CreateService(r.Context(), s); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return errf(http.StatusConflict, "service %q already exists in org %q", req.Name, org)

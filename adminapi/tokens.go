@@ -13,19 +13,23 @@ import (
 	"github.com/rill-authd/rill-authd/token"
 )
 
-// newToken mints a token for owner and stores its hash.
+// newToken mints a token for owner and stores its hash, within the caller's issue rate and the
+// owner's cap on live tokens.
 func (a *API) newToken(ctx context.Context, c *caller, k token.Kind, owner, name string) (apiv1.IssuedToken, error) {
 	return a.newTokenTTL(ctx, c, k, owner, name, 0)
 }
 
 func (a *API) newTokenTTL(ctx context.Context, c *caller, k token.Kind, owner, name string, ttl time.Duration) (apiv1.IssuedToken, error) {
+	if err := a.chargeIssue(c); err != nil {
+		return apiv1.IssuedToken{}, err
+	}
 	tok, err := token.New(k)
 	if err != nil {
 		return apiv1.IssuedToken{}, err
 	}
 	rec := store.NewToken(tok, owner, name, c.actor, a.now(), ttl)
-	if err := a.st.CreateToken(ctx, rec); err != nil {
-		return apiv1.IssuedToken{}, fmt.Errorf("store token: %w", err)
+	if err := a.st.CreateTokenCapped(ctx, rec, a.maxPerOwner); err != nil {
+		return apiv1.IssuedToken{}, fmt.Errorf("store token: %w", a.tooManyTokens(ctx, k, owner, err))
 	}
 	a.metrics.TokenIssued(policy.KindOf(k))
 	return apiv1.IssuedToken{Token: tok.Encode(), TokenInfo: tokenInfo(rec)}, nil

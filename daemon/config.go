@@ -65,6 +65,8 @@ type Config struct {
 	RuntimeHost               string        `help:"runtimeHost the credentials endpoint answers for a project without one of its own." placeholder:"URL"`
 	ExchangeTTL               time.Duration `help:"Life of an exchanged runtime token (reused until a fifth of it is left)." default:"5m"`
 	AuditRetention            time.Duration `help:"How long audit events are kept (0 keeps them forever)." default:"2160h"`
+	MaxTokensPerOwner         int           `name:"max-tokens-per-owner" help:"Most live (unexpired, unrevoked) tokens one user or service may hold; issuing one more through the admin API is refused with 409 until some are revoked (0: no cap). Imports are not capped." default:"1000"`
+	TokenIssueRate            int           `name:"token-issue-rate" help:"Tokens one principal (a user or service; superusers are not limited) may issue per minute through this replica, in a burst or spread out; past it, 429 with Retry-After (0: no limit)." default:"60"`
 	MaxStaleness              time.Duration `help:"With --store postgres://: how long a replica that cannot confirm it has every change keeps answering checks from memory; past it, checks and every authenticated admin request are 503 and gRPC health is NOT_SERVING until it is current (0: at once)." default:"30s"`
 	ShutdownTimeout           time.Duration `help:"How long in-flight requests may take to finish on SIGTERM." default:"10s"`
 	LogLevel                  string        `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`

@@ -33,6 +33,9 @@ var (
 	// down, a connection lost): the request may succeed if retried. A write that fails so at
 	// its commit may still have been applied.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrTooManyTokens is returned by CreateTokenCapped when the owner already holds the most
+	// live tokens it may.
+	ErrTooManyTokens = errors.New("too many live tokens")
 )
 
 // Store is everything the daemon needs from persistence.
@@ -57,6 +60,8 @@ type Store interface {
 	// email index unique.
 	UpdateUser(ctx context.Context, id string, fn func(*User) error) (User, error)
 	// DeleteUser deletes the user and all their tokens, and says how many tokens that revoked.
+	// It is one change in the feed (the user's delete): every token of theirs is revoked with
+	// it ("user deleted"), however many there are.
 	DeleteUser(ctx context.Context, id string) (int, error)
 
 	CreateService(ctx context.Context, s Service) error
@@ -67,10 +72,15 @@ type Store interface {
 	// fn cannot change the service's ID or Org.
 	UpdateService(ctx context.Context, id string, fn func(*Service) error) (Service, error)
 	// DeleteService deletes the service and all its tokens, and says how many tokens that revoked.
+	// Like DeleteUser, it is one change: the service's delete revokes all its tokens.
 	DeleteService(ctx context.Context, id string) (int, error)
 
 	// CreateToken stores a token record; its owner must exist.
 	CreateToken(ctx context.Context, t Token) error
+	// CreateTokenCapped is CreateToken refusing with ErrTooManyTokens when the owner already
+	// holds max live tokens (max <= 0: no cap). The count and the insert are one write,
+	// serialized with every other (across replicas too), so issues at once never pass the cap.
+	CreateTokenCapped(ctx context.Context, t Token, max int) error
 	// ImportTokens bulk-loads token records whose owners exist, in atomic batches. An unknown
 	// owner refuses the whole import before anything is written; a failing batch (a taken id)
 	// stops it, leaving the batches before it in place.
@@ -168,9 +178,11 @@ const (
 )
 
 // Change is one record a committed write touched. Seq is assigned by the store: it grows by
-// one per change, with no gaps, in commit order. Deleting a user or service gives the owner's
-// delete first, then a token delete for each token it revoked; an import gives a token put per
-// token.
+// one per change, with no gaps, in commit order. Deleting a user or service gives one change,
+// the owner's delete (Kind user or service, ID the owner's id), which revokes every token the
+// owner held: a reader of the feed drops all of that owner's tokens on it (there is no token
+// delete per token, so a cascade costs the feed one change however many tokens it revokes). An
+// import gives a token put per token.
 //
 // What a change names is what a cache must drop for it, and nothing more: a token change names
 // the token (its id), a user or service change the owner (its id: every token it holds and

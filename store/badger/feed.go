@@ -27,6 +27,9 @@ type wtxn struct {
 	// Token index updates, applied once the transaction has committed.
 	idxPut []store.Token
 	idxDel []token.ID
+	// purging: an owner deleted here has a purge marker; its tokens, dropped from the index at
+	// commit, are refused from s.dying until the purge has tombstoned them.
+	purging bool
 }
 
 // change appends one change to the feed.
@@ -82,6 +85,16 @@ func (s *DB) commit(ctx context.Context, fn func(w *wtxn) error) error {
 		s.idx.Put(t.ID, t.Kind, t.OwnerID, t.Hash, t.ExpiresAt)
 	}
 	s.idx.Remove(w.idxDel...)
+	for _, c := range w.changes {
+		kind, ok := ownerDeleteOf(c)
+		if !ok {
+			continue
+		}
+		if w.purging { // before the removal: never briefly unknown
+			s.dying.add(s.idx.Owned(kind, c.ID), string(c.Kind)+" deleted")
+		}
+		s.idx.RemoveOwner(kind, c.ID)
+	}
 	if len(w.changes) > 0 {
 		for _, fn := range s.subs {
 			fn(w.changes)
@@ -207,10 +220,23 @@ func getUint64(txn *bdg.Txn, key string) (uint64, error) {
 	return n, err
 }
 
-// kindOf is the change kind of a token owner.
+// ownerChange is the change kind of a token owner.
 func ownerChange(k token.Kind) store.ChangeKind {
 	if k == token.Service {
 		return store.ChangeService
 	}
 	return store.ChangeUser
+}
+
+// ownerDeleteOf says whether c deletes a token owner, and the owner's token kind.
+func ownerDeleteOf(c store.Change) (token.Kind, bool) {
+	switch {
+	case c.Op != store.OpDelete:
+		return "", false
+	case c.Kind == store.ChangeUser:
+		return token.User, true
+	case c.Kind == store.ChangeService:
+		return token.Service, true
+	}
+	return "", false
 }

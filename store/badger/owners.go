@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	bdg "github.com/dgraph-io/badger/v4"
 	"github.com/rill-authd/rill-authd/store"
@@ -16,9 +17,11 @@ import (
 const purgeBatch = 2000
 
 // deleteOwner runs delOwner, which deletes an owner's records, and deletes the owner's tokens.
-// It returns how many tokens it deleted. Usually that is one transaction. An owner with more
-// tokens than a Badger transaction holds (some thousands) is deleted with a purge marker in one
-// transaction instead, which stops all its tokens at once (their owner is gone) and is announced
+// It returns how many tokens it deleted. It is one change in the feed, the owner's delete,
+// which revokes all its tokens (commit drops them from the index). Usually that is one
+// transaction. An owner with more tokens than a Badger transaction holds (some thousands) is
+// deleted with a purge marker in one transaction instead, which stops all its tokens at once
+// (they are dropped from the index and refused as revoked from memory, s.dying) and is announced
 // at once; its tokens are then deleted in batches, and a purge cut short by a crash is finished
 // on the next open.
 func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner string, delOwner func(*bdg.Txn) error) (int, error) {
@@ -46,6 +49,7 @@ func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner string, del
 			if err := w.Set([]byte(pPurge+owner), []byte(string(kind)+"\x00"+why)); err != nil {
 				return err
 			}
+			w.purging = true
 			return w.change(ck, store.OpDelete, owner)
 		})
 		if err != nil {
@@ -66,13 +70,18 @@ func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner string, del
 }
 
 // purge deletes the tokens of a deleted owner in batches, then its purge marker, and returns
-// how many it deleted. The caller holds wmu.
+// how many it deleted. Each batch's tokens leave s.dying once their tombstones are written. The
+// caller holds wmu.
 func (s *DB) purge(ctx context.Context, kind token.Kind, owner, why string) (int, error) {
 	total := 0
 	for batch := purgeBatch; ; {
 		n := 0
+		var ids []token.ID
 		err := s.commit(ctx, func(w *wtxn) error {
 			var err error
+			if ids, err = ownedTokens(w, owner, batch); err != nil {
+				return err
+			}
 			if n, err = deleteOwnedTokens(w, kind, owner, why, batch); err != nil || n > 0 {
 				return err
 			}
@@ -85,6 +94,7 @@ func (s *DB) purge(ctx context.Context, kind token.Kind, owner, why string) (int
 		if err != nil {
 			return total, fmt.Errorf("purge tokens of %s: %w", owner, err)
 		}
+		s.dying.remove(ids)
 		total += n
 		if n == 0 {
 			return total, nil
@@ -119,23 +129,69 @@ func (s *DB) resumePurges() error {
 	return nil
 }
 
-// deleteOwnedTokens deletes the tokens of owner inside w, all of them or at most limit (> 0),
-// leaving tombstones, and returns how many.
-func deleteOwnedTokens(w *wtxn, kind token.Kind, owner, why string, limit int) (int, error) {
-	var keys [][]byte
+// ownedTokens lists the ids of owner's tokens inside w, all of them or at most limit (> 0).
+func ownedTokens(w *wtxn, owner string, limit int) ([]token.ID, error) {
+	var ids []token.ID
 	it := w.NewIterator(bdg.IteratorOptions{Prefix: []byte(pTokOwner + owner + "/")})
-	for it.Rewind(); it.Valid() && (limit <= 0 || len(keys) < limit); it.Next() {
-		keys = append(keys, it.Item().KeyCopy(nil))
-	}
-	it.Close()
-	for _, k := range keys {
-		id, err := ownedTokenID(k, owner)
+	defer it.Close()
+	for it.Rewind(); it.Valid() && (limit <= 0 || len(ids) < limit); it.Next() {
+		id, err := ownedTokenID(it.Item().Key(), owner)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		if err := deleteTokenKeys(w, id, owner, why); err != nil {
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// deleteOwnedTokens deletes the tokens of owner inside w, all of them or at most limit (> 0),
+// leaving tombstones, and returns how many. They get no change of their own: the owner's
+// delete revokes them all.
+func deleteOwnedTokens(w *wtxn, kind token.Kind, owner, why string, limit int) (int, error) {
+	ids, err := ownedTokens(w, owner, limit)
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		if err := removeToken(w, id, owner, why); err != nil {
 			return 0, err
 		}
 	}
-	return len(keys), addTokenCount(w.Txn, kind, -int64(len(keys)))
+	return len(ids), addTokenCount(w.Txn, kind, -int64(len(ids)))
+}
+
+// dyingSet holds the tokens of a deleted owner whose purge has not written their tombstones
+// yet, with why they are revoked, so they are refused as revoked (not unknown) meanwhile.
+type dyingSet struct {
+	mu sync.RWMutex
+	m  map[token.ID]string
+}
+
+func (d *dyingSet) add(ids []token.ID, why string) {
+	if len(ids) == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil {
+		d.m = map[token.ID]string{}
+	}
+	for _, id := range ids {
+		d.m[id] = why
+	}
+}
+
+func (d *dyingSet) remove(ids []token.ID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range ids {
+		delete(d.m, id)
+	}
+}
+
+func (d *dyingSet) get(id token.ID) (string, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	why, ok := d.m[id]
+	return why, ok
 }

@@ -42,6 +42,7 @@ type DB struct {
 	gcDone    chan struct{}
 	closeOnce sync.Once
 	idx       *tokindex.Index
+	dying     dyingSet   // tokens of a deleted owner not yet purged (refused as revoked)
 	bootMu    sync.Mutex // serializes Bootstrap
 	// wmu is held by every write that appends to the change feed, from before its transaction
 	// until idx and the subscribers have seen it, so sequence numbers, the index and the

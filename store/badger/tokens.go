@@ -14,9 +14,26 @@ import (
 )
 
 func (s *DB) CreateToken(ctx context.Context, t store.Token) error {
+	return s.CreateTokenCapped(ctx, t, 0)
+}
+
+// CreateTokenCapped implements store.Store. The owner's live tokens are counted from the token
+// index, which holding wmu is exactly the committed state; expired tokens do not count.
+func (s *DB) CreateTokenCapped(ctx context.Context, t store.Token, max int) error {
 	err := s.write(ctx, func(w *wtxn) error {
 		if ok, err := exists(w.Txn, ownerKey(t.Kind, t.OwnerID)); err != nil || !ok {
 			return orNotFound(err, "token owner %s", t.OwnerID)
+		}
+		if max > 0 {
+			live := 0
+			for _, id := range s.idx.Owned(t.Kind, t.OwnerID) {
+				if ta, ok := s.idx.Get(id); ok && (ta.ExpiresAt.IsZero() || ta.ExpiresAt.After(w.now)) {
+					live++
+				}
+			}
+			if live >= max {
+				return fmt.Errorf("owner %s holds %d live tokens, the most allowed: %w", t.OwnerID, max, store.ErrTooManyTokens)
+			}
 		}
 		if err := addToken(w, &t); err != nil {
 			return err
@@ -53,8 +70,17 @@ func addToken(w *wtxn, t *store.Token) error {
 }
 
 // deleteTokenKeys deletes a token record and its owner index entry and leaves a tombstone
-// saying why; the caller keeps the counts.
+// saying why, with its change; the caller keeps the counts.
 func deleteTokenKeys(w *wtxn, id token.ID, owner, why string) error {
+	if err := removeToken(w, id, owner, why); err != nil {
+		return err
+	}
+	return w.tokenRemoved(id)
+}
+
+// removeToken is deleteTokenKeys without the change: for the tokens of a deleted owner, which
+// its own delete revokes.
+func removeToken(w *wtxn, id token.ID, owner, why string) error {
 	sid := id.String()
 	if err := w.Delete([]byte(pTokOwner + owner + "/" + sid)); err != nil {
 		return err
@@ -62,10 +88,7 @@ func deleteTokenKeys(w *wtxn, id token.ID, owner, why string) error {
 	if err := tombstone(w.Txn, sid, why); err != nil {
 		return err
 	}
-	if err := w.Delete([]byte(pToken + sid)); err != nil {
-		return err
-	}
-	return w.tokenRemoved(id)
+	return w.Delete([]byte(pToken + sid))
 }
 
 // ownedTokenID is the token id that ends k, a key of owner's token index (pTokOwner<owner>/<id>).
@@ -152,6 +175,9 @@ func (s *DB) importOnce(ctx context.Context, ts []store.Token) error {
 // ErrNotFound.
 func (s *DB) GetToken(_ context.Context, id token.ID) (store.Token, error) {
 	var t store.Token
+	if why, ok := s.dying.get(id); ok {
+		return t, fmt.Errorf("get token %s: %s: %w", id, why, store.ErrRevoked)
+	}
 	err := s.view(func(txn *bdg.Txn) error {
 		err := getToken(txn, id, &t)
 		if !errors.Is(err, store.ErrNotFound) {
@@ -172,6 +198,9 @@ func (s *DB) GetToken(_ context.Context, id token.ID) (store.Token, error) {
 func (s *DB) ListTokens(_ context.Context, owner string) ([]store.Token, error) {
 	var out []store.Token
 	err := s.view(func(txn *bdg.Txn) error {
+		if ok, err := exists(txn, pPurge+owner); err != nil || ok {
+			return err // a deleted owner whose tokens are being purged has none
+		}
 		return scan(txn, pTokOwner+owner+"/", func(k, _ []byte) error {
 			id, err := ownedTokenID(k, owner)
 			if err != nil {
@@ -212,6 +241,9 @@ func (s *DB) DeleteToken(ctx context.Context, id token.ID) error {
 func (s *DB) TokenAuth(_ context.Context, id token.ID) (store.TokenAuth, error) {
 	if t, ok := s.idx.Get(id); ok {
 		return t, nil
+	}
+	if why, ok := s.dying.get(id); ok {
+		return store.TokenAuth{}, fmt.Errorf("get token %s: %s: %w", id, why, store.ErrRevoked)
 	}
 	err := s.view(func(txn *bdg.Txn) error {
 		why, err := getString(txn, pRevoked+id.String())

@@ -3,6 +3,7 @@ package badger
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -214,15 +215,18 @@ func TestDeleteOwnerWithManyTokens(t *testing.T) {
 	}
 	txn.Discard()
 
-	// Caches are told when the owner is gone, not after its tokens are purged: a cached token
-	// stops working at once.
-	indexedAtNotice := -1
+	// Caches are told when the owner is gone, before its tokens are purged, and by then every
+	// one of them is out of the index and refused as revoked: a cached token stops at once.
+	refusedAtNotice, tombstonedAtNotice := -1, 0
 	s.Subscribe(func(cs []store.Change) {
 		if c := cs[0]; c.Kind == store.ChangeService && c.Op == store.OpDelete && c.ID == "s1" {
-			indexedAtNotice = 0
+			refusedAtNotice = 0
 			for _, id := range svcIDs {
-				if _, ok := s.idx.Get(id); ok {
-					indexedAtNotice++
+				if _, err := s.TokenAuth(ctx, id); errors.Is(err, store.ErrRevoked) && strings.Contains(err.Error(), "service deleted") {
+					refusedAtNotice++
+				}
+				if _, ok := s.dying.get(id); !ok {
+					tombstonedAtNotice++
 				}
 			}
 		}
@@ -230,8 +234,11 @@ func TestDeleteOwnerWithManyTokens(t *testing.T) {
 	if n, err := s.DeleteService(ctx, "s1"); err != nil || n != many {
 		t.Fatalf("DeleteService revoked %d tokens (%v), want %d", n, err, many)
 	}
-	if indexedAtNotice < many {
-		t.Fatalf("the service's deletion was announced with %d tokens indexed, want it before its %d tokens were purged", indexedAtNotice, many)
+	if refusedAtNotice != many {
+		t.Fatalf("the service's deletion was announced with %d of its %d tokens refused as revoked, want all", refusedAtNotice, many)
+	}
+	if tombstonedAtNotice == many {
+		t.Fatal("the service's deletion was announced after its tokens were purged, want before")
 	}
 	if n, err := s.DeleteUser(ctx, "u1"); err != nil || n != many {
 		t.Fatalf("DeleteUser revoked %d tokens (%v), want %d", n, err, many)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -13,12 +14,13 @@ import (
 	"github.com/rill-authd/rill-authd/store"
 )
 
-// applyTimeout bounds one catch-up on the feed: it runs holding amu, which writers returning
-// wait for, so a stalled connection must not hold it for a TCP timeout.
+// applyTimeout bounds one read of the feed (at most feedBatch changes, whatever the size of the
+// write they belong to): it runs holding amu, which writers returning wait for, so a stalled
+// connection must not hold it for a TCP timeout.
 const applyTimeout = 10 * time.Second
 
-// feedBatch bounds the changes one read of the feed applies (whole writes, so a little more).
-const feedBatch = 10_000
+// feedBatch bounds the changes one read of the feed returns (a variable for tests).
+var feedBatch = 5_000
 
 type beginner interface {
 	BeginTx(ctx context.Context, o pgx.TxOptions) (pgx.Tx, error)
@@ -34,38 +36,72 @@ func (s *DB) notifyReset() {
 	}
 }
 
+// reconnectMax caps the wait between two attempts to reconnect the feed: well under a second,
+// so that with the connect and the catch-up a replica is current within a second of PostgreSQL
+// answering again (BenchmarkTimeToCurrentAfterRestart).
+const reconnectMax = 500 * time.Millisecond
+
+// connectTimeout bounds one attempt to connect the feed, so an unreachable host (packets
+// dropped, not refused) costs a retry, not a TCP timeout.
+const connectTimeout = 5 * time.Second
+
 // follow keeps one connection listening for change notifications and applies the feed after
 // each, and at least every PollInterval; when the connection fails it reconnects with backoff
-// and replays from the last applied sequence.
+// (50 ms doubling to reconnectMax, each wait drawn between half of it and all of it, so
+// replicas that lost PostgreSQL together do not retry in step) and replays from the last applied
+// sequence. A new connection of the pool (PostgreSQL answers again) ends the wait at once.
 func (s *DB) follow(cfg *pgx.ConnConfig) {
 	defer s.done.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-s.stop; cancel() }()
-	backoff := 50 * time.Millisecond
+	maxWait := s.opts.reconnectMax
+	if maxWait <= 0 {
+		maxWait = reconnectMax
+	}
+	backoff := min(50*time.Millisecond, maxWait)
 	for {
-		err := s.listen(ctx, cfg, func() { backoff = 50 * time.Millisecond; s.connected.Store(true) })
+		err := s.listen(ctx, cfg, func() { backoff = min(50*time.Millisecond, maxWait); s.connected.Store(true) })
 		s.connected.Store(false)
 		if ctx.Err() != nil {
 			return
 		}
 		// What cut this connection (a restart, a failover) most likely cut the pool's too:
-		// drop them, so the next request dials anew rather than failing on a dead one.
+		// drop them, so the next request dials anew rather than failing on a dead one. Only a
+		// pool connection made from now on says PostgreSQL is back.
 		s.pool.Reset()
+		select {
+		case <-s.poolUp:
+		default:
+		}
 		s.reconnects.Add(1)
-		s.log.Warn("change feed connection lost; reconnecting", "in", backoff, "err", err)
+		wait := backoff/2 + rand.N(backoff/2+1)
+		s.log.Warn("change feed connection lost; reconnecting", "in", wait.Round(time.Millisecond), "err", err)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(wait):
+		case <-s.poolUp:
 		}
-		backoff = min(backoff*2, 5*time.Second)
+		backoff = min(backoff*2, maxWait)
 	}
+}
+
+// poolConnected is the pool's AfterConnect: it wakes a follower waiting to reconnect.
+func (s *DB) poolConnected(context.Context, *pgx.Conn) error {
+	select {
+	case s.poolUp <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
 // listen runs one connection until it fails. LISTEN comes before the first read, so no
 // notification between the two is lost.
 func (s *DB) listen(ctx context.Context, cfg *pgx.ConnConfig, connected func()) error {
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	began := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	conn, err := pgx.ConnectConfig(cctx, cfg)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
@@ -74,19 +110,26 @@ func (s *DB) listen(ctx context.Context, cfg *pgx.ConnConfig, connected func()) 
 		return fmt.Errorf("listen: %w", err)
 	}
 	s.listenPID.Store(conn.PgConn().PID())
+	// Usually nothing was written while the connection was down: one read of the feed state
+	// says so, much cheaper than a read of the feed on a server just restarted (cold caches).
+	current, err := s.confirmQuiet(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("read the feed state: %w", err)
+	}
 	first := true
 	for {
-		s.amu.Lock()
-		actx, cancel := context.WithTimeout(ctx, applyTimeout)
-		err := s.applyFromDB(actx, conn, 0)
-		cancel()
-		s.amu.Unlock()
-		if err != nil {
-			return fmt.Errorf("apply changes: %w", err)
+		if !current {
+			if err := s.catchUp(ctx, conn); err != nil {
+				return fmt.Errorf("apply changes: %w", err)
+			}
 		}
+		current = false
 		if first {
 			connected()
 			first = false
+			if s.reconnects.Load() > 0 {
+				s.log.Info("change feed reconnected and current", "took", time.Since(began).Round(time.Millisecond))
+			}
 		}
 		for {
 			wctx, cancel := context.WithTimeout(ctx, s.opts.PollInterval)
@@ -104,6 +147,25 @@ func (s *DB) listen(ctx context.Context, cfg *pgx.ConnConfig, connected func()) 
 			}
 		}
 	}
+}
+
+// confirmQuiet reads the feed state alone and, when nothing was committed past what this
+// replica applied, confirms it current; it reports whether it did.
+func (s *DB) confirmQuiet(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	begun := time.Now()
+	rctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	defer cancel()
+	var last int64
+	if err := conn.QueryRow(rctx, "SELECT last_seq FROM feed_state").Scan(&last); err != nil {
+		return false, err
+	}
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	if uint64(last) != s.applied.Load() {
+		return false, nil
+	}
+	s.confirmed.Store(begun.UnixNano())
+	return true, nil
 }
 
 // Current says up to which sequence this replica has applied the feed, and when it last

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,7 +27,9 @@ func (s *DB) reload(ctx context.Context, b beginner) error {
 			return fmt.Errorf("read the feed state: %w", err)
 		}
 		idx.Reserve(int(live))
-		rows, err := tx.Query(ctx, "SELECT id, kind, owner_id, hash, expires_at FROM tokens")
+		// The tokens of an owner whose purge is not finished are revoked already.
+		rows, err := tx.Query(ctx, `SELECT t.id, t.kind, t.owner_id, t.hash, t.expires_at, p.why, p.deleted_at
+			FROM tokens t LEFT JOIN purges p ON p.owner_id = t.owner_id`)
 		if err != nil {
 			return fmt.Errorf("load token index: %w", err)
 		}
@@ -34,8 +37,16 @@ func (s *DB) reload(ctx context.Context, b beginner) error {
 			id, kind, owner string
 			hash            []byte
 			expires         int64
+			purged          *string
+			purgedAt        *time.Time
 		)
-		_, err = pgx.ForEachRow(rows, []any{&id, &kind, &owner, &hash, &expires}, func() error {
+		_, err = pgx.ForEachRow(rows, []any{&id, &kind, &owner, &hash, &expires, &purged, &purgedAt}, func() error {
+			if purged != nil {
+				if tid, err := token.ParseID(id); err == nil {
+					dead.add(tid, *purged, *purgedAt)
+				}
+				return nil
+			}
 			return indexToken(idx, id, kind, owner, hash, expires)
 		})
 		if err != nil {
@@ -86,7 +97,7 @@ func indexToken(idx *tokindex.Index, id, kind, owner string, hash []byte, expire
 
 // applyToken applies a token change from the feed to the index and the tombstones: tok is the
 // put token's check fields (nil: deleted since, and that delete is further on in the feed);
-// why and at are a deleted token's tombstone, if it has one.
+// why and at are the tombstone of a deleted token (or of a put one deleted since), if any.
 func applyToken(idx *tokindex.Index, dead *tombstones, c store.Change, tok *store.TokenAuth, why string, at time.Time) {
 	// A change's id is a string naming a record of any kind; a token's is its UUID text (an id
 	// that is not names no token a bearer can present).
@@ -95,8 +106,13 @@ func applyToken(idx *tokindex.Index, dead *tombstones, c store.Change, tok *stor
 		return
 	}
 	if c.Op == store.OpPut {
-		if tok != nil {
+		switch {
+		case tok != nil:
 			idx.Put(id, tok.Kind, tok.OwnerID, tok.Hash, tok.ExpiresAt)
+		case why != "":
+			// Gone since, and revoked: by a token delete further on in the feed, or with its
+			// owner (whose delete, further on too, finds no entry of it to tombstone).
+			dead.add(id, why, at)
 		}
 		return
 	}
@@ -112,54 +128,86 @@ type feedRow struct {
 	writeEnd uint64
 }
 
-// applyFromDB reads the changes after the last applied one from one snapshot, at most up to
-// upTo (0: all), and applies them in order: token puts load the token's check fields, token
-// deletes drop it and remember its tombstone, and subscribers hear of each write once. It
-// never skips a sequence: it stops at a gap and applies only whole writes. A replica behind
-// the pruned part of the feed reloads everything. The caller holds amu.
+// applyRow is a change read from the feed with what applying it needs.
+type applyRow struct {
+	feedRow
+	tok   *store.TokenAuth // a put token that still exists
+	why   string           // the tombstone of a deleted token (or of a put one deleted since)
+	whyAt time.Time
+}
+
+// partial is what a catch-up has read of the feed but not applied: the start of a write larger
+// than one read, continued by the next read.
+type partial struct {
+	after uint64 // the sequence applied when these were read; they follow it
+	rows  []applyRow
+}
+
+// applyFromDB reads the changes after the last applied one, at most up to upTo (0: all), and
+// applies them in order: token puts load the token's check fields, token deletes drop it and
+// remember its tombstone, an owner's delete drops all its tokens, and subscribers hear of each
+// write once. Each read is bounded (feedBatch changes, applyTimeout), so no write is too large to
+// follow: one larger than a read is gathered over several and applied whole. It never skips a
+// sequence: it stops at a gap. A replica behind the pruned part of the feed reloads
+// everything. The caller holds amu.
 func (s *DB) applyFromDB(ctx context.Context, q querier, upTo uint64) error {
+	var p partial
 	for {
-		n, err := s.applyBatch(ctx, q, upTo)
-		if err != nil {
+		rctx, cancel := context.WithTimeout(ctx, applyTimeout)
+		more, err := s.applyBatch(rctx, q, upTo, &p)
+		cancel()
+		if err != nil || !more {
 			return err
-		}
-		if n < feedBatch {
-			return nil
 		}
 	}
 }
 
-func (s *DB) applyBatch(ctx context.Context, q querier, upTo uint64) (int, error) {
+// catchUp is applyFromDB for the follower: it takes amu for one read at a time, so a writer
+// returning waits for one bounded read at most, never for a whole catch-up.
+func (s *DB) catchUp(ctx context.Context, q querier) error {
+	var p partial
+	for {
+		s.amu.Lock()
+		rctx, cancel := context.WithTimeout(ctx, applyTimeout)
+		more, err := s.applyBatch(rctx, q, 0, &p)
+		cancel()
+		s.amu.Unlock()
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// applyBatch reads at most feedBatch changes after those applied and those in p, in one
+// statement (one snapshot, one round trip: the feed state, the changes, and for each token
+// change the token's check fields or its tombstone), applies every whole write they complete
+// and keeps the rest in p. It reports whether there may be more to read.
+func (s *DB) applyBatch(ctx context.Context, q querier, upTo uint64, p *partial) (bool, error) {
 	begun := time.Now()
 	after := s.applied.Load()
+	if p.after != after {
+		*p = partial{after: after} // applied meanwhile (a writer's catch-up): read afresh
+	}
+	from := after + uint64(len(p.rows))
 	bound := int64(upTo)
 	if upTo == 0 {
 		bound = -1
 	}
-	// One statement, so one snapshot and one round trip: the feed state, the changes (whole
-	// writes), and for each token change the token's check fields or its tombstone.
 	rs, err := q.Query(ctx, `
 		WITH fs AS (SELECT last_seq, pruned FROM feed_state),
-		bound AS (SELECT max(write_end) AS e FROM changes WHERE seq > $1 AND seq <= $1 + $2),
-		c AS (SELECT changes.* FROM changes, bound WHERE seq > $1 AND seq <= bound.e AND ($3 < 0 OR seq <= $3))
+		c AS (SELECT * FROM changes WHERE seq > $1 AND ($3 < 0 OR seq <= $3) ORDER BY seq LIMIT $2)
 		SELECT fs.last_seq, fs.pruned, c.seq, c.write_end, c.kind, c.op, c.id, c.at,
 			t.kind, t.owner_id, t.hash, t.expires_at, d.why, d.deleted_at
 		FROM fs
 		LEFT JOIN c ON true
 		LEFT JOIN tokens t ON c.kind = 'token' AND c.op = 'put' AND t.id = c.id
-		LEFT JOIN tombstones d ON c.kind = 'token' AND c.op = 'delete' AND d.id = c.id
-		ORDER BY c.seq`, int64(after), feedBatch, bound)
+		LEFT JOIN tombstones d ON c.kind = 'token' AND d.id = c.id AND (c.op = 'delete' OR t.id IS NULL)
+		ORDER BY c.seq`, int64(from), feedBatch, bound)
 	if err != nil {
-		return 0, fmt.Errorf("read changes: %w", err)
-	}
-	type row struct {
-		feedRow
-		tok   *store.TokenAuth // a put token that still exists
-		why   string           // a deleted token's tombstone
-		whyAt time.Time
+		return false, fmt.Errorf("read changes: %w", err)
 	}
 	var (
-		rows           []row
+		read           int
 		lastSeq, prune int64
 		seq, end, at   *int64
 		kind, op, id   *string
@@ -173,7 +221,8 @@ func (s *DB) applyBatch(ctx context.Context, q querier, upTo uint64) (int, error
 		if seq == nil {
 			return nil // no changes: the feed state alone
 		}
-		var r row
+		read++
+		var r applyRow
 		r.Seq, r.writeEnd = uint64(*seq), uint64(*end)
 		r.Kind, r.Op, r.ID, r.Time = store.ChangeKind(*kind), store.ChangeOp(*op), *id, fromNanos(*at)
 		if tKind != nil {
@@ -187,20 +236,24 @@ func (s *DB) applyBatch(ctx context.Context, q querier, upTo uint64) (int, error
 		if dWhy != nil {
 			r.why, r.whyAt = *dWhy, *dAt
 		}
-		rows = append(rows, r)
+		p.rows = append(p.rows, r)
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("read changes: %w", err)
+		return false, fmt.Errorf("read changes: %w", err)
 	}
-	if after < uint64(prune) {
-		return 0, s.reloadTruncated(ctx, s.pool, after)
+	if from < uint64(prune) {
+		*p = partial{}
+		return false, s.reloadTruncated(ctx, s.pool, after)
 	}
-	fr := make([]feedRow, len(rows))
-	for i := range rows {
-		fr[i] = rows[i].feedRow
+	// Keep what follows on with no gap; apply the whole writes at its head.
+	fr := make([]feedRow, len(p.rows))
+	for i := range p.rows {
+		fr[i] = p.rows[i].feedRow
 	}
-	rows = rows[:len(wholeWrites(after, fr))]
+	gap := contiguous(after, fr) < len(fr)
+	p.rows = p.rows[:contiguous(after, fr)]
+	rows := p.rows[:len(wholeWrites(after, fr[:len(p.rows)]))]
 	idx, dead := s.idx.Load(), s.dead.Load()
 	for i := 0; i < len(rows); {
 		j := i
@@ -211,6 +264,8 @@ func (s *DB) applyBatch(ctx context.Context, q querier, upTo uint64) (int, error
 		for _, r := range rows[i:j] {
 			if r.Kind == store.ChangeToken {
 				applyToken(idx, dead, r.Change, r.tok, r.why, r.whyAt)
+			} else {
+				applyOwnerDelete(idx, dead, r.Change)
 			}
 			cs = append(cs, r.Change)
 		}
@@ -220,10 +275,23 @@ func (s *DB) applyBatch(ctx context.Context, q querier, upTo uint64) (int, error
 		}
 		i = j
 	}
-	if upTo == 0 && s.applied.Load() >= uint64(lastSeq) {
+	p.rows = slices.Clone(p.rows[len(rows):])
+	p.after = s.applied.Load()
+	more := read == feedBatch && !gap
+	if !more && upTo == 0 && len(p.rows) == 0 && s.applied.Load() >= uint64(lastSeq) {
 		s.confirmed.Store(begun.UnixNano())
 	}
-	return len(rows), nil
+	return more, nil
+}
+
+// contiguous is how many of the leading rows follow after with no gap.
+func contiguous(after uint64, rows []feedRow) int {
+	for i, r := range rows {
+		if r.Seq != after+uint64(i)+1 {
+			return i
+		}
+	}
+	return len(rows)
 }
 
 // wholeWrites keeps the leading rows that follow after with no gap and end on a write's end.

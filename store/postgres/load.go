@@ -55,7 +55,7 @@ func (s *DB) Load(ctx context.Context, snap store.Snapshot, replace bool) error 
 			return store.ErrNotEmpty
 		}
 		if used {
-			if _, err := tx.Exec(ctx, "TRUNCATE orgs, projects, users, services, tokens, tombstones, signing_keys, audit"); err != nil {
+			if _, err := tx.Exec(ctx, "TRUNCATE orgs, projects, users, services, tokens, tombstones, purges, signing_keys, audit"); err != nil {
 				return fmt.Errorf("empty the database: %w", err)
 			}
 		}

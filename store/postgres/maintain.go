@@ -9,7 +9,8 @@ import (
 )
 
 // maintain prunes, now and then, changes older than the feed keeps (always keeping the newest),
-// tombstones past their period and audit events past their retention. Every replica does it;
+// tombstones past their period and audit events past their retention, and finishes the token
+// purges of deleted owners that a replica left part way (at start too). Every replica does it;
 // the deletes are idempotent.
 func (s *DB) maintain() {
 	defer s.done.Done()
@@ -19,12 +20,21 @@ func (s *DB) maintain() {
 	}
 	t := time.NewTicker(s.opts.MaintainInterval)
 	defer t.Stop()
+	// Purges a stopped replica left are finished at once, not a whole interval later.
+	stopped, cancelStop := context.WithCancel(context.Background())
+	defer cancelStop()
+	go func() { <-s.stop; cancelStop() }()
+	ctx, cancel := context.WithTimeout(stopped, time.Minute)
+	if err := s.resumePurges(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		s.log.Error("finishing the token purges of deleted owners", "err", err)
+	}
+	cancel()
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			ctx, cancel := context.WithTimeout(stopped, time.Minute)
 			if err := s.prune(ctx, time.Now()); err != nil {
 				s.log.Error("pruning the change feed, tombstones and audit", "err", err)
 			}
@@ -51,6 +61,9 @@ func (s *DB) prune(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("prune tombstones: %w", err)
 	}
 	s.dead.Load().prune(now.Add(-tombstoneTTL))
+	if err := s.resumePurges(ctx, now); err != nil {
+		return err
+	}
 	if r := s.opts.AuditRetention; r > 0 {
 		if _, err := s.pool.Exec(ctx, "DELETE FROM audit WHERE at < $1", now.Add(-r).UnixNano()); err != nil {
 			return fmt.Errorf("prune audit: %w", err)

@@ -72,7 +72,8 @@ type Options struct {
 	MaintainInterval time.Duration
 	Logger           *slog.Logger
 
-	tracer pgx.QueryTracer // tests count the pool's queries
+	tracer       pgx.QueryTracer // tests count the pool's queries
+	reconnectMax time.Duration   // benchmarks compare the feed's reconnect cap (default 1s)
 }
 
 // Advisory lock keys: arbitrary constants, the same in every replica.
@@ -111,6 +112,7 @@ type DB struct {
 	reconnects atomic.Uint64
 	connected  atomic.Bool   // the listening connection is up and has caught up once
 	listenPID  atomic.Uint32 // the backend of the listening connection (tests kill it)
+	poolUp     chan struct{} // a pool connection was made: a follower waiting to reconnect tries now
 
 	stop      chan struct{}
 	done      sync.WaitGroup
@@ -149,7 +151,8 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	if o.tracer != nil {
 		cfg.ConnConfig.Tracer = o.tracer
 	}
-	s := &DB{opts: o, log: o.Logger, stop: make(chan struct{})}
+	s := &DB{opts: o, log: o.Logger, stop: make(chan struct{}), poolUp: make(chan struct{}, 1)}
+	cfg.AfterConnect = s.poolConnected
 	s.idx.Store(tokindex.New())
 	if len(o.EncryptionKey) > 0 {
 		if s.aead, err = newAEAD(o.EncryptionKey); err != nil {
@@ -306,10 +309,7 @@ func (s *DB) publish(ctx context.Context, first uint64, w *wtx) {
 		cancel()
 		if err != nil || s.applied.Load() != first-1 {
 			s.log.Warn("could not apply earlier changes before this replica's own write; the follower will", "seq", first, "err", err)
-			for _, d := range w.dels {
-				s.dead.Load().add(d.id, d.why, w.now)
-				s.idx.Load().Remove(d.id)
-			}
+			s.applyDels(w)
 			// The write's changes reach subscribers later, in order, from the follower; caches
 			// must drop what they name now all the same, or a cached revoked token stays
 			// allowed until then: told ahead, outside the sequence (Seq 0). Not a reset: that
@@ -321,10 +321,7 @@ func (s *DB) publish(ctx context.Context, first uint64, w *wtx) {
 	for _, t := range w.puts {
 		s.idx.Load().Put(t.ID, t.Kind, t.OwnerID, t.Hash, t.ExpiresAt)
 	}
-	for _, d := range w.dels {
-		s.dead.Load().add(d.id, d.why, w.now) // before the removal: never briefly unknown
-		s.idx.Load().Remove(d.id)
-	}
+	s.applyDels(w)
 	s.applied.Store(last)
 	for _, fn := range s.subs {
 		fn(w.changes)
@@ -341,6 +338,19 @@ func (s *DB) notifyAhead(changes []store.Change) {
 	}
 	for _, fn := range s.subs {
 		fn(cs)
+	}
+}
+
+// applyDels applies a committed write's revocations here: its token deletes and owner deletes
+// (each revoking all the owner's tokens). The caller holds amu.
+func (s *DB) applyDels(w *wtx) {
+	idx, dead := s.idx.Load(), s.dead.Load()
+	for _, d := range w.dels {
+		dead.add(d.id, d.why, w.now) // before the removal: never briefly unknown
+		idx.Remove(d.id)
+	}
+	for _, c := range w.changes {
+		applyOwnerDelete(idx, dead, c)
 	}
 }
 

@@ -21,6 +21,9 @@ func (s *DB) CreateService(ctx context.Context, sv store.Service) error {
 		if ok, err := exists(ctx, w, "SELECT FROM services WHERE org = $1 AND name = $2", sv.Org, sv.Name); err != nil || ok {
 			return conflictOr(err, "service %q in org %q", sv.Name, sv.Org)
 		}
+		if err := finishPurge(w, sv.ID); err != nil {
+			return err
+		}
 		_, err := w.Exec(ctx, `INSERT INTO services (id, org, name, doc) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (id) DO UPDATE SET org = excluded.org, name = excluded.name, doc = excluded.doc`, sv.ID, sv.Org, sv.Name, doc)
 		if err != nil {

@@ -14,13 +14,14 @@ import (
 
 const tokenCols = "id, kind, owner_id, display_name, prefix, hash, created_by, created_at, expires_at, last_used_at"
 
-func scanToken(row pgx.Row, t *store.Token) error {
+// scanToken reads tokenCols into t, and any columns after them into extra.
+func scanToken(row pgx.Row, t *store.Token, extra ...any) error {
 	var (
 		id, kind          string
 		hash              []byte
 		created, exp, use int64
 	)
-	if err := row.Scan(&id, &kind, &t.OwnerID, &t.DisplayName, &t.Prefix, &hash, &t.CreatedBy, &created, &exp, &use); err != nil {
+	if err := row.Scan(append([]any{&id, &kind, &t.OwnerID, &t.DisplayName, &t.Prefix, &hash, &t.CreatedBy, &created, &exp, &use}, extra...)...); err != nil {
 		return err
 	}
 	var err error
@@ -45,18 +46,39 @@ func ownerTable(k token.Kind) string {
 }
 
 func addTokenCount(w *wtx, kind token.Kind, delta int64) error {
+	return addTokenCountTx(w.ctx, w.Tx, kind, delta)
+}
+
+func addTokenCountTx(ctx context.Context, tx pgx.Tx, kind token.Kind, delta int64) error {
 	if delta == 0 {
 		return nil
 	}
-	_, err := w.Exec(w.ctx, `INSERT INTO token_counts (kind, n) VALUES ($1, greatest($2, 0))
+	_, err := tx.Exec(ctx, `INSERT INTO token_counts (kind, n) VALUES ($1, greatest($2, 0))
 		ON CONFLICT (kind) DO UPDATE SET n = greatest(token_counts.n + $2, 0)`, string(kind), delta)
 	return err
 }
 
 func (s *DB) CreateToken(ctx context.Context, t store.Token) error {
+	return s.CreateTokenCapped(ctx, t, 0)
+}
+
+// CreateTokenCapped implements store.Store: the count is read under the write lock, so two
+// replicas issuing at once cannot both pass the cap. Expired tokens do not count.
+func (s *DB) CreateTokenCapped(ctx context.Context, t store.Token, max int) error {
 	err := s.write(ctx, func(w *wtx) error {
 		if ok, err := exists(ctx, w, "SELECT FROM "+ownerTable(t.Kind)+" WHERE id = $1", t.OwnerID); err != nil || !ok {
 			return notFoundOr(err, "token owner %s", t.OwnerID)
+		}
+		if max > 0 {
+			var live int
+			err := w.QueryRow(ctx, `SELECT count(*) FROM (SELECT FROM tokens WHERE owner_id = $1
+				AND (expires_at = 0 OR expires_at > $2) LIMIT $3) x`, t.OwnerID, w.now.UnixNano(), max).Scan(&live)
+			if err != nil {
+				return err
+			}
+			if live >= max {
+				return fmt.Errorf("owner %s holds %d live tokens, the most allowed: %w", t.OwnerID, max, store.ErrTooManyTokens)
+			}
 		}
 		if ok, err := exists(ctx, w, "SELECT FROM tokens WHERE id = $1", t.ID.String()); err != nil || ok {
 			return conflictOr(err, "token %s", t.ID)
@@ -153,6 +175,11 @@ func (s *DB) ImportTokens(ctx context.Context, ts []store.Token) error {
 				ids[i] = batch[i].ID.String()
 				added[batch[i].Kind]++
 			}
+			// The owners were checked before the first batch; one deleted since must not get
+			// tokens (replicas dropped its tokens on its delete, and would not drop these).
+			if err := ownersExist(w, batch); err != nil {
+				return err
+			}
 			var taken string
 			err := w.QueryRow(ctx, "SELECT id FROM tokens WHERE id = ANY($1) LIMIT 1", ids).Scan(&taken)
 			if err == nil {
@@ -175,6 +202,25 @@ func (s *DB) ImportTokens(ctx context.Context, ts []store.Token) error {
 			return fmt.Errorf("import tokens: %d of %d written: %w", written, len(ts), err)
 		}
 		written = end
+	}
+	return nil
+}
+
+// ownersExist fails inside w unless every owner of ts exists.
+func ownersExist(w *wtx, ts []store.Token) error {
+	owners := map[token.Kind][]string{}
+	for _, t := range ts {
+		owners[t.Kind] = append(owners[t.Kind], t.OwnerID)
+	}
+	for k, ids := range owners {
+		var missing string
+		err := w.QueryRow(w.ctx, "SELECT o FROM unnest($1::text[]) o WHERE NOT EXISTS (SELECT FROM "+ownerTable(k)+" WHERE id = o) LIMIT 1", ids).Scan(&missing)
+		if err == nil {
+			return fmt.Errorf("token owner %s: %w", missing, store.ErrNotFound)
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
 	}
 	return nil
 }
@@ -222,7 +268,12 @@ func (s *DB) GetToken(ctx context.Context, id token.ID) (store.Token, error) {
 	if err := s.closedErr(); err != nil {
 		return t, err
 	}
-	err := scanToken(s.pool.QueryRow(ctx, "SELECT "+tokenCols+" FROM tokens WHERE id = $1", id.String()), &t)
+	// A token of an owner whose purge is not finished is revoked already.
+	var purged *string
+	err := scanToken(s.pool.QueryRow(ctx, "SELECT "+tokenCols+", (SELECT why FROM purges p WHERE p.owner_id = tokens.owner_id) FROM tokens WHERE id = $1", id.String()), &t, &purged)
+	if err == nil && purged != nil {
+		err = fmt.Errorf("%s: %w", *purged, store.ErrRevoked)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		var why string
 		terr := s.pool.QueryRow(ctx, "SELECT why FROM tombstones WHERE id = $1", id.String()).Scan(&why)
@@ -245,7 +296,7 @@ func (s *DB) ListTokens(ctx context.Context, owner string) ([]store.Token, error
 	if err := s.closedErr(); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, "SELECT "+tokenCols+" FROM tokens WHERE owner_id = $1 ORDER BY created_at, id COLLATE \"C\"", owner)
+	rows, err := s.pool.Query(ctx, "SELECT "+tokenCols+" FROM tokens WHERE owner_id = $1 AND NOT EXISTS (SELECT FROM purges WHERE owner_id = $1) ORDER BY created_at, id COLLATE \"C\"", owner)
 	if err != nil {
 		return nil, fmt.Errorf("list tokens of %s: %w", owner, unavail(err))
 	}
@@ -262,7 +313,8 @@ func (s *DB) ListTokens(ctx context.Context, owner string) ([]store.Token, error
 
 func (s *DB) DeleteToken(ctx context.Context, id token.ID) error {
 	err := s.write(ctx, func(w *wtx) error {
-		n, err := deleteTokens(w, "id = $1", "revoked", id.String())
+		// A token of a deleted owner whose purge is not finished is revoked already.
+		n, err := deleteTokens(w, "id = $1 AND NOT EXISTS (SELECT FROM purges p WHERE p.owner_id = tokens.owner_id)", "revoked", id.String())
 		if err == nil && n == 0 {
 			err = fmt.Errorf("token %s: %w", id, store.ErrNotFound)
 		}

@@ -58,6 +58,29 @@ func (d *tombstones) add(id token.ID, why string, at time.Time) {
 	sh.mu.Unlock()
 }
 
+// addAll adds many tombstones of one reason, locking each shard once.
+func (d *tombstones) addAll(ids []token.ID, why string, at time.Time) {
+	if len(ids) == 0 {
+		return
+	}
+	t := tombstone{at: at.UnixNano(), why: d.intern(why)}
+	var byShard [16][]token.ID
+	for _, id := range ids {
+		byShard[id[15]&15] = append(byShard[id[15]&15], id)
+	}
+	for i := range d.shards {
+		if len(byShard[i]) == 0 {
+			continue
+		}
+		sh := &d.shards[i]
+		sh.mu.Lock()
+		for _, id := range byShard[i] {
+			sh.m[id] = t
+		}
+		sh.mu.Unlock()
+	}
+}
+
 func (d *tombstones) get(id token.ID) (string, bool) {
 	sh := &d.shards[id[15]&15]
 	sh.mu.RLock()

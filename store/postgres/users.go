@@ -18,6 +18,9 @@ func (s *DB) CreateUser(ctx context.Context, u store.User) error {
 		if ok, err := exists(ctx, w, "SELECT FROM users WHERE email = $1", u.Email); err != nil || ok {
 			return conflictOr(err, "user %q", u.Email)
 		}
+		if err := finishPurge(w, u.ID); err != nil {
+			return err
+		}
 		// Badger overwrites a record whose id is taken under a new email; so does this.
 		_, err := w.Exec(ctx, `INSERT INTO users (id, email, doc) VALUES ($1, $2, $3)
 			ON CONFLICT (id) DO UPDATE SET email = excluded.email, doc = excluded.doc`, u.ID, u.Email, doc)
@@ -98,29 +101,4 @@ func (s *DB) DeleteUser(ctx context.Context, id string) (int, error) {
 		return n, fmt.Errorf("delete user: %w", err)
 	}
 	return n, nil
-}
-
-// deleteOwner deletes an owner (del deletes its row) and all its tokens in one transaction,
-// leaving their tombstones, and returns how many tokens it deleted. The owner's change comes
-// first, then one per token in id order, as in the embedded engine.
-func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner, del, what string) (int, error) {
-	ck := store.ChangeUser
-	if kind == token.Service {
-		ck = store.ChangeService
-	}
-	why := string(ck) + " deleted"
-	n := 0
-	err := s.write(ctx, func(w *wtx) error {
-		tag, err := w.Exec(ctx, del, owner)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return fmt.Errorf(what+": %w", owner, store.ErrNotFound)
-		}
-		w.change(ck, store.OpDelete, owner)
-		n, err = deleteTokens(w, "owner_id = $1", why, owner)
-		return err
-	})
-	return n, err
 }

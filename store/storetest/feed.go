@@ -58,10 +58,9 @@ func testFeedEveryWrite(t *testing.T, su suite) {
 		{"DeleteToken", func() error { return s.DeleteToken(c, t1.ID) }, []string{del(store.ChangeToken, t1.ID.String())}, nil, true, false},
 		{"PutSigningKey", func() error { return s.PutSigningKey(c, key) }, []string{put(store.ChangeKey, key.KID)}, nil, true, false},
 		{"PutSigningKey to retire", func() error { return s.PutSigningKey(c, retired) }, []string{put(store.ChangeKey, key.KID)}, nil, true, false},
-		{"DeleteService", func() error { _, err := s.DeleteService(c, sv.ID); return err },
-			[]string{del(store.ChangeService, sv.ID)}, []string{del(store.ChangeToken, t2.ID.String()), del(store.ChangeToken, t3.ID.String())}, true, false},
-		{"DeleteUser", func() error { _, err := s.DeleteUser(c, u.ID); return err },
-			[]string{del(store.ChangeUser, u.ID)}, []string{del(store.ChangeToken, tu.ID.String())}, true, false},
+		// One change per owner, however many tokens it revokes.
+		{"DeleteService", func() error { _, err := s.DeleteService(c, sv.ID); return err }, []string{del(store.ChangeService, sv.ID)}, nil, true, false},
+		{"DeleteUser", func() error { _, err := s.DeleteUser(c, u.ID); return err }, []string{del(store.ChangeUser, u.ID)}, nil, true, false},
 		{"DeleteUser without tokens", func() error { _, err := s.DeleteUser(c, u2.ID); return err }, []string{del(store.ChangeUser, u2.ID)}, nil, true, false},
 	}
 	start := time.Now()

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tokens", testTokens},
 		{"RevokedTokens", testRevokedTokens},
 		{"Cascades", testCascades},
+		{"TokenCap", testTokenCap},
 		{"CountTokens", testCountTokens},
 		{"TouchTokens", testTouchTokens},
 		{"ImportTokens", testImportTokens},

@@ -206,9 +206,28 @@ func testCascades(t *testing.T, su suite) {
 			must(t, s.CreateToken(c, revoked))
 			must(t, s.DeleteToken(c, revoked.ID))
 			before := counts(t, s)
+			// Atomic for readers: when subscribers hear of the owner's delete (its one
+			// change), every token of the owner is refused as revoked already.
+			heard := 0
+			s.Subscribe(func(cs []store.Change) {
+				for _, ch := range cs {
+					if ch.Op != store.OpDelete || ch.ID != owner {
+						continue
+					}
+					heard++
+					for _, tk := range live {
+						if _, err := s.TokenAuth(c, tk.ID); !errors.Is(err, store.ErrRevoked) || !contains(err, tc.why) {
+							t.Errorf("TokenAuth of a token of the owner when its delete is announced: %v, want ErrRevoked saying %q", err, tc.why)
+						}
+					}
+				}
+			})
 
 			n, err := tc.delete(c, s, owner)
 			must(t, err)
+			if heard != 1 {
+				t.Errorf("subscribers heard of the owner's delete %d times, want once", heard)
+			}
 			if n != len(live) {
 				t.Errorf("%s says it revoked %d tokens, want %d (the live ones)", tc.name, n, len(live))
 			}
@@ -236,6 +255,7 @@ func testCascades(t *testing.T, su suite) {
 			must(t, tc.reuse(c, s, w))
 		})
 	}
+	t.Run("OwnerWithManyTokens", func(t *testing.T) { testCascadeMany(t, su) })
 	t.Run("OwnerWithoutTokens", func(t *testing.T) {
 		s, c := su.fresh(t), t.Context()
 		w := populate(t, s)
@@ -382,5 +402,44 @@ func testImportTokens(t *testing.T, su suite) {
 	err = s.ImportTokens(c, []store.Token{twice, twice})
 	wantErr(t, "ImportTokens of one id twice", err, store.ErrConflict)
 	must(t, s.ImportTokens(c, nil))
+	countsAgree(t, s)
+}
+
+// testCascadeMany deletes a service with more tokens than an engine deletes in one batch: one
+// change, every token refused as revoked from then on, counts and lists follow, and a token
+// of another owner stays live.
+func testCascadeMany(t *testing.T, su suite) {
+	s, c := su.fresh(t), t.Context()
+	w := populate(t, s)
+	const many = 12_000
+	toks := make([]store.Token, many)
+	for i := range toks {
+		toks[i] = newToken(t, token.Service, w.svc3.ID)
+	}
+	must(t, s.ImportTokens(c, toks))
+	before, seq := counts(t, s), lastSeq(t, s)
+	n, err := s.DeleteService(c, w.svc3.ID)
+	must(t, err)
+	if n != many {
+		t.Errorf("DeleteService revoked %d tokens, want %d", n, many)
+	}
+	if got := val(s.ChangesSince(c, seq, 0))(t); len(got) != 1 || desc(got[0]) != del(store.ChangeService, w.svc3.ID) {
+		t.Errorf("deleting a service of %d tokens appended %v, want its one delete", many, descs(got))
+	}
+	for _, i := range []int{0, 1, many / 2, many - 1} {
+		wantRevoked(t, s, toks[i].ID, "service deleted")
+	}
+	for i := range toks {
+		if _, err := s.TokenAuth(c, toks[i].ID); !errors.Is(err, store.ErrRevoked) {
+			t.Fatalf("token %d of the deleted service: %v, want ErrRevoked", i, err)
+		}
+	}
+	if ts := val(s.ListTokens(c, w.svc3.ID))(t); len(ts) != 0 {
+		t.Errorf("ListTokens of the deleted service: %d tokens", len(ts))
+	}
+	if after := counts(t, s); after[token.Service] != before[token.Service]-many {
+		t.Errorf("CountTokens went from %v to %v, want %d fewer", before, after, many)
+	}
+	wantLive(t, s, w.svc2Tok)
 	countsAgree(t, s)
 }

@@ -64,3 +64,81 @@ func TestPutGetRemove(t *testing.T) {
 		t.Fatal("removed token still held")
 	}
 }
+
+// TestRemoveOwner drops exactly one owner's tokens, however they were put, replaced or removed
+// before, and costs nothing for an owner without tokens.
+func TestRemoveOwner(t *testing.T) {
+	x := New()
+	ids := map[string][]token.ID{}
+	for i := range 300 {
+		raw, err := token.New(token.Service)
+		if err != nil {
+			t.Fatal(err)
+		}
+		owner := fmt.Sprint("s", i%3)
+		x.Put(raw.ID, token.Service, owner, raw.Hash(), time.Time{})
+		ids[owner] = append(ids[owner], raw.ID)
+	}
+	// One of s0's tokens moves to s1 (a Put that replaces); one of s1's is removed.
+	moved := ids["s0"][0]
+	x.Put(moved, token.Service, "s1", token.Hash{}, time.Time{})
+	x.Remove(ids["s1"][0])
+	if len(x.Owned(token.Service, "s0")) != 99 || len(x.Owned(token.Service, "s1")) != 100 || x.Owned(token.Service, "nobody") != nil {
+		t.Fatalf("owned: s0 %d s1 %d, want 99 and 100", len(x.Owned(token.Service, "s0")), len(x.Owned(token.Service, "s1")))
+	}
+	// The other tokens keep their places in their owners' lists.
+	for _, id := range x.Owned(token.Service, "s1") {
+		if got, ok := x.Get(id); !ok || got.OwnerID != "s1" {
+			t.Fatalf("s1 lists a token it does not own: %+v %v", got, ok)
+		}
+	}
+	gone := x.RemoveOwner(token.Service, "s1")
+	if len(gone) != 100 {
+		t.Fatalf("RemoveOwner(s1) removed %d tokens, want 100", len(gone))
+	}
+	for _, id := range gone {
+		if _, ok := x.Get(id); ok {
+			t.Fatal("a token of the removed owner is still held")
+		}
+	}
+	if _, ok := x.Get(moved); ok {
+		t.Fatal("the token moved to s1 is still held")
+	}
+	for _, id := range ids["s2"] {
+		if _, ok := x.Get(id); !ok {
+			t.Fatal("a token of another owner was removed")
+		}
+	}
+	if x.Len() != 99+100 || x.Owned(token.Service, "s1") != nil {
+		t.Fatalf("index holds %d tokens, want 199", x.Len())
+	}
+	if got := x.RemoveOwner(token.Service, "s1"); got != nil {
+		t.Fatalf("a second RemoveOwner removed %d", len(got))
+	}
+	if got := x.RemoveOwner(token.User, "s0"); got != nil {
+		t.Fatalf("RemoveOwner of another kind removed %d", len(got))
+	}
+	if got := x.RemoveOwner(token.Service, "never-seen"); got != nil {
+		t.Fatalf("RemoveOwner of an unknown owner removed %d", len(got))
+	}
+}
+
+// BenchmarkRemoveOwner is the cost of dropping an owner of 1,000 tokens from a large index.
+func BenchmarkRemoveOwner(b *testing.B) {
+	x := New()
+	for i := range 1_000_000 {
+		raw, _ := token.New(token.User)
+		x.Put(raw.ID, token.User, fmt.Sprint("u", i%1000), token.Hash{}, time.Time{})
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		owner := fmt.Sprint("u", i%1000)
+		for range 1000 - len(x.Owned(token.User, owner)) {
+			raw, _ := token.New(token.User)
+			x.Put(raw.ID, token.User, owner, token.Hash{}, time.Time{})
+		}
+		b.StartTimer()
+		x.RemoveOwner(token.User, owner)
+	}
+}
