@@ -29,17 +29,26 @@ type Snapshot struct {
 	Seq uint64
 }
 
-// Counts are the records of a snapshot per kind, in a fixed order, for reports.
+// Counts are the records of a snapshot per kind, in a fixed order, for reports: copy-store and
+// restore say what they moved in the same words.
 func (s *Snapshot) Counts() []KindCount {
-	return []KindCount{{"orgs", len(s.Orgs)}, {"projects", len(s.Projects)}, {"users", len(s.Users)},
-		{"services", len(s.Services)}, {"tokens", len(s.Tokens)}, {"tombstones", len(s.Tombstones)},
-		{"imported token ids", len(s.Imported)}, {"signing keys", len(s.SigningKeys)}, {"audit events", len(s.Audit)}}
+	return []KindCount{{"org", len(s.Orgs)}, {"project", len(s.Projects)}, {"user", len(s.Users)},
+		{"service", len(s.Services)}, {"token", len(s.Tokens)}, {"tombstone", len(s.Tombstones)},
+		{"imported token id", len(s.Imported)}, {"signing key", len(s.SigningKeys)}, {"audit event", len(s.Audit)}}
 }
 
 // KindCount is how many records of one kind a snapshot holds.
 type KindCount struct {
-	Kind string
+	Kind string // singular: "org", "signing key"
 	N    int
+}
+
+// String is the count with the kind in the right number: "1 org", "2 signing keys".
+func (k KindCount) String() string {
+	if k.N == 1 {
+		return "1 " + k.Kind
+	}
+	return fmt.Sprintf("%d %ss", k.N, k.Kind)
 }
 
 // Tombstone is a revoked token, remembered as revoked (and why) rather than unknown for the
