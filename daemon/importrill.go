@@ -45,12 +45,16 @@ func (c *ImportRillCmd) run(ctx context.Context, stdout, stderr io.Writer) error
 	say(stderr, "read Rill's admin database at %s: %s, %s, %s, %s, %s", snap.Source, plural(len(snap.Orgs), "org"),
 		plural(len(snap.Projects), "project"), plural(len(snap.Users), "user"), plural(len(snap.Services), "service"),
 		plural(len(snap.Tokens), "live token"))
+	opts := rillimport.Options{Prune: c.Prune, DryRun: c.DryRun, SkipOrphans: c.SkipOrphans}
+	if err := rillimport.Check(snap, opts); err != nil {
+		return fmt.Errorf("import-rill: %w", err)
+	}
 	st, err := c.openStore(ctx)
 	if err != nil {
 		return fmt.Errorf("import-rill: %w", err)
 	}
 	defer st.Close()
-	rep, err := rillimport.Import(ctx, st, snap, rillimport.Options{Prune: c.Prune, DryRun: c.DryRun, SkipOrphans: c.SkipOrphans})
+	rep, err := rillimport.Import(ctx, st, snap, opts)
 	if err != nil {
 		return fmt.Errorf("import-rill: %w", err)
 	}

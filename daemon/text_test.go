@@ -13,6 +13,9 @@ import (
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/adminapi/client"
 	"github.com/rill-authd/rill-authd/internal/testenv"
+	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/store/badger"
+	"github.com/rill-authd/rill-authd/token"
 )
 
 // call makes one admin request with a raw body and returns its status and body.
@@ -109,5 +112,46 @@ func TestTextNoEngineCanStoreIs400(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCopyStoreNamesARecordPostgreSQLCannotStore: a Badger store that took a NUL before the
+// admin API refused it is not copied to PostgreSQL in part or with a bare COPY error: the
+// record is named, on stderr, and nothing is written. Once fixed, the copy's result is on
+// stdout and its progress on stderr.
+func TestCopyStoreNamesARecordPostgreSQLCannotStore(t *testing.T) {
+	db, _ := testenv.PostgresDB(t, "")
+	dir := filepath.Join(t.TempDir(), "data")
+	ctx := context.Background()
+	st, err := badger.Open(badger.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := store.User{ID: token.NewID(), Email: "ada@acme.test", DisplayName: "Ada\x00Lovelace"}
+	if err := st.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	stdout, stderr, err := runSplit(t, "copy-store", "--from", dir, "--to", db)
+	want := `user ` + u.ID + ` ("ada@acme.test"): field display_name holds a NUL character`
+	if err == nil || !strings.Contains(stderr, want) || !strings.Contains(stderr, "nothing was written") || stdout != "" {
+		t.Fatalf("copy-store of a store with a NUL: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+	if n := query[int64](t, db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"); n != 0 {
+		t.Errorf("a refused copy touched the destination: %d tables", n)
+	}
+
+	st, err = badger.Open(badger.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpdateUser(ctx, u.ID, func(u *store.User) error { u.DisplayName = "Ada Lovelace"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	stdout, stderr, err = runSplit(t, "copy-store", "--from", dir, "--to", db)
+	if err != nil || !strings.Contains(stdout, "copied "+dir+" to ") || !strings.Contains(stdout, ": 0 orgs, 0 projects, 1 user, 0 services") ||
+		!strings.Contains(stderr, "reading "+dir) || strings.Contains(stderr, "copied") {
+		t.Errorf("copy-store: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 	}
 }

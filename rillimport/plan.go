@@ -3,7 +3,6 @@ package rillimport
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
@@ -261,7 +260,7 @@ func plan(ctx context.Context, st store.Store, snap *Snapshot, opts Options, pro
 		return nil, err
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("the store cannot take this import as it is; nothing was written:\n  %s", strings.Join(problems, "\n  "))
+		return nil, problemsError(problems)
 	}
 	return p, nil
 }

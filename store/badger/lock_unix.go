@@ -6,15 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
 
-// lockDir takes the lock Badger takes on a data directory (an exclusive flock of its LOCK
-// file), so that no daemon opens dir while a restore replaces it. It fails when one has it.
+// lockDir takes the lock Badger takes on a data directory (an exclusive flock of the directory
+// itself, badger/v4 dir_unix.go), so that no daemon opens dir while a restore replaces it. It
+// fails when one has it.
 func lockDir(dir string) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
