@@ -121,6 +121,9 @@ func Restore(o Options, from string, force bool) (RestoreStats, error) {
 	}
 
 	// Build the new store aside, on the same file system, so that it can be renamed in.
+	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+		return stats, fmt.Errorf("restore: %w", err)
+	}
 	aside, err := os.MkdirTemp(filepath.Dir(target), "."+filepath.Base(target)+".restore-")
 	if err != nil {
 		return stats, fmt.Errorf("restore: make a directory beside %s for the new store: %w", target, err)
