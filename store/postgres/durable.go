@@ -89,21 +89,33 @@ func (s *DB) ImportedTokens(ctx context.Context) ([]store.ImportedToken, error) 
 	return out, nil
 }
 
-// copyDurable writes snap's tombstones and import ledger with COPY.
+// copyDurable writes snap's tombstones and import ledger. They are inserted, not copied: a
+// store without records may still hold tombstones and ledger entries of its own, which stay (a
+// ledger entry is for good; a tombstone keeps the earlier of the two times).
 func copyDurable(ctx context.Context, tx pgx.Tx, snap store.Snapshot) error {
-	tomb := make([][]any, len(snap.Tombstones))
-	for i, t := range snap.Tombstones {
-		tomb[i] = []any{t.ID.String(), t.Why, t.At}
+	for len(snap.Tombstones) > 0 {
+		n := min(len(snap.Tombstones), 10_000)
+		ids, whys, ats := make([]string, n), make([]string, n), make([]time.Time, n)
+		for i, t := range snap.Tombstones[:n] {
+			ids[i], whys[i], ats[i] = t.ID.String(), t.Why, t.At
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO tombstones (id, why, deleted_at)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) ON CONFLICT (id) DO NOTHING`, ids, whys, ats); err != nil {
+			return fmt.Errorf("tombstones: %w", err)
+		}
+		snap.Tombstones = snap.Tombstones[n:]
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"tombstones"}, []string{"id", "why", "deleted_at"}, pgx.CopyFromRows(tomb)); err != nil {
-		return fmt.Errorf("tombstones: %w", err)
-	}
-	imp := make([][]any, len(snap.Imported))
-	for i, t := range snap.Imported {
-		imp[i] = []any{t.ID.String(), t.At}
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"imported_tokens"}, []string{"id", "imported_at"}, pgx.CopyFromRows(imp)); err != nil {
-		return fmt.Errorf("import ledger: %w", err)
+	for len(snap.Imported) > 0 {
+		n := min(len(snap.Imported), 10_000)
+		ids, ats := make([]string, n), make([]time.Time, n)
+		for i, t := range snap.Imported[:n] {
+			ids[i], ats[i] = t.ID.String(), t.At
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO imported_tokens (id, imported_at)
+			SELECT * FROM unnest($1::text[], $2::timestamptz[]) ON CONFLICT (id) DO NOTHING`, ids, ats); err != nil {
+			return fmt.Errorf("import ledger: %w", err)
+		}
+		snap.Imported = snap.Imported[n:]
 	}
 	return nil
 }
