@@ -115,5 +115,9 @@ func (r *Report) Summary() string {
 		c := r.Counts[k]
 		parts = append(parts, fmt.Sprintf("%s %d/%d/%d/%d", k, c.Created, c.Updated, c.Unchanged, c.Pruned))
 	}
-	return "created/updated/unchanged/pruned: " + strings.Join(parts, ", ")
+	sum := "created/updated/unchanged/pruned: " + strings.Join(parts, ", ")
+	if len(r.Skipped) > 0 {
+		sum += fmt.Sprintf("; skipped %d orphan rows", len(r.Skipped))
+	}
+	return sum
 }
