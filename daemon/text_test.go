@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	bdg "github.com/dgraph-io/badger/v4"
+
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/adminapi/client"
 	"github.com/rill-authd/rill-authd/internal/testenv"
@@ -127,11 +129,25 @@ func TestCopyStoreNamesARecordPostgreSQLCannotStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := store.User{ID: token.NewID(), Email: "ada@acme.test", DisplayName: "Ada\x00Lovelace"}
+	u := store.User{ID: token.NewID(), Email: "ada@acme.test", DisplayName: "Ada Lovelace"}
 	if err := st.CreateUser(ctx, u); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
+	// As a store written before the engines refused it holds it: the record's bytes, by hand.
+	raw, err := bdg.Open(bdg.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(txn *bdg.Txn) error {
+		u.DisplayName = "Ada\x00Lovelace"
+		b, _ := json.Marshal(u)
+		return txn.Set([]byte("user/"+u.ID), b)
+	})
+	raw.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	stdout, stderr, err := runSplit(t, "copy-store", "--from", dir, "--to", db)
 	want := `user ` + u.ID + ` ("ada@acme.test"): field display_name holds a NUL character`
 	if err == nil || !strings.Contains(stderr, want) || !strings.Contains(stderr, "nothing was written") || stdout != "" {
