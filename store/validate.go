@@ -25,6 +25,9 @@ func CheckText(field, s string) error {
 	return nil
 }
 
+// textOK is the fast answer of CheckText: s holds no NUL and is UTF-8.
+func textOK(s string) bool { return strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) }
+
 // textProblem says what is wrong with s, or "".
 func textProblem(field, s string) string {
 	if i := strings.IndexByte(s, 0); i >= 0 {
@@ -49,14 +52,57 @@ func textProblem(field, s string) string {
 // attributes). Bytes ([]byte, [N]byte: hashes, keys) and times are not text and are skipped.
 // what names v in the error ("user 1234", "request body").
 func CheckFields(what string, v any) error {
-	if p := checkValue("", reflect.ValueOf(v), 0); p != "" {
-		return fmt.Errorf("%w: %s: %s", ErrInvalid, what, p)
+	if t, ok := v.(Token); ok { // the bulk of bulk loads: its text fields, without reflection
+		v = &t
+	}
+	if t, ok := v.(*Token); ok {
+		for _, f := range [...]struct{ name, s string }{{"kind", string(t.Kind)}, {"owner_id", t.OwnerID},
+			{"display_name", t.DisplayName}, {"prefix", t.Prefix}, {"created_by", t.CreatedBy}} {
+			if textOK(f.s) {
+				continue
+			}
+			if p := textProblem("field "+f.name, f.s); p != "" {
+				return fmt.Errorf("%w: %s: %s", ErrInvalid, what, p)
+			}
+		}
+		return nil
+	}
+	if p := checkValue(reflect.ValueOf(v), 0); p != nil {
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, what, p.String())
 	}
 	return nil
 }
 
-// join names a field of path: a.b, a.b[2], a["odd key"].
-func join(path, name string) string {
+// problem is text CheckFields refused, and where: the path is built only on the way back up
+// from it, so a walk that finds nothing allocates nothing for names.
+type problem struct {
+	text string
+	key  bool     // a map key rather than a value
+	segs []string // path segments, innermost first: "name", "[2]", `["odd key"]`
+}
+
+func (p *problem) String() string {
+	var path strings.Builder
+	for i := len(p.segs) - 1; i >= 0; i-- {
+		seg := p.segs[i]
+		if seg[0] != '[' && path.Len() > 0 {
+			path.WriteByte('.')
+		}
+		path.WriteString(seg)
+	}
+	switch {
+	case p.key && path.Len() == 0:
+		return textProblem("a key", p.text)
+	case p.key:
+		return textProblem("a key of field "+path.String(), p.text)
+	case path.Len() == 0:
+		return textProblem("the text", p.text)
+	}
+	return textProblem("field "+path.String(), p.text)
+}
+
+// under adds the segment that names where p was found in its parent.
+func (p *problem) under(name string) *problem {
 	plain := name != ""
 	for _, r := range name {
 		if !(r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
@@ -64,13 +110,11 @@ func join(path, name string) string {
 			break
 		}
 	}
-	switch {
-	case !plain:
-		return path + "[" + quoteKey(name) + "]"
-	case path == "":
-		return name
+	if !plain {
+		name = "[" + quoteKey(name) + "]"
 	}
-	return path + "." + name
+	p.segs = append(p.segs, name)
+	return p
 }
 
 var timeType = reflect.TypeOf(time.Time{})
@@ -78,63 +122,59 @@ var timeType = reflect.TypeOf(time.Time{})
 // maxDepth bounds the walk; JSON decoding already bounds nesting, this is for cycles.
 const maxDepth = 64
 
-func checkValue(path string, v reflect.Value, depth int) string {
+func checkValue(v reflect.Value, depth int) *problem {
 	if depth > maxDepth || !v.IsValid() {
-		return ""
+		return nil
 	}
 	switch v.Kind() {
 	case reflect.String:
-		field := "the text"
-		if path != "" {
-			field = "field " + path
+		if textOK(v.String()) {
+			return nil
 		}
-		return textProblem(field, v.String())
+		return &problem{text: v.String()}
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {
-			return ""
+			return nil
 		}
-		return checkValue(path, v.Elem(), depth+1)
+		return checkValue(v.Elem(), depth+1)
 	case reflect.Struct:
 		if v.Type() == timeType {
-			return ""
+			return nil
 		}
 		t := v.Type()
 		for i := range t.NumField() {
-			f := t.Field(i)
-			name := f.Name
-			if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag == "-" {
-				continue
-			} else if tag != "" {
-				name = tag
-			}
-			if p := checkValue(join(path, name), v.Field(i), depth+1); p != "" {
-				return p
+			if p := checkValue(v.Field(i), depth+1); p != nil {
+				f := t.Field(i)
+				name := f.Name
+				if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag != "" && tag != "-" {
+					name = tag
+				}
+				return p.under(name)
 			}
 		}
 	case reflect.Map:
 		it := v.MapRange()
 		for it.Next() {
 			k := it.Key()
-			if k.Kind() == reflect.String {
-				if p := textProblem("a key of field "+path, k.String()); p != "" {
-					return p
-				}
+			if k.Kind() == reflect.String && !textOK(k.String()) {
+				return &problem{text: k.String(), key: true}
 			}
-			if p := checkValue(join(path, k.String()), it.Value(), depth+1); p != "" {
-				return p
+			if p := checkValue(it.Value(), depth+1); p != nil {
+				return p.under(k.String())
 			}
 		}
 	case reflect.Slice, reflect.Array:
 		if v.Type().Elem().Kind() == reflect.Uint8 {
-			return "" // bytes, not text
+			return nil // bytes, not text
 		}
 		for i := range v.Len() {
-			if p := checkValue(fmt.Sprintf("%s[%d]", path, i), v.Index(i), depth+1); p != "" {
+			if p := checkValue(v.Index(i), depth+1); p != nil {
+				p.segs = append(p.segs, fmt.Sprintf("[%d]", i))
 				return p
 			}
 		}
 	}
-	return ""
+	return nil
 }
 
 // quoteKey quotes a map key for a message, without the NUL or broken bytes it may hold.

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -45,5 +46,32 @@ func TestCheckFields(t *testing.T) {
 	snap := store.Snapshot{Users: []store.User{{ID: "u1", Email: "a@b", DisplayName: "A\x00"}}}
 	if err := snap.Validate(); !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), `user u1 ("a@b"): field display_name holds a NUL`) {
 		t.Errorf("Validate: %v", err)
+	}
+}
+
+// BenchmarkCheckFields is the check every write now makes, against the JSON encoding every
+// write already made of the same record (the baseline).
+func BenchmarkCheckFields(b *testing.B) {
+	u := store.User{ID: token.NewID(), Email: "ada@acme.test", DisplayName: "Ada Lovelace",
+		Orgs: map[string]store.UserOrg{"acme": {Groups: []string{"ops", "analysts"}, Attributes: map[string]any{"tier": "gold", "seats": 3.0}}}}
+	tk := store.Token{ID: token.ID{1}, Kind: token.User, OwnerID: u.ID, DisplayName: "laptop", Prefix: "rill_usr_abc", CreatedAt: time.Now()}
+	for _, v := range []struct {
+		name string
+		rec  any
+	}{{"user", u}, {"token", tk}} {
+		b.Run(v.name+"/check", func(b *testing.B) {
+			for b.Loop() {
+				if err := store.CheckFields("x", v.rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(v.name+"/json", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := json.Marshal(v.rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
