@@ -219,6 +219,9 @@ func (a *API) mutation(mux *http.ServeMux, pattern, action string, h handlerFunc
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 		c, err := a.authenticate(r)
 		if err == nil {
+			err = checkRequestText(r)
+		}
+		if err == nil {
 			c.action = action
 			if err = h(w, r, c); err != nil && action != "" {
 				c.aim("path:" + r.URL.Path)
@@ -306,6 +309,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		e = errf(http.StatusNotFound, "%v", err)
 	case errors.Is(err, store.ErrConflict):
 		e = errf(http.StatusConflict, "%v", err)
+	case errors.Is(err, store.ErrInvalid):
+		e = errf(http.StatusBadRequest, "%v", err)
 	case errors.Is(err, store.ErrClosed):
 		e = errf(http.StatusServiceUnavailable, "the store is closed (shutting down)")
 	case errors.Is(err, store.ErrUnavailable):
@@ -337,6 +342,24 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
+// checkText refuses, with 400, text in v that no engine may store (store.CheckFields: a NUL
+// character, bytes that are not UTF-8), naming the field.
+func checkText(what string, v any) error {
+	if err := store.CheckFields(what, v); err != nil {
+		return errf(http.StatusBadRequest, "%s", strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": "))
+	}
+	return nil
+}
+
+// checkRequestText refuses a path or query that holds text no engine may store: it names
+// records (emails, service and token names) that would be looked up with it.
+func checkRequestText(r *http.Request) error {
+	if err := checkText("path", r.URL.Path); err != nil {
+		return err
+	}
+	return checkText("query", map[string][]string(r.URL.Query()))
+}
+
 // decode reads a JSON body into v, naming the problem when it is not acceptable.
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
@@ -350,7 +373,7 @@ func decode(r *http.Request, v any) error {
 		if dec.More() {
 			return errf(http.StatusBadRequest, "request body has data after the JSON object")
 		}
-		return nil
+		return checkText("request body", v)
 	case errors.As(err, &tooBig):
 		return err
 	case errors.Is(err, io.EOF):

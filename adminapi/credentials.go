@@ -222,6 +222,9 @@ func decodeCredentials(r *http.Request) (credentialsRequest, error) {
 		str("branch", "branch", &req.branch)); err != nil {
 		return req, firstError(err)
 	}
+	if err := checkText("request body", map[string]string{"user_id": req.userID, "user_email": req.userEmail, "branch": req.branch}); err != nil {
+		return req, err
+	}
 	var external string
 	if err := str("external_user_id", "externalUserId", &external); err != nil {
 		return req, err
@@ -233,6 +236,9 @@ func decodeCredentials(r *http.Request) (credentialsRequest, error) {
 	} else if v != nil {
 		if json.Unmarshal(v, &req.attributes) != nil || req.attributes == nil {
 			return req, errf(http.StatusBadRequest, "field %q must be a JSON object", name)
+		}
+		if err := checkText(name, req.attributes); err != nil {
+			return req, err
 		}
 	}
 	if v, name, err := field("ttl_seconds", "ttlSeconds"); err != nil {

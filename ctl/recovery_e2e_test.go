@@ -114,7 +114,7 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 	fresh := filepath.Join(dir, "restored")
 	out, code := restore(t, "--data-dir", fresh, "--from", file)
-	if code != 0 || !strings.Contains(out, "1 orgs, 2 users, 3 user tokens, 1 service tokens, 1 signing keys") || !strings.Contains(out, "revoke them again") {
+	if code != 0 || !strings.Contains(out, "1 org, 1 project, 2 users, 1 service, 4 tokens, 1 tombstone, 0 imported token ids, 1 signing key,") || !strings.Contains(out, "revoke them again") {
 		t.Fatalf("restore: exit %d: %s", code, out)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -31,8 +32,12 @@ func storeAt(loc, keyFile string) StoreFlags {
 	return StoreFlags{DataDir: loc, EncryptionKeyFile: keyFile}
 }
 
-// Run copies, and says how many records of each kind it copied.
+// Run copies; it prints what it copied on stdout, progress on stderr.
 func (c *CopyStoreCmd) Run(ctx context.Context, stderr io.Writer) error {
+	return c.run(ctx, os.Stdout, stderr)
+}
+
+func (c *CopyStoreCmd) run(ctx context.Context, stdout, stderr io.Writer) error {
 	from, to := storeAt(c.From, c.FromEncryptionKeyFile), storeAt(c.To, c.ToEncryptionKeyFile)
 	if from.Where() == to.Where() {
 		return fmt.Errorf("copy-store: --from and --to are both %s", from.Where())
@@ -46,6 +51,16 @@ func (c *CopyStoreCmd) Run(ctx context.Context, stderr io.Writer) error {
 		return fmt.Errorf("copy-store: open the source %s: %w", from.Where(), err)
 	}
 	defer src.Close()
+	say(stderr, "reading %s", from.Where())
+	snap, err := store.Dump(ctx, src)
+	if err != nil {
+		return fmt.Errorf("copy-store: read %s: %w", from.Where(), err)
+	}
+	// Every record is checked before the destination is even opened: one that the
+	// destination cannot store is named, and nothing is written.
+	if err := snap.Validate(); err != nil {
+		return fmt.Errorf("copy-store: %s holds text no store may hold; nothing was written: %w", from.Where(), err)
+	}
 	dst, err := to.open(ctx, storeOptions{AuditRetention: c.AuditRetention})
 	if err != nil {
 		return fmt.Errorf("copy-store: open the destination %s: %w", to.Where(), err)
@@ -55,10 +70,7 @@ func (c *CopyStoreCmd) Run(ctx context.Context, stderr io.Writer) error {
 	if !ok {
 		return fmt.Errorf("copy-store: the destination's engine (%T) cannot bulk-load", dst)
 	}
-	snap, err := store.Dump(ctx, src)
-	if err != nil {
-		return fmt.Errorf("copy-store: read %s: %w", from.Where(), err)
-	}
+	say(stderr, "writing %s", to.Where())
 	if err := l.Load(ctx, snap, c.Force); err != nil {
 		if errors.Is(err, store.ErrNotEmpty) {
 			return fmt.Errorf("copy-store: %s is not empty: copy into an empty store, or pass --force to replace everything in it", to.Where())
@@ -72,11 +84,6 @@ func (c *CopyStoreCmd) Run(ctx context.Context, stderr io.Writer) error {
 	if n := counts[token.User] + counts[token.Service]; n != uint64(len(snap.Tokens)) {
 		return fmt.Errorf("copy-store: %s holds %d tokens after the copy, want %d", to.Where(), n, len(snap.Tokens))
 	}
-	var parts []string
-	for _, kc := range snap.Counts() {
-		parts = append(parts, fmt.Sprintf("%d %s", kc.N, kc.Kind))
-	}
-	fmt.Fprintf(stderr, "rill-authd: copied %s to %s in %s: %s\n", from.Where(), to.Where(),
-		time.Since(start).Round(time.Millisecond), strings.Join(parts, ", "))
+	say(stdout, "copied %s to %s in %s: %s", from.Where(), to.Where(), time.Since(start).Round(time.Millisecond), countsLine(snap.Counts()))
 	return nil
 }

@@ -23,10 +23,16 @@ type ImportRillCmd struct {
 	RillDatabaseURL string `name:"rill-database-url" required:"" placeholder:"URL" help:"PostgreSQL URL of Rill's admin database (postgres://user:pass@host/db), read in one read-only transaction; the environment variable keeps its password off the command line."`
 	Prune           bool   `env:"-" help:"Also revoke the users, services and tokens an earlier import brought from Rill that Rill no longer has."`
 	DryRun          bool   `env:"-" help:"Say what the import would do, and write nothing."`
+	SkipOrphans     bool   `env:"-" help:"Leave out the rows of Rill's database that refer to rows it does not have (a role binding whose user is gone, a token whose owner is), and list them, instead of refusing the whole import."`
 }
 
-// Run imports, then says what it did for each kind of record.
+// Run imports. The result (what changed, counts, what was left out) goes to stdout; progress
+// and warnings to stderr.
 func (c *ImportRillCmd) Run(ctx context.Context, stderr io.Writer) error {
+	return c.run(ctx, os.Stdout, stderr)
+}
+
+func (c *ImportRillCmd) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if c.Store != "" && sameDatabase(c.Store, c.RillDatabaseURL) {
 		return fmt.Errorf("import-rill: --store and --rill-database-url name the same database, %s: rill-authd's store needs a database of its own", c.Where())
 	}
@@ -36,14 +42,19 @@ func (c *ImportRillCmd) Run(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("import-rill: %w", err)
 	}
-	fmt.Fprintf(stderr, "rill-authd: read Rill's admin database at %s: %d orgs, %d projects, %d users, %d services, %d live tokens\n",
-		snap.Source, len(snap.Orgs), len(snap.Projects), len(snap.Users), len(snap.Services), len(snap.Tokens))
+	say(stderr, "read Rill's admin database at %s: %s, %s, %s, %s, %s", snap.Source, plural(len(snap.Orgs), "org"),
+		plural(len(snap.Projects), "project"), plural(len(snap.Users), "user"), plural(len(snap.Services), "service"),
+		plural(len(snap.Tokens), "live token"))
+	opts := rillimport.Options{Prune: c.Prune, DryRun: c.DryRun, SkipOrphans: c.SkipOrphans}
+	if err := rillimport.Check(snap, opts); err != nil {
+		return fmt.Errorf("import-rill: %w", err)
+	}
 	st, err := c.openStore(ctx)
 	if err != nil {
 		return fmt.Errorf("import-rill: %w", err)
 	}
 	defer st.Close()
-	rep, err := rillimport.Import(ctx, st, snap, rillimport.Options{Prune: c.Prune, DryRun: c.DryRun})
+	rep, err := rillimport.Import(ctx, st, snap, opts)
 	if err != nil {
 		return fmt.Errorf("import-rill: %w", err)
 	}
@@ -51,28 +62,38 @@ func (c *ImportRillCmd) Run(ctx context.Context, stderr io.Writer) error {
 		// Every change of a dry run; otherwise what was revoked, which nobody should learn
 		// only from a count.
 		if c.DryRun {
-			fmt.Fprintf(stderr, "rill-authd: would %s %s %s\n", a.Op, a.Kind, a.What)
+			say(stdout, "would %s %s %s", a.Op, a.Kind, a.What)
 		} else if a.Op == rillimport.OpPrune {
-			fmt.Fprintf(stderr, "rill-authd: pruned %s %s\n", a.Kind, a.What)
+			say(stdout, "pruned %s %s", a.Kind, a.What)
 		}
 	}
-	printReport(stderr, rep, c.DryRun)
+	printReport(stdout, rep, c.DryRun)
 	if rep.Loaded {
-		fmt.Fprintln(stderr, "rill-authd: the store was empty: everything went in one bulk load (on PostgreSQL, one transaction); "+
+		say(stdout, "the store was empty: everything went in one bulk load (on PostgreSQL, one transaction); "+
 			"it counts as bootstrapped, so the daemon creates no superuser of its own: Rill's superusers administer it with their tokens")
 	}
 	if snap.ExpiredTokens > 0 {
-		fmt.Fprintf(stderr, "rill-authd: left out %d expired tokens\n", snap.ExpiredTokens)
+		say(stdout, "left out %s", plural(snap.ExpiredTokens, "expired token"))
 	}
 	if snap.RestrictedBindings > 0 {
-		fmt.Fprintf(stderr, "rill-authd: left out %d project role bindings limited to some resources (rill-authd cannot limit a role to resources; those members get no role on that project here)\n",
-			snap.RestrictedBindings)
+		say(stdout, "left out %s limited to some resources (rill-authd cannot limit a role to resources; those members get no role on that project here)",
+			plural(snap.RestrictedBindings, "project role binding"))
 	}
 	if n := len(rep.RevokedHere); n > 0 {
-		fmt.Fprintf(stderr, "rill-authd: left out %d tokens Rill still has that were revoked here\n", n)
+		say(stdout, "left out %s Rill still has that %s revoked here", plural(n, "token"), map[bool]string{true: "was", false: "were"}[n == 1])
+	}
+	if n := len(rep.Skipped); n > 0 {
+		verb := "skipped"
+		if c.DryRun {
+			verb = "would skip"
+		}
+		for _, d := range rep.Skipped {
+			say(stdout, "%s orphan %s", verb, d)
+		}
+		say(stdout, "%s %s (--skip-orphans)", verb, plural(n, "orphan row"))
 	}
 	if c.DryRun {
-		fmt.Fprintln(stderr, "rill-authd: dry run: nothing was written")
+		say(stdout, "dry run: nothing was written")
 	}
 	return nil
 }
@@ -84,7 +105,7 @@ func printReport(w io.Writer, rep *rillimport.Report, dry bool) {
 	}
 	for _, k := range rillimport.Kinds {
 		n := rep.Counts[k]
-		fmt.Fprintf(w, "rill-authd: %s %ss: %d created, %d updated, %d unchanged, %d pruned\n", verb, k, n.Created, n.Updated, n.Unchanged, n.Pruned)
+		say(w, "%s %ss: %d created, %d updated, %d unchanged, %d pruned", verb, k, n.Created, n.Updated, n.Unchanged, n.Pruned)
 	}
 }
 

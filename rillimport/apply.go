@@ -22,6 +22,10 @@ func (p *planned) load(ctx context.Context, st store.Store, snap *Snapshot) (boo
 		return false, nil
 	}
 	ls := store.Snapshot{Orgs: p.orgs, Projects: p.newProjects, Tokens: p.tokens}
+	now := time.Now().UTC()
+	for _, id := range p.imported {
+		ls.Imported = append(ls.Imported, store.ImportedToken{ID: id, At: now})
+	}
 	for _, w := range p.users {
 		ls.Users = append(ls.Users, w.u)
 	}

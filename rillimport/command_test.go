@@ -129,7 +129,7 @@ func TestImportRillCommand(t *testing.T) {
 	}
 	wantCounts(t, out, map[string]rillimport.Counts{"org": {Created: 2}, "project": {Created: 3}, "user": {Created: 5},
 		"service": {Created: 2}, "token": {Created: 8}})
-	for _, s := range []string{"left out 2 expired tokens", "left out 1 project role bindings limited to some resources",
+	for _, s := range []string{"left out 2 expired tokens", "left out 1 project role binding limited to some resources",
 		"the store was empty: everything went in one bulk load"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("import-rill did not say %q:\n%s", s, out)
@@ -262,7 +262,7 @@ func TestImportRillCommand(t *testing.T) {
 	}
 	wantCounts(t, out, map[string]rillimport.Counts{"org": {Unchanged: 2}, "project": {Unchanged: 3}, "user": {Unchanged: 4, Pruned: 1},
 		"service": {Unchanged: 1, Pruned: 1}, "token": {Unchanged: 5, Pruned: 3}})
-	for _, s := range []string{"pruned user carol@example.com", "pruned service beta/loader", "pruned token usr " + f.alice.ID.String()} {
+	for _, s := range []string{"pruned user carol@example.com", "pruned service beta/loader", "pruned token " + f.alice.ID.String() + " of alice@acme.io"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("import --prune did not say %q:\n%s", s, out)
 		}

@@ -17,6 +17,9 @@ type Options struct {
 	Prune bool
 	// DryRun plans and reports, and writes nothing.
 	DryRun bool
+	// SkipOrphans leaves out the rows that refer to rows Rill's database does not have (see
+	// Defect.Orphan) instead of refusing the import; Report.Skipped lists them.
+	SkipOrphans bool
 }
 
 // Record kinds, in the order Report lists them.
@@ -55,6 +58,8 @@ type Report struct {
 	// RevokedHere lists Rill's tokens that were revoked in rill-authd since an earlier import:
 	// they are not brought back.
 	RevokedHere []token.ID
+	// Skipped lists the orphan rows SkipOrphans left out.
+	Skipped []Defect
 	// Loaded says the store was empty and took everything in one bulk load (store.Loader).
 	Loaded bool
 }
@@ -73,16 +78,21 @@ type ProjectUpdater interface {
 // then tokens; one can still fail for I/O, and running the import again then finishes the job,
 // since it is idempotent.
 func Import(ctx context.Context, st store.Store, snap *Snapshot, opts Options) (*Report, error) {
-	p, err := plan(ctx, st, snap, opts)
+	snap, skipped, problems := screen(snap, opts)
+	p, err := plan(ctx, st, snap, opts, problems)
 	if err != nil {
 		return nil, err
 	}
+	p.report.Skipped = skipped
 	if opts.DryRun {
 		return p.report, nil
 	}
 	loaded, err := p.load(ctx, st, snap)
 	if err == nil && !loaded {
 		err = p.apply(ctx, st)
+		if err == nil {
+			err = p.markImported(ctx, st)
+		}
 	}
 	if err != nil {
 		_ = st.AppendAudit(context.WithoutCancel(ctx), store.AuditEvent{Time: time.Now().UTC(), Actor: CreatedBy,
@@ -105,5 +115,9 @@ func (r *Report) Summary() string {
 		c := r.Counts[k]
 		parts = append(parts, fmt.Sprintf("%s %d/%d/%d/%d", k, c.Created, c.Updated, c.Unchanged, c.Pruned))
 	}
-	return "created/updated/unchanged/pruned: " + strings.Join(parts, ", ")
+	sum := "created/updated/unchanged/pruned: " + strings.Join(parts, ", ")
+	if len(r.Skipped) > 0 {
+		sum += fmt.Sprintf("; skipped %d orphan rows", len(r.Skipped))
+	}
+	return sum
 }

@@ -3,9 +3,9 @@ package rillimport
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
 )
 
 type planned struct {
@@ -24,6 +24,9 @@ type planned struct {
 	users    []userWrite
 	services []serviceWrite
 	tokens   []store.Token
+	// imported are the ids of Rill's tokens to record in the store's import ledger once the
+	// writes are done: those created, those already here, and those revoked here.
+	imported []token.ID
 }
 
 type userWrite struct {
@@ -51,12 +54,11 @@ func (p *planned) act(kind, op, what string) {
 
 // plan compares snap with the store and decides every write, refusing (before anything is
 // written) what the store could not take.
-func plan(ctx context.Context, st store.Store, snap *Snapshot, opts Options) (*planned, error) {
+func plan(ctx context.Context, st store.Store, snap *Snapshot, opts Options, problems []string) (*planned, error) {
 	p := &planned{report: &Report{Counts: map[string]*Counts{}}}
 	for _, k := range Kinds {
 		p.report.Counts[k] = &Counts{}
 	}
-	var problems []string
 	problem := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
 	// What the store holds.
@@ -258,7 +260,7 @@ func plan(ctx context.Context, st store.Store, snap *Snapshot, opts Options) (*p
 		return nil, err
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("the store cannot take this import as it is; nothing was written:\n  %s", strings.Join(problems, "\n  "))
+		return nil, problemsError(problems)
 	}
 	return p, nil
 }

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
@@ -49,6 +50,19 @@ func (p *planned) planTokens(ctx context.Context, st store.Store, snap *Snapshot
 			have[t.ID] = t
 		}
 	}
+	// The ledger of what earlier imports brought: one of those the store no longer has was
+	// revoked here, however long ago (its tombstone may be gone).
+	ledger := map[token.ID]bool{}
+	if l, ok := st.(store.ImportLedger); ok {
+		entries, err := l.ImportedTokens(ctx)
+		if err != nil {
+			return fmt.Errorf("read the store: %w", err)
+		}
+		for _, e := range entries {
+			ledger[e.ID] = true
+		}
+	}
+	name := ownerNames(snap, users, services)
 	inRill := map[token.ID]bool{}
 	for _, t := range snap.Tokens {
 		inRill[t.ID] = true
@@ -56,12 +70,14 @@ func (p *planned) planTokens(ctx context.Context, st store.Store, snap *Snapshot
 		if !ok {
 			got, err := st.GetToken(ctx, t.ID)
 			switch {
-			case errors.Is(err, store.ErrRevoked):
+			case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrNotFound) && ledger[t.ID]:
 				p.report.RevokedHere = append(p.report.RevokedHere, t.ID)
+				p.imported = append(p.imported, t.ID)
 				continue
 			case errors.Is(err, store.ErrNotFound):
 				p.tokens = append(p.tokens, t)
-				p.act(KindToken, OpCreate, fmt.Sprintf("%s %s of %s", t.Kind, t.ID, t.OwnerID))
+				p.imported = append(p.imported, t.ID)
+				p.act(KindToken, OpCreate, tokenWhat(t, name))
 				continue
 			case err != nil:
 				return fmt.Errorf("read the store: token %s: %w", t.ID, err)
@@ -74,6 +90,9 @@ func (p *planned) planTokens(ctx context.Context, st store.Store, snap *Snapshot
 			continue
 		}
 		p.report.Counts[KindToken].Unchanged++
+		if old.CreatedBy == CreatedBy {
+			p.imported = append(p.imported, t.ID)
+		}
 	}
 	if !opts.Prune {
 		return nil
@@ -83,10 +102,10 @@ func (p *planned) planTokens(ctx context.Context, st store.Store, snap *Snapshot
 		switch {
 		case pruneUsers[t.OwnerID] || pruneServices[t.OwnerID]:
 			// Revoked with its owner, whoever issued it.
-			p.act(KindToken, OpPrune, fmt.Sprintf("%s %s of %s (with its owner)", t.Kind, t.ID, t.OwnerID))
+			p.act(KindToken, OpPrune, tokenWhat(t, name)+" (with its owner)")
 		case t.CreatedBy == CreatedBy && !inRill[t.ID]:
 			p.pruneTokens = append(p.pruneTokens, t)
-			p.act(KindToken, OpPrune, fmt.Sprintf("%s %s of %s", t.Kind, t.ID, t.OwnerID))
+			p.act(KindToken, OpPrune, tokenWhat(t, name))
 		}
 	}
 	return nil
@@ -117,4 +136,45 @@ func sortedServices(m map[string]store.Service) []store.Service {
 	out := slices.Collect(maps.Values(m))
 	sort.Slice(out, func(i, j int) bool { return out[i].Org+"/"+out[i].Name < out[j].Org+"/"+out[j].Name })
 	return out
+}
+
+// ownerNames names every owner a token of the import can have, by id: a user by email, a
+// service as org/name, from Rill's snapshot first, then from the store.
+func ownerNames(snap *Snapshot, users []store.User, services map[string]store.Service) map[string]string {
+	name := map[string]string{}
+	for _, u := range users {
+		name[u.ID] = u.Email
+	}
+	for _, s := range services {
+		name[s.ID] = "service " + s.Org + "/" + s.Name
+	}
+	for _, u := range snap.Users {
+		name[u.ID] = u.Email
+	}
+	for _, s := range snap.Services {
+		name[s.ID] = "service " + s.Org + "/" + s.Name
+	}
+	return name
+}
+
+// tokenWhat names a token in a report by its id and whose it is ("0046… of ada@acme.test",
+// "7288… of service acme/ci"), so that a report says whose tokens change.
+func tokenWhat(t store.Token, name map[string]string) string {
+	owner := name[t.OwnerID]
+	if owner == "" {
+		owner = ownerWord(t.Kind) + " " + t.OwnerID
+	}
+	return fmt.Sprintf("%s of %s", t.ID, owner)
+}
+
+// markImported records the import's tokens in the store's ledger (see store.ImportLedger).
+func (p *planned) markImported(ctx context.Context, st store.Store) error {
+	l, ok := st.(store.ImportLedger)
+	if !ok || len(p.imported) == 0 {
+		return nil
+	}
+	if err := l.MarkImported(ctx, p.imported, time.Now().UTC()); err != nil {
+		return fmt.Errorf("record the imported tokens: %w", err)
+	}
+	return nil
 }

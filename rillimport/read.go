@@ -37,6 +37,10 @@ type Snapshot struct {
 	// restrict_resources), left out: we cannot limit a role to resources, and granting the
 	// whole project would grant more than Rill does.
 	RestrictedBindings int
+	// Defects are the rows the import cannot take as they are (see Defect): orphans, and org
+	// names that collide once lower-cased. Import refuses them all before its first write, or
+	// with SkipOrphans leaves the orphans out.
+	Defects []Defect
 }
 
 // Read reads everything the import needs from the Rill admin database at url, in one
@@ -62,7 +66,7 @@ func Read(ctx context.Context, url string) (*Snapshot, error) {
 		return nil, fmt.Errorf("the Rill database at %s: begin: %w", src, err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) // read only: nothing to commit
-	r := &reader{tx: tx, snap: &Snapshot{Source: src}}
+	r := &reader{tx: tx, snap: &Snapshot{Source: src}, gone: map[string]bool{}}
 	if err := r.read(ctx); err != nil {
 		return nil, fmt.Errorf("the Rill database at %s: %w", src, err)
 	}
@@ -78,6 +82,7 @@ type reader struct {
 	projects    map[string]project
 	orgRole     map[string]string // role id -> Rill role name
 	projectRole map[string]string
+	gone        map[string]bool // ids of rows set aside (see setAside)
 }
 
 type project struct{ org, name string }

@@ -15,6 +15,8 @@ import (
 // lower(name)); ours are lower case slugs.
 func (r *reader) orgs(ctx context.Context) error {
 	r.orgName = map[string]string{}
+	idOf := map[string]string{} // our name -> the Rill org id that has it
+	spelled := map[string]string{}
 	var bad []string
 	err := r.query(ctx, "orgs", "SELECT id::text, name, created_on FROM orgs ORDER BY lower(name)", func(rows pgx.Rows) error {
 		var id, name string
@@ -27,6 +29,13 @@ func (r *reader) orgs(ctx context.Context) error {
 			bad = append(bad, fmt.Sprintf("%q (id %s)", name, id))
 			return nil
 		}
+		if first, taken := idOf[ours]; taken {
+			// Rill's orgs_name_idx is on lower(name): this database lacks it.
+			r.setAside(Defect{Table: "orgs", ID: id, Problem: fmt.Sprintf("name %q is %q once lower-cased, as org %s (%q) is; rename one in Rill",
+				name, ours, first, spelled[ours])}, id)
+			return nil
+		}
+		idOf[ours], spelled[ours] = id, name
 		r.orgName[id] = ours
 		r.snap.Orgs = append(r.snap.Orgs, store.Org{Name: ours, CreatedAt: created.UTC()})
 		return nil
@@ -62,7 +71,12 @@ func (r *reader) projectsAndRuntime(ctx context.Context) error {
 			bad = append(bad, fmt.Sprintf("%q (id %s)", name, id))
 			return nil
 		}
-		org := r.orgName[orgID]
+		org, ok := r.orgName[orgID]
+		if !ok {
+			r.orphan("projects", id, []string{orgID}, "its org %s does not exist", orgID)
+			r.gone[id] = true
+			return nil
+		}
 		r.projects[id] = project{org, name}
 		p := store.Project{Org: org, Name: name, CreatedAt: created.UTC(), ProdBranch: prodBranch}
 		if host != nil { // a hibernated project has no prod deployment

@@ -22,6 +22,11 @@ func (r *reader) services(ctx context.Context) error {
 			if err := rows.Scan(&s.ID, &org, &s.Name, &raw, &s.CreatedAt, &s.UpdatedAt); err != nil {
 				return err
 			}
+			if _, ok := r.orgName[org]; !ok {
+				r.orphan("service", s.ID, []string{org}, "its org %s does not exist", org)
+				r.gone[s.ID] = true
+				return nil
+			}
 			a, err := object(raw)
 			if err != nil {
 				return fmt.Errorf("attributes of service %s: %w", s.ID, err)
@@ -42,6 +47,10 @@ func (r *reader) services(ctx context.Context) error {
 				return err
 			}
 			s := svcs[sid]
+			if s == nil {
+				r.orphan("service_orgs_roles", keyCols("service_id", sid), []string{sid}, "its service %s does not exist", sid)
+				return nil
+			}
 			if r.orgName[org] != s.Org {
 				return fmt.Errorf("service %s of org %s has a role in another org (%s)", s.Name, s.Org, r.orgName[org])
 			}
@@ -62,6 +71,15 @@ func (r *reader) services(ctx context.Context) error {
 				return err
 			}
 			s, p := svcs[sid], r.projects[pid]
+			row := keyCols("service_id", sid, "project_id", pid)
+			if s == nil {
+				r.orphan("service_projects_roles", row, []string{sid}, "its service %s does not exist", sid)
+				return nil
+			}
+			if p.name == "" {
+				r.orphan("service_projects_roles", row, []string{pid}, "its project %s does not exist", pid)
+				return nil
+			}
 			if p.org != s.Org {
 				return fmt.Errorf("service %s of org %s has a role on project %s/%s of another org", s.Name, s.Org, p.org, p.name)
 			}

@@ -46,6 +46,11 @@ func (r *reader) users(ctx context.Context) error {
 		if err := rows.Scan(&id, &org, &name); err != nil {
 			return err
 		}
+		if _, ok := r.orgName[org]; !ok {
+			r.orphan("usergroups", id, []string{org}, "its org %s does not exist", org)
+			r.gone[id] = true
+			return nil
+		}
 		groups[id] = group{r.orgName[org], name}
 		return nil
 	})
@@ -57,6 +62,15 @@ func (r *reader) users(ctx context.Context) error {
 		var g, u string
 		if err := rows.Scan(&g, &u); err != nil {
 			return err
+		}
+		row := keyCols("usergroup_id", g, "user_id", u)
+		if _, ok := groups[g]; !ok {
+			r.orphan("usergroups_users", row, []string{g}, "its group %s does not exist", g)
+			return nil
+		}
+		if users[u] == nil {
+			r.orphan("usergroups_users", row, nil, "its user %s does not exist", u)
+			return nil
 		}
 		members[g] = append(members[g], u)
 		if usr := users[u]; usr != nil {
@@ -99,6 +113,15 @@ func (r *reader) users(ctx context.Context) error {
 				return err
 			}
 			u := users[uid]
+			row := keyCols("user_id", uid, "org_id", org)
+			if u == nil {
+				r.orphan("users_orgs_roles", row, nil, "its user %s does not exist", uid)
+				return nil
+			}
+			if _, ok := r.orgName[org]; !ok {
+				r.orphan("users_orgs_roles", row, []string{org}, "its org %s does not exist", org)
+				return nil
+			}
 			ours, err := r.orgRoleByID(role)
 			if err != nil {
 				return fmt.Errorf("user %s in org %s: %w", uid, r.orgName[org], err)
@@ -123,6 +146,15 @@ func (r *reader) users(ctx context.Context) error {
 			var g, org, role string
 			if err := rows.Scan(&g, &org, &role); err != nil {
 				return err
+			}
+			row := keyCols("usergroup_id", g, "org_id", org)
+			if _, ok := groups[g]; !ok {
+				r.orphan("usergroups_orgs_roles", row, []string{g}, "its group %s does not exist", g)
+				return nil
+			}
+			if _, ok := r.orgName[org]; !ok {
+				r.orphan("usergroups_orgs_roles", row, []string{org}, "its org %s does not exist", org)
+				return nil
 			}
 			ours, err := r.orgRoleByID(role)
 			if err != nil {
@@ -149,6 +181,19 @@ func (r *reader) users(ctx context.Context) error {
 				var limited bool
 				if err := rows.Scan(&who, &pid, &role, &limited); err != nil {
 					return err
+				}
+				row := keyCols(t.who, who, "project_id", pid)
+				if t.who == "user_id" && users[who] == nil {
+					r.orphan(t.table, row, nil, "its user %s does not exist", who)
+					return nil
+				}
+				if _, ok := groups[who]; t.who != "user_id" && !ok {
+					r.orphan(t.table, row, []string{who}, "its group %s does not exist", who)
+					return nil
+				}
+				if _, ok := r.projects[pid]; !ok {
+					r.orphan(t.table, row, []string{pid}, "its project %s does not exist", pid)
+					return nil
 				}
 				if limited {
 					r.snap.RestrictedBindings++

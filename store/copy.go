@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/rill-authd/rill-authd/token"
 )
 
 // Snapshot is every record of a store, as Dump reads it and a Loader writes it: what moves a
 // deployment from one engine to another. Tokens keep their ids, hashes and times; signing keys
 // are in the clear here and encrypted again by the destination. Tombstones (which revoked
-// tokens are remembered as revoked rather than unknown) are not part of it: in the destination
-// a token revoked before the copy is unknown, and refused all the same.
+// tokens are remembered as revoked rather than unknown, and why) and the ledger of the tokens
+// imports brought (so that a revocation here is never undone by a later import) move too.
 type Snapshot struct {
 	Orgs        []Org
 	Projects    []Project
@@ -20,22 +23,66 @@ type Snapshot struct {
 	SigningKeys []SigningKey
 	Audit       []AuditEvent
 	// Issuer is the recorded issuer (a zero URL: none), which JWTs in the field carry.
-	Issuer Issuer
+	Issuer     Issuer
+	Tombstones []Tombstone
+	// Imported lists every token id an import ever brought (see ImportLedger).
+	Imported []ImportedToken
 	// Seq is the source's LastSeq when it was read (for messages).
 	Seq uint64
 }
 
-// Counts are the records of a snapshot per kind, in a fixed order, for reports.
+// Counts are the records of a snapshot per kind, in a fixed order, for reports: copy-store and
+// restore say what they moved in the same words.
 func (s *Snapshot) Counts() []KindCount {
-	return []KindCount{{"orgs", len(s.Orgs)}, {"projects", len(s.Projects)}, {"users", len(s.Users)},
-		{"services", len(s.Services)}, {"tokens", len(s.Tokens)}, {"signing keys", len(s.SigningKeys)},
-		{"audit events", len(s.Audit)}}
+	return []KindCount{{"org", len(s.Orgs)}, {"project", len(s.Projects)}, {"user", len(s.Users)},
+		{"service", len(s.Services)}, {"token", len(s.Tokens)}, {"tombstone", len(s.Tombstones)},
+		{"imported token id", len(s.Imported)}, {"signing key", len(s.SigningKeys)}, {"audit event", len(s.Audit)}}
 }
 
 // KindCount is how many records of one kind a snapshot holds.
 type KindCount struct {
-	Kind string
+	Kind string // singular: "org", "signing key"
 	N    int
+}
+
+// String is the count with the kind in the right number: "1 org", "2 signing keys".
+func (k KindCount) String() string {
+	if k.N == 1 {
+		return "1 " + k.Kind
+	}
+	return fmt.Sprintf("%d %ss", k.N, k.Kind)
+}
+
+// Tombstone is a revoked token, remembered as revoked (and why) rather than unknown for the
+// engines' tombstone period after At.
+type Tombstone struct {
+	ID  token.ID  `json:"id"`
+	Why string    `json:"why"`
+	At  time.Time `json:"at"`
+}
+
+// ImportedToken is an entry of the import ledger: a token id an import brought, and when.
+type ImportedToken struct {
+	ID token.ID  `json:"id"`
+	At time.Time `json:"at"`
+}
+
+// TombstoneLister is implemented by engines that can list their tombstones (both do), so that
+// Dump carries them.
+type TombstoneLister interface {
+	// ListTombstones returns the tombstones still in their period, in no particular order.
+	ListTombstones(ctx context.Context) ([]Tombstone, error)
+}
+
+// ImportLedger remembers, for good, every token id an import (import-rill) brought into the
+// store. A token in the ledger that the store no longer has was revoked here (by its holder,
+// an admin, or with its owner), however long ago: the next import must not bring it back,
+// after the tombstone is gone as before. Both engines implement it.
+type ImportLedger interface {
+	// MarkImported adds ids to the ledger (ids already in it keep their time).
+	MarkImported(ctx context.Context, ids []token.ID, at time.Time) error
+	// ImportedTokens returns the whole ledger, in no particular order.
+	ImportedTokens(ctx context.Context) ([]ImportedToken, error)
 }
 
 // ErrNotEmpty is returned by Load into a store that already holds records, unless it was
@@ -124,6 +171,16 @@ func dumpOnce(ctx context.Context, st Store) (Snapshot, error) {
 	}
 	if s.Issuer, err = st.GetIssuer(ctx); err != nil {
 		return s, err
+	}
+	if tl, ok := st.(TombstoneLister); ok {
+		if s.Tombstones, err = tl.ListTombstones(ctx); err != nil {
+			return s, err
+		}
+	}
+	if il, ok := st.(ImportLedger); ok {
+		if s.Imported, err = il.ImportedTokens(ctx); err != nil {
+			return s, err
+		}
 	}
 	return s, nil
 }

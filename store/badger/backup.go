@@ -2,6 +2,7 @@ package badger
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
 	bdg "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/pb"
@@ -63,16 +67,30 @@ type RestoreStats struct {
 	Tokens      map[token.Kind]uint64
 	SigningKeys int
 	LastSeq     uint64
+	// Counts are the restored store's records per kind, as copy-store reports them.
+	Counts []store.KindCount
 }
+
+// bitDelete is Badger's meta bit of a delete marker (badger/v4 structs.go), as a backup holds it.
+const bitDelete = 1 << 0
 
 // maxFrame bounds one record list of a backup; Badger writes lists of a few MiB.
 const maxFrame = 1 << 30
 
 // Restore loads the backup in the file from into the store o describes, which must be empty
-// unless force is set (then its contents are dropped first). The file is checked whole before
-// anything is written, so a truncated or foreign file changes nothing. The store must not be
-// open elsewhere (Badger's directory lock refuses it). It then opens the store, as the daemon
-// will, which rebuilds the token index, and reports what it holds.
+// unless force is set (then it is replaced). Nothing of the working store is touched until the
+// new one is known good:
+//
+//  1. the file is read whole and every record in it checked (framing, and each record decodes
+//     and holds only text every engine can store), so a truncated, foreign or corrupt backup
+//     changes nothing;
+//  2. the backup is loaded into a new directory beside o.Dir, and opened as the daemon will
+//     open it (the token index rebuilt);
+//  3. only then the two directories are swapped in one rename (RENAME_EXCHANGE on Linux; two
+//     renames elsewhere), and the old store is deleted.
+//
+// A crash at any point leaves the old store or the new one whole at o.Dir. The store must not
+// be open elsewhere: Badger's directory lock refuses it.
 func Restore(o Options, from string, force bool) (RestoreStats, error) {
 	var stats RestoreStats
 	if o.Logger == nil {
@@ -84,60 +102,106 @@ func Restore(o Options, from string, force bool) (RestoreStats, error) {
 	}
 	defer f.Close()
 	if stats.Keys, err = checkBackup(f); err != nil {
-		return stats, fmt.Errorf("restore: backup %s: %w", from, err)
+		return stats, fmt.Errorf("restore: backup %s: %w; the store was not touched", from, err)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return stats, fmt.Errorf("restore: %w", err)
 	}
-
-	bo, err := badgerOptions(o)
+	target := filepath.Clean(o.Dir)
+	exists, err := checkTarget(o, target, force)
 	if err != nil {
 		return stats, err
 	}
-	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-		return stats, fmt.Errorf("restore: create data dir: %w", err)
+	if exists {
+		unlock, err := lockDir(target)
+		if err != nil {
+			return stats, fmt.Errorf("restore: %w", err)
+		}
+		defer unlock()
+	}
+
+	// Build the new store aside, on the same file system, so that it can be renamed in.
+	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+		return stats, fmt.Errorf("restore: %w", err)
+	}
+	aside, err := os.MkdirTemp(filepath.Dir(target), "."+filepath.Base(target)+".restore-")
+	if err != nil {
+		return stats, fmt.Errorf("restore: make a directory beside %s for the new store: %w", target, err)
+	}
+	keepAside := false
+	defer func() {
+		if !keepAside {
+			os.RemoveAll(aside)
+		}
+	}()
+	ao := o
+	ao.Dir = aside
+	if err := loadInto(ao, f); err != nil {
+		return stats, fmt.Errorf("restore: %w; the store in %s was not touched", err, target)
+	}
+	if err := openedStats(ao, &stats); err != nil {
+		return stats, fmt.Errorf("restore: the restored store does not open: %w; the store in %s was not touched", err, target)
+	}
+
+	// Swap it in.
+	if !exists {
+		if err := os.Rename(aside, target); err != nil {
+			return stats, fmt.Errorf("restore: move the restored store to %s: %w", target, err)
+		}
+		return stats, syncDir(filepath.Dir(target))
+	}
+	switch err := exchange(aside, target); {
+	case err == nil:
+	case errors.Is(err, errors.ErrUnsupported):
+		if err := swapByRenames(aside, target); err != nil {
+			keepAside = true
+			return stats, err
+		}
+	default:
+		keepAside = true // e.g. a mount point: the restored store stays for the operator to move
+		return stats, fmt.Errorf("restore: swap the restored store (in %s) with %s: %w; the store in %s was not touched; "+
+			"stop, move it into place by hand, or point --data-dir at it", aside, target, err, target)
+	}
+	// The deferred RemoveAll deletes the old store, now at aside.
+	return stats, syncDir(filepath.Dir(target))
+}
+
+// syncDir makes the renames in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("restore: sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("restore: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// checkTarget refuses a target that holds data unless force, and reports whether it exists.
+func checkTarget(o Options, target string, force bool) (bool, error) {
+	entries, err := os.ReadDir(target)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("restore: %w", err)
+	}
+	if len(entries) == 0 || force {
+		return true, nil
+	}
+	bo, err := badgerOptions(o)
+	if err != nil {
+		return false, err
 	}
 	db, err := bdg.Open(bo)
 	if err != nil {
-		return stats, fmt.Errorf("restore: open store in %q (is rill-authd running on it? stop it first): %w", o.Dir, err)
+		return false, fmt.Errorf("restore: open store in %q (is rill-authd running on it? stop it first): %w", target, err)
 	}
-	if err := load(db, f, force); err != nil {
-		db.Close()
-		return stats, fmt.Errorf("restore into %q: %w", o.Dir, err)
-	}
-	if err := db.Close(); err != nil {
-		return stats, fmt.Errorf("restore: close store: %w", err)
-	}
-
-	s, err := Open(o)
-	if err != nil {
-		return stats, fmt.Errorf("restore: reopen: %w", err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	orgs, err := s.ListOrgs(ctx)
-	if err != nil {
-		return stats, fmt.Errorf("restore: %w", err)
-	}
-	users, err := s.ListUsers(ctx)
-	if err != nil {
-		return stats, fmt.Errorf("restore: %w", err)
-	}
-	ks, err := s.ListSigningKeys(ctx)
-	if err != nil {
-		return stats, fmt.Errorf("restore: %w", err)
-	}
-	if stats.Tokens, err = s.CountTokens(ctx); err != nil {
-		return stats, fmt.Errorf("restore: %w", err)
-	}
-	stats.Orgs, stats.Users, stats.SigningKeys, stats.LastSeq = len(orgs), len(users), len(ks), s.seq.Load()
-	return stats, nil
-}
-
-// load refuses a store with data unless force, then loads the backup r into it.
-func load(db *bdg.DB, r io.Reader, force bool) error {
+	defer db.Close()
 	empty := true
-	err := db.View(func(txn *bdg.Txn) error {
+	err = db.View(func(txn *bdg.Txn) error {
 		it := txn.NewIterator(bdg.IteratorOptions{})
 		defer it.Close()
 		it.Rewind()
@@ -145,18 +209,73 @@ func load(db *bdg.DB, r io.Reader, force bool) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return false, fmt.Errorf("restore: %w", err)
 	}
 	if !empty {
-		if !force {
-			return fmt.Errorf("%w: a restore goes into an empty data dir (or pass --force to replace everything in it with the backup)", ErrNotEmpty)
-		}
-		if err := db.DropAll(); err != nil {
-			return fmt.Errorf("drop the store's contents: %w", err)
-		}
+		return false, fmt.Errorf("restore into %q: %w: a restore goes into an empty data dir (or pass --force to replace everything in it with the backup)", target, ErrNotEmpty)
+	}
+	return true, nil
+}
+
+// loadInto loads the backup r into a new store at o.Dir.
+func loadInto(o Options, r io.Reader) error {
+	bo, err := badgerOptions(o)
+	if err != nil {
+		return err
+	}
+	db, err := bdg.Open(bo)
+	if err != nil {
+		return fmt.Errorf("open the new store: %w", err)
 	}
 	if err := db.Load(r, 16); err != nil {
-		return fmt.Errorf("load backup (the store now holds part of it: restore again with --force): %w", err)
+		db.Close()
+		return fmt.Errorf("load backup: %w", err)
+	}
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("close the new store: %w", err)
+	}
+	return nil
+}
+
+// openedStats opens the store at o.Dir as the daemon will and says what it holds.
+func openedStats(o Options, stats *RestoreStats) error {
+	s, err := Open(o)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ctx := context.Background()
+	snap, err := store.Dump(ctx, s)
+	if err != nil {
+		return err
+	}
+	if err := snap.Validate(); err != nil {
+		return err
+	}
+	if stats.Tokens, err = s.CountTokens(ctx); err != nil {
+		return err
+	}
+	stats.Orgs, stats.Users, stats.SigningKeys, stats.LastSeq = len(snap.Orgs), len(snap.Users), len(snap.SigningKeys), s.seq.Load()
+	stats.Counts = snap.Counts()
+	return s.Close()
+}
+
+// swapByRenames replaces target with aside where the two cannot be exchanged in one step: the
+// old store is renamed away first, so a crash between the two renames leaves both whole (the
+// old one under the name the error gives).
+func swapByRenames(aside, target string) error {
+	old := aside + ".old"
+	if err := os.Rename(target, old); err != nil {
+		return fmt.Errorf("restore: move the old store aside: %w; the store in %s was not touched (the restored one is in %s)", err, target, aside)
+	}
+	if err := os.Rename(aside, target); err != nil {
+		if rerr := os.Rename(old, target); rerr != nil {
+			return fmt.Errorf("restore: move the restored store in: %w; the old store is whole in %s, the restored one in %s", err, old, aside)
+		}
+		return fmt.Errorf("restore: move the restored store in: %w; the old store is back in %s (the restored one is in %s)", err, target, aside)
+	}
+	if err := os.Rename(old, aside); err != nil { // so that the deferred RemoveAll finds it
+		os.RemoveAll(old)
 	}
 	return nil
 }
@@ -172,6 +291,9 @@ func checkBackup(f *os.File) (int, error) {
 	br := bufio.NewReaderSize(f, 1<<20)
 	var buf []byte
 	keys, ours := 0, false
+	var bad []string
+	var lastKey []byte
+	now := uint64(time.Now().Unix())
 	for at := int64(0); left > 0; {
 		if left < 8 {
 			return 0, fmt.Errorf("truncated: %d stray bytes at the end (byte %d)", left, at)
@@ -197,6 +319,16 @@ func checkBackup(f *os.File) (int, error) {
 		for _, kv := range list.Kv {
 			keys++
 			ours = ours || string(kv.Key) == kBoot
+			// Only the newest version of a key is read; a delete marker or an expired entry
+			// holds no record.
+			newest := !bytes.Equal(kv.Key, lastKey)
+			lastKey = append(lastKey[:0], kv.Key...)
+			if !newest || len(kv.Meta) > 0 && kv.Meta[0]&bitDelete != 0 || kv.ExpiresAt > 0 && kv.ExpiresAt <= now {
+				continue
+			}
+			if err := checkRecord(kv.Key, kv.Value); err != nil && len(bad) < 20 {
+				bad = append(bad, err.Error())
+			}
 		}
 		left -= int64(n)
 		at += 8 + int64(n)
@@ -206,6 +338,9 @@ func checkBackup(f *os.File) (int, error) {
 	}
 	if !ours {
 		return 0, errors.New("not a rill-authd backup: it has no bootstrap mark (" + kBoot + ")")
+	}
+	if len(bad) > 0 {
+		return 0, fmt.Errorf("records that would leave a store the daemon cannot open or copy:\n  %s", strings.Join(bad, "\n  "))
 	}
 	return keys, nil
 }

@@ -23,12 +23,16 @@ var loadBatch = 10_000
 // what a replacing load drops. Feed and bootstrap marks stay, so the sequence keeps growing.
 var recordPrefixes = []string{pOrg, pProject, pUser, pService, pToken, pKey, pAudit}
 
-var dropPrefixes = append([]string{"idx/", pRevoked, pPurge, pChange, pCount}, recordPrefixes...)
+var dropPrefixes = append([]string{"idx/", pRevoked, pPurge, pChange, pCount, pImported}, recordPrefixes...)
 
 // Load implements store.Loader in batches, each an atomic transaction, holding the write lock
 // throughout. A failure part-way leaves part of snap in the store: load again with replace.
-// The records are trusted to be one store's (store.Dump's): owners and names are not checked.
+// The records are trusted to be one store's (store.Dump's): owners and names are not checked,
+// but their text is (store.Snapshot.Validate), before anything is written.
 func (s *DB) Load(ctx context.Context, snap store.Snapshot, replace bool) error {
+	if err := snap.Validate(); err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if err := s.loadLocked(ctx, snap, replace); err != nil {
@@ -115,6 +119,8 @@ func (s *DB) loadLocked(ctx context.Context, snap store.Snapshot, replace bool) 
 			}
 			return putToken(txn, t)
 		}, true},
+		{len(snap.Tombstones), func(txn *bdg.Txn, i int) error { return putTombstone(txn, snap.Tombstones[i]) }, false},
+		{len(snap.Imported), func(txn *bdg.Txn, i int) error { return putImported(txn, snap.Imported[i]) }, false},
 		{len(snap.SigningKeys), func(txn *bdg.Txn, i int) error {
 			return putJSON(txn, pKey+snap.SigningKeys[i].KID, snap.SigningKeys[i])
 		}, false},

@@ -9,6 +9,9 @@ import (
 )
 
 func (s *DB) CreateOrg(ctx context.Context, o store.Org) error {
+	if err := store.CheckFields("org "+o.Name, o); err != nil {
+		return fmt.Errorf("create org: %w", err)
+	}
 	return s.write(ctx, func(w *wtxn) error {
 		if ok, err := exists(w.Txn, pOrg+o.Name); err != nil || ok {
 			return orConflict(err, "org %q", o.Name)
@@ -34,6 +37,9 @@ func (s *DB) GetOrg(_ context.Context, name string) (store.Org, error) {
 func (s *DB) ListOrgs(context.Context) ([]store.Org, error) { return list[store.Org](s, pOrg) }
 
 func (s *DB) CreateProject(ctx context.Context, p store.Project) error {
+	if err := store.CheckFields("project "+store.ProjectKey(p.Org, p.Name), p); err != nil {
+		return fmt.Errorf("create project: %w", err)
+	}
 	return s.write(ctx, func(w *wtxn) error {
 		if ok, err := exists(w.Txn, pOrg+p.Org); err != nil || !ok {
 			return orNotFound(err, "org %q", p.Org)

@@ -10,6 +10,9 @@ import (
 )
 
 func (s *DB) CreateService(ctx context.Context, sv store.Service) error {
+	if err := store.CheckFields("service "+sv.ID, sv); err != nil {
+		return fmt.Errorf("create service: %w", err)
+	}
 	return s.write(ctx, func(w *wtxn) error {
 		if ok, err := exists(w.Txn, pOrg+sv.Org); err != nil || !ok {
 			return orNotFound(err, "org %q", sv.Org)
@@ -71,6 +74,9 @@ func (s *DB) UpdateService(ctx context.Context, id string, fn func(*store.Servic
 		}
 		org, oldName := sv.Org, sv.Name
 		if err := fn(&sv); err != nil {
+			return err
+		}
+		if err := store.CheckFields("service "+id, sv); err != nil {
 			return err
 		}
 		sv.ID, sv.Org = id, org // neither may change

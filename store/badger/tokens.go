@@ -20,6 +20,9 @@ func (s *DB) CreateToken(ctx context.Context, t store.Token) error {
 // CreateTokenCapped implements store.Store. The owner's live tokens are counted from the token
 // index, which holding wmu is exactly the committed state; expired tokens do not count.
 func (s *DB) CreateTokenCapped(ctx context.Context, t store.Token, max int) error {
+	if err := store.CheckFields("token "+t.ID.String(), t); err != nil {
+		return fmt.Errorf("create token: %w", err)
+	}
 	err := s.write(ctx, func(w *wtxn) error {
 		if ok, err := exists(w.Txn, ownerKey(t.Kind, t.OwnerID)); err != nil || !ok {
 			return orNotFound(err, "token owner %s", t.OwnerID)
@@ -117,6 +120,11 @@ var importBatch = 10_000
 // (migrations, benchmarks); a failure part-way leaves the earlier batches in place and says how
 // many were written.
 func (s *DB) ImportTokens(ctx context.Context, ts []store.Token) error {
+	for i := range ts {
+		if err := store.CheckFields("token "+ts[i].ID.String(), ts[i]); err != nil {
+			return fmt.Errorf("import tokens: %w", err)
+		}
+	}
 	owners := map[string]bool{}
 	err := s.view(func(txn *bdg.Txn) error {
 		for _, t := range ts {

@@ -11,6 +11,9 @@ import (
 )
 
 func (s *DB) CreateUser(ctx context.Context, u store.User) error {
+	if err := store.CheckFields("user "+u.ID, u); err != nil {
+		return fmt.Errorf("create user: %w", err)
+	}
 	return s.write(ctx, func(w *wtxn) error {
 		if ok, err := exists(w.Txn, pUserMail+u.Email); err != nil || ok {
 			return orConflict(err, "user %q", u.Email)
@@ -55,6 +58,9 @@ func (s *DB) UpdateUser(ctx context.Context, id string, fn func(*store.User) err
 		}
 		oldEmail := u.Email
 		if err := fn(&u); err != nil {
+			return err
+		}
+		if err := store.CheckFields("user "+id, u); err != nil {
 			return err
 		}
 		u.ID = id

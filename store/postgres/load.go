@@ -17,9 +17,14 @@ var _ store.Loader = (*DB)(nil)
 // Load implements store.Loader in one transaction: the destination holds all of snap or none
 // of it. It holds the write lock, so no replica writes meanwhile, and leaves the feed truncated
 // at a new sequence, so every replica on the database (this one included) reloads its index.
+// Every record's text is checked first (store.Snapshot.Validate), so a record PostgreSQL cannot
+// store is named rather than failing the COPY.
 func (s *DB) Load(ctx context.Context, snap store.Snapshot, replace bool) error {
 	if err := s.closedErr(); err != nil {
 		return err
+	}
+	if err := snap.Validate(); err != nil {
+		return fmt.Errorf("load: %w", err)
 	}
 	// Signing keys are sealed before the transaction: encryption needs no database.
 	keys := make([][]any, len(snap.SigningKeys))
@@ -55,11 +60,14 @@ func (s *DB) Load(ctx context.Context, snap store.Snapshot, replace bool) error 
 			return store.ErrNotEmpty
 		}
 		if used {
-			if _, err := tx.Exec(ctx, "TRUNCATE orgs, projects, users, services, tokens, tombstones, purges, signing_keys, audit"); err != nil {
+			if _, err := tx.Exec(ctx, "TRUNCATE orgs, projects, users, services, tokens, tombstones, purges, imported_tokens, signing_keys, audit"); err != nil {
 				return fmt.Errorf("empty the database: %w", err)
 			}
 		}
 		if err := copyRows(ctx, tx, snap); err != nil {
+			return err
+		}
+		if err := copyDurable(ctx, tx, snap); err != nil {
 			return err
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"signing_keys"}, []string{"kid", "private_key", "encrypted", "created_at", "doc"},

@@ -9,6 +9,9 @@ import (
 )
 
 func (s *DB) CreateOrg(ctx context.Context, o store.Org) error {
+	if err := store.CheckFields("org "+o.Name, o); err != nil {
+		return fmt.Errorf("create org: %w", err)
+	}
 	doc, err := json.Marshal(o)
 	if err != nil {
 		return fmt.Errorf("encode org: %w", err)
@@ -64,6 +67,9 @@ func (s *DB) ListOrgs(ctx context.Context) ([]store.Org, error) {
 }
 
 func (s *DB) CreateProject(ctx context.Context, p store.Project) error {
+	if err := store.CheckFields("project "+store.ProjectKey(p.Org, p.Name), p); err != nil {
+		return fmt.Errorf("create project: %w", err)
+	}
 	doc, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("encode project: %w", err)

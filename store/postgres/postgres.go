@@ -365,6 +365,8 @@ func mapErr(err error) error {
 			return fmt.Errorf("%s: %w", pe.ConstraintName, store.ErrConflict)
 		case "23503": // foreign_key_violation
 			return fmt.Errorf("%s: %w", pe.ConstraintName, store.ErrNotFound)
+		case "22021", "22P05": // a NUL or bytes not UTF-8 that store.CheckText should have refused
+			return fmt.Errorf("%w: %s", store.ErrInvalid, pe.Message)
 		}
 	}
 	return unavail(err)

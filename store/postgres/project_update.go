@@ -20,6 +20,9 @@ func (s *DB) UpdateProject(ctx context.Context, org, name string, fn func(*store
 		if err := fn(&p); err != nil {
 			return err
 		}
+		if err := store.CheckFields("project "+store.ProjectKey(org, name), p); err != nil {
+			return err
+		}
 		p.Org, p.Name = org, name
 		doc, err := json.Marshal(p)
 		if err != nil {

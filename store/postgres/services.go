@@ -10,6 +10,9 @@ import (
 )
 
 func (s *DB) CreateService(ctx context.Context, sv store.Service) error {
+	if err := store.CheckFields("service "+sv.ID, sv); err != nil {
+		return fmt.Errorf("create service: %w", err)
+	}
 	doc, err := json.Marshal(sv)
 	if err != nil {
 		return fmt.Errorf("encode service: %w", err)
@@ -76,6 +79,9 @@ func (s *DB) UpdateService(ctx context.Context, id string, fn func(*store.Servic
 		}
 		org := sv.Org
 		if err := fn(&sv); err != nil {
+			return err
+		}
+		if err := store.CheckFields("service "+id, sv); err != nil {
 			return err
 		}
 		sv.ID, sv.Org = id, org // neither may change

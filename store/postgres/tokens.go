@@ -65,6 +65,9 @@ func (s *DB) CreateToken(ctx context.Context, t store.Token) error {
 // CreateTokenCapped implements store.Store: the count is read under the write lock, so two
 // replicas issuing at once cannot both pass the cap. Expired tokens do not count.
 func (s *DB) CreateTokenCapped(ctx context.Context, t store.Token, max int) error {
+	if err := store.CheckFields("token "+t.ID.String(), t); err != nil {
+		return fmt.Errorf("create token: %w", err)
+	}
 	err := s.write(ctx, func(w *wtx) error {
 		if ok, err := exists(ctx, w, "SELECT FROM "+ownerTable(t.Kind)+" WHERE id = $1", t.OwnerID); err != nil || !ok {
 			return notFoundOr(err, "token owner %s", t.OwnerID)
@@ -159,6 +162,11 @@ var importBatch = 10_000
 // then the records are written in batches that each commit atomically. A failure part-way
 // leaves the earlier batches in place and says how many were written.
 func (s *DB) ImportTokens(ctx context.Context, ts []store.Token) error {
+	for i := range ts {
+		if err := store.CheckFields("token "+ts[i].ID.String(), ts[i]); err != nil {
+			return fmt.Errorf("import tokens: %w", err)
+		}
+	}
 	if err := s.closedErr(); err != nil {
 		return err
 	}

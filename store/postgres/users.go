@@ -10,6 +10,9 @@ import (
 )
 
 func (s *DB) CreateUser(ctx context.Context, u store.User) error {
+	if err := store.CheckFields("user "+u.ID, u); err != nil {
+		return fmt.Errorf("create user: %w", err)
+	}
 	doc, err := json.Marshal(u)
 	if err != nil {
 		return fmt.Errorf("encode user: %w", err)
@@ -73,6 +76,9 @@ func (s *DB) UpdateUser(ctx context.Context, id string, fn func(*store.User) err
 			return fmt.Errorf("user %s: %w", id, err)
 		}
 		if err := fn(&u); err != nil {
+			return err
+		}
+		if err := store.CheckFields("user "+id, u); err != nil {
 			return err
 		}
 		u.ID = id

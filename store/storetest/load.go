@@ -33,6 +33,11 @@ func testLoad(t *testing.T, su suite) {
 		t.Fatal(err)
 	}
 
+	importedAt := now()
+	if l, ok := src.(store.ImportLedger); ok {
+		must(t, l.MarkImported(c, []token.ID{used.ID, gone.ID}, importedAt))
+		must(t, l.MarkImported(c, []token.ID{used.ID}, importedAt.Add(time.Hour))) // kept at its first time
+	}
 	dump := val(store.Dump(c, src))(t)
 	if dump.Seq != val(src.LastSeq(c))(t) || len(dump.Tokens) != 5 || len(dump.Users) != 3 || len(dump.SigningKeys) != 1 || len(dump.Audit) != 1 {
 		t.Fatalf("Dump: %+v", dump.Counts())
@@ -53,8 +58,19 @@ func testLoad(t *testing.T, su suite) {
 			t.Errorf("TokenAuth(%s) after Load: %+v, %v", tk.ID, a, err)
 		}
 	}
-	if _, err := dst.TokenAuth(c, gone.ID); err == nil {
-		t.Errorf("a token revoked before the dump works after Load")
+	if _, err := dst.TokenAuth(c, gone.ID); !errors.Is(err, store.ErrRevoked) {
+		t.Errorf("a token revoked before the dump, after Load: %v, want revoked (its tombstone comes along)", err)
+	}
+	if l, ok := dst.(store.ImportLedger); ok {
+		got := val(l.ImportedTokens(c))(t)
+		if len(got) != 2 || len(dump.Imported) != 2 || len(dump.Tombstones) != 1 || dump.Tombstones[0].ID != gone.ID {
+			t.Errorf("the import ledger after Load: %+v (dumped %+v, tombstones %+v)", got, dump.Imported, dump.Tombstones)
+		}
+		for _, e := range got {
+			if !e.At.Equal(importedAt) {
+				t.Errorf("ledger entry %s at %v, want %v", e.ID, e.At, importedAt)
+			}
+		}
 	}
 	ran, err := dst.Bootstrap(c, func(context.Context) error { return nil })
 	if err != nil || ran {

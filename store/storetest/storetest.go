@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CanceledContext", testCanceledContext},
 		{"Closed", testClosed},
 		{"Load", testLoad},
+		{"Text", testText},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, su) })
 	}
