@@ -150,6 +150,9 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if err != nil {
 		return nil, err
 	}
+	for _, p := range pcfgs {
+		d.metrics.PluginsConfigured(p.Name)
+	}
 	if d.plugins, err = plugins.Start(pcfgs, d.log, d.metrics); err != nil {
 		return nil, err
 	}
@@ -203,7 +206,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	}()
 	d.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	d.ready.Store(true)
-	d.log.Info("rill-authd started", "grpc_addr", d.grpcLis.Addr().String(), "http_addr", d.httpLis.Addr().String(), "data_dir", cfg.DataDir,
+	d.log.Info("rill-authd started", "grpc_addr", d.grpcLis.Addr().String(), "http_addr", d.httpLis.Addr().String(), "store", cfg.Where(),
 		"grpc_tls", cfg.tlsOn("grpc"), "http_tls", cfg.tlsOn("http"), "client_certs_required", cfg.TLSClientCAFile != "",
 		"issuer", issuer, "jwks_url", strings.TrimSuffix(issuer, "/")+"/.well-known/jwks.json")
 	return d, nil
