@@ -177,7 +177,7 @@ func Main(ctx context.Context, args []string, in io.Reader, out, errOut io.Write
 		return exit
 	}
 	if err != nil {
-		fmt.Fprintf(errOut, "rillctl: %v (see rillctl --help)\n", err)
+		fmt.Fprintf(errOut, "rillctl: %s (see %s)\n", strings.ReplaceAll(err.Error(), "\n", " "), helpFor(err, "rillctl"))
 		return 2
 	}
 	cli.Globals.ctx, cli.Globals.in, cli.Globals.out, cli.Globals.isTTY = ctx, bufio.NewReader(in), out, isTTY
@@ -282,4 +282,15 @@ func (g *Globals) prompt(q string) (string, error) {
 		return "", fmt.Errorf("read answer: %w", err)
 	}
 	return strings.TrimSpace(line), nil
+}
+
+// helpFor is the --help to point a usage mistake at: that of the command it was made in.
+func helpFor(err error, app string) string {
+	var pe *kong.ParseError
+	if errors.As(err, &pe) && pe.Context != nil {
+		if n := pe.Context.Selected(); n != nil {
+			return n.FullPath() + " --help"
+		}
+	}
+	return app + " --help"
 }

@@ -4,6 +4,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -66,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exit
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "rill-authd: %s (see rill-authd --help)\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		fmt.Fprintf(stderr, "rill-authd: %s (see %s)\n", strings.ReplaceAll(err.Error(), "\n", " "), helpFor(err, "rill-authd"))
 		return exitUsage
 	}
 	if err := kctx.Run(); err != nil {
@@ -155,4 +156,15 @@ func wrap(s string, width int) string {
 		n += len(word)
 	}
 	return b.String()
+}
+
+// helpFor is the --help to point a usage mistake at: that of the command it was made in.
+func helpFor(err error, app string) string {
+	var pe *kong.ParseError
+	if errors.As(err, &pe) && pe.Context != nil {
+		if n := pe.Context.Selected(); n != nil {
+			return n.FullPath() + " --help"
+		}
+	}
+	return app + " --help"
 }

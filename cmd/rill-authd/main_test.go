@@ -63,7 +63,7 @@ func TestUsageMistakesOneStyle(t *testing.T) {
 		want []string
 	}{
 		{"rill-authd", []string{"--datadir", "x"}, []string{"--datadir", `did you mean "--data-dir"?`, "rill-authd --help"}},
-		{"rill-authd", []string{"copy-store", "--from", "x"}, []string{"--to"}},
+		{"rill-authd", []string{"copy-store", "--from", "x"}, []string{"--to", "(see rill-authd copy-store --help)"}},
 		{"rill-authd", []string{"--log-level", "loud"}, []string{"--log-level", "loud"}},
 		{"rillctl", []string{"--api-urll", "x", "whoami"}, []string{"--api-urll", `did you mean "--api-url"?`, "rillctl --help"}},
 		{"rillctl", []string{"servce", "list"}, []string{"servce"}},
