@@ -195,6 +195,17 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 		t.Fatal("the dashboard has no queries")
 	}
 
+	// The alert ideas in deploy/prometheus.yml name exported metrics too.
+	prom, err := os.ReadFile(filepath.Join(testenv.ModuleRoot(), "deploy", "prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range metricNameRe.FindAllString(string(prom), -1) {
+		if _, ok := metrics[n]; !ok {
+			t.Errorf("deploy/prometheus.yml names %s, which the daemon does not export", n)
+		}
+	}
+
 	// The instance variable exists and reads a metric every replica exports.
 	var found bool
 	for _, v := range dash.Templating.List {
