@@ -7,7 +7,7 @@ FUZZTIME ?= 15s
 # staticcheck, pinned; `go run` fetches it through the module proxy on first use.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run test bench lint fuzz clean
+.PHONY: build run test unit bench lint fuzz clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
@@ -17,8 +17,21 @@ build:
 run: build
 	./bin/rill-authd
 
-test: lint
-	$(GO) test -race -count=1 ./...
+test: lint unit
+
+# The suite under the race detector. A test that needs what this machine lacks (PostgreSQL,
+# nginx, caddy: internal/testenv.Unavailable) is skipped, and go test shows a passing package's
+# skips only with -v, so they are collected in a file and listed after the suite, one line per
+# area with what would make them run. Under CI=true they fail instead.
+PKGS ?= ./...
+unit:
+	@skips=$$(mktemp); \
+	RILL_AUTHD_SKIP_LOG=$$skips $(GO) test -race -count=1 $(PKGS); rc=$$?; \
+	if [ -s $$skips ]; then \
+	  echo "NOT RUN: tests skipped for want of a prerequisite (under CI=true they fail):"; \
+	  sort $$skips | uniq -c | sed -E 's/^ *([0-9]+) ([^:]*): /  SKIPPED \2 (\1 test(s)): /'; \
+	fi; \
+	rm -f $$skips; exit $$rc
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...

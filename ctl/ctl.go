@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -38,6 +39,9 @@ type Globals struct {
 }
 
 func (g *Globals) client() (*client.Client, error) {
+	if err := checkAPIURL(g.APIURL); err != nil {
+		return nil, err
+	}
 	if g.Token == "" {
 		return nil, errors.New("no token: set RILLCTL_TOKEN or pass --token (the bootstrap token is printed on rill-authd's first start)")
 	}
@@ -49,6 +53,31 @@ func (g *Globals) client() (*client.Client, error) {
 		return nil, fmt.Errorf("TLS: %w (--ca-file, --client-cert-file, --client-key-file)", err)
 	}
 	return client.New(g.APIURL, g.Token, client.WithTLSConfig(cfg)), nil
+}
+
+// checkAPIURL refuses an --api-url that cannot be the root of rill-authd's admin API: not
+// http(s), or one that ends in the API's own /v1 (every request would go to /v1/v1/...).
+func checkAPIURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--api-url %q is not an http:// or https:// URL (such as http://127.0.0.1:8080)", s)
+	}
+	if p := strings.TrimRight(u.Path, "/"); p == "/v1" || strings.HasSuffix(p, "/v1") {
+		root := *u
+		root.Path = strings.TrimSuffix(p, "/v1")
+		return fmt.Errorf("--api-url %s: give the server's root URL (%s), without /v1: rillctl adds the API's paths itself", s, root.String())
+	}
+	return nil
+}
+
+// notFoundHint explains a 404 that did not come from rill-authd's API (which answers its own
+// 404s in JSON): --api-url points at something else, or below the server's root.
+func notFoundHint(err error, apiURL string) error {
+	var e *client.Error
+	if errors.As(err, &e) && e.Status == 404 && e.Code == 0 {
+		return fmt.Errorf("%w (no rill-authd admin API answers at --api-url %s: it should be the server's root, such as http://127.0.0.1:8080, the address of rill-authd's --http-addr)", err, apiURL)
+	}
+	return err
 }
 
 // tlsHint adds what to do to a TLS failure the user can fix with a flag.
@@ -105,6 +134,7 @@ type OrgFlag struct {
 // CLI is rillctl's command line.
 type CLI struct {
 	Globals
+	Version kong.VersionFlag `help:"Print the version and exit."`
 
 	Service ServiceCmd `cmd:"" help:"Manage service accounts: tokens for production systems that outlive their creator."`
 	Tokens  TokenCmd   `cmd:"" name:"token" help:"Manage your user tokens (personal access tokens)."`
@@ -147,12 +177,12 @@ func Main(ctx context.Context, args []string, in io.Reader, out, errOut io.Write
 		return exit
 	}
 	if err != nil {
-		fmt.Fprintf(errOut, "rillctl: %v (see rillctl --help)\n", err)
+		fmt.Fprintf(errOut, "rillctl: %s (see %s)\n", strings.ReplaceAll(err.Error(), "\n", " "), helpFor(err, "rillctl"))
 		return 2
 	}
 	cli.Globals.ctx, cli.Globals.in, cli.Globals.out, cli.Globals.isTTY = ctx, bufio.NewReader(in), out, isTTY
 	if err := kctx.Run(&cli.Globals); err != nil {
-		fmt.Fprintf(errOut, "rillctl: %s\n", oneLine(tlsHint(err)))
+		fmt.Fprintf(errOut, "rillctl: %s\n", oneLine(notFoundHint(tlsHint(err), cli.APIURL)))
 		return 1
 	}
 	return 0
@@ -245,7 +275,22 @@ func (g *Globals) prompt(q string) (string, error) {
 	fmt.Fprint(g.out, q)
 	line, err := g.in.ReadString('\n')
 	if err != nil && line == "" {
+		fmt.Fprintln(g.out)
+		if errors.Is(err, io.EOF) {
+			return "", errors.New("no answer: stdin ended (pass the value as a flag; see --help)")
+		}
 		return "", fmt.Errorf("read answer: %w", err)
 	}
 	return strings.TrimSpace(line), nil
+}
+
+// helpFor is the --help to point a usage mistake at: that of the command it was made in.
+func helpFor(err error, app string) string {
+	var pe *kong.ParseError
+	if errors.As(err, &pe) && pe.Context != nil {
+		if n := pe.Context.Selected(); n != nil {
+			return n.FullPath() + " --help"
+		}
+	}
+	return app + " --help"
 }

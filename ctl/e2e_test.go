@@ -217,7 +217,7 @@ func TestReferenceDocs(t *testing.T) {
 		t.Fatal("token issue --user printed no token")
 	}
 	dev := root.as(first[1])
-	dev.fails("--display-name is required when rillctl is not run on a terminal", "token", "issue")
+	dev.fails("--display-name is required when stdin is not a terminal", "token", "issue")
 	// On a terminal, token issue asks for the name and the expiry.
 	var ttyOut, ttyErr bytes.Buffer
 	code := ctl.Main(context.Background(), []string{"token", "issue", "--api-url", d.URL(), "--token", first[1]},

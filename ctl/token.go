@@ -34,7 +34,7 @@ func (c *TokenIssueCmd) Run(g *Globals) error {
 	}
 	if req.DisplayName == "" {
 		if !g.isTTY {
-			return errors.New("--display-name is required when rillctl is not run on a terminal")
+			return errors.New("--display-name is required when stdin is not a terminal (rillctl asks for it only on one)")
 		}
 		name, err := g.prompt("Display name: ")
 		if err != nil {

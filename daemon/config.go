@@ -123,7 +123,6 @@ func KongOptions(version string) []kong.Option {
 		kong.DefaultEnvars("RILL_AUTHD"),
 		kong.Configuration(YAML),
 		kong.Vars{"version": version},
-		kong.UsageOnError(),
 		kong.BindTo(context.Background(), (*context.Context)(nil)),
 	}
 }

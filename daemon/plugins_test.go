@@ -68,6 +68,16 @@ plugins:
 	}
 	d := testenv.Start(t, filepath.Join(dir, "data"), "--config", cfg)
 
+	// Every configured plugin's series exist from the start, at 0, before its first call.
+	m0 := scrape(t, d.URL())
+	for _, key := range []string{"rill_authd_plugin_calls_total{plugin=hr,result=ok}", "rill_authd_plugin_calls_total{plugin=hr,result=error}",
+		"rill_authd_plugin_calls_total{plugin=crm,result=ok}", "rill_authd_plugin_calls_total{plugin=crm,result=error}",
+		"rill_authd_plugin_call_duration_seconds_count{plugin=hr}", "rill_authd_plugin_call_duration_seconds_count{plugin=crm}"} {
+		if v, ok := m0[key]; !ok || v != 0 {
+			t.Errorf("at start %s = %v (present %v), want 0", key, v, ok)
+		}
+	}
+
 	conn, err := grpc.NewClient(d.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

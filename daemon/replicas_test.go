@@ -134,9 +134,16 @@ func TestThreeReplicasOnOneDatabase(t *testing.T) {
 
 	_, metrics := get(t, a.URL()+"/metrics")
 	for _, m := range []string{"rill_authd_store_feed_lag_seconds ", "rill_authd_store_feed_lag_changes 0", "rill_authd_store_stale 0",
-		"rill_authd_store_reconnects_total 0", `rill_authd_store_pool_connections{state="total"}`} {
+		"rill_authd_store_reconnects_total 0", `rill_authd_store_pool_connections{state="idle"}`, `rill_authd_store_pool_connections{state="acquired"}`,
+		"rill_authd_store_pool_connections_max "} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("metrics of a PostgreSQL replica lack %q", m)
+		}
+	}
+	// The states gauge holds states only: a sum() over it is the pool's size.
+	for _, m := range []string{`state="total"`, `state="max"`} {
+		if strings.Contains(metrics, m) {
+			t.Errorf("rill_authd_store_pool_connections has %s, not a state", m)
 		}
 	}
 

@@ -100,11 +100,16 @@ func (f StoreFlags) key() ([]byte, error) {
 	return store.ReadKeyFile(f.EncryptionKeyFile)
 }
 
-// redact is a store URL without its password, for messages.
+// redact is a store URL without its password, for messages: in the user info and in a
+// password= parameter, which pgx takes too.
 func redact(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "(a URL that does not parse)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }
@@ -185,13 +190,14 @@ func (d *Daemon) registerStoreGauges(pg *postgres.DB) {
 	m.CounterFunc("rill_authd_store_reconnects_total", "Times the connection following PostgreSQL's change feed was lost and made again.", func() float64 {
 		return float64(pg.Reconnects())
 	})
+	// States in one gauge (their sum is the pool's size), its capacity in another.
 	for state, f := range map[string]func() float64{
 		"acquired": func() float64 { return float64(pg.Stats().AcquiredConns()) },
 		"idle":     func() float64 { return float64(pg.Stats().IdleConns()) },
-		"total":    func() float64 { return float64(pg.Stats().TotalConns()) },
-		"max":      func() float64 { return float64(pg.Stats().MaxConns()) },
 	} {
-		m.GaugeFunc("rill_authd_store_pool_connections", "Connections of the PostgreSQL pool, by state (acquired, idle, total, max), besides the one following the feed.",
+		m.GaugeFunc("rill_authd_store_pool_connections", "Open connections of the PostgreSQL pool, by state (acquired, idle), besides the one following the feed; their sum is the pool's size.",
 			map[string]string{"state": state}, f)
 	}
+	m.GaugeFunc("rill_authd_store_pool_connections_max", "Most connections the PostgreSQL pool opens (pool_max_conns), besides the one following the feed.", nil,
+		func() float64 { return float64(pg.Stats().MaxConns()) })
 }

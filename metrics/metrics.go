@@ -6,6 +6,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,7 +61,7 @@ func New() *Metrics {
 		tokensRevoked: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rill_authd_tokens_revoked_total",
 			Help: "Tokens revoked (directly or by deleting their owner), by kind."}, []string{"kind"}),
 		adminRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rill_authd_admin_requests_total",
-			Help: "Admin API requests, by route pattern and HTTP status code."}, []string{"route", "code"}),
+			Help: "Admin API requests, by HTTP method, route pattern (/v1/orgs/{org}/services) and HTTP status code."}, []string{"method", "route", "code"}),
 		pluginCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rill_authd_plugin_calls_total",
 			Help: "Calls to attribute-source plugins, by configured plugin name and result (ok, error)."}, []string{"plugin", "result"}),
 		pluginDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "rill_authd_plugin_call_duration_seconds",
@@ -109,10 +110,30 @@ func (m *Metrics) TokensRevoked(kind policy.Kind, n int) {
 	}
 }
 
-// AdminRequest counts one admin request by its route pattern (bounded: the registered ones).
-func (m *Metrics) AdminRequest(route string, code int) {
-	if m != nil {
-		m.adminRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+// AdminRequest counts one admin request by its ServeMux pattern ("DELETE /v1/tokens/{ref}";
+// bounded: the registered ones): the method and the path pattern go in labels of their own,
+// so a dashboard can sum one route's methods or one method's routes.
+func (m *Metrics) AdminRequest(pattern string, code int) {
+	if m == nil {
+		return
+	}
+	method, route, ok := strings.Cut(pattern, " ")
+	if !ok {
+		method, route = "", pattern
+	}
+	m.adminRequests.WithLabelValues(method, route, strconv.Itoa(code)).Inc()
+}
+
+// PluginsConfigured creates the plugin series of every configured plugin at 0, so that they
+// exist from the start (a rate() or an alert on them works before the first call).
+func (m *Metrics) PluginsConfigured(names ...string) {
+	if m == nil {
+		return
+	}
+	for _, name := range names {
+		m.pluginCalls.WithLabelValues(name, "ok")
+		m.pluginCalls.WithLabelValues(name, "error")
+		m.pluginDuration.WithLabelValues(name)
 	}
 }
 

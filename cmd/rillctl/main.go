@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/signal"
 
+	"golang.org/x/term"
+
 	"github.com/rill-authd/rill-authd/ctl"
 )
 
@@ -15,7 +17,7 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	fi, err := os.Stdin.Stat()
-	tty := err == nil && fi.Mode()&os.ModeCharDevice != 0
+	// A terminal, not any character device: /dev/null is one too, and prompting there reads EOF.
+	tty := term.IsTerminal(int(os.Stdin.Fd()))
 	os.Exit(ctl.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, tty, version))
 }

@@ -17,12 +17,8 @@ func PostgresServer(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv("RILL_AUTHD_TEST_POSTGRES")
 	if u == "" {
-		msg := "RILL_AUTHD_TEST_POSTGRES is not set: this PostgreSQL test (store, replicas, copy-store or import) is NOT RUN. " +
-			"Run the tests under .ci/pg.sh (bash -c 'source .ci/pg.sh && make test'), or set it to a server's URL"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip("SKIPPED: " + msg)
+		Unavailable(t, "PostgreSQL", "RILL_AUTHD_TEST_POSTGRES is not set, so the PostgreSQL store, replica, copy-store and import tests did not run; "+
+			"run them with bash -c 'source .ci/pg.sh && make test', or set RILL_AUTHD_TEST_POSTGRES to a server's URL")
 	}
 	return u
 }

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/rill-authd/rill-authd/internal/testenv"
+)
+
+func runBin(t *testing.T, name string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(testenv.Bin(t, name), args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// TestTopLevelHelpShowsServe: serve is the default command, so `rill-authd --help` shows its
+// flags, and every other command on one line.
+func TestTopLevelHelpShowsServe(t *testing.T) {
+	out, stderr, code := runBin(t, "rill-authd", "--help")
+	if code != 0 || stderr != "" {
+		t.Fatalf("rill-authd --help: exit %d, stderr %q", code, stderr)
+	}
+	for _, flag := range []string{"--data-dir", "--store", "--grpc-addr", "--http-addr", "--public-url", "--max-staleness",
+		"--tls-cert-file", "--http-max-conns", "--log-format", "--config", "--version"} {
+		if !strings.Contains(out, flag) {
+			t.Errorf("rill-authd --help lacks serve's %s", flag)
+		}
+	}
+	for _, cmd := range []string{"serve", "restore", "copy-store", "import-rill"} {
+		n := 0
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "  "+cmd+" ") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("rill-authd --help lists %s on %d lines, want 1:\n%s", cmd, n, out)
+		}
+	}
+	// A command's own help is kong's, unchanged.
+	out, _, code = runBin(t, "rill-authd", "restore", "--help")
+	if code != 0 || !strings.Contains(out, "--from=FILE") || strings.Contains(out, "--grpc-addr") {
+		t.Errorf("rill-authd restore --help: exit %d\n%s", code, out)
+	}
+}
+
+// TestUsageMistakesOneStyle: both binaries answer a mistake on the command line with one line
+// on stderr that names it and hints at the fix, no usage, and exit 2; both have --version.
+func TestUsageMistakesOneStyle(t *testing.T) {
+	for _, c := range []struct {
+		bin  string
+		args []string
+		want []string
+	}{
+		{"rill-authd", []string{"--datadir", "x"}, []string{"--datadir", `did you mean "--data-dir"?`, "rill-authd --help"}},
+		{"rill-authd", []string{"copy-store", "--from", "x"}, []string{"--to", "(see rill-authd copy-store --help)"}},
+		{"rill-authd", []string{"--log-level", "loud"}, []string{"--log-level", "loud"}},
+		{"rillctl", []string{"--api-urll", "x", "whoami"}, []string{"--api-urll", `did you mean "--api-url"?`, "rillctl --help"}},
+		{"rillctl", []string{"servce", "list"}, []string{"servce"}},
+	} {
+		out, stderr, code := runBin(t, c.bin, c.args...)
+		name := c.bin + " " + strings.Join(c.args, " ")
+		if code != 2 {
+			t.Errorf("%s: exit %d, want 2", name, code)
+		}
+		if out != "" || strings.Contains(stderr, "Usage") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%s: want one line on stderr and no usage; stdout %q, stderr %q", name, out, stderr)
+		}
+		if !strings.HasPrefix(stderr, c.bin+": ") {
+			t.Errorf("%s: stderr %q does not start with %q", name, stderr, c.bin+": ")
+		}
+		for _, w := range c.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("%s: stderr %q lacks %q", name, stderr, w)
+			}
+		}
+	}
+	for _, bin := range []string{"rill-authd", "rillctl"} {
+		if out, stderr, code := runBin(t, bin, "--version"); code != 0 || strings.TrimSpace(out) == "" || stderr != "" {
+			t.Errorf("%s --version: exit %d, stdout %q, stderr %q", bin, code, out, stderr)
+		}
+	}
+}
