@@ -93,8 +93,8 @@ var ErrNotEmpty = errors.New("the destination store is not empty")
 // snap into the store, which must hold none unless replace is set (then everything in it goes
 // first), records snap's issuer (none when it has none), and marks the store bootstrapped: its
 // superuser came with the snapshot. Readers of the store's feed from before the load are told
-// to reload (ErrFeedTruncated; subscribers get one change deleting signing key "*", which
-// drops every cache).
+// to reload (ErrFeedTruncated; subscribers get one store.ResetNotice, on which caches re-check
+// every entry).
 type Loader interface {
 	Load(ctx context.Context, snap Snapshot, replace bool) error
 }

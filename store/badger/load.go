@@ -206,7 +206,8 @@ func (s *DB) loadLocked(ctx context.Context, snap store.Snapshot, replace bool) 
 		return err
 	}
 	s.seq.Store(seq)
-	cs := []store.Change{{Seq: seq, Kind: store.ChangeKey, Op: store.OpDelete, ID: "*", Time: time.Now().UTC()}}
+	// Anything may have changed: caches re-check every entry (and drop every signing key).
+	cs := []store.Change{store.ResetNotice(time.Now().UTC())}
 	for _, fn := range s.subs {
 		fn(cs)
 	}

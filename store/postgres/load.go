@@ -115,7 +115,8 @@ func (s *DB) Load(ctx context.Context, snap store.Snapshot, replace bool) error 
 	if err := s.reload(ctx, s.pool); err != nil {
 		return fmt.Errorf("load: the records are in, but this replica's index is not (reopen the store): %w", unavail(err))
 	}
-	cs := []store.Change{{Seq: s.applied.Load(), Kind: store.ChangeKey, Op: store.OpDelete, ID: "*", Time: time.Now().UTC()}}
+	// Anything may have changed: caches re-check every entry (and drop every signing key).
+	cs := []store.Change{store.ResetNotice(time.Now().UTC())}
 	for _, fn := range s.subs {
 		fn(cs)
 	}

@@ -127,7 +127,7 @@ func testLoad(t *testing.T, su suite) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(heard) != 1 || heard[0].Kind != store.ChangeKey || heard[0].Op != store.OpDelete || heard[0].ID != "*" {
-		t.Errorf("subscribers heard %+v of a replacing Load, want one delete of signing key *", heard)
+	if len(heard) != 1 || !heard[0].IsReset() {
+		t.Errorf("subscribers heard %+v of a replacing Load, want one reset notice", heard)
 	}
 }
