@@ -277,3 +277,61 @@ func TestAuditFiltersPagesAndCSV(t *testing.T) {
 		t.Errorf("bad time: %d", r.code)
 	}
 }
+
+func TestHygieneFindsAndRevokesASelection(t *testing.T) {
+	e := setup(t, false)
+	ctx := context.Background()
+	now := time.Now()
+	mk := func(owner, name string, lastUsed, expires time.Time) string {
+		tok, err := token.New(token.Service)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := store.NewToken(tok, owner, name, "test", now.Add(-90*24*time.Hour), 0)
+		rec.ExpiresAt = expires
+		if err := e.st.CreateToken(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.st.TouchTokens(ctx, map[token.ID]time.Time{tok.ID: lastUsed}); err != nil {
+			t.Fatal(err)
+		}
+		return tok.ID.String()
+	}
+	stale := mk("s-etl", "", now.Add(-40*24*time.Hour), now.Add(300*24*time.Hour))
+	soon := mk("s-etl", "", now.Add(-time.Hour), now.Add(2*24*time.Hour))
+	fresh := mk("s-etl", "", now.Add(-time.Hour), now.Add(300*24*time.Hour))
+	a := e.browser(t)
+	a.signIn(e.tokens["admin"])
+	r := a.get("/ui/hygiene?org=acme&days=30")
+	for _, want := range []string{"unused for over 30 days", "expires within 7 days", "never used", "Service tokens only"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("hygiene lacks %q", want)
+		}
+	}
+	if strings.Contains(r.body, "svc|etl|"+fresh) || strings.Contains(r.body, "viewer@acme.io") {
+		t.Errorf("hygiene lists a healthy token, or (to an org admin) users' tokens")
+	}
+	if r := a.get("/ui/hygiene?org=acme&show=expiring"); !strings.Contains(r.body, soon) || strings.Contains(r.body, "svc|etl|"+stale) {
+		t.Errorf("expiring filter")
+	}
+	r = a.post("/ui/hygiene/revoke", url.Values{"org": {"acme"}, "ref": {"svc|etl|" + stale, "svc|etl|" + soon}})
+	if r.code != http.StatusSeeOther {
+		t.Fatalf("revoke: %d %s", r.code, r.body)
+	}
+	if page := a.get(r.h.Get("Location")); !strings.Contains(page.body, "Revoked 2 token(s)") {
+		t.Fatalf("after revoking: %s", page.body)
+	}
+	for id, gone := range map[string]bool{stale: true, soon: true, fresh: false} {
+		tid, _ := token.ParseID(id)
+		if _, err := e.st.GetToken(ctx, tid); (err != nil) != gone {
+			t.Errorf("token %s: revoked %v, want %v", id, err != nil, gone)
+		}
+	}
+	// A viewer's selection is refused by the API, token by token.
+	v := e.browser(t)
+	v.signIn(e.tokens["viewer"])
+	v.get("/ui/tokens")
+	if r := v.post("/ui/hygiene/revoke", url.Values{"org": {"acme"}, "ref": {"svc|etl|" + fresh}}); r.code != http.StatusForbidden {
+		t.Fatalf("viewer revoking: %d", r.code)
+	}
+}

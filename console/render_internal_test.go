@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,3 +38,18 @@ func BenchmarkRenderTokens10k(b *testing.B) {
 type discard struct{ http.ResponseWriter }
 
 func (discard) Write(b []byte) (int, error) { return io.Discard.Write(b) }
+
+// TestTokenRowsEscape: the hand-written rows of My tokens escape every value, in text and in
+// attributes, as html/template would.
+func TestTokenRowsEscape(t *testing.T) {
+	evil := `<script>alert(1)</script>"'&`
+	out := string(myTokenRows([]tokenRow{{ID: `x"><img src=x onerror=alert(1)>`, Prefix: evil, Name: evil, Created: evil, Expires: evil, LastUsed: evil}}, `c"<`))
+	for _, bad := range []string{"<script>", `"><img`, `'&`, `c"<`} {
+		if strings.Contains(out, bad) {
+			t.Errorf("unescaped %q in:\n%s", bad, out)
+		}
+	}
+	if !strings.Contains(out, "&lt;script&gt;alert(1)&lt;/script&gt;&#34;&#39;&amp;") || !strings.Contains(out, `value="x&#34;&gt;&lt;img`) {
+		t.Errorf("not escaped as expected:\n%s", out)
+	}
+}
