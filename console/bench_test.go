@@ -18,7 +18,14 @@ func BenchmarkMyTokensPage10k(b *testing.B) { benchTokensPage(b, 10000) }
 
 func BenchmarkMyTokensPage10(b *testing.B) { benchTokensPage(b, 10) }
 
+// BenchmarkAPITokenList10k is the same list as rillctl reads it (GET /v1/tokens over HTTP): the
+// baseline of the page, which reads it in-process and renders it.
+func BenchmarkAPITokenList10k(b *testing.B) { benchTokensPage(b, -10000) }
+
+// benchTokensPage: n tokens; a negative n measures the API's list instead of the page.
 func benchTokensPage(b *testing.B, n int) {
+	api := n < 0
+	n = max(n, -n)
 	e := setup(b, false)
 	ctx := context.Background()
 	now := time.Now()
@@ -36,6 +43,15 @@ func benchTokensPage(b *testing.B, n int) {
 		}
 	}
 	br := e.browser(b)
+	if api {
+		b.ResetTimer()
+		for b.Loop() {
+			if r := br.do("GET", "/v1/tokens", nil, "Authorization", "Bearer "+e.tokens["admin"]); r.code != 200 || len(r.body) < n*100 {
+				b.Fatalf("list: %d", r.code)
+			}
+		}
+		return
+	}
 	br.signIn(e.tokens["admin"])
 	b.ResetTimer()
 	for b.Loop() {
