@@ -108,12 +108,32 @@ func (tb *tab) eval(expr string) string {
 	return s
 }
 
+// waitTitle waits (through the navigation a form submit starts) for a page titled prefix.
+func (tb *tab) waitTitle(prefix string) {
+	tb.t.Helper()
+	var title string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		title, _ = chromedp.Run(tb.ctx, chromedp.Title())
+		if strings.HasPrefix(title, prefix) {
+			return
+		}
+	}
+	tb.t.Fatalf("no page titled %q in 30s (last %q)", prefix, title)
+}
+
 func (tb *tab) open(path, wantH1 string) {
 	tb.t.Helper()
 	tb.do("open "+path, chromedp.Navigate(tb.base+path), chromedp.WaitVisible(chromedp.CSS("h1")))
 	if h1 := tb.text("h1"); !strings.Contains(h1, wantH1) {
 		body := tb.eval(`document.body.innerText`)
 		tb.t.Fatalf("%s: heading %q, want %q:\n%s", path, h1, wantH1, body)
+	}
+	// Every control has a label (or an accessible name of its own, as a button's text).
+	unlabelled := tb.eval(`Array.from(document.querySelectorAll("input:not([type=hidden]), select, textarea, button"))
+		.filter(el => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !(el.tagName === "BUTTON" && el.textContent.trim()))
+		.map(el => el.outerHTML).join("\n")`)
+	if unlabelled != "" {
+		tb.t.Errorf("%s: controls without a label:\n%s", path, unlabelled)
 	}
 }
 
@@ -402,10 +422,10 @@ func TestConsoleInChromium(t *testing.T) {
 		before, err := admin.ListTokens(ctx, "")
 		must(err)
 		su.eval(`document.querySelector("form[action='/ui/tokens'] input[name=csrf]").remove(); ""`)
-		su.do("post without the token", chromedp.SendKeys(chromedp.CSS("#display_name"), "forged"), chromedp.Click(chromedp.CSS("#issue")),
-			chromedp.WaitVisible(chromedp.CSS("h1")))
-		if h1 := su.text("h1"); h1 != "Form refused" {
-			t.Fatalf("heading %q", h1)
+		su.do("post without the token", chromedp.SendKeys(chromedp.CSS("#display_name"), "forged"), chromedp.Click(chromedp.CSS("#issue")))
+		su.waitTitle("Form refused")
+		if !strings.Contains(su.text("main"), "CSRF") {
+			t.Fatalf("refusal page: %s", su.text("main"))
 		}
 		after, err := admin.ListTokens(ctx, "")
 		must(err)

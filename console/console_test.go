@@ -335,3 +335,92 @@ func TestHygieneFindsAndRevokesASelection(t *testing.T) {
 		t.Fatalf("viewer revoking: %d", r.code)
 	}
 }
+
+func TestServiceActionsAndLosingARole(t *testing.T) {
+	e := setup(t, false)
+	ctx := context.Background()
+	a := e.browser(t)
+	a.signIn(e.tokens["admin"])
+	back := "/ui/services/etl?org=acme"
+	a.get(back)
+	steps := []struct {
+		path string
+		form url.Values
+		want string
+	}{
+		{"/ui/services/etl/edit", url.Values{"org": {"acme"}, "new_name": {"etl"}, "attributes": {`{"team": "ops"}`}}, "Service etl saved."},
+		{"/ui/services/etl/role", url.Values{"org": {"acme"}, "project": {"web"}, "project_role": {"editor"}}, "Roles of etl updated."},
+		{"/ui/services/etl/role", url.Values{"org": {"acme"}, "org_role": {"admin"}}, "Roles of etl updated."},
+		{"/ui/services/etl/tokens", url.Values{"org": {"acme"}}, "rill_svc_"},
+	}
+	for _, st := range steps {
+		r := a.post(st.path, st.form)
+		if r.code != http.StatusSeeOther {
+			t.Fatalf("%s: %d %s", st.path, r.code, r.body)
+		}
+		if page := a.get(r.h.Get("Location")); !strings.Contains(page.body, st.want) {
+			t.Fatalf("%s: page lacks %q:\n%s", st.path, st.want, page.body)
+		}
+	}
+	s, err := e.st.GetServiceByName(ctx, "acme", "etl")
+	if err != nil || s.Attributes["team"] != "ops" || s.OrgRole != "admin" || s.ProjectRoles["web"] != "editor" {
+		t.Fatalf("service after the edits: %+v %v", s, err)
+	}
+	toks, _ := e.st.ListTokens(ctx, s.ID)
+	if len(toks) != 2 {
+		t.Fatalf("%d tokens, want 2", len(toks))
+	}
+	if r := a.post("/ui/services/etl/tokens/revoke", url.Values{"org": {"acme"}, "id": {toks[0].ID.String()}}); r.code != http.StatusSeeOther {
+		t.Fatalf("revoke: %d", r.code)
+	}
+	if r := a.post("/ui/services/etl/delete", url.Values{"org": {"acme"}}); r.code != http.StatusSeeOther || r.h.Get("Location") != "/ui/services?org=acme" {
+		t.Fatalf("delete: %d %v", r.code, r.h.Get("Location"))
+	}
+	if _, err := e.st.GetServiceByName(ctx, "acme", "etl"); err == nil {
+		t.Fatal("service not deleted")
+	}
+	evs, _ := e.st.ListAudit(ctx, store.AuditFilter{Actor: "user:admin@acme.io"})
+	got := map[string]bool{}
+	for _, ev := range evs {
+		if ev.Outcome == "ok" && ev.Detail == "via: ui" {
+			got[ev.Action] = true
+		}
+	}
+	for _, act := range []string{"service.edit", "service.set_role", "service.token.issue", "service.token.revoke", "service.delete"} {
+		if !got[act] {
+			t.Errorf("no %s audited via ui: %+v", act, evs)
+		}
+	}
+	// Demoted to viewer while signed in: the next Services page is a 403, My tokens still works.
+	if _, err := e.st.UpdateUser(ctx, "u-admin", func(u *store.User) error { u.OrgRoles["acme"] = "viewer"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if r := a.get("/ui/services?org=acme"); r.code != http.StatusForbidden {
+		t.Fatalf("demoted admin on Services: %d", r.code)
+	}
+	if r := a.get("/ui/tokens"); r.code != 200 {
+		t.Fatalf("demoted admin on My tokens: %d", r.code)
+	}
+	// Sign-out ends the session on the server: the cookie, kept, no longer works.
+	old := a.c.Jar.Cookies(mustURL(t, e.srv.URL+"/ui/"))
+	if len(old) == 0 {
+		t.Fatal("no session cookie")
+	}
+	if r := a.post("/ui/signout", nil); r.code != http.StatusSeeOther || !strings.Contains(r.h.Get("Location"), "ended=signedout") {
+		t.Fatalf("sign out: %d %v", r.code, r.h.Get("Location"))
+	}
+	b := e.browser(t)
+	b.c.Jar.SetCookies(mustURL(t, e.srv.URL+"/ui/"), old)
+	if r := b.get("/ui/tokens"); r.code != http.StatusSeeOther {
+		t.Fatalf("the signed-out session still works: %d", r.code)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

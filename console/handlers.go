@@ -317,6 +317,9 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		c.signinForm(w, r, http.StatusForbidden, "Sign in with a user token (rill_usr_…): a "+who.Kind+" credential cannot open a console session.")
 		return
 	}
+	if old, _ := c.sessions.get(r); old != nil {
+		c.sessions.end(old) // a new sign-in replaces the browser's session, it does not add one
+	}
 	_, id := c.sessions.open(tok)
 	c.log.Info("console: signed in", "user", who.Subject, "token_id", who.TokenID)
 	http.SetCookie(w, cookie(r, preCookie, "", -1))
