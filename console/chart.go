@@ -76,12 +76,11 @@ func (r *ring) lastHour(now time.Time, cur metrics.CheckTotals) ([]minutePoint, 
 		}
 		pts = append(pts, p)
 	}
-	base, found := r.first.t, r.first.minute != 0
-	for i := m - 60; i < m; i++ {
-		if t, ok := r.at(i); ok {
-			base, found = t, true
-			break
-		}
+	// The baseline: the console's first reading when it is within the hour, else the oldest
+	// reading the ring holds.
+	base, found := r.first.t, r.first.minute != 0 && r.first.minute >= m-60
+	for i := m - 60; i < m && !found; i++ {
+		base, found = r.at(i)
 	}
 	reasons := map[string]float64{}
 	if found {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/metrics"
 )
 
 // BenchmarkRenderTokens10k is My tokens' template alone with 10,000 rows (the page benchmark
@@ -51,5 +52,37 @@ func TestTokenRowsEscape(t *testing.T) {
 	}
 	if !strings.Contains(out, "&lt;script&gt;alert(1)&lt;/script&gt;&#34;&#39;&amp;") || !strings.Contains(out, `value="x&#34;&gt;&lt;img`) {
 		t.Errorf("not escaped as expected:\n%s", out)
+	}
+}
+
+// TestRingPerMinute: a minute's checks are its last reading less the one of the minute before;
+// the current minute counts up to now; a minute without readings is unknown, not zero.
+func TestRingPerMinute(t *testing.T) {
+	r := newRing()
+	t0 := time.Date(2026, 12, 3, 10, 0, 5, 0, time.UTC)
+	tot := func(a, d float64) metrics.CheckTotals {
+		return metrics.CheckTotals{Allowed: a, Denied: d, Reasons: map[string]float64{"revoked": d}}
+	}
+	r.record(t0, tot(0, 0))                                       // 10:00, the first reading
+	r.record(t0.Add(50*time.Second), tot(4, 1))                   // 10:00, last of the minute
+	r.record(t0.Add(70*time.Second), tot(10, 1))                  // 10:01
+	r.record(t0.Add(3*time.Minute), tot(12, 3))                   // 10:03 (10:02 has no reading)
+	pts, reasons := r.lastHour(t0.Add(4*time.Minute), tot(20, 4)) // now 10:04
+	last := pts[len(pts)-5:]                                      // 10:00 .. 10:04
+	want := []struct {
+		known bool
+		a, d  float64
+	}{{true, 4, 1}, {true, 6, 0}, {false, 0, 0}, {false, 0, 0}, {true, 8, 1}}
+	for i, w := range want {
+		p := last[i]
+		if p.Known != w.known || p.Allowed != w.a || p.Denied != w.d {
+			t.Errorf("%s: %+v, want %+v", p.At.Format("15:04"), p, w)
+		}
+	}
+	if reasons["revoked"] != 4 {
+		t.Errorf("reasons over the hour: %v", reasons)
+	}
+	if svg := string(chartSVG(pts)); !strings.Contains(svg, "10:04 UTC: 8 allowed, 1 denied") || !strings.Contains(svg, "10:02 UTC: no reading") {
+		t.Errorf("chart titles:\n%s", svg)
 	}
 }
