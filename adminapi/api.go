@@ -422,7 +422,7 @@ func checkName(field, v string, valid func(string) bool, rule string) error {
 // audit records an admin mutation. A failure to write it fails the request: an unaudited change
 // is worse than a refused one.
 func (a *API) audit(ctx context.Context, c *caller, action, target string) error {
-	if err := a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: c.actor, Action: action, Target: target, Outcome: "ok"}); err != nil {
+	if err := a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: c.actor, Action: action, Target: target, Outcome: "ok", Detail: viaDetail(ctx)}); err != nil {
 		return fmt.Errorf("write audit event: %w", err)
 	}
 	a.log.Info("admin mutation", "request_id", c.requestID, "actor", c.actor, "action", action, "target", target)
@@ -445,6 +445,6 @@ func (a *API) auditDenied(ctx context.Context, c *caller, err error) {
 	if !errors.As(err, &e) || e.Status != http.StatusForbidden {
 		return
 	}
-	_ = a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: c.actor, Action: action, Target: target, Outcome: "denied: " + e.Message})
+	_ = a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: c.actor, Action: action, Target: target, Outcome: "denied: " + e.Message, Detail: viaDetail(ctx)})
 	a.log.Info("admin mutation denied", "request_id", c.requestID, "actor", c.actor, "action", action, "target", target, "reason", e.Message)
 }

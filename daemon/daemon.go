@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rill-authd/rill-authd/adminapi"
+	"github.com/rill-authd/rill-authd/console"
 	"github.com/rill-authd/rill-authd/extauthz"
 	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/metrics"
@@ -48,6 +49,7 @@ type Daemon struct {
 	keys     *keys.Ring
 	plugins  *plugins.Host
 	metrics  *metrics.Metrics
+	console  *console.Console
 	grpc     *grpc.Server
 	health   *health.Server
 	http     *http.Server
@@ -210,6 +212,12 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		RuntimeHost: cfg.RuntimeHost, InstanceID: cfg.RuntimeInstanceID, MaxCredentialTTL: cfg.MaxCredentialTTL, Keys: d.keys, Plugins: d.plugins, Metrics: d.metrics,
 		Stale: ecfg.Stale, MaxTokensPerOwner: cfg.MaxTokensPerOwner, TokenIssuesPerMinute: cfg.TokenIssueRate}).Register(mux)
 	mux.Handle("GET /metrics", d.metrics.Handler())
+	// The web console calls the API's handlers in-process (mux), as the signed-in user.
+	if d.console, err = console.New(console.Options{API: mux, Store: d.st, Metrics: d.metrics, Replica: d.replicaStates(),
+		KeyMaxTTL: max(cfg.MaxCredentialTTL, cfg.ExchangeTTL), Logger: d.log}); err != nil {
+		return nil, err
+	}
+	d.console.Register(mux)
 	mux.Handle(extauthz.HTTPPrefix+"/", check)
 	mux.Handle(extauthz.HTTPPrefix, check)
 	// The check goes ahead of the mux, which would redirect a raw ".." before the check refuses it.
@@ -232,6 +240,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	d.log.Info("rill-authd started", "grpc_addr", d.grpcLis.Addr().String(), "http_addr", d.httpLis.Addr().String(), "store", cfg.Where(),
 		"grpc_tls", cfg.tlsOn("grpc"), "http_tls", cfg.tlsOn("http"), "client_certs_required", cfg.TLSClientCAFile != "",
 		"issuer", issuer, "jwks_url", strings.TrimSuffix(issuer, "/")+"/.well-known/jwks.json")
+	d.log.Info("web console: sign in with a user token", "url", d.consoleURL())
 	return d, nil
 }
 
@@ -290,6 +299,10 @@ func (d *Daemon) closeAll() error {
 		if l != nil {
 			l.Close() // already closed by its server after a normal shutdown; harmless
 		}
+	}
+	if d.console != nil {
+		d.console.Close()
+		d.console = nil
 	}
 	if d.plugins != nil {
 		d.plugins.Close()

@@ -1,0 +1,63 @@
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
+)
+
+// BenchmarkMyTokensPage10k serves My tokens to a user holding 10,000 tokens, whole: the session
+// check, the API's whoami and token list in-process, and the template (the bound: under
+// 200 ms a page). BenchmarkMyTokensPage10 is the same page with 10 tokens, the baseline.
+func BenchmarkMyTokensPage10k(b *testing.B) { benchTokensPage(b, 10000) }
+
+func BenchmarkMyTokensPage10(b *testing.B) { benchTokensPage(b, 10) }
+
+// BenchmarkAPITokenList10k is the same list as rillctl reads it (GET /v1/tokens over HTTP): the
+// baseline of the page, which reads it in-process and renders it.
+func BenchmarkAPITokenList10k(b *testing.B) { benchTokensPage(b, -10000) }
+
+// benchTokensPage: n tokens; a negative n measures the API's list instead of the page.
+func benchTokensPage(b *testing.B, n int) {
+	api := n < 0
+	n = max(n, -n)
+	e := setup(b, false)
+	ctx := context.Background()
+	now := time.Now()
+	for i := range n - 1 { // the sign-in token is the n-th
+		tok, err := token.New(token.User)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rec := store.NewToken(tok, "u-admin", fmt.Sprintf("laptop %d", i), "bench", now.Add(-time.Duration(i)*time.Minute), 0)
+		if i%2 == 0 {
+			rec.ExpiresAt = now.Add(time.Duration(i) * time.Hour)
+		}
+		if err := e.st.CreateToken(ctx, rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	br := e.browser(b)
+	if api {
+		b.ResetTimer()
+		for b.Loop() {
+			if r := br.do("GET", "/v1/tokens", nil, "Authorization", "Bearer "+e.tokens["admin"]); r.code != 200 || len(r.body) < n*100 {
+				b.Fatalf("list: %d", r.code)
+			}
+		}
+		return
+	}
+	br.signIn(e.tokens["admin"])
+	b.ResetTimer()
+	for b.Loop() {
+		r := br.get("/ui/tokens")
+		if r.code != 200 || !strings.Contains(r.body, fmt.Sprintf("Your tokens (%d)", n)) {
+			b.Fatalf("page: %d", r.code)
+		}
+	}
+}

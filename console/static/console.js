@@ -1,0 +1,53 @@
+// rill-authd console: the little the pages need beyond HTML. No inline script (the CSP allows
+// none); everything works without this file too, except the copy button and live JSON checks.
+"use strict";
+(function () {
+  // Copy buttons: data-copy names the input whose value is copied.
+  document.querySelectorAll("[data-copy]").forEach(function (btn) {
+    btn.addEventListener("click", function () {
+      var input = document.getElementById(btn.getAttribute("data-copy"));
+      var status = document.getElementById("copy-status");
+      if (!input) { return; }
+      input.focus();
+      input.select();
+      var say = function (msg) { if (status) { status.textContent = msg; } };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(input.value).then(function () {
+          say("Copied to the clipboard.");
+        }, function () {
+          say("Selected: press Ctrl+C (or ⌘+C) to copy.");
+        });
+      } else {
+        say("Selected: press Ctrl+C (or ⌘+C) to copy.");
+      }
+    });
+  });
+
+  // JSON object fields (data-json-object): say at once whether the text is a JSON object, next
+  // to the field; the server checks it again.
+  document.querySelectorAll("textarea[data-json-object]").forEach(function (ta) {
+    var msg = document.getElementById(ta.id + "-msg");
+    var check = function () {
+      var text = ta.value.trim();
+      var problem = "";
+      if (text !== "") {
+        try {
+          var v = JSON.parse(text);
+          if (v === null || typeof v !== "object" || Array.isArray(v)) {
+            problem = "Attributes must be a JSON object like {\"team\": \"data\"}.";
+          }
+        } catch (e) {
+          problem = "Not valid JSON: " + e.message;
+        }
+      }
+      ta.setCustomValidity(problem);
+      if (problem) {
+        ta.setAttribute("aria-invalid", "true");
+      } else {
+        ta.removeAttribute("aria-invalid");
+      }
+      if (msg) { msg.textContent = problem ? "⚠ " + problem : ""; }
+    };
+    ta.addEventListener("input", check);
+  });
+})();

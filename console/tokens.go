@@ -1,0 +1,272 @@
+package console
+
+import (
+	"html"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+)
+
+// ttlChoices are the expiry choices of the issue forms, in minutes (0: never).
+var ttlChoices = []struct {
+	Minutes int
+	Label   string
+}{{60 * 24 * 7, "7 days"}, {60 * 24 * 30, "30 days"}, {60 * 24 * 90, "90 days"}, {60 * 24 * 365, "1 year"}, {60, "1 hour"}, {60 * 24, "1 day"}, {0, "never (not recommended)"}}
+
+type myTokensData struct {
+	Count      int
+	Rows       template.HTML
+	TTLChoices any
+}
+
+// tokenRow is a token as a list shows it, its times formatted once here: a page of 10,000 rows
+// is mostly the template's work per field, so each row asks for as few as it can.
+type tokenRow struct {
+	ID, Prefix, Name, Created, Expires, LastUsed string
+	Current                                      bool // the session's own token
+}
+
+func tokenRows(toks []apiv1.TokenInfo, current string) []tokenRow {
+	out := make([]tokenRow, len(toks))
+	for i, t := range toks {
+		out[i] = tokenRow{ID: t.ID, Prefix: t.Prefix, Name: t.DisplayName, Created: when(t.CreatedAt),
+			Expires: whenOr(t.ExpiresAt, "never"), LastUsed: whenOr(t.LastUsedAt, "never"), Current: t.ID == current}
+	}
+	return out
+}
+
+func (c *Console) myTokens(w http.ResponseWriter, v *view) error {
+	v.Nav, v.Title = "tokens", "My tokens"
+	var toks []apiv1.TokenInfo
+	if err := v.call("GET", "/v1/tokens", nil, nil, &toks); err != nil {
+		return err
+	}
+	newestFirst(toks)
+	v.Data = myTokensData{Count: len(toks), Rows: myTokenRows(tokenRows(toks, v.Who.TokenID), v.CSRF), TTLChoices: ttlChoices}
+	c.render(w, v, "tokens", http.StatusOK)
+	return nil
+}
+
+// newestFirst sorts tokens by creation, newest first.
+func newestFirst(toks []apiv1.TokenInfo) {
+	slices.SortStableFunc(toks, func(a, b apiv1.TokenInfo) int { return b.CreatedAt.Compare(a.CreatedAt) })
+}
+
+func (c *Console) issueMyToken(w http.ResponseWriter, v *view) error {
+	name := strings.TrimSpace(v.r.PostForm.Get("display_name"))
+	ttl, err := strconv.Atoi(v.r.PostForm.Get("ttl_minutes"))
+	if err != nil {
+		return v.back(w, Prefix+"/tokens", &flash{Error: "Choose when the token expires.", Field: "ttl_minutes", Form: v.r.PostForm})
+	}
+	if name == "" {
+		return v.back(w, Prefix+"/tokens", &flash{Error: "Give the token a name, to tell it apart later.", Field: "display_name", Form: v.r.PostForm})
+	}
+	var issued apiv1.IssuedToken
+	if err := v.call("POST", "/v1/tokens", nil, apiv1.TokenRequest{DisplayName: name, TTLMinutes: ttl}, &issued); err != nil {
+		return v.refused(w, Prefix+"/tokens", "display_name", err)
+	}
+	return v.back(w, Prefix+"/tokens", &flash{Notice: "Token " + issued.Prefix + "… issued.", Secret: &issued, SecretOwner: "you"})
+}
+
+func (c *Console) revokeMyToken(w http.ResponseWriter, v *view) error {
+	id := v.r.PostForm.Get("id")
+	var rev apiv1.Revoked
+	if err := v.call("DELETE", "/v1/tokens/"+url.PathEscape(id), nil, nil, &rev); err != nil {
+		return v.refused(w, Prefix+"/tokens", "", err)
+	}
+	return v.back(w, Prefix+"/tokens", &flash{Notice: "Token " + revokedNames(rev) + " revoked: it is refused from now on."})
+}
+
+func revokedNames(rev apiv1.Revoked) string {
+	var names []string
+	for _, t := range rev.Revoked {
+		n := t.Prefix + "…"
+		if t.DisplayName != "" {
+			n += " (" + t.DisplayName + ")"
+		}
+		names = append(names, n)
+	}
+	return strings.Join(names, ", ")
+}
+
+// --- token hygiene
+
+// hygieneRow is one token as the hygiene page lists it, with its owner and what is wrong.
+type hygieneRow struct {
+	apiv1.TokenInfo
+	Owner    string // service name or user email
+	Ref      string // what the revoke form sends: svc|name|id or usr|email|id
+	Findings []string
+}
+
+type hygieneData struct {
+	Rows                                  []hygieneRow
+	Days                                  int
+	Show                                  string
+	Never, Unused, Expiring, NoExpiry, In int
+	UsersIncluded                         bool
+}
+
+// hygiene lists the org's tokens that need a look: never used, unused for Days, expiring within
+// 7 days, without expiry. Service tokens need manage_org on the org (the API's rule); users'
+// tokens are listed to superusers only, as only they may manage another user's tokens.
+func (c *Console) hygiene(w http.ResponseWriter, v *view) error {
+	v.Nav, v.Title = "hygiene", "Token hygiene"
+	if err := v.useOrg(); err != nil {
+		return err
+	}
+	days, err := strconv.Atoi(v.r.FormValue("days"))
+	if err != nil || days < 1 || days > 3650 {
+		days = 30
+	}
+	d := hygieneData{Days: days, Show: v.r.FormValue("show"), UsersIncluded: v.Who.Superuser}
+	if v.Org == "" {
+		return &apiError{Status: http.StatusNotFound, Message: "there is no org to look at"}
+	}
+	var svcs []apiv1.Service
+	if err := v.call("GET", "/v1/orgs/"+url.PathEscape(v.Org)+"/services", nil, nil, &svcs); err != nil {
+		return err
+	}
+	var all []hygieneRow
+	for _, s := range svcs {
+		var toks []apiv1.TokenInfo
+		if err := v.call("GET", "/v1/orgs/"+url.PathEscape(v.Org)+"/services/"+url.PathEscape(s.Name)+"/tokens", nil, nil, &toks); err != nil {
+			return err
+		}
+		for _, t := range toks {
+			all = append(all, hygieneRow{TokenInfo: t, Owner: "service " + s.Name, Ref: "svc|" + s.Name + "|" + t.ID})
+		}
+	}
+	if v.Who.Superuser {
+		var users []apiv1.User
+		if err := v.call("GET", "/v1/users", url.Values{"org": {v.Org}}, nil, &users); err != nil {
+			return err
+		}
+		for _, u := range users {
+			var toks []apiv1.TokenInfo
+			if err := v.call("GET", "/v1/tokens", url.Values{"user_email": {u.Email}}, nil, &toks); err != nil {
+				return err
+			}
+			for _, t := range toks {
+				all = append(all, hygieneRow{TokenInfo: t, Owner: "user " + u.Email, Ref: "usr|" + u.Email + "|" + t.ID})
+			}
+		}
+	}
+	now := v.c.now()
+	for _, row := range all {
+		var f []string
+		if row.LastUsedAt.IsZero() {
+			f = append(f, "never used")
+			d.Never++
+		} else if now.Sub(row.LastUsedAt) > time.Duration(days)*24*time.Hour {
+			f = append(f, "unused for over "+strconv.Itoa(days)+" days")
+			d.Unused++
+		}
+		if row.ExpiresAt.IsZero() {
+			f = append(f, "no expiry")
+			d.NoExpiry++
+		} else if row.ExpiresAt.Sub(now) < 7*24*time.Hour {
+			f = append(f, "expires within 7 days")
+			d.Expiring++
+		}
+		row.Findings = f
+		if len(f) > 0 && d.matches(row) {
+			d.Rows = append(d.Rows, row)
+		}
+	}
+	d.In = len(all)
+	v.Data = d
+	c.render(w, v, "hygiene", http.StatusOK)
+	return nil
+}
+
+func (d *hygieneData) matches(row hygieneRow) bool {
+	want := map[string]string{"never": "never used", "unused": "unused for", "expiring": "expires within", "noexpiry": "no expiry"}[d.Show]
+	if want == "" {
+		return true
+	}
+	for _, f := range row.Findings {
+		if strings.HasPrefix(f, want) {
+			return true
+		}
+	}
+	return false
+}
+
+// hygieneRevoke revokes the selected tokens, each by its own API request (so each is
+// authorized and audited on its own).
+func (c *Console) hygieneRevoke(w http.ResponseWriter, v *view) error {
+	if err := v.useOrg(); err != nil {
+		return err
+	}
+	back := v.orgPath(Prefix + "/hygiene")
+	refs := v.r.PostForm["ref"]
+	if len(refs) == 0 {
+		return v.back(w, back, &flash{Error: "Select at least one token to revoke."})
+	}
+	var done []string
+	for _, ref := range refs {
+		kind, owner, id, ok := splitRef(ref)
+		if !ok {
+			return v.back(w, back, &flash{Error: "A selected token could not be read; reload the page."})
+		}
+		var rev apiv1.Revoked
+		var err error
+		if kind == "svc" {
+			err = v.call("DELETE", "/v1/orgs/"+url.PathEscape(v.Org)+"/services/"+url.PathEscape(owner)+"/tokens/"+url.PathEscape(id), nil, nil, &rev)
+		} else {
+			err = v.call("DELETE", "/v1/tokens/"+url.PathEscape(id), url.Values{"user_email": {owner}}, nil, &rev)
+		}
+		if err != nil {
+			if st := statusOf(err); st == 0 || st == http.StatusUnauthorized || st == http.StatusForbidden && len(done) == 0 {
+				return err
+			}
+			msg := err.(*apiError).Message
+			if len(done) > 0 {
+				msg = "Revoked " + strings.Join(done, ", ") + "; then stopped: " + msg
+			}
+			return v.back(w, back, &flash{Error: msg})
+		}
+		done = append(done, revokedNames(rev))
+	}
+	return v.back(w, back, &flash{Notice: "Revoked " + strconv.Itoa(len(done)) + " token(s): " + strings.Join(done, ", ") + "."})
+}
+
+func splitRef(ref string) (kind, owner, id string, ok bool) {
+	parts := strings.Split(ref, "|")
+	if len(parts) != 3 || (parts[0] != "svc" && parts[0] != "usr") || parts[1] == "" || parts[2] == "" {
+		return "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], true
+}
+
+// myTokenRows is the rows of My tokens' table. A list may hold 10,000 tokens, and html/template
+// spends a reflective call per field and escaper on each (over 10 per row), so the rows are
+// written here: every value goes through html.EscapeString, inside double-quoted attributes
+// or as text, which is the whole of what the template's escaper would do in those places.
+// TestTokenRowsEscape holds it to that.
+func myTokenRows(rows []tokenRow, csrf string) template.HTML {
+	var b strings.Builder
+	b.Grow(len(rows) * 900)
+	e := html.EscapeString
+	for _, r := range rows {
+		cur, ends := "", ""
+		if r.Current {
+			cur, ends = " <strong>(this session)</strong>", " This ends this session."
+		}
+		b.WriteString("<tr>\n<td><code>" + e(r.Prefix) + "…</code>" + cur + "</td>\n<td>" + e(r.Name) + "</td><td>" + e(r.Created) +
+			"</td><td>" + e(r.Expires) + "</td><td>" + e(r.LastUsed) + "</td>\n" +
+			`<td><details class="confirm"><summary>Revoke…</summary>` + "\n" +
+			`<form method="post" action="/ui/tokens/revoke"><input type="hidden" name="csrf" value="` + e(csrf) +
+			`"><input type="hidden" name="id" value="` + e(r.ID) + `">` + "\n" +
+			"<p>Revoke <code>" + e(r.Prefix) + "…</code>? Whatever uses it is refused from its next request." + ends + "</p>\n" +
+			`<button type="submit" class="danger">Yes, revoke ` + e(r.Name) + "</button>\n</form></details></td>\n</tr>\n")
+	}
+	return template.HTML(b.String()) //nolint:gosec // every value above is escaped
+}
