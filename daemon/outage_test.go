@@ -82,7 +82,7 @@ func TestRevokeThenPostgresStop(t *testing.T) {
 	testenv.PostgresServer(t)
 	cl := testenv.PostgresCluster(t)
 	if cl == nil {
-		t.Skip("SKIPPED: this test stops PostgreSQL, and needs a cluster of its own (see the log)")
+		testenv.Unavailable(t, "PostgreSQL binaries", "this test stops PostgreSQL and needs a cluster of its own: run as root with Debian's postgresql installed (.ci/pg.sh does)")
 	}
 	db, _ := testenv.PostgresDB(t, cl.URL)
 	ds, boot := threeReplicas(t, db)
