@@ -82,6 +82,7 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), ID: jti},
 		Instances: map[string][]int{instance: runtimePerms},
 		Attr:      end.attrs,
+		Security:  end.sec,
 		Org:       org, Project: project, Permissions: perms.Names(), IssuedBy: issuedBy(c),
 	}
 	ks, err := a.keys.Keyset(r.Context())
@@ -107,6 +108,8 @@ type endUser struct {
 	sub, who string
 	attrs    map[string]any
 	perms    policy.Perm
+	// sec is Rill's rules for a known user whose role on the project is restricted.
+	sec []json.RawMessage
 }
 
 // endUser resolves the request's user_id, user_email or attributes (at most one; none means
@@ -125,7 +128,8 @@ func (a *API) endUser(r *http.Request, c *caller, org, project string, req crede
 		}
 		p := resolver.UserPrincipal(&u)
 		acc := p.AccessTo(org, project)
-		return endUser{sub: u.ID, who: "user:" + u.ID, attrs: p.AttributesFor(acc), perms: acc.Perms}, nil
+		sec, err := p.Sec(org, project)
+		return endUser{sub: u.ID, who: "user:" + u.ID, attrs: p.AttributesFor(acc), perms: acc.Perms, sec: sec}, err
 	case req.userEmail != "":
 		addr, err := mail.ParseAddress(req.userEmail)
 		if err != nil || addr.Address != req.userEmail {
@@ -136,7 +140,8 @@ func (a *API) endUser(r *http.Request, c *caller, org, project string, req crede
 		if err == nil && u.Member(org) {
 			p := resolver.UserPrincipal(&u)
 			acc := p.AccessTo(org, project)
-			return endUser{who: "email:" + email, attrs: p.AttributesFor(acc), perms: acc.Perms}, nil
+			sec, err := p.Sec(org, project)
+			return endUser{who: "email:" + email, attrs: p.AttributesFor(acc), perms: acc.Perms, sec: sec}, err
 		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return endUser{}, err
 		}
@@ -145,7 +150,8 @@ func (a *API) endUser(r *http.Request, c *caller, org, project string, req crede
 		return endUser{who: "attributes", attrs: req.attributes}, nil
 	case c.p.Kind == policy.KindUser:
 		acc := c.p.AccessTo(org, project)
-		return endUser{sub: c.p.ID, who: "user:" + c.p.ID, attrs: c.p.AttributesFor(acc), perms: acc.Perms}, nil
+		sec, err := c.p.Sec(org, project)
+		return endUser{sub: c.p.ID, who: "user:" + c.p.ID, attrs: c.p.AttributesFor(acc), perms: acc.Perms, sec: sec}, err
 	}
 	// A service asking for itself: no subject, no attributes, as Rill leaves them (a subject
 	// shared by every end user the service embeds for would mix their runtime state).

@@ -65,7 +65,7 @@ func (c *ImportRillCmd) Run(ctx context.Context, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "rill-authd: left out %d expired tokens\n", snap.ExpiredTokens)
 	}
 	if snap.RestrictedBindings > 0 {
-		fmt.Fprintf(stderr, "rill-authd: left out %d project role bindings limited to some resources (rill-authd cannot limit a role to resources; those members get no role on that project here)\n",
+		fmt.Fprintf(stderr, "rill-authd: %d users' project roles are limited to some resources, as in Rill (their runtime JWTs carry Rill's security rules)\n",
 			snap.RestrictedBindings)
 	}
 	if n := len(rep.RevokedHere); n > 0 {

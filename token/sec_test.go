@@ -222,7 +222,9 @@ func TestSecRandomAgainstProtojson(t *testing.T) {
 		}
 		return out
 	}
-	cond := func() token.RuleCondition { return token.RuleCondition{Expression: str(), Kinds: strs(), Resources: res()} }
+	cond := func() token.RuleCondition {
+		return token.RuleCondition{Expression: str(), Kinds: strs(), Resources: res()}
+	}
 	for i := range 3000 {
 		var r token.SecurityRule
 		switch rng.IntN(4) {
