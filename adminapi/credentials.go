@@ -69,6 +69,9 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
+	if req.external != "" {
+		end.sub = proj.ExternalSubject(req.external)
+	}
 	host, instance, audience := proj.Runtime(a.runtimeHost, a.instanceID, a.audience)
 	// As Rill's runtime_jwt.go grants on prod, from the end user's own project permissions when
 	// they are a known principal; everyone gets the reads (the caller vouches for them).
@@ -148,6 +151,8 @@ func (a *API) endUser(r *http.Request, c *caller, org, project string, req crede
 		return endUser{who: "email:" + email, attrs: map[string]any{"email": email, "domain": policy.Domain(email), "admin": false}}, nil
 	case req.attributes != nil:
 		return endUser{who: "attributes", attrs: req.attributes}, nil
+	case req.external != "":
+		return endUser{who: "external"}, nil // no attributes, no rules: Rill resolves no principal
 	case c.p.Kind == policy.KindUser:
 		acc := c.p.AccessTo(org, project)
 		sec, err := c.p.Sec(org, project)
@@ -161,8 +166,11 @@ func (a *API) endUser(r *http.Request, c *caller, org, project string, req crede
 // credentialsRequest is a GetDeploymentCredentialsRequest body.
 type credentialsRequest struct {
 	userID, userEmail, branch string
-	attributes                map[string]any
-	ttl                       uint32
+	// external is Rill's external_user_id: an end user who is no user of ours, whose runtime
+	// subject is store.Project.ExternalSubject of it (so the runtime keeps their state apart).
+	external   string
+	attributes map[string]any
+	ttl        uint32
 }
 
 // decodeCredentials reads the body as Rill's JSON transcoder (vanguard over protojson) does:
@@ -210,11 +218,10 @@ func decodeCredentials(r *http.Request) (credentialsRequest, error) {
 		str("branch", "branch", &req.branch)); err != nil {
 		return req, firstError(err)
 	}
-	var external string
-	if err := str("external_user_id", "externalUserId", &external); err != nil {
+	if err := str("external_user_id", "externalUserId", &req.external); err != nil {
 		return req, err
-	} else if external != "" {
-		return req, errf(http.StatusBadRequest, "external_user_id is not supported: give user_id, user_email or attributes")
+	} else if req.external != "" && req.userID != "" {
+		return req, errf(http.StatusBadRequest, "external_user_id cannot be specified together with user_id")
 	}
 	if v, name, err := field("attributes", "attributes"); err != nil {
 		return req, err

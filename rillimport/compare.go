@@ -11,7 +11,7 @@ import (
 
 // sameRuntime reports whether a stored project already has the prod deployment Rill has.
 func sameRuntime(a, b store.Project) bool {
-	return a.RuntimeHost == b.RuntimeHost && a.InstanceID == b.InstanceID && a.RuntimeAudience == b.RuntimeAudience &&
+	return a.ID == b.ID && a.RuntimeHost == b.RuntimeHost && a.InstanceID == b.InstanceID && a.RuntimeAudience == b.RuntimeAudience &&
 		a.ProdBranch == b.ProdBranch
 }
 

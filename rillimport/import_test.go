@@ -45,6 +45,9 @@ func TestReadMapsRillToOurModel(t *testing.T) {
 	if web.RuntimeHost != "https://rt1.example.com" || web.InstanceID != "inst-web-1" || web.RuntimeAudience != "https://rt1.example.com" || web.ProdBranch != "main" {
 		t.Errorf("acme/web runtime %+v", web)
 	}
+	if web.ID != f.db.id("project:Acme/web") { // external users' runtime subjects derive from Rill's id
+		t.Errorf("acme/web id %q, want Rill's %q", web.ID, f.db.id("project:Acme/web"))
+	}
 	if h := projects["acme/hibernated"]; h.RuntimeHost != "" || h.InstanceID != "" || h.ProdBranch != "main" {
 		t.Errorf("a project without a prod deployment: %+v", h)
 	}

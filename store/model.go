@@ -22,6 +22,10 @@ type Org struct {
 // Project belongs to one org. The runtime fields describe its prod deployment, as Rill's
 // deployments table does (imported from it); empty ones fall back to the daemon's flags.
 type Project struct {
+	// ID is the project's UUID: Rill's for an imported project, one of ours for a project made
+	// here; empty for a project made before projects had one. It is part of the subject of
+	// runtime JWTs for external users (ExternalSubject).
+	ID        string    `json:"id,omitempty"`
 	Org       string    `json:"org"`
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"maps"
 	"slices"
 	"strings"
@@ -39,4 +41,16 @@ func (u *User) DropStaleRestrictions() {
 	if len(u.Restricted) == 0 {
 		u.Restricted = nil
 	}
+}
+
+// ExternalSubject is the sub of a runtime JWT for an external user (external_user_id) of p:
+// Rill's subjectForExternalUser (admin/server/deployment.go), "ext_" and the hex SHA-256 of the
+// id followed by the project's id. A project made before projects had ids uses "org/name".
+func (p Project) ExternalSubject(externalUserID string) string {
+	id := p.ID
+	if id == "" {
+		id = p.Org + "/" + p.Name
+	}
+	sum := sha256.Sum256([]byte(externalUserID + id))
+	return "ext_" + hex.EncodeToString(sum[:])
 }

@@ -193,6 +193,9 @@ type CredentialsRequest struct {
 	Attributes map[string]any `json:"attributes,omitempty"`
 	TTLSeconds uint32         `json:"ttlSeconds,omitempty"`
 	Branch     string         `json:"branch,omitempty"`
+	// ExternalUserID names an end user who is no user of rill-authd (Rill's external_user_id):
+	// the token's sub is "ext_" + hex(sha256(id + project id)). Not with UserID.
+	ExternalUserID string `json:"externalUserId,omitempty"`
 }
 
 // CredentialsResponse is Rill's GetDeploymentCredentialsResponse as its JSON transcoder writes

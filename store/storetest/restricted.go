@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"maps"
 	"slices"
 	"testing"
@@ -15,6 +17,13 @@ import (
 func testRestricted(t *testing.T, su suite) {
 	s := su.fresh(t)
 	ctx, at := t.Context(), now()
+	// A project's id (Rill's, for an imported one) comes back: external users' subjects use it.
+	must(t, s.CreateOrg(ctx, store.Org{Name: "acme", CreatedAt: at}))
+	must(t, s.CreateProject(ctx, store.Project{ID: "6f1c1a52-93b8-4d5e-a4c9-0b7d2e1f3a44", Org: "acme", Name: "web", CreatedAt: at}))
+	if p := val(s.GetProject(ctx, "acme", "web"))(t); p.ID != "6f1c1a52-93b8-4d5e-a4c9-0b7d2e1f3a44" ||
+		p.ExternalSubject("cust-42") != "ext_"+hexSHA256("cust-42"+p.ID) {
+		t.Errorf("project id %q, external subject %s", p.ID, p.ExternalSubject("cust-42"))
+	}
 	two := []token.ResourceName{{Kind: token.KindExplore, Name: "sales <é>"}, {Kind: token.KindCanvas, Name: "exec"}}
 	u := store.User{ID: token.NewID(), Email: "limited@acme.io", CreatedAt: at, UpdatedAt: at,
 		ProjectRoles: map[string]policy.Role{"acme/web": policy.Viewer, "acme/api": policy.Editor, "beta/x": policy.Viewer},
@@ -48,4 +57,9 @@ func testRestricted(t *testing.T, su suite) {
 			same("list", l, want)
 		}
 	}
+}
+
+func hexSHA256(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }
