@@ -41,6 +41,9 @@ type Options struct {
 	Issuer, Audience        string
 	RuntimeHost, InstanceID string
 	MaxCredentialTTL        time.Duration
+	// FrontendURL is Rill's frontend (its admin service's --frontend-url): iframe URLs and
+	// public URLs point under it.
+	FrontendURL string
 	// Keys sign ephemeral JWTs, rotate, and make the JWKS (default: the resolver's, so that
 	// what the API signs the resolver verifies).
 	Keys *keys.Ring
@@ -60,6 +63,7 @@ type API struct {
 	issuer, audience        string
 	runtimeHost, instanceID string
 	maxTTL                  time.Duration
+	frontendURL             string
 	keys                    *keys.Ring
 	plugins                 *plugins.Host
 	metrics                 *metrics.Metrics
@@ -80,7 +84,8 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 		o.Keys = res.Keys()
 	}
 	return &API{st: st, res: res, keys: o.Keys, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience,
-		runtimeHost: o.RuntimeHost, instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics}
+		runtimeHost: o.RuntimeHost, instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics,
+		frontendURL: o.FrontendURL}
 }
 
 // Error is a refused request: the HTTP status, and the gRPC code and message that go on the wire

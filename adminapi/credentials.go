@@ -42,35 +42,66 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 	org, project := r.PathValue("org"), r.PathValue("project")
 	target := "project:" + org + "/" + project
 	c.aim(target)
-	if err := c.need(org, project, policy.ManageProd); err != nil {
-		return err
-	}
-	proj, err := a.st.GetProject(r.Context(), org, project)
-	if errors.Is(err, store.ErrNotFound) {
-		return errf(http.StatusNotFound, "project %q not found in org %q", project, org)
-	} else if err != nil {
-		return err
-	}
-	req, err := decodeCredentials(r)
+	proj, req, err := a.runtimeRequest(r, c, org, project)
 	if err != nil {
 		return err
 	}
+	m, err := a.mintRuntime(r, c, proj, req, nil)
+	if err != nil {
+		return err
+	}
+	return a.audited(w, r, c, "credentials.issue", fmt.Sprintf("%s for:%s jti:%s ttl:%s", target, m.end.who, m.jti, m.ttl), http.StatusOK,
+		apiv1.CredentialsResponse{RuntimeHost: m.host, InstanceID: m.instance, AccessToken: m.raw, TTLSeconds: uint32(m.ttl / time.Second)})
+}
+
+// runtimeRequest checks that the caller may ask for runtime tokens of org/project (manage_prod,
+// as Rill's GetDeploymentCredentials and GetIFrame require) and reads the request body.
+func (a *API) runtimeRequest(r *http.Request, c *caller, org, project string) (store.Project, credentialsRequest, error) {
+	if err := c.need(org, project, policy.ManageProd); err != nil {
+		return store.Project{}, credentialsRequest{}, err
+	}
+	proj, err := a.st.GetProject(r.Context(), org, project)
+	if errors.Is(err, store.ErrNotFound) {
+		return proj, credentialsRequest{}, errf(http.StatusNotFound, "project %q not found in org %q", project, org)
+	} else if err != nil {
+		return proj, credentialsRequest{}, err
+	}
+	req, err := decodeCredentials(r)
+	return proj, req, err
+}
+
+// minted is a runtime JWT minted for a credentials or iframe request.
+type minted struct {
+	raw, jti, host, instance string
+	ttl                      time.Duration
+	end                      endUser
+}
+
+// mintRuntime mints the runtime JWT of req on proj. shape, when set, adjusts the end user (its
+// attributes and rules) before signing, as GetIFrame does.
+func (a *API) mintRuntime(r *http.Request, c *caller, proj store.Project, req credentialsRequest, shape func(*endUser) error) (minted, error) {
+	org, project := proj.Org, proj.Name
 	if req.branch != "" && req.branch != proj.ProdBranch {
-		return errf(http.StatusBadRequest, "project %s/%s does not have a deployment for branch %q", org, project, req.branch)
+		return minted{}, errf(http.StatusBadRequest, "project %s/%s does not have a deployment for branch %q", org, project, req.branch)
 	}
 	ttl := min(DefaultCredentialTTL, a.maxTTL)
 	if req.ttl != 0 {
 		ttl = time.Duration(req.ttl) * time.Second
 		if ttl > a.maxTTL {
-			return errf(http.StatusBadRequest, "ttl_seconds must be at most %d (the configured maximum), not %d", int(a.maxTTL/time.Second), req.ttl)
+			return minted{}, errf(http.StatusBadRequest, "ttl_seconds must be at most %d (the configured maximum), not %d", int(a.maxTTL/time.Second), req.ttl)
 		}
 	}
 	end, err := a.endUser(r, c, org, project, req)
 	if err != nil {
-		return err
+		return minted{}, err
 	}
 	if req.external != "" {
 		end.sub = proj.ExternalSubject(req.external)
+	}
+	if shape != nil {
+		if err := shape(&end); err != nil {
+			return minted{}, err
+		}
 	}
 	host, instance, audience := proj.Runtime(a.runtimeHost, a.instanceID, a.audience)
 	// As Rill's runtime_jwt.go grants on prod, from the end user's own project permissions when
@@ -90,18 +121,17 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 	}
 	ks, err := a.keys.Keyset(r.Context())
 	if err != nil {
-		return err
+		return minted{}, err
 	}
 	if !ks.CanSign() {
-		return errors.New("no signing key in the store")
+		return minted{}, errors.New("no signing key in the store")
 	}
 	raw, err := ks.Sign(claims)
 	if err != nil {
-		return err
+		return minted{}, err
 	}
 	a.metrics.TokenIssued(policy.KindEphemeral)
-	return a.audited(w, r, c, "credentials.issue", fmt.Sprintf("%s for:%s jti:%s ttl:%s", target, end.who, jti, ttl), http.StatusOK,
-		apiv1.CredentialsResponse{RuntimeHost: host, InstanceID: instance, AccessToken: raw, TTLSeconds: uint32(ttl / time.Second)})
+	return minted{raw: raw, jti: jti, host: host, instance: instance, ttl: ttl, end: end}, nil
 }
 
 // endUser is who a credentials token is for: its sub (a user id, or none), the attributes the

@@ -27,3 +27,32 @@ type ProjectResources struct {
 	RestrictResources bool           `json:"restrict_resources"`
 	Resources         []ResourceName `json:"resources"`
 }
+
+// IFrameRequest is Rill's GetIFrameRequest as its JSON transcoder reads it (the credentials
+// fields, plus what the frontend shows). Type is a runtime kind or a shorthand ("explore",
+// "canvas"); Navigation false limits the token to Resource.
+type IFrameRequest struct {
+	UserID         string            `json:"userId,omitempty"`
+	UserEmail      string            `json:"userEmail,omitempty"`
+	Attributes     map[string]any    `json:"attributes,omitempty"`
+	ExternalUserID string            `json:"externalUserId,omitempty"`
+	TTLSeconds     uint32            `json:"ttlSeconds,omitempty"`
+	Branch         string            `json:"branch,omitempty"`
+	Type           string            `json:"type,omitempty"`
+	Resource       string            `json:"resource,omitempty"`
+	Theme          string            `json:"theme,omitempty"`
+	ThemeMode      string            `json:"themeMode,omitempty"`
+	Navigation     bool              `json:"navigation,omitempty"`
+	State          string            `json:"state,omitempty"`
+	Query          map[string]string `json:"query,omitempty"`
+}
+
+// IFrameResponse is Rill's GetIFrameResponse: the URL to put in the iframe's src, and the
+// runtime token in it.
+type IFrameResponse struct {
+	IFrameSrc   string `json:"iframeSrc"`
+	RuntimeHost string `json:"runtimeHost"`
+	InstanceID  string `json:"instanceId"`
+	AccessToken string `json:"accessToken"`
+	TTLSeconds  uint32 `json:"ttlSeconds"`
+}

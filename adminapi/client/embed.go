@@ -19,3 +19,8 @@ func (c *Client) SetUserResources(ctx context.Context, org, project, email strin
 func (c *Client) UserResources(ctx context.Context, org, project, email string) (r apiv1.ProjectResources, err error) {
 	return r, c.do(ctx, "GET", resourcesPath(org, project, email), nil, &r)
 }
+
+// IFrame asks for an iframe URL and its runtime token (Rill's GetIFrame).
+func (c *Client) IFrame(ctx context.Context, org, project string, req apiv1.IFrameRequest) (r apiv1.IFrameResponse, err error) {
+	return r, c.do(ctx, "POST", "/v1/orgs/"+esc(org)+"/projects/"+esc(project)+"/iframe", req, &r)
+}
