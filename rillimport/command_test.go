@@ -188,6 +188,7 @@ func TestImportRillCommand(t *testing.T) {
 		t.Errorf("carol's attributes (set by acme in users_orgs_roles): %v", v.attrs)
 	}
 	// erin is in two orgs: on acme's project she has acme's attributes, and no group of beta's.
+	// Her token is a refresh token in Rill (refresh = true), which Rill accepts as a bearer.
 	if v := check(t, d, f.erin.Text, web); v.status != 200 || v.attrs["region"] != "us" || len(anyStrings(v.attrs["groups"])) != 0 {
 		t.Errorf("erin on acme/web: %d, attributes %v (want acme's region and none of beta's groups)", v.status, v.attrs)
 	}

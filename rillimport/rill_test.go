@@ -269,6 +269,11 @@ func seed(t testing.TB) *fixture {
 	f.carolOld = db.userToken("Carol@Example.com", "", &past, newUUID())
 	f.rep = db.userToken("dave@rilldata.com", "bob@acme.io", &future, newUUID()) // a superuser acting as bob
 	f.erin = db.userToken("erin@beta.io", "", nil, newUUID())
+	// An OAuth refresh token (0084.sql). Rill's bearer authentication takes it as it takes any
+	// user token (admin/server/auth/middleware.go parseClaimsFromToken -> admin/auth_token.go
+	// ValidateAuthToken, which never looks at refresh; refresh_token_test.go asserts that a
+	// rotated refresh token validates), so the import brings it as a user token.
+	db.exec("UPDATE user_auth_tokens SET refresh = true WHERE id = $1", f.erin.ID.String())
 	f.dave = db.userToken("dave@rilldata.com", "", nil, newUUID())
 	f.bot = db.serviceToken("Acme", "ci-bot", nil)
 	f.botOld = db.serviceToken("Acme", "ci-bot", &past)
