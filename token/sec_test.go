@@ -315,3 +315,33 @@ func TestCanonicalExpressionRefusesWhatProtojsonRefuses(t *testing.T) {
 		t.Error("an expression nested 200 deep was taken")
 	}
 }
+
+// FuzzCanonicalExpression: whatever a stored filter holds, CanonicalExpression never panics,
+// takes what protojson takes and writes exactly what protojson writes for it.
+func FuzzCanonicalExpression(f *testing.F) {
+	for _, s := range []string{mvFilter, `{}`, `{"val":null}`, `{"ident":"a\u00e9\ud83d\ude00"}`, `{"cond":{"op":13,"exprs":[{"val":[1,{"b":2,"a":1}]}]}}`,
+		`{"subquery":{"dimension":"d","where":{"ident":"x"}}}`, `{"val":1e-7}`, `{"cond":{"op":"OPERATION_LIKE","exprs":null}}`, `[`, `{"val":"\u0000<>&"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		ours, err := token.CanonicalExpression(raw)
+		x := rillruntime.New("Expression")
+		perr := protojson.Unmarshal(raw, x)
+		if perr != nil {
+			if err == nil {
+				t.Fatalf("protojson refuses %q (%v), we took it as %s", raw, perr, ours)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("protojson takes %q, we refuse it: %v", raw, err)
+		}
+		want, err := rillruntime.Marshal(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(ours, want) {
+			t.Fatalf("%q:\n ours      %s\n protojson %s", raw, ours, want)
+		}
+	})
+}
