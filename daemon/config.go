@@ -177,7 +177,11 @@ func (c *Config) checkURLs() error {
 			continue
 		}
 		u, err := url.Parse(f.v)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		bad := err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != ""
+		if bad && f.flag == "--frontend-url" {
+			return fmt.Errorf("--frontend-url %q is not a URL: iframe URLs are <frontend-url>/-/embed?..., so give http(s)://host[:port][/path] of Rill's web app", f.v)
+		}
+		if bad {
 			return fmt.Errorf("%s %q is not a URL: the Rill runtime fetches the keys of the JWTs we mint from <issuer>/.well-known/jwks.json, "+
 				"so give http(s)://host[:port][/path] (leave --issuer unset to use --public-url, or the admin listener's http://address)", f.flag, f.v)
 		}

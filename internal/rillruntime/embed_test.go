@@ -155,6 +155,16 @@ func TestEmbeddingJWTsAtTheRuntime(t *testing.T) {
 	if q.Has("navigation") {
 		t.Error("iframeSrc has navigation with navigation off")
 	}
+	// The iframe token presented to our own check and exchanged there keeps its rules: a
+	// limited token never becomes an unlimited one.
+	code, h, _ := do(t, "GET", issuer+"/ext_authz/v1/orgs/acme/projects/web/runtime/api/x", out["accessToken"].(string), "")
+	if code != 200 {
+		t.Fatalf("our check of the iframe token: %d", code)
+	}
+	again, err := rt.parseAndValidate(strings.TrimPrefix(h.Get("Authorization"), "Bearer "))
+	if err != nil || len(again.Security) != 1 || string(again.Security[0]) != string(c.Security[0]) {
+		t.Errorf("the iframe token exchanged at our check: %v, sec %s (want %s)", err, again.Security, c.Security)
+	}
 
 	// 2. A restricted member with navigation on: their own rules, their UUID, a canvas by
 	// shorthand; "kind" (deprecated) wins over "type", as in Rill.
@@ -167,7 +177,7 @@ func TestEmbeddingJWTsAtTheRuntime(t *testing.T) {
 	}
 
 	// 3. The restricted member's own token, exchanged at the check.
-	code, h, _ := do(t, "GET", issuer+"/ext_authz/v1/orgs/acme/projects/web/runtime/api/x", s.carolToken, "")
+	code, h, _ = do(t, "GET", issuer+"/ext_authz/v1/orgs/acme/projects/web/runtime/api/x", s.carolToken, "")
 	if code != 200 {
 		t.Fatalf("the restricted member's check: %d", code)
 	}
