@@ -123,6 +123,18 @@ func TestUserResources(t *testing.T) {
 	two := `[{"transitiveAccess":{"resource":{"kind":"rill.runtime.v1.Explore","name":"sales"}}},` +
 		`{"transitiveAccess":{"resource":{"kind":"rill.runtime.v1.Canvas","name":"exec \u003cboard\u003e"}}}]`
 	everyJWT("limited to two resources", two)
+	var listed []struct {
+		Email      string
+		Restricted map[string][]struct{ Type, Name string }
+	}
+	if err := json.Unmarshal([]byte(su.ok("user", "list", "--json")), &listed); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range listed {
+		if r := u.Restricted["acme/web"]; u.Email == "carol@acme.io" && (len(r) != 2 || r[1].Type != "rill.runtime.v1.Canvas" || r[1].Name != "exec <board>") {
+			t.Errorf("user list shows carol's restriction as %v", u.Restricted)
+		}
+	}
 	// The caller asking for themselves gets their own rules; attributes name no user, so none.
 	if code, b := post(t, "POST", d.URL()+"/v1/orgs/acme/projects/web/credentials", carolTok, `{}`); code != 403 {
 		t.Errorf("a viewer asked for credentials: %d %s", code, b)
