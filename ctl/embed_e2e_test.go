@@ -154,6 +154,12 @@ func TestUserResources(t *testing.T) {
 	}
 	everyJWT("cleared", "")
 
+	su.ok("user", "set-resources", "--project", "web", "--email", "carol@acme.io", "--canvas", "c")
+	if out := su.ok("user", "clear-resources", "--project", "web", "--email", "carol@acme.io"); !strings.Contains(out, "(resources cleared)") {
+		t.Errorf("clear-resources printed %q", out)
+	}
+	everyJWT("cleared with clear-resources", "")
+
 	// Losing the role takes the restriction with it; a new role starts unrestricted.
 	su.ok("user", "set-resources", "--project", "web", "--email", "carol@acme.io", "--explore", "sales")
 	su.ok("user", "set-role", "carol@acme.io", "--project", "web", "--remove")

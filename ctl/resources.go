@@ -88,3 +88,23 @@ func (c *UserShowResourcesCmd) Run(g *Globals) error {
 		fmt.Fprintf(g.out, "Resources: %s\n", strings.Join(parts, ", "))
 	})
 }
+
+// UserClearResourcesCmd is `rillctl user clear-resources`: set-resources with nothing, without
+// its confirmation.
+type UserClearResourcesCmd struct {
+	Org     string `env:"RILLCTL_ORG" help:"Organization."`
+	Project string `help:"Project (required)."`
+	Email   string `help:"Email of the user (required)."`
+}
+
+// Run clears the user's resources.
+func (c *UserClearResourcesCmd) Run(g *Globals) error {
+	if c.Org == "" || c.Project == "" || c.Email == "" {
+		return errors.New("--org (or RILLCTL_ORG), --project and --email are required")
+	}
+	return call(g, func(cl *client.Client) (apiv1.ProjectResources, error) {
+		return cl.ClearUserResources(g.ctx, c.Org, c.Project, c.Email)
+	}, func(r apiv1.ProjectResources) {
+		fmt.Fprintf(g.out, "Updated resources for %q in project \"%s/%s\" (resources cleared)\n", c.Email, r.Org, r.Project)
+	})
+}

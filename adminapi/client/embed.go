@@ -24,3 +24,8 @@ func (c *Client) UserResources(ctx context.Context, org, project, email string) 
 func (c *Client) IFrame(ctx context.Context, org, project string, req apiv1.IFrameRequest) (r apiv1.IFrameResponse, err error) {
 	return r, c.do(ctx, "POST", "/v1/orgs/"+esc(org)+"/projects/"+esc(project)+"/iframe", req, &r)
 }
+
+// ClearUserResources lifts the limit on a user's role on a project.
+func (c *Client) ClearUserResources(ctx context.Context, org, project, email string) (r apiv1.ProjectResources, err error) {
+	return r, c.do(ctx, "DELETE", resourcesPath(org, project, email), nil, &r)
+}
