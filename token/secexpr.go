@@ -21,7 +21,7 @@ import (
 //	             Condition cond = 3; Subquery subquery = 4; } }
 //	Condition  { Operation op = 1; repeated Expression exprs = 2; }
 //	Subquery   { string dimension = 1; repeated string measures = 2; Expression where = 3;
-//	             Expression having = 4; }
+//	             Expression having = 4; }  (as Rill's frontend builds it; see internal/rillruntime)
 //	Operation  OPERATION_UNSPECIFIED = 0 ... OPERATION_NLIKE = 12, OPERATION_NOT = 13
 //
 // What protojson refuses is refused (unknown or duplicate fields, two members of the oneof,

@@ -3,8 +3,10 @@
 // protobuf descriptors from Rill's own definitions (rilldata/rill proto/rill/runtime/v1/
 // resources.proto: ResourceName, SecurityRule, SecurityRuleAccess, SecurityRuleFieldAccess,
 // SecurityRuleRowFilter, SecurityRuleTransitiveAccess; expression.proto: Expression, Condition,
-// Operation, and the Subquery of later versions), field names, numbers and declaration order as
-// there. With them protojson reads and writes the rules exactly as the runtime's and the admin
+// Operation up to OPERATION_NOT = 13), field names, numbers and declaration order as there. The
+// Expression's subquery = 4 (Subquery: dimension, measures, where, having) is not in the versions
+// of expression.proto read for this; it is here as Rill's web frontend builds subquery filters,
+// so that a stored filter holding one reads the same on both sides. With them protojson reads and writes the rules exactly as the runtime's and the admin
 // service's generated types do (protojson works from descriptors alone), so the tests compare our
 // encoding with protojson's own and decode sec as the runtime does (runtime/server/auth/claims.go).
 package rillruntime
