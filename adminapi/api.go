@@ -42,6 +42,9 @@ type Options struct {
 	Issuer, Audience        string
 	RuntimeHost, InstanceID string
 	MaxCredentialTTL        time.Duration
+	// FrontendURL is Rill's frontend (its admin service's --frontend-url): iframe URLs and
+	// public URLs point under it.
+	FrontendURL string
 	// Keys sign ephemeral JWTs, rotate, and make the JWKS (default: the resolver's, so that
 	// what the API signs the resolver verifies).
 	Keys *keys.Ring
@@ -72,6 +75,7 @@ type API struct {
 	issuer, audience        string
 	runtimeHost, instanceID string
 	maxTTL                  time.Duration
+	frontendURL             string
 	keys                    *keys.Ring
 	plugins                 *plugins.Host
 	metrics                 *metrics.Metrics
@@ -96,7 +100,7 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 	}
 	return &API{st: st, res: res, keys: o.Keys, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience,
 		runtimeHost: o.RuntimeHost, instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics, stale: o.Stale,
-		maxPerOwner: o.MaxTokensPerOwner, issues: newIssueLimiter(o.TokenIssuesPerMinute, o.Now)}
+		maxPerOwner: o.MaxTokensPerOwner, issues: newIssueLimiter(o.TokenIssuesPerMinute, o.Now), frontendURL: o.FrontendURL}
 }
 
 // Error is a refused request: the HTTP status, and the gRPC code and message that go on the wire

@@ -41,35 +41,69 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 	org, project := r.PathValue("org"), r.PathValue("project")
 	target := "project:" + org + "/" + project
 	c.aim(target)
-	if err := c.need(org, project, policy.ManageProd); err != nil {
-		return err
-	}
-	if err := a.confirmLive(r, c); err != nil {
-		return err
-	}
-	proj, err := a.st.GetProject(r.Context(), org, project)
-	if errors.Is(err, store.ErrNotFound) {
-		return errf(http.StatusNotFound, "project %q not found in org %q", project, org)
-	} else if err != nil {
-		return err
-	}
-	req, err := decodeCredentials(r)
+	proj, req, err := a.runtimeRequest(r, c, org, project)
 	if err != nil {
 		return err
 	}
+	m, err := a.mintRuntime(r, c, proj, req, nil)
+	if err != nil {
+		return err
+	}
+	return a.audited(w, r, c, "credentials.issue", fmt.Sprintf("%s for:%s jti:%s ttl:%s", target, m.end.who, m.jti, m.ttl), http.StatusOK,
+		apiv1.CredentialsResponse{RuntimeHost: m.host, InstanceID: m.instance, AccessToken: m.raw, TTLSeconds: uint32(m.ttl / time.Second)})
+}
+
+// runtimeRequest checks that the caller may ask for runtime tokens of org/project (manage_prod,
+// as Rill's GetDeploymentCredentials and GetIFrame require) and reads the request body.
+func (a *API) runtimeRequest(r *http.Request, c *caller, org, project string) (store.Project, credentialsRequest, error) {
+	if err := c.need(org, project, policy.ManageProd); err != nil {
+		return store.Project{}, credentialsRequest{}, err
+	}
+	if err := a.confirmLive(r, c); err != nil {
+		return store.Project{}, credentialsRequest{}, err
+	}
+	proj, err := a.st.GetProject(r.Context(), org, project)
+	if errors.Is(err, store.ErrNotFound) {
+		return proj, credentialsRequest{}, errf(http.StatusNotFound, "project %q not found in org %q", project, org)
+	} else if err != nil {
+		return proj, credentialsRequest{}, err
+	}
+	req, err := decodeCredentials(r)
+	return proj, req, err
+}
+
+// minted is a runtime JWT minted for a credentials or iframe request.
+type minted struct {
+	raw, jti, host, instance string
+	ttl                      time.Duration
+	end                      endUser
+}
+
+// mintRuntime mints the runtime JWT of req on proj. shape, when set, adjusts the end user (its
+// attributes and rules) before signing, as GetIFrame does.
+func (a *API) mintRuntime(r *http.Request, c *caller, proj store.Project, req credentialsRequest, shape func(*endUser) error) (minted, error) {
+	org, project := proj.Org, proj.Name
 	if req.branch != "" && req.branch != proj.ProdBranch {
-		return errf(http.StatusBadRequest, "project %s/%s does not have a deployment for branch %q", org, project, req.branch)
+		return minted{}, errf(http.StatusBadRequest, "project %s/%s does not have a deployment for branch %q", org, project, req.branch)
 	}
 	ttl := min(DefaultCredentialTTL, a.maxTTL)
 	if req.ttl != 0 {
 		ttl = time.Duration(req.ttl) * time.Second
 		if ttl > a.maxTTL {
-			return errf(http.StatusBadRequest, "ttl_seconds must be at most %d (the configured maximum), not %d", int(a.maxTTL/time.Second), req.ttl)
+			return minted{}, errf(http.StatusBadRequest, "ttl_seconds must be at most %d (the configured maximum), not %d", int(a.maxTTL/time.Second), req.ttl)
 		}
 	}
 	end, err := a.endUser(r, c, org, project, req)
 	if err != nil {
-		return err
+		return minted{}, err
+	}
+	if req.external != "" {
+		end.sub = proj.ExternalSubject(req.external)
+	}
+	if shape != nil {
+		if err := shape(&end); err != nil {
+			return minted{}, err
+		}
 	}
 	host, instance, audience := proj.Runtime(a.runtimeHost, a.instanceID, a.audience)
 	// As Rill's runtime_jwt.go grants on prod, from the end user's own project permissions when
@@ -84,22 +118,22 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), ID: jti},
 		Instances: map[string][]int{instance: runtimePerms},
 		Attr:      end.attrs,
+		Security:  end.sec,
 		Org:       org, Project: project, Permissions: perms.Names(), IssuedBy: issuedBy(c),
 	}
 	ks, err := a.keys.Keyset(r.Context())
 	if err != nil {
-		return err
+		return minted{}, err
 	}
 	if !ks.CanSign() {
-		return errors.New("no signing key in the store")
+		return minted{}, errors.New("no signing key in the store")
 	}
 	raw, err := ks.Sign(claims)
 	if err != nil {
-		return err
+		return minted{}, err
 	}
 	a.metrics.TokenIssued(policy.KindEphemeral)
-	return a.audited(w, r, c, "credentials.issue", fmt.Sprintf("%s for:%s jti:%s ttl:%s", target, end.who, jti, ttl), http.StatusOK,
-		apiv1.CredentialsResponse{RuntimeHost: host, InstanceID: instance, AccessToken: raw, TTLSeconds: uint32(ttl / time.Second)})
+	return minted{raw: raw, jti: jti, host: host, instance: instance, ttl: ttl, end: end}, nil
 }
 
 // confirmLive refuses a caller whose token the store itself no longer has. A runtime JWT
@@ -125,6 +159,8 @@ type endUser struct {
 	sub, who string
 	attrs    map[string]any
 	perms    policy.Perm
+	// sec is Rill's rules for a known user whose role on the project is restricted.
+	sec []json.RawMessage
 }
 
 // endUser resolves the request's user_id, user_email or attributes (at most one; none means
@@ -143,7 +179,8 @@ func (a *API) endUser(r *http.Request, c *caller, org, project string, req crede
 		}
 		p := resolver.UserPrincipal(&u)
 		acc := p.AccessTo(org, project)
-		return endUser{sub: u.ID, who: "user:" + u.ID, attrs: p.AttributesFor(acc), perms: acc.Perms}, nil
+		sec, err := p.Sec(org, project)
+		return endUser{sub: u.ID, who: "user:" + u.ID, attrs: p.AttributesFor(acc), perms: acc.Perms, sec: sec}, err
 	case req.userEmail != "":
 		addr, err := mail.ParseAddress(req.userEmail)
 		if err != nil || addr.Address != req.userEmail {
@@ -154,16 +191,20 @@ func (a *API) endUser(r *http.Request, c *caller, org, project string, req crede
 		if err == nil && u.Member(org) {
 			p := resolver.UserPrincipal(&u)
 			acc := p.AccessTo(org, project)
-			return endUser{who: "email:" + email, attrs: p.AttributesFor(acc), perms: acc.Perms}, nil
+			sec, err := p.Sec(org, project)
+			return endUser{who: "email:" + email, attrs: p.AttributesFor(acc), perms: acc.Perms, sec: sec}, err
 		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return endUser{}, err
 		}
 		return endUser{who: "email:" + email, attrs: map[string]any{"email": email, "domain": policy.Domain(email), "admin": false}}, nil
 	case req.attributes != nil:
 		return endUser{who: "attributes", attrs: req.attributes}, nil
+	case req.external != "":
+		return endUser{who: "external"}, nil // no attributes, no rules: Rill resolves no principal
 	case c.p.Kind == policy.KindUser:
 		acc := c.p.AccessTo(org, project)
-		return endUser{sub: c.p.ID, who: "user:" + c.p.ID, attrs: c.p.AttributesFor(acc), perms: acc.Perms}, nil
+		sec, err := c.p.Sec(org, project)
+		return endUser{sub: c.p.ID, who: "user:" + c.p.ID, attrs: c.p.AttributesFor(acc), perms: acc.Perms, sec: sec}, err
 	}
 	// A service asking for itself: no subject, no attributes, as Rill leaves them (a subject
 	// shared by every end user the service embeds for would mix their runtime state).
@@ -173,8 +214,11 @@ func (a *API) endUser(r *http.Request, c *caller, org, project string, req crede
 // credentialsRequest is a GetDeploymentCredentialsRequest body.
 type credentialsRequest struct {
 	userID, userEmail, branch string
-	attributes                map[string]any
-	ttl                       uint32
+	// external is Rill's external_user_id: an end user who is no user of ours, whose runtime
+	// subject is store.Project.ExternalSubject of it (so the runtime keeps their state apart).
+	external   string
+	attributes map[string]any
+	ttl        uint32
 }
 
 // decodeCredentials reads the body as Rill's JSON transcoder (vanguard over protojson) does:
@@ -222,14 +266,13 @@ func decodeCredentials(r *http.Request) (credentialsRequest, error) {
 		str("branch", "branch", &req.branch)); err != nil {
 		return req, firstError(err)
 	}
-	if err := checkText("request body", map[string]string{"user_id": req.userID, "user_email": req.userEmail, "branch": req.branch}); err != nil {
+	if err := str("external_user_id", "externalUserId", &req.external); err != nil {
 		return req, err
-	}
-	var external string
-	if err := str("external_user_id", "externalUserId", &external); err != nil {
+	} else if err := checkText("request body", map[string]string{"user_id": req.userID, "user_email": req.userEmail,
+		"branch": req.branch, "external_user_id": req.external}); err != nil {
 		return req, err
-	} else if external != "" {
-		return req, errf(http.StatusBadRequest, "external_user_id is not supported: give user_id, user_email or attributes")
+	} else if req.external != "" && req.userID != "" {
+		return req, errf(http.StatusBadRequest, "external_user_id cannot be specified together with user_id")
 	}
 	if v, name, err := field("attributes", "attributes"); err != nil {
 		return req, err

@@ -2,7 +2,9 @@ package adminapi_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"reflect"
@@ -214,7 +216,7 @@ func TestEphemeralCredentials(t *testing.T) {
 func (e *env) checkTokenShapes(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	if err := e.st.CreateProject(ctx, store.Project{Org: "acme", Name: "imported", RuntimeHost: "https://rt.acme.example",
+	if err := e.st.CreateProject(ctx, store.Project{ID: importedID, Org: "acme", Name: "imported", RuntimeHost: "https://rt.acme.example",
 		InstanceID: "inst-1", RuntimeAudience: "https://rt.acme.example/aud", ProdBranch: "main"}); err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +256,15 @@ func (e *env) checkTokenShapes(t *testing.T) {
 		{name: "one field under both names", who: "svc-admin", project: "web", body: `{"user_email":"a@b.io","userEmail":"a@b.io"}`, want: 400, msg: "give user_email or userEmail, not both"},
 		{name: "email and attributes", who: "svc-admin", project: "web", body: `{"user_email":"a@b.io","attributes":{}}`, want: 400, msg: "not several"},
 		{name: "id and email", who: "svc-admin", project: "web", body: `{"userId":"u-viewer","userEmail":"a@b.io"}`, want: 400, msg: "not several"},
-		{name: "external_user_id", who: "svc-admin", project: "web", body: `{"external_user_id":"cust-42"}`, want: 400, msg: "external_user_id is not supported"},
+		// Rill's subjectForExternalUser: "ext_" + hex(sha256(external id + project id)).
+		{name: "external_user_id alone: no attributes, the external subject", who: "svc-admin", project: "imported", body: `{"external_user_id":"cust-42"}`,
+			want: 200, sub: extSub("cust-42"), perms: readerPerms, ttl: 86400, attrs: map[string]any{}},
+		{name: "externalUserId with an email's attributes", who: "svc-admin", project: "imported", body: `{"externalUserId":"cust-42","user_email":"end@cust.io"}`,
+			want: 200, sub: extSub("cust-42"), perms: readerPerms, ttl: 86400, attrs: map[string]any{"email": "end@cust.io", "domain": "cust.io", "admin": false}},
+		{name: "external_user_id replaces the calling user's subject", who: "admin", project: "imported", body: `{"external_user_id":"x"}`,
+			want: 200, sub: extSub("x"), perms: readerPerms, ttl: 86400, attrs: map[string]any{}},
+		{name: "external_user_id with user_id", who: "svc-admin", project: "imported", body: `{"external_user_id":"cust-42","user_id":"u-viewer"}`,
+			want: 400, msg: "external_user_id cannot be specified together with user_id"},
 		{name: "bad email", who: "svc-admin", project: "web", body: `{"user_email":"not an email"}`, want: 400, msg: "not an email address"},
 		{name: "attributes not an object", who: "svc-admin", project: "web", body: `{"attributes":"x"}`, want: 400, msg: `field "attributes" must be a JSON object`},
 		{name: "attributes an array", who: "svc-admin", project: "web", body: `{"attributes":[1]}`, want: 400, msg: `field "attributes" must be a JSON object`},
@@ -302,4 +312,12 @@ func (e *env) checkTokenShapes(t *testing.T) {
 	if err != nil || res.TTLSeconds != 60 || res.InstanceID != "inst-1" || claimsOf(t, res.AccessToken).Sub != "u-viewer" {
 		t.Errorf("client: %+v %v", res, err)
 	}
+}
+
+// importedID is the UUID of the test's imported project.
+const importedID = "6f1c1a52-93b8-4d5e-a4c9-0b7d2e1f3a44"
+
+func extSub(id string) string {
+	sum := sha256.Sum256([]byte(id + importedID))
+	return "ext_" + hex.EncodeToString(sum[:])
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
 )
 
 func (a *API) createOrg(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -75,7 +76,7 @@ func (a *API) createProject(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := checkName("name", req.Name, projectName, "1-64 characters of A-Z, a-z, 0-9, _ and -"); err != nil {
 		return err
 	}
-	p := store.Project{Org: org, Name: req.Name, CreatedAt: a.now().UTC()}
+	p := store.Project{ID: token.NewID(), Org: org, Name: req.Name, CreatedAt: a.now().UTC()}
 	if err := a.st.CreateProject(r.Context(), p); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return errf(http.StatusConflict, "project %q already exists in org %q", req.Name, org)

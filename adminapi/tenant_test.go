@@ -373,6 +373,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET /v1/admin/signing-keys", "GET", "/v1/admin/signing-keys", "", "200 403 403 403 403 403 401"},
 		{"POST /v1/admin/signing-keys/{kid}/retire", "POST", "/v1/admin/signing-keys/no-such-kid/retire", "", "404 403 403 403 403 403 401"},
 		{"POST /v1/introspect", "POST", "/v1/introspect", `{"token":"{both}"}`, "200 200 200 200 200 200 401"},
+		{"PUT /v1/orgs/{org}/projects/{project}/users/{email}/resources", "PUT", "/v1/orgs/acme/projects/web/users/staff@acme.io/resources",
+			`{"resources":[{"type":"explore","name":"e-{who}"}]}`, "200 200 403 403 200 403 401"},
+		{"GET /v1/orgs/{org}/projects/{project}/users/{email}/resources", "GET", "/v1/orgs/acme/projects/web/users/staff@acme.io/resources", "", "200 200 403 403 200 403 401"},
+		{"DELETE /v1/orgs/{org}/projects/{project}/users/{email}/resources", "DELETE", "/v1/orgs/acme/projects/web/users/staff@acme.io/resources", "", "200 200 403 403 200 403 401"},
+		{"POST /v1/orgs/{org}/projects/{project}/iframe", "POST", "/v1/orgs/acme/projects/web/iframe", `{"user_email":"ceo@victim.com","resource":"r"}`, "501 501 403 403 501 403 401"},
+		{"POST /v1/organizations/{org}/projects/{project}/iframe", "POST", "/v1/organizations/acme/projects/web/iframe", `{"navigation":true}`, "501 501 403 403 501 403 401"},
 		{"GET /v1/admin/backup", "GET", "/v1/admin/backup", "", "200 403 403 403 403 403 401"},
 	}
 

@@ -246,6 +246,7 @@ func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) err
 		default:
 			u.OrgRoles[req.Org] = orgRole
 		}
+		u.DropStaleRestrictions() // a removed project role takes its restriction with it
 		u.UpdatedAt = a.now().UTC()
 		return nil
 	})

@@ -30,6 +30,16 @@ func wireUser(u store.User, org string) apiv1.User {
 	if s, ok := u.Orgs[org]; ok && org != "" {
 		w.Groups, w.Attributes = s.Groups, s.Attributes
 	}
+	for k, r := range u.Restricted {
+		if w.Restricted == nil {
+			w.Restricted = map[string][]apiv1.ResourceName{}
+		}
+		list := make([]apiv1.ResourceName, 0, len(r.Resources))
+		for _, x := range r.Resources {
+			list = append(list, apiv1.ResourceName{Type: x.Kind, Name: x.Name})
+		}
+		w.Restricted[k] = list
+	}
 	return w
 }
 

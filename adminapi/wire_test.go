@@ -37,10 +37,11 @@ func TestWireShapes(t *testing.T) {
 			`{"org":"","name":"","created_at":"0001-01-01T00:00:00Z"}`},
 		{"user", wireUser(store.User{ID: "u1", Email: "a@acme.io", DisplayName: "A", OrgRoles: map[string]policy.Role{"acme": "admin"},
 			ProjectRoles: map[string]policy.Role{"acme/web": "viewer"}, Orgs: map[string]store.UserOrg{"acme": {Groups: []string{"g"}, Attributes: attrs}},
-			Superuser: true, CreatedAt: at, UpdatedAt: later}, "acme"), wireUser(store.User{}, "acme"),
+			Restricted: map[string]store.Restricted{"acme/web": {Resources: []token.ResourceName{{Kind: token.KindExplore, Name: "e"}}}},
+			Superuser:  true, CreatedAt: at, UpdatedAt: later}, "acme"), wireUser(store.User{}, "acme"),
 			`{"id":"u1","email":"a@acme.io","display_name":"A","org_roles":{"acme":"admin"},"project_roles":{"acme/web":"viewer"},` +
 				`"groups":["g"],"attributes":{"region":"us-west"},"orgs":{"acme":{"groups":["g"],"attributes":{"region":"us-west"}}},` +
-				`"superuser":true,"created_at":"2025-01-02T03:04:05Z","updated_at":"2025-01-02T04:04:05Z"}`,
+				`"restricted":{"acme/web":[{"type":"rill.runtime.v1.Explore","name":"e"}]},"superuser":true,"created_at":"2025-01-02T03:04:05Z","updated_at":"2025-01-02T04:04:05Z"}`,
 			`{"id":"","email":"","created_at":"0001-01-01T00:00:00Z","updated_at":"0001-01-01T00:00:00Z"}`},
 		{"service", wireService(store.Service{ID: "s1", Org: "acme", Name: "ci", OrgRole: "viewer", ProjectRoles: map[string]policy.Role{"web": "admin"},
 			Attributes: attrs, CreatedBy: "user:a@acme.io", CreatedAt: at, UpdatedAt: later}), wireService(store.Service{}),

@@ -197,32 +197,58 @@ type ServiceTokenCmd struct {
 	Revoke ServiceTokenRevokeCmd `cmd:"" help:"Revoke one of a service's tokens."`
 }
 
-// ServiceTokenIssueCmd is `rillctl service token issue`.
+// ServiceTokenIssueCmd is `rillctl service token issue [<service>]`, as Rill's CLI takes it
+// (rilldata/rill cli/cmd/service/token/issue.go: the service as an argument or --service).
 type ServiceTokenIssueCmd struct {
 	OrgFlag
-	Name string `arg:"" help:"Service."`
+	Name    string `arg:"" optional:"" help:"Service (or --service)."`
+	Service string `help:"Service name."`
+}
+
+// serviceName is the service named by argument or --service (the argument wins, as in Rill).
+func serviceName(arg, flag string) (string, error) {
+	if arg != "" {
+		return arg, nil
+	}
+	if flag != "" {
+		return flag, nil
+	}
+	return "", errors.New("service name is required. Use --service flag or provide as an argument")
 }
 
 // Run issues the token.
 func (c *ServiceTokenIssueCmd) Run(g *Globals) error {
+	name, err := serviceName(c.Name, c.Service)
+	if err != nil {
+		return err
+	}
 	return call(g, func(cl *client.Client) (apiv1.IssuedToken, error) {
-		return cl.IssueServiceToken(g.ctx, c.Org, c.Name)
+		return cl.IssueServiceToken(g.ctx, c.Org, name)
 	}, func(t apiv1.IssuedToken) {
-		fmt.Fprintf(g.out, "Access token: %s\n", t.Token)
+		fmt.Fprintf(g.out, "Issued token: %s\n", t.Token)
 	})
 }
 
-// ServiceTokenListCmd is `rillctl service token list`.
+// ServiceTokenListCmd is `rillctl service token list [<service>]` (or --service).
 type ServiceTokenListCmd struct {
 	OrgFlag
-	Name string `arg:"" help:"Service."`
+	Name    string `arg:"" optional:"" help:"Service (or --service)."`
+	Service string `help:"Service name."`
 }
 
 // Run lists the tokens.
 func (c *ServiceTokenListCmd) Run(g *Globals) error {
+	name, err := serviceName(c.Name, c.Service)
+	if err != nil {
+		return err
+	}
 	return call(g, func(cl *client.Client) ([]apiv1.TokenInfo, error) {
-		return cl.ListServiceTokens(g.ctx, c.Org, c.Name)
+		return cl.ListServiceTokens(g.ctx, c.Org, name)
 	}, func(ts []apiv1.TokenInfo) {
+		if len(ts) == 0 {
+			fmt.Fprintln(g.out, "No tokens found")
+			return
+		}
 		rows := make([][]string, 0, len(ts))
 		for _, t := range ts {
 			rows = append(rows, []string{t.Prefix + "...", when(t.CreatedAt, "-"), when(t.LastUsedAt, "Never")})
@@ -231,18 +257,59 @@ func (c *ServiceTokenListCmd) Run(g *Globals) error {
 	})
 }
 
-// ServiceTokenRevokeCmd is `rillctl service token revoke`.
+// ServiceTokenRevokeCmd is `rillctl service token revoke <token-id>`, as Rill's CLI takes it
+// (cli/cmd/service/token/revoke.go: the token alone names its service); `revoke <service>
+// <token-id>` and --service still work.
 type ServiceTokenRevokeCmd struct {
 	OrgFlag
-	Name    string `arg:"" help:"Service."`
-	TokenID string `arg:"" name:"token-id" help:"Token id, its prefix as listed (at least 10 characters after rill_svc_), or the token."`
+	Args    []string `arg:"" name:"token-id" help:"Token id, its prefix as listed (at least 10 characters after rill_svc_), or the token; optionally after the service's name."`
+	Service string   `help:"Service name (default: the service of the token, found in --org)."`
 }
 
 // Run revokes the token.
 func (c *ServiceTokenRevokeCmd) Run(g *Globals) error {
+	var name, ref string
+	switch len(c.Args) {
+	case 1:
+		name, ref = c.Service, c.Args[0]
+	case 2:
+		name, ref = c.Args[0], c.Args[1]
+	default:
+		return errors.New("give the token id (optionally after the service's name)")
+	}
 	return call(g, func(cl *client.Client) (apiv1.Revoked, error) {
-		return cl.RevokeServiceToken(g.ctx, c.Org, c.Name, c.TokenID)
+		if name == "" {
+			found, id, err := findServiceToken(g, cl, c.Org, ref)
+			if err != nil {
+				return apiv1.Revoked{}, err
+			}
+			name, ref = found, id
+		}
+		return cl.RevokeServiceToken(g.ctx, c.Org, name, ref)
 	}, func(r apiv1.Revoked) {
-		fmt.Fprintf(g.out, "Revoked token %s... of service %q.\n", r.Revoked[0].Prefix, c.Name)
+		fmt.Fprintf(g.out, "Revoked token %s... of service %q.\n", r.Revoked[0].Prefix, name)
 	})
+}
+
+// findServiceToken finds which of org's services holds the token ref names (its id, its listed
+// prefix, or the token itself), and returns that service and the token's id.
+func findServiceToken(g *Globals, cl *client.Client, org, ref string) (string, string, error) {
+	ref = strings.TrimSuffix(strings.TrimSpace(ref), "...")
+	svcs, err := cl.ListServices(g.ctx, org)
+	if err != nil {
+		return "", "", err
+	}
+	for _, s := range svcs {
+		ts, err := cl.ListServiceTokens(g.ctx, org, s.Name)
+		if err != nil {
+			return "", "", err
+		}
+		for _, t := range ts {
+			prefix := strings.TrimSuffix(t.Prefix, "...")
+			if ref == t.ID || (len(ref) >= len("rill_svc_")+10 && (strings.HasPrefix(prefix, ref) || strings.HasPrefix(ref, prefix))) {
+				return s.Name, t.ID, nil
+			}
+		}
+	}
+	return "", "", fmt.Errorf("no service of org %q holds token %q", org, ref)
 }

@@ -17,6 +17,10 @@ type UserCmd struct {
 	List    UserListCmd    `cmd:"" help:"List the users of an org (all users for superusers without --org)."`
 	SetRole UserSetRoleCmd `cmd:"" name:"set-role" help:"Set a user's org role, or add, change or remove a project role."`
 	Delete  UserDeleteCmd  `cmd:"" help:"Delete a user and revoke their tokens (superusers)."`
+
+	SetResources   UserSetResourcesCmd   `cmd:"" name:"set-resources" help:"Set a user's project resources and restriction flag (overwrites existing list)."`
+	ShowResources  UserShowResourcesCmd  `cmd:"" name:"show-resources" help:"Show the resources a user's project role is limited to."`
+	ClearResources UserClearResourcesCmd `cmd:"" name:"clear-resources" help:"Lift the limit on a user's project role (as set-resources with nothing)."`
 }
 
 // UserCreateCmd is `rillctl user create`.

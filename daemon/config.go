@@ -63,6 +63,7 @@ type Config struct {
 	RuntimeAudience           string        `help:"aud of runtime JWTs (credentials and token exchange) for a project without a runtime audience of its own (imported from its Rill deployment): the runtime's RILL_RUNTIME_AUTH_AUDIENCE_URL." default:"rill-runtime"`
 	RuntimeInstanceID         string        `name:"runtime-instance-id" help:"Runtime instance id of runtime JWTs for a project without one of its own (and a route with no instance_id context extension)." default:"default"`
 	RuntimeHost               string        `help:"runtimeHost the credentials endpoint answers for a project without one of its own." placeholder:"URL"`
+	FrontendURL               string        `name:"frontend-url" help:"URL of Rill's frontend (Rill Cloud's web app, as its admin service's frontend URL): iframe URLs are <frontend-url>/-/embed?…, public URLs <frontend-url>/<org>/<project>/-/share/<token>. Without it POST …/iframe answers 501." placeholder:"URL"`
 	ExchangeTTL               time.Duration `help:"Life of an exchanged runtime token (reused until a fifth of it is left)." default:"5m"`
 	AuditRetention            time.Duration `help:"How long audit events are kept (0 keeps them forever)." default:"2160h"`
 	MaxTokensPerOwner         int           `name:"max-tokens-per-owner" help:"Most live (unexpired, unrevoked) tokens one user or service may hold; issuing one more through the admin API is refused with 409 until some are revoked (0: no cap). Imports are not capped." default:"1000"`
@@ -174,12 +175,16 @@ func (c *Config) tlsOn(listener string) bool {
 // starts: the Rill runtime fetches its keys from <issuer>/.well-known/jwks.json and compares
 // iss to its configured issuer, so anything else would fail later and far away.
 func (c *Config) checkURLs() error {
-	for _, f := range []struct{ flag, v string }{{"--public-url", c.PublicURL}, {"--issuer", c.Issuer}} {
+	for _, f := range []struct{ flag, v string }{{"--public-url", c.PublicURL}, {"--issuer", c.Issuer}, {"--frontend-url", c.FrontendURL}} {
 		if f.v == "" {
 			continue
 		}
 		u, err := url.Parse(f.v)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		bad := err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != ""
+		if bad && f.flag == "--frontend-url" {
+			return fmt.Errorf("--frontend-url %q is not a URL: iframe URLs are <frontend-url>/-/embed?..., so give http(s)://host[:port][/path] of Rill's web app", f.v)
+		}
+		if bad {
 			return fmt.Errorf("%s %q is not a URL: the Rill runtime fetches the keys of the JWTs we mint from <issuer>/.well-known/jwks.json, "+
 				"so give http(s)://host[:port][/path] (leave --issuer unset to use --public-url, or the admin listener's http://address)", f.flag, f.v)
 		}

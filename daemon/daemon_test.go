@@ -143,19 +143,20 @@ func TestStartupErrorsAreClear(t *testing.T) {
 	bad := filepath.Join(dir, "key")
 	os.WriteFile(bad, []byte("too short"), 0o600)
 	cases := map[string][]string{
-		"want 16, 24 or 32 bytes":                            {"--encryption-key-file", bad},
-		"no such file":                                       {"--encryption-key-file", filepath.Join(dir, "missing")},
-		"listen HTTP on 256.0.0.1:":                          {"--http-addr", "256.0.0.1:1"},
-		"parse config file":                                  {"--config", writeFile(t, dir, "bad.yaml", "a: [")},
-		"--log-level must be one of":                         {"--log-level", "loud"},
-		"issuer, jwks, audience and org are required":        {"--trusted-issuer", "issuer=https://a.example,jwks=https://a.example/jwks"},
-		`unknown key "aud"`:                                  {"--trusted-issuer", "issuer=https://a.example,aud=x"},
-		`--issuer "rill-authd" is not a URL`:                 {"--issuer", "rill-authd"},
-		`--issuer "authd.example.com" is not a URL`:          {"--issuer", "authd.example.com"},
-		`--issuer "ftp://authd.example" is not a URL`:        {"--issuer", "ftp://authd.example"},
-		`--issuer "https://" is not a URL`:                   {"--issuer", "https://"},
-		`--public-url "https://a.example/?x=1" is not a URL`: {"--public-url", "https://a.example/?x=1"},
-		"that is this daemon's own --issuer":                 {"--public-url", "https://a.example", "--trusted-issuer", "issuer=https://a.example,jwks=https://a.example/jwks,audience=x,org=acme"},
+		"want 16, 24 or 32 bytes":                                   {"--encryption-key-file", bad},
+		"no such file":                                              {"--encryption-key-file", filepath.Join(dir, "missing")},
+		"listen HTTP on 256.0.0.1:":                                 {"--http-addr", "256.0.0.1:1"},
+		"parse config file":                                         {"--config", writeFile(t, dir, "bad.yaml", "a: [")},
+		"--log-level must be one of":                                {"--log-level", "loud"},
+		"issuer, jwks, audience and org are required":               {"--trusted-issuer", "issuer=https://a.example,jwks=https://a.example/jwks"},
+		`unknown key "aud"`:                                         {"--trusted-issuer", "issuer=https://a.example,aud=x"},
+		`--issuer "rill-authd" is not a URL`:                        {"--issuer", "rill-authd"},
+		`--issuer "authd.example.com" is not a URL`:                 {"--issuer", "authd.example.com"},
+		`--issuer "ftp://authd.example" is not a URL`:               {"--issuer", "ftp://authd.example"},
+		`--issuer "https://" is not a URL`:                          {"--issuer", "https://"},
+		`--public-url "https://a.example/?x=1" is not a URL`:        {"--public-url", "https://a.example/?x=1"},
+		`--frontend-url "ui.example.com" is not a URL: iframe URLs`: {"--frontend-url", "ui.example.com"},
+		"that is this daemon's own --issuer":                        {"--public-url", "https://a.example", "--trusted-issuer", "issuer=https://a.example,jwks=https://a.example/jwks,audience=x,org=acme"},
 	}
 	for want, args := range cases {
 		cmd := exec.Command(testenv.Bin(t, "rill-authd"), append([]string{"--data-dir", filepath.Join(dir, "d"), "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, args...)...)

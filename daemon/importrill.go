@@ -76,7 +76,7 @@ func (c *ImportRillCmd) run(ctx context.Context, stdout, stderr io.Writer) error
 		say(stdout, "left out %s", plural(snap.ExpiredTokens, "expired token"))
 	}
 	if snap.RestrictedBindings > 0 {
-		say(stdout, "left out %s limited to some resources (rill-authd cannot limit a role to resources; those members get no role on that project here)",
+		say(stdout, "%s limited to some resources, as in Rill (their runtime JWTs carry Rill's security rules)",
 			plural(snap.RestrictedBindings, "project role binding"))
 	}
 	if n := len(rep.RevokedHere); n > 0 {

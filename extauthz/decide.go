@@ -99,6 +99,7 @@ type runtimeGrant struct {
 	org, project string
 	instance     string // from the route; "" for the project's own, else the configured default
 	perms        []int
+	sec          []json.RawMessage // Rill's security rules for the principal there (policy.Principal.Sec)
 }
 
 // attributeSource adds attributes to those of the principal on a target it may access (the
@@ -143,6 +144,10 @@ func decide(p *policy.Principal, tokenID token.ID, t target, extra attributeSour
 	if err != nil { // attributes come from JSON, so this is a bug; fail closed and say so
 		return denial(internalError, "", "cannot encode attributes: "+err.Error())
 	}
+	sec, err := p.Sec(t.org, t.project)
+	if err != nil { // resource names are checked when set; fail closed and say so
+		return denial(internalError, "", "cannot encode security rules: "+err.Error())
+	}
 	perms := a.Perms.String()
 	d := &decision{verdict: allow, tokenID: id, validUntil: validUntil, label: "ok"}
 	add := func(k, v string) {
@@ -164,7 +169,7 @@ func decide(p *policy.Principal, tokenID token.ID, t target, extra attributeSour
 	d.meta = map[string]any{"auth_kind": string(p.Kind), "subject": p.Subject, "org": t.org, "project": t.project,
 		"org_role": string(a.OrgRole), "project_role": string(a.ProjectRole), "permissions": perms, "token_id": id,
 		"attributes": attrMeta}
-	d.grant = runtimeGrant{sub: p.SubjectID, attrs: attrMeta, org: t.org, project: t.project, instance: t.instance, perms: policy.RuntimePerms(a.Perms)}
+	d.grant = runtimeGrant{sub: p.SubjectID, attrs: attrMeta, org: t.org, project: t.project, instance: t.instance, perms: policy.RuntimePerms(a.Perms), sec: sec}
 	return d
 }
 

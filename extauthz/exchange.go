@@ -91,6 +91,7 @@ func (s *Server) exchange(ctx context.Context, o *outcome) (*exchanged, error) {
 			ExpiresAt: jwt.NewNumericDate(at.Add(cfg.TTL))},
 		Instances: map[string][]int{instance: o.grant.perms},
 		Attr:      o.grant.attrs,
+		Security:  o.grant.sec,
 	})
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/bits"
 	"strings"
@@ -187,6 +188,12 @@ type Principal struct {
 	// (the runtime's user id): a user's or service's UUID, or an ephemeral JWT's own sub ("" when
 	// it names no one). Never a name or an email.
 	SubjectID string
+	// Restrictions limits some of a user's project roles (keyed "org/project") to resources:
+	// see SecurityRules.
+	Restrictions map[string]Restriction
+	// Security is the sec claim of an ephemeral token, as its issuer signed it: runtime JWTs
+	// minted for it carry the same rules.
+	Security []json.RawMessage
 }
 
 // OrgData is what one org set for a user.

@@ -187,7 +187,7 @@ func parsePerms(names []string, def policy.Perm) policy.Perm {
 // ephemeral is the principal of a verified JWT: its attributes, and perms on org/project only.
 func ephemeral(c *token.Claims, org, project string, perms policy.Perm) *policy.Principal {
 	p := &policy.Principal{Kind: policy.KindEphemeral, ID: c.ID, Subject: c.Subject, Name: c.Subject, SubjectID: c.Subject,
-		OrgRoles: map[string]policy.Role{}, ProjectRoles: map[string]policy.Role{}, Attributes: c.Attr}
+		OrgRoles: map[string]policy.Role{}, ProjectRoles: map[string]policy.Role{}, Attributes: c.Attr, Security: c.Security}
 	if email, ok := c.Attr["email"].(string); ok {
 		p.Email = email
 	}

@@ -302,6 +302,12 @@ func UserPrincipal(u *store.User) *policy.Principal {
 			p.Orgs[org] = policy.OrgData{Groups: s.Groups, Attributes: s.Attributes}
 		}
 	}
+	if len(u.Restricted) > 0 {
+		p.Restrictions = make(map[string]policy.Restriction, len(u.Restricted))
+		for k, r := range u.Restricted {
+			p.Restrictions[k] = policy.Restriction{Resources: r.Resources}
+		}
+	}
 	return p
 }
 

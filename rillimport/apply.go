@@ -85,6 +85,7 @@ func (p *planned) apply(ctx context.Context, st store.Store) error {
 	}
 	for _, pr := range p.projects {
 		_, err := st.(ProjectUpdater).UpdateProject(ctx, pr.Org, pr.Name, func(old *store.Project) error {
+			old.ID = pr.ID // Rill's: external users' runtime subjects derive from it
 			old.RuntimeHost, old.InstanceID, old.RuntimeAudience, old.ProdBranch = pr.RuntimeHost, pr.InstanceID, pr.RuntimeAudience, pr.ProdBranch
 			return nil
 		})

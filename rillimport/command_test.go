@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rill-authd/rill-authd/internal/rillruntime"
 	"github.com/rill-authd/rill-authd/internal/testenv"
 	"github.com/rill-authd/rill-authd/rillimport"
 	"github.com/rill-authd/rill-authd/store"
@@ -129,7 +130,7 @@ func TestImportRillCommand(t *testing.T) {
 	}
 	wantCounts(t, out, map[string]rillimport.Counts{"org": {Created: 2}, "project": {Created: 3}, "user": {Created: 5},
 		"service": {Created: 2}, "token": {Created: 8}})
-	for _, s := range []string{"left out 2 expired tokens", "left out 1 project role binding limited to some resources",
+	for _, s := range []string{"left out 2 expired tokens", "3 project role bindings limited to some resources, as in Rill",
 		"the store was empty: everything went in one bulk load"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("import-rill did not say %q:\n%s", s, out)
@@ -156,7 +157,7 @@ func TestImportRillCommand(t *testing.T) {
 
 	// The daemon on the imported store takes Rill's tokens as Rill minted them. The store came
 	// whole from Rill, so it has no bootstrap superuser: Rill's superuser administers it.
-	d := testenv.Start(t, dir)
+	d := testenv.Start(t, dir, "--token-exchange")
 	if d.Token != "" {
 		t.Error("the daemon bootstrapped a superuser of its own on a store loaded from Rill")
 	}
@@ -180,22 +181,58 @@ func TestImportRillCommand(t *testing.T) {
 				v.h.Get("x-rill-subject"), v.h.Get("x-rill-org-role"), v.h.Get("x-rill-project-role"))
 		}
 	}
-	if v := check(t, d, f.bob.Text, web); !slices.Equal(anyStrings(v.attrs["groups"]), []string{"analysts", "autogroup:members", "autogroup:users"}) {
+	if v := check(t, d, f.bob.Text, web); !slices.Equal(anyStrings(v.attrs["groups"]), []string{"analysts", "autogroup:members", "autogroup:users", "partners"}) {
 		t.Errorf("bob's groups attribute: %v", v.attrs["groups"])
 	}
 	if v := check(t, d, f.carol.Text, web); v.attrs["tier"] != "gold" || v.attrs["seats"] != float64(3) {
 		t.Errorf("carol's attributes (set by acme in users_orgs_roles): %v", v.attrs)
 	}
 	// erin is in two orgs: on acme's project she has acme's attributes, and no group of beta's.
+	// Her token is a refresh token in Rill (refresh = true), which Rill accepts as a bearer.
 	if v := check(t, d, f.erin.Text, web); v.status != 200 || v.attrs["region"] != "us" || len(anyStrings(v.attrs["groups"])) != 0 {
 		t.Errorf("erin on acme/web: %d, attributes %v (want acme's region and none of beta's groups)", v.status, v.attrs)
 	}
 	if v := check(t, d, f.bot.Text, web); v.attrs["team"] != "platform" || v.attrs["name"] != "ci-bot" {
 		t.Errorf("ci-bot's attributes: %v", v.attrs)
 	}
-	// Left out: carol's role limited to some resources, her expired token; a mangled token.
-	if v := check(t, d, f.carol.Text, "/v1/orgs/acme/projects/hibernated/x"); v.status != 403 {
-		t.Errorf("carol on the project where Rill limits her to some resources: %d, want 403", v.status)
+	// Roles Rill limits to some resources are roles here too; the runtime JWTs exchanged for
+	// them carry Rill's rules (token/testdata/sec), decoded as the runtime decodes them.
+	hib := "/v1/orgs/acme/projects/hibernated/x"
+	for _, c := range []struct {
+		name, tok, path string
+		sec             []string
+	}{
+		{"carol, limited to an explore and a canvas", f.carol.Text, hib, []string{
+			`{"transitiveAccess":{"resource":{"kind":"rill.runtime.v1.Explore","name":"carol_dash"}}}`,
+			`{"transitiveAccess":{"resource":{"kind":"rill.runtime.v1.Canvas","name":"exec"}}}`}},
+		{"erin, limited to nothing", f.erin.Text, hib, []string{`{"access":{}}`}},
+		{"bob, the union of his binding and his group's", f.bob.Text, hib, []string{
+			`{"transitiveAccess":{"resource":{"kind":"rill.runtime.v1.Explore","name":"partner_view"}}}`}},
+		{"bob on web, where a group's binding is not limited", f.bob.Text, web, nil},
+		{"carol on web", f.carol.Text, web, nil},
+		{"alice, an org admin without project rows", f.alice.Text, hib, nil},
+	} {
+		v := check(t, d, c.tok, c.path)
+		if v.status != 200 {
+			t.Errorf("%s: %d, want 200", c.name, v.status)
+			continue
+		}
+		sec := exchangedSec(t, v.h.Get("Authorization"))
+		if len(sec) != len(c.sec) {
+			t.Errorf("%s: sec %s, want %s", c.name, sec, c.sec)
+			continue
+		}
+		if _, err := rillruntime.DecodeSec(sec); err != nil {
+			t.Errorf("%s: the runtime cannot decode sec: %v", c.name, err)
+		}
+		for i := range sec {
+			if string(sec[i]) != c.sec[i] {
+				t.Errorf("%s: sec[%d] = %s, want %s", c.name, i, sec[i], c.sec[i])
+			}
+		}
+	}
+	if fixture, _ := os.ReadFile("../token/testdata/sec/deny_all.json"); strings.TrimSpace(string(fixture)) != `{"access":{}}` {
+		t.Errorf("deny-all fixture: %s", fixture)
 	}
 	mangled := f.bob.Text[:len(f.bob.Text)-1] + string("0123456789"[(strings.IndexByte("0123456789", f.bob.Text[len(f.bob.Text)-1])+1)%10])
 	for name, tok := range map[string]string{"expired": f.carolOld.Text, "mangled": mangled} {
@@ -376,4 +413,24 @@ func TestImportRillIntoPostgres(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	d.Stop(t)
+}
+
+// exchangedSec is the sec claim of the runtime JWT the exchange put in authorization.
+func exchangedSec(t *testing.T, authorization string) []json.RawMessage {
+	t.Helper()
+	parts := strings.Split(strings.TrimPrefix(authorization, "Bearer "), ".")
+	if len(parts) != 3 {
+		t.Fatalf("no exchanged JWT in %q", authorization)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Sec []json.RawMessage `json:"sec"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.Sec
 }

@@ -11,7 +11,7 @@ import (
 
 // sameRuntime reports whether a stored project already has the prod deployment Rill has.
 func sameRuntime(a, b store.Project) bool {
-	return a.RuntimeHost == b.RuntimeHost && a.InstanceID == b.InstanceID && a.RuntimeAudience == b.RuntimeAudience &&
+	return a.ID == b.ID && a.RuntimeHost == b.RuntimeHost && a.InstanceID == b.InstanceID && a.RuntimeAudience == b.RuntimeAudience &&
 		a.ProdBranch == b.ProdBranch
 }
 
@@ -20,6 +20,7 @@ func sameRuntime(a, b store.Project) bool {
 // rill-authd keeps what it gave an imported user.
 func keepLocalOrgs(u, old store.User, rillOrgs map[string]bool) store.User {
 	u.OrgRoles, u.ProjectRoles, u.Orgs = maps.Clone(u.OrgRoles), maps.Clone(u.ProjectRoles), maps.Clone(u.Orgs)
+	u.Restricted = maps.Clone(u.Restricted)
 	for org, r := range old.OrgRoles {
 		if !rillOrgs[org] {
 			u.OrgRoles = put(u.OrgRoles, org, r)
@@ -28,6 +29,9 @@ func keepLocalOrgs(u, old store.User, rillOrgs map[string]bool) store.User {
 	for key, r := range old.ProjectRoles {
 		if org, _, _ := strings.Cut(key, "/"); !rillOrgs[org] {
 			u.ProjectRoles = put(u.ProjectRoles, key, r)
+			if x, ok := old.Restricted[key]; ok {
+				u.Restricted = put(u.Restricted, key, x)
+			}
 		}
 	}
 	for org, s := range old.Orgs {
@@ -50,6 +54,7 @@ func put[V any](m map[string]V, k string, v V) map[string]V {
 func sameUser(a, b store.User) bool {
 	return a.Email == b.Email && a.DisplayName == b.DisplayName && a.Superuser == b.Superuser && a.CreatedBy == b.CreatedBy &&
 		sameMap(a.OrgRoles, b.OrgRoles) && sameMap(a.ProjectRoles, b.ProjectRoles) &&
+		maps.EqualFunc(a.Restricted, b.Restricted, func(x, y store.Restricted) bool { return slices.Equal(x.Resources, y.Resources) }) &&
 		maps.EqualFunc(a.Orgs, b.Orgs, func(x, y store.UserOrg) bool {
 			return slices.Equal(x.Groups, y.Groups) && sameAny(x.Attributes, y.Attributes)
 		})

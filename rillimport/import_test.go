@@ -45,6 +45,9 @@ func TestReadMapsRillToOurModel(t *testing.T) {
 	if web.RuntimeHost != "https://rt1.example.com" || web.InstanceID != "inst-web-1" || web.RuntimeAudience != "https://rt1.example.com" || web.ProdBranch != "main" {
 		t.Errorf("acme/web runtime %+v", web)
 	}
+	if web.ID != f.db.id("project:Acme/web") { // external users' runtime subjects derive from Rill's id
+		t.Errorf("acme/web id %q, want Rill's %q", web.ID, f.db.id("project:Acme/web"))
+	}
 	if h := projects["acme/hibernated"]; h.RuntimeHost != "" || h.InstanceID != "" || h.ProdBranch != "main" {
 		t.Errorf("a project without a prod deployment: %+v", h)
 	}
@@ -66,15 +69,20 @@ func TestReadMapsRillToOurModel(t *testing.T) {
 	want := map[string]store.User{
 		"alice@acme.io": {OrgRoles: roles("acme", policy.Admin), Orgs: map[string]store.UserOrg{"acme": org([]string{"autogroup:members", "autogroup:users"}, nil)}},
 		// viewer of the org, editor of web through the analysts group
-		"bob@acme.io": {OrgRoles: roles("acme", policy.Viewer), ProjectRoles: roles("acme/web", policy.Editor),
-			Orgs: map[string]store.UserOrg{"acme": org([]string{"analysts", "autogroup:members", "autogroup:users"}, nil)}},
-		// guest with a direct project role; the one limited to some resources is left out
-		"carol@example.com": {OrgRoles: roles("acme", policy.Guest), ProjectRoles: roles("acme/web", policy.Viewer),
+		// on hibernated limited to the union of his binding's resources (none) and partners' (one)
+		"bob@acme.io": {OrgRoles: roles("acme", policy.Viewer), ProjectRoles: roles("acme/web", policy.Editor, "acme/hibernated", policy.Viewer),
+			Orgs:       map[string]store.UserOrg{"acme": org([]string{"analysts", "autogroup:members", "autogroup:users", "partners"}, nil)},
+			Restricted: map[string]store.Restricted{"acme/hibernated": {Resources: []token.ResourceName{{Kind: token.KindExplore, Name: "partner_view"}}}}},
+		// guest with a direct project role, and one limited to two resources
+		"carol@example.com": {OrgRoles: roles("acme", policy.Guest), ProjectRoles: roles("acme/web", policy.Viewer, "acme/hibernated", policy.Editor),
+			Restricted: map[string]store.Restricted{"acme/hibernated": {Resources: []token.ResourceName{
+				{Kind: token.KindExplore, Name: "carol_dash"}, {Kind: token.KindCanvas, Name: "exec"}}}},
 			Orgs: map[string]store.UserOrg{"acme": org([]string{"autogroup:guests", "autogroup:users"}, map[string]any{"tier": "gold", "seats": float64(3)})}},
 		"dave@rilldata.com": {Superuser: true},
 		// editor of beta through the ops group; acme's viewer with acme's attributes
-		"erin@beta.io": {OrgRoles: roles("beta", policy.Editor, "acme", policy.Viewer), ProjectRoles: roles("acme/web", policy.Viewer),
-			Orgs: map[string]store.UserOrg{"beta": org([]string{"ops"}, nil), "acme": org(nil, map[string]any{"region": "us"})}},
+		"erin@beta.io": {OrgRoles: roles("beta", policy.Editor, "acme", policy.Viewer), ProjectRoles: roles("acme/web", policy.Viewer, "acme/hibernated", policy.Viewer),
+			Restricted: map[string]store.Restricted{"acme/hibernated": {Resources: nil}},
+			Orgs:       map[string]store.UserOrg{"beta": org([]string{"ops"}, nil), "acme": org(nil, map[string]any{"region": "us"})}},
 	}
 	for email, w := range want {
 		u, ok := users[email]
@@ -85,6 +93,10 @@ func TestReadMapsRillToOurModel(t *testing.T) {
 		sameOrgs := maps.EqualFunc(u.Orgs, w.Orgs, func(a, b store.UserOrg) bool {
 			return slices.Equal(a.Groups, b.Groups) && maps.EqualFunc(a.Attributes, b.Attributes, func(x, y any) bool { return x == y })
 		})
+		sameRestricted := maps.EqualFunc(u.Restricted, w.Restricted, func(a, b store.Restricted) bool { return slices.Equal(a.Resources, b.Resources) })
+		if !sameRestricted {
+			t.Errorf("user %s: restricted %v, want %v", email, u.Restricted, w.Restricted)
+		}
 		if !maps.Equal(u.OrgRoles, w.OrgRoles) || !maps.Equal(u.ProjectRoles, w.ProjectRoles) || !sameOrgs || u.Superuser != w.Superuser {
 			t.Errorf("user %s:\n got org %v project %v orgs %v superuser %v\nwant org %v project %v orgs %v superuser %v",
 				email, u.OrgRoles, u.ProjectRoles, u.Orgs, u.Superuser, w.OrgRoles, w.ProjectRoles, w.Orgs, w.Superuser)
@@ -93,8 +105,8 @@ func TestReadMapsRillToOurModel(t *testing.T) {
 	if len(users) != len(want) {
 		t.Errorf("%d users read, want %d", len(users), len(want))
 	}
-	if snap.RestrictedBindings != 1 {
-		t.Errorf("RestrictedBindings = %d, want 1", snap.RestrictedBindings)
+	if snap.RestrictedBindings != 3 { // carol, erin and bob on hibernated
+		t.Errorf("RestrictedBindings = %d, want 3", snap.RestrictedBindings)
 	}
 
 	svcs := map[string]store.Service{}

@@ -33,9 +33,8 @@ type Snapshot struct {
 	Tokens   []store.Token
 	// ExpiredTokens counts the user and service tokens left out because they had expired.
 	ExpiredTokens int
-	// RestrictedBindings counts project role bindings limited to some resources (0089.sql's
-	// restrict_resources), left out: we cannot limit a role to resources, and granting the
-	// whole project would grant more than Rill does.
+	// RestrictedBindings counts the users' project roles that Rill limits to some resources
+	// (0089.sql's restrict_resources on every binding of the user there), imported so limited.
 	RestrictedBindings int
 	// Defects are the rows the import cannot take as they are (see Defect): orphans, and org
 	// names that collide once lower-cased. Import refuses them all before its first write, or

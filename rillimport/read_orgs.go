@@ -78,7 +78,7 @@ func (r *reader) projectsAndRuntime(ctx context.Context) error {
 			return nil
 		}
 		r.projects[id] = project{org, name}
-		p := store.Project{Org: org, Name: name, CreatedAt: created.UTC(), ProdBranch: prodBranch}
+		p := store.Project{ID: id, Org: org, Name: name, CreatedAt: created.UTC(), ProdBranch: prodBranch}
 		if host != nil { // a hibernated project has no prod deployment
 			p.RuntimeHost, p.InstanceID, p.RuntimeAudience, p.ProdBranch = *host, *instance, *audience, *dBranch
 			if p.RuntimeAudience == "" {

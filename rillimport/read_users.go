@@ -169,17 +169,14 @@ func (r *reader) users(ctx context.Context) error {
 		return err
 	}
 
-	// Project roles, direct and through groups, without those limited to some resources.
+	// Project roles, direct and through groups, with the resources Rill limits each to.
+	var bs bindings
 	for _, t := range []struct{ table, who string }{{"users_projects_roles", "user_id"}, {"usergroups_projects_roles", "usergroup_id"}} {
-		restricted := "false"
-		if r.cols[t.table+".restrict_resources"] {
-			restricted = "restrict_resources"
-		}
-		err = r.query(ctx, t.table, "SELECT "+t.who+"::text, project_id::text, project_role_id::text, "+restricted+" FROM "+t.table,
+		err = r.query(ctx, t.table, "SELECT "+t.who+"::text, project_id::text, project_role_id::text, "+r.resourcesColumns(t.table)+" FROM "+t.table,
 			func(rows pgx.Rows) error {
-				var who, pid, role string
+				var who, pid, role, resources string
 				var limited bool
-				if err := rows.Scan(&who, &pid, &role, &limited); err != nil {
+				if err := rows.Scan(&who, &pid, &role, &limited, &resources); err != nil {
 					return err
 				}
 				row := keyCols(t.who, who, "project_id", pid)
@@ -195,21 +192,24 @@ func (r *reader) users(ctx context.Context) error {
 					r.orphan(t.table, row, []string{pid}, "its project %s does not exist", pid)
 					return nil
 				}
-				if limited {
-					r.snap.RestrictedBindings++
-					return nil
-				}
 				p := r.projects[pid]
 				ours, err := r.projectRoleByID(role)
 				if err != nil {
 					return fmt.Errorf("%s %s on project %s/%s: %w", t.who, who, p.org, p.name, err)
 				}
+				g := policy.Grant{Restrict: limited}
+				if g.Resources, err = parseResources(resources); err != nil {
+					return fmt.Errorf("%s %s on project %s/%s: %w", t.who, who, p.org, p.name, err)
+				}
+				key := store.ProjectKey(p.org, p.name)
 				if t.who == "user_id" {
-					grantProject(users[who], store.ProjectKey(p.org, p.name), ours)
+					grantProject(users[who], key, ours)
+					bs.add(who, key, "", g)
 					return nil
 				}
 				for _, uid := range members[who] {
-					grantProject(users[uid], store.ProjectKey(p.org, p.name), ours)
+					grantProject(users[uid], key, ours)
+					bs.add(uid, key, groups[who].name, g)
 				}
 				return nil
 			})
@@ -217,6 +217,7 @@ func (r *reader) users(ctx context.Context) error {
 			return err
 		}
 	}
+	r.snap.RestrictedBindings = bs.restrict(users)
 	for _, id := range order {
 		u := users[id]
 		for org, s := range u.Orgs {

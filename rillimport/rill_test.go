@@ -113,6 +113,21 @@ func (db *rillDB) projectMember(org, project, email, role string, restricted boo
 		db.id("user:"+email), db.id("project:"+org+"/"+project), role, restricted)
 }
 
+// restrictedMember binds a user to a project role limited to resources (a JSON list of Rill's
+// {"type", "name"}), as `rill user set-resources` does (0089.sql).
+func (db *rillDB) restrictedMember(org, project, email, role, resources string) {
+	db.exec(`INSERT INTO users_projects_roles (user_id, project_id, project_role_id, restrict_resources, resources)
+		VALUES ($1, $2, (SELECT id FROM project_roles WHERE name = $3), true, $4)`,
+		db.id("user:"+email), db.id("project:"+org+"/"+project), role, resources)
+}
+
+// restrictedGroupRole binds a group to a project role limited to resources.
+func (db *rillDB) restrictedGroupRole(org, group, project, role, resources string) {
+	db.exec(`INSERT INTO usergroups_projects_roles (usergroup_id, project_id, project_role_id, restrict_resources, resources)
+		VALUES ($1, $2, (SELECT id FROM project_roles WHERE name = $3), true, $4)`,
+		db.id("group:"+org+"/"+group), db.id("project:"+org+"/"+project), role, resources)
+}
+
 func (db *rillDB) group(org, name string, managed bool, members ...string) {
 	gid := db.id("group:" + org + "/" + name)
 	db.exec("INSERT INTO usergroups (id, org_id, name, managed) VALUES ($1, $2, $3, $4)", gid, db.id("org:"+org), name, managed)
@@ -218,7 +233,14 @@ func seed(t testing.TB) *fixture {
 	db.orgMember("Acme", "bob@acme.io", "viewer", "{}")
 	db.orgMember("Acme", "Carol@Example.com", "guest", `{"tier": "gold", "seats": 3}`)
 	db.projectMember("Acme", "web", "Carol@Example.com", "viewer", false)
-	db.projectMember("Acme", "hibernated", "Carol@Example.com", "editor", true) // limited to some resources
+	// Limited to some resources (0089.sql): carol to an explore and a canvas (the explore named
+	// twice); erin to nothing on hibernated; bob on hibernated to the union of his own binding
+	// (nothing) and his partners group's (an explore), and on web not at all, as the analysts
+	// group's binding there is not limited.
+	db.restrictedMember("Acme", "hibernated", "Carol@Example.com", "editor",
+		`[{"type":"rill.runtime.v1.Explore","name":"carol_dash"},{"type":"rill.runtime.v1.Canvas","name":"exec"},{"type":"rill.runtime.v1.Explore","name":"carol_dash"}]`)
+	db.restrictedMember("Acme", "hibernated", "erin@beta.io", "viewer", `[]`)
+	db.restrictedMember("Acme", "hibernated", "bob@acme.io", "viewer", `[]`)
 	// erin is in both orgs: each sets its own groups and attributes for her.
 	db.orgMember("Acme", "erin@beta.io", "viewer", `{"region": "us"}`)
 	db.projectMember("Acme", "web", "erin@beta.io", "viewer", false)
@@ -229,6 +251,9 @@ func seed(t testing.TB) *fixture {
 	db.group("Acme", "autogroup:guests", true, "Carol@Example.com")
 	db.group("Acme", "analysts", false, "bob@acme.io")
 	db.groupProjectRole("Acme", "analysts", "web", "editor")
+	db.group("Acme", "partners", false, "bob@acme.io")
+	db.restrictedGroupRole("Acme", "partners", "hibernated", "viewer", `[{"type":"rill.runtime.v1.Explore","name":"partner_view"}]`)
+	db.restrictedGroupRole("Acme", "partners", "web", "viewer", `[{"type":"rill.runtime.v1.Explore","name":"partner_view"}]`)
 	db.group("beta", "ops", false, "erin@beta.io")
 	db.groupOrgRole("beta", "ops", "editor")
 
@@ -244,6 +269,11 @@ func seed(t testing.TB) *fixture {
 	f.carolOld = db.userToken("Carol@Example.com", "", &past, newUUID())
 	f.rep = db.userToken("dave@rilldata.com", "bob@acme.io", &future, newUUID()) // a superuser acting as bob
 	f.erin = db.userToken("erin@beta.io", "", nil, newUUID())
+	// An OAuth refresh token (0084.sql). Rill's bearer authentication takes it as it takes any
+	// user token (admin/server/auth/middleware.go parseClaimsFromToken -> admin/auth_token.go
+	// ValidateAuthToken, which never looks at refresh; refresh_token_test.go asserts that a
+	// rotated refresh token validates), so the import brings it as a user token.
+	db.exec("UPDATE user_auth_tokens SET refresh = true WHERE id = $1", f.erin.ID.String())
 	f.dave = db.userToken("dave@rilldata.com", "", nil, newUUID())
 	f.bot = db.serviceToken("Acme", "ci-bot", nil)
 	f.botOld = db.serviceToken("Acme", "ci-bot", &past)

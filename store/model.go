@@ -22,6 +22,10 @@ type Org struct {
 // Project belongs to one org. The runtime fields describe its prod deployment, as Rill's
 // deployments table does (imported from it); empty ones fall back to the daemon's flags.
 type Project struct {
+	// ID is the project's UUID: Rill's for an imported project, one of ours for a project made
+	// here; empty for a project made before projects had one. It is part of the subject of
+	// runtime JWTs for external users (ExternalSubject).
+	ID        string    `json:"id,omitempty"`
 	Org       string    `json:"org"`
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
@@ -56,9 +60,11 @@ type User struct {
 	OrgRoles     map[string]policy.Role `json:"org_roles,omitempty"`
 	ProjectRoles map[string]policy.Role `json:"project_roles,omitempty"`
 	Orgs         map[string]UserOrg     `json:"orgs,omitempty"`
-	Superuser    bool                   `json:"superuser,omitempty"`
-	CreatedAt    time.Time              `json:"created_at"`
-	UpdatedAt    time.Time              `json:"updated_at"`
+	// Restricted limits some of ProjectRoles (same keys) to resources: see Restricted.
+	Restricted map[string]Restricted `json:"restricted,omitempty"`
+	Superuser  bool                  `json:"superuser,omitempty"`
+	CreatedAt  time.Time             `json:"created_at"`
+	UpdatedAt  time.Time             `json:"updated_at"`
 	// CreatedBy says what made the record when that matters later: "rill-import" for a user
 	// an import brought from Rill (and may prune again).
 	CreatedBy string `json:"created_by,omitempty"`
@@ -122,6 +128,7 @@ func (u *User) Only(org string) User {
 			out.ProjectRoles[k] = r
 		}
 	}
+	out.Restricted = u.restrictedIn(org)
 	if s, ok := u.Orgs[org]; ok {
 		out.Orgs = map[string]UserOrg{org: {Groups: slices.Clone(s.Groups), Attributes: maps.Clone(s.Attributes)}}
 	}

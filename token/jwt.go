@@ -33,8 +33,7 @@ const Leeway = 30 * time.Second
 const IssuedAtSkew = 5 * time.Second
 
 // Claims are the claims of the JWTs rill-authd mints: the Rill runtime's layout (rilldata/rill
-// runtime/server/auth/claims.go, jwtClaims: sys, ins, attr; we never set sec), which the
-// runtime reads, and ours (org, project, permissions, rill_issued_by), which it ignores and our
+// runtime/server/auth/claims.go, jwtClaims: sys, ins, attr, sec), which the runtime reads, and ours (org, project, permissions, rill_issued_by), which it ignores and our
 // check reads. Runtime tokens of the token exchange carry only the runtime's.
 type Claims struct {
 	jwt.RegisteredClaims
@@ -43,10 +42,13 @@ type Claims struct {
 	System    []int            `json:"sys,omitempty"`
 	Instances map[string][]int `json:"ins,omitempty"`
 	// Attr is what the runtime's security policies see as {{ .user }}.
-	Attr        map[string]any `json:"attr,omitempty"`
-	Org         string         `json:"org,omitempty"`
-	Project     string         `json:"project,omitempty"`
-	Permissions []string       `json:"permissions,omitempty"`
+	Attr map[string]any `json:"attr,omitempty"`
+	// Security is the sec claim: rill.runtime.v1.SecurityRules in protojson (EncodeSec), absent
+	// for a principal Rill would not restrict.
+	Security    []json.RawMessage `json:"sec,omitempty"`
+	Org         string            `json:"org,omitempty"`
+	Project     string            `json:"project,omitempty"`
+	Permissions []string          `json:"permissions,omitempty"`
 	// IssuedBy is the principal that asked for the token ("service:<id>" or "user:<id>"): the
 	// token stops working when that principal is deleted or loses its access.
 	IssuedBy string `json:"rill_issued_by,omitempty"`

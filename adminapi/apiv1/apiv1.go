@@ -41,9 +41,12 @@ type User struct {
 	Groups       []string           `json:"groups,omitempty"`
 	Attributes   map[string]any     `json:"attributes,omitempty"`
 	Orgs         map[string]UserOrg `json:"orgs,omitempty"`
-	Superuser    bool               `json:"superuser,omitempty"`
-	CreatedAt    time.Time          `json:"created_at"`
-	UpdatedAt    time.Time          `json:"updated_at"`
+	// Restricted lists, by "org/project", the project roles limited to some resources (an
+	// empty list: to none); see ResourcesRequest.
+	Restricted map[string][]ResourceName `json:"restricted,omitempty"`
+	Superuser  bool                      `json:"superuser,omitempty"`
+	CreatedAt  time.Time                 `json:"created_at"`
+	UpdatedAt  time.Time                 `json:"updated_at"`
 }
 
 // UserOrg is what one org set for a user: the groups and custom attributes its security
@@ -193,6 +196,9 @@ type CredentialsRequest struct {
 	Attributes map[string]any `json:"attributes,omitempty"`
 	TTLSeconds uint32         `json:"ttlSeconds,omitempty"`
 	Branch     string         `json:"branch,omitempty"`
+	// ExternalUserID names an end user who is no user of rill-authd (Rill's external_user_id):
+	// the token's sub is "ext_" + hex(sha256(id + project id)). Not with UserID.
+	ExternalUserID string `json:"externalUserId,omitempty"`
 }
 
 // CredentialsResponse is Rill's GetDeploymentCredentialsResponse as its JSON transcoder writes

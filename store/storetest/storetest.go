@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Projects", testProjects},
 		{"Users", testUsers},
 		{"UpdateUser", testUpdateUser},
+		{"Restricted", testRestricted},
 		{"Services", testServices},
 		{"UpdateService", testUpdateService},
 		{"FailedCallsChangeNothing", testFailedCalls},
