@@ -171,7 +171,8 @@ func TestUserResources(t *testing.T) {
 	su.fails("has no role on project acme/web", "user", "set-resources", "--project", "web", "--email", "vic@acme.io", "--explore", "x")
 	for body, want := range map[string]string{
 		`{"resources":[{"type":"model","name":"m"}]}`:                "is not one of explore, canvas",
-		`{"resources":[{"type":"explore","name":"a\u0000b"}]}`:       "not printable",
+		`{"resources":[{"type":"explore","name":"a\u0000b"}]}`:       "holds a NUL character",
+		`{"resources":[{"type":"explore","name":"a\u0007b"}]}`:       "not printable",
 		`{"resources":[{"type":"explore","name":""}]}`:               "needs a name",
 		`{"resources":[{"type":"explore","name":"x"}],"extra":true}`: "unknown field",
 	} {
