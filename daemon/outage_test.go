@@ -190,8 +190,9 @@ func metricValue(t *testing.T, d *testenv.Daemon, name string) float64 {
 // and B refuses every token the guest revoked.
 func TestRevokeChurnLeavesOthersCached(t *testing.T) {
 	db, _ := testenv.PostgresDB(t, "")
-	a := testenv.Start(t, "", "--store", db)
-	b := testenv.Start(t, "", "--store", db)
+	// No issue rate limit: the churn is the point here (TestTokenLimits tests the limit).
+	a := testenv.Start(t, "", "--store", db, "--token-issue-rate", "0")
+	b := testenv.Start(t, "", "--store", db, "--token-issue-rate", "0")
 	ctx := context.Background()
 	ca := client.New(a.URL(), a.Token)
 	others := []string{a.Token, acmeService(t, ca, "ci").Token}
