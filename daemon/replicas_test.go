@@ -132,7 +132,13 @@ func TestThreeReplicasOnOneDatabase(t *testing.T) {
 		}
 	}
 
-	_, metrics := get(t, a.URL()+"/metrics")
+	// The other replicas' start-up writes (a signing key) may still be on their way to A: its
+	// lag in changes is 0 once it has them.
+	var metrics string
+	within(2*time.Second, func() bool {
+		_, metrics = get(t, a.URL()+"/metrics")
+		return strings.Contains(metrics, "rill_authd_store_feed_lag_changes 0\n")
+	})
 	for _, m := range []string{"rill_authd_store_feed_lag_seconds ", "rill_authd_store_feed_lag_changes 0", "rill_authd_store_stale 0",
 		"rill_authd_store_reconnects_total 0", `rill_authd_store_pool_connections{state="idle"}`, `rill_authd_store_pool_connections{state="acquired"}`,
 		"rill_authd_store_pool_connections_max "} {
