@@ -258,9 +258,15 @@ func (a *API) authenticate(r *http.Request) (*caller, error) {
 	p := res.Principal
 	actor := "user:" + p.Subject
 	if p.Kind == policy.KindService {
+		// A service acts in one org: that of its org role, else of its project roles.
 		org := ""
 		for o := range p.OrgRoles {
 			org = o
+		}
+		for k := range p.ProjectRoles {
+			if org == "" {
+				org, _, _ = strings.Cut(k, "/")
+			}
 		}
 		actor = "service:" + p.Subject
 		if org != "" {

@@ -323,3 +323,17 @@ func TestEveryRefusedMutationIsAudited(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditNamesServiceByOrg: a service is audited as service:ORG/NAME (what audit list
+// --actor takes) whether its org comes from an org role or only from project roles.
+func TestAuditNamesServiceByOrg(t *testing.T) {
+	e := setup(t)
+	for who, actor := range map[string]string{"svc-admin": "service:acme/robot", "svc-viewer": "service:acme/dash"} {
+		// A refused credentials request is audited too.
+		e.call(t, who, "POST", "/v1/orgs/other/projects/web/credentials", "")
+		evs, err := e.st.ListAudit(context.Background(), store.AuditFilter{Actor: actor})
+		if err != nil || len(evs) != 1 || evs[0].Action != "credentials.issue" {
+			t.Errorf("audit events of %s (%s): %+v %v, want one credentials.issue", actor, who, evs, err)
+		}
+	}
+}
