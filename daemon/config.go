@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -98,7 +100,7 @@ func (c *Config) Run(ctx context.Context, stderr io.Writer, cli *CLI) error {
 }
 
 // YAML is a kong configuration loader for YAML files: it hands the file to kong's JSON
-// resolver, which matches keys to flag names.
+// resolver, which matches keys to flag names, behind fileResolver.
 func YAML(r io.Reader) (kong.Resolver, error) {
 	var v map[string]any
 	if err := yaml.NewDecoder(r).Decode(&v); err != nil && err != io.EOF {
@@ -113,7 +115,89 @@ func YAML(r io.Reader) (kong.Resolver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config file: %w", err)
 	}
-	return kong.JSON(bytes.NewReader(b))
+	inner, err := kong.JSON(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	return fileResolver{keys: slices.Sorted(maps.Keys(norm)), inner: inner}, nil
+}
+
+// fileResolver is the config file's resolver. kong applies environment variables as defaults,
+// which any resolver overrides; this one steps back for a flag set in the environment, so the
+// precedence is the documented one: command line, then environment, then file.
+type fileResolver struct {
+	keys  []string // the file's keys, with underscores
+	inner kong.Resolver
+}
+
+func (f fileResolver) Resolve(ctx *kong.Context, parent *kong.Path, flag *kong.Flag) (any, error) {
+	for _, e := range flag.Envs {
+		if _, ok := os.LookupEnv(e); ok {
+			return nil, nil
+		}
+	}
+	return f.inner.Resolve(ctx, parent, flag)
+}
+
+// Validate refuses a key that names no flag (a misspelt data_dir would otherwise start a new,
+// empty store in ./data), with the closest flag as a hint, as kong does on the command line.
+func (f fileResolver) Validate(app *kong.Application) error {
+	known := map[string]bool{"plugins": true} // read by pluginConfigs
+	var names []string                        // the spelling to suggest
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		for _, fl := range n.Flags {
+			names = append(names, strings.ReplaceAll(fl.Name, "-", "_"))
+			known[names[len(names)-1]] = true
+			parts := strings.Split(fl.Name, "-") // kong also takes the camelCase form
+			for i := 1; i < len(parts); i++ {
+				parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
+			}
+			known[strings.Join(parts, "")] = true
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(app.Node)
+	for _, k := range f.keys {
+		if known[k] {
+			continue
+		}
+		best, dist := "", 3 // suggest only a near miss
+		slices.Sort(names)
+		for _, name := range append(names, "plugins") {
+			if d := editDistance(k, name); d < dist {
+				best, dist = name, d
+			}
+		}
+		if best != "" {
+			return fmt.Errorf("config file: unknown key %q, did you mean %q?", k, best)
+		}
+		return fmt.Errorf("config file: unknown key %q (keys are the flag names, such as data_dir)", k)
+	}
+	return nil
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // KongOptions are the options the daemon's main parses Config with.

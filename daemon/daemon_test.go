@@ -129,12 +129,14 @@ func TestSIGKILLAfterBootstrapLosesNothing(t *testing.T) {
 func TestConfigFileAndEnv(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "authd.yaml")
-	os.WriteFile(cfg, []byte("bootstrap_email: root@example.com\nlog-format: json\n"), 0o600)
+	os.WriteFile(cfg, []byte("bootstrap_email: root@example.com\nlog-format: json\ncache_size: 7\n"), 0o600)
 	t.Setenv("RILL_AUTHD_LOG_LEVEL", "debug")
+	// The environment wins over the file (kong alone would let the file win).
+	t.Setenv("RILL_AUTHD_BOOTSTRAP_EMAIL", "env@example.com")
 	d := testenv.Start(t, filepath.Join(dir, "data"), "--config", cfg)
 	out := d.Stderr()
-	if !strings.Contains(out, "created superuser root@example.com") || !strings.Contains(out, `"msg":"rill-authd started"`) {
-		t.Fatalf("config file not applied:\n%s", out)
+	if !strings.Contains(out, "created superuser env@example.com") || !strings.Contains(out, `"msg":"rill-authd started"`) {
+		t.Fatalf("config file and environment not applied, the environment first:\n%s", out)
 	}
 }
 

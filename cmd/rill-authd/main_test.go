@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -57,6 +59,10 @@ func TestTopLevelHelpShowsServe(t *testing.T) {
 // TestUsageMistakesOneStyle: both binaries answer a mistake on the command line with one line
 // on stderr that names it and hints at the fix, no usage, and exit 2; both have --version.
 func TestUsageMistakesOneStyle(t *testing.T) {
+	// A misspelt key in the config file is a usage mistake too, not a silent default.
+	typo, unknown := filepath.Join(t.TempDir(), "typo.yaml"), filepath.Join(t.TempDir(), "unknown.yaml")
+	os.WriteFile(typo, []byte("datadir: /tmp/x\nlog-format: json\nplugins: []\n"), 0o600)
+	os.WriteFile(unknown, []byte("colour: blue\n"), 0o600)
 	for _, c := range []struct {
 		bin  string
 		args []string
@@ -65,6 +71,8 @@ func TestUsageMistakesOneStyle(t *testing.T) {
 		{"rill-authd", []string{"--datadir", "x"}, []string{"--datadir", `did you mean "--data-dir"?`, "rill-authd --help"}},
 		{"rill-authd", []string{"copy-store", "--from", "x"}, []string{"--to", "(see rill-authd copy-store --help)"}},
 		{"rill-authd", []string{"--log-level", "loud"}, []string{"--log-level", "loud"}},
+		{"rill-authd", []string{"--config", typo}, []string{`unknown key "datadir", did you mean "data_dir"?`}},
+		{"rill-authd", []string{"--config", unknown}, []string{`unknown key "colour"`, "keys are the flag names"}},
 		{"rillctl", []string{"--api-urll", "x", "whoami"}, []string{"--api-urll", `did you mean "--api-url"?`, "rillctl --help"}},
 		{"rillctl", []string{"servce", "list"}, []string{"servce"}},
 	} {
