@@ -146,9 +146,9 @@ func TestReferenceDocs(t *testing.T) {
 	// Listing.
 	list := rows(t, su.ok("service", "list", "--org", "my-org"), "NAME|ORG ROLE|PROJECT ROLES|ATTRIBUTES")
 	for name, want := range map[string]string{
-		"reporting-service": `reporting-service|-|analytics-dashboard|{"purpose":"reporting","region":"us-east","schedule":"daily"}`,
+		"reporting-service": `reporting-service|-|analytics-dashboard=viewer|{"purpose":"reporting","region":"us-east","schedule":"daily"}`,
 		"global-admin":      `global-admin|admin|-|{}`,
-		"dashboard-viewer":  `dashboard-viewer|-|sales-analytics|{}`,
+		"dashboard-viewer":  `dashboard-viewer|-|sales-analytics=viewer|{}`,
 		"my-service":        `my-service|admin|-|{"department":"engineering","region":"us-west","tier":"premium"}`,
 	} {
 		if got := strings.Join(list[name], "|"); got != want {

@@ -60,7 +60,11 @@ func (c *ServiceListCmd) Run(g *Globals) error {
 	return call(g, func(cl *client.Client) ([]apiv1.Service, error) { return cl.ListServices(g.ctx, c.Org) }, func(ss []apiv1.Service) {
 		rows := make([][]string, 0, len(ss))
 		for _, s := range ss {
-			rows = append(rows, []string{s.Name, dash(s.OrgRole), dash(strings.Join(sortedKeys(s.ProjectRoles), ",")), compactJSON(s.Attributes)})
+			roles := make([]string, 0, len(s.ProjectRoles))
+			for _, p := range sortedKeys(s.ProjectRoles) {
+				roles = append(roles, p+"="+s.ProjectRoles[p])
+			}
+			rows = append(rows, []string{s.Name, dash(s.OrgRole), dash(strings.Join(roles, ",")), compactJSON(s.Attributes)})
 		}
 		g.table("NAME\tORG ROLE\tPROJECT ROLES\tATTRIBUTES", rows)
 	})
