@@ -211,7 +211,14 @@ func TestReferenceDocs(t *testing.T) {
 	root.as(myTok).fails("token revoked", "whoami")
 
 	// User tokens: a user with a first token from the superuser.
-	su.ok("user", "create", "dev@example.com", "--org-role", "viewer", "--project", "analytics-dashboard", "--project-role", "viewer", "--groups", "eng,data")
+	if got := su.ok("user", "create", "dev@example.com", "--org-role", "viewer", "--project", "analytics-dashboard", "--project-role", "viewer", "--groups", "eng,data"); got != "Created user \"dev@example.com\".\n" {
+		t.Errorf("user create printed %q", got)
+	}
+	// The same email in another org adds the existing user to it, and says so.
+	su.ok("org", "create", "o2")
+	if got := su.ok("user", "create", "dev@example.com", "--org", "o2"); got != "Added user \"dev@example.com\" to org \"o2\".\n" {
+		t.Errorf("user create of an existing user in another org printed %q", got)
+	}
 	first := regexp.MustCompile(`Token: (rill_usr_\S+)`).FindStringSubmatch(su.ok("token", "issue", "--user", "dev@example.com", "--display-name", "first"))
 	if first == nil {
 		t.Fatal("token issue --user printed no token")

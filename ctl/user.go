@@ -50,6 +50,13 @@ func (c *UserCreateCmd) Run(g *Globals) error {
 		return errors.New("--project and --project-role go together")
 	}
 	return call(g, func(cl *client.Client) (apiv1.User, error) { return cl.CreateUser(g.ctx, req) }, func(u apiv1.User) {
+		// The API answers 201 either way. A new user's record is written with one time as both
+		// created_at and updated_at; adding an existing user to an org updates their record,
+		// so its updated_at moves past the created_at it keeps.
+		if c.Org != "" && !u.UpdatedAt.Equal(u.CreatedAt) {
+			fmt.Fprintf(g.out, "Added user %q to org %q.\n", u.Email, c.Org)
+			return
+		}
 		fmt.Fprintf(g.out, "Created user %q.\n", u.Email)
 	})
 }
