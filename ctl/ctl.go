@@ -90,6 +90,8 @@ func tlsHint(err error) error {
 		return fmt.Errorf("%w (rill-authd requires a client certificate: --client-cert-file and --client-key-file, or RILLCTL_CLIENT_CERT_FILE and RILLCTL_CLIENT_KEY_FILE)", err)
 	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
 		return fmt.Errorf("%w (rill-authd serves plain HTTP there: use an http:// --api-url)", err)
+	case strings.Contains(msg, "Client sent an HTTP request to an HTTPS server"): // Go's answer on a TLS port
+		return fmt.Errorf("%w (the server speaks TLS: use https:// in --api-url)", err)
 	}
 	return err
 }

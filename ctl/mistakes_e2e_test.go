@@ -2,6 +2,8 @@ package ctl_test
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -63,6 +65,11 @@ func TestNewcomerMistakes(t *testing.T) {
 	oneLine("--api-url below the root", stderr, code, 1, "HTTP 404", "should be the server's root")
 	_, stderr, code = run(devnull, "--api-url", "127.0.0.1:8080", "whoami")
 	oneLine("--api-url without a scheme", stderr, code, 1, "is not an http:// or https:// URL")
+	// http:// to a TLS listener: Go's server answers a plain 400; the hint names the fix.
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer tlsSrv.Close()
+	_, stderr, code = run(devnull, "--api-url", strings.Replace(tlsSrv.URL, "https://", "http://", 1), "whoami")
+	oneLine("http:// to a TLS server", stderr, code, 1, "HTTP 400", "the server speaks TLS: use https:// in --api-url")
 	// A 404 of the API itself (JSON) gets no such hint: the URL is right.
 	_, stderr, code = run(devnull, "service", "show", "nope", "--org", "nope")
 	if code == 0 || strings.Contains(stderr, "server's root") {
