@@ -97,8 +97,9 @@ func (a *API) chargeIssue(c *caller) error {
 }
 
 // tooManyTokens is the refusal of a token past --max-tokens-per-owner, naming the owner, the
-// cap and how to make room.
-func (a *API) tooManyTokens(ctx context.Context, k token.Kind, owner string, err error) error {
+// cap and how to make room: for a user's tokens issued by someone else (a superuser), the
+// commands name the owner with --user.
+func (a *API) tooManyTokens(ctx context.Context, c *caller, k token.Kind, owner string, err error) error {
 	if !errors.Is(err, store.ErrTooManyTokens) {
 		return err
 	}
@@ -110,8 +111,14 @@ func (a *API) tooManyTokens(ctx context.Context, k token.Kind, owner string, err
 			who = fmt.Sprintf("service %q in org %q", s.Name, s.Org)
 			how = fmt.Sprintf("list them with `rillctl service token list %s` and revoke unused ones with `rillctl service token revoke %s TOKEN_ID`", s.Name, s.Name)
 		}
-	} else if u, gerr := a.st.GetUser(ctx, owner); gerr == nil {
-		who = "user " + u.Email
+	} else {
+		email := "EMAIL"
+		if u, gerr := a.st.GetUser(ctx, owner); gerr == nil {
+			who, email = "user "+u.Email, u.Email
+		}
+		if owner != c.p.ID {
+			how = fmt.Sprintf("list them with `rillctl token list --user %s` and revoke unused ones with `rillctl token revoke --user %s`", email, email)
+		}
 	}
 	return &Error{Status: http.StatusConflict, Code: int(codes.FailedPrecondition),
 		Message: fmt.Sprintf("%s already holds %d live tokens, the most one owner may hold (--max-tokens-per-owner): %s, then issue again",

@@ -1,9 +1,17 @@
 package adminapi
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/rill-authd/rill-authd/policy"
+	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/store/badger"
+	"github.com/rill-authd/rill-authd/token"
 )
 
 // TestIssueLimiter: a principal issues its whole minute's worth at once, then one per
@@ -50,5 +58,35 @@ func TestIssueLimiter(t *testing.T) {
 	var none *issueLimiter
 	if ok, _ := none.take("x"); !ok {
 		t.Fatal("no limiter refused")
+	}
+}
+
+// TestTooManyTokensHint: the refusal past --max-tokens-per-owner says how to make room with
+// commands that work for the caller: their own tokens plainly, another user's (a superuser
+// issuing for them) with --user and the owner's email.
+func TestTooManyTokensHint(t *testing.T) {
+	st, err := badger.Open(badger.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	if err := st.CreateUser(ctx, store.User{ID: "u-ada", Email: "ada@acme.io"}); err != nil {
+		t.Fatal(err)
+	}
+	a := &API{st: st, maxPerOwner: 3}
+	for _, tc := range []struct {
+		name, callerID, want, not string
+	}{
+		{"her own", "u-ada", "`rillctl token list` and revoke unused ones with `rillctl token revoke`", "--user"},
+		{"a superuser's for her", "u-su", "`rillctl token list --user ada@acme.io` and revoke unused ones with `rillctl token revoke --user ada@acme.io`", ""},
+	} {
+		c := &caller{p: &policy.Principal{ID: tc.callerID, Kind: policy.KindUser}}
+		err := a.tooManyTokens(ctx, c, token.User, "u-ada", store.ErrTooManyTokens)
+		var e *Error
+		if !errors.As(err, &e) || e.Status != 409 || !strings.Contains(e.Message, "user ada@acme.io already holds 3 live tokens") ||
+			!strings.Contains(e.Message, tc.want) || tc.not != "" && strings.Contains(e.Message, tc.not) {
+			t.Errorf("%s: %v, want a 409 containing %q", tc.name, err, tc.want)
+		}
 	}
 }

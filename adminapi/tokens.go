@@ -29,7 +29,7 @@ func (a *API) newTokenTTL(ctx context.Context, c *caller, k token.Kind, owner, n
 	}
 	rec := store.NewToken(tok, owner, name, c.actor, a.now(), ttl)
 	if err := a.st.CreateTokenCapped(ctx, rec, a.maxPerOwner); err != nil {
-		return apiv1.IssuedToken{}, fmt.Errorf("store token: %w", a.tooManyTokens(ctx, k, owner, err))
+		return apiv1.IssuedToken{}, fmt.Errorf("store token: %w", a.tooManyTokens(ctx, c, k, owner, err))
 	}
 	a.metrics.TokenIssued(policy.KindOf(k))
 	return apiv1.IssuedToken{Token: tok.Encode(), TokenInfo: tokenInfo(rec)}, nil
