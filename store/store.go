@@ -204,6 +204,28 @@ type Change struct {
 	Time time.Time `json:"time"`
 }
 
+// OwnerChange is the change kind of a token owner of kind k.
+func OwnerChange(k token.Kind) ChangeKind {
+	if k == token.Service {
+		return ChangeService
+	}
+	return ChangeUser
+}
+
+// OwnerDelete says whether c deletes a token owner (which revokes all its tokens), and the
+// owner's token kind.
+func (c Change) OwnerDelete() (token.Kind, bool) {
+	switch {
+	case c.Op != OpDelete:
+		return "", false
+	case c.Kind == ChangeUser:
+		return token.User, true
+	case c.Kind == ChangeService:
+		return token.Service, true
+	}
+	return "", false
+}
+
 // ResetNotice is a change outside the sequence (Seq 0, kind ChangeReset) that tells a
 // subscriber anything may have changed, signing keys included. An engine sends it when it
 // replaced its in-memory state wholesale (a replica reloading after falling behind the pruned

@@ -86,7 +86,7 @@ func (s *DB) commit(ctx context.Context, fn func(w *wtxn) error) error {
 	}
 	s.idx.Remove(w.idxDel...)
 	for _, c := range w.changes {
-		kind, ok := ownerDeleteOf(c)
+		kind, ok := c.OwnerDelete()
 		if !ok {
 			continue
 		}
@@ -218,25 +218,4 @@ func getUint64(txn *bdg.Txn, key string) (uint64, error) {
 		return nil
 	})
 	return n, err
-}
-
-// ownerChange is the change kind of a token owner.
-func ownerChange(k token.Kind) store.ChangeKind {
-	if k == token.Service {
-		return store.ChangeService
-	}
-	return store.ChangeUser
-}
-
-// ownerDeleteOf says whether c deletes a token owner, and the owner's token kind.
-func ownerDeleteOf(c store.Change) (token.Kind, bool) {
-	switch {
-	case c.Op != store.OpDelete:
-		return "", false
-	case c.Kind == store.ChangeUser:
-		return token.User, true
-	case c.Kind == store.ChangeService:
-		return token.Service, true
-	}
-	return "", false
 }

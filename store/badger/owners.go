@@ -25,7 +25,7 @@ const purgeBatch = 2000
 // at once; its tokens are then deleted in batches, and a purge cut short by a crash is finished
 // on the next open.
 func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner string, delOwner func(*bdg.Txn) error) (int, error) {
-	ck := ownerChange(kind)
+	ck := store.OwnerChange(kind)
 	why := string(ck) + " deleted"
 	s.wmu.Lock()
 	defer s.wmu.Unlock()

@@ -19,31 +19,10 @@ var purgeBatch = 5_000
 // likely still being finished by the replica that deleted the owner.
 const purgeStale = time.Minute
 
-// ownerChange is the change kind of a token owner.
-func ownerChange(k token.Kind) store.ChangeKind {
-	if k == token.Service {
-		return store.ChangeService
-	}
-	return store.ChangeUser
-}
-
-// ownerDeleteOf says whether c deletes a token owner, and the owner's token kind.
-func ownerDeleteOf(c store.Change) (token.Kind, bool) {
-	switch {
-	case c.Op != store.OpDelete:
-		return "", false
-	case c.Kind == store.ChangeUser:
-		return token.User, true
-	case c.Kind == store.ChangeService:
-		return token.Service, true
-	}
-	return "", false
-}
-
 // applyOwnerDelete revokes in memory every token of the owner c deletes: their tombstones
 // first, so a check never finds one of them unknown, then their index entries.
 func applyOwnerDelete(idx *tokindex.Index, dead *tombstones, c store.Change) {
-	kind, ok := ownerDeleteOf(c)
+	kind, ok := c.OwnerDelete()
 	if !ok {
 		return
 	}
@@ -61,7 +40,7 @@ func applyOwnerDelete(idx *tokindex.Index, dead *tombstones, c store.Change) {
 // way (PostgreSQL lost), the owner is still deleted and its tokens refused; maintenance on any
 // replica finishes it.
 func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner, del, what string) (int, error) {
-	ck := ownerChange(kind)
+	ck := store.OwnerChange(kind)
 	why := string(ck) + " deleted"
 	var at time.Time
 	err := s.write(ctx, func(w *wtx) error {
