@@ -136,7 +136,7 @@ type OrgFlag struct {
 // CLI is rillctl's command line.
 type CLI struct {
 	Globals
-	Version kong.VersionFlag `help:"Print the version and exit."`
+	Version kong.VersionFlag `help:"Print the version and exit." env:"-"`
 
 	Service ServiceCmd `cmd:"" help:"Manage service accounts: tokens for production systems that outlive their creator."`
 	Tokens  TokenCmd   `cmd:"" name:"token" help:"Manage your user tokens (personal access tokens)."`

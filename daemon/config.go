@@ -26,7 +26,7 @@ import (
 // --config; the command line wins over the environment, which wins over the file.
 type CLI struct {
 	Config  kong.ConfigFlag  `help:"YAML config file; its keys are the flag names (data_dir: ..., grpc_addr: ...)." placeholder:"FILE"`
-	Version kong.VersionFlag `help:"Print the version and exit."`
+	Version kong.VersionFlag `help:"Print the version and exit." env:"-"`
 
 	Serve      Config        `cmd:"" default:"withargs" help:"Run the daemon (the default command)."`
 	Restore    RestoreCmd    `cmd:"" help:"Load a backup (rillctl admin backup) into an empty Badger store; run it with the daemon stopped."`
