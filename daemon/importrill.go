@@ -21,7 +21,7 @@ import (
 type ImportRillCmd struct {
 	StoreFlags      `embed:""`
 	RillDatabaseURL string `name:"rill-database-url" required:"" placeholder:"URL" help:"PostgreSQL URL of Rill's admin database (postgres://user:pass@host/db), read in one read-only transaction; the environment variable keeps its password off the command line."`
-	Prune           bool   `env:"-" help:"Also revoke the users, services and tokens an earlier import brought from Rill that Rill no longer has."`
+	Prune           bool   `env:"-" help:"Also remove what an earlier import brought from Rill that Rill no longer has: revoke its tokens, delete its users and services (which revokes their tokens)."`
 	DryRun          bool   `env:"-" help:"Say what the import would do, and write nothing."`
 	SkipOrphans     bool   `env:"-" help:"Leave out the rows of Rill's database that refer to rows it does not have (a role binding whose user is gone, a token whose owner is), and list them, instead of refusing the whole import."`
 }
