@@ -150,18 +150,35 @@ func (s *DB) listen(ctx context.Context, cfg *pgx.ConnConfig, connected func()) 
 }
 
 // confirmQuiet reads the feed state alone and, when nothing was committed past what this
-// replica applied, confirms it current; it reports whether it did.
+// replica applied, confirms it current without a read of the feed. It also checks the lineage:
+// after a failover to a standby that had not received the last writes (asynchronous
+// replication), the database's feed ends before what this replica applied, or holds another
+// change at that sequence once writes resume there. Replaying from the last sequence would then
+// keep in memory writes the database no longer has (a token it never stored, a revocation it
+// lost) and skip the new ones; so the replica reloads everything, as for a pruned feed.
 func (s *DB) confirmQuiet(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	begun := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
-	var last int64
-	if err := conn.QueryRow(rctx, "SELECT last_seq FROM feed_state").Scan(&last); err != nil {
-		return false, err
-	}
 	s.amu.Lock()
 	defer s.amu.Unlock()
-	if uint64(last) != s.applied.Load() {
+	applied, appliedAt := s.applied.Load(), s.appliedAt.Load()
+	var last int64
+	var at *int64
+	err := conn.QueryRow(rctx, "SELECT fs.last_seq, c.at FROM feed_state fs LEFT JOIN changes c ON c.seq = $1", int64(applied)).Scan(&last, &at)
+	if err != nil {
+		return false, err
+	}
+	if uint64(last) < applied || at != nil && appliedAt != 0 && *at != appliedAt {
+		s.log.Error("the database's change feed does not hold this replica's last change: it lost writes (a failover to a standby that did not have them); reloading everything",
+			"applied", applied, "database_last", last)
+		if err := s.reload(rctx, conn); err != nil {
+			return false, fmt.Errorf("reload after the database lost changes: %w", err)
+		}
+		s.notifyReset()
+		return true, nil
+	}
+	if uint64(last) != applied {
 		return false, nil
 	}
 	s.confirmed.Store(begun.UnixNano())

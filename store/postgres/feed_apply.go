@@ -20,9 +20,11 @@ func (s *DB) reload(ctx context.Context, b beginner) error {
 	begun := time.Now()
 	idx, dead := tokindex.New(), newTombstones()
 	var seq int64
+	var at *int64 // of the change at seq, unless pruned
 	err := pgx.BeginTxFunc(ctx, b, snapshotTx, func(tx pgx.Tx) error {
 		var live int64
-		err := tx.QueryRow(ctx, "SELECT last_seq, (SELECT coalesce(sum(n), 0) FROM token_counts)::bigint FROM feed_state").Scan(&seq, &live)
+		err := tx.QueryRow(ctx, `SELECT last_seq, (SELECT coalesce(sum(n), 0) FROM token_counts)::bigint,
+			(SELECT at FROM changes WHERE seq = feed_state.last_seq) FROM feed_state`).Scan(&seq, &live, &at)
 		if err != nil {
 			return fmt.Errorf("read the feed state: %w", err)
 		}
@@ -77,6 +79,10 @@ func (s *DB) reload(ctx context.Context, b beginner) error {
 	s.idx.Store(idx)
 	s.dead.Store(dead)
 	s.applied.Store(uint64(seq))
+	s.appliedAt.Store(0)
+	if at != nil {
+		s.appliedAt.Store(*at)
+	}
 	s.confirmed.Store(begun.UnixNano())
 	return nil
 }
@@ -270,6 +276,7 @@ func (s *DB) applyBatch(ctx context.Context, q querier, upTo uint64, p *partial)
 			cs = append(cs, r.Change)
 		}
 		s.applied.Store(rows[j-1].Seq)
+		s.appliedAt.Store(nanos(rows[j-1].Time))
 		for _, fn := range s.subs {
 			fn(cs)
 		}

@@ -106,6 +106,9 @@ type DB struct {
 	// and writers returning take it, so each sequence is applied exactly once, in order.
 	amu     sync.Mutex
 	applied atomic.Uint64 // the newest sequence applied; written under amu
+	// appliedAt is the at (Unix nanoseconds) of the change at applied, 0 when unknown; written
+	// with applied. A feed that holds another change at that sequence lost writes (lineage).
+	appliedAt atomic.Int64
 	subs    []func([]store.Change)
 
 	confirmed  atomic.Int64 // Unix nanoseconds when the replica was last known to be current
@@ -323,6 +326,7 @@ func (s *DB) publish(ctx context.Context, first uint64, w *wtx) {
 	}
 	s.applyDels(w)
 	s.applied.Store(last)
+	s.appliedAt.Store(nanos(w.changes[len(w.changes)-1].Time))
 	for _, fn := range s.subs {
 		fn(w.changes)
 	}
