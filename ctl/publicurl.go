@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -134,7 +135,12 @@ func filterText(fs map[string]json.RawMessage) string {
 	sort.Strings(keys)
 	out := make([]string, 0, len(keys))
 	for _, k := range keys {
-		out = append(out, k+"="+string(fs[k]))
+		var b bytes.Buffer
+		if json.Compact(&b, fs[k]) != nil { // the API sends it indented; a row wants one line
+			b.Reset()
+			b.Write(fs[k])
+		}
+		out = append(out, k+"="+b.String())
 	}
 	return strings.Join(out, " ")
 }
