@@ -22,11 +22,10 @@ import (
 // lists all; create_magic_auth_tokens alone a user's own), show the current one (to its own
 // token), revoke (manage, or create and its creator).
 func (a *API) registerMagic(mux *http.ServeMux) {
-	for _, orgs := range []string{"orgs", "organizations"} {
-		base := "/v1/" + orgs + "/{org}/projects/{project}/tokens/magic"
-		a.mutation(mux, "POST "+base, "magic_token.issue", a.issueMagic)
-		a.handle(mux, "GET "+base, a.listMagic)
-	}
+	a.mutation(mux, "POST /v1/orgs/{org}/projects/{project}/tokens/magic", "magic_token.issue", a.issueMagic)
+	a.mutation(mux, "POST /v1/organizations/{org}/projects/{project}/tokens/magic", "magic_token.issue", a.issueMagic)
+	a.handle(mux, "GET /v1/orgs/{org}/projects/{project}/tokens/magic", a.listMagic)
+	a.handle(mux, "GET /v1/organizations/{org}/projects/{project}/tokens/magic", a.listMagic)
 	a.handle(mux, "GET /v1/magic-tokens/current", a.currentMagic)
 	a.mutation(mux, "DELETE /v1/magic-tokens/{id}", "magic_token.revoke", a.revokeMagic)
 }
