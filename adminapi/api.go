@@ -257,6 +257,9 @@ func (a *API) authenticate(r *http.Request) (*caller, error) {
 	}
 	p := res.Principal
 	actor := "user:" + p.Subject
+	if p.Kind == policy.KindMagic {
+		actor = "magic:" + p.Subject // its display prefix
+	}
 	if p.Kind == policy.KindService {
 		// A service acts in one org: that of its org role, else of its project roles.
 		org := ""

@@ -21,11 +21,13 @@ func FuzzAdminBodies(f *testing.F) {
 		{"POST", "/v1/orgs/acme/projects/web/credentials"},
 		{"POST", "/v1/introspect"},
 		{"POST", "/v1/revoke"},
+		{"POST", "/v1/orgs/acme/projects/web/tokens/magic"},
 	}
 	seeds := []string{`{"name":"x"}`, `{"email":"a@b.io","org":"acme","org_role":"viewer","attributes":{"k":[1,{"a":null}]}}`,
 		`{"org":"acme","org_role":"admin","remove":true}`, `{"name":"s","project":"web","project_role":"viewer","attributes":{}}`,
 		`{"new_name":"r2","attributes":null}`, `{"display_name":"t","ttl_minutes":-1}`, `{"user_email":"u@x.io","ttl_seconds":1e99}`,
-		`{"token":"rill_usr_x"}`, `{"name":"x"} {}`, `{`, ``, `null`, `[]`, `{"name":1}`, `{"unknown":true}`}
+		`{"token":"rill_usr_x"}`, `{"name":"x"} {}`,
+		`{"resources":[{"type":"explore","name":"s"}],"metrics_view_filters":{"mv":{"cond":{"op":1,"exprs":[{"val":1e400}]}},"*":null},"fields":["a"],"ttl_minutes":5}`, `{`, ``, `null`, `[]`, `{"name":1}`, `{"unknown":true}`}
 	for i, s := range seeds {
 		f.Add(uint8(i), s)
 	}

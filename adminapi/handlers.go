@@ -38,6 +38,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.handle(mux, "GET /v1/audit", a.listAudit)
 	a.registerCredentials(mux)
 	a.registerEmbedding(mux)
+	a.registerMagic(mux)
 	a.registerIFrame(mux)
 	a.handle(mux, "GET /v1/admin/plugins", a.pluginStatus)
 	a.registerRecovery(mux)

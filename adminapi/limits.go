@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -105,7 +106,11 @@ func (a *API) tooManyTokens(ctx context.Context, c *caller, k token.Kind, owner 
 	}
 	how := "list them with `rillctl token list` and revoke unused ones with `rillctl token revoke`"
 	who := "user " + owner
-	if k == token.Service {
+	if k == token.Magic {
+		org, project, _ := strings.Cut(owner, "/")
+		who = "project " + owner
+		how = fmt.Sprintf("list them with `rillctl public-url list --org %s %s` and delete unused ones with `rillctl public-url delete ID`", org, project)
+	} else if k == token.Service {
 		who = "service " + owner
 		if s, gerr := a.st.GetService(ctx, owner); gerr == nil {
 			who = fmt.Sprintf("service %q in org %q", s.Name, s.Org)

@@ -322,8 +322,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 		Attributes: map[string]any{"acme_svc": "ACME-SVC-1"}}))
 	must(e.st.CreateService(ctx, store.Service{ID: "s-victim", Org: "victim", Name: "victim-robot", OrgRole: policy.Admin,
 		Attributes: map[string]any{"victim_svc": "VICTIM-SVC-1"}}))
-	svcTok, usrTok := map[string]string{}, map[string]string{}
+	svcTok, usrTok, mgcTok := map[string]string{}, map[string]string{}, map[string]string{}
 	for _, who := range matrixPrincipals {
+		mgc, err := token.New(token.Magic)
+		must(err)
+		rec := store.NewToken(mgc, store.MagicOwner("acme", "web"), "m-"+who, "test", time.Now(), 0)
+		rec.Magic = &store.Magic{Org: "acme", Project: "web"}
+		must(e.st.CreateToken(ctx, rec))
+		mgcTok[who] = mgc.ID.String()
 		for _, prefix := range []string{"e-", "x-"} {
 			must(e.st.CreateService(ctx, store.Service{ID: "s-" + prefix + who, Org: "acme", Name: prefix + who, OrgRole: policy.Viewer}))
 		}
@@ -380,6 +386,13 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"POST /v1/orgs/{org}/projects/{project}/iframe", "POST", "/v1/orgs/acme/projects/web/iframe", `{"user_email":"ceo@victim.com","resource":"r"}`, "501 501 403 403 501 403 401"},
 		{"POST /v1/organizations/{org}/projects/{project}/iframe", "POST", "/v1/organizations/acme/projects/web/iframe", `{"navigation":true}`, "501 501 403 403 501 403 401"},
 		{"GET /v1/admin/backup", "GET", "/v1/admin/backup", "", "200 403 403 403 403 403 401"},
+		{"POST /v1/orgs/{org}/projects/{project}/tokens/magic", "POST", "/v1/orgs/acme/projects/web/tokens/magic",
+			`{"resources":[{"type":"explore","name":"e-{who}"}],"fields":["f-{who}"]}`, "201 201 403 403 201 403 401"},
+		{"POST /v1/organizations/{org}/projects/{project}/tokens/magic", "POST", "/v1/organizations/acme/projects/web/tokens/magic", `{}`, "201 201 403 403 201 403 401"},
+		{"GET /v1/orgs/{org}/projects/{project}/tokens/magic", "GET", "/v1/orgs/acme/projects/web/tokens/magic", "", "200 200 403 403 200 403 401"},
+		{"GET /v1/organizations/{org}/projects/{project}/tokens/magic", "GET", "/v1/organizations/acme/projects/web/tokens/magic", "", "200 200 403 403 200 403 401"},
+		{"GET /v1/magic-tokens/current", "GET", "/v1/magic-tokens/current", "", "403 403 403 403 403 403 401"},
+		{"DELETE /v1/magic-tokens/{id}", "DELETE", "/v1/magic-tokens/{mgctok}", "", "200 200 403 403 200 403 401"},
 	}
 
 	// Every route the API registers is in the matrix.
@@ -398,7 +411,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Fatalf("%s: %d wants for %d principals", r.pattern, len(want), len(matrixPrincipals))
 		}
 		for i, who := range matrixPrincipals {
-			fill := strings.NewReplacer("{who}", who, "{svctok}", svcTok[who], "{usrtok}", usrTok[who], "{both}", e.tokens["both"])
+			fill := strings.NewReplacer("{who}", who, "{svctok}", svcTok[who], "{usrtok}", usrTok[who], "{mgctok}", mgcTok[who], "{both}", e.tokens["both"])
 			path, body := fill.Replace(r.path), fill.Replace(r.body)
 			t.Run(r.pattern+"/"+who, func(t *testing.T) {
 				cases++

@@ -138,14 +138,15 @@ type CLI struct {
 	Globals
 	Version kong.VersionFlag `help:"Print the version and exit." env:"-"`
 
-	Service ServiceCmd `cmd:"" help:"Manage service accounts: tokens for production systems that outlive their creator."`
-	Tokens  TokenCmd   `cmd:"" name:"token" help:"Manage your user tokens (personal access tokens)."`
-	Org     OrgCmd     `cmd:"" help:"Manage orgs (superusers)."`
-	Project ProjectCmd `cmd:"" help:"Manage projects of an org."`
-	User    UserCmd    `cmd:"" help:"Manage users and their roles."`
-	Audit   AuditCmd   `cmd:"" help:"Read the audit log (superusers)."`
-	Whoami  WhoamiCmd  `cmd:"" help:"Show who your token is."`
-	Admin   AdminCmd   `cmd:"" help:"Daemon administration (superusers)."`
+	Service ServiceCmd   `cmd:"" help:"Manage service accounts: tokens for production systems that outlive their creator."`
+	Tokens  TokenCmd     `cmd:"" name:"token" help:"Manage your user tokens (personal access tokens)."`
+	Org     OrgCmd       `cmd:"" help:"Manage orgs (superusers)."`
+	Project ProjectCmd   `cmd:"" help:"Manage projects of an org."`
+	User    UserCmd      `cmd:"" help:"Manage users and their roles."`
+	Public  PublicURLCmd `cmd:"" name:"public-url" help:"Manage public URLs (magic tokens) of a project."`
+	Audit   AuditCmd     `cmd:"" help:"Read the audit log (superusers)."`
+	Whoami  WhoamiCmd    `cmd:"" help:"Show who your token is."`
+	Admin   AdminCmd     `cmd:"" help:"Daemon administration (superusers)."`
 }
 
 // Main runs rillctl with args and returns its exit code.

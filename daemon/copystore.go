@@ -81,7 +81,7 @@ func (c *CopyStoreCmd) run(ctx context.Context, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("copy-store: check %s: %w", to.Where(), err)
 	}
-	if n := counts[token.User] + counts[token.Service]; n != uint64(len(snap.Tokens)) {
+	if n := counts[token.User] + counts[token.Service] + counts[token.Magic]; n != uint64(len(snap.Tokens)) {
 		return fmt.Errorf("copy-store: %s holds %d tokens after the copy, want %d", to.Where(), n, len(snap.Tokens))
 	}
 	say(stdout, "copied %s to %s in %s: %s", from.Where(), to.Where(), time.Since(start).Round(time.Millisecond), countsLine(snap.Counts()))

@@ -437,7 +437,7 @@ func (d *Daemon) registerGauges() {
 	m.CounterFunc("rill_authd_cache_rechecks_total", "Cached principals re-read from the store after a store reset.", func() float64 { return float64(res.Stats().Rechecks) })
 	m.CounterFunc("rill_authd_cache_stale_answers_total", "Checks answered from a principal cached before a store reset because the store could not be reached to re-check it (within --max-staleness).",
 		func() float64 { return float64(res.Stats().StaleServed) })
-	for _, k := range []token.Kind{token.User, token.Service} {
+	for _, k := range token.Kinds {
 		label := string(policy.KindOf(k))
 		m.GaugeFunc("rill_authd_active_tokens", "Live (issued, not revoked) tokens, by kind.", map[string]string{"kind": label}, func() float64 {
 			counts, err := st.CountTokens(context.Background())

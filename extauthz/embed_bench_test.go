@@ -18,8 +18,10 @@ import (
 // BenchmarkCheckRestricted measures, in one run, what a member limited to some resources costs
 // against the baselines: an allowed check by them against one by a plain service token, a check
 // with token exchange by them (whose runtime JWT carries sec) against one by an unrestricted
-// member, and the minting of a runtime JWT with their rules against one without. It prints the
-// ratios (targets: within 1.1x).
+// member, and the minting of a runtime JWT with their rules against one without; and the same
+// for a public URL (a magic token, whose sec holds a row filter and fields): its check against a
+// service token's, its exchange against an unrestricted member's. It prints the ratios (targets:
+// within 1.1x).
 func BenchmarkCheckRestricted(b *testing.B) {
 	ctx := context.Background()
 	f := newFixture(b, resolver.Options{Issuer: "https://authd.example", Audience: "rill"})
@@ -33,6 +35,7 @@ func BenchmarkCheckRestricted(b *testing.B) {
 		b.Fatal(err)
 	}
 	f.addToken(b, "rita", token.User, "u-rita", time.Time{})
+	f.addMagic(b, "url", "web", time.Time{}) // a public URL with a resource, a row filter and fields
 	plain := extauthz.New(f.res, extauthz.Config{})
 	exch := extauthz.New(f.res, extauthz.Config{Exchange: &extauthz.Exchange{Issuer: "https://authd.example", Audience: "rill-runtime",
 		InstanceID: "default", TTL: time.Hour, Keys: f.res.Keys().Keyset, Projects: f.st}})
@@ -41,8 +44,8 @@ func BenchmarkCheckRestricted(b *testing.B) {
 		name string
 		srv  *extauthz.Server
 		who  string
-	}{{"check/service-token", plain, "svc"}, {"check/restricted-member", plain, "rita"},
-		{"exchange/member", exch, "alice"}, {"exchange/restricted-member", exch, "rita"}} {
+	}{{"check/service-token", plain, "svc"}, {"check/restricted-member", plain, "rita"}, {"check/magic-token", plain, "url"},
+		{"exchange/member", exch, "alice"}, {"exchange/restricted-member", exch, "rita"}, {"exchange/magic-token", exch, "url"}} {
 		b.Run(c.name, func(b *testing.B) {
 			req := envoyRequest("GET", "/v1/orgs/acme/projects/web/runtime/query", map[string]string{"authorization": "Bearer " + f.tokens[c.who]}, nil)
 			if r := c.srv.Check(ctx, req); r.GetStatus().GetCode() != 0 {
@@ -87,6 +90,8 @@ func BenchmarkCheckRestricted(b *testing.B) {
 		}
 	}
 	ratio("check by a restricted member vs a service token", "check/restricted-member", "check/service-token")
+	ratio("check by a magic token (public URL) vs a service token", "check/magic-token", "check/service-token")
 	ratio("exchange with sec vs without", "exchange/restricted-member", "exchange/member")
+	ratio("exchange by a magic token (row filter, fields) vs a member without sec", "exchange/magic-token", "exchange/member")
 	ratio("minting a runtime JWT with sec vs without", "mint/sec", "mint/no-sec")
 }

@@ -390,6 +390,8 @@ func bearerKind(b string) string {
 		return metrics.KindUser
 	case strings.HasPrefix(b, "rill_svc_"):
 		return metrics.KindService
+	case strings.HasPrefix(b, "rill_mgc_"):
+		return metrics.KindMagic
 	case resolver.IsJWT(b):
 		return metrics.KindEphemeral
 	}

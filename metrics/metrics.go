@@ -24,6 +24,7 @@ const (
 	KindUser        = string(policy.KindUser)
 	KindService     = string(policy.KindService)
 	KindEphemeral   = string(policy.KindEphemeral)
+	KindMagic       = string(policy.KindMagic)
 	KindExternalJWT = "external_jwt"
 	KindNone        = "none"
 )

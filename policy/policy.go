@@ -157,8 +157,11 @@ const (
 
 // KindOf is the principal kind of a token kind's owner.
 func KindOf(k token.Kind) Kind {
-	if k == token.Service {
+	switch k {
+	case token.Service:
 		return KindService
+	case token.Magic:
+		return KindMagic
 	}
 	return KindUser
 }

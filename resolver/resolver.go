@@ -251,6 +251,9 @@ func (r *Resolver) loadAt(ctx context.Context, id token.ID, gen, epoch uint64, o
 	case err != nil:
 		return nil, fmt.Errorf("resolve token: %w", err)
 	}
+	if rec.Kind == token.Magic {
+		return r.loadMagic(ctx, id, rec, gen, epoch)
+	}
 	p := owners[rec.OwnerID]
 	if p == nil {
 		if p, err = r.Principal(ctx, rec.Kind, rec.OwnerID); err != nil {
@@ -263,6 +266,70 @@ func (r *Resolver) loadAt(ctx context.Context, id token.ID, gen, epoch uint64, o
 	e := &entry{hash: rec.Hash, kind: rec.Kind, expires: rec.ExpiresAt, principal: p, deps: []dep{{depOwner, rec.OwnerID}}, epoch: epoch}
 	r.cache.put(id, e, gen)
 	return e, nil
+}
+
+// tokenReader is the store's token record read; both engines have it (store.Store). A magic
+// token's grant is in its record, which the check path's TokenAuth does not carry.
+type tokenReader interface {
+	GetToken(ctx context.Context, id token.ID) (store.Token, error)
+}
+
+// loadMagic reads a magic token's record and caches its principal: it depends on its project
+// (a change of the project drops it, as it drops decisions about the project) and, like every
+// token, on its own revocation.
+func (r *Resolver) loadMagic(ctx context.Context, id token.ID, rec store.TokenAuth, gen, epoch uint64) (*entry, error) {
+	tr, ok := r.st.(tokenReader)
+	if !ok {
+		return nil, ErrUnknown
+	}
+	t, err := tr.GetToken(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrRevoked):
+		return nil, ErrRevoked
+	case errors.Is(err, store.ErrNotFound):
+		return nil, ErrUnknown
+	case err != nil:
+		return nil, fmt.Errorf("resolve token: %w", err)
+	}
+	p, err := MagicPrincipal(&t)
+	if err != nil {
+		return nil, fmt.Errorf("resolve magic token %s: %w", id, err)
+	}
+	e := &entry{hash: rec.Hash, kind: rec.Kind, expires: rec.ExpiresAt, principal: p, deps: []dep{{depProject, rec.OwnerID}}, epoch: epoch}
+	r.cache.put(id, e, gen)
+	return e, nil
+}
+
+// MagicPrincipal builds the principal of a magic token (a public URL), as Rill's magic auth
+// token claims and issueRuntimeToken make it (rilldata/rill admin/server/runtime_jwt.go, case
+// auth.OwnerTypeMagicAuthToken): read_project and read_prod on its one project and nothing
+// else; the runtime's subject is the token's id, its attributes those stored with it (its
+// creator's when it was made), and its runtime JWTs carry policy.MagicRules.
+func MagicPrincipal(t *store.Token) (*policy.Principal, error) {
+	m := t.Magic
+	if t.Kind != token.Magic || m == nil {
+		return nil, errors.New("not a magic token")
+	}
+	rules, err := policy.MagicRules(m.Resources, m.Filters, m.Fields)
+	if err != nil {
+		return nil, err
+	}
+	sec, err := token.EncodeSec(rules)
+	if err != nil {
+		return nil, err
+	}
+	id := t.ID.String()
+	name := t.DisplayName
+	if name == "" {
+		name = t.Prefix
+	}
+	attrs := m.Attributes
+	if attrs == nil {
+		attrs = map[string]any{}
+	}
+	return &policy.Principal{Kind: policy.KindMagic, ID: id, SubjectID: id, Subject: t.Prefix, Name: name,
+		OrgRoles: map[string]policy.Role{}, ProjectRoles: map[string]policy.Role{store.ProjectKey(m.Org, m.Project): policy.Viewer},
+		Limit: policy.MagicPerms, Attributes: attrs, Security: sec}, nil
 }
 
 // Principal loads the principal that owns tokens of kind k.

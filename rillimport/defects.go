@@ -55,8 +55,11 @@ func (r *reader) setAside(d Defect, id string) {
 
 // tokenTable is the Rill table a token of kind k was read from.
 func tokenTable(t store.Token) string {
-	if t.Kind == token.Service {
+	switch t.Kind {
+	case token.Service:
 		return "service_auth_tokens"
+	case token.Magic:
+		return "magic_auth_tokens"
 	}
 	return "user_auth_tokens"
 }
@@ -72,6 +75,9 @@ func screen(snap *Snapshot, opts Options) (out *Snapshot, skipped []Defect, prob
 	}
 	for _, s := range snap.Services {
 		owners[s.ID] = true
+	}
+	for _, p := range snap.Projects { // the owners of magic tokens
+		owners[store.MagicOwner(p.Org, p.Name)] = true
 	}
 	setAside := map[string]Defect{} // service id -> why it is not in snap
 	for _, d := range snap.Defects {
@@ -110,8 +116,11 @@ func screen(snap *Snapshot, opts Options) (out *Snapshot, skipped []Defect, prob
 }
 
 func ownerWord(k token.Kind) string {
-	if k == token.Service {
+	switch k {
+	case token.Service:
 		return "service"
+	case token.Magic:
+		return "project"
 	}
 	return "user"
 }

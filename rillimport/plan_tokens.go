@@ -28,6 +28,9 @@ func (p *planned) planTokens(ctx context.Context, st store.Store, snap *Snapshot
 	for _, s := range snap.Services {
 		owners[s.ID] = true
 	}
+	for _, p := range snap.Projects { // the owners of magic tokens (public URLs)
+		owners[store.MagicOwner(p.Org, p.Name)] = true
+	}
 	for _, u := range users {
 		if u.CreatedBy == CreatedBy {
 			owners[u.ID] = true

@@ -90,7 +90,7 @@ func (r *reader) read(ctx context.Context) error {
 	if err := r.checkSchema(ctx); err != nil {
 		return err
 	}
-	steps := []func(context.Context) error{r.roles, r.orgs, r.projectsAndRuntime, r.users, r.services, r.tokens}
+	steps := []func(context.Context) error{r.roles, r.orgs, r.projectsAndRuntime, r.users, r.services, r.tokens, r.magicTokens}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return err

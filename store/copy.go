@@ -149,7 +149,10 @@ func dumpOnce(ctx context.Context, st Store) (Snapshot, error) {
 	if s.Users, err = st.ListUsers(ctx); err != nil {
 		return s, err
 	}
-	owners := make([]string, 0, len(s.Users)+len(s.Services))
+	owners := make([]string, 0, len(s.Users)+len(s.Services)+len(s.Projects))
+	for _, p := range s.Projects { // the owners of magic tokens (public URLs)
+		owners = append(owners, MagicOwner(p.Org, p.Name))
+	}
 	for _, u := range s.Users {
 		owners = append(owners, u.ID)
 	}

@@ -214,7 +214,55 @@ type Token struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	ExpiresAt   time.Time  `json:"expires_at,omitzero"`
 	LastUsedAt  time.Time  `json:"last_used_at,omitzero"`
+	// Magic is what a magic token (Kind token.Magic: a public URL) grants; nil for every
+	// other kind. A magic token's owner is its project: OwnerID is ProjectKey(org, project).
+	Magic *Magic `json:"magic,omitempty"`
 }
+
+// Magic is a public URL: the part of a magic token record that says what it opens, after
+// Rill's magic_auth_tokens table (rilldata/rill admin/database/database.go MagicAuthToken;
+// admin/database/postgres/migrations: resources, metrics_view_filter_jsons, fields, state,
+// display_name, internal, attributes, created_by_user_id). The token's display name is
+// Token.DisplayName, its ttl Token.ExpiresAt (zero: never expires).
+type Magic struct {
+	Org     string `json:"org"`
+	Project string `json:"project"`
+	// Resources are the resources it opens, each with what it needs (one transitive access
+	// each); none: nothing (deny-all).
+	Resources []token.ResourceName `json:"resources,omitempty"`
+	// Filters maps a metrics view name to a row filter on it: a rill.runtime.v1.Expression in
+	// protojson, as Rill stores it (at most MaxMagicFilters bytes in all). "*" is every
+	// metrics view (Rill's older single filter).
+	Filters map[string]string `json:"metrics_view_filters,omitempty"`
+	// Fields, when set, are the only fields (dimensions and measures) it sees.
+	Fields []string `json:"fields,omitempty"`
+	// State is the dashboard state the URL opens with (opaque to us, as to Rill's admin).
+	State string `json:"state,omitempty"`
+	// Attributes are its creator's attributes when it was made: the runtime sees them as the
+	// URL's, even after the creator's own change.
+	Attributes map[string]any `json:"attributes,omitempty"`
+	// CreatedByUserID and CreatedByEmail name the user who made it ("" for a service).
+	CreatedByUserID string `json:"created_by_user_id,omitempty"`
+	CreatedByEmail  string `json:"created_by_email,omitempty"`
+	// Internal marks a token Rill made for itself (reports): never listed.
+	Internal bool `json:"internal,omitempty"`
+}
+
+// MaxMagicFilters is the most bytes a magic token's filters may take in all (Rill's
+// magicAuthTokenMetricsViewFilterMaxSize in admin/server/magic_tokens.go).
+const MaxMagicFilters = 1024
+
+// FiltersSize is the bytes m's filters take.
+func (m *Magic) FiltersSize() int {
+	n := 0
+	for _, f := range m.Filters {
+		n += len(f)
+	}
+	return n
+}
+
+// MagicOwner is the OwnerID of the magic tokens of a project.
+func MagicOwner(org, project string) string { return ProjectKey(org, project) }
 
 // Expired reports whether the token has an expiry at or before now.
 func (t *Token) Expired(now time.Time) bool { return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) }

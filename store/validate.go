@@ -65,6 +65,11 @@ func CheckFields(what string, v any) error {
 				return fmt.Errorf("%w: %s: %s", ErrInvalid, what, p)
 			}
 		}
+		if t.Magic != nil {
+			if p := checkValue(reflect.ValueOf(t.Magic), 0); p != nil {
+				return fmt.Errorf("%w: %s: %s", ErrInvalid, what, p.under("magic").String())
+			}
+		}
 		return nil
 	}
 	if p := checkValue(reflect.ValueOf(v), 0); p != nil {

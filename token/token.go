@@ -4,7 +4,8 @@
 // A token is rill_<type>_<payload><check>. The payload is the fixed-width base62 encoding of a
 // 16-byte id followed by a 24-byte random secret (54 characters); check is the 6-character
 // base62 CRC32 of everything before it, so a mistyped or truncated token is refused without a
-// store read and secret scanners can match rill_(usr|svc)_[0-9A-Za-z]{60}.
+// store read and secret scanners can match rill_(usr|svc|mgc)_[0-9A-Za-z]{60}. Magic tokens
+// (rill_mgc_, the tokens of public URLs) have the same form.
 //
 // Rill's own tokens (imported from a Rill admin database) parse too: rill_<type>_ followed by
 // big.Int(id ‖ secret).Text(62), as rilldata/rill's admin/pkg/authtoken/authtoken.go makes them.
@@ -34,7 +35,13 @@ type Kind string
 const (
 	User    Kind = "usr"
 	Service Kind = "svc"
+	// Magic is a public URL's token (rilldata/rill admin/pkg/authtoken TypeMagic, "mgc"): it is
+	// owned by a project, not by a user or service.
+	Magic Kind = "mgc"
 )
+
+// Kinds are every token kind, in a fixed order.
+var Kinds = []Kind{User, Service, Magic}
 
 const (
 	prefix     = "rill_"
@@ -233,7 +240,7 @@ func rillBase62(id ID, secret [secretLen]byte) string {
 
 // New generates a fresh token of the given kind with a random id and secret.
 func New(k Kind) (Token, error) {
-	if k != User && k != Service {
+	if k != User && k != Service && k != Magic {
 		return Token{}, fmt.Errorf("new token: %w %q", ErrUnknownType, k)
 	}
 	t := Token{Kind: k}
@@ -277,6 +284,8 @@ func Parse(s string) (Token, error) {
 		t.Kind = User
 	case "svc":
 		t.Kind = Service
+	case "mgc":
+		t.Kind = Magic
 	default:
 		return t, ErrUnknownType
 	}

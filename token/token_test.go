@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-var scanner = regexp.MustCompile(`^rill_(usr|svc)_[0-9A-Za-z]{60}$`)
+var scanner = regexp.MustCompile(`^rill_(usr|svc|mgc)_[0-9A-Za-z]{60}$`)
 
 func mustNew(t testing.TB, k Kind) Token {
 	t.Helper()
@@ -24,7 +24,7 @@ func mustNew(t testing.TB, k Kind) Token {
 }
 
 func TestRoundTrip(t *testing.T) {
-	for _, k := range []Kind{User, Service} {
+	for _, k := range Kinds {
 		for i := 0; i < 200; i++ {
 			tok := mustNew(t, k)
 			s := tok.Encode()
@@ -171,7 +171,7 @@ func TestParseDoesNotAllocate(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, k := range []Kind{User, Service} {
+	for _, k := range Kinds {
 		tok := mustNew(f, k)
 		f.Add(tok.Encode())
 		f.Add(tok.Encode()[:40])
@@ -271,7 +271,7 @@ func rillSecretHash(t testing.TB, s string) Hash {
 func TestRillFormat(t *testing.T) {
 	// Rill's own test vectors (admin/pkg/authtoken/authtoken_test.go, TestValidity).
 	const example = "2Dws32dc2FxTThgCQjHerGM1rx9pJLCPQh5QbWjUiwpkZNkCCRrlrK"
-	for _, k := range []Kind{User, Service} {
+	for _, k := range Kinds {
 		s := "rill_" + string(k) + "_" + example
 		tok, err := Parse(s)
 		if err != nil || !tok.Rill || tok.Kind != k || tok.Encode() != s {
@@ -365,7 +365,6 @@ func TestRillParseErrors(t *testing.T) {
 		{"Rill's _", "_", ErrWrongPrefix},
 		{"Rill's ___", "___", ErrWrongPrefix},
 		{"deployment token (not served)", "rill_dpl_" + good[9:], ErrUnknownType},
-		{"magic token (not served)", "rill_mgc_" + good[9:], ErrUnknownType},
 		{"upper-case type", "rill_USR_" + good[9:], ErrUnknownType},
 		{"empty payload", "rill_usr_", ErrBadLength},
 		{"one digit too many (Rill's Z-prefixed example)", "rill_usr_Z2Dws32dc2FxTThgCQjHerGM1rx9pJLCPQh5QbWjUiwpkZNkCCRrlrK", ErrBadLength},
@@ -512,6 +511,42 @@ func TestIDText(t *testing.T) {
 		}
 		if back != kept {
 			t.Errorf("UnmarshalText(%q) changed the id to %v", bad, back)
+		}
+	}
+}
+
+// TestParseMagic: rill_mgc_ tokens (public URLs) parse as ours and as Rill's, and a mistyped,
+// truncated or retyped one is refused before any store read.
+func TestParseMagic(t *testing.T) {
+	good := mustNew(t, Magic)
+	s := good.Encode()
+	if !strings.HasPrefix(s, "rill_mgc_") || len(s) != Len {
+		t.Fatalf("magic token %q", s)
+	}
+	if got, err := Parse(s); err != nil || got != good || got.Kind != Magic {
+		t.Fatalf("Parse(%q) = %+v, %v", s, got, err)
+	}
+	rill := good
+	rill.Rill = true
+	if got, err := Parse(rill.Encode()); err != nil || got != rill {
+		t.Fatalf("Parse(Rill form %q) = %+v, %v", rill.Encode(), got, err)
+	}
+	cases := []struct {
+		name string
+		in   string
+		want error
+	}{
+		{"wrong prefix", "rill-mgc_" + s[9:], ErrWrongPrefix},
+		{"unknown type", "rill_mgk_" + s[9:], ErrUnknownType},
+		{"bad checksum", s[:len(s)-1] + map[bool]string{true: "b", false: "a"}[s[len(s)-1] == 'a'], ErrBadChecksum},
+		{"as a user token", "rill_usr_" + s[9:], ErrBadChecksum},
+		{"too long", s + "0", ErrBadLength},
+		{"truncated", s[:len(s)-7] + "-", ErrBadCharacter},
+		{"header only", "rill_mgc_", ErrBadLength},
+	}
+	for _, c := range cases {
+		if _, err := Parse(c.in); !errors.Is(err, c.want) {
+			t.Errorf("%s: Parse(%q) = %v, want %v", c.name, c.in, err, c.want)
 		}
 	}
 }

@@ -1,5 +1,10 @@
 package apiv1
 
+import (
+	"encoding/json"
+	"time"
+)
+
 // ResourceName is a resource of a project's runtime, as Rill's admin API names it
 // (rill.admin.v1.ResourceName: type, name). Type is the runtime kind
 // ("rill.runtime.v1.Explore", "rill.runtime.v1.Canvas"); requests also take "explore" and
@@ -55,4 +60,46 @@ type IFrameResponse struct {
 	InstanceID  string `json:"instanceId"`
 	AccessToken string `json:"accessToken"`
 	TTLSeconds  uint32 `json:"ttlSeconds"`
+}
+
+// MagicTokenRequest issues a public URL (a magic token, rill_mgc_), with the fields of Rill's
+// IssueMagicAuthTokenRequest (rilldata/rill proto/rill/admin/v1/api.proto): the resources it
+// opens, a row filter per metrics view (a rill.runtime.v1.Expression in protojson; "*": every
+// metrics view), the fields it may see, the dashboard state, a display name, and ttl_minutes
+// (0 or absent: it never expires).
+type MagicTokenRequest struct {
+	Resources          []ResourceName             `json:"resources,omitempty"`
+	MetricsViewFilters map[string]json.RawMessage `json:"metrics_view_filters,omitempty"`
+	Fields             []string                   `json:"fields,omitempty"`
+	State              string                     `json:"state,omitempty"`
+	DisplayName        string                     `json:"display_name,omitempty"`
+	TTLMinutes         int64                      `json:"ttl_minutes,omitempty"`
+}
+
+// MagicToken is a public URL as Rill's MagicAuthToken shows it; never its secret.
+type MagicToken struct {
+	ID                 string                     `json:"id"`
+	Prefix             string                     `json:"prefix"`
+	Org                string                     `json:"org"`
+	Project            string                     `json:"project"`
+	Resources          []ResourceName             `json:"resources"`
+	MetricsViewFilters map[string]json.RawMessage `json:"metrics_view_filters,omitempty"`
+	Fields             []string                   `json:"fields,omitempty"`
+	State              string                     `json:"state,omitempty"`
+	DisplayName        string                     `json:"display_name,omitempty"`
+	Attributes         map[string]any             `json:"attributes,omitempty"`
+	CreatedByUserID    string                     `json:"created_by_user_id,omitempty"`
+	CreatedByUserEmail string                     `json:"created_by_user_email,omitempty"`
+	CreatedAt          time.Time                  `json:"created_on"`
+	ExpiresAt          time.Time                  `json:"expires_on,omitzero"`
+	LastUsedAt         time.Time                  `json:"used_on,omitzero"`
+}
+
+// IssuedMagicToken is a new public URL: the only time its token (and so its URL) is shown.
+// URL is Rill's <frontend>/<org>/<project>/-/share/<token>, empty when the daemon has no
+// --frontend-url.
+type IssuedMagicToken struct {
+	Token string `json:"token"`
+	URL   string `json:"url,omitempty"`
+	MagicToken
 }

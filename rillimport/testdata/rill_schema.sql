@@ -4,7 +4,7 @@
 -- the import reads, the keys, unique indexes and foreign keys around them, and the roles the
 -- migrations seed (by name only: their ids are generated, so the import looks roles up by
 -- name). Left out: columns and tables the import never reads (quotas, billing, assets, git,
--- magic, deployment and embed tokens, invites, ...).
+-- deployment and embed tokens, invites, ...).
 --
 -- Sources: 0001.sql (orgs, projects, deployments), 0002.sql (users, usergroups,
 -- usergroups_users, auth_clients, user_auth_tokens), the role migration after the squash
@@ -235,3 +235,27 @@ CREATE TABLE service_projects_roles (
 	PRIMARY KEY (service_id, project_id)
 );
 CREATE INDEX service_projects_roles_project_service_idx ON service_projects_roles (project_id, service_id);
+
+-- Magic tokens (public URLs), as the migrations from 0021.sql on leave the table: made with
+-- created_by_user_id and attributes, then state, display_name, internal, resources (replacing
+-- resource_type/resource_name), fields (metrics_view_fields) and metrics_view_filter_jsons
+-- (replacing filter_json: metrics view name -> the filter's protojson as a JSON string).
+CREATE TABLE magic_auth_tokens (
+	id UUID DEFAULT uuid_generate_v4() PRIMARY KEY,
+	secret_hash BYTEA NOT NULL,
+	secret BYTEA NOT NULL DEFAULT '',
+	secret_encryption_key_id TEXT NOT NULL DEFAULT '',
+	project_id UUID NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+	created_on TIMESTAMPTZ DEFAULT now() NOT NULL,
+	expires_on TIMESTAMPTZ,
+	used_on TIMESTAMPTZ DEFAULT now() NOT NULL,
+	created_by_user_id UUID REFERENCES users (id) ON DELETE SET NULL,
+	attributes JSONB DEFAULT '{}'::JSONB NOT NULL,
+	fields TEXT[] NOT NULL DEFAULT '{}',
+	state TEXT NOT NULL DEFAULT '',
+	display_name TEXT NOT NULL DEFAULT '',
+	internal BOOLEAN NOT NULL DEFAULT false,
+	resources JSONB NOT NULL DEFAULT '[]'::JSONB,
+	metrics_view_filter_jsons JSONB NOT NULL DEFAULT '{}'::JSONB
+);
+CREATE INDEX magic_auth_tokens_project_id_idx ON magic_auth_tokens (project_id);

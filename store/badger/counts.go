@@ -37,7 +37,7 @@ func tokenCount(txn *bdg.Txn, kind token.Kind) (uint64, error) {
 func (s *DB) CountTokens(_ context.Context) (map[token.Kind]uint64, error) {
 	out := map[token.Kind]uint64{}
 	err := s.view(func(txn *bdg.Txn) error {
-		for _, k := range []token.Kind{token.User, token.Service} {
+		for _, k := range token.Kinds {
 			n, err := tokenCount(txn, k)
 			if err != nil {
 				return err

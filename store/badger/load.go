@@ -172,7 +172,7 @@ func (s *DB) loadLocked(ctx context.Context, snap store.Snapshot, replace bool) 
 	}
 
 	// Counts, the bootstrap mark, and a feed that tells every reader from before to reload.
-	counts := map[token.Kind]uint64{token.User: 0, token.Service: 0}
+	counts := map[token.Kind]uint64{token.User: 0, token.Service: 0, token.Magic: 0}
 	for _, t := range snap.Tokens {
 		counts[t.Kind]++
 	}

@@ -58,8 +58,11 @@ func checkRecord(key, val []byte) error {
 		if got := pToken + t.ID.String(); got != k {
 			return fmt.Errorf("token %s: its record says %s", k, got)
 		}
-		if t.Kind != token.User && t.Kind != token.Service {
-			return fmt.Errorf("token %s: kind %q is neither %s nor %s", k, t.Kind, token.User, token.Service)
+		if t.Kind != token.User && t.Kind != token.Service && t.Kind != token.Magic {
+			return fmt.Errorf("token %s: kind %q is none of %s, %s, %s", k, t.Kind, token.User, token.Service, token.Magic)
+		}
+		if (t.Kind == token.Magic) != (t.Magic != nil) {
+			return fmt.Errorf("token %s: a magic token holds its grant and no other token does", k)
 		}
 		return nil
 	case strings.HasPrefix(k, pKey):

@@ -152,7 +152,7 @@ func Open(o Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store: count tokens: %w", err)
 	}
-	if err := loadIndex(s.idx, db, int(counts[token.User]+counts[token.Service])); err != nil {
+	if err := loadIndex(s.idx, db, int(counts[token.User]+counts[token.Service]+counts[token.Magic])); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store: load token index: %w", err)
 	}
@@ -250,6 +250,10 @@ func getToken(txn *bdg.Txn, id token.ID, t *store.Token) error {
 }
 
 func putToken(txn *bdg.Txn, t *store.Token) error {
+	if t.Magic != nil {
+		// A magic token's grant is a nested record: the JSON form, which decodeToken reads.
+		return putJSON(txn, pToken+t.ID.String(), t)
+	}
 	return txn.Set([]byte(pToken+t.ID.String()), encodeToken(t))
 }
 

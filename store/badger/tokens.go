@@ -51,8 +51,11 @@ func (s *DB) CreateTokenCapped(ctx context.Context, t store.Token, max int) erro
 
 // ownerKey is the record key of a token's owner.
 func ownerKey(k token.Kind, owner string) string {
-	if k == token.Service {
+	switch k {
+	case token.Service:
 		return pService + owner
+	case token.Magic: // a magic token's owner is its project (store.MagicOwner)
+		return pProject + owner
 	}
 	return pUser + owner
 }

@@ -74,7 +74,7 @@ func (s *DB) Load(ctx context.Context, snap store.Snapshot, replace bool) error 
 			pgx.CopyFromRows(keys)); err != nil {
 			return fmt.Errorf("signing keys: %w", err)
 		}
-		counts := map[token.Kind]int64{token.User: 0, token.Service: 0}
+		counts := map[token.Kind]int64{token.User: 0, token.Service: 0, token.Magic: 0}
 		for _, t := range snap.Tokens {
 			counts[t.Kind]++
 		}
@@ -163,11 +163,12 @@ func copyRows(ctx context.Context, tx pgx.Tx, snap store.Snapshot) error {
 			b, err := doc(sv)
 			return []any{sv.ID, sv.Org, sv.Name, b}, err
 		})},
-		{"tokens", []string{"id", "kind", "owner_id", "display_name", "prefix", "hash", "created_by", "created_at", "expires_at", "last_used_at"},
+		{"tokens", []string{"id", "kind", "owner_id", "display_name", "prefix", "hash", "created_by", "created_at", "expires_at", "last_used_at", "magic"},
 			docs(len(snap.Tokens), func(i int) ([]any, error) {
 				t := &snap.Tokens[i]
+				magic, err := magicText(t.Magic)
 				return []any{t.ID, string(t.Kind), t.OwnerID, t.DisplayName, t.Prefix, t.Hash[:], t.CreatedBy,
-					nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.LastUsedAt)}, nil
+					nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.LastUsedAt), magic}, err
 			})},
 		{"audit", []string{"at", "actor", "doc"}, docs(len(snap.Audit), func(i int) ([]any, error) {
 			e := snap.Audit[i]

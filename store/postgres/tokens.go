@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -12,7 +13,7 @@ import (
 	"github.com/rill-authd/rill-authd/token"
 )
 
-const tokenCols = "id, kind, owner_id, display_name, prefix, hash, created_by, created_at, expires_at, last_used_at"
+const tokenCols = "id, kind, owner_id, display_name, prefix, hash, created_by, created_at, expires_at, last_used_at, magic"
 
 // scanToken reads tokenCols into t, and any columns after them into extra.
 func scanToken(row pgx.Row, t *store.Token, extra ...any) error {
@@ -20,9 +21,16 @@ func scanToken(row pgx.Row, t *store.Token, extra ...any) error {
 		id, kind          string
 		hash              []byte
 		created, exp, use int64
+		magic             *string
 	)
-	if err := row.Scan(append([]any{&id, &kind, &t.OwnerID, &t.DisplayName, &t.Prefix, &hash, &t.CreatedBy, &created, &exp, &use}, extra...)...); err != nil {
+	if err := row.Scan(append([]any{&id, &kind, &t.OwnerID, &t.DisplayName, &t.Prefix, &hash, &t.CreatedBy, &created, &exp, &use, &magic}, extra...)...); err != nil {
 		return err
+	}
+	if t.Magic = nil; magic != nil {
+		t.Magic = new(store.Magic)
+		if err := json.Unmarshal([]byte(*magic), t.Magic); err != nil {
+			return fmt.Errorf("token %s: magic: %w", id, err)
+		}
 	}
 	var err error
 	if t.ID, err = token.ParseID(id); err != nil {
@@ -37,10 +45,26 @@ func scanToken(row pgx.Row, t *store.Token, extra ...any) error {
 	return nil
 }
 
+// magicText is the magic column of a token: its grant's JSON, NULL for no grant.
+func magicText(m *store.Magic) (*string, error) {
+	if m == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("magic token grant: %w", err)
+	}
+	s := string(b)
+	return &s, nil
+}
+
 // ownerTable is the table of a token's owner.
 func ownerTable(k token.Kind) string {
-	if k == token.Service {
+	switch k {
+	case token.Service:
 		return "services"
+	case token.Magic: // a magic token's owner is its project, by "org/name" (store.MagicOwner)
+		return "(SELECT org || '/' || name AS id FROM projects) AS magic_owners"
 	}
 	return "users"
 }
@@ -103,15 +127,20 @@ func insertTokens(w *wtx, ts []store.Token) error {
 	ids, kinds, owners, names, prefixes, by := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	hashes := make([][]byte, n)
 	created, exp, used := make([]int64, n), make([]int64, n), make([]int64, n)
+	magics := make([]*string, n)
 	for i := range ts {
 		t := &ts[i]
+		var err error
+		if magics[i], err = magicText(t.Magic); err != nil {
+			return err
+		}
 		ids[i], kinds[i], owners[i], names[i], prefixes[i], by[i] = t.ID.String(), string(t.Kind), t.OwnerID, t.DisplayName, t.Prefix, t.CreatedBy
 		hashes[i] = t.Hash[:]
 		created[i], exp[i], used[i] = nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.LastUsedAt)
 	}
 	_, err := w.Exec(w.ctx, "INSERT INTO tokens ("+tokenCols+`)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[])`,
-		ids, kinds, owners, names, prefixes, hashes, by, created, exp, used)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[])`,
+		ids, kinds, owners, names, prefixes, hashes, by, created, exp, used, magics)
 	if err != nil {
 		return err
 	}
@@ -238,8 +267,8 @@ func (s *DB) checkOwners(ctx context.Context, ts []store.Token) error {
 	want := map[token.Kind]map[string]bool{}
 	for _, t := range ts {
 		k := token.User
-		if t.Kind == token.Service {
-			k = token.Service
+		if t.Kind == token.Service || t.Kind == token.Magic {
+			k = t.Kind
 		}
 		if want[k] == nil {
 			want[k] = map[string]bool{}
@@ -340,7 +369,7 @@ func (s *DB) CountTokens(ctx context.Context) (map[token.Kind]uint64, error) {
 	if err := s.closedErr(); err != nil {
 		return nil, err
 	}
-	out := map[token.Kind]uint64{token.User: 0, token.Service: 0}
+	out := map[token.Kind]uint64{token.User: 0, token.Service: 0, token.Magic: 0}
 	rows, err := s.pool.Query(ctx, "SELECT kind, n FROM token_counts")
 	if err != nil {
 		return nil, fmt.Errorf("count tokens: %w", unavail(err))

@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CountTokens", testCountTokens},
 		{"TouchTokens", testTouchTokens},
 		{"ImportTokens", testImportTokens},
+		{"MagicTokens", testMagicTokens},
 		{"Audit", testAudit},
 		{"SigningKeys", testSigningKeys},
 		{"Bootstrap", testBootstrap},
@@ -198,6 +199,11 @@ func snap(t *testing.T, s store.Store) snapshot {
 	sn.Orgs = normOrgs(val(s.ListOrgs(c))(t))
 	for _, o := range sn.Orgs {
 		sn.Projects[o.Name] = normProjects(val(s.ListProjects(c, o.Name))(t))
+		for _, p := range sn.Projects[o.Name] {
+			if ts := normTokens(val(s.ListTokens(c, store.MagicOwner(p.Org, p.Name)))(t)); len(ts) > 0 {
+				sn.Tokens[store.MagicOwner(p.Org, p.Name)] = ts
+			}
+		}
 		sn.Services[o.Name] = normServices(val(s.ListServices(c, o.Name))(t))
 		for _, sv := range sn.Services[o.Name] {
 			sn.Tokens[sv.ID] = normTokens(val(s.ListTokens(c, sv.ID))(t))

@@ -1,0 +1,254 @@
+package adminapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/policy"
+	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
+)
+
+// Public URLs (magic tokens, rill_mgc_), after Rill's admin/server/magic_tokens.go: issue (the
+// caller needs create_magic_auth_tokens on the project), list the live ones (manage_magic_auth_tokens
+// lists all; create_magic_auth_tokens alone a user's own), show the current one (to its own
+// token), revoke (manage, or create and its creator).
+func (a *API) registerMagic(mux *http.ServeMux) {
+	a.mutation(mux, "POST /v1/orgs/{org}/projects/{project}/tokens/magic", "magic_token.issue", a.issueMagic)
+	a.mutation(mux, "POST /v1/organizations/{org}/projects/{project}/tokens/magic", "magic_token.issue", a.issueMagic)
+	a.handle(mux, "GET /v1/orgs/{org}/projects/{project}/tokens/magic", a.listMagic)
+	a.handle(mux, "GET /v1/organizations/{org}/projects/{project}/tokens/magic", a.listMagic)
+	a.handle(mux, "GET /v1/magic-tokens/current", a.currentMagic)
+	a.mutation(mux, "DELETE /v1/magic-tokens/{id}", "magic_token.revoke", a.revokeMagic)
+}
+
+// MaxMagicFields bounds the fields of one public URL.
+const MaxMagicFields = 1000
+
+func (a *API) issueMagic(w http.ResponseWriter, r *http.Request, c *caller) error {
+	org, project := r.PathValue("org"), r.PathValue("project")
+	c.aim("project:" + org + "/" + project)
+	if err := c.need(org, project, policy.CreateMagicAuthTokens); err != nil {
+		return errf(http.StatusForbidden, "%s is not allowed to create a magic auth token on project %s/%s (needs %s)", c.actor, org, project, policy.CreateMagicAuthTokens)
+	}
+	if _, err := a.st.GetProject(r.Context(), org, project); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return errf(http.StatusNotFound, "project %q not found", org+"/"+project)
+		}
+		return err
+	}
+	var req apiv1.MagicTokenRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	m, err := magicGrant(org, project, req)
+	if err != nil {
+		return err
+	}
+	if len(req.DisplayName) > 200 {
+		return errf(http.StatusBadRequest, "display_name is longer than 200 bytes")
+	}
+	if req.TTLMinutes < 0 || req.TTLMinutes > 100*365*24*60 {
+		return errf(http.StatusBadRequest, "ttl_minutes must be 0 (never expires) or a positive number of minutes up to 100 years")
+	}
+	// A user's public URL keeps the attributes the user had on the project when it was made,
+	// with the runtime's view of their permissions there, so it acts as they did even after
+	// they change or leave (Rill's jwtAttributesForUser, stored with the token). A service's
+	// keeps none, as in Rill.
+	if c.isUser() {
+		m.Attributes = c.p.AttributesFor(c.p.AccessTo(org, project))
+		m.CreatedByUserID, m.CreatedByEmail = c.p.ID, c.p.Email
+	}
+	if err := a.chargeIssue(c); err != nil {
+		return err
+	}
+	tok, err := token.New(token.Magic)
+	if err != nil {
+		return err
+	}
+	rec := store.NewToken(tok, store.MagicOwner(org, project), strings.TrimSpace(req.DisplayName), c.actor, a.now(), time.Duration(req.TTLMinutes)*time.Minute)
+	rec.Magic = m
+	if err := a.st.CreateTokenCapped(r.Context(), rec, a.maxPerOwner); err != nil {
+		if errors.Is(err, store.ErrInvalid) {
+			return errf(http.StatusBadRequest, "%v", err)
+		}
+		return fmt.Errorf("store magic token: %w", a.tooManyTokens(r.Context(), c, token.Magic, rec.OwnerID, err))
+	}
+	a.metrics.TokenIssued(policy.KindMagic)
+	out := apiv1.IssuedMagicToken{Token: tok.Encode(), MagicToken: magicInfo(rec)}
+	if a.frontendURL != "" {
+		// Rill's URLs.MagicAuthTokenOpen (admin/urls.go): <frontend>/<org>/<project>/-/share/<token>.
+		if out.URL, err = url.JoinPath(a.frontendURL, org, project, "-", "share", out.Token); err != nil {
+			return fmt.Errorf("frontend url: %w", err)
+		}
+	}
+	return a.audited(w, r, c, "magic_token.issue", "project:"+org+"/"+project+" token:"+rec.ID.String(), http.StatusCreated, out)
+}
+
+// magicGrant checks a request's resources, filters and fields as Rill's IssueMagicAuthToken
+// does: each filter must be an expression protojson reads, and their protojson (what is
+// stored) at most 1 KiB in all (magicAuthTokenMetricsViewFilterMaxSize).
+func magicGrant(org, project string, req apiv1.MagicTokenRequest) (*store.Magic, error) {
+	resources, err := resourceNames(req.Resources)
+	if err != nil {
+		return nil, err
+	}
+	m := &store.Magic{Org: org, Project: project, Resources: resources, State: req.State}
+	if len(req.MetricsViewFilters) > 0 {
+		m.Filters = make(map[string]string, len(req.MetricsViewFilters))
+	}
+	for _, mv := range slices.Sorted(maps.Keys(req.MetricsViewFilters)) {
+		if mv != "*" {
+			if err := resourceName(mv); err != nil {
+				return nil, errf(http.StatusBadRequest, "metrics view filter: %v", err.(*Error).Message)
+			}
+		}
+		raw := req.MetricsViewFilters[mv]
+		if len(raw) == 0 || string(raw) == "null" {
+			continue
+		}
+		x, err := token.CanonicalExpression(raw)
+		if err != nil {
+			return nil, errf(http.StatusBadRequest, "metrics view %q filter: %v", mv, err)
+		}
+		m.Filters[mv] = string(x)
+	}
+	if len(m.Filters) == 0 {
+		m.Filters = nil
+	}
+	if n := m.FiltersSize(); n > store.MaxMagicFilters {
+		return nil, errf(http.StatusBadRequest, "metrics view filter size exceeds limit (got %d bytes, but the limit is %d bytes)", n, store.MaxMagicFilters)
+	}
+	if len(req.Fields) > MaxMagicFields {
+		return nil, errf(http.StatusBadRequest, "at most %d fields, not %d", MaxMagicFields, len(req.Fields))
+	}
+	for _, f := range req.Fields {
+		if err := resourceName(strings.TrimSpace(f)); err != nil {
+			return nil, errf(http.StatusBadRequest, "field: %v", err.(*Error).Message)
+		}
+		m.Fields = append(m.Fields, strings.TrimSpace(f))
+	}
+	if len(req.State) > 64<<10 {
+		return nil, errf(http.StatusBadRequest, "state is longer than 64 KiB")
+	}
+	// The rules the runtime will get must encode (CanonicalExpression passed, so this is a
+	// last check that nothing stored can fail a check later).
+	rules, err := policy.MagicRules(m.Resources, m.Filters, m.Fields)
+	if err == nil {
+		_, err = token.EncodeSec(rules)
+	}
+	if err != nil {
+		return nil, errf(http.StatusBadRequest, "%v", err)
+	}
+	return m, nil
+}
+
+// magicInfo is the API's view of a magic token record.
+func magicInfo(t store.Token) apiv1.MagicToken {
+	out := apiv1.MagicToken{ID: t.ID.String(), Prefix: t.Prefix, DisplayName: t.DisplayName, CreatedAt: t.CreatedAt,
+		ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, Resources: []apiv1.ResourceName{}}
+	if m := t.Magic; m != nil {
+		out.Org, out.Project, out.Fields, out.State, out.Attributes = m.Org, m.Project, m.Fields, m.State, m.Attributes
+		out.CreatedByUserID, out.CreatedByUserEmail = m.CreatedByUserID, m.CreatedByEmail
+		for _, r := range m.Resources {
+			out.Resources = append(out.Resources, apiv1.ResourceName{Type: r.Kind, Name: r.Name})
+		}
+		if len(m.Filters) > 0 {
+			out.MetricsViewFilters = make(map[string]json.RawMessage, len(m.Filters))
+			for mv, f := range m.Filters {
+				out.MetricsViewFilters[mv] = json.RawMessage(f)
+			}
+		}
+	}
+	return out
+}
+
+func (a *API) listMagic(w http.ResponseWriter, r *http.Request, c *caller) error {
+	org, project := r.PathValue("org"), r.PathValue("project")
+	perms := c.p.AccessTo(org, project).Perms
+	manage := perms.Has(policy.ManageMagicAuthTokens)
+	if !manage && (!perms.Has(policy.CreateMagicAuthTokens) || !c.isUser()) {
+		return errf(http.StatusForbidden, "%s is not allowed to manage magic auth tokens on project %s/%s", c.actor, org, project)
+	}
+	if _, err := a.st.GetProject(r.Context(), org, project); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return errf(http.StatusNotFound, "project %q not found", org+"/"+project)
+		}
+		return err
+	}
+	ts, err := a.st.ListTokens(r.Context(), store.MagicOwner(org, project))
+	if err != nil {
+		return err
+	}
+	now := a.now()
+	out := []apiv1.MagicToken{}
+	for _, t := range ts {
+		// Rill's FindMagicAuthTokensWithUser: not expired, not internal; a creator's own only
+		// without manage_magic_auth_tokens.
+		if t.Kind != token.Magic || t.Magic == nil || t.Magic.Internal || t.Expired(now) {
+			continue
+		}
+		if !manage && t.Magic.CreatedByUserID != c.p.ID {
+			continue
+		}
+		out = append(out, magicInfo(t))
+	}
+	return writeList(w, out, nil)
+}
+
+func (a *API) currentMagic(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if c.p.Kind != policy.KindMagic {
+		return errf(http.StatusForbidden, "request was not made with a magic auth token")
+	}
+	t, err := a.st.GetToken(r.Context(), c.tid)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrRevoked) {
+			return errf(http.StatusNotFound, "magic auth token not found")
+		}
+		return err
+	}
+	writeJSON(w, http.StatusOK, magicInfo(t))
+	return nil
+}
+
+func (a *API) revokeMagic(w http.ResponseWriter, r *http.Request, c *caller) error {
+	ref := r.PathValue("id")
+	c.aim("token:" + ref)
+	id, err := token.ParseID(ref)
+	if err != nil {
+		return errf(http.StatusBadRequest, "%q is not a magic token id (a UUID, as public-url list shows it)", ref)
+	}
+	t, err := a.st.GetToken(r.Context(), id)
+	if err != nil || t.Kind != token.Magic || t.Magic == nil {
+		if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrRevoked) {
+			return errf(http.StatusNotFound, "magic auth token %s not found", id)
+		}
+		return err
+	}
+	org, project := t.Magic.Org, t.Magic.Project
+	c.target = "project:" + org + "/" + project + " token:" + id.String()
+	perms := c.p.AccessTo(org, project).Perms
+	if !perms.Has(policy.ManageMagicAuthTokens) {
+		// Without manage, only its creator may, and only while they may create them.
+		creator := c.isUser() && t.Magic.CreatedByUserID != "" && t.Magic.CreatedByUserID == c.p.ID
+		if !perms.Has(policy.CreateMagicAuthTokens) || !creator {
+			return errf(http.StatusForbidden, "%s is not allowed to revoke this magic auth token", c.actor)
+		}
+	}
+	if err := a.st.DeleteToken(r.Context(), id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return errf(http.StatusNotFound, "magic auth token %s not found", id)
+		}
+		return err
+	}
+	a.metrics.TokensRevoked(policy.KindMagic, 1)
+	return a.audited(w, r, c, "magic_token.revoke", c.target, http.StatusOK, magicInfo(t))
+}
