@@ -109,7 +109,7 @@ type DB struct {
 	// appliedAt is the at (Unix nanoseconds) of the change at applied, 0 when unknown; written
 	// with applied. A feed that holds another change at that sequence lost writes (lineage).
 	appliedAt atomic.Int64
-	subs    []func([]store.Change)
+	subs      []func([]store.Change)
 
 	confirmed  atomic.Int64 // Unix nanoseconds when the replica was last known to be current
 	reconnects atomic.Uint64
