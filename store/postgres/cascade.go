@@ -43,6 +43,7 @@ func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner, del, what 
 	ck := store.OwnerChange(kind)
 	why := string(ck) + " deleted"
 	var at time.Time
+	var held int
 	err := s.write(ctx, func(w *wtx) error {
 		tag, err := w.Exec(ctx, del, owner)
 		if err != nil {
@@ -57,6 +58,9 @@ func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner, del, what 
 		if err != nil {
 			return fmt.Errorf("record the purge: %w", err)
 		}
+		if err := w.QueryRow(ctx, "SELECT count(*) FROM tokens WHERE owner_id = $1", owner).Scan(&held); err != nil {
+			return fmt.Errorf("count the owner's tokens: %w", err)
+		}
 		w.change(ck, store.OpDelete, owner)
 		at = w.now
 		return nil
@@ -64,14 +68,43 @@ func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner, del, what 
 	if err != nil {
 		return 0, err
 	}
-	// The owner is gone: finish even if the caller gives up waiting.
-	n, err := s.purge(context.WithoutCancel(ctx), owner, why, at)
-	if err != nil {
-		s.log.Error("moving the tokens of a deleted owner to tombstones (they are refused already); maintenance finishes it",
-			"owner", owner, "moved", n, "err", err)
+	// The owner is gone and its tokens are refused everywhere. Moving them to tombstones runs
+	// on its own, not in the caller's request: the request waits for it at most purgeWait
+	// (most owners hold few tokens), so an owner of a million tokens does not outlast the
+	// HTTP write timeout. Closing the store stops it; maintenance finishes it.
+	finished := make(chan struct{})
+	s.done.Add(1)
+	go func() {
+		defer s.done.Done()
+		defer close(finished)
+		pctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-s.stop:
+				cancel()
+			case <-pctx.Done():
+			}
+		}()
+		if n, err := s.purge(pctx, owner, why, at); err != nil {
+			s.log.Error("moving the tokens of a deleted owner to tombstones (they are refused already); maintenance finishes it",
+				"owner", owner, "moved", n, "err", err)
+		}
+	}()
+	wait := s.opts.purgeWait
+	if wait <= 0 {
+		wait = purgeWait
 	}
-	return n, nil
+	select {
+	case <-finished:
+	case <-time.After(wait):
+		s.log.Info("the tokens of a deleted owner move to tombstones in the background (they are refused already)", "owner", owner, "tokens", held)
+	}
+	return held, nil
 }
+
+// purgeWait is how long a delete waits for its owner's tokens to reach tombstones.
+const purgeWait = 5 * time.Second
 
 // purge moves a deleted owner's tokens to tombstones in batches, then drops its purge row, and
 // returns how many tokens it moved.

@@ -187,3 +187,40 @@ func TestImportForAnOwnerDeletedMeanwhile(t *testing.T) {
 		t.Fatalf("a batch for a deleted owner: %v, want ErrNotFound naming it", err)
 	}
 }
+
+// TestDeleteReturnsBeforeItsPurge: a delete waits for its owner's tokens to reach tombstones at
+// most purgeWait (here a nanosecond), then returns how many it revoked, the tokens refused
+// already, and the purge finishes on its own. Before, the request waited for the whole purge,
+// which for an owner of a million imported tokens outlasted the HTTP write timeout.
+func TestDeleteReturnsBeforeItsPurge(t *testing.T) {
+	u := newDatabase(t)
+	a := openDB(t, u, func(o *Options) { o.purgeWait = time.Nanosecond })
+	must(t, a.CreateOrg(ctx, store.Org{Name: "acme"}))
+	must(t, a.CreateService(ctx, store.Service{ID: "s1", Org: "acme", Name: "ci"}))
+	old := purgeBatch
+	purgeBatch = 100
+	t.Cleanup(func() { purgeBatch = old })
+	const n = 1000 // ten batches
+	recs := make([]store.Token, n)
+	for i := range recs {
+		recs[i], _ = newToken(t, token.Service, "s1")
+	}
+	must(t, a.ImportTokens(ctx, recs))
+	got, err := a.DeleteService(ctx, "s1")
+	must(t, err)
+	var left int
+	must(t, a.pool.QueryRow(ctx, "SELECT count(*) FROM tokens").Scan(&left))
+	if got != n || left == 0 {
+		t.Fatalf("DeleteService: %d revoked with %d token rows left, want %d revoked before the purge finished", got, left, n)
+	}
+	for _, tk := range []store.Token{recs[0], recs[n-1]} {
+		if _, err := a.TokenAuth(ctx, tk.ID); !errors.Is(err, store.ErrRevoked) {
+			t.Fatalf("a token of the deleted service while its purge runs: %v", err)
+		}
+	}
+	eventually(t, 10*time.Second, "the purge finishes on its own", func() bool {
+		var tombs, purges int
+		must(t, a.pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM tokens), (SELECT count(*) FROM tombstones), (SELECT count(*) FROM purges)").Scan(&left, &tombs, &purges))
+		return left == 0 && tombs == n && purges == 0
+	})
+}

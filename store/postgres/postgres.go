@@ -74,6 +74,7 @@ type Options struct {
 
 	tracer       pgx.QueryTracer // tests count the pool's queries
 	reconnectMax time.Duration   // benchmarks compare the feed's reconnect cap (default 1s)
+	purgeWait    time.Duration   // tests shorten how long a delete waits for its purge (purgeWait)
 }
 
 // Advisory lock keys: arbitrary constants, the same in every replica.
