@@ -33,6 +33,10 @@ func (a *API) registerMagic(mux *http.ServeMux) {
 // MaxMagicFields bounds the fields of one public URL.
 const MaxMagicFields = 1000
 
+// MaxMagicFiltersInput bounds the metrics view filters of a request as sent, before they are
+// parsed (whitespace and all; stored, they take at most store.MaxMagicFilters).
+const MaxMagicFiltersInput = 16 << 10
+
 func (a *API) issueMagic(w http.ResponseWriter, r *http.Request, c *caller) error {
 	org, project := r.PathValue("org"), r.PathValue("project")
 	c.aim("project:" + org + "/" + project)
@@ -47,6 +51,10 @@ func (a *API) issueMagic(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	var req apiv1.MagicTokenRequest
 	if err := decode(r, &req); err != nil {
+		return err
+	}
+	// Charged before the filters are parsed: parsing is the costly part of a refused request.
+	if err := a.chargeIssue(c); err != nil {
 		return err
 	}
 	m, err := magicGrant(org, project, req)
@@ -66,9 +74,6 @@ func (a *API) issueMagic(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if c.isUser() {
 		m.Attributes = c.p.AttributesFor(c.p.AccessTo(org, project))
 		m.CreatedByUserID, m.CreatedByEmail = c.p.ID, c.p.Email
-	}
-	if err := a.chargeIssue(c); err != nil {
-		return err
 	}
 	tok, err := token.New(token.Magic)
 	if err != nil {
@@ -104,6 +109,15 @@ func magicGrant(org, project string, req apiv1.MagicTokenRequest) (*store.Magic,
 	m := &store.Magic{Org: org, Project: project, Resources: resources, State: req.State}
 	if len(req.MetricsViewFilters) > 0 {
 		m.Filters = make(map[string]string, len(req.MetricsViewFilters))
+	}
+	// What is stored is at most 1 KiB; what is parsed to find that out is bounded too, so a
+	// megabyte of filter costs no more than a read.
+	raw := 0
+	for _, f := range req.MetricsViewFilters {
+		raw += len(f)
+	}
+	if raw > MaxMagicFiltersInput {
+		return nil, errf(http.StatusBadRequest, "metrics view filters are %d bytes as sent, more than %d (stored, they may take at most %d)", raw, MaxMagicFiltersInput, store.MaxMagicFilters)
 	}
 	for _, mv := range slices.Sorted(maps.Keys(req.MetricsViewFilters)) {
 		if mv != "*" {

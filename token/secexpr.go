@@ -88,15 +88,17 @@ func (p *exprParser) value(depth int) (jsonValue, error) {
 		switch t {
 		case '{':
 			o := &jsonObject{}
+			seen := map[string]bool{} // not a scan of o.keys: that is quadratic in the keys
 			for p.d.More() {
 				k, err := p.d.Token()
 				if err != nil {
 					return nil, fmt.Errorf("invalid JSON: %w", err)
 				}
 				key := k.(string)
-				if slices.Contains(o.keys, key) {
+				if seen[key] {
 					return nil, fmt.Errorf("duplicate field %q", key)
 				}
+				seen[key] = true
 				v, err := p.value(depth + 1)
 				if err != nil {
 					return nil, err
