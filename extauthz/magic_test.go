@@ -132,3 +132,27 @@ func TestMagicTokenHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestMagicTokenWithBrokenRules: a public URL whose stored rules cannot be built (an imported
+// one whose filter Rill accepted and we cannot encode) is refused as that token, 401, not
+// answered 503 "auth store unavailable" as if the daemon were down.
+func TestMagicTokenWithBrokenRules(t *testing.T) {
+	f := newFixture(t, resolver.Options{})
+	ctx := context.Background()
+	tok, err := token.New(token.Magic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := store.Token{ID: tok.ID, Kind: token.Magic, OwnerID: store.MagicOwner("acme", "web"), Prefix: tok.Display(),
+		Hash: tok.Hash(), CreatedAt: time.Now().UTC(),
+		Magic: &store.Magic{Org: "acme", Project: "web", Filters: map[string]string{"": `{"ident":"x"}`}}}
+	if err := f.st.CreateToken(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // and again: not a failure that goes away
+		r := f.srv.Check(ctx, envoyRequest("GET", "/v1/orgs/acme/projects/web/runtime/api/x", map[string]string{"authorization": "Bearer " + tok.Encode()}, nil))
+		if got := int(r.GetDeniedResponse().GetStatus().GetCode()); got != 401 || !strings.Contains(r.GetStatus().GetMessage(), "access rules are invalid") {
+			t.Fatalf("check of a public URL with broken rules: %d %q, want 401", got, r.GetStatus().GetMessage())
+		}
+	}
+}

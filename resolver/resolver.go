@@ -33,11 +33,14 @@ var (
 	ErrNotRillToken = errors.New("not a rill token or JWT")
 	ErrIssuerGone   = errors.New("the service or user that issued this token no longer exists")
 	ErrIssuerAccess = errors.New("the issuer of this token no longer has manage_prod on its project")
+	// ErrMagicRules refuses a public URL whose stored rules cannot be built (an imported one
+	// Rill accepted and we cannot encode): a refusal of that token, not an outage.
+	ErrMagicRules = errors.New("this public URL's access rules are invalid")
 )
 
 // AuthErrors are all the sentinel refusals.
 var AuthErrors = []error{ErrMissing, ErrNotBearer, ErrUnknown, ErrExpired, ErrRevoked, ErrOwnerGone,
-	ErrNotRillToken, ErrJWTScope, ErrIssuerGone, ErrIssuerAccess, token.ErrWrongPrefix, token.ErrUnknownType,
+	ErrNotRillToken, ErrJWTScope, ErrIssuerGone, ErrIssuerAccess, ErrMagicRules, token.ErrWrongPrefix, token.ErrUnknownType,
 	token.ErrBadLength, token.ErrBadCharacter, token.ErrBadChecksum, token.ErrBadPayload, token.ErrJWTMalformed, token.ErrJWTAlg,
 	token.ErrJWTUnknownKey, token.ErrJWTSignature, token.ErrJWTExpired, token.ErrJWTNotYet, token.ErrJWTIssuer,
 	token.ErrJWTAudience}
@@ -293,7 +296,8 @@ func (r *Resolver) loadMagic(ctx context.Context, id token.ID, rec store.TokenAu
 	}
 	p, err := MagicPrincipal(&t)
 	if err != nil {
-		return nil, fmt.Errorf("resolve magic token %s: %w", id, err)
+		r.log.Warn("refusing a public URL whose stored access rules cannot be built", "token_id", id.String(), "err", err)
+		return nil, ErrMagicRules
 	}
 	e := &entry{hash: rec.Hash, kind: rec.Kind, expires: rec.ExpiresAt, principal: p, deps: []dep{{depProject, rec.OwnerID}}, epoch: epoch}
 	r.cache.put(id, e, gen)
