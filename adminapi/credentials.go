@@ -371,6 +371,8 @@ func (a *API) introspect(w http.ResponseWriter, r *http.Request, c *caller) erro
 		out.TokenType = "rill_usr"
 	case policy.KindService:
 		out.TokenType = "rill_svc"
+	case policy.KindMagic:
+		out.TokenType = "rill_mgc"
 	default:
 		out.TokenType = "jwt"
 	}

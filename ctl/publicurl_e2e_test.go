@@ -112,13 +112,14 @@ func TestPublicURLReadme(t *testing.T) {
 		t.Errorf("check after public-url delete: %d, want 401", code)
 	}
 	su.fails("not found", "public-url", "delete", id)
-	// A leaked link's holder revokes it as any token's (RFC 7009), as secret scanners do.
-	leaked := publicURLRe.FindStringSubmatch(eve.ok("public-url", "create", "analytics-dashboard", "sales"))[1]
-	if code, b := post(t, "POST", d.URL()+"/v1/revoke", "", `{"token":"`+leaked+`"}`); code != 200 {
+	// A public URL is handed to everyone it is shared with: one of them cannot kill it for the
+	// others with RFC 7009 (200 as always, nothing revoked; Rill has no such route either).
+	shared := publicURLRe.FindStringSubmatch(eve.ok("public-url", "create", "analytics-dashboard", "sales"))[1]
+	if code, b := post(t, "POST", d.URL()+"/v1/revoke", "", `{"token":"`+shared+`"}`); code != 200 {
 		t.Errorf("POST /v1/revoke of a public URL's token: %d %s", code, b)
 	}
-	if code, _ := post(t, "GET", d.URL()+"/ext_authz/v1/orgs/my-org/projects/analytics-dashboard/runtime/api/x", leaked, ""); code != 401 {
-		t.Errorf("check after its holder revoked it: %d, want 401", code)
+	if code, _ := post(t, "GET", d.URL()+"/ext_authz/v1/orgs/my-org/projects/analytics-dashboard/runtime/api/x", shared, ""); code != 200 {
+		t.Errorf("check after a holder asked to revoke it: %d, want 200 (only public-url delete revokes it)", code)
 	}
 	su.fails("filter size exceeds limit", "public-url", "create", "analytics-dashboard", "sales",
 		"--filter", `{"cond":{"op":"OPERATION_IN","exprs":[{"ident":"c"},{"val":["`+strings.Repeat("x", 1100)+`"]}]}}`)
