@@ -100,3 +100,25 @@ func mustRead(t *testing.T, path string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// TestPruneMagicTokensOfADeletedProject: --prune revokes an imported public URL whose project
+// Rill has deleted since (projects stay here; their links must not).
+func TestPruneMagicTokensOfADeletedProject(t *testing.T) {
+	f := seed(t)
+	link := f.db.magicToken("Acme", "hibernated", "bob@acme.io", nil, `[{"type":"rill.runtime.v1.Explore","name":"e"}]`, `{}`, []string{})
+	dir := filepath.Join(t.TempDir(), "data")
+	if out, code := importRill(t, dir, f.db.URL); code != 0 {
+		t.Fatalf("import-rill exited %d:\n%s", code, out)
+	}
+	pid := f.db.id("project:Acme/hibernated")
+	f.db.exec("DELETE FROM deployments WHERE project_id = $1", pid)
+	f.db.exec("DELETE FROM projects WHERE id = $1", pid) // its links go with it (ON DELETE CASCADE)
+	if out, code := importRill(t, dir, f.db.URL, "--prune"); code != 0 {
+		t.Fatalf("import-rill --prune exited %d:\n%s", code, out)
+	}
+	withStore(t, dir, func(st *badger.DB) {
+		if _, err := st.GetToken(ctx, link.ID); !errors.Is(err, store.ErrRevoked) {
+			t.Fatalf("a public URL of a project Rill deleted, after --prune: %v, want revoked", err)
+		}
+	})
+}

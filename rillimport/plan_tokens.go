@@ -41,6 +41,23 @@ func (p *planned) planTokens(ctx context.Context, st store.Store, snap *Snapshot
 			owners[s.ID] = true
 		}
 	}
+	if opts.Prune {
+		// Projects are never pruned, so a project Rill deleted is still here: its imported
+		// public URLs must go all the same.
+		orgs, err := st.ListOrgs(ctx)
+		if err != nil {
+			return fmt.Errorf("read the store: orgs: %w", err)
+		}
+		for _, o := range orgs {
+			ps, err := st.ListProjects(ctx, o.Name)
+			if err != nil {
+				return fmt.Errorf("read the store: projects of %s: %w", o.Name, err)
+			}
+			for _, p := range ps {
+				owners[store.MagicOwner(p.Org, p.Name)] = true
+			}
+		}
+	}
 	for _, owner := range slices.Sorted(maps.Keys(owners)) {
 		ts, err := st.ListTokens(ctx, owner)
 		if errors.Is(err, store.ErrNotFound) {
