@@ -246,13 +246,8 @@ func (r *Resolver) load(ctx context.Context, id token.ID) (*entry, error) {
 // nil, shares the principals read among the tokens of one batch (each read after gen).
 func (r *Resolver) loadAt(ctx context.Context, id token.ID, gen, epoch uint64, owners map[string]*policy.Principal) (*entry, error) {
 	rec, err := r.st.TokenAuth(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrRevoked):
-		return nil, ErrRevoked
-	case errors.Is(err, store.ErrNotFound):
-		return nil, ErrUnknown
-	case err != nil:
-		return nil, fmt.Errorf("resolve token: %w", err)
+	if err != nil {
+		return nil, tokenErr(err)
 	}
 	if rec.Kind == token.Magic {
 		return r.loadMagic(ctx, id, rec, gen, epoch)
@@ -271,6 +266,17 @@ func (r *Resolver) loadAt(ctx context.Context, id token.ID, gen, epoch uint64, o
 	return e, nil
 }
 
+// tokenErr is a failed store read of a token as the resolver refuses it.
+func tokenErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrRevoked):
+		return ErrRevoked
+	case errors.Is(err, store.ErrNotFound):
+		return ErrUnknown
+	}
+	return fmt.Errorf("resolve token: %w", err)
+}
+
 // tokenReader is the store's token record read; both engines have it (store.Store). A magic
 // token's grant is in its record, which the check path's TokenAuth does not carry.
 type tokenReader interface {
@@ -286,13 +292,8 @@ func (r *Resolver) loadMagic(ctx context.Context, id token.ID, rec store.TokenAu
 		return nil, ErrUnknown
 	}
 	t, err := tr.GetToken(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrRevoked):
-		return nil, ErrRevoked
-	case errors.Is(err, store.ErrNotFound):
-		return nil, ErrUnknown
-	case err != nil:
-		return nil, fmt.Errorf("resolve token: %w", err)
+	if err != nil {
+		return nil, tokenErr(err)
 	}
 	p, err := MagicPrincipal(&t)
 	if err != nil {
