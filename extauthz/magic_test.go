@@ -91,7 +91,10 @@ func TestMagicTokenAdversarial(t *testing.T) {
 		{"expired", f.tokens["old"], web, nil, codes.Unauthenticated, 401, resolver.ErrExpired.Error()},
 		{"another project", good, "/v1/orgs/acme/projects/data/runtime/api/x", nil, codes.PermissionDenied, 403, "no access to project acme/data"},
 		{"another org", good, "/v1/orgs/other/projects/web/runtime/api/x", nil, codes.PermissionDenied, 403, "no access to project other/web"},
-		{"the org", good, "/v1/orgs/acme/projects", map[string]string{"org": "acme", "permission": "read_org"}, codes.PermissionDenied, 403, "no access to org acme"},
+		// As Rill's OrganizationPermissionsForMagicAuthToken: read_org on its own org, a guest.
+		{"its org", good, "/v1/orgs/acme/projects", map[string]string{"org": "acme", "permission": "read_org"}, codes.OK, 0, ""},
+		{"its org's projects", good, "/v1/orgs/acme/projects", map[string]string{"org": "acme", "permission": "read_projects"}, codes.PermissionDenied, 403, ""},
+		{"another org", good, "/v1/orgs/other/projects", map[string]string{"org": "other", "permission": "read_org"}, codes.PermissionDenied, 403, "no access to org other"},
 		{"manage_prod", good, web, map[string]string{"permission": "manage_prod"}, codes.PermissionDenied, 403, "missing permission manage_prod on project acme/web"},
 		{"read_dev", good, web, map[string]string{"permission": "read_dev"}, codes.PermissionDenied, 403, "missing permission read_dev on project acme/web"},
 	} {
@@ -124,8 +127,8 @@ func TestMagicTokenHeaders(t *testing.T) {
 	f.addMagic(t, "url", "web", time.Time{})
 	r := f.srv.Check(context.Background(), envoyRequest("GET", "/v1/orgs/acme/projects/web/x", map[string]string{"authorization": "Bearer " + f.tokens["url"]}, nil))
 	h := headerMap(r.GetOkResponse().GetHeaders())
-	want := map[string]string{extauthz.HeaderKind: "magic", extauthz.HeaderProject: "web", extauthz.HeaderPermissions: "read_project,read_prod",
-		extauthz.HeaderTokenID: f.ids["url"].String(), extauthz.HeaderProjectRole: "viewer"}
+	want := map[string]string{extauthz.HeaderKind: "magic", extauthz.HeaderProject: "web", extauthz.HeaderPermissions: "read_org,read_project,read_prod",
+		extauthz.HeaderTokenID: f.ids["url"].String(), extauthz.HeaderOrgRole: "guest", extauthz.HeaderProjectRole: "viewer"}
 	for k, v := range want {
 		if h[k] != v {
 			t.Errorf("%s = %q, want %q (all: %v)", k, h[k], v, fmt.Sprint(h))

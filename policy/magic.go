@@ -15,7 +15,8 @@ const KindMagic Kind = "magic"
 // MagicPerms are what a magic token holds on its one project, and nowhere else: Rill's
 // magic auth token claims grant read_project and read_prod on the token's project only
 // (rilldata/rill admin/server/auth/claims.go, magic auth token ProjectPermissions; the
-// permissions of admin/permissions.go).
+// permissions of admin/permissions.go). On the project's org it holds read_org alone, as a
+// guest (OrganizationPermissionsForMagicAuthToken).
 const MagicPerms = ReadProject | ReadProd
 
 // MagicRules are the security rules of a magic token, built as Rill's

@@ -333,8 +333,8 @@ func MagicPrincipal(t *store.Token) (*policy.Principal, error) {
 		attrs = map[string]any{}
 	}
 	return &policy.Principal{Kind: policy.KindMagic, ID: id, SubjectID: id, Subject: t.Prefix, Name: name,
-		OrgRoles: map[string]policy.Role{}, ProjectRoles: map[string]policy.Role{store.ProjectKey(m.Org, m.Project): policy.Viewer},
-		Limit: policy.MagicPerms, Attributes: attrs, Security: sec}, nil
+		OrgRoles: map[string]policy.Role{m.Org: policy.Guest}, ProjectRoles: map[string]policy.Role{store.ProjectKey(m.Org, m.Project): policy.Viewer},
+		Limit: policy.MagicPerms | policy.ReadOrg, Attributes: attrs, Security: sec}, nil
 }
 
 // Principal loads the principal that owns tokens of kind k.

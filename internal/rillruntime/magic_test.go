@@ -101,7 +101,7 @@ func TestPublicURLAtTheRuntime(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("check of the public URL on its project: %d %s", code, b)
 	}
-	if h.Get("X-Rill-Auth-Kind") != "magic" || h.Get("X-Rill-Permissions") != "read_project,read_prod" || h.Get("X-Rill-Token-Id") != parsed.ID.String() {
+	if h.Get("X-Rill-Auth-Kind") != "magic" || h.Get("X-Rill-Permissions") != "read_org,read_project,read_prod" || h.Get("X-Rill-Token-Id") != parsed.ID.String() {
 		t.Errorf("check headers: kind %q permissions %q token id %q", h.Get("X-Rill-Auth-Kind"), h.Get("X-Rill-Permissions"), h.Get("X-Rill-Token-Id"))
 	}
 	c, err := rt.parseAndValidate(strings.TrimPrefix(h.Get("Authorization"), "Bearer "))
