@@ -374,8 +374,11 @@ func checkRequestText(r *http.Request) error {
 }
 
 // decode reads a JSON body into v, naming the problem when it is not acceptable.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
+func decode(r *http.Request, v any) error { return decodeFrom(r.Body, v) }
+
+// decodeFrom is decode of a body already read or rewritten.
+func decodeFrom(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	var syn *json.SyntaxError

@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +32,43 @@ func (a *API) registerMagic(mux *http.ServeMux) {
 	a.mutation(mux, "DELETE /v1/magic-tokens/{id}", "magic_token.revoke", a.revokeMagic)
 }
 
+// magicAliases are the JSON names Rill's API gateway also takes for IssueMagicAuthTokenRequest
+// (protojson's lowerCamelCase), which a client of Rill's API sends.
+var magicAliases = map[string]string{"metricsViewFilters": "metrics_view_filters", "displayName": "display_name", "ttlMinutes": "ttl_minutes"}
+
+// decodeMagic decodes an issue request by our (the proto's) names or Rill's JSON names, with
+// ttl_minutes a number or, as protojson writes an int64, a string of digits.
+func decodeMagic(r *http.Request, req *apiv1.MagicTokenRequest) error {
+	var fields map[string]json.RawMessage
+	if err := decode(r, &fields); err != nil {
+		return err
+	}
+	for camel, proto := range magicAliases {
+		v, ok := fields[camel]
+		if !ok {
+			continue
+		}
+		if _, both := fields[proto]; both {
+			return errf(http.StatusBadRequest, "give %s or %s, not both", proto, camel)
+		}
+		fields[proto] = v
+		delete(fields, camel)
+	}
+	if v := fields["ttl_minutes"]; len(v) > 2 && v[0] == '"' {
+		var digits string
+		if json.Unmarshal(v, &digits) == nil {
+			if _, err := strconv.ParseInt(digits, 10, 64); err == nil {
+				fields["ttl_minutes"] = json.RawMessage(digits)
+			}
+		}
+	}
+	b, err := json.Marshal(fields)
+	if err != nil {
+		return fmt.Errorf("magic token request: %w", err)
+	}
+	return decodeFrom(bytes.NewReader(b), req)
+}
+
 // MaxMagicFields bounds the fields of one public URL.
 const MaxMagicFields = 1000
 
@@ -50,7 +89,7 @@ func (a *API) issueMagic(w http.ResponseWriter, r *http.Request, c *caller) erro
 		return err
 	}
 	var req apiv1.MagicTokenRequest
-	if err := decode(r, &req); err != nil {
+	if err := decodeMagic(r, &req); err != nil {
 		return err
 	}
 	// Charged before the filters are parsed: parsing is the costly part of a refused request.

@@ -1,10 +1,12 @@
 package adminapi_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 )
@@ -39,5 +41,30 @@ func TestMagicTokenRequestLimits(t *testing.T) {
 	var in apiv1.Introspection
 	if err := json.Unmarshal(b, &in); code != 200 || err != nil || !in.Active || in.TokenType != "rill_mgc" {
 		t.Fatalf("introspect a public URL's token: %d %s", code, b)
+	}
+}
+
+// TestMagicTokenRillNames: an issue request in Rill's JSON names (lowerCamelCase, ttlMinutes an
+// int64 as protojson writes it, a string) means the same as one in the proto's names; both
+// names of one field are a 400.
+func TestMagicTokenRillNames(t *testing.T) {
+	e := setup(t)
+	filter := `{"cond":{"op":"OPERATION_EQ","exprs":[{"ident":"country"},{"val":"DK"}]}}`
+	code, apiErr, b := e.call(t, "admin", "POST", "/v1/orgs/acme/projects/web/tokens/magic",
+		`{"resources":[{"type":"explore","name":"s"}],"metricsViewFilters":{"mv":`+filter+`},"displayName":"partner","ttlMinutes":"60"}`)
+	var got apiv1.IssuedMagicToken
+	if code != 201 || json.Unmarshal(b, &got) != nil {
+		t.Fatalf("Rill's names: %d %q %s", code, apiErr.Message, b)
+	}
+	var mv bytes.Buffer // the answer is indented
+	json.Compact(&mv, got.MetricsViewFilters["mv"])
+	if got.DisplayName != "partner" || mv.String() != filter ||
+		got.ExpiresAt.Sub(got.CreatedAt).Round(time.Minute) != time.Hour {
+		t.Errorf("issued from Rill's names: %+v", got.MagicToken)
+	}
+	code, apiErr, _ = e.call(t, "admin", "POST", "/v1/orgs/acme/projects/web/tokens/magic",
+		`{"resources":[{"type":"explore","name":"s"}],"display_name":"a","displayName":"b"}`)
+	if code != 400 || !strings.Contains(apiErr.Message, "not both") {
+		t.Errorf("both names of one field: %d %q, want 400", code, apiErr.Message)
 	}
 }
