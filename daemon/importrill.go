@@ -72,6 +72,9 @@ func (c *ImportRillCmd) run(ctx context.Context, stdout, stderr io.Writer) error
 		say(stdout, "the store was empty: everything went in one bulk load (on PostgreSQL, one transaction); "+
 			"it counts as bootstrapped, so the daemon creates no superuser of its own: Rill's superusers administer it with their tokens")
 	}
+	if snap.PublicURLsUnread != "" {
+		say(stdout, "left out every public URL: %s", snap.PublicURLsUnread)
+	}
 	if snap.ExpiredTokens > 0 {
 		say(stdout, "left out %s", plural(snap.ExpiredTokens, "expired token"))
 	}

@@ -122,3 +122,14 @@ func TestPruneMagicTokensOfADeletedProject(t *testing.T) {
 		}
 	})
 }
+
+// TestImportSaysWhyNoPublicURL: a Rill database whose magic_auth_tokens lacks a column the
+// import reads brings no public URL, and the report says so rather than nothing.
+func TestImportSaysWhyNoPublicURL(t *testing.T) {
+	f := seed(t)
+	f.db.exec("ALTER TABLE magic_auth_tokens DROP COLUMN fields")
+	out, code := importRill(t, filepath.Join(t.TempDir(), "data"), f.db.URL, "--dry-run")
+	if code != 0 || !strings.Contains(out, "left out every public URL: Rill's magic_auth_tokens has no column fields") {
+		t.Fatalf("import-rill exited %d without saying why no public URL came:\n%s", code, out)
+	}
+}

@@ -36,6 +36,9 @@ type Snapshot struct {
 	// RestrictedBindings counts the users' project roles that Rill limits to some resources
 	// (0089.sql's restrict_resources on every binding of the user there), imported so limited.
 	RestrictedBindings int
+	// PublicURLsUnread says why no public URL was read from a Rill database that has them
+	// (its magic_auth_tokens lacks a column the import reads); "" when they were read.
+	PublicURLsUnread string
 	// Defects are the rows the import cannot take as they are (see Defect): orphans, and org
 	// names that collide once lower-cased. Import refuses them all before its first write, or
 	// with SkipOrphans leaves the orphans out.

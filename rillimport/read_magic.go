@@ -24,8 +24,12 @@ var magicColumns = []string{"id", "secret_hash", "project_id", "created_on", "ex
 // is SHA-256 of the secret, as for every Rill token (admin/pkg/authtoken), so a link Rill
 // handed out keeps working here. Expired ones are left out, as Rill refuses them.
 func (r *reader) magicTokens(ctx context.Context) error {
+	if r.column("magic_auth_tokens", "id") == "" {
+		return nil // a Rill from before public URLs
+	}
 	for _, c := range magicColumns {
 		if r.column("magic_auth_tokens", c) == "" {
+			r.snap.PublicURLsUnread = "Rill's magic_auth_tokens has no column " + c + " (a Rill older than the import knows)"
 			return nil
 		}
 	}
