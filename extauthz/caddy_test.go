@@ -87,25 +87,7 @@ func (g *caddyGateway) prove(t *testing.T, placeholderText bool) {
 	f, addr, hits := g.f, g.addr, g.hits
 	get := func(path, tok string, forged map[string]string) (int, http.Header, map[string][]string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
-		if tok != "" {
-			req.Header.Set("Authorization", "Bearer "+tok)
-		}
-		for k, v := range forged {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var seen map[string][]string
-		if resp.StatusCode == 200 {
-			if err := json.NewDecoder(resp.Body).Decode(&seen); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return resp.StatusCode, resp.Header, seen
+		return gatewayGet(t, addr, path, tok, forged)
 	}
 	forged := map[string]string{"X-Rill-Org-Role": "admin", "X-Rill-Project-Role": "admin", "X-Rill-Subject": "root@evil",
 		"X-Rill-Attributes": "eyJhZG1pbiI6dHJ1ZX0", "X-Rill-Debug": "1", "X-Rill-": "bare"}

@@ -152,25 +152,7 @@ http {
 
 	get := func(path, tok string, forged map[string]string) (int, http.Header, map[string][]string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
-		if tok != "" {
-			req.Header.Set("Authorization", "Bearer "+tok)
-		}
-		for k, v := range forged {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var seen map[string][]string
-		if resp.StatusCode == 200 {
-			if err := json.NewDecoder(resp.Body).Decode(&seen); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return resp.StatusCode, resp.Header, seen
+		return gatewayGet(t, addr, path, tok, forged)
 	}
 	forged := map[string]string{"X-Rill-Org-Role": "admin", "X-Rill-Project-Role": "admin", "X-Rill-Subject": "root@evil", "X-Rill-Attributes": "eyJhZG1pbiI6dHJ1ZX0"}
 
@@ -255,4 +237,30 @@ http {
 	if log, _ := os.ReadFile(filepath.Join(dir, "error.log")); strings.Count(string(log), "auth request unexpected status: 400") != ours {
 		t.Errorf("nginx did not get our 400 %d times:\n%s", ours, log)
 	}
+}
+
+// gatewayGet sends GET path through the gateway at addr with the bearer tok (none if "") and the
+// forged headers, and returns the status, the headers and, on a 200, the headers the upstream
+// saw (the test upstream answers them as JSON).
+func gatewayGet(t *testing.T, addr, path, tok string, forged map[string]string) (int, http.Header, map[string][]string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	for k, v := range forged {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var seen map[string][]string
+	if resp.StatusCode == 200 {
+		if err := json.NewDecoder(resp.Body).Decode(&seen); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.StatusCode, resp.Header, seen
 }
