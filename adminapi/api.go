@@ -155,6 +155,9 @@ type caller struct {
 	action, target string
 	// issueCharged: the request has spent its token issue of the rate limit.
 	issueCharged bool
+	// named is the TokenLabel of the token the mutation issued or revoked, for its audit
+	// event's Detail: the target names it by UUID, which says nothing once it is gone.
+	named string
 }
 
 // aim names what the caller is acting on, unless a handler named it more precisely first.
@@ -438,7 +441,11 @@ func checkName(field, v string, valid func(string) bool, rule string) error {
 // audit records an admin mutation. A failure to write it fails the request: an unaudited change
 // is worse than a refused one.
 func (a *API) audit(ctx context.Context, c *caller, action, target string) error {
-	if err := a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: c.actor, Action: action, Target: target, Outcome: "ok", Detail: viaDetail(ctx)}); err != nil {
+	detail := viaDetail(ctx)
+	if c.named != "" {
+		detail = strings.TrimSuffix(c.named+"; "+detail, "; ")
+	}
+	if err := a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: c.actor, Action: action, Target: target, Outcome: "ok", Detail: detail}); err != nil {
 		return fmt.Errorf("write audit event: %w", err)
 	}
 	a.log.Info("admin mutation", "request_id", c.requestID, "actor", c.actor, "action", action, "target", target)

@@ -47,6 +47,16 @@ func (a *API) listOrgs(w http.ResponseWriter, r *http.Request, c *caller) error 
 	return nil
 }
 
+// What the org-level lists ask of their caller on the org. The handlers check these, and the
+// console shows a page to whom its list would answer, from the same constants (and policy's
+// role tables), so a menu never offers a page that answers 403.
+const (
+	// NeedServices is asked by every route on an org's services and their tokens.
+	NeedServices = policy.ManageOrg
+	// NeedMembers is asked to list an org's members.
+	NeedMembers = policy.ReadOrgMembers
+)
+
 // org loads the org named in the path after checking the caller may act on it, so that a caller
 // without access cannot learn which orgs exist.
 func (a *API) org(r *http.Request, c *caller, perm policy.Perm) (string, error) {

@@ -12,7 +12,7 @@ import (
 )
 
 func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) error {
-	org, err := a.org(r, c, policy.ManageOrg)
+	org, err := a.org(r, c, NeedServices)
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 
 // service loads the service named in the path after checking manage_org on its org.
 func (a *API) service(r *http.Request, c *caller) (store.Service, error) {
-	org, err := a.org(r, c, policy.ManageOrg)
+	org, err := a.org(r, c, NeedServices)
 	if err != nil {
 		return store.Service{}, err
 	}
@@ -79,7 +79,7 @@ func (a *API) service(r *http.Request, c *caller) (store.Service, error) {
 }
 
 func (a *API) listServices(w http.ResponseWriter, r *http.Request, c *caller) error {
-	org, err := a.org(r, c, policy.ManageOrg)
+	org, err := a.org(r, c, NeedServices)
 	if err != nil {
 		return err
 	}
@@ -232,6 +232,7 @@ func (a *API) issueServiceToken(w http.ResponseWriter, r *http.Request, c *calle
 	if err != nil {
 		return err
 	}
+	c.named = TokenLabel(issued.Prefix, "")
 	return a.audited(w, r, c, "service.token.issue", "service:"+s.Org+"/"+s.Name+" token:"+issued.ID, http.StatusCreated, issued)
 }
 
@@ -257,5 +258,6 @@ func (a *API) revokeServiceToken(w http.ResponseWriter, r *http.Request, c *call
 		return err
 	}
 	a.metrics.TokensRevoked(policy.KindOf(t.Kind), 1)
+	c.named = TokenLabel(t.Prefix, t.DisplayName)
 	return a.audited(w, r, c, "service.token.revoke", "service:"+s.Org+"/"+s.Name+" token:"+t.ID.String(), http.StatusOK, apiv1.Revoked{Revoked: []apiv1.TokenInfo{tokenInfo(t)}})
 }

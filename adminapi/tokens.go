@@ -77,6 +77,7 @@ func (a *API) issueUserToken(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return err
 	}
+	c.named = TokenLabel(issued.Prefix, issued.DisplayName)
 	return a.audited(w, r, c, "token.issue", "user:"+u.Email+" token:"+issued.ID, http.StatusCreated, issued)
 }
 
@@ -136,6 +137,7 @@ func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller)
 		return err
 	}
 	a.metrics.TokensRevoked(policy.KindOf(t.Kind), 1)
+	c.named = TokenLabel(t.Prefix, t.DisplayName)
 	return a.audited(w, r, c, "token.revoke", "user:"+u.Email+" token:"+t.ID.String(), http.StatusOK, apiv1.Revoked{Revoked: []apiv1.TokenInfo{tokenInfo(t)}})
 }
 

@@ -162,7 +162,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, c *caller) error
 		if !c.p.Superuser {
 			return errf(http.StatusForbidden, "only a superuser may list every user; give an org")
 		}
-	} else if err := c.need(org, "", policy.ReadOrgMembers); err != nil {
+	} else if err := c.need(org, "", NeedMembers); err != nil {
 		return err
 	}
 	all, err := a.st.ListUsers(r.Context())

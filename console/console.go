@@ -28,9 +28,12 @@ import (
 var assets embed.FS
 
 // Store is what the Overview reads directly (the API has no endpoint for it): live token counts
-// and the signing keys' dates. The private keys in the records are never shown.
+// and the signing keys' dates (the private keys in the records are never shown); and, for
+// the audit log (superusers only), a token's display prefix and name, to name the tokens its
+// events name by UUID.
 type Store interface {
 	CountTokens(ctx context.Context) (map[token.Kind]uint64, error)
+	GetToken(ctx context.Context, id token.ID) (store.Token, error)
 	ListSigningKeys(ctx context.Context) ([]store.SigningKey, error)
 }
 
@@ -202,9 +205,7 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /ui/hygiene/revoke", c.form(c.hygieneRevoke))
 	m.HandleFunc("GET /ui/audit", c.page(c.audit))
 	m.HandleFunc("GET /ui/audit.csv", c.auditCSV)
-	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
-		c.errorPage(w, r, nil, http.StatusNotFound, "Not found", "There is no console page at "+r.URL.Path+".")
-	})
+	m.HandleFunc("/ui/", c.notFound)
 	c.mux = m
 }
 
@@ -230,4 +231,18 @@ func parsePages() (map[string]*template.Template, error) {
 		pages[name] = t
 	}
 	return pages, nil
+}
+
+// notFound answers a path with no page: to a signed-in browser inside the console (its menu,
+// no sign-in link), to anyone else with a way to sign in. Nothing is acted on, so a POST here
+// needs no CSRF token to be told so.
+func (c *Console) notFound(w http.ResponseWriter, r *http.Request) {
+	msg := "There is no console page at " + r.URL.Path + "."
+	if s, _ := c.sessions.get(r); s == nil {
+		c.errorPage(w, r, nil, http.StatusNotFound, "Not found (404)", msg)
+		return
+	}
+	if v, ok := c.enter(w, r, false); ok {
+		c.errorPage(w, r, v, http.StatusNotFound, "Not found (404)", msg)
+	}
 }

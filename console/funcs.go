@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -21,6 +22,7 @@ var funcs = template.FuncMap{
 	"minute": func(t time.Time) string { return t.UTC().Format("15:04") },
 	"since":  func(t, now time.Time) string { return now.Sub(t).Round(100 * time.Millisecond).String() },
 	"count":  fmtCount,
+	"num":    num,
 	// roles lists a role map as sorted "key: role" lines.
 	"roles": func(m map[string]string) []string {
 		out := make([]string, 0, len(m))
@@ -29,13 +31,7 @@ var funcs = template.FuncMap{
 		}
 		return out
 	},
-	"attrs": func(m map[string]any) string {
-		if len(m) == 0 {
-			return "{}"
-		}
-		b, _ := json.Marshal(m)
-		return string(b)
-	},
+	"attrs":  attrsJSON,
 	"orgRoles":     func() []string { return []string{"admin", "editor", "viewer", "guest"} },
 	"projectRoles": func() []string { return []string{"admin", "editor", "viewer"} },
 	// attrField is the attributes textarea's state: what was sent (else the current value)
@@ -56,4 +52,25 @@ func whenOr(t time.Time, none string) string {
 		return none
 	}
 	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// attrsJSON is attributes on one line, as lists show them.
+func attrsJSON(m map[string]any) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// num writes n with thousands separators (10,000).
+func num(n int) string {
+	s := strconv.Itoa(n)
+	if n < 0 {
+		return "-" + num(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

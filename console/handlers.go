@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
@@ -206,28 +205,6 @@ func (v *view) refused(w http.ResponseWriter, path, field string, err error) err
 		}
 	}
 	return v.back(w, path, &flash{Error: err.(*apiError).Message, Field: field, Form: form})
-}
-
-// useOrg picks the org a page is about: ?org= (or the form's org) when the caller can see it,
-// else the first they can. It lists the orgs for the page's org switcher.
-func (v *view) useOrg() error {
-	var orgs []apiv1.Org
-	if err := v.call("GET", "/v1/orgs", nil, nil, &orgs); err != nil {
-		return err
-	}
-	v.Orgs = v.Orgs[:0]
-	for _, o := range orgs {
-		v.Orgs = append(v.Orgs, o.Name)
-	}
-	want := v.r.FormValue("org")
-	if slices.Contains(v.Orgs, want) {
-		v.Org = want
-	} else if want != "" {
-		return &apiError{Status: http.StatusNotFound, Message: "org " + want + " not found, or not visible to you"}
-	} else if len(v.Orgs) > 0 {
-		v.Org = v.Orgs[0]
-	}
-	return nil
 }
 
 // orgPath is path?org=<org>.

@@ -2,56 +2,87 @@ package console
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/metrics"
 )
 
-// BenchmarkRenderTokens10k is My tokens' template alone with 10,000 rows (the page benchmark
-// adds the in-process API call).
-func BenchmarkRenderTokens10k(b *testing.B) {
-	c, err := New(Options{API: http.NotFoundHandler()})
-	if err != nil {
-		b.Fatal(err)
+// TestPaginate: search keeps the rows holding every word (any case), the page is cut from
+// the matches, and the pager's links keep the search and the page's other parameters.
+func TestPaginate(t *testing.T) {
+	rows := make([]string, 120)
+	for i := range rows {
+		rows[i] = fmt.Sprintf("Laptop %d", i)
 	}
-	defer c.Close()
-	toks := make([]apiv1.TokenInfo, 10000)
-	now := time.Now()
-	for i := range toks {
-		toks[i] = apiv1.TokenInfo{ID: fmt.Sprintf("%08d-0000-4000-8000-000000000000", i), Prefix: "rill_usr_0123456789", DisplayName: fmt.Sprintf("laptop %d", i), CreatedAt: now}
+	text := func(s *string) string { return *s }
+	keep := url.Values{"org": {"acme"}}
+	for _, tc := range []struct {
+		query          string
+		first, n       int
+		found, last    int
+		page           int
+		prev, next     string
+		firstN, untilN int
+	}{
+		{"", 0, 50, 120, 3, 1, "", "/ui/x?org=acme&page=2", 1, 50},
+		{"page=3", 100, 20, 120, 3, 3, "/ui/x?org=acme&page=2", "", 101, 120},
+		{"page=99", 100, 20, 120, 3, 3, "/ui/x?org=acme&page=2", "", 101, 120},
+		{"page=-1", 0, 50, 120, 3, 1, "", "/ui/x?org=acme&page=2", 1, 50},
+		{"q=LAPTOP+1", 1, 39, 39, 1, 1, "", "", 1, 39}, // 1, 10-19, 21, 31 … 91, 100-119
+		{"q=laptop+11&page=1", 11, 11, 11, 1, 1, "", "", 1, 11},
+		{"q=nothing", 0, 0, 0, 1, 1, "", "", 0, 0},
+	} {
+		r := httptest.NewRequest("GET", "/ui/x?"+tc.query, nil)
+		got, l := paginate(r, "/ui/x", "rows", keep, rows, text)
+		if len(got) != tc.n || (tc.n > 0 && got[0] != rows[tc.first]) || l.Found != tc.found || l.Total != 120 || l.Last != tc.last ||
+			l.Page != tc.page || l.Prev != tc.prev || l.Next != tc.next || l.First != tc.firstN || l.Until != tc.untilN {
+			t.Errorf("%s: %d rows from %q, %+v", tc.query, len(got), got, l)
+		}
 	}
-	r := httptest.NewRequest("GET", "/ui/tokens", nil)
-	v := &view{c: c, r: r, s: &session{csrf: "x"}, Title: "My tokens", Data: nil}
-	for b.Loop() {
-		v.Data = myTokensData{Count: len(toks), Rows: myTokenRows(tokenRows(toks, ""), "x"), TTLChoices: ttlChoices}
-		w := httptest.NewRecorder()
-		w.Body = nil
-		c.render(discard{w}, v, "tokens", 200)
+	r := httptest.NewRequest("GET", "/ui/x?q=laptop&page=1", nil)
+	if _, l := paginate(r, "/ui/x", "rows", keep, rows, text); l.Next != "/ui/x?org=acme&page=2&q=laptop" {
+		t.Errorf("the next page forgets the search: %q", l.Next)
+	}
+	// A list filtered otherwise (nil text) is paged only.
+	if got, l := paginate(httptest.NewRequest("GET", "/ui/x?q=zzz", nil), "/ui/x", "rows", nil, rows, nil); len(got) != 50 || l.Q != "" {
+		t.Errorf("nil text: %d rows, %+v", len(got), l)
 	}
 }
 
-type discard struct{ http.ResponseWriter }
-
-func (discard) Write(b []byte) (int, error) { return io.Discard.Write(b) }
-
-// TestTokenRowsEscape: the hand-written rows of My tokens escape every value, in text and in
-// attributes, as html/template would.
-func TestTokenRowsEscape(t *testing.T) {
-	evil := `<script>alert(1)</script>"'&`
-	out := string(myTokenRows([]tokenRow{{ID: `x"><img src=x onerror=alert(1)>`, Prefix: evil, Name: evil, Created: evil, Expires: evil, LastUsed: evil}}, `c"<`))
-	for _, bad := range []string{"<script>", `"><img`, `'&`, `c"<`} {
-		if strings.Contains(out, bad) {
-			t.Errorf("unescaped %q in:\n%s", bad, out)
+// TestParseAuditTimes: From and To are UTC, 24-hour, ISO; a To keeps its whole minute (or
+// day); anything else is refused with a message that says what to type.
+func TestParseAuditTimes(t *testing.T) {
+	d := func(s string) time.Time { v, _ := time.Parse(time.RFC3339Nano, s); return v }
+	for _, tc := range []struct {
+		in    string
+		to    bool
+		want  time.Time
+		shown string
+	}{
+		{"2026-01-02 15:04", false, d("2026-01-02T15:04:00Z"), "2026-01-02 15:04"},
+		{"2026-01-02T15:04", false, d("2026-01-02T15:04:00Z"), "2026-01-02 15:04"},
+		{" 2026-01-02 15:04Z ", false, d("2026-01-02T15:04:00Z"), "2026-01-02 15:04"},
+		{"2026-01-02 15:04 UTC", true, d("2026-01-02T15:04:59.999999999Z"), "2026-01-02 15:04"},
+		{"2026-01-02 23:59:30", true, d("2026-01-02T23:59:30.999999999Z"), "2026-01-02 23:59:30"},
+		{"2026-01-02", false, d("2026-01-02T00:00:00Z"), "2026-01-02"},
+		{"2026-01-02", true, d("2026-01-02T23:59:59.999999999Z"), "2026-01-02"},
+	} {
+		got, shown, err := parseUTC("From", tc.in, tc.to)
+		if err != nil || !got.Equal(tc.want) || shown != tc.shown || got.Location() != time.UTC {
+			t.Errorf("%q: %v %q %v", tc.in, got, shown, err)
 		}
 	}
-	if !strings.Contains(out, "&lt;script&gt;alert(1)&lt;/script&gt;&#34;&#39;&amp;") || !strings.Contains(out, `value="x&#34;&gt;&lt;img`) {
-		t.Errorf("not escaped as expected:\n%s", out)
+	for _, bad := range []string{"yesterday", "01/02/2026, 03:04 PM", "2026-01-02 3:04 PM", "2026-13-01 10:00", "2026-01-02 24:00", "2026-01-02 15:04+02:00"} {
+		if _, _, err := parseUTC("From", bad, false); err == nil || !strings.Contains(err.Error(), "YYYY-MM-DD HH:MM") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	if _, bad := parseAuditQuery(url.Values{"from": {"2026-01-02 10:00"}, "to": {"2026-01-02 09:00"}}); !strings.Contains(bad, "before") {
+		t.Errorf("To before From: %q", bad)
 	}
 }
 

@@ -13,8 +13,18 @@ import (
 )
 
 type servicesData struct {
+	List     listPage
 	Services []apiv1.Service
 	Projects []string
+}
+
+// serviceText is what search looks in: what a service's row shows.
+func serviceText(s *apiv1.Service) string {
+	t := s.Name + " " + s.OrgRole + " " + when(s.CreatedAt) + " " + attrsJSON(s.Attributes)
+	for p, r := range s.ProjectRoles {
+		t += " " + p + ": " + r
+	}
+	return t
 }
 
 func (v *view) servicesPath() string { return "/v1/orgs/" + url.PathEscape(v.Org) + "/services" }
@@ -44,16 +54,15 @@ func (v *view) projects() ([]string, error) {
 // services lists the org's services (the API asks manage_org) and offers the create form.
 func (c *Console) services(w http.ResponseWriter, v *view) error {
 	v.Nav, v.Title = "services", "Services"
-	if err := v.useOrg(); err != nil {
+	if err := v.useOrg("services"); err != nil {
 		return err
-	}
-	if v.Org == "" {
-		return &apiError{Status: http.StatusForbidden, Message: "you are a member of no org, so there are no services to manage"}
 	}
 	d := servicesData{}
-	if err := v.call("GET", v.servicesPath(), nil, nil, &d.Services); err != nil {
+	var all []apiv1.Service
+	if err := v.call("GET", v.servicesPath(), nil, nil, &all); err != nil {
 		return err
 	}
+	d.Services, d.List = paginate(v.r, Prefix+"/services", "services", v.orgKeep(), all, serviceText)
 	var err error
 	if d.Projects, err = v.projects(); err != nil {
 		return err
@@ -90,7 +99,7 @@ func attributes(s string) (map[string]any, error) {
 }
 
 func (c *Console) createService(w http.ResponseWriter, v *view) error {
-	if err := v.useOrg(); err != nil {
+	if err := v.useOrg("services"); err != nil {
 		return err
 	}
 	back := v.orgPath(Prefix + "/services")
@@ -119,6 +128,8 @@ func (c *Console) createService(w http.ResponseWriter, v *view) error {
 
 type serviceData struct {
 	apiv1.ServiceDetail
+	List           listPage
+	Page           []tokenRow // the page of Tokens shown
 	AttributesJSON string
 	Projects       []string
 	TTLChoices     any
@@ -126,7 +137,7 @@ type serviceData struct {
 
 func (c *Console) service(w http.ResponseWriter, v *view) error {
 	v.Nav = "services"
-	if err := v.useOrg(); err != nil {
+	if err := v.useOrg("services"); err != nil {
 		return err
 	}
 	name := v.r.PathValue("name")
@@ -136,6 +147,7 @@ func (c *Console) service(w http.ResponseWriter, v *view) error {
 		return err
 	}
 	newestFirst(d.Tokens)
+	d.Page, d.List = paginate(v.r, Prefix+"/services/"+url.PathEscape(name), "tokens", v.orgKeep(), tokenRows(d.Tokens, ""), (*tokenRow).text)
 	d.AttributesJSON = prettyJSON(d.Attributes)
 	var err error
 	if d.Projects, err = v.projects(); err != nil {
@@ -159,7 +171,7 @@ func prettyJSON(m map[string]any) string {
 }
 
 func (c *Console) editService(w http.ResponseWriter, v *view) error {
-	if err := v.useOrg(); err != nil {
+	if err := v.useOrg("services"); err != nil {
 		return err
 	}
 	name := v.r.PathValue("name")
@@ -188,7 +200,7 @@ func (c *Console) editService(w http.ResponseWriter, v *view) error {
 }
 
 func (c *Console) setServiceRole(w http.ResponseWriter, v *view) error {
-	if err := v.useOrg(); err != nil {
+	if err := v.useOrg("services"); err != nil {
 		return err
 	}
 	name := v.r.PathValue("name")
@@ -210,7 +222,7 @@ func (c *Console) setServiceRole(w http.ResponseWriter, v *view) error {
 }
 
 func (c *Console) issueServiceToken(w http.ResponseWriter, v *view) error {
-	if err := v.useOrg(); err != nil {
+	if err := v.useOrg("services"); err != nil {
 		return err
 	}
 	name := v.r.PathValue("name")
@@ -222,7 +234,7 @@ func (c *Console) issueServiceToken(w http.ResponseWriter, v *view) error {
 }
 
 func (c *Console) revokeServiceToken(w http.ResponseWriter, v *view) error {
-	if err := v.useOrg(); err != nil {
+	if err := v.useOrg("services"); err != nil {
 		return err
 	}
 	name := v.r.PathValue("name")
@@ -234,7 +246,7 @@ func (c *Console) revokeServiceToken(w http.ResponseWriter, v *view) error {
 }
 
 func (c *Console) deleteService(w http.ResponseWriter, v *view) error {
-	if err := v.useOrg(); err != nil {
+	if err := v.useOrg("services"); err != nil {
 		return err
 	}
 	name := v.r.PathValue("name")

@@ -1,8 +1,6 @@
 package console
 
 import (
-	"html"
-	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,13 +18,13 @@ var ttlChoices = []struct {
 }{{60 * 24 * 7, "7 days"}, {60 * 24 * 30, "30 days"}, {60 * 24 * 90, "90 days"}, {60 * 24 * 365, "1 year"}, {60, "1 hour"}, {60 * 24, "1 day"}, {0, "never (not recommended)"}}
 
 type myTokensData struct {
-	Count      int
-	Rows       template.HTML
+	List       listPage
+	Rows       []tokenRow
 	TTLChoices any
 }
 
-// tokenRow is a token as a list shows it, its times formatted once here: a page of 10,000 rows
-// is mostly the template's work per field, so each row asks for as few as it can.
+// tokenRow is a token as a list shows it, its times formatted once here (the search reads
+// the same text the row shows).
 type tokenRow struct {
 	ID, Prefix, Name, Created, Expires, LastUsed string
 	Current                                      bool // the session's own token
@@ -41,6 +39,11 @@ func tokenRows(toks []apiv1.TokenInfo, current string) []tokenRow {
 	return out
 }
 
+// text is what search looks in: everything the row shows.
+func (t *tokenRow) text() string {
+	return t.Prefix + " " + t.Name + " " + t.Created + " expires " + t.Expires + " used " + t.LastUsed
+}
+
 func (c *Console) myTokens(w http.ResponseWriter, v *view) error {
 	v.Nav, v.Title = "tokens", "My tokens"
 	var toks []apiv1.TokenInfo
@@ -48,7 +51,9 @@ func (c *Console) myTokens(w http.ResponseWriter, v *view) error {
 		return err
 	}
 	newestFirst(toks)
-	v.Data = myTokensData{Count: len(toks), Rows: myTokenRows(tokenRows(toks, v.Who.TokenID), v.CSRF), TTLChoices: ttlChoices}
+	d := myTokensData{TTLChoices: ttlChoices}
+	d.Rows, d.List = paginate(v.r, Prefix+"/tokens", "tokens", nil, tokenRows(toks, v.Who.TokenID), (*tokenRow).text)
+	v.Data = d
 	c.render(w, v, "tokens", http.StatusOK)
 	return nil
 }
@@ -105,7 +110,14 @@ type hygieneRow struct {
 	Findings []string
 }
 
+// text is what search looks in: what the row shows.
+func (h *hygieneRow) text() string {
+	return h.Prefix + " " + h.Owner + " " + h.DisplayName + " " + when(h.CreatedAt) + " " + whenOr(h.ExpiresAt, "never") + " " +
+		whenOr(h.LastUsedAt, "never") + " " + strings.Join(h.Findings, " ")
+}
+
 type hygieneData struct {
+	List                                  listPage
 	Rows                                  []hygieneRow
 	Days                                  int
 	Show                                  string
@@ -118,7 +130,7 @@ type hygieneData struct {
 // tokens are listed to superusers only, as only they may manage another user's tokens.
 func (c *Console) hygiene(w http.ResponseWriter, v *view) error {
 	v.Nav, v.Title = "hygiene", "Token hygiene"
-	if err := v.useOrg(); err != nil {
+	if err := v.useOrg("hygiene"); err != nil {
 		return err
 	}
 	days, err := strconv.Atoi(v.r.FormValue("days"))
@@ -126,9 +138,6 @@ func (c *Console) hygiene(w http.ResponseWriter, v *view) error {
 		days = 30
 	}
 	d := hygieneData{Days: days, Show: v.r.FormValue("show"), UsersIncluded: v.Who.Superuser}
-	if v.Org == "" {
-		return &apiError{Status: http.StatusNotFound, Message: "there is no org to look at"}
-	}
 	var svcs []apiv1.Service
 	if err := v.call("GET", "/v1/orgs/"+url.PathEscape(v.Org)+"/services", nil, nil, &svcs); err != nil {
 		return err
@@ -159,6 +168,7 @@ func (c *Console) hygiene(w http.ResponseWriter, v *view) error {
 		}
 	}
 	now := v.c.now()
+	var flagged []hygieneRow
 	for _, row := range all {
 		var f []string
 		if row.LastUsedAt.IsZero() {
@@ -177,10 +187,16 @@ func (c *Console) hygiene(w http.ResponseWriter, v *view) error {
 		}
 		row.Findings = f
 		if len(f) > 0 && d.matches(row) {
-			d.Rows = append(d.Rows, row)
+			flagged = append(flagged, row)
 		}
 	}
 	d.In = len(all)
+	keep := v.orgKeep()
+	if d.Show != "" {
+		keep.Set("show", d.Show)
+	}
+	keep.Set("days", strconv.Itoa(days))
+	d.Rows, d.List = paginate(v.r, Prefix+"/hygiene", "tokens", keep, flagged, (*hygieneRow).text)
 	v.Data = d
 	c.render(w, v, "hygiene", http.StatusOK)
 	return nil
@@ -202,7 +218,7 @@ func (d *hygieneData) matches(row hygieneRow) bool {
 // hygieneRevoke revokes the selected tokens, each by its own API request (so each is
 // authorized and audited on its own).
 func (c *Console) hygieneRevoke(w http.ResponseWriter, v *view) error {
-	if err := v.useOrg(); err != nil {
+	if err := v.useOrg("hygiene"); err != nil {
 		return err
 	}
 	back := v.orgPath(Prefix + "/hygiene")
@@ -244,29 +260,4 @@ func splitRef(ref string) (kind, owner, id string, ok bool) {
 		return "", "", "", false
 	}
 	return parts[0], parts[1], parts[2], true
-}
-
-// myTokenRows is the rows of My tokens' table. A list may hold 10,000 tokens, and html/template
-// spends a reflective call per field and escaper on each (over 10 per row), so the rows are
-// written here: every value goes through html.EscapeString, inside double-quoted attributes
-// or as text, which is the whole of what the template's escaper would do in those places.
-// TestTokenRowsEscape holds it to that.
-func myTokenRows(rows []tokenRow, csrf string) template.HTML {
-	var b strings.Builder
-	b.Grow(len(rows) * 900)
-	e := html.EscapeString
-	for _, r := range rows {
-		cur, ends := "", ""
-		if r.Current {
-			cur, ends = " <strong>(this session)</strong>", " This ends this session."
-		}
-		b.WriteString("<tr>\n<td><code>" + e(r.Prefix) + "…</code>" + cur + "</td>\n<td>" + e(r.Name) + "</td><td>" + e(r.Created) +
-			"</td><td>" + e(r.Expires) + "</td><td>" + e(r.LastUsed) + "</td>\n" +
-			`<td><details class="confirm"><summary>Revoke…</summary>` + "\n" +
-			`<form method="post" action="/ui/tokens/revoke"><input type="hidden" name="csrf" value="` + e(csrf) +
-			`"><input type="hidden" name="id" value="` + e(r.ID) + `">` + "\n" +
-			"<p>Revoke <code>" + e(r.Prefix) + "…</code>? Whatever uses it is refused from its next request." + ends + "</p>\n" +
-			`<button type="submit" class="danger">Yes, revoke ` + e(r.Name) + "</button>\n</form></details></td>\n</tr>\n")
-	}
-	return template.HTML(b.String()) //nolint:gosec // every value above is escaped
 }
