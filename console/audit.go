@@ -3,9 +3,9 @@ package console
 import (
 	"encoding/csv"
 	"fmt"
-	"regexp"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"

@@ -31,7 +31,7 @@ var funcs = template.FuncMap{
 		}
 		return out
 	},
-	"attrs":  attrsJSON,
+	"attrs":        attrsJSON,
 	"orgRoles":     func() []string { return []string{"admin", "editor", "viewer", "guest"} },
 	"projectRoles": func() []string { return []string{"admin", "editor", "viewer"} },
 	// attrField is the attributes textarea's state: what was sent (else the current value)
