@@ -18,9 +18,9 @@ type servicesData struct {
 	Projects []string
 }
 
-// serviceText is what search looks in: what a service's row shows.
+// serviceText is what search looks in: a service's name, roles and attributes.
 func serviceText(s *apiv1.Service) string {
-	t := s.Name + " " + s.OrgRole + " " + when(s.CreatedAt) + " " + attrsJSON(s.Attributes)
+	t := s.Name + " " + s.OrgRole + " " + attrsJSON(s.Attributes)
 	for p, r := range s.ProjectRoles {
 		t += " " + p + ": " + r
 	}
@@ -147,7 +147,9 @@ func (c *Console) service(w http.ResponseWriter, v *view) error {
 		return err
 	}
 	newestFirst(d.Tokens)
-	d.Page, d.List = paginate(v.r, Prefix+"/services/"+url.PathEscape(name), "tokens", v.orgKeep(), tokenRows(d.Tokens, ""), (*tokenRow).text)
+	var page []apiv1.TokenInfo
+	page, d.List = paginate(v.r, Prefix+"/services/"+url.PathEscape(name), "tokens", v.orgKeep(), d.Tokens, tokenText)
+	d.Page = tokenRows(page, "")
 	d.AttributesJSON = prettyJSON(d.Attributes)
 	var err error
 	if d.Projects, err = v.projects(); err != nil {

@@ -39,10 +39,9 @@ func tokenRows(toks []apiv1.TokenInfo, current string) []tokenRow {
 	return out
 }
 
-// text is what search looks in: everything the row shows.
-func (t *tokenRow) text() string {
-	return t.Prefix + " " + t.Name + " " + t.Created + " expires " + t.Expires + " used " + t.LastUsed
-}
+// tokenText is what search looks in: what names the token (its prefix and name). Dates are
+// left out, so that a number typed finds names, not the minutes of times.
+func tokenText(t *apiv1.TokenInfo) string { return t.Prefix + " " + t.DisplayName }
 
 func (c *Console) myTokens(w http.ResponseWriter, v *view) error {
 	v.Nav, v.Title = "tokens", "My tokens"
@@ -52,7 +51,9 @@ func (c *Console) myTokens(w http.ResponseWriter, v *view) error {
 	}
 	newestFirst(toks)
 	d := myTokensData{TTLChoices: ttlChoices}
-	d.Rows, d.List = paginate(v.r, Prefix+"/tokens", "tokens", nil, tokenRows(toks, v.Who.TokenID), (*tokenRow).text)
+	var page []apiv1.TokenInfo
+	page, d.List = paginate(v.r, Prefix+"/tokens", "tokens", nil, toks, tokenText)
+	d.Rows = tokenRows(page, v.Who.TokenID) // only the rows shown are formatted
 	v.Data = d
 	c.render(w, v, "tokens", http.StatusOK)
 	return nil
@@ -110,10 +111,9 @@ type hygieneRow struct {
 	Findings []string
 }
 
-// text is what search looks in: what the row shows.
+// text is what search looks in: the token's prefix, owner and name, and the findings.
 func (h *hygieneRow) text() string {
-	return h.Prefix + " " + h.Owner + " " + h.DisplayName + " " + when(h.CreatedAt) + " " + whenOr(h.ExpiresAt, "never") + " " +
-		whenOr(h.LastUsedAt, "never") + " " + strings.Join(h.Findings, " ")
+	return h.Prefix + " " + h.Owner + " " + h.DisplayName + " " + strings.Join(h.Findings, " ")
 }
 
 type hygieneData struct {
