@@ -26,8 +26,8 @@ import (
 	"github.com/rill-authd/rill-authd/token"
 )
 
-// screenshotsEnv, when set, makes the browser test write a 1280x800 screenshot of each page to
-// docs/console/ (the README shows them).
+// screenshotsEnv, when set, makes the browser test write a 1280x800 screenshot of each page
+// (and one of a 420 px wide window) to docs/console/ (the README shows them).
 const screenshotsEnv = "RILL_AUTHD_CONSOLE_SCREENSHOTS"
 
 // chromium finds Debian's chromium: a missing one skips the browser tests loudly, and fails
@@ -116,6 +116,17 @@ func (tb *tab) waitTitle(prefix string) {
 		}
 	}
 	tb.t.Fatalf("no page titled %q in 30s (last %q)", prefix, title)
+}
+
+// waitFor waits (through a navigation) until expr is true in the page.
+func (tb *tab) waitFor(expr string) {
+	tb.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if ok, err := chromedp.Run(tb.ctx, chromedp.Evaluate[bool](expr)); err == nil && ok {
+			return
+		}
+	}
+	tb.t.Fatalf("not true in 30s: %s", expr)
 }
 
 func (tb *tab) open(path, wantH1 string) {
@@ -391,15 +402,84 @@ func TestConsoleInChromium(t *testing.T) {
 		su.shot("audit")
 	})
 
+	t.Run("search a list and page through it, by keyboard", func(t *testing.T) {
+		su.t = t
+		for i := range 55 {
+			_, err := admin.IssueToken(ctx, apiv1.TokenRequest{DisplayName: fmt.Sprintf("build-agent-%02d", i), TTLMinutes: 60 * 24 * 30})
+			must(err)
+		}
+		su.open("/ui/tokens", "My tokens")
+		if got := su.text(".pager .where"); got != "Page 1 of 2" {
+			t.Fatalf("pager: %q", got)
+		}
+		su.do("search", chromedp.Focus(chromedp.CSS("#q")), chromedp.KeyEvent("build-agent-1"), chromedp.KeyEvent(kb.Enter))
+		su.waitFor(`location.search.includes("q=build-agent-1") && document.readyState === "complete"`)
+		rows := su.eval(`Array.from(document.querySelectorAll("main table tbody tr td:nth-child(2)")).map(td => td.textContent).join(",")`)
+		if want := "build-agent-19,build-agent-18,build-agent-17,build-agent-16,build-agent-15,build-agent-14,build-agent-13,build-agent-12,build-agent-11,build-agent-10"; rows != want {
+			t.Fatalf("rows found: %s", rows)
+		}
+		if info := su.text("#listinfo"); !strings.HasPrefix(info, "10 of ") || !strings.Contains(info, "match “build-agent-1”") {
+			t.Fatalf("list info: %q", info)
+		}
+		su.shot("search")
+		su.do("clear", chromedp.Click(chromedp.CSS("a.clear")), chromedp.WaitVisible(chromedp.CSS(".pager")))
+		su.do("next page", chromedp.Click(chromedp.CSS(`.pager a[rel="next"]`)), chromedp.WaitVisible(chromedp.CSS(`.pager a[rel="prev"]`)))
+		if got := su.text(".pager .where"); got != "Page 2 of 2" {
+			t.Fatalf("pager after Next: %q", got)
+		}
+	})
+
+	t.Run("a narrow window: the menu wraps, forms take one column, tables scroll in their panel", func(t *testing.T) {
+		su.t = t
+		must(chromedp.Do(su.ctx, chromedp.EmulateViewport(420, 860)))
+		defer func() { must(chromedp.Do(su.ctx, chromedp.EmulateViewport(1280, 800))) }()
+		su.open("/ui/services?org=acme", "Services")
+		// Nothing but a table's own scroller is wider than the window.
+		if w := su.eval(`String(document.documentElement.scrollWidth)`); w != "420" {
+			t.Fatalf("the page is %s px wide in a 420 px window", w)
+		}
+		if cols := su.eval(`getComputedStyle(document.querySelector("form.form-grid")).gridTemplateColumns.split(" ").length + ""`); cols != "1" {
+			t.Fatalf("the create form has %s columns in a narrow window", cols)
+		}
+		su.shot("narrow")
+	})
+
 	viewer := newTab(t, browserCtx, d.URL(), chromedp.WithNewBrowserContext())
-	t.Run("a viewer gets a clear 403 page for Services", func(t *testing.T) {
+	menu := func(tb *tab) string {
+		return tb.eval(`Array.from(document.querySelectorAll("#menu a")).map(a => a.textContent).join(",")`)
+	}
+	t.Run("each role's menu offers only the pages it may open", func(t *testing.T) {
 		viewer.t = t
+		if got := menu(su); got != "Overview,My tokens,Services,Members,Token hygiene,Audit log" {
+			t.Fatalf("the superuser's menu: %q", got)
+		}
 		viewer.signIn(viewerTok.Token, "My tokens")
+		if got := menu(viewer); got != "My tokens" {
+			t.Fatalf("an org viewer's menu: %q", got)
+		}
+		viewer.shot("viewer")
+		editorTok, err := admin.IssueToken(ctx, apiv1.TokenRequest{DisplayName: "ana laptop", UserEmail: "ana@acme.io"})
+		must(err)
+		editor := newTab(t, browserCtx, d.URL(), chromedp.WithNewBrowserContext())
+		editor.signIn(editorTok.Token, "My tokens")
+		if got := menu(editor); got != "My tokens,Members" {
+			t.Fatalf("an org editor's menu: %q", got)
+		}
+		editor.open("/ui/members", "Members")
+		if !strings.Contains(editor.text("main"), "viewer@acme.io") {
+			t.Fatalf("the editor's Members: %s", editor.text("main"))
+		}
+		// A page typed in anyway is the API's clear 403, with the menu; a path with no page is a
+		// 404 with the menu and no sign-in link.
 		viewer.open("/ui/services", "Not allowed (403)")
 		if !strings.Contains(viewer.text("main"), "lacks manage_org") {
 			t.Fatalf("403 page: %s", viewer.text("main"))
 		}
 		viewer.shot("forbidden")
+		viewer.open("/ui/nope", "Not found (404)")
+		if menu(viewer) != "My tokens" || viewer.eval(`String(document.querySelectorAll("a[href='/ui/signin']").length)`) != "0" {
+			t.Fatalf("signed-in 404: %s", viewer.eval(`document.body.innerHTML`))
+		}
 	})
 
 	t.Run("the session ends when its token is revoked elsewhere", func(t *testing.T) {
@@ -436,8 +516,9 @@ func TestConsoleInChromium(t *testing.T) {
 		for _, m := range tb.msgs {
 			// The two pages that answered 403 on purpose (the viewer's Services, the form without
 			// its CSRF token): a browser logs a document's 4xx as an error.
-			if m.Source == "network" && strings.Contains(m.Text, "status of 403") &&
-				(strings.HasSuffix(m.URL, "/ui/services") || strings.HasSuffix(m.URL, "/ui/tokens")) {
+			if m.Source == "network" && (strings.Contains(m.Text, "status of 403") &&
+				(strings.HasSuffix(m.URL, "/ui/services") || strings.HasSuffix(m.URL, "/ui/tokens")) ||
+				strings.Contains(m.Text, "status of 404") && strings.HasSuffix(m.URL, "/ui/nope")) {
 				continue
 			}
 			t.Errorf("console message in the %s's tab: %s (%s:%d)", name, m, m.URL, m.Line)

@@ -28,6 +28,14 @@ type listPage struct {
 	Label string // what the rows are ("tokens"), for the search box's label
 }
 
+// Of is n and the rows' noun, singular for one: "1 token", "10,000 tokens".
+func (l listPage) Of(n int) string {
+	if n == 1 {
+		return "1 " + strings.TrimSuffix(l.Label, "s")
+	}
+	return num(n) + " " + l.Label
+}
+
 // ClearURL is the list without the search.
 func (l listPage) ClearURL() string {
 	if len(l.Keep) == 0 {

@@ -107,7 +107,7 @@ func TestSearchAndPagingOnEveryList(t *testing.T) {
 	b.signIn(e.tokens["admin"])
 	for _, tc := range []struct {
 		path, q, hit, miss string
-		total, found      int
+		total, found       int
 	}{
 		{"/ui/tokens", "LAPTOP-4", "laptop-42", "laptop-12", 61, 10},
 		{"/ui/services?org=acme", "job-1", "job-13", "job-23", 61, 10},
