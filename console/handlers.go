@@ -23,8 +23,11 @@ type view struct {
 	Title string
 	Org   string
 	Orgs  []string
-	Flash *flash
-	Data  any
+	// PickTo is where the org picker goes (default: this page): a page about one service
+	// goes to the other org's list.
+	PickTo string
+	Flash  *flash
+	Data   any
 }
 
 // SignedIn tells the layout whether to show the navigation.

@@ -191,3 +191,42 @@ func TestAuditNamesTokens(t *testing.T) {
 		t.Error("a row still names the token by UUID")
 	}
 }
+
+// TestOrgPickerOffersOrgsThatAllowThePage: a user who is an admin in one org and a viewer in
+// another gets Services on the first by default (not a 403 on the second), the picker offers
+// only the orgs where the page opens, and a service's page picks into the other org's list.
+func TestOrgPickerOffersOrgsThatAllowThePage(t *testing.T) {
+	e := setup(t, false)
+	ctx := context.Background()
+	for _, org := range []string{"aaa", "zed"} {
+		if err := e.st.CreateOrg(ctx, store.Org{Name: org}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// "aaa" sorts first: a viewer there; an admin in acme and zed.
+	if _, err := e.st.UpdateUser(ctx, "u-admin", func(u *store.User) error {
+		u.OrgRoles["aaa"], u.OrgRoles["zed"] = "viewer", "admin"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser(t)
+	b.signIn(e.tokens["admin"])
+	r := b.get("/ui/services")
+	if r.code != 200 || !strings.Contains(r.body, "Services of acme") {
+		t.Fatalf("default org: %d", r.code)
+	}
+	opts := regexp.MustCompile(`<select id="org-pick" name="org">(.*?)</select>`).FindStringSubmatch(r.body)
+	if opts == nil || opts[1] != "<option selected>acme</option><option>zed</option>" {
+		t.Fatalf("picker: %q", opts)
+	}
+	if r := b.get("/ui/members"); strings.Contains(r.body, "<option>aaa</option>") || !strings.Contains(r.body, "<option>zed</option>") {
+		t.Error("Members' picker offers an org where the user is a viewer (no read_org_members), or leaves out one where they are an admin")
+	}
+	if r := b.get("/ui/services/etl?org=acme"); !strings.Contains(r.body, `<form method="get" class="orgpicker" action="/ui/services">`) {
+		t.Errorf("a service's picker does not go to the list:\n%s", r.body)
+	}
+	if r := b.get("/ui/services?org=aaa"); r.code != http.StatusForbidden || !strings.Contains(r.body, "lacks manage_org on org aaa") {
+		t.Errorf("an org picked by hand where the role does not allow the page: %d", r.code)
+	}
+}

@@ -141,7 +141,7 @@ func (c *Console) service(w http.ResponseWriter, v *view) error {
 		return err
 	}
 	name := v.r.PathValue("name")
-	v.Title = "Service " + name
+	v.Title, v.PickTo = "Service "+name, Prefix+"/services"
 	d := serviceData{TTLChoices: ttlChoices}
 	if err := v.call("GET", v.servicePath(name), nil, nil, &d.ServiceDetail); err != nil {
 		return err
