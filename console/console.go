@@ -20,18 +20,17 @@ import (
 	"time"
 
 	"github.com/rill-authd/rill-authd/metrics"
-	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
 
 //go:embed templates/*.html static/*
 var assets embed.FS
 
-// Store is what the Overview reads directly (the API has no endpoint for it): live token counts
-// and the signing keys' dates. The private keys in the records are never shown.
+// Store is what the Overview reads directly (the API has no endpoint for it): live token
+// counts. The signing keys come from the API, which states each key's state once for every
+// client.
 type Store interface {
 	CountTokens(ctx context.Context) (map[token.Kind]uint64, error)
-	ListSigningKeys(ctx context.Context) ([]store.SigningKey, error)
 }
 
 // ReplicaState is a PostgreSQL replica's view of the change feed, as the Overview shows it.
@@ -54,8 +53,6 @@ type Options struct {
 	Store   Store
 	Metrics *metrics.Metrics
 	Replica func(ctx context.Context) []ReplicaState
-	// KeyMaxTTL is how long a retired signing key keeps verifying (the ring's MaxTTL).
-	KeyMaxTTL time.Duration
 	Logger    *slog.Logger
 	Now       func() time.Time
 	// IdleTimeout and MaxAge bound a session (defaults 30 min and 12 h).
@@ -101,9 +98,6 @@ func New(o Options) (*Console, error) {
 	}
 	if o.SampleEvery == 0 {
 		o.SampleEvery = 10 * time.Second
-	}
-	if o.KeyMaxTTL == 0 {
-		o.KeyMaxTTL = 24 * time.Hour
 	}
 	pages, err := parsePages()
 	if err != nil {
