@@ -53,8 +53,8 @@ type Options struct {
 	Store   Store
 	Metrics *metrics.Metrics
 	Replica func(ctx context.Context) []ReplicaState
-	Logger    *slog.Logger
-	Now       func() time.Time
+	Logger  *slog.Logger
+	Now     func() time.Time
 	// IdleTimeout and MaxAge bound a session (defaults 30 min and 12 h).
 	IdleTimeout, MaxAge time.Duration
 	// SampleEvery is how often the checks counter is read for the chart (default 10 s).
