@@ -1,6 +1,7 @@
 package console
 
 import (
+	"errors"
 	"html/template"
 	"net/http"
 	"slices"
@@ -42,9 +43,13 @@ func (c *Console) overview(w http.ResponseWriter, v *view) error {
 		}
 	}
 	// The keys as the admin API states them (keys.Status): the same reading rillctl prints.
+	// A failure is the API's to log (sampled in an outage); the page says what it answered.
 	if err := v.call("GET", "/v1/admin/signing-keys", nil, nil, &d.Keys); err != nil {
-		c.log.Warn("console: list signing keys", "err", err)
-		d.KeysErr = "The signing keys could not be read: " + err.Error()
+		msg := err.Error()
+		if e := (*apiError)(nil); errors.As(err, &e) {
+			msg = e.Message
+		}
+		d.KeysErr = "The signing keys could not be read: " + msg
 	}
 	pts, reasons := c.ring.lastHour(now, c.o.Metrics.CheckTotals())
 	for _, p := range pts {
