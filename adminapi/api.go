@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/internal/logsample"
 	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/plugins"
@@ -82,7 +83,13 @@ type API struct {
 	stale                   func() (string, bool)
 	maxPerOwner             int
 	issues                  *issueLimiter // nil: no limit
+	unavailable             *logsample.Sampler
 }
+
+// unavailableEvery is the window of the "store is unavailable" line: in an outage of PostgreSQL
+// every admin request fails alike (650 lines in 36 s once), so the first of each window is
+// logged and the rest counted in one line at its end.
+const unavailableEvery = 10 * time.Second
 
 // New returns the API over st, authenticating callers with res.
 func New(st store.Store, res *resolver.Resolver, o Options) *API {
@@ -100,7 +107,9 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 	}
 	return &API{st: st, res: res, keys: o.Keys, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience,
 		runtimeHost: o.RuntimeHost, instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics, stale: o.Stale,
-		maxPerOwner: o.MaxTokensPerOwner, issues: newIssueLimiter(o.TokenIssuesPerMinute, o.Now), frontendURL: o.FrontendURL}
+		maxPerOwner: o.MaxTokensPerOwner, issues: newIssueLimiter(o.TokenIssuesPerMinute, o.Now), frontendURL: o.FrontendURL,
+		unavailable: logsample.New(o.Logger, logsample.Options{Msg: "admin requests failed, not logged: the store is unavailable",
+			Every: unavailableEvery, Burst: 1, Now: o.Now})}
 }
 
 // Error is a refused request: the HTTP status, and the gRPC code and message that go on the wire
@@ -330,7 +339,9 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrClosed):
 		e = errf(http.StatusServiceUnavailable, "the store is closed (shutting down)")
 	case errors.Is(err, store.ErrUnavailable):
-		a.log.Warn("admin request failed: the store is unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		if a.unavailable.Allow("", slog.LevelWarn) {
+			a.log.Warn("admin request failed: the store is unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
 		e = errf(http.StatusServiceUnavailable, "the store (PostgreSQL) cannot be reached: retry later; a write that failed this way may still have been applied, so read before writing again")
 	default:
 		a.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)

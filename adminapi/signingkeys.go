@@ -29,7 +29,7 @@ func keyError(err error) error {
 }
 
 func wireKey(s keys.Status) apiv1.SigningKey {
-	return apiv1.SigningKey{KID: s.KID, State: string(s.State), CreatedAt: s.CreatedAt, ActivatesAt: s.ActivatesAt,
+	return apiv1.SigningKey{KID: s.KID, State: string(s.State), InJWKS: s.Published(), Description: s.Describe(), CreatedAt: s.CreatedAt, ActivatesAt: s.ActivatesAt,
 		SignsUntil: s.SignsUntil, VerifiesUntil: s.VerifiesUntil, RetiredAt: s.RetiredAt}
 }
 

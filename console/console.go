@@ -27,14 +27,13 @@ import (
 //go:embed templates/*.html static/*
 var assets embed.FS
 
-// Store is what the Overview reads directly (the API has no endpoint for it): live token counts
-// and the signing keys' dates (the private keys in the records are never shown); and, for
-// the audit log (superusers only), a token's display prefix and name, to name the tokens its
-// events name by UUID.
+// Store is what the Overview reads directly (the API has no endpoint for it): live token
+// counts; and, for the audit log (superusers only), a token's display prefix and name, to name
+// the tokens its events name by UUID. The signing keys come from the API, which states each
+// key's state once for every client.
 type Store interface {
 	CountTokens(ctx context.Context) (map[token.Kind]uint64, error)
 	GetToken(ctx context.Context, id token.ID) (store.Token, error)
-	ListSigningKeys(ctx context.Context) ([]store.SigningKey, error)
 }
 
 // ReplicaState is a PostgreSQL replica's view of the change feed, as the Overview shows it.
@@ -57,10 +56,8 @@ type Options struct {
 	Store   Store
 	Metrics *metrics.Metrics
 	Replica func(ctx context.Context) []ReplicaState
-	// KeyMaxTTL is how long a retired signing key keeps verifying (the ring's MaxTTL).
-	KeyMaxTTL time.Duration
-	Logger    *slog.Logger
-	Now       func() time.Time
+	Logger  *slog.Logger
+	Now     func() time.Time
 	// IdleTimeout and MaxAge bound a session (defaults 30 min and 12 h).
 	IdleTimeout, MaxAge time.Duration
 	// SampleEvery is how often the checks counter is read for the chart (default 10 s).
@@ -104,9 +101,6 @@ func New(o Options) (*Console, error) {
 	}
 	if o.SampleEvery == 0 {
 		o.SampleEvery = 10 * time.Second
-	}
-	if o.KeyMaxTTL == 0 {
-		o.KeyMaxTTL = 24 * time.Hour
 	}
 	pages, err := parsePages()
 	if err != nil {

@@ -1,22 +1,15 @@
 package console
 
 import (
+	"errors"
 	"html/template"
 	"net/http"
 	"slices"
 	"time"
 
-	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/token"
 )
-
-type keyInfo struct {
-	KID              string
-	Created, Retired time.Time
-	Signing          bool
-	// Expires is when a retired key leaves the JWKS (tokens it signed have all expired).
-	Expires time.Time
-}
 
 type overviewData struct {
 	Users, Services         uint64
@@ -25,7 +18,7 @@ type overviewData struct {
 	Minutes                 []minutePoint
 	HourAllowed, HourDenied float64
 	Reasons                 []reasonCount
-	Keys                    []keyInfo
+	Keys                    []apiv1.SigningKey
 	KeysErr                 string
 	Replicas                []ReplicaState
 	Postgres                bool
@@ -48,12 +41,15 @@ func (c *Console) overview(w http.ResponseWriter, v *view) error {
 		} else {
 			d.Users, d.Services = n[token.User], n[token.Service]
 		}
-		if ks, err := c.o.Store.ListSigningKeys(ctx); err != nil {
-			c.log.Warn("console: list signing keys", "err", err)
-			d.KeysErr = "The signing keys could not be read from the store."
-		} else {
-			d.Keys = c.keyInfos(ks, now)
+	}
+	// The keys as the admin API states them (keys.Status): the same reading rillctl prints.
+	// A failure is the API's to log (sampled in an outage); the page says what it answered.
+	if err := v.call("GET", "/v1/admin/signing-keys", nil, nil, &d.Keys); err != nil {
+		msg := err.Error()
+		if e := (*apiError)(nil); errors.As(err, &e) {
+			msg = e.Message
 		}
+		d.KeysErr = "The signing keys could not be read: " + msg
 	}
 	pts, reasons := c.ring.lastHour(now, c.o.Metrics.CheckTotals())
 	for _, p := range pts {
@@ -68,29 +64,4 @@ func (c *Console) overview(w http.ResponseWriter, v *view) error {
 	v.Data = d
 	c.render(w, v, "overview", http.StatusOK)
 	return nil
-}
-
-// keyInfos describes the signing keys as keys.NewKeyset uses them: the newest unretired key
-// signs; a retired one verifies (and stays in the JWKS) until KeyMaxTTL plus leeway after it
-// retired, and is not listed after that.
-func (c *Console) keyInfos(recs []store.SigningKey, now time.Time) []keyInfo {
-	signer := -1
-	for i, k := range recs {
-		if k.RetiredAt.IsZero() && (signer < 0 || !k.CreatedAt.Before(recs[signer].CreatedAt)) {
-			signer = i
-		}
-	}
-	out := make([]keyInfo, 0, len(recs))
-	for i, k := range recs {
-		ki := keyInfo{KID: k.KID, Created: k.CreatedAt, Retired: k.RetiredAt, Signing: i == signer}
-		if !k.RetiredAt.IsZero() {
-			ki.Expires = k.RetiredAt.Add(c.o.KeyMaxTTL + token.Leeway)
-			if ki.Expires.Before(now) {
-				continue
-			}
-		}
-		out = append(out, ki)
-	}
-	slices.SortFunc(out, func(a, b keyInfo) int { return b.Created.Compare(a.Created) })
-	return out
 }

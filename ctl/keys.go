@@ -52,13 +52,23 @@ func (c *RetireSigningKeyCmd) Run(g *Globals) error {
 // SigningKeysCmd is `rillctl admin signing-keys`.
 type SigningKeysCmd struct{}
 
-// Run lists the keys.
+// Run lists the keys: each key's state and whether it is in the JWKS are the server's (the
+// console shows the same); --json adds the state in words.
 func (c *SigningKeysCmd) Run(g *Globals) error {
 	return call(g, func(cl *client.Client) ([]apiv1.SigningKey, error) { return cl.SigningKeys(g.ctx) }, func(ks []apiv1.SigningKey) {
 		rows := [][]string{}
 		for _, k := range ks {
-			rows = append(rows, []string{k.KID, k.State, when(k.CreatedAt, "-"), when(k.ActivatesAt, "-"), when(k.VerifiesUntil, "-"), when(k.RetiredAt, "-")})
+			rows = append(rows, []string{k.KID, k.State, yesNo(k.InJWKS), when(k.CreatedAt, "-"), when(k.ActivatesAt, "-"), when(k.SignsUntil, "-"),
+				when(k.VerifiesUntil, "-"), when(k.RetiredAt, "-")})
 		}
-		g.table("KID\tSTATE\tCREATED\tSIGNS FROM\tVERIFIES UNTIL\tRETIRED", rows)
+		g.table("KID\tSTATE\tIN JWKS\tCREATED\tSIGNS FROM\tSIGNS UNTIL\tVERIFIES UNTIL\tRETIRED", rows)
+
 	})
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

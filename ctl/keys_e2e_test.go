@@ -27,7 +27,7 @@ func TestSigningKeyCommands(t *testing.T) {
 
 	list := func() map[string][]string {
 		t.Helper()
-		return rows(t, su.ok("admin", "signing-keys"), "KID|STATE|CREATED|SIGNS FROM|VERIFIES UNTIL|RETIRED")
+		return rows(t, su.ok("admin", "signing-keys"), "KID|STATE|IN JWKS|CREATED|SIGNS FROM|SIGNS UNTIL|VERIFIES UNTIL|RETIRED")
 	}
 	first := list()
 	if len(first) != 1 {
@@ -36,7 +36,7 @@ func TestSigningKeyCommands(t *testing.T) {
 	var k1 string
 	for kid, r := range first {
 		k1 = kid
-		if r[1] != "signing" || r[4] != "-" || r[5] != "-" {
+		if r[1] != "signing" || r[2] != "yes" || r[5] != "-" || r[6] != "-" || r[7] != "-" {
 			t.Errorf("the first key: %v", r)
 		}
 	}
@@ -47,7 +47,7 @@ func TestSigningKeyCommands(t *testing.T) {
 		t.Fatalf("rotate-signing-key printed %q", out)
 	}
 	k2 := m[1]
-	if l := list(); l[k1][1] != "signing" || l[k2][1] != "next" || l[k2][3] != m[2] {
+	if l := list(); l[k1][1] != "signing" || l[k2][1] != "next" || l[k2][2] != "yes" || l[k2][4] != m[2] || l[k1][5] != m[2] {
 		t.Errorf("after a scheduled rotation: %v", l)
 	}
 	su.fails("a rotation is already scheduled: key "+k2, "admin", "rotate-signing-key")
@@ -67,7 +67,7 @@ func TestSigningKeyCommands(t *testing.T) {
 		t.Errorf("retire-signing-key printed %q", out)
 	}
 	l := list()
-	if l[k1][1] != "retired" || l[k1][5] == "-" || l[k2][1] != "retired" || l[k3][1] != "signing" {
+	if l[k1][1] != "retired" || l[k1][2] != "no" || l[k1][7] == "-" || l[k2][1] != "retired" || l[k2][2] != "no" || l[k3][1] != "signing" {
 		t.Errorf("after --now and a retire: %v", l)
 	}
 	var asJSON []struct{ KID, State string }

@@ -213,8 +213,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		Stale: ecfg.Stale, MaxTokensPerOwner: cfg.MaxTokensPerOwner, TokenIssuesPerMinute: cfg.TokenIssueRate}).Register(mux)
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	// The web console calls the API's handlers in-process (mux), as the signed-in user.
-	if d.console, err = console.New(console.Options{API: mux, Store: d.st, Metrics: d.metrics, Replica: d.replicaStates(),
-		KeyMaxTTL: max(cfg.MaxCredentialTTL, cfg.ExchangeTTL), Logger: d.log}); err != nil {
+	if d.console, err = console.New(console.Options{API: mux, Store: d.st, Metrics: d.metrics, Replica: d.replicaStates(), Logger: d.log}); err != nil {
 		return nil, err
 	}
 	d.console.Register(mux)

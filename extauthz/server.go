@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rill-authd/rill-authd/internal/logsample"
 	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/policy"
@@ -52,7 +53,7 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	allowed atomic.Uint64           // allowed checks, for log sampling
-	denials *denialLog              // samples the lines of denied checks
+	denials *logsample.Sampler      // samples the lines of denied checks (newDenialLog)
 	stale   atomic.Pointer[outcome] // the last stale denial, reused while its reason holds
 }
 
@@ -451,9 +452,9 @@ func (s *Server) observe(req *request, o *outcome, start time.Time) {
 }
 
 // logsDenial reports whether a denial (or failure) of reason label is to be logged: the first
-// few of each reason in a second are, the rest are counted (see denialLog).
+// few of each reason in a second are, the rest are counted (see newDenialLog).
 func (s *Server) logsDenial(label string, level slog.Level) bool {
-	return s.log.Enabled(context.Background(), level) && s.denials.allow(label, level)
+	return s.log.Enabled(context.Background(), level) && s.denials.Allow(label, level)
 }
 
 // logged logs a denied outcome with its exact reason, sampled per reason; never the credential.

@@ -45,6 +45,28 @@ func (s Status) Published() bool {
 	return s.State == Next || s.State == Signing || s.State == Verifying
 }
 
+// Describe says what the key's state means, in the words the admin API sends with it, so that
+// rillctl and the console show one reading of a key (they once each worked out their own from
+// the stored times, and disagreed after a rotation).
+func (s Status) Describe() string {
+	switch s.State {
+	case Next:
+		return "in the JWKS, not signing yet: signs from its activation"
+	case Signing:
+		if s.SignsUntil.IsZero() {
+			return "signs new tokens; no later key is scheduled"
+		}
+		return "signs new tokens until a later key takes over"
+	case Verifying:
+		return "in the JWKS, verifies only: a later key signs; leaves when the last token it signed has expired"
+	case Expired:
+		return "out of the JWKS: every token it signed has expired"
+	case Retired:
+		return "retired: out of the JWKS, verifies nothing"
+	}
+	return string(s.State)
+}
+
 // activation is when rec starts to sign.
 func activation(rec store.SigningKey) time.Time {
 	if rec.ActivatesAt.IsZero() {

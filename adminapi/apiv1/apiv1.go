@@ -229,10 +229,14 @@ type RotateResult struct {
 // SigningKey is one signing key and where it is in its life (GET /v1/admin/signing-keys).
 // State is next (published, signs from ActivatesAt), signing, verifying (a later key took over
 // at SignsUntil; published until VerifiesUntil, when its last token has expired), expired, or
-// retired (out of the JWKS since RetiredAt).
+// retired (out of the JWKS since RetiredAt). InJWKS and Description are worked out by the
+// server with State, so every client shows the same reading of a key (rillctl and the console
+// print them as sent).
 type SigningKey struct {
 	KID           string    `json:"kid"`
 	State         string    `json:"state"`
+	InJWKS        bool      `json:"in_jwks"`
+	Description   string    `json:"description"`
 	CreatedAt     time.Time `json:"created_at"`
 	ActivatesAt   time.Time `json:"activates_at"`
 	SignsUntil    time.Time `json:"signs_until,omitzero"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -41,6 +42,11 @@ func (s *DB) notifyReset() {
 // answering again (BenchmarkTimeToCurrentAfterRestart).
 const reconnectMax = 500 * time.Millisecond
 
+// lostLogEvery is the window of the "connection lost" line: while PostgreSQL is down the
+// follower retries every reconnectMax or sooner (three lines a second per replica once), so the
+// first of each window is logged and the rest counted in one line at its end (logsample).
+const lostLogEvery = 10 * time.Second
+
 // connectTimeout bounds one attempt to connect the feed, so an unreachable host (packets
 // dropped, not refused) costs a retry, not a TCP timeout.
 const connectTimeout = 5 * time.Second
@@ -75,7 +81,9 @@ func (s *DB) follow(cfg *pgx.ConnConfig) {
 		}
 		s.reconnects.Add(1)
 		wait := backoff/2 + rand.N(backoff/2+1)
-		s.log.Warn("change feed connection lost; reconnecting", "in", wait.Round(time.Millisecond), "err", err)
+		if s.lostLog.Allow("", slog.LevelWarn) {
+			s.log.Warn("change feed connection lost; reconnecting", "in", wait.Round(time.Millisecond), "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return

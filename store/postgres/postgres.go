@@ -48,6 +48,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/rill-authd/rill-authd/internal/logsample"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/internal/tokindex"
 	"github.com/rill-authd/rill-authd/token"
@@ -114,9 +115,10 @@ type DB struct {
 
 	confirmed  atomic.Int64 // Unix nanoseconds when the replica was last known to be current
 	reconnects atomic.Uint64
-	connected  atomic.Bool   // the listening connection is up and has caught up once
-	listenPID  atomic.Uint32 // the backend of the listening connection (tests kill it)
-	poolUp     chan struct{} // a pool connection was made: a follower waiting to reconnect tries now
+	connected  atomic.Bool        // the listening connection is up and has caught up once
+	listenPID  atomic.Uint32      // the backend of the listening connection (tests kill it)
+	poolUp     chan struct{}      // a pool connection was made: a follower waiting to reconnect tries now
+	lostLog    *logsample.Sampler // the "connection lost" line: a few per outage, not three a second
 
 	stop      chan struct{}
 	done      sync.WaitGroup
@@ -155,7 +157,8 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	if o.tracer != nil {
 		cfg.ConnConfig.Tracer = o.tracer
 	}
-	s := &DB{opts: o, log: o.Logger, stop: make(chan struct{}), poolUp: make(chan struct{}, 1)}
+	s := &DB{opts: o, log: o.Logger, stop: make(chan struct{}), poolUp: make(chan struct{}, 1),
+		lostLog: logsample.New(o.Logger, logsample.Options{Msg: "change feed reconnects not logged", Every: lostLogEvery, Burst: 1})}
 	cfg.AfterConnect = s.poolConnected
 	s.idx.Store(tokindex.New())
 	if len(o.EncryptionKey) > 0 {
