@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -423,4 +424,59 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestAuditCSVQuotesAndDefusesEveryCell: every field of the export is quoted, and a formula
+// character is defused wherever a spreadsheet could start a cell: at the start of a field and
+// after any separator it may split on (third red team: "x;=1+1;@evil" in an email was three
+// cells, two of them formulas, to a spreadsheet splitting on ';').
+func TestAuditCSVQuotesAndDefusesEveryCell(t *testing.T) {
+	e := setup(t, false)
+	evil := []string{"x;=1+1;@evil", "a,+SUM(1)|-2\t=3", `q";=HYPERLINK("http://evil")`, "line\n@cmd"}
+	for i, s := range evil {
+		if err := e.st.AppendAudit(context.Background(), store.AuditEvent{Time: time.Date(2026, 1, 2, 3, i, 0, 0, time.UTC),
+			Actor: "user:" + s, Action: "user.create", Target: s, Outcome: "ok", Detail: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := e.browser(t)
+	b.signIn(e.tokens["su"])
+	r := b.get("/ui/audit.csv?action=user.create")
+	if r.code != 200 {
+		t.Fatalf("csv: %d %s", r.code, r.body)
+	}
+	rows, err := csv.NewReader(strings.NewReader(r.body)).ReadAll()
+	if err != nil || len(rows) != 1+len(evil) {
+		t.Fatalf("csv rows %d: %v\n%s", len(rows), err, r.body)
+	}
+	// Every field quoted: each record, read as a CSV reader does, must be written back exactly
+	// as quoted fields joined by commas.
+	var want strings.Builder
+	for _, row := range rows {
+		for i, f := range row {
+			if i > 0 {
+				want.WriteByte(',')
+			}
+			want.WriteString(`"` + strings.ReplaceAll(f, `"`, `""`) + `"`)
+		}
+		want.WriteString("\r\n")
+	}
+	if r.body != want.String() {
+		t.Errorf("not every field quoted:\n%q\nwant\n%q", r.body, want.String())
+	}
+	// Split on any separator a spreadsheet may use, no piece (its quotes trimmed) is a formula.
+	for _, sep := range []string{",", ";", "\t", "|", "\n", `"`} {
+		for _, piece := range strings.Split(r.body, sep) {
+			piece = strings.TrimLeft(piece, `"`)
+			if piece != "" && strings.ContainsRune("=+-@", rune(piece[0])) {
+				t.Errorf("split on %q, a cell starts a formula: %q", sep, piece)
+			}
+		}
+	}
+	// Nothing is lost: the defused text is the original with quotes inserted.
+	for _, row := range rows[1:] {
+		if got := strings.ReplaceAll(row[3], "'", ""); !slices.Contains(evil, got) {
+			t.Errorf("target %q is none of %q with only quotes added", row[3], evil)
+		}
+	}
 }
