@@ -96,6 +96,11 @@ func (a *API) issueMagic(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if err := a.chargeIssue(c); err != nil {
 		return err
 	}
+	if !c.isUser() {
+		if err := a.chargeOrg(c, org); err != nil {
+			return err
+		}
+	}
 	m, err := magicGrant(org, project, req)
 	if err != nil {
 		return err
@@ -129,7 +134,7 @@ func (a *API) issueMagic(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	rec := store.NewToken(tok, store.MagicOwner(org, project), strings.TrimSpace(req.DisplayName), c.actor, a.now(), time.Duration(req.TTLMinutes)*time.Minute)
 	rec.Magic = m
-	if err := a.st.CreateTokenCapped(r.Context(), rec, a.maxPerOwner); err != nil {
+	if err := a.st.CreateMagicTokenCapped(r.Context(), rec, a.maxPerOwner, a.maxMagicPerProject); err != nil {
 		if errors.Is(err, store.ErrInvalid) {
 			return errf(http.StatusBadRequest, "%v", err)
 		}
