@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -477,6 +478,49 @@ func TestAuditCSVQuotesAndDefusesEveryCell(t *testing.T) {
 	for _, row := range rows[1:] {
 		if got := strings.ReplaceAll(row[3], "'", ""); !slices.Contains(evil, got) {
 			t.Errorf("target %q is none of %q with only quotes added", row[3], evil)
+		}
+	}
+}
+
+// TestSessionsPerUserAndSigninRate (third red team): sessions were one pool with oldest-first
+// eviction, so a member signing in 10,000 times signed everyone out. Now one user signs in at
+// most 10 times a minute (429 with Retry-After past it), holds at most 10 sessions (their own
+// oldest ends for an 11th), and never ends anyone else's.
+func TestSessionsPerUserAndSigninRate(t *testing.T) {
+	e := setup(t, false)
+	victim := e.browser(t)
+	if r := victim.signIn(e.tokens["viewer"]); r.code != http.StatusSeeOther {
+		t.Fatalf("the viewer signs in: %d", r.code)
+	}
+	var mine []*browser
+	for i := range 10 {
+		b := e.browser(t)
+		if r := b.signIn(e.tokens["admin"]); r.code != http.StatusSeeOther {
+			t.Fatalf("the admin's sign-in %d of 10: %d %s", i+1, r.code, r.body)
+		}
+		mine = append(mine, b)
+	}
+	extra := e.browser(t)
+	r := extra.signIn(e.tokens["admin"])
+	if secs, _ := strconv.Atoi(r.h.Get("Retry-After")); r.code != http.StatusTooManyRequests || secs < 1 || secs > 6 || !strings.Contains(r.body, "more than 10 times in a minute") {
+		t.Fatalf("an 11th sign-in in a minute: %d, Retry-After %q; want 429 and a wait of 1-6 s", r.code, r.h.Get("Retry-After"))
+	}
+	for _, ck := range r.ck {
+		if ck.Name == "rill_console" && ck.Value != "" {
+			t.Fatal("a refused sign-in set a session cookie")
+		}
+	}
+	e.clock.add(time.Minute)
+	if r := extra.signIn(e.tokens["admin"]); r.code != http.StatusSeeOther {
+		t.Fatalf("the 11th sign-in a minute later: %d %s", r.code, r.body)
+	}
+	// The admin's oldest session made room; their others, and the viewer's, are still in.
+	if r := mine[0].get("/ui/tokens"); r.code != http.StatusSeeOther || !strings.Contains(r.h.Get("Location"), "/ui/signin") {
+		t.Errorf("the admin's oldest session after an 11th: %d, want signed out", r.code)
+	}
+	for name, b := range map[string]*browser{"the admin's 2nd": mine[1], "the admin's newest": extra, "the viewer's": victim} {
+		if r := b.get("/ui/tokens"); r.code != 200 {
+			t.Errorf("%s session: %d, want still signed in", name, r.code)
 		}
 	}
 }
