@@ -12,8 +12,9 @@ import (
 )
 
 // setupLimited is setup's world plus two project editors of acme/web limited to the explore
-// "sales": "limited" (limited@acme.io) and "peer" (peer@acme.io), and "free" (free@acme.io), a
-// project viewer without a limit.
+// "sales": "limited" (limited@acme.io) and "peer" (peer@acme.io), "free" (free@acme.io), a
+// project viewer without a limit, and "orged" (orged@acme.io), an org editor (who manages the
+// org's members) whose editor role on acme/web is limited to "sales" too.
 func setupLimited(t *testing.T) *env {
 	t.Helper()
 	e := setup(t)
@@ -24,8 +25,12 @@ func setupLimited(t *testing.T) *env {
 		{ID: "u-peer", Email: "peer@acme.io", ProjectRoles: map[string]policy.Role{"acme/web": policy.Editor},
 			Restricted: map[string]store.Restricted{"acme/web": {Resources: sales}}},
 		{ID: "u-free", Email: "free@acme.io", ProjectRoles: map[string]policy.Role{"acme/web": policy.Viewer}},
+		{ID: "u-orged", Email: "orged@acme.io", OrgRoles: map[string]policy.Role{"acme": policy.Editor}, ProjectRoles: map[string]policy.Role{"acme/web": policy.Editor},
+			Restricted: map[string]store.Restricted{"acme/web": {Resources: sales}}},
 	} {
-		u.OrgRoles = map[string]policy.Role{"acme": policy.Guest}
+		if u.OrgRoles == nil {
+			u.OrgRoles = map[string]policy.Role{"acme": policy.Guest}
+		}
 		if err := e.st.CreateUser(context.Background(), u); err != nil {
 			t.Fatal(err)
 		}
@@ -141,5 +146,37 @@ func TestLimitedMemberSharesWithinLimit(t *testing.T) {
 	}
 	if n := len(toks); n != 3 {
 		t.Errorf("%d public URLs stored, want the 3 allowed", n)
+	}
+}
+
+// TestLimitedMemberCannotLiftLimitsThroughRoles: removing a project role drops its limit and a
+// role given again has none, so a limited org editor could lift their own limit with two role
+// changes, or give someone an unlimited role. A member limited on the project changes no role of
+// their own there, and gives a role there only to someone limited within their limit; taking a
+// role away, and everything an unlimited admin does, stays allowed.
+func TestLimitedMemberCannotLiftLimitsThroughRoles(t *testing.T) {
+	e := setupLimited(t)
+	for _, c := range []struct {
+		name, who, email, body string
+		code                   int
+	}{
+		{"remove their own project role", "orged", "orged@acme.io", `{"org":"acme","project":"web","remove":true}`, 403},
+		{"change their own project role", "orged", "orged@acme.io", `{"org":"acme","project":"web","project_role":"viewer"}`, 403},
+		{"leave the org (an org admin without a project role is not limited)", "orged", "orged@acme.io", `{"org":"acme","remove":true}`, 403},
+		{"give an unlimited member a role", "orged", "free@acme.io", `{"org":"acme","project":"web","project_role":"editor"}`, 403},
+		{"give a new member a role (unlimited)", "orged", "editor@acme.io", `{"org":"acme","project":"web","project_role":"viewer"}`, 403},
+		{"change a role of a member limited within theirs", "orged", "peer@acme.io", `{"org":"acme","project":"web","project_role":"viewer"}`, 200},
+		{"take an unlimited member's role away", "orged", "free@acme.io", `{"org":"acme","project":"web","remove":true}`, 200},
+		{"the org admin gives an unlimited role", "admin", "free@acme.io", `{"org":"acme","project":"web","project_role":"editor"}`, 200},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, apiErr, _ := e.call(t, c.who, "PUT", "/v1/users/"+c.email+"/roles", c.body)
+			if code != c.code || code == 403 && !strings.Contains(apiErr.Message, "limited to some resources") {
+				t.Errorf("%d %q, want %d", code, apiErr.Message, c.code)
+			}
+		})
+	}
+	if got, ok := e.limitOf(t, "u-orged"); !ok || len(got) != 1 || got[0].Name != "sales" {
+		t.Errorf("orged's limit after the refusals: %v %v, want sales", got, ok)
 	}
 }
