@@ -64,6 +64,15 @@ type Options struct {
 	// TokenIssuesPerMinute limits the tokens one principal issues through this replica (429
 	// with Retry-After past it; 0: no limit).
 	TokenIssuesPerMinute int
+	// OrgIssuesPerMinute limits, per org and replica, the services created and service tokens
+	// issued in the org and what its services issue (429 past it; 0: no limit): services are new
+	// principals, each with its own TokenIssuesPerMinute, so without an org budget an admin
+	// multiplies the rate by creating services that create services.
+	OrgIssuesPerMinute int
+	// MaxPublicURLsPerProject caps the live public URLs of one project (409 past it; 0: no
+	// cap). Each creator's are capped by MaxTokensPerOwner, so one member cannot use up the
+	// project's; this is the much higher backstop for the project as a whole.
+	MaxPublicURLsPerProject int
 }
 
 // API serves the admin endpoints.
@@ -82,8 +91,10 @@ type API struct {
 	metrics                 *metrics.Metrics
 	stale                   func() (string, bool)
 	maxPerOwner             int
+	maxMagicPerProject      int
 	issues                  *issueLimiter // nil: no limit
 	unavailable             *logsample.Sampler
+	orgIssues               *issueLimiter // keyed by org; nil: no limit
 }
 
 // unavailableEvery is the window of the "store is unavailable" line: in an outage of PostgreSQL
@@ -109,7 +120,8 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 		runtimeHost: o.RuntimeHost, instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics, stale: o.Stale,
 		maxPerOwner: o.MaxTokensPerOwner, issues: newIssueLimiter(o.TokenIssuesPerMinute, o.Now), frontendURL: o.FrontendURL,
 		unavailable: logsample.New(o.Logger, logsample.Options{Msg: "admin requests failed, not logged: the store is unavailable",
-			Every: unavailableEvery, Burst: 1, Now: o.Now})}
+			Every: unavailableEvery, Burst: 1, Now: o.Now}),
+		orgIssues: newIssueLimiter(o.OrgIssuesPerMinute, o.Now), maxMagicPerProject: o.MaxPublicURLsPerProject}
 }
 
 // Error is a refused request: the HTTP status, and the gRPC code and message that go on the wire
@@ -162,8 +174,9 @@ type caller struct {
 	// action is the mutation the route performs and target what it acts on, as far as the
 	// handler has learnt; a refusal (403) is audited with them by handle, in one place.
 	action, target string
-	// issueCharged: the request has spent its token issue of the rate limit.
-	issueCharged bool
+	// issueCharged: the request has spent its token issue of the rate limit; orgCharged, its
+	// org's.
+	issueCharged, orgCharged bool
 	// named is the TokenLabel of the token the mutation issued or revoked, for its audit
 	// event's Detail: the target names it by UUID, which says nothing once it is gone.
 	named string

@@ -97,19 +97,46 @@ func (a *API) chargeIssue(c *caller) error {
 	return nil
 }
 
+// chargeOrg spends one of org's issues (--org-token-issue-rate), after the caller's own
+// (chargeIssue), for what makes or is done by a service: a service create, a service token, an
+// issue by a service. A principal's own rate does not bound these, as every service is a new
+// principal with a bucket of its own (third red team: services that create services multiplied
+// an admin's rate). Superusers are not limited, as by chargeIssue.
+func (a *API) chargeOrg(c *caller, org string) error {
+	if c.orgCharged || c.p.Superuser {
+		return nil
+	}
+	ok, wait := a.orgIssues.take(org)
+	if !ok {
+		secs := int(math.Ceil(wait.Seconds()))
+		return &Error{Status: http.StatusTooManyRequests, Code: int(codes.ResourceExhausted), retryAfter: secs,
+			Message: fmt.Sprintf("org %q created services and issued service tokens faster than %d a minute in all (--org-token-issue-rate): retry in %d s", org, a.orgIssues.perMinute, secs)}
+	}
+	c.orgCharged = true
+	return nil
+}
+
 // tooManyTokens is the refusal of a token past --max-tokens-per-owner, naming the owner, the
 // cap and how to make room: for a user's tokens issued by someone else (a superuser), the
 // commands name the owner with --user.
 func (a *API) tooManyTokens(ctx context.Context, c *caller, k token.Kind, owner string, err error) error {
+	if errors.Is(err, store.ErrProjectFull) {
+		org, project, _ := strings.Cut(owner, "/")
+		return &Error{Status: http.StatusConflict, Code: int(codes.FailedPrecondition),
+			Message: fmt.Sprintf("project %s already holds %d live public URLs, the most one project may hold (--max-public-urls-per-project): list them with `rillctl public-url list --org %s %s` and delete unused ones with `rillctl public-url delete ID`, then issue again",
+				owner, a.maxMagicPerProject, org, project)}
+	}
 	if !errors.Is(err, store.ErrTooManyTokens) {
 		return err
 	}
 	how := "list them with `rillctl token list` and revoke unused ones with `rillctl token revoke`"
 	who := "user " + owner
 	if k == token.Magic {
+		// A public URL counts against who made it (store.CreateMagicTokenCapped).
 		org, project, _ := strings.Cut(owner, "/")
-		who = "project " + owner
-		how = fmt.Sprintf("list them with `rillctl public-url list --org %s %s` and delete unused ones with `rillctl public-url delete ID`", org, project)
+		return &Error{Status: http.StatusConflict, Code: int(codes.FailedPrecondition),
+			Message: fmt.Sprintf("%s already holds %d live public URLs of project %s, the most one member may hold (--max-tokens-per-owner): list them with `rillctl public-url list --org %s %s` and delete unused ones with `rillctl public-url delete ID`, then issue again",
+				c.actor, a.maxPerOwner, owner, org, project)}
 	} else if k == token.Service {
 		who = "service " + owner
 		if s, gerr := a.st.GetService(ctx, owner); gerr == nil {

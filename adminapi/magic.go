@@ -96,9 +96,23 @@ func (a *API) issueMagic(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if err := a.chargeIssue(c); err != nil {
 		return err
 	}
+	if !c.isUser() {
+		if err := a.chargeOrg(c, org); err != nil {
+			return err
+		}
+	}
 	m, err := magicGrant(org, project, req)
 	if err != nil {
 		return err
+	}
+	// Who is limited to some resources shares only within the limit (third red team: a limited
+	// editor shared what they could not see). A limit carries no row filters or field list of
+	// its own, so the URL's filters and fields, which only narrow what it shows, need no check;
+	// resources outside the limit do. No resources is deny-all, within any limit.
+	if limit, limited := c.p.ResourceLimit(org, project); limited {
+		if r, outside := policy.OutsideLimit(limit, m.Resources); outside {
+			return errf(http.StatusForbidden, "%s is limited to some resources of project %s/%s and cannot share %s %q, which is outside that limit", c.actor, org, project, r.Kind, r.Name)
+		}
 	}
 	if len(req.DisplayName) > 200 {
 		return errf(http.StatusBadRequest, "display_name is longer than 200 bytes")
@@ -120,7 +134,7 @@ func (a *API) issueMagic(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	rec := store.NewToken(tok, store.MagicOwner(org, project), strings.TrimSpace(req.DisplayName), c.actor, a.now(), time.Duration(req.TTLMinutes)*time.Minute)
 	rec.Magic = m
-	if err := a.st.CreateTokenCapped(r.Context(), rec, a.maxPerOwner); err != nil {
+	if err := a.st.CreateMagicTokenCapped(r.Context(), rec, a.maxPerOwner, a.maxMagicPerProject); err != nil {
 		if errors.Is(err, store.ErrInvalid) {
 			return errf(http.StatusBadRequest, "%v", err)
 		}

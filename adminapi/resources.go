@@ -56,6 +56,9 @@ func (a *API) setUserResources(w http.ResponseWriter, r *http.Request, c *caller
 	if u.ProjectRoles[key] == policy.Admin && !c.p.AccessTo(org, project).Perms.Has(policy.ManageProjectAdmins) {
 		return errf(http.StatusForbidden, "%s cannot limit a project admin", c.actor)
 	}
+	if err := c.mayLimit(u, org, project, restrict, resources); err != nil {
+		return err
+	}
 	u, err = a.st.UpdateUser(r.Context(), u.ID, func(u *store.User) error {
 		if u.ProjectRoles[key] == "" {
 			return errf(http.StatusNotFound, "user %q has no role on project %s/%s", email, org, project)
@@ -80,6 +83,27 @@ func (a *API) setUserResources(w http.ResponseWriter, r *http.Request, c *caller
 		status = fmt.Sprintf("restricted to %d resources", len(resources))
 	}
 	return a.audited(w, r, c, "user.set_resources", target+" "+status, http.StatusOK, projectResources(u, org, project))
+}
+
+// mayLimit refuses a limit c may not set on u (third red team: a limited editor lifted their
+// own limit). Nobody changes their own limit, whatever their role: a limit is set by someone
+// else. A caller limited on the project hands on no more than they hold: they may limit
+// others to resources within their own limit, never lift a limit or name a resource outside it.
+func (c *caller) mayLimit(u store.User, org, project string, restrict bool, resources []token.ResourceName) error {
+	if c.isUser() && u.ID == c.p.ID {
+		return errf(http.StatusForbidden, "%s cannot change their own resource limit on project %s/%s: another member who manages the project's members must", c.actor, org, project)
+	}
+	limit, limited := c.p.ResourceLimit(org, project)
+	if !limited {
+		return nil
+	}
+	if !restrict {
+		return errf(http.StatusForbidden, "%s is limited to some resources of project %s/%s and so cannot lift %s's limit there", c.actor, org, project, u.Email)
+	}
+	if r, outside := policy.OutsideLimit(limit, resources); outside {
+		return errf(http.StatusForbidden, "%s is limited to some resources of project %s/%s and cannot grant %s %q, which is outside that limit", c.actor, org, project, r.Kind, r.Name)
+	}
+	return nil
 }
 
 func (a *API) showUserResources(w http.ResponseWriter, r *http.Request, c *caller) error {

@@ -51,6 +51,9 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := a.chargeIssue(c); err != nil {
 		return err
 	}
+	if err := a.chargeOrg(c, org); err != nil {
+		return err
+	}
 	if err := a.st.CreateService(r.Context(), s); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return errf(http.StatusConflict, "service %q already exists in org %q", req.Name, org)
@@ -226,6 +229,12 @@ func (a *API) deleteService(w http.ResponseWriter, r *http.Request, c *caller) e
 func (a *API) issueServiceToken(w http.ResponseWriter, r *http.Request, c *caller) error {
 	s, err := a.service(r, c)
 	if err != nil {
+		return err
+	}
+	if err := a.chargeIssue(c); err != nil {
+		return err
+	}
+	if err := a.chargeOrg(c, s.Org); err != nil {
 		return err
 	}
 	issued, err := a.newToken(r.Context(), c, token.Service, s.ID, "")

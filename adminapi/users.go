@@ -215,6 +215,9 @@ func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
+	if err := c.mayChangeProjectRole(u, req); err != nil {
+		return err
+	}
 	// Demoting or removing an org admin takes manage_org_admins too.
 	if u.OrgRoles[req.Org] == policy.Admin && !c.p.AccessTo(req.Org, "").Perms.Has(policy.ManageOrgAdmins) {
 		err := errf(http.StatusForbidden, "%s cannot change the role of an org admin", c.actor)
@@ -254,6 +257,38 @@ func (a *API) setUserRole(w http.ResponseWriter, r *http.Request, c *caller) err
 		return err
 	}
 	return a.audited(w, r, c, "user.set_role", target, http.StatusOK, userView(c, u, req.Org))
+}
+
+// mayChangeProjectRole keeps a resource limit from being lifted through roles: removing a
+// project role drops its limit, and a role given again comes without one. So a caller limited
+// on the project changes no role of their own there (nor leaves the org: an org admin without a
+// project role is not limited), and gives others a role there only when they are already
+// limited within the caller's limit (set-resources first); taking a role away stays allowed.
+func (c *caller) mayChangeProjectRole(u store.User, req apiv1.RoleRequest) error {
+	if !c.isUser() {
+		return nil
+	}
+	if u.ID == c.p.ID {
+		for key := range c.p.Restrictions {
+			org, project, _ := strings.Cut(key, "/")
+			if _, limited := c.p.ResourceLimit(org, project); limited && org == req.Org && (req.Project == "" || req.Project == project) {
+				return errf(http.StatusForbidden, "%s is limited to some resources of project %s and so cannot change their own role there: another member who manages the org's members must", c.actor, key)
+			}
+		}
+		return nil
+	}
+	if req.Project == "" || req.Remove {
+		return nil
+	}
+	limit, limited := c.p.ResourceLimit(req.Org, req.Project)
+	if !limited {
+		return nil
+	}
+	theirs, ok := u.Restricted[store.ProjectKey(req.Org, req.Project)]
+	if _, outside := policy.OutsideLimit(limit, theirs.Resources); !ok || u.ProjectRoles[store.ProjectKey(req.Org, req.Project)] == "" || outside {
+		return errf(http.StatusForbidden, "%s is limited to some resources of project %s/%s and so can give %s a role there only within that limit (already limited there to resources within it): ask a member without a limit", c.actor, req.Org, req.Project, u.Email)
+	}
+	return nil
 }
 
 // roleChange checks that a role request asks for one thing.

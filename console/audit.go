@@ -1,7 +1,7 @@
 package console
 
 import (
-	"encoding/csv"
+	"bufio"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -234,23 +234,50 @@ func (c *Console) auditCSV(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="rill-authd-audit.csv"`)
-		cw := csv.NewWriter(w)
-		_ = cw.Write([]string{"time", "actor", "action", "target", "outcome", "detail"})
+		bw := bufio.NewWriter(w)
+		writeCSVRow(bw, "time", "actor", "action", "target", "outcome", "detail")
 		for _, e := range evs {
-			_ = cw.Write([]string{e.Time.UTC().Format(time.RFC3339Nano), cell(e.Actor), cell(e.Action), cell(e.Target), cell(e.Outcome), cell(e.Detail)})
+			writeCSVRow(bw, e.Time.UTC().Format(time.RFC3339Nano), e.Actor, e.Action, e.Target, e.Outcome, e.Detail)
 		}
-		cw.Flush()
-		return cw.Error()
+		return bw.Flush()
 	})(w, r)
 }
 
-// cell defuses a value a spreadsheet would run as a formula (CSV injection): a leading = + - @
-// tab or CR gets a quote before it.
-func cell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
+// writeCSVRow writes one RFC 4180 record with every field quoted and defused (cell), so a
+// spreadsheet reads each field as text however it splits the line.
+func writeCSVRow(w *bufio.Writer, fields ...string) {
+	for i, f := range fields {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		w.WriteByte('"')
+		w.WriteString(strings.ReplaceAll(cell(f), `"`, `""`))
+		w.WriteByte('"')
 	}
-	return s
+	w.WriteString("\r\n")
+}
+
+// csvSeparators are the characters a spreadsheet may split a CSV line on (its locale's list
+// separator, a tab, a pipe) or that end a quoted part of a cell: what follows one of them may
+// start a cell of its own.
+const csvSeparators = ",;\t|\r\n\""
+
+// cell defuses a value a spreadsheet would run as a formula (CSV injection): a = + - @ tab or CR
+// at the start or after any separator (csvSeparators) gets a quote before it. Defusing only the
+// start was not enough: "x;=1+1;@evil" is three cells, two of them formulas, to a spreadsheet
+// that splits on ';' (third red team).
+func cell(s string) string {
+	var b strings.Builder
+	start := true
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if start && strings.IndexByte("=+-@\t\r", ch) >= 0 {
+			b.WriteByte('\'')
+		}
+		b.WriteByte(ch)
+		start = strings.IndexByte(csvSeparators, ch) >= 0
+	}
+	return b.String()
 }
 
 // textPart is a piece of an audit cell: text, or a token named as lists name it (display

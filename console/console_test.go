@@ -6,6 +6,8 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -439,4 +441,102 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestAuditCSVQuotesAndDefusesEveryCell: every field of the export is quoted, and a formula
+// character is defused wherever a spreadsheet could start a cell: at the start of a field and
+// after any separator it may split on (third red team: "x;=1+1;@evil" in an email was three
+// cells, two of them formulas, to a spreadsheet splitting on ';').
+func TestAuditCSVQuotesAndDefusesEveryCell(t *testing.T) {
+	e := setup(t, false)
+	evil := []string{"x;=1+1;@evil", "a,+SUM(1)|-2\t=3", `q";=HYPERLINK("http://evil")`, "line\n@cmd"}
+	for i, s := range evil {
+		if err := e.st.AppendAudit(context.Background(), store.AuditEvent{Time: time.Date(2026, 1, 2, 3, i, 0, 0, time.UTC),
+			Actor: "user:" + s, Action: "user.create", Target: s, Outcome: "ok", Detail: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := e.browser(t)
+	b.signIn(e.tokens["su"])
+	r := b.get("/ui/audit.csv?action=user.create")
+	if r.code != 200 {
+		t.Fatalf("csv: %d %s", r.code, r.body)
+	}
+	rows, err := csv.NewReader(strings.NewReader(r.body)).ReadAll()
+	if err != nil || len(rows) != 1+len(evil) {
+		t.Fatalf("csv rows %d: %v\n%s", len(rows), err, r.body)
+	}
+	// Every field quoted: each record, read as a CSV reader does, must be written back exactly
+	// as quoted fields joined by commas.
+	var want strings.Builder
+	for _, row := range rows {
+		for i, f := range row {
+			if i > 0 {
+				want.WriteByte(',')
+			}
+			want.WriteString(`"` + strings.ReplaceAll(f, `"`, `""`) + `"`)
+		}
+		want.WriteString("\r\n")
+	}
+	if r.body != want.String() {
+		t.Errorf("not every field quoted:\n%q\nwant\n%q", r.body, want.String())
+	}
+	// Split on any separator a spreadsheet may use, no piece (its quotes trimmed) is a formula.
+	for _, sep := range []string{",", ";", "\t", "|", "\n", `"`} {
+		for _, piece := range strings.Split(r.body, sep) {
+			piece = strings.TrimLeft(piece, `"`)
+			if piece != "" && strings.ContainsRune("=+-@", rune(piece[0])) {
+				t.Errorf("split on %q, a cell starts a formula: %q", sep, piece)
+			}
+		}
+	}
+	// Nothing is lost: the defused text is the original with quotes inserted.
+	for _, row := range rows[1:] {
+		if got := strings.ReplaceAll(row[3], "'", ""); !slices.Contains(evil, got) {
+			t.Errorf("target %q is none of %q with only quotes added", row[3], evil)
+		}
+	}
+}
+
+// TestSessionsPerUserAndSigninRate (third red team): sessions were one pool with oldest-first
+// eviction, so a member signing in 10,000 times signed everyone out. Now one user signs in at
+// most 10 times a minute (429 with Retry-After past it), holds at most 10 sessions (their own
+// oldest ends for an 11th), and never ends anyone else's.
+func TestSessionsPerUserAndSigninRate(t *testing.T) {
+	e := setup(t, false)
+	victim := e.browser(t)
+	if r := victim.signIn(e.tokens["viewer"]); r.code != http.StatusSeeOther {
+		t.Fatalf("the viewer signs in: %d", r.code)
+	}
+	var mine []*browser
+	for i := range 10 {
+		b := e.browser(t)
+		if r := b.signIn(e.tokens["admin"]); r.code != http.StatusSeeOther {
+			t.Fatalf("the admin's sign-in %d of 10: %d %s", i+1, r.code, r.body)
+		}
+		mine = append(mine, b)
+	}
+	extra := e.browser(t)
+	r := extra.signIn(e.tokens["admin"])
+	if secs, _ := strconv.Atoi(r.h.Get("Retry-After")); r.code != http.StatusTooManyRequests || secs < 1 || secs > 6 || !strings.Contains(r.body, "more than 10 times in a minute") {
+		t.Fatalf("an 11th sign-in in a minute: %d, Retry-After %q; want 429 and a wait of 1-6 s", r.code, r.h.Get("Retry-After"))
+	}
+	for _, ck := range r.ck {
+		if ck.Name == "rill_console" && ck.Value != "" {
+			t.Fatal("a refused sign-in set a session cookie")
+		}
+	}
+	e.clock.add(time.Minute)
+	if r := extra.signIn(e.tokens["admin"]); r.code != http.StatusSeeOther {
+		t.Fatalf("the 11th sign-in a minute later: %d %s", r.code, r.body)
+	}
+	// The admin's oldest session made room; their others, and the viewer's, are still in.
+	if r := mine[0].get("/ui/tokens"); r.code != http.StatusSeeOther || !strings.Contains(r.h.Get("Location"), "/ui/signin") {
+		t.Errorf("the admin's oldest session after an 11th: %d, want signed out", r.code)
+	}
+	for name, b := range map[string]*browser{"the admin's 2nd": mine[1], "the admin's newest": extra, "the viewer's": victim} {
+		if r := b.get("/ui/tokens"); r.code != 200 {
+			t.Errorf("%s session: %d, want still signed in", name, r.code)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
@@ -297,10 +298,20 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		c.signinForm(w, r, http.StatusForbidden, "Sign in with a user token (rill_usr_…): a "+who.Kind+" credential cannot open a console session.")
 		return
 	}
-	if old, _ := c.sessions.get(r); old != nil {
+	old, _ := c.sessions.get(r)
+	_, id, err := c.sessions.open(who.ID, tok)
+	if err != nil {
+		oe := err.(*openError)
+		if oe.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(oe.retryAfter))
+		}
+		c.log.Warn("console: sign-in refused", "user", who.Subject, "reason", oe.msg)
+		c.signinForm(w, r, oe.status, oe.msg)
+		return
+	}
+	if old != nil {
 		c.sessions.end(old) // a new sign-in replaces the browser's session, it does not add one
 	}
-	_, id := c.sessions.open(tok)
 	c.log.Info("console: signed in", "user", who.Subject, "token_id", who.TokenID)
 	http.SetCookie(w, cookie(r, preCookie, "", -1))
 	http.SetCookie(w, cookie(r, cookieName, id, 0))

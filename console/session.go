@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"sync"
@@ -17,14 +19,23 @@ const (
 	cookieName = "rill_console"
 	// preCookie holds the sign-in form's CSRF token, before there is a session.
 	preCookie = "rill_console_signin"
-	// maxSessions bounds the memory sessions take; the oldest goes first.
+	// maxSessions bounds the memory sessions take. Past it a sign-in is refused: ending another
+	// user's session to make room let any member sign everyone out by signing in 10,000 times
+	// (third red team).
 	maxSessions = 10000
+	// maxUserSessions bounds one user's sessions (browsers); past it their own oldest ends.
+	maxUserSessions = 10
+	// signinsPerMinute is how often one user may sign in: a burst of as many, then one every
+	// 60/signinsPerMinute seconds.
+	signinsPerMinute = 10
 )
 
 // session is one signed-in browser. The token lives here, in the daemon's memory only: the
 // browser holds the random session id in an HttpOnly cookie.
 type session struct {
 	key     [32]byte // SHA-256 of the cookie's id
+	user    string   // the user's id: whose sessions it counts among
+	seq     uint64   // order of opening (several may open within one clock tick)
 	token   string
 	csrf    string
 	created time.Time
@@ -60,13 +71,35 @@ func (s *session) takeFlash() *flash {
 type sessions struct {
 	now       func() time.Time
 	idle, max time.Duration
-	mu        sync.Mutex
-	m         map[[32]byte]*session
+	// limit bounds all sessions, perUser one user's (maxSessions, maxUserSessions; tests set
+	// them lower).
+	limit, perUser int
+	mu             sync.Mutex
+	m              map[[32]byte]*session
+	byUser         map[string]map[[32]byte]*session
+	opened         uint64
+	signins        map[string]*signinBucket // by user id
+}
+
+// signinBucket is a token bucket of one user's sign-ins.
+type signinBucket struct {
+	tokens float64
+	at     time.Time
 }
 
 func newSessions(now func() time.Time, idle, max time.Duration) *sessions {
-	return &sessions{now: now, idle: idle, max: max, m: map[[32]byte]*session{}}
+	return &sessions{now: now, idle: idle, max: max, limit: maxSessions, perUser: maxUserSessions,
+		m: map[[32]byte]*session{}, byUser: map[string]map[[32]byte]*session{}, signins: map[string]*signinBucket{}}
 }
+
+// openError is a refused sign-in: its status and what the sign-in page says.
+type openError struct {
+	status     int
+	retryAfter int // seconds, for a 429
+	msg        string
+}
+
+func (e *openError) Error() string { return e.msg }
 
 func randomID() string {
 	b := make([]byte, 32)
@@ -74,33 +107,94 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// open makes a session for tok and returns it with the cookie value that names it.
-func (ss *sessions) open(tok string) (*session, string) {
+// open makes a session of user (their id) for tok and returns it with the cookie value that
+// names it, or an *openError: a user signing in faster than signinsPerMinute (429), or every
+// place taken by sessions that have not ended (503). A user at perUser sessions loses their own
+// oldest; no one else's session ever ends to make room.
+func (ss *sessions) open(user, tok string) (*session, string, error) {
 	id := randomID()
 	now := ss.now()
-	s := &session{key: sha256.Sum256([]byte(id)), token: tok, csrf: randomID(), created: now, seen: now}
+	s := &session{key: sha256.Sum256([]byte(id)), user: user, token: tok, csrf: randomID(), created: now, seen: now}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if len(ss.m) >= maxSessions {
-		ss.sweepLocked(now)
-		for len(ss.m) >= maxSessions {
-			var oldest *session
-			for _, o := range ss.m {
-				if oldest == nil || o.created.Before(oldest.created) {
-					oldest = o
-				}
-			}
-			delete(ss.m, oldest.key)
+	if wait := ss.takeSigninLocked(user, now); wait > 0 {
+		secs := int(math.Ceil(wait.Seconds()))
+		return nil, "", &openError{status: http.StatusTooManyRequests, retryAfter: secs,
+			msg: fmt.Sprintf("You signed in more than %d times in a minute: wait %d s, then sign in again.", signinsPerMinute, secs)}
+	}
+	for _, o := range ss.byUser[user] {
+		if ss.ended(o, now) != "" {
+			ss.endLocked(o)
 		}
 	}
+	for len(ss.byUser[user]) >= ss.perUser {
+		var oldest *session
+		for _, o := range ss.byUser[user] {
+			if oldest == nil || o.seq < oldest.seq {
+				oldest = o
+			}
+		}
+		ss.endLocked(oldest)
+	}
+	if len(ss.m) >= ss.limit {
+		ss.sweepLocked(now)
+		if len(ss.m) >= ss.limit {
+			return nil, "", &openError{status: http.StatusServiceUnavailable,
+				msg: fmt.Sprintf("The console holds %d open sessions, the most it keeps; no session is ended to make room. Try again when some have ended (30 minutes idle).", ss.limit)}
+		}
+	}
+	ss.opened++
+	s.seq = ss.opened
 	ss.m[s.key] = s
-	return s, id
+	if ss.byUser[user] == nil {
+		ss.byUser[user] = map[[32]byte]*session{}
+	}
+	ss.byUser[user][s.key] = s
+	return s, id, nil
+}
+
+// takeSigninLocked spends one of user's sign-ins, or says how long until one is available.
+// Buckets that have refilled are forgotten when there are many, which changes nothing.
+func (ss *sessions) takeSigninLocked(user string, now time.Time) time.Duration {
+	capacity, perSec := float64(signinsPerMinute), float64(signinsPerMinute)/60
+	b := ss.signins[user]
+	if b == nil {
+		if len(ss.signins) >= ss.limit {
+			for u, o := range ss.signins {
+				if now.Sub(o.at) >= time.Minute {
+					delete(ss.signins, u)
+				}
+			}
+		}
+		b = &signinBucket{tokens: capacity, at: now}
+		ss.signins[user] = b
+	}
+	if el := now.Sub(b.at).Seconds(); el > 0 {
+		b.tokens = math.Min(capacity, b.tokens+el*perSec)
+		b.at = now
+	}
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0
+	}
+	return time.Duration((1 - b.tokens) / perSec * float64(time.Second))
 }
 
 func (ss *sessions) sweepLocked(now time.Time) {
-	for k, s := range ss.m {
+	for _, s := range ss.m {
 		if ss.ended(s, now) != "" {
-			delete(ss.m, k)
+			ss.endLocked(s)
+		}
+	}
+}
+
+// endLocked forgets s. The caller holds mu.
+func (ss *sessions) endLocked(s *session) {
+	delete(ss.m, s.key)
+	if mine := ss.byUser[s.user]; mine != nil {
+		delete(mine, s.key)
+		if len(mine) == 0 {
+			delete(ss.byUser, s.user)
 		}
 	}
 }
@@ -146,7 +240,7 @@ func (ss *sessions) get(r *http.Request) (*session, string) {
 
 func (ss *sessions) end(s *session) {
 	ss.mu.Lock()
-	delete(ss.m, s.key)
+	ss.endLocked(s)
 	ss.mu.Unlock()
 }
 

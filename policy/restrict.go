@@ -90,3 +90,30 @@ func (p *Principal) Sec(org, project string) ([]json.RawMessage, error) {
 	}
 	return token.EncodeSec(p.SecurityRules(org, project))
 }
+
+// ResourceLimit says whether p's role on org/project is limited to some resources, and to which
+// (none: to nothing). Who is limited may hand on no more than their limit: not lift it on
+// themselves or widen anyone's past it (adminapi's resources endpoint), nor share what lies
+// outside it in a public URL.
+func (p *Principal) ResourceLimit(org, project string) (resources []token.ResourceName, limited bool) {
+	if p == nil || len(p.Restrictions) == 0 || project == "" {
+		return nil, false
+	}
+	key := org + "/" + project
+	r, ok := p.Restrictions[key]
+	if !ok || p.ProjectRoles[key] == "" {
+		return nil, false
+	}
+	return r.Resources, true
+}
+
+// OutsideLimit returns the first of asked that limit does not hold (ok false when every one is
+// within it). Resources are compared by kind and name, as the runtime matches them.
+func OutsideLimit(limit, asked []token.ResourceName) (outside token.ResourceName, ok bool) {
+	for _, r := range asked {
+		if !slices.Contains(limit, r) {
+			return r, true
+		}
+	}
+	return token.ResourceName{}, false
+}

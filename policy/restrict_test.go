@@ -77,3 +77,43 @@ func TestSecurityRules(t *testing.T) {
 		t.Errorf("ephemeral sec: %s %v", got, err)
 	}
 }
+
+// TestResourceLimit: only a restricted role on the project itself limits; OutsideLimit names
+// the first resource a limit does not hold.
+func TestResourceLimit(t *testing.T) {
+	p := &Principal{ProjectRoles: map[string]Role{"acme/web": Editor, "acme/app": Viewer},
+		Restrictions: map[string]Restriction{"acme/web": {Resources: []token.ResourceName{exploreA}}, "acme/gone": {}}}
+	for _, c := range []struct {
+		project string
+		limited bool
+		want    []token.ResourceName
+	}{
+		{"web", true, []token.ResourceName{exploreA}},
+		{"app", false, nil},
+		{"gone", false, nil}, // a restriction without the role it limits
+		{"", false, nil},
+	} {
+		got, limited := p.ResourceLimit("acme", c.project)
+		if limited != c.limited || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%q: %v %v, want %v %v", c.project, got, limited, c.want, c.limited)
+		}
+	}
+	if _, limited := (*Principal)(nil).ResourceLimit("acme", "web"); limited {
+		t.Error("no principal is limited")
+	}
+	for _, c := range []struct {
+		name         string
+		limit, asked []token.ResourceName
+		outside      bool
+	}{
+		{"nothing asked", []token.ResourceName{exploreA}, nil, false},
+		{"the same", []token.ResourceName{exploreA}, []token.ResourceName{exploreA}, false},
+		{"another kind, same name", []token.ResourceName{exploreA}, []token.ResourceName{{Kind: token.KindCanvas, Name: "a"}}, true},
+		{"one more", []token.ResourceName{exploreA}, []token.ResourceName{exploreA, canvasB}, true},
+		{"limited to nothing", nil, []token.ResourceName{exploreA}, true},
+	} {
+		if _, outside := OutsideLimit(c.limit, c.asked); outside != c.outside {
+			t.Errorf("%s: outside %v, want %v", c.name, outside, c.outside)
+		}
+	}
+}

@@ -36,6 +36,9 @@ var (
 	// ErrTooManyTokens is returned by CreateTokenCapped when the owner already holds the most
 	// live tokens it may.
 	ErrTooManyTokens = errors.New("too many live tokens")
+	// ErrProjectFull is returned by CreateMagicTokenCapped when the project already holds the
+	// most live public URLs allowed to one project.
+	ErrProjectFull = errors.New("too many live public URLs in the project")
 )
 
 // Store is everything the daemon needs from persistence.
@@ -81,6 +84,13 @@ type Store interface {
 	// holds max live tokens (max <= 0: no cap). The count and the insert are one write,
 	// serialized with every other (across replicas too), so issues at once never pass the cap.
 	CreateTokenCapped(ctx context.Context, t Token, max int) error
+	// CreateMagicTokenCapped stores a public URL (t.Kind token.Magic, owned by its project),
+	// refusing with ErrTooManyTokens when its creator (Token.CreatedBy) already holds
+	// perCreator live public URLs of the project, and with ErrProjectFull when the project holds
+	// perProject (<= 0: no such cap). A public URL counts against who made it, so one member
+	// cannot use up a project's; the project's own cap is a much higher backstop. One write,
+	// serialized like CreateTokenCapped's.
+	CreateMagicTokenCapped(ctx context.Context, t Token, perCreator, perProject int) error
 	// ImportTokens bulk-loads token records whose owners exist, in atomic batches. An unknown
 	// owner refuses the whole import before anything is written; a failing batch (a taken id)
 	// stops it, leaving the batches before it in place.

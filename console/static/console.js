@@ -23,6 +23,23 @@
     });
   });
 
+  // A secret shown once (a newly issued token) must not come back with Back: Chromium's
+  // back/forward cache restores a page as it was left, Cache-Control: no-store or not. So the
+  // secret leaves the page when the page is left (pagehide), and, should a cached copy still
+  // hold it, when a page is restored from the cache (pageshow with persisted).
+  var forgetSecret = function () {
+    document.querySelectorAll("section.secret").forEach(function (sec) {
+      var note = document.createElement("p");
+      note.className = "notice";
+      note.textContent = "The new token was shown once and is no longer on this page.";
+      sec.replaceWith(note);
+    });
+  };
+  window.addEventListener("pagehide", forgetSecret);
+  window.addEventListener("pageshow", function (ev) {
+    if (ev.persisted) { forgetSecret(); }
+  });
+
   // JSON object fields (data-json-object): say at once whether the text is a JSON object, next
   // to the field; the server checks it again.
   document.querySelectorAll("textarea[data-json-object]").forEach(function (ta) {

@@ -49,6 +49,58 @@ func (s *DB) CreateTokenCapped(ctx context.Context, t store.Token, max int) erro
 	return nil
 }
 
+// CreateMagicTokenCapped implements store.Store. The project's live public URLs come from the
+// token index; their creators from the records, read only when the project holds at least
+// perCreator (fewer cannot put one creator at the cap), so the reads are bounded by perProject.
+func (s *DB) CreateMagicTokenCapped(ctx context.Context, t store.Token, perCreator, perProject int) error {
+	if t.Kind != token.Magic {
+		return fmt.Errorf("create public URL %s: a %s token: %w", t.ID, t.Kind, store.ErrInvalid)
+	}
+	if err := store.CheckFields("token "+t.ID.String(), t); err != nil {
+		return fmt.Errorf("create token: %w", err)
+	}
+	err := s.write(ctx, func(w *wtxn) error {
+		if ok, err := exists(w.Txn, ownerKey(t.Kind, t.OwnerID)); err != nil || !ok {
+			return orNotFound(err, "token owner %s", t.OwnerID)
+		}
+		var live []token.ID
+		for _, id := range s.idx.Owned(t.Kind, t.OwnerID) {
+			if ta, ok := s.idx.Get(id); ok && (ta.ExpiresAt.IsZero() || ta.ExpiresAt.After(w.now)) {
+				live = append(live, id)
+			}
+		}
+		if perProject > 0 && len(live) >= perProject {
+			return fmt.Errorf("project %s holds %d live public URLs, the most allowed: %w", t.OwnerID, perProject, store.ErrProjectFull)
+		}
+		if perCreator > 0 && len(live) >= perCreator {
+			mine := 0
+			for _, id := range live {
+				var o store.Token
+				if err := getToken(w.Txn, id, &o); err != nil {
+					if errors.Is(err, store.ErrNotFound) {
+						continue
+					}
+					return err
+				}
+				if o.CreatedBy == t.CreatedBy {
+					mine++
+				}
+			}
+			if mine >= perCreator {
+				return fmt.Errorf("%s holds %d live public URLs of project %s, the most allowed: %w", t.CreatedBy, perCreator, t.OwnerID, store.ErrTooManyTokens)
+			}
+		}
+		if err := addToken(w, &t); err != nil {
+			return err
+		}
+		return addTokenCount(w.Txn, t.Kind, 1)
+	})
+	if err != nil {
+		return fmt.Errorf("create token: %w", err)
+	}
+	return nil
+}
+
 // ownerKey is the record key of a token's owner.
 func ownerKey(k token.Kind, owner string) string {
 	switch k {

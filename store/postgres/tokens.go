@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -105,6 +106,52 @@ func (s *DB) CreateTokenCapped(ctx context.Context, t store.Token, max int) erro
 			}
 			if live >= max {
 				return fmt.Errorf("owner %s holds %d live tokens, the most allowed: %w", t.OwnerID, max, store.ErrTooManyTokens)
+			}
+		}
+		if ok, err := exists(ctx, w, "SELECT FROM tokens WHERE id = $1", t.ID.String()); err != nil || ok {
+			return conflictOr(err, "token %s", t.ID)
+		}
+		if err := insertTokens(w, []store.Token{t}); err != nil {
+			return err
+		}
+		return addTokenCount(w, t.Kind, 1)
+	})
+	if err != nil {
+		return fmt.Errorf("create token: %w", err)
+	}
+	return nil
+}
+
+// CreateMagicTokenCapped implements store.Store: both counts are read under the write lock, in
+// one bounded scan of the project's live public URLs.
+func (s *DB) CreateMagicTokenCapped(ctx context.Context, t store.Token, perCreator, perProject int) error {
+	if t.Kind != token.Magic {
+		return fmt.Errorf("create public URL %s: a %s token: %w", t.ID, t.Kind, store.ErrInvalid)
+	}
+	if err := store.CheckFields("token "+t.ID.String(), t); err != nil {
+		return fmt.Errorf("create token: %w", err)
+	}
+	err := s.write(ctx, func(w *wtx) error {
+		if ok, err := exists(ctx, w, "SELECT FROM "+ownerTable(t.Kind)+" WHERE id = $1", t.OwnerID); err != nil || !ok {
+			return notFoundOr(err, "token owner %s", t.OwnerID)
+		}
+		if perCreator > 0 || perProject > 0 {
+			limit := perProject
+			if limit <= 0 {
+				limit = math.MaxInt32
+			}
+			var all, mine int
+			err := w.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE created_by = $4) FROM (SELECT created_by FROM tokens
+				WHERE owner_id = $1 AND (expires_at = 0 OR expires_at > $2) LIMIT $3) x`,
+				t.OwnerID, w.now.UnixNano(), limit, t.CreatedBy).Scan(&all, &mine)
+			if err != nil {
+				return err
+			}
+			if perProject > 0 && all >= perProject {
+				return fmt.Errorf("project %s holds %d live public URLs, the most allowed: %w", t.OwnerID, perProject, store.ErrProjectFull)
+			}
+			if perCreator > 0 && mine >= perCreator {
+				return fmt.Errorf("%s holds %d live public URLs of project %s, the most allowed: %w", t.CreatedBy, perCreator, t.OwnerID, store.ErrTooManyTokens)
 			}
 		}
 		if ok, err := exists(ctx, w, "SELECT FROM tokens WHERE id = $1", t.ID.String()); err != nil || ok {

@@ -72,3 +72,70 @@ func testTokenCap(t *testing.T, su suite) {
 	}
 	countsAgree(t, s)
 }
+
+// testMagicTokenCap: CreateMagicTokenCapped counts a public URL against its creator
+// (CreatedBy), so one member at their cap holds no one else back, and against the project's
+// much higher cap; expired and revoked ones do not count, and issues at once pass neither cap.
+func testMagicTokenCap(t *testing.T, su suite) {
+	s, c := su.fresh(t), t.Context()
+	w := populate(t, s)
+	org, project := w.project.Org, w.project.Name
+	mk := func(by string) store.Token {
+		tk := newMagic(t, org, project)
+		tk.CreatedBy = by
+		return tk
+	}
+	const perCreator, perProject = 2, 5
+	for range perCreator {
+		must(t, s.CreateMagicTokenCapped(c, mk("user:ada@acme.test"), perCreator, perProject))
+	}
+	over := mk("user:ada@acme.test")
+	wantErr(t, "ada's public URL past her cap", s.CreateMagicTokenCapped(c, over, perCreator, perProject), store.ErrTooManyTokens)
+	if _, err := s.GetToken(c, over.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused public URL was stored: %v", err)
+	}
+	// Another member of the same project issues on (the red team's case: one editor used up
+	// the project's).
+	bob := mk("user:bob@acme.test")
+	must(t, s.CreateMagicTokenCapped(c, bob, perCreator, perProject))
+	must(t, s.CreateMagicTokenCapped(c, mk("user:bob@acme.test"), perCreator, perProject))
+	// Expired ones do not count; the project's cap is reached at 5 whoever asks.
+	expired := mk("user:ada@acme.test")
+	expired.ExpiresAt = now().Add(-time.Minute)
+	must(t, s.CreateToken(c, expired))
+	must(t, s.CreateMagicTokenCapped(c, mk("user:cyd@acme.test"), perCreator, perProject))
+	wantErr(t, "a public URL past the project's cap", s.CreateMagicTokenCapped(c, mk("user:dan@acme.test"), perCreator, perProject), store.ErrProjectFull)
+	// A revoke frees a place under both caps.
+	must(t, s.DeleteToken(c, bob.ID))
+	must(t, s.CreateMagicTokenCapped(c, mk("user:bob@acme.test"), perCreator, perProject))
+	must(t, s.CreateMagicTokenCapped(c, mk("user:dan@acme.test"), 0, 0)) // 0: no cap
+	wantErr(t, "a user token through the public URL call", s.CreateMagicTokenCapped(c, newToken(t, token.User, w.user.ID), perCreator, perProject), store.ErrInvalid)
+
+	// Issues at once by one creator never pass their cap (another project, fresh).
+	must(t, s.CreateProject(c, store.Project{Org: org, Name: "burst", CreatedAt: now()}))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	made := 0
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tk := newMagic(t, org, "burst")
+			tk.CreatedBy = "user:eve@acme.test"
+			err := s.CreateMagicTokenCapped(c, tk, 3, 100)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				made++
+			case !errors.Is(err, store.ErrTooManyTokens):
+				t.Errorf("a concurrent capped public URL: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if made != 3 {
+		t.Errorf("8 public URLs at once under a cap of 3: %d made", made)
+	}
+	countsAgree(t, s)
+}

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RevokedTokens", testRevokedTokens},
 		{"Cascades", testCascades},
 		{"TokenCap", testTokenCap},
+		{"MagicTokenCap", testMagicTokenCap},
 		{"CountTokens", testCountTokens},
 		{"TouchTokens", testTouchTokens},
 		{"ImportTokens", testImportTokens},
