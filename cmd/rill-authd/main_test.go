@@ -139,3 +139,22 @@ func TestBadPluginsWriteNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestMakeRunTakesArgs: `make run ARGS="…"` hands the flags to the daemon (the README says so;
+// the target took none).
+func TestMakeRunTakesArgs(t *testing.T) {
+	mk, err := exec.LookPath("make")
+	if err != nil {
+		testenv.Unavailable(t, "make", "make run is tried with make -n: apt-get install make")
+		return
+	}
+	cmd := exec.Command(mk, "-n", "run", `ARGS=--http-addr 127.0.0.1:9090 --data-dir ./data2`)
+	cmd.Dir = testenv.ModuleRoot()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n run: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "./bin/rill-authd --http-addr 127.0.0.1:9090 --data-dir ./data2\n") {
+		t.Errorf("make run ARGS=… does not pass them to the daemon:\n%s", out)
+	}
+}
