@@ -201,6 +201,12 @@ func (f fileResolver) Resolve(ctx *kong.Context, parent *kong.Path, flag *kong.F
 	if key == "plugins" || isNull(n) {
 		return nil, nil // plugins: not a flag; `key:` with no value: as if absent
 	}
+	return f.value(key, n, flag)
+}
+
+// value is the file's value n of key for flag, as kong takes it, or the error the command line
+// would give for the same text.
+func (f fileResolver) value(key string, n *yaml.Node, flag *kong.Flag) (any, error) {
 	v, text, err := fileValue(n, flag)
 	if err != nil {
 		return nil, configErr("%s: %v", f.raw[key], err)
@@ -293,16 +299,18 @@ func camelName(name string) string {
 }
 
 // Validate refuses a key that names no flag (a misspelt data_dir would otherwise start a new,
-// empty store in ./data), with the closest flag as a hint, as kong does on the command line.
+// empty store in ./data), with the closest flag as a hint, as kong does on the command line,
+// and a value its flag would refuse, even one the command line or environment overrides: the
+// whole file is right, or it is refused.
 func (f fileResolver) Validate(app *kong.Application) error {
-	known := map[string]bool{"plugins": true} // read by pluginConfigs
-	var names []string                        // the spelling to suggest
+	known := map[string]*kong.Flag{"plugins": nil} // plugins: read by pluginConfigs
+	var names []string                             // the spelling to suggest
 	var walk func(n *kong.Node)
 	walk = func(n *kong.Node) {
 		for _, fl := range n.Flags {
 			names = append(names, strings.ReplaceAll(fl.Name, "-", "_"))
-			known[names[len(names)-1]] = true
-			known[camelName(fl.Name)] = true // kong also takes the camelCase form
+			known[names[len(names)-1]] = fl
+			known[camelName(fl.Name)] = fl // kong also takes the camelCase form
 		}
 		for _, c := range n.Children {
 			walk(c)
@@ -311,7 +319,12 @@ func (f fileResolver) Validate(app *kong.Application) error {
 	walk(app.Node)
 	slices.Sort(names)
 	for _, k := range f.keys {
-		if known[k] {
+		if fl, ok := known[k]; ok {
+			if n := f.values[k]; fl != nil && !isNull(n) {
+				if _, err := f.value(k, n, fl); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		if best := closest(k, append(names, "plugins")); best != "" {

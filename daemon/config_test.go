@@ -186,6 +186,14 @@ func TestConfigFileMistakes(t *testing.T) {
 			}
 		})
 	}
+	// A wrong value is refused even where the command line or the environment overrides it:
+	// the file is right as a whole or not at all.
+	bad := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(bad, []byte("shutdown_timeout: 30\nlog_level: loud\n"), 0o600)
+	if _, err := parseServe(t, []string{"--config", bad, "--shutdown-timeout", "5s"}, map[string]string{"RILL_AUTHD_LOG_LEVEL": "debug"}); err == nil ||
+		!strings.Contains(err.Error(), "config file: ") {
+		t.Errorf("an overridden wrong value in the file: %v, want it refused", err)
+	}
 	// A right plugins section is accepted, hyphens and all.
 	file := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(file, []byte("plugins:\n  - name: hr\n    command: x\n    args: [\"--file\", \"a.json\"]\n    timeout: 50ms\n    cache-ttl: 30s\n    on_error: deny\n"), 0o600)
