@@ -14,8 +14,10 @@ build:
 	$(GO) build -o bin/plugins/ ./plugins/examples/...
 
 # The daemon on its embedded defaults: store in ./data, gRPC 127.0.0.1:9191, HTTP 127.0.0.1:8080.
+# Flags go in ARGS: make run ARGS="--http-addr 127.0.0.1:9090" (then RILLCTL_API_URL for rillctl).
+ARGS ?=
 run: build
-	./bin/rill-authd
+	./bin/rill-authd $(ARGS)
 
 test: lint unit
 

@@ -54,6 +54,12 @@ func (a *API) iframe(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if a.frontendURL == "" {
 		return errf(http.StatusNotImplemented, "iframes need the URL of Rill's frontend: start rill-authd with --frontend-url")
 	}
+	// Rill's embed page reaches the runtime at runtime_host: without one the URL would load and
+	// then fail in the browser, far from the cause.
+	if host, _, _ := proj.Runtime(a.runtimeHost, a.instanceID, a.audience); host == "" {
+		return errf(http.StatusNotImplemented, "iframes need the Rill runtime's URL (runtime_host): start rill-authd with --runtime-host, "+
+			"or import project %s/%s from Rill with its deployment's", org, project)
+	}
 	m, err := a.mintRuntime(r, c, proj, req, func(end *endUser) error {
 		// Add an `embed` attribute for security policies and feature flags ({{ .user.embed }}),
 		// unless the end user's attributes have one.

@@ -32,10 +32,11 @@ type Globals struct {
 	ClientCertFile string `name:"client-cert-file" env:"RILLCTL_CLIENT_CERT_FILE" type:"path" placeholder:"FILE" help:"PEM client certificate, for a daemon that requires one (--tls-client-ca-file)."`
 	ClientKeyFile  string `name:"client-key-file" env:"RILLCTL_CLIENT_KEY_FILE" type:"path" placeholder:"FILE" help:"PEM private key of --client-cert-file."`
 
-	ctx   context.Context
-	in    *bufio.Reader // one reader for every prompt: each would otherwise buffer ahead
-	out   io.Writer
-	isTTY bool
+	ctx    context.Context
+	in     *bufio.Reader // one reader for every prompt: each would otherwise buffer ahead
+	out    io.Writer
+	errOut io.Writer // notes that are not the answer (stdout stays what a script reads)
+	isTTY  bool
 }
 
 func (g *Globals) client() (*client.Client, error) {
@@ -70,14 +71,45 @@ func checkAPIURL(s string) error {
 	return nil
 }
 
-// notFoundHint explains a 404 that did not come from rill-authd's API (which answers its own
-// 404s in JSON): --api-url points at something else, or below the server's root.
-func notFoundHint(err error, apiURL string) error {
+// apiURLHint explains an answer that did not come from rill-authd's API (which answers in
+// JSON): --api-url points at something else, or below the server's root. An HTML page (the
+// web console's, at an --api-url ending in /ui/) is named, not pasted.
+func apiURLHint(err error, apiURL string) error {
 	var e *client.Error
-	if errors.As(err, &e) && e.Status == 404 && e.Code == 0 {
+	switch {
+	case errors.As(err, &e) && e.HTML:
+		root := "the server's root, such as http://127.0.0.1:8080, the address of rill-authd's --http-addr"
+		if u, perr := url.Parse(apiURL); perr == nil {
+			if i := strings.Index(u.Path+"/", "/ui/"); i >= 0 {
+				u.Path, u.RawQuery, u.Fragment = u.Path[:i], "", ""
+				root = "the server's root, " + u.String() + ", not the web console's /ui/"
+			}
+		}
+		return fmt.Errorf("%w: --api-url %s should be %s", err, apiURL, root)
+	case errors.As(err, &e) && e.Status == 404 && e.Code == 0:
 		return fmt.Errorf("%w (no rill-authd admin API answers at --api-url %s: it should be the server's root, such as http://127.0.0.1:8080, the address of rill-authd's --http-addr)", err, apiURL)
 	}
 	return err
+}
+
+// envHint names the environment variable that gives a missing required flag (--org:
+// RILLCTL_ORG), which kong's "missing flags" does not.
+func envHint(err error) string {
+	var pe *kong.ParseError
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "missing flags: ") || !errors.As(err, &pe) || pe.Context == nil {
+		return ""
+	}
+	var hints []string
+	for _, f := range pe.Context.Flags() {
+		if f.Required && len(f.Envs) > 0 && strings.Contains(msg, "--"+f.Name+"=") {
+			hints = append(hints, fmt.Sprintf("pass --%s or set %s", f.Name, f.Envs[0]))
+		}
+	}
+	if len(hints) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(hints, "; ")
 }
 
 // tlsHint adds what to do to a TLS failure the user can fix with a flag.
@@ -136,7 +168,8 @@ type OrgFlag struct {
 // CLI is rillctl's command line.
 type CLI struct {
 	Globals
-	Version kong.VersionFlag `help:"Print the version and exit." env:"-"`
+	// No env tag: without kong.DefaultEnvars, env:"-" names a variable "-" ("($-)" in help).
+	Version kong.VersionFlag `help:"Print the version and exit."`
 
 	Service ServiceCmd   `cmd:"" help:"Manage service accounts: tokens for production systems that outlive their creator."`
 	Tokens  TokenCmd     `cmd:"" name:"token" help:"Manage your user tokens (personal access tokens)."`
@@ -180,12 +213,12 @@ func Main(ctx context.Context, args []string, in io.Reader, out, errOut io.Write
 		return exit
 	}
 	if err != nil {
-		fmt.Fprintf(errOut, "rillctl: %s (see %s)\n", strings.ReplaceAll(err.Error(), "\n", " "), helpFor(err, "rillctl"))
+		fmt.Fprintf(errOut, "rillctl: %s%s (see %s)\n", strings.ReplaceAll(err.Error(), "\n", " "), envHint(err), helpFor(err, "rillctl"))
 		return 2
 	}
-	cli.Globals.ctx, cli.Globals.in, cli.Globals.out, cli.Globals.isTTY = ctx, bufio.NewReader(in), out, isTTY
+	cli.Globals.ctx, cli.Globals.in, cli.Globals.out, cli.Globals.errOut, cli.Globals.isTTY = ctx, bufio.NewReader(in), out, errOut, isTTY
 	if err := kctx.Run(&cli.Globals); err != nil {
-		fmt.Fprintf(errOut, "rillctl: %s\n", oneLine(notFoundHint(tlsHint(err), cli.APIURL)))
+		fmt.Fprintf(errOut, "rillctl: %s\n", oneLine(apiURLHint(tlsHint(err), cli.APIURL)))
 		return 1
 	}
 	return 0

@@ -146,18 +146,30 @@ func TestReferenceDocs(t *testing.T) {
 	// Listing.
 	list := rows(t, su.ok("service", "list", "--org", "my-org"), "NAME|ORG ROLE|PROJECT ROLES|ATTRIBUTES")
 	for name, want := range map[string]string{
-		"reporting-service": `reporting-service|-|analytics-dashboard=viewer|{"purpose":"reporting","region":"us-east","schedule":"daily"}`,
+		"reporting-service": `reporting-service|-|analytics-dashboard|{"purpose":"reporting","region":"us-east","schedule":"daily"}`,
 		"global-admin":      `global-admin|admin|-|{}`,
-		"dashboard-viewer":  `dashboard-viewer|-|sales-analytics=viewer|{}`,
+		"dashboard-viewer":  `dashboard-viewer|-|sales-analytics|{}`,
 		"my-service":        `my-service|admin|-|{"department":"engineering","region":"us-west","tier":"premium"}`,
 	} {
 		if got := strings.Join(list[name], "|"); got != want {
 			t.Errorf("service list row %q, want %q", got, want)
 		}
 	}
-	var asJSON []map[string]any
+	// The roles the table leaves out are in --json and in service show.
+	var asJSON []struct {
+		Name         string            `json:"name"`
+		ProjectRoles map[string]string `json:"project_roles"`
+	}
 	if err := json.Unmarshal([]byte(su.ok("service", "list", "--json")), &asJSON); err != nil || len(asJSON) != 4 {
 		t.Fatalf("service list --json: %v %v", asJSON, err)
+	}
+	for _, s := range asJSON {
+		if s.Name == "reporting-service" && s.ProjectRoles["analytics-dashboard"] != "viewer" {
+			t.Errorf("service list --json: reporting-service's project roles %v", s.ProjectRoles)
+		}
+	}
+	if out := su.ok("service", "show", "reporting-service"); !strings.Contains(out, "Project roles:  analytics-dashboard=viewer\n") {
+		t.Errorf("service show reporting-service:\n%s", out)
 	}
 
 	// Editing: rename (the token keeps working under the new name), then back.

@@ -70,6 +70,17 @@ func TestNewcomerMistakes(t *testing.T) {
 	defer tlsSrv.Close()
 	_, stderr, code = run(devnull, "--api-url", strings.Replace(tlsSrv.URL, "https://", "http://", 1), "whoami")
 	oneLine("http:// to a TLS server", stderr, code, 1, "HTTP 400", "the server speaks TLS: use https:// in --api-url")
+	// The web console's URL: its HTML page is named in one line, not pasted, with the right URL.
+	for _, u := range []string{d.URL() + "/ui/", d.URL() + "/ui"} {
+		_, stderr, code = run(devnull, "--api-url", u, "whoami")
+		oneLine("--api-url "+u, stderr, code, 1, "the answer is an HTML page", "should be the server's root, "+d.URL()+", not the web console's /ui/")
+		if strings.Contains(strings.ToLower(stderr), "<html") || strings.Contains(strings.ToLower(stderr), "<!doctype") || len(stderr) > 400 {
+			t.Errorf("--api-url %s: the HTML page is in the error: %q", u, stderr)
+		}
+	}
+	// A missing --org names RILLCTL_ORG.
+	_, stderr, code = run(devnull, "service", "list")
+	oneLine("service list without an org", stderr, code, 2, "--org", "set RILLCTL_ORG")
 	// A 404 of the API itself (JSON) gets no such hint: the URL is right.
 	_, stderr, code = run(devnull, "service", "show", "nope", "--org", "nope")
 	if code == 0 || strings.Contains(stderr, "server's root") {
@@ -99,6 +110,19 @@ func TestNewcomerMistakes(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(tok, "rill_usr_") {
 		t.Fatalf("token issue: %d %q %q", code, out, stderr)
 	}
+	// Another user's token, revoked without --user: the hint names --user.
+	_, stderr, code = run(devnull, "token", "revoke", tok[:len("rill_usr_")+10])
+	oneLine("token revoke of another user's token", stderr, code, 1, "no token", "--user EMAIL")
+	_, stderr, code = run(devnull, "token", "revoke", "--display-name", "first")
+	oneLine("token revoke --display-name of another user's token", stderr, code, 1, "no token named", "--user EMAIL")
+	// A public URL without --frontend-url on the daemon: the token on stdout, and on stderr one
+	// line saying what makes it a URL.
+	out, stderr, code = run(devnull, "public-url", "create", "web", "sales", "--org", "acme")
+	if code != 0 || !strings.HasPrefix(out, "rill_mgc_") || strings.Count(out, "\n") != 1 {
+		t.Errorf("public-url create without --frontend-url: exit %d, stdout %q", code, out)
+	}
+	oneLine("public-url create without --frontend-url", stderr, code, 0, "--frontend-url", "<frontend-url>/acme/web/-/share/<token>")
+
 	if got := checkHTTP(t, d, tok); got != 403 {
 		t.Errorf("an org viewer's check on acme/web: %d, want 403", got)
 	}
@@ -107,5 +131,47 @@ func TestNewcomerMistakes(t *testing.T) {
 	}
 	if got := checkHTTP(t, d, tok); got != 200 {
 		t.Errorf("with a project role: %d, want 200", got)
+	}
+}
+
+// TestHelpEveryCommand: every rillctl command's --help works and shows no "($-)" (kong's
+// placeholder for an env:"-" tag where no default environment prefix is set).
+func TestHelpEveryCommand(t *testing.T) {
+	bin := testenv.Bin(t, "rillctl")
+	help := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, append(args, "--help")...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("rillctl %v --help: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	top := help()
+	var cmds [][]string
+	in := false
+	for _, l := range strings.Split(top, "\n") {
+		switch {
+		case strings.HasPrefix(l, "Commands:"):
+			in = true
+		case in && strings.HasPrefix(l, "  ") && len(l) > 2 && l[2] != ' ':
+			words := strings.Fields(l)
+			var cmd []string
+			for _, w := range words {
+				if strings.HasPrefix(w, "<") || strings.HasPrefix(w, "[") || strings.HasPrefix(w, "-") || strings.ToLower(w) != w {
+					break
+				}
+				cmd = append(cmd, w)
+			}
+			cmds = append(cmds, cmd)
+		}
+	}
+	if len(cmds) < 20 {
+		t.Fatalf("found %d commands in rillctl --help:\n%s", len(cmds), top)
+	}
+	for _, cmd := range append([][]string{nil}, cmds...) {
+		out := help(cmd...)
+		if strings.Contains(out, "($-)") || !strings.Contains(out, "--version") {
+			t.Errorf("rillctl %s --help: has ($-) or lacks --version:\n%s", strings.Join(cmd, " "), out)
+		}
 	}
 }

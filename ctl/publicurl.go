@@ -37,7 +37,8 @@ type PublicURLCreateCmd struct {
 	Args        []string `arg:"" name:"project-name> <explore" help:"[<project-name>] <explore>"`
 }
 
-// Run issues the public URL and prints it (the token when the daemon has no --frontend-url).
+// Run issues the public URL and prints it (the token when the daemon has no --frontend-url,
+// with a note on stderr saying what to configure).
 func (c *PublicURLCreateCmd) Run(g *Globals) error {
 	if len(c.Args) > 2 {
 		return errors.New("expected [<project-name>] <explore>: too many arguments")
@@ -82,7 +83,11 @@ func (c *PublicURLCreateCmd) Run(g *Globals) error {
 			fmt.Fprintf(g.out, "%s\n", t.URL)
 			return
 		}
+		// The token alone still works (stdout stays one line a script can read); say once, on
+		// stderr, what makes it a URL.
 		fmt.Fprintf(g.out, "%s\n", t.Token)
+		fmt.Fprintf(g.errOut, "rillctl: this is the public URL's token, not its URL: rill-authd has no --frontend-url (the URL of Rill's web app); "+
+			"with it, the URL is <frontend-url>/%s/%s/-/share/<token>\n", c.Org, project)
 	})
 }
 

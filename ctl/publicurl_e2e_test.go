@@ -47,6 +47,13 @@ func TestPublicURLReadme(t *testing.T) {
 		t.Errorf("check with the URL's token: %d", code)
 	}
 
+	// An iframe without --runtime-host: refused in one line that says what to configure, not a
+	// URL with runtime_host= that fails in the browser.
+	if code, b := post(t, "POST", d.URL()+"/v1/orgs/my-org/projects/analytics-dashboard/iframe", d.Token, `{"resource":"sales"}`); code != 501 ||
+		!strings.Contains(string(b), "--runtime-host") || strings.Contains(string(b), "runtime_host=") {
+		t.Errorf("iframe without --runtime-host: %d %s", code, b)
+	}
+
 	// The curl examples.
 	curl, err := exec.LookPath("curl")
 	if err != nil {

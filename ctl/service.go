@@ -55,16 +55,15 @@ func (c *ServiceCreateCmd) Run(g *Globals) error {
 // ServiceListCmd is `rillctl service list`.
 type ServiceListCmd struct{ OrgFlag }
 
-// Run lists services.
+// Run lists services. PROJECT ROLES names the projects only, as Rill's service-token docs print
+// it (`reporting-service  -  analytics-dashboard  {"purpose":"reporting"}`); the role on each is
+// in `service show` and --json.
 func (c *ServiceListCmd) Run(g *Globals) error {
 	return call(g, func(cl *client.Client) ([]apiv1.Service, error) { return cl.ListServices(g.ctx, c.Org) }, func(ss []apiv1.Service) {
 		rows := make([][]string, 0, len(ss))
 		for _, s := range ss {
-			roles := make([]string, 0, len(s.ProjectRoles))
-			for _, p := range sortedKeys(s.ProjectRoles) {
-				roles = append(roles, p+"="+s.ProjectRoles[p])
-			}
-			rows = append(rows, []string{s.Name, dash(s.OrgRole), dash(strings.Join(roles, ",")), compactJSON(s.Attributes)})
+			projects := strings.Join(sortedKeys(s.ProjectRoles), ",")
+			rows = append(rows, []string{s.Name, dash(s.OrgRole), dash(projects), compactJSON(s.Attributes)})
 		}
 		g.table("NAME\tORG ROLE\tPROJECT ROLES\tATTRIBUTES", rows)
 	})

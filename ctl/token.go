@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/adminapi/client"
@@ -101,6 +102,11 @@ func (c *TokenRevokeCmd) Run(g *Globals) error {
 		r, err = cl.RevokeToken(g.ctx, c.User, c.TokenID)
 	} else {
 		r, err = cl.RevokeTokenByName(g.ctx, c.User, c.DisplayName)
+	}
+	var e *client.Error
+	if c.User == "" && errors.As(err, &e) && e.Status == 404 && strings.HasPrefix(e.Message, "no token") {
+		// Without --user the token is looked for among the caller's own only.
+		return fmt.Errorf("%w among your own tokens (another user's token: --user EMAIL, superusers only)", err)
 	}
 	if err != nil {
 		return err

@@ -1,21 +1,21 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/alecthomas/kong"
 
+	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/resolver"
 	"gopkg.in/yaml.v3"
 )
@@ -101,35 +101,89 @@ func (c *Config) Run(ctx context.Context, stderr io.Writer, cli *CLI) error {
 	return Run(ctx, *c, stderr)
 }
 
-// YAML is a kong configuration loader for YAML files: it hands the file to kong's JSON
-// resolver, which matches keys to flag names, behind fileResolver.
-func YAML(r io.Reader) (kong.Resolver, error) {
-	var v map[string]any
-	if err := yaml.NewDecoder(r).Decode(&v); err != nil && err != io.EOF {
-		return nil, fmt.Errorf("parse config file: %w", err)
-	}
-	// Accept data-dir and data_dir alike: kong's resolver looks up the underscore form.
-	norm := make(map[string]any, len(v))
-	for k, val := range v {
-		norm[strings.ReplaceAll(k, "-", "_")] = val
-	}
-	b, err := json.Marshal(norm)
-	if err != nil {
-		return nil, fmt.Errorf("config file: %w", err)
-	}
-	inner, err := kong.JSON(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("config file: %w", err)
-	}
-	return fileResolver{keys: slices.Sorted(maps.Keys(norm)), inner: inner}, nil
+// ConfigError is a mistake in the --config file: a usage error (exit 2) like a mistake on the
+// command line, printed as it is (kong would put the flag's summary in front of it).
+type ConfigError struct{ msg string }
+
+func (e *ConfigError) Error() string { return e.msg }
+
+func configErr(format string, args ...any) error {
+	return &ConfigError{msg: "config file: " + fmt.Sprintf(format, args...)}
 }
+
+// YAML is a kong configuration loader for YAML files. A value in the file means what the same
+// text means on the command line and in the environment: the resolver hands kong the text as
+// written (`shutdown_timeout: 30` is "30", refused for want of a unit as --shutdown-timeout=30 is,
+// not 30 nanoseconds; `default_org: 007` is "007", not 7), never a number or boolean decoded by
+// YAML. The plugins section is checked here too, so that a mistake in it stops the daemon
+// before it opens (or creates) a store.
+func YAML(r io.Reader) (kong.Resolver, error) {
+	var doc yaml.Node
+	if err := yaml.NewDecoder(r).Decode(&doc); err != nil && err != io.EOF {
+		return nil, &ConfigError{msg: "parse config file: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	f := fileResolver{values: map[string]*yaml.Node{}, raw: map[string]string{}}
+	root := docRoot(&doc)
+	if root == nil {
+		return f, nil // an empty file
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, configErr("want flag names and their values (data_dir: ..., grpc_addr: ...), not a %s", nodeKind(root))
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i].Value, deref(root.Content[i+1])
+		// Accept data-dir and data_dir alike.
+		norm := strings.ReplaceAll(k, "-", "_")
+		if _, dup := f.values[norm]; dup {
+			return nil, configErr("%s is given twice (line %d)", k, root.Content[i].Line)
+		}
+		f.values[norm], f.raw[norm] = v, k
+		f.keys = append(f.keys, norm)
+		if norm == "plugins" {
+			if _, err := parsePlugins(v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	slices.Sort(f.keys)
+	return f, nil
+}
+
+// docRoot is the top node of a parsed YAML document, nil for an empty one.
+func docRoot(doc *yaml.Node) *yaml.Node {
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		return deref(doc.Content[0])
+	}
+	return nil
+}
+
+// deref follows a YAML alias (*name) to its anchor.
+func deref(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.MappingNode:
+		return "mapping"
+	}
+	return "single value"
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
 
 // fileResolver is the config file's resolver. kong applies environment variables as defaults,
 // which any resolver overrides; this one steps back for a flag set in the environment, so the
 // precedence is the documented one: command line, then environment, then file.
 type fileResolver struct {
-	keys  []string // the file's keys, with underscores
-	inner kong.Resolver
+	keys   []string              // the file's keys, with underscores, sorted
+	values map[string]*yaml.Node // by key with underscores
+	raw    map[string]string     // the key as written
 }
 
 func (f fileResolver) Resolve(ctx *kong.Context, parent *kong.Path, flag *kong.Flag) (any, error) {
@@ -138,51 +192,243 @@ func (f fileResolver) Resolve(ctx *kong.Context, parent *kong.Path, flag *kong.F
 			return nil, nil
 		}
 	}
-	return f.inner.Resolve(ctx, parent, flag)
+	key := strings.ReplaceAll(flag.Name, "-", "_")
+	n, ok := f.values[key]
+	if !ok {
+		key = camelName(flag.Name) // kong's JSON resolver took this form too
+		if n, ok = f.values[key]; !ok {
+			return nil, nil
+		}
+	}
+	if key == "plugins" || isNull(n) {
+		return nil, nil // plugins: not a flag; `key:` with no value: as if absent
+	}
+	return f.value(key, n, flag)
+}
+
+// value is the file's value n of key for flag, as kong takes it, or the error the command line
+// would give for the same text.
+func (f fileResolver) value(key string, n *yaml.Node, flag *kong.Flag) (any, error) {
+	v, text, err := fileValue(n, flag)
+	if err != nil {
+		return nil, configErr("%s: %v", f.raw[key], err)
+	}
+	if err := tryValue(flag, v); err != nil {
+		hint := ""
+		if flag.Value.Target.Type() == reflect.TypeOf(time.Duration(0)) {
+			if _, perr := strconv.ParseFloat(text, 64); perr == nil {
+				hint = fmt.Sprintf(" (a duration needs a unit, as on the command line: %ss, %sm or %sh)", text, text, text)
+			}
+		}
+		return nil, configErr("%s: %s is refused, as --%s=%s is: %v%s", f.raw[key], text, flag.Name, text, err, hint)
+	}
+	return v, nil
+}
+
+// fileValue is what the command line would carry for the YAML value n: its text as written;
+// a list is the flag given once per element (joined on the flag's separator, escaped as kong
+// splits it). text is the value as one line, for messages.
+func fileValue(n *yaml.Node, flag *kong.Flag) (v any, text string, err error) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return n.Value, n.Value, nil
+	case yaml.SequenceNode:
+		if !flag.Value.IsSlice() {
+			return nil, "", fmt.Errorf("a list, but --%s takes one value", flag.Name)
+		}
+		elems := make([]string, 0, len(n.Content))
+		for _, e := range n.Content {
+			if e = deref(e); e.Kind != yaml.ScalarNode {
+				return nil, "", fmt.Errorf("a list of %ss, but --%s takes words", nodeKind(e), flag.Name)
+			}
+			elems = append(elems, e.Value)
+		}
+		if sep := flag.Value.Tag.Sep; sep != -1 {
+			joined := kong.JoinEscaped(elems, sep)
+			return joined, joined, nil
+		}
+		list := make([]any, len(elems))
+		for i, e := range elems {
+			list[i] = e
+		}
+		return list, "[" + strings.Join(elems, ", ") + "]", nil
+	}
+	return nil, "", fmt.Errorf("a mapping, but --%s takes a value", flag.Name)
+}
+
+// tryValue decodes v as kong will for flag, into a scratch value, and checks it against the
+// flag's choices: a file value the command line would refuse is refused here, naming the key,
+// before kong applies it.
+func tryValue(flag *kong.Flag, v any) error {
+	scratch := reflect.New(flag.Value.Target.Type()).Elem()
+	if scratch.Kind() == reflect.Slice {
+		scratch.Set(reflect.MakeSlice(scratch.Type(), 0, 0))
+	}
+	scan := kong.Scan().PushTyped(v, kong.FlagValueToken)
+	if err := flag.Value.Mapper.Decode(&kong.DecodeContext{Value: flag.Value, Scan: scan}, scratch); err != nil {
+		return err
+	}
+	if flag.Value.Enum == "" {
+		return nil
+	}
+	choices := flag.Value.EnumSlice()
+	check := func(x reflect.Value) error {
+		if s := fmt.Sprint(x.Interface()); !slices.Contains(choices, s) {
+			return fmt.Errorf("want one of %s, not %q", strings.Join(choices, ", "), s)
+		}
+		return nil
+	}
+	if scratch.Kind() == reflect.Slice {
+		for i := range scratch.Len() {
+			if err := check(scratch.Index(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return check(scratch)
+}
+
+// camelName is the camelCase form of a flag name (data-dir: dataDir).
+func camelName(name string) string {
+	parts := strings.Split(name, "-")
+	for i := 1; i < len(parts); i++ {
+		if parts[i] != "" {
+			parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
+		}
+	}
+	return strings.Join(parts, "")
 }
 
 // Validate refuses a key that names no flag (a misspelt data_dir would otherwise start a new,
-// empty store in ./data), with the closest flag as a hint, as kong does on the command line.
+// empty store in ./data), with the closest flag as a hint, as kong does on the command line,
+// and a value its flag would refuse, even one the command line or environment overrides: the
+// whole file is right, or it is refused.
 func (f fileResolver) Validate(app *kong.Application) error {
-	known := map[string]bool{"plugins": true} // read by pluginConfigs
-	var names []string                        // the spelling to suggest
+	known := map[string]*kong.Flag{"plugins": nil} // plugins: read by pluginConfigs
+	var names []string                             // the spelling to suggest
 	var walk func(n *kong.Node)
 	walk = func(n *kong.Node) {
 		for _, fl := range n.Flags {
 			names = append(names, strings.ReplaceAll(fl.Name, "-", "_"))
-			known[names[len(names)-1]] = true
-			parts := strings.Split(fl.Name, "-") // kong also takes the camelCase form
-			for i := 1; i < len(parts); i++ {
-				parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
-			}
-			known[strings.Join(parts, "")] = true
+			known[names[len(names)-1]] = fl
+			known[camelName(fl.Name)] = fl // kong also takes the camelCase form
 		}
 		for _, c := range n.Children {
 			walk(c)
 		}
 	}
 	walk(app.Node)
+	slices.Sort(names)
 	for _, k := range f.keys {
-		if known[k] {
+		if fl, ok := known[k]; ok {
+			if n := f.values[k]; fl != nil && !isNull(n) {
+				if _, err := f.value(k, n, fl); err != nil {
+					return err
+				}
+			}
 			continue
 		}
-		best, dist := "", 3 // suggest only a near miss
-		slices.Sort(names)
-		for _, name := range append(names, "plugins") {
-			if d := editDistance(k, name); d < dist {
-				best, dist = name, d
-			}
+		if best := closest(k, append(names, "plugins")); best != "" {
+			return configErr("unknown key %q, did you mean %q?", f.raw[k], best)
 		}
-		if best != "" {
-			return fmt.Errorf("config file: unknown key %q, did you mean %q?", k, best)
-		}
-		return fmt.Errorf("config file: unknown key %q (keys are the flag names, such as data_dir)", k)
+		return configErr("unknown key %q (keys are the flag names, such as data_dir)", f.raw[k])
 	}
 	return nil
 }
 
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
+// closest is the name nearest to s by edit distance, if it is a near miss ("" if none is).
+func closest(s string, names []string) string {
+	best, dist := "", 3
+	for _, name := range names {
+		if d := EditDistance(s, name); d < dist {
+			best, dist = name, d
+		}
+	}
+	return best
+}
+
+// pluginKeys are the keys of a plugins entry, as in plugins.Config.
+var pluginKeys = []string{"args", "cache_ttl", "command", "name", "on_error", "timeout"}
+
+// parsePlugins reads the config file's plugins section strictly: an unknown key (`comand:`) is
+// refused with the nearest key, and durations need a unit, as a flag's do.
+func parsePlugins(n *yaml.Node) ([]plugins.Config, error) {
+	if isNull(n) {
+		return nil, nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		return nil, configErr("plugins: want a list of plugins (- name: ..., command: ...), not a %s", nodeKind(n))
+	}
+	var out []plugins.Config
+	for i, e := range n.Content {
+		e = deref(e)
+		where := fmt.Sprintf("plugins[%d]", i)
+		if e.Kind != yaml.MappingNode {
+			return nil, configErr("%s (line %d): want name:, command: and the like, not a %s", where, e.Line, nodeKind(e))
+		}
+		for j := 0; j+1 < len(e.Content); j += 2 {
+			if k, v := e.Content[j].Value, deref(e.Content[j+1]); k == "name" && v.Kind == yaml.ScalarNode {
+				where = fmt.Sprintf("plugins[%d] (%s)", i, v.Value)
+			}
+		}
+		var c plugins.Config
+		for j := 0; j+1 < len(e.Content); j += 2 {
+			raw, v := e.Content[j].Value, deref(e.Content[j+1])
+			k := strings.ReplaceAll(raw, "-", "_")
+			if !slices.Contains(pluginKeys, k) {
+				if best := closest(k, pluginKeys); best != "" {
+					return nil, configErr("%s (line %d): unknown key %q, did you mean %q?", where, e.Content[j].Line, raw, best)
+				}
+				return nil, configErr("%s (line %d): unknown key %q (a plugin has %s)", where, e.Content[j].Line, raw, strings.Join(pluginKeys, ", "))
+			}
+			if isNull(v) {
+				continue
+			}
+			if k == "args" {
+				if v.Kind != yaml.SequenceNode {
+					return nil, configErr("%s: args: want a list ([\"--file\", \"attrs.json\"]), not a %s", where, nodeKind(v))
+				}
+				for _, a := range v.Content {
+					if a = deref(a); a.Kind != yaml.ScalarNode {
+						return nil, configErr("%s: args: want words, not a %s", where, nodeKind(a))
+					}
+					c.Args = append(c.Args, a.Value)
+				}
+				continue
+			}
+			if v.Kind != yaml.ScalarNode {
+				return nil, configErr("%s: %s: want one value, not a %s", where, raw, nodeKind(v))
+			}
+			switch k {
+			case "name":
+				c.Name = v.Value
+			case "command":
+				c.Command = v.Value
+			case "on_error":
+				c.OnError = v.Value
+			case "timeout", "cache_ttl":
+				d, err := time.ParseDuration(v.Value)
+				if err != nil {
+					return nil, configErr("%s: %s: %q is not a duration: give a unit, as for a flag (50ms, 30s)", where, raw, v.Value)
+				}
+				if k == "timeout" {
+					c.Timeout = d
+				} else {
+					c.CacheTTL = d
+				}
+			}
+		}
+		out = append(out, c)
+	}
+	if err := plugins.Check(out); err != nil {
+		return nil, configErr("plugins: %v", err)
+	}
+	return out, nil
+}
+
+// EditDistance is the Levenshtein distance of a and b (for "did you mean" hints).
+func EditDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	for j := range prev {
 		prev[j] = j
@@ -244,7 +490,7 @@ func (c *Config) TrustedIssuers() ([]resolver.TrustedIssuer, error) {
 			return nil, fmt.Errorf("--trusted-issuer %q: issuer, jwks, audience and org are required", spec)
 		case !strings.HasPrefix(ti.JWKSURL, "https://") && !strings.HasPrefix(ti.JWKSURL, "http://"):
 			return nil, fmt.Errorf("--trusted-issuer %q: jwks must be an http(s) URL", spec)
-		case ti.Issuer == c.Issuer:
+		case ti.Issuer == c.Issuer || (c.Issuer == "" && ti.Issuer == c.PublicURL):
 			return nil, fmt.Errorf("--trusted-issuer %q: that is this daemon's own --issuer", spec)
 		}
 		out = append(out, ti)

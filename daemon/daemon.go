@@ -102,7 +102,16 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 			d.closeAll()
 		}
 	}()
+	// The whole configuration is checked before anything is written: a mistake in it must not
+	// leave a new store and a printed bootstrap token behind.
 	if err := cfg.checkURLs(); err != nil {
+		return nil, err
+	}
+	if _, err := cfg.TrustedIssuers(); err != nil { // again below, against the store's issuer
+		return nil, err
+	}
+	pcfgs, err := pluginConfigs(cfg.ConfigFile)
+	if err != nil {
 		return nil, err
 	}
 	// Listen first: the default issuer is the admin listener's own URL.
@@ -115,6 +124,15 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 
 	// TLS files first: a mistake in them must not wait for the store to open.
 	if d.tls, err = newCertReloader(&cfg, d.log); err != nil {
+		return nil, err
+	}
+	// Plugins too: one whose command cannot start stops the daemon before the store is opened
+	// (or created, and its bootstrap token printed).
+	d.metrics = metrics.New()
+	for _, p := range pcfgs {
+		d.metrics.PluginsConfigured(p.Name)
+	}
+	if d.plugins, err = plugins.Start(pcfgs, d.log, d.metrics); err != nil {
 		return nil, err
 	}
 	if d.st, err = cfg.StoreFlags.open(ctx, storeOptions{AuditRetention: cfg.AuditRetention, Logger: d.log}); err != nil {
@@ -138,14 +156,13 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		d.log.Warn("no --encryption-key-file: the store, signing private keys included, lies unencrypted on disk or in the database; whoever can read it can mint credentials",
 			"store", cfg.Where())
 	}
+	// One ring for the resolver (verify), the admin API (mint, rotate, JWKS) and the exchange
+	// (mint): the resolver invalidates it on signing-key changes. A retired key lives as long as
+	// the longest token it can have signed.
 	trusted, err := cfg.TrustedIssuers()
 	if err != nil {
 		return nil, err
 	}
-	d.metrics = metrics.New()
-	// One ring for the resolver (verify), the admin API (mint, rotate, JWKS) and the exchange
-	// (mint): the resolver invalidates it on signing-key changes. A retired key lives as long as
-	// the longest token it can have signed.
 	d.keys = keys.NewRing(d.st, keys.Options{MaxTTL: max(cfg.MaxCredentialTTL, cfg.ExchangeTTL), ActivationDelay: cfg.SigningKeyActivationDelay})
 	maxStale := cfg.MaxStaleness
 	if maxStale <= 0 {
@@ -160,16 +177,6 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	}
 
 	if err := d.bootstrap(ctx); err != nil {
-		return nil, err
-	}
-	pcfgs, err := pluginConfigs(cfg.ConfigFile)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range pcfgs {
-		d.metrics.PluginsConfigured(p.Name)
-	}
-	if d.plugins, err = plugins.Start(pcfgs, d.log, d.metrics); err != nil {
 		return nil, err
 	}
 	// Plugin results are per principal: only a change of a principal (or a reset) drops them.
@@ -406,7 +413,8 @@ func writeSecretFile(path, data string) error {
 	return nil
 }
 
-// pluginConfigs reads the plugins section of the YAML config file.
+// pluginConfigs reads the plugins section of the YAML config file, as strictly as the flags'
+// loader (YAML) read it.
 func pluginConfigs(path string) ([]plugins.Config, error) {
 	if path == "" {
 		return nil, nil
@@ -415,13 +423,20 @@ func pluginConfigs(path string) ([]plugins.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config file: %w", err)
 	}
-	var f struct {
-		Plugins []plugins.Config `yaml:"plugins"`
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
 	}
-	if err := yaml.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("config file %s: plugins: %w", path, err)
+	root := docRoot(&doc)
+	if root == nil || root.Kind != yaml.MappingNode {
+		return nil, nil
 	}
-	return f.Plugins, nil
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if strings.ReplaceAll(root.Content[i].Value, "-", "_") == "plugins" {
+			return parsePlugins(deref(root.Content[i+1]))
+		}
+	}
+	return nil, nil
 }
 
 // registerGauges exposes values read at scrape time: the cache's counters, live tokens per kind

@@ -132,6 +132,13 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 	metrics := exported(t, d.URL())
 
 	queries := 0
+	drawn := map[string]bool{} // metric families some panel queries
+	family := func(n string) string {
+		for _, suf := range []string{"_bucket", "_sum", "_count"} {
+			n = strings.TrimSuffix(n, suf)
+		}
+		return n
+	}
 	var walk func([]dashPanel)
 	walk = func(ps []dashPanel) {
 		for _, p := range ps {
@@ -145,6 +152,9 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 			for _, tg := range p.Targets {
 				queries++
 				names := metricNameRe.FindAllString(tg.Expr, -1)
+				for _, n := range names {
+					drawn[family(n)] = true
+				}
 				if len(names) == 0 {
 					t.Errorf("panel %q: query %q names no metric", p.Title, tg.Expr)
 					continue
@@ -193,6 +203,12 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 	walk(dash.Panels)
 	if queries == 0 {
 		t.Fatal("the dashboard has no queries")
+	}
+	// Every metric of ours is on some panel (cache drops, rechecks and stale answers were not).
+	for n := range metrics {
+		if strings.HasPrefix(n, "rill_authd_") && !drawn[family(n)] {
+			t.Errorf("%s is exported but no panel of the dashboard draws it", family(n))
+		}
 	}
 
 	// The alert ideas in deploy/prometheus.yml name exported metrics too.

@@ -60,6 +60,22 @@ func (c *Config) check() error {
 	return nil
 }
 
+// Check checks a plugin list as Start will, without starting anything: the daemon calls it on
+// its config file before it opens a store, so a mistake there writes nothing.
+func Check(cfgs []Config) error {
+	seen := map[string]bool{}
+	for _, c := range cfgs {
+		if err := c.check(); err != nil { // c is a copy: check's defaults stay here
+			return err
+		}
+		if seen[c.Name] {
+			return fmt.Errorf("plugin %s is configured twice", c.Name)
+		}
+		seen[c.Name] = true
+	}
+	return nil
+}
+
 // Status is a plugin's state, for /readyz and `rillctl admin plugins`.
 type Status struct {
 	Name      string `json:"name"`

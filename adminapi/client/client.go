@@ -81,10 +81,13 @@ func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 }
 
 // Error is a request the API refused: the HTTP status and the {code, message} body it sent.
+// HTML is set when the answer was a web page, not the API's JSON (the base URL points at a
+// web server or the console, not the API's root); Message then names the page, not its text.
 type Error struct {
 	Status  int
 	Code    int // a gRPC code, as in apiv1.Error
 	Message string
+	HTML    bool
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -117,6 +120,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return fmt.Errorf("read response: %w", err)
 	}
+	if isHTML(resp, data) {
+		return &Error{Status: resp.StatusCode, HTML: true,
+			Message: fmt.Sprintf("%s %s: HTTP %d: the answer is an HTML page%s, not rill-authd's admin API", method, path, resp.StatusCode, pageTitle(data))}
+	}
 	if resp.StatusCode >= 300 {
 		var body apiv1.Error
 		jsonErr := json.Unmarshal(data, &body)
@@ -132,6 +139,31 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 	}
 	return nil
+}
+
+// isHTML says whether an answer is a web page: by its type, or by its first bytes when it has
+// none (the API always answers application/json).
+func isHTML(resp *http.Response, data []byte) bool {
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		return strings.HasPrefix(strings.ToLower(ct), "text/html")
+	}
+	head := strings.ToLower(strings.TrimSpace(string(data[:min(len(data), 64)])))
+	return strings.HasPrefix(head, "<!doctype html") || strings.HasPrefix(head, "<html")
+}
+
+// pageTitle is ` ("<title>")` of an HTML page, or "" when it has none.
+func pageTitle(data []byte) string {
+	s := string(data[:min(len(data), 8192)])
+	i := strings.Index(strings.ToLower(s), "<title>")
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len("<title>"):]
+	j := strings.Index(strings.ToLower(s), "</title>")
+	if j < 0 || j > 200 {
+		return ""
+	}
+	return fmt.Sprintf(" (%q)", strings.Join(strings.Fields(s[:j]), " "))
 }
 
 func esc(s string) string { return url.PathEscape(s) }

@@ -67,7 +67,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exit
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "rill-authd: %s (see %s)\n", strings.ReplaceAll(err.Error(), "\n", " "), helpFor(err, "rill-authd"))
+		msg, see := err.Error(), helpFor(err, "rill-authd")
+		var ce *daemon.ConfigError
+		if errors.As(err, &ce) {
+			msg = ce.Error() // kong put the flag's summary in front; the message names the key
+		}
+		if cmd := misspeltCommand(err, parser); cmd != "" {
+			msg, see = fmt.Sprintf("%s, did you mean %q?", msg, cmd), "rill-authd --help"
+		}
+		fmt.Fprintf(stderr, "rill-authd: %s (see %s)\n", strings.ReplaceAll(msg, "\n", " "), see)
 		return exitUsage
 	}
 	if err := kctx.Run(); err != nil {
@@ -75,6 +83,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	return 0
+}
+
+// misspeltCommand is the command a mistyped first word was meant to be (`rill-authd restor`),
+// or "". kong suggests one only where no command is the default: here serve is, so the word
+// reaches serve as an unexpected argument.
+func misspeltCommand(err error, parser *kong.Kong) string {
+	word, ok := strings.CutPrefix(err.Error(), "unexpected argument ")
+	if !ok || strings.Contains(word, " ") {
+		return ""
+	}
+	best, dist := "", 3 // a near miss only
+	for _, c := range parser.Model.Children {
+		if d := daemon.EditDistance(word, c.Name); !c.Hidden && d < dist {
+			best, dist = c.Name, d
+		}
+	}
+	return best
 }
 
 // help prints kong's help for a command; at the top level, where `serve` is the default

@@ -63,6 +63,9 @@ func TestUsageMistakesOneStyle(t *testing.T) {
 	typo, unknown := filepath.Join(t.TempDir(), "typo.yaml"), filepath.Join(t.TempDir(), "unknown.yaml")
 	os.WriteFile(typo, []byte("datadir: /tmp/x\nlog-format: json\nplugins: []\n"), 0o600)
 	os.WriteFile(unknown, []byte("colour: blue\n"), 0o600)
+	// A value the command line refuses is refused in the file too (it was 30ns).
+	unitless := filepath.Join(t.TempDir(), "unitless.yaml")
+	os.WriteFile(unitless, []byte("shutdown_timeout: 30\n"), 0o600)
 	for _, c := range []struct {
 		bin  string
 		args []string
@@ -73,6 +76,9 @@ func TestUsageMistakesOneStyle(t *testing.T) {
 		{"rill-authd", []string{"--log-level", "loud"}, []string{"--log-level", "loud"}},
 		{"rill-authd", []string{"--config", typo}, []string{`unknown key "datadir", did you mean "data_dir"?`}},
 		{"rill-authd", []string{"--config", unknown}, []string{`unknown key "colour"`, "keys are the flag names"}},
+		{"rill-authd", []string{"--config", unitless}, []string{"config file: shutdown_timeout: 30 is refused, as --shutdown-timeout=30 is", "needs a unit", "30s"}},
+		{"rill-authd", []string{"restor"}, []string{`restor, did you mean "restore"?`, "(see rill-authd --help)"}},
+		{"rill-authd", []string{"--data-dir", "x", "copystore"}, []string{`did you mean "copy-store"?`}},
 		{"rillctl", []string{"--api-urll", "x", "whoami"}, []string{"--api-urll", `did you mean "--api-url"?`, "rillctl --help"}},
 		{"rillctl", []string{"servce", "list"}, []string{"servce"}},
 	} {
@@ -97,5 +103,58 @@ func TestUsageMistakesOneStyle(t *testing.T) {
 		if out, stderr, code := runBin(t, bin, "--version"); code != 0 || strings.TrimSpace(out) == "" || stderr != "" {
 			t.Errorf("%s --version: exit %d, stdout %q, stderr %q", bin, code, out, stderr)
 		}
+	}
+}
+
+// TestBadPluginsWriteNothing: a mistake in the config file's plugins section stops the daemon
+// before it creates a store, a superuser or a bootstrap token: on an empty data directory a
+// typo (comand:) is one line and exit 2, a plugin that cannot start one line and exit 1, and
+// either way the directory is not created and no token is printed.
+func TestBadPluginsWriteNothing(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name, yaml string
+		code       int
+		want       string
+	}{
+		{"typo", "plugins:\n  - name: hr\n    comand: /bin/true\n", 2, `unknown key "comand", did you mean "command"?`},
+		{"no such command", "plugins:\n  - name: hr\n    command: " + filepath.Join(dir, "no-such-plugin") + "\n", 1, "no-such-plugin"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, data := filepath.Join(dir, c.name+".yaml"), filepath.Join(dir, c.name+"-data")
+			os.WriteFile(cfg, []byte(c.yaml), 0o600)
+			out, stderr, code := runBin(t, "rill-authd", "--config", cfg, "--data-dir", data, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+			if code != c.code || !strings.Contains(stderr, c.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr, c.code, c.want)
+			}
+			if strings.Contains(out+stderr, "rill_usr_") || strings.Contains(stderr, "superuser") {
+				t.Errorf("a superuser or token was made before the config was refused:\n%s%s", out, stderr)
+			}
+			if _, err := os.Stat(data); !os.IsNotExist(err) {
+				t.Errorf("the data dir exists after the config was refused (%v)", err)
+			}
+			if c.code == 2 && strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+				t.Errorf("want one line, got %q", stderr)
+			}
+		})
+	}
+}
+
+// TestMakeRunTakesArgs: `make run ARGS="…"` hands the flags to the daemon (the README says so;
+// the target took none).
+func TestMakeRunTakesArgs(t *testing.T) {
+	mk, err := exec.LookPath("make")
+	if err != nil {
+		testenv.Unavailable(t, "make", "make run is tried with make -n: apt-get install make")
+		return
+	}
+	cmd := exec.Command(mk, "-n", "run", `ARGS=--http-addr 127.0.0.1:9090 --data-dir ./data2`)
+	cmd.Dir = testenv.ModuleRoot()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n run: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "./bin/rill-authd --http-addr 127.0.0.1:9090 --data-dir ./data2\n") {
+		t.Errorf("make run ARGS=… does not pass them to the daemon:\n%s", out)
 	}
 }
