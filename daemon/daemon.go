@@ -203,7 +203,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	ecfg := extauthz.Config{DefaultOrg: cfg.DefaultOrg, DefaultProject: cfg.DefaultProject, Logger: d.log,
-		Metrics: d.metrics, LogAllowedEvery: cfg.LogAllowedEvery, Tracer: d.tracing.Tracer()}
+		Metrics: d.metrics, LogAllowedEvery: cfg.LogAllowedEvery, Tracer: d.tracing.ServerTracer()}
 	if d.stale != nil {
 		ecfg.Stale = d.stale.stale
 	}

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -50,7 +49,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var span trace.Span
 	if s.cfg.Tracer != nil {
-		ctx, span = s.startSpan(ctx, propagation.HeaderCarrier(r.Header))
+		ctx, span = s.startSpan(ctx, r.Header.Get("Traceparent"), r.Header.Get("Tracestate"))
 	}
 	o := s.evaluate(ctx, &req)
 	defer func() {

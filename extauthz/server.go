@@ -16,7 +16,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rill-authd/rill-authd/metrics"
@@ -48,9 +47,9 @@ type Config struct {
 	// with 503 and the reason it gives. It runs on every check: it must be cheap.
 	Stale func() (reason string, stale bool)
 	Now   func() time.Time
-	// Tracer, when set, makes each check a span, a child of the gateway's trace (tracing.Parent).
-	// Nil is tracing off, and costs the check nothing.
-	Tracer trace.Tracer
+	// Tracer, when set, makes each check a span, a child of the gateway's trace. Nil is tracing
+	// off, and costs the check nothing.
+	Tracer *tracing.ServerTracer
 }
 
 // Server decides checks. It serves the gRPC Authorization service (Check) and the HTTP mode
@@ -461,10 +460,10 @@ func (s *Server) observe(req *request, o *outcome, start time.Time) {
 	s.cfg.Metrics.Check(result, req.kind, o.label, time.Since(start))
 }
 
-// startSpan starts the span of a check under the first parent a carrier names (the gateway's
-// trace), or as a root. Only called with a Tracer: with tracing off the check never gets here.
-func (s *Server) startSpan(ctx context.Context, carriers ...propagation.TextMapCarrier) (context.Context, trace.Span) {
-	return s.cfg.Tracer.Start(tracing.Parent(ctx, carriers...), "rill-authd check", trace.WithSpanKind(trace.SpanKindServer))
+// startSpan starts the span of a check under the gateway's trace context (or as a root). Only
+// called with a Tracer: with tracing off the check never gets here.
+func (s *Server) startSpan(ctx context.Context, traceparent, tracestate string) (context.Context, trace.Span) {
+	return s.cfg.Tracer.Start(ctx, "rill-authd check", traceparent, tracestate)
 }
 
 // endSpan records a check's outcome on its span and ends it. The attributes are the

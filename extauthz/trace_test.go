@@ -29,7 +29,7 @@ func TestCheckSpans(t *testing.T) {
 	}
 	t.Cleanup(func() { p.Shutdown(context.Background()) })
 	f := newFixture(t, resolver.Options{})
-	srv := extauthz.New(f.res, extauthz.Config{Tracer: p.Tracer()})
+	srv := extauthz.New(f.res, extauthz.Config{Tracer: p.ServerTracer()})
 	client := grpcClient(t, srv.Register, extauthz.GRPCServerOptions()...)
 	web := httptest.NewServer(srv.Handler(http.NotFoundHandler()))
 	t.Cleanup(web.Close)
@@ -150,7 +150,7 @@ func values(m map[string]string) []string {
 // not for this server (a nil Tracer) is the check path as it was: no allocation.
 func TestCheckWithTracingOffDoesNotAllocate(t *testing.T) {
 	f := newFixture(t, resolver.Options{})
-	srv := extauthz.New(f.res, extauthz.Config{Tracer: (*tracing.Provider)(nil).Tracer()})
+	srv := extauthz.New(f.res, extauthz.Config{Tracer: (*tracing.Provider)(nil).ServerTracer()})
 	ctx := context.Background()
 	req := envoyRequest("GET", "/v1/orgs/acme/projects/web/runtime/query",
 		map[string]string{"authorization": "Bearer " + f.tokens["alice"], "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}, nil)

@@ -46,6 +46,9 @@ type Provider struct {
 	protocol string
 	endpoint string
 	sampler  string
+	// followsParent: the sampler is parent-based, so a remote parent that is not sampled makes
+	// a span that is not sampled either (ServerTracer's shortcut).
+	followsParent bool
 }
 
 // String describes the settings FromEnv found.
@@ -142,7 +145,8 @@ func FromEnv(ctx context.Context, version string, log *slog.Logger) (*Provider, 
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{sampler: sampler.Description()}
+	name := strings.ToLower(strings.TrimSpace(os.Getenv("OTEL_TRACES_SAMPLER")))
+	p := &Provider{sampler: sampler.Description(), followsParent: name == "" || strings.HasPrefix(name, "parentbased_")}
 	p.protocol = firstEnv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 	if p.protocol == "" {
 		p.protocol = "http/protobuf"
@@ -239,40 +243,78 @@ func firstEnv(names ...string) string {
 // tracer, nginx's otel module and the OpenTelemetry SDKs send.
 var propagator = propagation.TraceContext{}
 
-// Parent is ctx with the remote span the first carrier that holds a valid traceparent names,
-// or ctx as it is when none does (the span started under it is then a root).
-func Parent(ctx context.Context, carriers ...propagation.TextMapCarrier) context.Context {
-	for _, c := range carriers {
-		if c == nil {
-			continue
-		}
-		if pc := propagator.Extract(ctx, c); trace.SpanContextFromContext(pc).IsValid() {
-			return pc
-		}
-	}
-	return ctx
+// Parent is ctx with the remote span c's traceparent names, or ctx as it is when c holds no
+// valid one (the span started under it is then a root).
+func Parent(ctx context.Context, c propagation.TextMapCarrier) context.Context {
+	return propagator.Extract(ctx, c)
 }
 
-// MetadataCarrier reads trace context from gRPC metadata (keys in lower case, as gRPC keeps
-// them).
-type MetadataCarrier map[string][]string
-
-// Get returns the first value of key.
-func (m MetadataCarrier) Get(key string) string {
-	if v := m[key]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
+// ServerTracer starts the server spans of requests that come with a gateway's trace context,
+// at the least cost to a request whose trace is not sampled: with a parent-based sampler (the
+// default) a valid traceparent whose sampled flag is off yields a span that records nothing and
+// has no children, so Start returns one made once instead of parsing the context into a
+// new one. Every other request takes the SDK's ordinary path.
+type ServerTracer struct {
+	tracer        trace.Tracer
+	followsParent bool
 }
 
-// Set is not used: we never inject into metadata.
-func (m MetadataCarrier) Set(key, value string) { m[key] = []string{value} }
-
-// Keys lists the keys.
-func (m MetadataCarrier) Keys() []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+// ServerTracer is the tracer of the check's spans, nil when tracing is off.
+func (p *Provider) ServerTracer() *ServerTracer {
+	if p == nil {
+		return nil
 	}
-	return out
+	return &ServerTracer{tracer: p.tracer, followsParent: p.followsParent}
+}
+
+// serverSpan are the options of every server span, made once.
+var serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+
+// unsampled is a span that records nothing and names no trace: what a child of a parent that
+// is not sampled comes to under a parent-based sampler, for no allocation.
+var unsampled = trace.SpanFromContext(context.Background())
+
+// Start starts a server span named name under the W3C trace context traceparent and tracestate
+// ("" when the request has none: a root span, which the sampler's ratio decides).
+func (s *ServerTracer) Start(ctx context.Context, name, traceparent, tracestate string) (context.Context, trace.Span) {
+	if traceparent != "" {
+		if s.followsParent {
+			if valid, sampled := parseTraceparent(traceparent); valid && !sampled {
+				return ctx, unsampled
+			}
+		}
+		ctx = Parent(ctx, propagation.MapCarrier{"traceparent": traceparent, "tracestate": tracestate})
+	}
+	return s.tracer.Start(ctx, name, serverSpan...)
+}
+
+// parseTraceparent reports whether h is a version-00 traceparent the W3C propagator accepts
+// (00-<32 hex trace id, not all zero>-<16 hex span id, not all zero>-<2 hex flags>), and whether
+// its sampled flag is set. Another version, or a malformed header, is not valid here: it takes
+// the propagator's path.
+func parseTraceparent(h string) (valid, sampled bool) {
+	if len(h) != 55 || h[0] != '0' || h[1] != '0' || h[2] != '-' || h[35] != '-' || h[52] != '-' {
+		return false, false
+	}
+	traceID, spanID, flags := h[3:35], h[36:52], h[53:55]
+	if !lowerHex(traceID) || !lowerHex(spanID) || !lowerHex(flags) || strings.Trim(traceID, "0") == "" || strings.Trim(spanID, "0") == "" {
+		return false, false
+	}
+	// The sampled flag is the lowest bit of the last hex digit; '1', '3', ..., 'd', 'f' are odd.
+	c := flags[1]
+	if c >= 'a' {
+		c -= 'a' - 10
+	} else {
+		c -= '0'
+	}
+	return true, c&1 == 1
+}
+
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
