@@ -2,13 +2,19 @@ package extauthz_test
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+	"gopkg.in/yaml.v3"
 
 	"github.com/rill-authd/rill-authd/extauthz"
 	"github.com/rill-authd/rill-authd/internal/testenv"
@@ -159,5 +165,40 @@ func TestCheckWithTracingOffDoesNotAllocate(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(1000, func() { srv.Check(ctx, req) }); n != 0 {
 		t.Fatalf("an allowed check with tracing off allocates %v times", n)
+	}
+}
+
+// TestREADMEEnvoyTracing parses the README's Envoy tracing block (### Traces) as the
+// connection manager's tracing field, with go-control-plane, as envoy.yaml is parsed.
+func TestREADMEEnvoyTracing(t *testing.T) {
+	raw, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(raw), "# in the http_connection_manager of envoy.yaml\n")
+	if !ok {
+		t.Fatal("README: no Envoy tracing block")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	var doc any
+	if err := yaml.Unmarshal([]byte(block), &doc); err != nil {
+		t.Fatalf("README's tracing block is not YAML: %v", err)
+	}
+	js, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hcm hcmv3.HttpConnectionManager
+	if err := protojson.Unmarshal(js, &hcm); err != nil {
+		t.Fatalf("README's tracing block is not an http_connection_manager's: %v", err)
+	}
+	tr := hcm.GetTracing()
+	validateDeep(t, "tracing", tr.ProtoReflect())
+	if tr.GetRandomSampling().GetValue() != 1 {
+		t.Errorf("random_sampling %v; want 1 (percent)", tr.GetRandomSampling())
+	}
+	var otel tracev3.OpenTelemetryConfig
+	if err := tr.GetProvider().GetTypedConfig().UnmarshalTo(&otel); err != nil || otel.GetGrpcService().GetEnvoyGrpc().GetClusterName() == "" {
+		t.Errorf("provider is not an OpenTelemetry tracer with a gRPC collector: %v %v", err, &otel)
 	}
 }
