@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -54,8 +55,8 @@ func envoyTraceparents(f *fixture, n int) [][]byte {
 }
 
 // BenchmarkCheckTracing sends the same checks over loopback gRPC to a server with tracing off
-// and to one with tracing on at a 1% sampler, in alternating rounds of one run, and reports
-// the throughput ratio on/off (target >= 0.95). Two shapes of "on": Envoy sampling 1% itself
+// and to one with tracing on at a 1% sampler, in rotated rounds of one run, and reports the
+// ratio on/off of throughput and of CPU per check (target >= 0.95). Two shapes of "on": Envoy sampling 1% itself
 // (a traceparent on every request, 1% flagged sampled) and requests with no traceparent (our
 // ratio decides, 1% of root spans).
 func BenchmarkCheckTracing(b *testing.B) {
@@ -91,48 +92,68 @@ func BenchmarkCheckTracing(b *testing.B) {
 	for _, c := range []*grpc.ClientConn{off, on} { // warm the cache and the connections
 		round(c, withParent, 200)
 	}
-	var tOff, tOnEnvoy, tOnRoot, cOff, cOnEnvoy, cOnRoot time.Duration
-	add := func(t, c *time.Duration) func(time.Duration, time.Duration) {
-		return func(dt, dc time.Duration) { *t += dt; *c += dc }
-	}
-	runs := []func(n int){
-		func(n int) { add(&tOff, &cOff)(round(off, withParent, n)) },
-		func(n int) { add(&tOnEnvoy, &cOnEnvoy)(round(on, withParent, n)) },
-		func(n int) { add(&tOnRoot, &cOnRoot)(round(on, [][]byte{bare}, n)) },
-	}
-	// Six rounds each, the order rotated every round, so drift in a shared machine (other load,
-	// frequency, GC) falls on all three alike.
+	// Many short rounds, the order rotated every round, each giving a ratio of neighbours in
+	// time; the median of those ratios is what is reported: on a shared machine the load of
+	// other processes moves from second to second, and totals would carry it into the ratio.
+	const rounds = 24
+	type sample struct{ wall, cpu [3]time.Duration }
+	var samples []sample
+	wires := [3][][]byte{withParent, withParent, {bare}}
+	conns := [3]*grpc.ClientConn{off, on, on}
 	b.ResetTimer()
-	for i := range 6 {
-		n := b.N / 6
-		if i == 5 {
-			n = b.N - 5*(b.N/6)
+	for i := range rounds {
+		n := b.N / rounds
+		if i == rounds-1 {
+			n = b.N - (rounds-1)*(b.N/rounds)
 		}
 		if n == 0 {
 			continue
 		}
-		for j := range runs {
-			runs[(i+j)%len(runs)](n)
+		var sm sample
+		for j := range 3 {
+			k := (i + j) % 3
+			sm.wall[k], sm.cpu[k] = round(conns[k], wires[k], n)
 		}
+		samples = append(samples, sm)
 	}
 	b.StopTimer()
 	if err := p.ForceFlush(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	rps := func(d time.Duration) float64 { return float64(b.N) / d.Seconds() }
-	b.ReportMetric(rps(tOff), "off-rps")
-	b.ReportMetric(rps(tOnEnvoy)/rps(tOff), "on-envoy1%/off")
-	b.ReportMetric(rps(tOnRoot)/rps(tOff), "on-root1%/off")
+	if len(samples) == 0 { // b.N below the number of rounds: the first, calibrating run
+		return
+	}
+	median := func(f func(sample) float64) float64 {
+		var xs []float64
+		for _, sm := range samples {
+			xs = append(xs, f(sm))
+		}
+		slices.Sort(xs)
+		return xs[len(xs)/2]
+	}
+	var total [3]time.Duration
+	for _, sm := range samples {
+		for k := range 3 {
+			total[k] += sm.wall[k]
+		}
+	}
+	offRPS := float64(b.N) / total[0].Seconds()
+	envoy := median(func(sm sample) float64 { return sm.wall[0].Seconds() / sm.wall[1].Seconds() })
+	root := median(func(sm sample) float64 { return sm.wall[0].Seconds() / sm.wall[2].Seconds() })
+	cpuEnvoy := median(func(sm sample) float64 { return sm.cpu[0].Seconds() / sm.cpu[1].Seconds() })
+	cpuRoot := median(func(sm sample) float64 { return sm.cpu[0].Seconds() / sm.cpu[2].Seconds() })
+	b.ReportMetric(offRPS, "off-rps")
+	b.ReportMetric(envoy, "on-envoy1%/off")
+	b.ReportMetric(root, "on-root1%/off")
 	// CPU per check, of the whole process (servers, clients, exporter and receiver): on a
 	// shared machine, where wall time also counts other processes' turns.
-	b.ReportMetric(cOff.Seconds()/cOnEnvoy.Seconds(), "cpu-off/on-envoy1%")
-	b.ReportMetric(cOff.Seconds()/cOnRoot.Seconds(), "cpu-off/on-root1%")
+	b.ReportMetric(cpuEnvoy, "cpu-off/on-envoy1%")
+	b.ReportMetric(cpuRoot, "cpu-off/on-root1%")
 	spans := len(rcv.Spans())
 	b.ReportMetric(float64(spans), "spans")
 	if b.N >= 10_000 {
-		fmt.Printf("tracing at 1%%, %d clients: off %.0f req/s; on, Envoy sampling 1%%: %.0f req/s (ratio %.3f, CPU ratio %.3f); on, no traceparent: %.0f req/s (ratio %.3f, CPU ratio %.3f); %d spans exported of %d traced checks (target ratio >= 0.95)\n",
-			workers, rps(tOff), rps(tOnEnvoy), rps(tOnEnvoy)/rps(tOff), cOff.Seconds()/cOnEnvoy.Seconds(),
-			rps(tOnRoot), rps(tOnRoot)/rps(tOff), cOff.Seconds()/cOnRoot.Seconds(), spans, 2*b.N)
+		fmt.Printf("tracing at 1%%, %d clients, median of %d rounds: off %.0f req/s; on/off with Envoy sampling 1%%: %.3f (CPU %.3f); with no traceparent: %.3f (CPU %.3f); %d spans exported of %d traced checks (target >= 0.95)\n",
+			workers, len(samples), offRPS, envoy, cpuEnvoy, root, cpuRoot, spans, 2*b.N)
 	}
 }
 
