@@ -82,6 +82,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Flush passes a flush on, for handlers that stream.
 func (w *statusWriter) Flush() {
+	w.written = true // a flush sends the header: 200 unless one was written
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}

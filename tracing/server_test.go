@@ -2,7 +2,11 @@ package tracing_test
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/rill-authd/rill-authd/internal/testenv"
 	"github.com/rill-authd/rill-authd/tracing"
@@ -53,5 +57,57 @@ func TestServerTracerSampling(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHandler: an admin request's span is named by the route the mux chose, joins the caller's
+// trace, records the status (a 5xx as an error), and leaves the handler's ResponseController
+// working (the backup sets write deadlines through it); a probe gets no span.
+func TestHandler(t *testing.T) {
+	rcv := testenv.StartOTLPReceiver(t)
+	rcv.Env(t)
+	p, err := tracing.FromEnv(context.Background(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	var rcErr error
+	mux.HandleFunc("GET /v1/things/{id}", func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		rcErr = errors.Join(rc.SetWriteDeadline(time.Now().Add(time.Minute)), rc.Flush())
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {})
+	srv := httptest.NewServer(p.Handler(mux))
+	defer srv.Close()
+	for _, path := range []string{"/v1/things/42", "/healthz"} {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if rcErr != nil {
+		t.Errorf("the handler's ResponseController: %v", rcErr)
+	}
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	spans := rcv.Spans()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans; want 1 (none for /healthz)", len(spans))
+	}
+	s := spans[0]
+	a := s.Attrs()
+	if s.Name != "GET /v1/things/{id}" || a["http.route"] != "/v1/things/{id}" || a["url.path"] != "/v1/things/42" || a["http.response.status_code"] != "503" {
+		t.Errorf("span %q attributes %v", s.Name, a)
+	}
+	if s.Status.GetCode().String() != "STATUS_CODE_ERROR" {
+		t.Errorf("span status %v; want an error for a 503", s.Status)
+	}
+	if s.TraceID() != "4bf92f3577b34da6a3ce929d0e0e4736" || s.ParentID() != "00f067aa0ba902b7" {
+		t.Errorf("span in trace %s under %s; want the caller's", s.TraceID(), s.ParentID())
 	}
 }
