@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,7 @@ import (
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/postgres"
 	"github.com/rill-authd/rill-authd/token"
+	"github.com/rill-authd/rill-authd/tracing"
 )
 
 // Daemon is a running rill-authd.
@@ -49,6 +51,7 @@ type Daemon struct {
 	keys     *keys.Ring
 	plugins  *plugins.Host
 	metrics  *metrics.Metrics
+	tracing  *tracing.Provider // nil: traces off
 	console  *console.Console
 	grpc     *grpc.Server
 	health   *health.Server
@@ -135,7 +138,16 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if d.plugins, err = plugins.Start(pcfgs, d.log, d.metrics); err != nil {
 		return nil, err
 	}
-	if d.st, err = cfg.StoreFlags.open(ctx, storeOptions{AuditRetention: cfg.AuditRetention, Logger: d.log}); err != nil {
+	// Traces before the store, whose queries they follow.
+	if d.tracing, err = tracing.FromEnv(ctx, buildVersion(), d.log); err != nil {
+		return nil, err
+	}
+	sopts := storeOptions{AuditRetention: cfg.AuditRetention, Logger: d.log}
+	if d.tracing != nil {
+		sopts.Tracer = d.tracing.QueryTracer()
+		d.log.Info("traces: on", d.tracing.LogAttrs()...)
+	}
+	if d.st, err = cfg.StoreFlags.open(ctx, sopts); err != nil {
 		return nil, err
 	}
 	if pg, ok := d.st.(*postgres.DB); ok {
@@ -198,7 +210,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	ecfg := extauthz.Config{DefaultOrg: cfg.DefaultOrg, DefaultProject: cfg.DefaultProject, Logger: d.log,
-		Metrics: d.metrics, LogAllowedEvery: cfg.LogAllowedEvery}
+		Metrics: d.metrics, LogAllowedEvery: cfg.LogAllowedEvery, Tracer: d.tracing.ServerTracer()}
 	if d.stale != nil {
 		ecfg.Stale = d.stale.stale
 	}
@@ -228,7 +240,8 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	mux.Handle(extauthz.HTTPPrefix+"/", check)
 	mux.Handle(extauthz.HTTPPrefix, check)
 	// The check goes ahead of the mux, which would redirect a raw ".." before the check refuses it.
-	httpServe := d.newHTTPServer(check.Handler(mux))
+	// Admin requests and the console are traced; the HTTP mode of the check makes its own span.
+	httpServe := d.newHTTPServer(check.Handler(d.tracing.Handler(mux)))
 	d.warnPlaintext()
 	d.handleSIGHUP()
 
@@ -319,12 +332,28 @@ func (d *Daemon) closeAll() error {
 		d.res.Close()
 		d.res = nil
 	}
+	var err error
 	if d.st != nil {
-		err := d.st.Close()
+		err = d.st.Close()
 		d.st = nil
-		return err
 	}
-	return nil
+	// Last: the spans of everything above are in the exporter's buffer by now.
+	if d.tracing != nil {
+		if terr := d.tracing.Shutdown(context.Background()); terr != nil {
+			d.log.Warn("traces: the last spans were not sent", "err", terr)
+		}
+		d.tracing = nil
+	}
+	return err
+}
+
+// buildVersion is the module version the binary was built at, for the service.version of
+// traces ("" for a development build).
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return ""
 }
 
 // bootstrap creates the first superuser and a token for it, once in the store's life. If an

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/badger"
 	"github.com/rill-authd/rill-authd/store/postgres"
@@ -28,6 +30,8 @@ type storeOptions struct {
 	// Existing refuses a Badger directory that does not exist (a copy's source) instead of
 	// creating it.
 	Existing bool
+	// Tracer traces PostgreSQL queries (nil: not traced).
+	Tracer pgx.QueryTracer
 }
 
 // check refuses a --store value that is neither empty nor a PostgreSQL URL.
@@ -60,7 +64,8 @@ func (f StoreFlags) open(ctx context.Context, o storeOptions) (store.Store, erro
 		if err != nil {
 			return nil, err
 		}
-		st, err := postgres.Open(ctx, postgres.Options{URL: f.Store, EncryptionKey: key, AuditRetention: o.AuditRetention, Logger: o.Logger})
+		st, err := postgres.Open(ctx, postgres.Options{URL: f.Store, EncryptionKey: key, AuditRetention: o.AuditRetention, Logger: o.Logger,
+			Tracer: o.Tracer})
 		if err != nil {
 			return nil, err // names host and database, never the password
 		}

@@ -9,8 +9,10 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -93,8 +95,27 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) proto.Mess
 	if r.id == "" {
 		r.id = reqHeaders["x-request-id"]
 	}
+	var span trace.Span
+	if s.cfg.Tracer != nil {
+		// Envoy's gRPC client puts its ext_authz span in the call's metadata; the request's own
+		// headers carry the trace as Envoy's connection manager saw it. Either joins the trace;
+		// the first is the closer parent.
+		tp, ts := reqHeaders["traceparent"], reqHeaders["tracestate"]
+		if v := metadata.ValueFromIncomingContext(ctx, "traceparent"); len(v) > 0 {
+			tp, ts = v[0], ""
+			if v := metadata.ValueFromIncomingContext(ctx, "tracestate"); len(v) > 0 {
+				ts = v[0]
+			}
+		}
+		ctx, span = s.startSpan(ctx, tp, ts)
+	}
 	o := s.evaluate(ctx, &r)
-	defer func() { s.observe(&r, o, start) }()
+	defer func() {
+		s.observe(&r, o, start)
+		if span != nil {
+			endSpan(span, &r, o)
+		}
+	}()
 	g := renderGRPC(o)
 	if o.verdict != allow {
 		return g.enc

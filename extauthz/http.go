@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // HTTPPrefix is where the HTTP mode is served. Envoy's http_service appends the original path
@@ -44,8 +46,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else if m := r.Header.Get("X-Original-Method"); m != "" {
 		req.method = m
 	}
-	o := s.evaluate(r.Context(), &req)
-	defer func() { s.observe(&req, o, start) }()
+	ctx := r.Context()
+	var span trace.Span
+	if s.cfg.Tracer != nil {
+		ctx, span = s.startSpan(ctx, r.Header.Get("Traceparent"), r.Header.Get("Tracestate"))
+	}
+	o := s.evaluate(ctx, &req)
+	defer func() {
+		s.observe(&req, o, start)
+		if span != nil {
+			endSpan(span, &req, o)
+		}
+	}()
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	if o.verdict != allow {
@@ -60,7 +72,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h[http.CanonicalHeaderKey(kv.name)] = []string{kv.value}
 	}
 	if s.cfg.Exchange != nil {
-		x, err := s.exchange(r.Context(), o)
+		x, err := s.exchange(ctx, o)
 		if err != nil {
 			if s.logsDenial(unavailableOutcome.label, slog.LevelError) {
 				s.log.Error("check failed: minting the runtime token failed", "request_id", req.id, "err", err)

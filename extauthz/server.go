@@ -14,6 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/rill-authd/rill-authd/internal/logsample"
 	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/plugins"
@@ -21,6 +25,7 @@ import (
 	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
+	"github.com/rill-authd/rill-authd/tracing"
 )
 
 // Config is what the check needs beyond the resolver.
@@ -43,6 +48,9 @@ type Config struct {
 	// with 503 and the reason it gives. It runs on every check: it must be cheap.
 	Stale func() (reason string, stale bool)
 	Now   func() time.Time
+	// Tracer, when set, makes each check a span, a child of the gateway's trace. Nil is tracing
+	// off, and costs the check nothing.
+	Tracer *tracing.ServerTracer
 }
 
 // Server decides checks. It serves the gRPC Authorization service (Check) and the HTTP mode
@@ -79,6 +87,7 @@ type request struct {
 	ext           map[string]string // Envoy context_extensions
 	kind          string            // credential kind, for metrics
 	fault         pathFault         // set by a transport that already found the request hostile
+	target        target            // as evaluate found it, for the check's span
 }
 
 // outcome is a decision with what is derived from it for the transports: made once per token
@@ -118,6 +127,7 @@ func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 	req.kind = metrics.KindNone
 	// A hostile path is refused before any credential is looked at: it costs no store read.
 	t, bad, misconfig := s.target(req)
+	req.target = t
 	if bad != nil {
 		return s.logged(req, bad, token.ID{})
 	}
@@ -449,6 +459,53 @@ func (s *Server) observe(req *request, o *outcome, start time.Time) {
 		result = metrics.ResultDenied
 	}
 	s.cfg.Metrics.Check(result, req.kind, o.label, time.Since(start))
+}
+
+// startSpan starts the span of a check under the gateway's trace context (or as a root). Only
+// called with a Tracer: with tracing off the check never gets here.
+func (s *Server) startSpan(ctx context.Context, traceparent, tracestate string) (context.Context, trace.Span) {
+	return s.cfg.Tracer.Start(ctx, "rill-authd check", traceparent, tracestate)
+}
+
+// endSpan records a check's outcome on its span and ends it. The attributes are the
+// decision's facts (kind, decision, reason, org, project, permission, status), the method and
+// the path without its query; never the credential, the token id or a header.
+func endSpan(span trace.Span, req *request, o *outcome) {
+	t := req.target
+	if span.IsRecording() {
+		decision := "allowed"
+		switch {
+		case o.verdict.status() >= 500:
+			decision = "error"
+		case o.verdict != allow:
+			decision = "denied"
+		}
+		attrs := []attribute.KeyValue{
+			attribute.String("rill.check.kind", req.kind),
+			attribute.String("rill.check.decision", decision),
+			attribute.String("rill.check.reason", o.label),
+			attribute.Int("rill.check.status", o.verdict.status()),
+			attribute.String("http.request.method", req.method),
+			attribute.String("url.path", pathOnly(req.path)),
+		}
+		if t.org != "" {
+			attrs = append(attrs, attribute.String("rill.org", t.org))
+		}
+		if t.project != "" {
+			attrs = append(attrs, attribute.String("rill.project", t.project))
+		}
+		if t.perm != 0 {
+			attrs = append(attrs, attribute.String("rill.permission", t.perm.String()))
+		}
+		if req.id != "" {
+			attrs = append(attrs, attribute.String("rill.request_id", req.id))
+		}
+		span.SetAttributes(attrs...)
+		if decision == "error" {
+			span.SetStatus(codes.Error, o.reason)
+		}
+	}
+	span.End()
 }
 
 // logsDenial reports whether a denial (or failure) of reason label is to be logged: the first

@@ -184,3 +184,6 @@ func (d *Daemon) WaitFor(s string, timeout time.Duration) bool {
 	}
 	return false
 }
+
+// Exited is closed when the daemon's process has exited.
+func (d *Daemon) Exited() <-chan struct{} { return d.exited }

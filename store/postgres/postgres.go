@@ -72,6 +72,9 @@ type Options struct {
 	// (default 5m; <0 disables).
 	MaintainInterval time.Duration
 	Logger           *slog.Logger
+	// Tracer, when set, traces the pool's queries (not the change feed's connection, whose
+	// poll every second is no one's request).
+	Tracer pgx.QueryTracer
 
 	tracer       pgx.QueryTracer // tests count the pool's queries
 	reconnectMax time.Duration   // benchmarks compare the feed's reconnect cap (default 1s)
@@ -154,6 +157,9 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	// Named after the pool's application_name, if the URL gives one, so an operator (or a
 	// test) can tell one replica's connections from another's.
 	listenCfg.RuntimeParams["application_name"] = strings.TrimSpace(cfg.ConnConfig.RuntimeParams["application_name"] + " rill-authd change feed")
+	if o.Tracer != nil {
+		cfg.ConnConfig.Tracer = o.Tracer
+	}
 	if o.tracer != nil {
 		cfg.ConnConfig.Tracer = o.tracer
 	}
