@@ -27,6 +27,8 @@ type env struct {
 	tokens map[string]string
 	st     *badger.DB
 	check  *extauthz.Server
+	// rill: call sends no Accept of ours, as a client of Rill's API (Rill's shapes).
+	rill bool
 }
 
 // setup serves the API over a real in-memory store on 127.0.0.1 with principals of every
@@ -95,6 +97,9 @@ func (e *env) call(t testing.TB, who, method, path, body string) (int, apiv1.Err
 	req, _ := http.NewRequest(method, e.url+path, rd)
 	if who != "" {
 		req.Header.Set("Authorization", "Bearer "+e.tokens[who])
+	}
+	if !e.rill {
+		req.Header.Set("Accept", apiv1.MediaType)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
