@@ -244,3 +244,36 @@ func TestRillShapesOnRillPaths(t *testing.T) {
 		t.Errorf("a service's current token: %d, want 403", code)
 	}
 }
+
+// TestRillRequestsRefused: a body in Rill's names that is not acceptable is a 400 that names the
+// problem (never a panic, never a 500), and one field given by both its names is refused
+// rather than one of them silently winning.
+func TestRillRequestsRefused(t *testing.T) {
+	e := setup(t)
+	e.rill = true
+	const magic, services = "/v1/orgs/acme/projects/web/tokens/magic", "/v1/orgs/acme/services"
+	for _, tc := range []struct{ path, body, want string }{
+		{magic, `[]`, "JSON object"},
+		{magic, `{"ttlMinutes": "soon"}`, "ttl_minutes"},
+		{magic, `{"ttlMinutes": "-5"}`, "ttl_minutes must be 0"},
+		{magic, `{"displayName": "a", "display_name": "b"}`, "not both"},
+		{magic, `{"resourceName": "a", "resource_name": "b"}`, "not both"},
+		{magic, `{"resources": "sales"}`, "resources"},
+		{magic, `{"filter": 5}`, "filter"},
+		{magic, `{"metricsViewFilters": {"mv": {"cond": {"op": "OPERATION_NOPE"}}}}`, "mv"},
+		{magic, `{"fields": ["a"]} {"fields": ["b"]}`, "after the JSON object"},
+		{services, `{"name": "x", "orgRoleName": "viewer", "org_role": "viewer"}`, "not both"},
+		{services, `{"name": "x", "orgRoleName": 7}`, "org_role"},
+		{services, `{"name": "x", "projectRoleName": "viewer"}`, "role"},
+		{services + "/dash", `{"newName": "bad name!"}`, "new_name"},
+	} {
+		method := "POST"
+		if strings.HasSuffix(tc.path, "/dash") {
+			method = "PATCH"
+		}
+		code, apiErr, b := e.call(t, "admin", method, tc.path, tc.body)
+		if code != 400 || !strings.Contains(apiErr.Message, tc.want) {
+			t.Errorf("%s %s: %d %s, want 400 naming %q", tc.path, tc.body, code, b, tc.want)
+		}
+	}
+}
