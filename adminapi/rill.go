@@ -79,8 +79,8 @@ func decodeRill(body io.Reader, v any, aliases map[string]string, int64s ...stri
 		if val := fields[k]; len(val) > 2 && val[0] == '"' {
 			var digits string
 			if json.Unmarshal(val, &digits) == nil {
-				if _, err := strconv.ParseInt(digits, 10, 64); err == nil {
-					fields[k] = json.RawMessage(digits)
+				if n, err := strconv.ParseInt(digits, 10, 64); err == nil {
+					fields[k] = json.RawMessage(strconv.FormatInt(n, 10)) // "007" is 7, not the invalid JSON 007
 				}
 			}
 		}
