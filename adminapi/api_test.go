@@ -27,11 +27,16 @@ type env struct {
 	tokens map[string]string
 	st     *badger.DB
 	check  *extauthz.Server
+	// rill: call sends no Accept of ours, as a client of Rill's API (Rill's shapes).
+	rill bool
 }
 
 // setup serves the API over a real in-memory store on 127.0.0.1 with principals of every
 // standing: a superuser, acme's admin, editor and viewer, an outsider, and two acme services.
-func setup(t testing.TB) *env {
+func setup(t testing.TB) *env { return setupWith(t, nil) }
+
+// setupWith is setup with the API's options changed by opt.
+func setupWith(t testing.TB, opt func(*adminapi.Options)) *env {
 	t.Helper()
 	st, err := badger.Open(badger.Options{InMemory: true})
 	if err != nil {
@@ -45,7 +50,11 @@ func setup(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	adminapi.New(st, res, adminapi.Options{Issuer: "https://authd.test", Audience: "rill-runtime", RuntimeHost: "https://rt.test", InstanceID: "default", Keys: ring}).Register(mux)
+	o := adminapi.Options{Issuer: "https://authd.test", Audience: "rill-runtime", RuntimeHost: "https://rt.test", InstanceID: "default", Keys: ring}
+	if opt != nil {
+		opt(&o)
+	}
+	adminapi.New(st, res, o).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
@@ -95,6 +104,9 @@ func (e *env) call(t testing.TB, who, method, path, body string) (int, apiv1.Err
 	req, _ := http.NewRequest(method, e.url+path, rd)
 	if who != "" {
 		req.Header.Set("Authorization", "Bearer "+e.tokens[who])
+	}
+	if !e.rill {
+		req.Header.Set("Accept", apiv1.MediaType)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

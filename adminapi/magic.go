@@ -1,7 +1,6 @@
 package adminapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -32,41 +30,43 @@ func (a *API) registerMagic(mux *http.ServeMux) {
 	a.mutation(mux, "DELETE /v1/magic-tokens/{id}", "magic_token.revoke", a.revokeMagic)
 }
 
-// magicAliases are the JSON names Rill's API gateway also takes for IssueMagicAuthTokenRequest
-// (protojson's lowerCamelCase), which a client of Rill's API sends.
-var magicAliases = map[string]string{"metricsViewFilters": "metrics_view_filters", "displayName": "display_name", "ttlMinutes": "ttl_minutes"}
+// magicAliases are the other names Rill's API gateway takes for IssueMagicAuthTokenRequest's
+// fields: protojson's lowerCamelCase, which a client of Rill's API sends.
+var magicAliases = map[string]string{"metricsViewFilters": "metrics_view_filters", "displayName": "display_name", "ttlMinutes": "ttl_minutes",
+	"resourceType": "resource_type", "resourceName": "resource_name"}
 
-// decodeMagic decodes an issue request by our (the proto's) names or Rill's JSON names, with
-// ttl_minutes a number or, as protojson writes an int64, a string of digits.
+// magicRequest is an issue request as read: ours, with the single resource and filter of
+// Rill's older IssueMagicAuthTokenRequest (resource_type, resource_name, filter), deprecated
+// there and still read by its gateway.
+type magicRequest struct {
+	apiv1.MagicTokenRequest
+	ResourceType string          `json:"resource_type,omitempty"`
+	ResourceName string          `json:"resource_name,omitempty"`
+	Filter       json.RawMessage `json:"filter,omitempty"`
+}
+
+// decodeMagic decodes an issue request by the proto's names or Rill's JSON names, with
+// ttl_minutes a number or, as protojson writes an int64, a string of digits; fields it does
+// not know (org and project, which the path gives) are ignored, as Rill's gateway ignores them.
+// A deprecated single resource is one more resource; a deprecated filter, with no
+// metrics_view_filters, is the filter of every metrics view ("*"), as Rill applied it.
 func decodeMagic(r *http.Request, req *apiv1.MagicTokenRequest) error {
-	var fields map[string]json.RawMessage
-	if err := decode(r, &fields); err != nil {
+	var m magicRequest
+	if err := decodeRill(r.Body, &m, magicAliases, "ttl_minutes"); err != nil {
 		return err
 	}
-	for camel, proto := range magicAliases {
-		v, ok := fields[camel]
-		if !ok {
-			continue
+	*req = m.MagicTokenRequest
+	if m.ResourceName != "" {
+		typ := m.ResourceType
+		if typ == "" {
+			typ = "explore"
 		}
-		if _, both := fields[proto]; both {
-			return errf(http.StatusBadRequest, "give %s or %s, not both", proto, camel)
-		}
-		fields[proto] = v
-		delete(fields, camel)
+		req.Resources = append(req.Resources, apiv1.ResourceName{Type: typ, Name: m.ResourceName})
 	}
-	if v := fields["ttl_minutes"]; len(v) > 2 && v[0] == '"' {
-		var digits string
-		if json.Unmarshal(v, &digits) == nil {
-			if _, err := strconv.ParseInt(digits, 10, 64); err == nil {
-				fields["ttl_minutes"] = json.RawMessage(digits)
-			}
-		}
+	if len(m.Filter) > 0 && len(req.MetricsViewFilters) == 0 {
+		req.MetricsViewFilters = map[string]json.RawMessage{"*": m.Filter}
 	}
-	b, err := json.Marshal(fields)
-	if err != nil {
-		return fmt.Errorf("magic token request: %w", err)
-	}
-	return decodeFrom(bytes.NewReader(b), req)
+	return nil
 }
 
 // MaxMagicFields bounds the fields of one public URL.
@@ -148,7 +148,8 @@ func (a *API) issueMagic(w http.ResponseWriter, r *http.Request, c *caller) erro
 			return fmt.Errorf("frontend url: %w", err)
 		}
 	}
-	return a.audited(w, r, c, "magic_token.issue", "project:"+org+"/"+project+" token:"+rec.ID.String(), http.StatusCreated, out)
+	return a.answer(w, r, c, "magic_token.issue", "project:"+org+"/"+project+" token:"+rec.ID.String(), http.StatusCreated, out,
+		apiv1.RillIssueMagicAuthTokenResponse{Token: out.Token, URL: out.URL})
 }
 
 // magicGrant checks a request's resources, filters and fields as Rill's IssueMagicAuthToken
@@ -245,10 +246,15 @@ func (a *API) listMagic(w http.ResponseWriter, r *http.Request, c *caller) error
 	if !manage && (!perms.Has(policy.CreateMagicAuthTokens) || !c.isUser()) {
 		return errf(http.StatusForbidden, "%s is not allowed to manage magic auth tokens on project %s/%s", c.actor, org, project)
 	}
-	if _, err := a.st.GetProject(r.Context(), org, project); err != nil {
+	proj, err := a.st.GetProject(r.Context(), org, project)
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return errf(http.StatusNotFound, "project %q not found", org+"/"+project)
 		}
+		return err
+	}
+	pg, err := parsePage(r)
+	if err != nil {
 		return err
 	}
 	ts, err := a.st.ListTokens(r.Context(), store.MagicOwner(org, project))
@@ -256,7 +262,7 @@ func (a *API) listMagic(w http.ResponseWriter, r *http.Request, c *caller) error
 		return err
 	}
 	now := a.now()
-	out := []apiv1.MagicToken{}
+	var live []store.Token
 	for _, t := range ts {
 		// Rill's FindMagicAuthTokensWithUser: not expired, not internal; a creator's own only
 		// without manage_magic_auth_tokens.
@@ -266,9 +272,33 @@ func (a *API) listMagic(w http.ResponseWriter, r *http.Request, c *caller) error
 		if !manage && t.Magic.CreatedByUserID != c.p.ID {
 			continue
 		}
-		out = append(out, magicInfo(t))
+		live = append(live, t)
 	}
-	return writeList(w, out, nil)
+	if !rillShape(r) {
+		return writeList(w, wireList(live, magicInfo), nil)
+	}
+	// Rill's ListMagicAuthTokens pages by id (FindMagicAuthTokensWithUser: id after the page
+	// token's, in order of id).
+	slices.SortFunc(live, func(x, y store.Token) int { return strings.Compare(x.ID.String(), y.ID.String()) })
+	from, to, next := pg.cut(len(live), func(i int) string { return live[i].ID.String() })
+	out := apiv1.RillListMagicAuthTokensResponse{Tokens: []apiv1.RillMagicAuthToken{}, NextPageToken: next}
+	for _, t := range live[from:to] {
+		out.Tokens = append(out.Tokens, rillMagic(t, proj.ID))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// projectID is the id of the project of a public URL ("" if it is gone).
+func (a *API) projectID(r *http.Request, t store.Token) (string, error) {
+	if t.Magic == nil {
+		return "", nil
+	}
+	p, err := a.st.GetProject(r.Context(), t.Magic.Org, t.Magic.Project)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	return p.ID, err
 }
 
 func (a *API) currentMagic(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -282,8 +312,13 @@ func (a *API) currentMagic(w http.ResponseWriter, r *http.Request, c *caller) er
 		}
 		return err
 	}
-	writeJSON(w, http.StatusOK, magicInfo(t))
-	return nil
+	var pid string
+	if rillShape(r) {
+		if pid, err = a.projectID(r, t); err != nil {
+			return err
+		}
+	}
+	return a.answer(w, r, c, "", "", http.StatusOK, magicInfo(t), apiv1.RillGetCurrentMagicAuthTokenResponse{Token: rillMagic(t, pid)})
 }
 
 func (a *API) revokeMagic(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -317,5 +352,5 @@ func (a *API) revokeMagic(w http.ResponseWriter, r *http.Request, c *caller) err
 		return err
 	}
 	a.metrics.TokensRevoked(policy.KindMagic, 1)
-	return a.audited(w, r, c, "magic_token.revoke", c.target, http.StatusOK, magicInfo(t))
+	return a.answer(w, r, c, "magic_token.revoke", c.target, http.StatusOK, magicInfo(t), apiv1.RillEmpty{})
 }

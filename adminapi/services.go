@@ -3,7 +3,9 @@ package adminapi
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/policy"
@@ -17,7 +19,7 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	var req apiv1.ServiceRequest
-	if err := decode(r, &req); err != nil {
+	if err := decodeRill(r.Body, &req, serviceAliases); err != nil {
 		return err
 	}
 	orgRole, projectRole := policy.Role(req.OrgRole), policy.Role(req.ProjectRole)
@@ -47,9 +49,13 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if req.Project != "" {
 		s.ProjectRoles[req.Project] = projectRole
 	}
-	// The service comes with a token: refuse before creating it, not after.
-	if err := a.chargeIssue(c); err != nil {
-		return err
+	// The service comes with a token: refuse before creating it, not after. Not so in Rill's
+	// shape: Rill's CreateService makes none (its CLI then calls IssueServiceAuthToken).
+	rill := rillShape(r)
+	if !rill {
+		if err := a.chargeIssue(c); err != nil {
+			return err
+		}
 	}
 	if err := a.chargeOrg(c, org); err != nil {
 		return err
@@ -60,12 +66,20 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 		}
 		return err
 	}
+	if rill {
+		return a.audited(w, r, c, "service.create", target, http.StatusOK, apiv1.RillServiceResponse{Service: rillService(s)})
+	}
 	issued, err := a.newToken(r.Context(), c, token.Service, s.ID, "")
 	if err != nil {
 		return err
 	}
 	return a.audited(w, r, c, "service.create", target, http.StatusCreated, apiv1.ServiceCreated{Service: wireService(s), Token: issued})
 }
+
+// serviceAliases are Rill's names for the fields of a service request: CreateServiceRequest's
+// (org_role_name, project_role_name) and UpdateServiceRequest's, and their JSON names.
+var serviceAliases = map[string]string{"org_role_name": "org_role", "orgRoleName": "org_role", "project_role_name": "project_role",
+	"projectRoleName": "project_role", "newName": "new_name", "orgRole": "org_role", "projectRole": "project_role"}
 
 // service loads the service named in the path after checking manage_org on its org.
 func (a *API) service(r *http.Request, c *caller) (store.Service, error) {
@@ -87,7 +101,11 @@ func (a *API) listServices(w http.ResponseWriter, r *http.Request, c *caller) er
 		return err
 	}
 	ss, err := a.st.ListServices(r.Context(), org)
-	return writeList(w, wireList(ss, wireService), err)
+	if err != nil || !rillShape(r) {
+		return writeList(w, wireList(ss, wireService), err)
+	}
+	writeJSON(w, http.StatusOK, apiv1.RillListServicesResponse{Services: wireList(ss, rillMemberService)})
+	return nil
 }
 
 func (a *API) showService(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -95,11 +113,31 @@ func (a *API) showService(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
+	if rillShape(r) {
+		return a.showServiceRill(w, r, s)
+	}
 	toks, err := a.tokensOf(r.Context(), s.ID)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, apiv1.ServiceDetail{Service: wireService(s), Tokens: toks})
+	return nil
+}
+
+// showServiceRill answers Rill's GetServiceResponse: the service with its org role, and a
+// ProjectMemberService per project it has a role on, by project name.
+func (a *API) showServiceRill(w http.ResponseWriter, r *http.Request, s store.Service) error {
+	out := apiv1.RillGetServiceResponse{Service: rillMemberService(s), ProjectMemberships: []apiv1.RillProjectMemberService{}}
+	for _, name := range slices.Sorted(maps.Keys(s.ProjectRoles)) {
+		p, err := a.st.GetProject(r.Context(), s.Org, name)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		out.ProjectMemberships = append(out.ProjectMemberships, apiv1.RillProjectMemberService{ID: s.ID, Name: s.Name, OrgName: s.Org,
+			OrgRoleName: string(s.OrgRole), ProjectID: p.ID, ProjectName: name, ProjectRoleName: string(s.ProjectRoles[name]),
+			Attributes: attrsOrEmpty(s.Attributes), CreatedOn: apiv1.RillTime(s.CreatedAt), UpdatedOn: apiv1.RillTime(s.UpdatedAt)})
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -121,7 +159,7 @@ func (a *API) editService(w http.ResponseWriter, r *http.Request, c *caller) err
 		return err
 	}
 	var req apiv1.ServiceEdit
-	if err := decode(r, &req); err != nil {
+	if err := decodeRill(r.Body, &req, serviceAliases); err != nil {
 		return err
 	}
 	if req.NewName == "" && req.Attributes == nil {
@@ -156,7 +194,8 @@ func (a *API) editService(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	return a.audited(w, r, c, "service.edit", "service:"+s.Org+"/"+r.PathValue("name"), http.StatusOK, wireService(s))
+	return a.answer(w, r, c, "service.edit", "service:"+s.Org+"/"+r.PathValue("name"), http.StatusOK, wireService(s),
+		apiv1.RillServiceResponse{Service: rillService(s)})
 }
 
 func (a *API) setServiceRole(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -223,7 +262,7 @@ func (a *API) deleteService(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	a.metrics.TokensRevoked(policy.KindService, revoked)
-	return a.audited(w, r, c, "service.delete", "service:"+s.Org+"/"+s.Name, http.StatusOK, wireService(s))
+	return a.answer(w, r, c, "service.delete", "service:"+s.Org+"/"+s.Name, http.StatusOK, wireService(s), apiv1.RillServiceResponse{Service: rillService(s)})
 }
 
 func (a *API) issueServiceToken(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -242,13 +281,22 @@ func (a *API) issueServiceToken(w http.ResponseWriter, r *http.Request, c *calle
 		return err
 	}
 	c.named = TokenLabel(issued.Prefix, "")
-	return a.audited(w, r, c, "service.token.issue", "service:"+s.Org+"/"+s.Name+" token:"+issued.ID, http.StatusCreated, issued)
+	return a.answer(w, r, c, "service.token.issue", "service:"+s.Org+"/"+s.Name+" token:"+issued.ID, http.StatusCreated, issued,
+		apiv1.RillIssuedToken{Token: issued.Token})
 }
 
 func (a *API) listServiceTokens(w http.ResponseWriter, r *http.Request, c *caller) error {
 	s, err := a.service(r, c)
 	if err != nil {
 		return err
+	}
+	if rillShape(r) {
+		ts, err := a.st.ListTokens(r.Context(), s.ID)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, apiv1.RillListServiceAuthTokensResponse{Tokens: wireList(ts, rillServiceToken)})
+		return nil
 	}
 	toks, err := a.tokensOf(r.Context(), s.ID)
 	return writeList(w, toks, err)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
@@ -454,6 +455,7 @@ func (e *env) raw(t *testing.T, who, method, path, body string) (int, http.Heade
 	if who != "none" {
 		req.Header.Set("Authorization", "Bearer "+e.tokens[who])
 	}
+	req.Header.Set("Accept", apiv1.MediaType)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

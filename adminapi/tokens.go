@@ -93,6 +93,9 @@ func (a *API) listUserTokens(w http.ResponseWriter, r *http.Request, c *caller) 
 // revokeUserToken revokes one of the owner's tokens by reference (path) or by display name
 // (query display_name).
 func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if r.PathValue("ref") == "current" && r.URL.Query().Get("user_email") == "" {
+		return a.revokeCurrentToken(w, r, c)
+	}
 	u, err := a.tokenOwner(r.Context(), c, r.URL.Query().Get("user_email"))
 	if err != nil {
 		c.aim("user:" + r.URL.Query().Get("user_email"))
@@ -187,4 +190,22 @@ func (a *API) findToken(ctx context.Context, owner, ref string) (store.Token, er
 		return match[0], nil
 	}
 	return store.Token{}, errf(http.StatusConflict, "%q matches %d tokens: give more of it", ref, len(match))
+}
+
+// revokeCurrentToken is Rill's RevokeCurrentAuthToken (DELETE /v1/tokens/current, its CLI's
+// logout): the user's token the request is made with is revoked. Rill's answer is {}.
+func (a *API) revokeCurrentToken(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if !c.isUser() {
+		return errf(http.StatusForbidden, "%s is not a user: only a user's own token is revoked this way (a service's: service token revoke)", c.actor)
+	}
+	t, err := a.st.GetToken(r.Context(), c.tid)
+	if err != nil {
+		return err
+	}
+	if err := a.st.DeleteToken(r.Context(), t.ID); err != nil {
+		return err
+	}
+	a.metrics.TokensRevoked(policy.KindOf(t.Kind), 1)
+	return a.answer(w, r, c, "token.revoke", "user:"+c.p.Email+" token:"+t.ID.String(), http.StatusOK,
+		apiv1.Revoked{Revoked: []apiv1.TokenInfo{tokenInfo(t)}}, apiv1.RillEmpty{})
 }

@@ -70,6 +70,7 @@ func (c *Console) call(from *http.Request, tok, method, path string, query url.V
 	req.RemoteAddr, req.Host, req.TLS = from.RemoteAddr, from.Host, from.TLS
 	req.RequestURI = u.RequestURI()
 	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Accept", apiv1.MediaType) // our shapes, not Rill's, on the routes Rill's clients share
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

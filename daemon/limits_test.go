@@ -91,6 +91,7 @@ func post(t *testing.T, url, tok, body string) (int, string, string) {
 	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", apiv1.MediaType) // our shapes: a service comes with its token
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

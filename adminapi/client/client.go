@@ -111,6 +111,8 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
+	// Our shapes, also on the routes that answer Rill's clients in Rill's.
+	req.Header.Set("Accept", apiv1.MediaType)
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach rill-authd at %s: %w", c.BaseURL, err)
