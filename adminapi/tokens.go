@@ -206,6 +206,7 @@ func (a *API) revokeCurrentToken(w http.ResponseWriter, r *http.Request, c *call
 		return err
 	}
 	a.metrics.TokensRevoked(policy.KindOf(t.Kind), 1)
+	c.named = TokenLabel(t.Prefix, t.DisplayName)
 	return a.answer(w, r, c, "token.revoke", "user:"+c.p.Email+" token:"+t.ID.String(), http.StatusOK,
 		apiv1.Revoked{Revoked: []apiv1.TokenInfo{tokenInfo(t)}}, apiv1.RillEmpty{})
 }
