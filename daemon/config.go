@@ -47,8 +47,9 @@ type Config struct {
 	// ConfigFile is --config, where the plugins are listed.
 	ConfigFile string `kong:"-"`
 
-	GRPCAddr                  string        `name:"grpc-addr" help:"Listen address of the Envoy ext_authz gRPC service (loopback: a sidecar's Envoy is local; any other address without TLS is warned about)." default:"127.0.0.1:9191"`
-	HTTPAddr                  string        `name:"http-addr" help:"Listen address of the admin API, HTTP ext_authz, health and metrics." default:"127.0.0.1:8080"`
+	GRPCAddr                  string        `name:"grpc-addr" help:"Listen address of the Envoy ext_authz gRPC service: host:port (loopback: a sidecar's Envoy is local; any other address without TLS is warned about), or unix:///path/authz.sock for a Unix socket (mode 0660, group --socket-group; Envoy's pipe address)." default:"127.0.0.1:9191"`
+	HTTPAddr                  string        `name:"http-addr" help:"Listen address of the admin API, HTTP ext_authz, health and metrics: host:port, or unix:///path for a Unix socket (as --grpc-addr)." default:"127.0.0.1:8080"`
+	SocketGroup               string        `name:"socket-group" help:"Group (name or gid) of the Unix sockets of --grpc-addr and --http-addr unix:///...: its members (Envoy's user) may connect; the sockets are mode 0660. Default: the daemon's group." placeholder:"GROUP"`
 	BootstrapTokenFile        string        `help:"On first start, write the superuser's bootstrap token to this file (mode 0600) instead of printing it." type:"path" placeholder:"FILE"`
 	BootstrapEmail            string        `help:"Email of the superuser created on first start." default:"admin@localhost"`
 	DefaultOrg                string        `help:"Org checked when neither the route nor the path names one." placeholder:"ORG"`
@@ -291,6 +292,9 @@ func (c *Config) explicitIssuer() (url, flag string) {
 // unspecified host as 127.0.0.1, which a runtime on this machine reaches (set --public-url for
 // one elsewhere).
 func (c *Config) defaultIssuer(admin net.Addr) string {
+	if _, ok := admin.(*net.TCPAddr); !ok {
+		return "" // a Unix socket has no URL: --public-url says where its proxy is
+	}
 	host, port, err := net.SplitHostPort(admin.String())
 	if ip := net.ParseIP(host); err == nil && (ip == nil || ip.IsUnspecified()) {
 		host = "127.0.0.1"

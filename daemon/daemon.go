@@ -106,11 +106,15 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		return nil, err
 	}
 	// Listen first: the default issuer is the admin listener's own URL.
-	if d.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
+	gid, err := socketGroup(cfg.SocketGroup)
+	if err != nil {
+		return nil, err
 	}
-	if d.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("listen HTTP on %s: %w", cfg.HTTPAddr, err)
+	if d.grpcLis, err = listen("--grpc-addr", cfg.GRPCAddr, gid); err != nil {
+		return nil, err
+	}
+	if d.httpLis, err = listen("--http-addr", cfg.HTTPAddr, gid); err != nil {
+		return nil, err
 	}
 
 	// TLS files first: a mistake in them must not wait for the store to open.
@@ -237,7 +241,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	}()
 	d.followStaleness() // SERVING unless (and until) the replica is stale
 	d.ready.Store(true)
-	d.log.Info("rill-authd started", "grpc_addr", d.grpcLis.Addr().String(), "http_addr", d.httpLis.Addr().String(), "store", cfg.Where(),
+	d.log.Info("rill-authd started", "grpc_addr", listenAddr(d.grpcLis), "http_addr", listenAddr(d.httpLis), "store", cfg.Where(),
 		"grpc_tls", cfg.tlsOn("grpc"), "http_tls", cfg.tlsOn("http"), "client_certs_required", cfg.TLSClientCAFile != "",
 		"issuer", issuer, "jwks_url", strings.TrimSuffix(issuer, "/")+"/.well-known/jwks.json")
 	d.log.Info("web console: sign in with a user token", "url", d.consoleURL())
