@@ -51,7 +51,7 @@ func (a *API) iframe(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if err != nil {
 		return err
 	}
-	if a.frontendURL == "" {
+	if a.frontend() == "" {
 		return errf(http.StatusNotImplemented, "iframes need the URL of Rill's frontend: start rill-authd with --frontend-url")
 	}
 	m, err := a.mintRuntime(r, c, proj, req, func(end *endUser) error {
@@ -97,7 +97,7 @@ func (a *API) iframe(w http.ResponseWriter, r *http.Request, c *caller) error {
 	for k, v := range ifr.query {
 		q[k] = v
 	}
-	src, err := embedURL(a.frontendURL, q)
+	src, err := embedURL(a.frontend(), q)
 	if err != nil {
 		return err
 	}

@@ -47,13 +47,14 @@ type Config struct {
 // Server decides checks. It serves the gRPC Authorization service (Check) and the HTTP mode
 // (ServeHTTP); both share one decision function and cache.
 type Server struct {
-	res     *resolver.Resolver
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	allowed atomic.Uint64           // allowed checks, for log sampling
-	denials *denialLog              // samples the lines of denied checks
-	stale   atomic.Pointer[outcome] // the last stale denial, reused while its reason holds
+	res      *resolver.Resolver
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	allowed  atomic.Uint64           // allowed checks, for log sampling
+	logEvery atomic.Int64            // cfg.LogAllowedEvery, changed by SetLogAllowedEvery
+	denials  *denialLog              // samples the lines of denied checks
+	stale    atomic.Pointer[outcome] // the last stale denial, reused while its reason holds
 }
 
 // New returns a Server that resolves credentials with res.
@@ -67,8 +68,14 @@ func New(res *resolver.Resolver, cfg Config) *Server {
 	if cfg.Exchange != nil && cfg.Exchange.TTL == 0 {
 		cfg.Exchange.TTL = defaultExchangeTTL
 	}
-	return &Server{res: res, cfg: cfg, log: cfg.Logger, now: cfg.Now, denials: newDenialLog(cfg.Logger, cfg.Now)}
+	s := &Server{res: res, cfg: cfg, log: cfg.Logger, now: cfg.Now, denials: newDenialLog(cfg.Logger, cfg.Now)}
+	s.logEvery.Store(int64(cfg.LogAllowedEvery))
+	return s
 }
+
+// SetLogAllowedEvery changes Config.LogAllowedEvery (a config reload); checks read it with an
+// atomic load.
+func (s *Server) SetLogAllowedEvery(n int) { s.logEvery.Store(int64(n)) }
 
 // request is the part of a check request the decision reads, whichever mode it came in.
 type request struct {
@@ -159,7 +166,7 @@ func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 		return s.logged(req, o, res.TokenID)
 	}
 	level := slog.LevelDebug
-	if n := s.cfg.LogAllowedEvery; n > 0 && s.allowed.Add(1)%uint64(n) == 0 {
+	if n := s.logEvery.Load(); n > 0 && s.allowed.Add(1)%uint64(n) == 0 {
 		level = slog.LevelInfo
 	}
 	if s.log.Enabled(context.Background(), level) {

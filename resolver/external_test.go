@@ -99,9 +99,9 @@ func TestTrustedExternalIssuer(t *testing.T) {
 		t.Errorf("refetched within the interval: %d fetches", n)
 	}
 	// ...and once the interval has passed, the unknown kid refetches once and passes.
-	f.r.trusted["https://admin.rill.example"].mu.Lock()
-	f.r.trusted["https://admin.rill.example"].fetched = time.Now().Add(-2 * time.Hour)
-	f.r.trusted["https://admin.rill.example"].mu.Unlock()
+	(*f.r.trusted.Load())["https://admin.rill.example"].mu.Lock()
+	(*f.r.trusted.Load())["https://admin.rill.example"].fetched = time.Now().Add(-2 * time.Hour)
+	(*f.r.trusted.Load())["https://admin.rill.example"].mu.Unlock()
 	if _, err := f.r.Resolve(ctx, rotated); err != nil {
 		t.Fatalf("after the interval: %v", err)
 	}
