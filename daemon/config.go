@@ -46,6 +46,10 @@ type Config struct {
 	StoreFlags `embed:""`
 	// ConfigFile is --config, where the plugins are listed.
 	ConfigFile string `kong:"-"`
+	// args and flags are the command line this was parsed from and the value of every flag
+	// (reload.go): a SIGHUP parses args again and compares.
+	args  []string
+	flags map[string]any
 
 	GRPCAddr                  string        `name:"grpc-addr" help:"Listen address of the Envoy ext_authz gRPC service: host:port (loopback: a sidecar's Envoy is local; any other address without TLS is warned about), or unix:///path/authz.sock for a Unix socket (mode 0660, group --socket-group; Envoy's pipe address)." default:"127.0.0.1:9191"`
 	HTTPAddr                  string        `name:"http-addr" help:"Listen address of the admin API, HTTP ext_authz, health and metrics: host:port, or unix:///path for a Unix socket (as --grpc-addr)." default:"127.0.0.1:8080"`
@@ -95,8 +99,9 @@ type Config struct {
 }
 
 // Run runs the daemon until ctx ends (kong calls it for `serve`).
-func (c *Config) Run(ctx context.Context, stderr io.Writer, cli *CLI) error {
+func (c *Config) Run(ctx context.Context, stderr io.Writer, cli *CLI, kctx *kong.Context) error {
 	c.ConfigFile = string(cli.Config)
+	c.args, c.flags = kctx.Args, flagValues(kctx)
 	return Run(ctx, *c, stderr)
 }
 

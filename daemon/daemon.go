@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -40,6 +41,7 @@ import (
 type Daemon struct {
 	cfg      Config
 	log      *slog.Logger
+	logs     *liveLog // d.log's level and format
 	stderr   io.Writer
 	st       store.Store
 	pg       *postgres.DB // st, when it is PostgreSQL
@@ -62,6 +64,13 @@ type Daemon struct {
 	tls       *certReloader // nil without TLS
 	hup       chan os.Signal
 	stopHUP   chan struct{}
+	hupDone   chan struct{}
+
+	// What a reload (reload.go) changes, and what it compares with.
+	check      *extauthz.Server
+	api        *adminapi.API
+	applied    map[string]any // every flag's value in force
+	pluginCfgs []plugins.Config
 
 	healthStop, healthDone chan struct{} // followStaleness
 }
@@ -96,7 +105,8 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) error {
 
 // Start opens the store, bootstraps, and starts serving. Call Shutdown to stop.
 func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err error) {
-	d := &Daemon{cfg: cfg, stderr: stderr, log: NewLogger(stderr, cfg.LogLevel, cfg.LogFormat), serveErr: make(chan error, 2)}
+	d := &Daemon{cfg: cfg, stderr: stderr, logs: newLiveLog(stderr, cfg.LogLevel, cfg.LogFormat), serveErr: make(chan error, 2)}
+	d.log = d.logs.logger()
 	defer func() {
 		if err != nil {
 			d.closeAll()
@@ -170,6 +180,10 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if err != nil {
 		return nil, err
 	}
+	d.pluginCfgs, d.applied = pcfgs, maps.Clone(cfg.flags)
+	if d.applied == nil {
+		d.applied = map[string]any{}
+	}
 	for _, p := range pcfgs {
 		d.metrics.PluginsConfigured(p.Name)
 	}
@@ -207,14 +221,16 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 			TTL: cfg.ExchangeTTL, Keys: d.keys.Keyset, Projects: d.st}
 	}
 	check := extauthz.New(d.res, ecfg)
+	d.check = check
 	check.Register(d.grpc)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", d.readyz)
-	adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: issuer, Audience: cfg.RuntimeAudience,
+	d.api = adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: issuer, Audience: cfg.RuntimeAudience,
 		RuntimeHost: cfg.RuntimeHost, InstanceID: cfg.RuntimeInstanceID, MaxCredentialTTL: cfg.MaxCredentialTTL, FrontendURL: cfg.FrontendURL, Keys: d.keys, Plugins: d.plugins, Metrics: d.metrics,
-		Stale: ecfg.Stale, MaxTokensPerOwner: cfg.MaxTokensPerOwner, TokenIssuesPerMinute: cfg.TokenIssueRate}).Register(mux)
+		Stale: ecfg.Stale, MaxTokensPerOwner: cfg.MaxTokensPerOwner, TokenIssuesPerMinute: cfg.TokenIssueRate})
+	d.api.Register(mux)
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	// The web console calls the API's handlers in-process (mux), as the signed-in user.
 	if d.console, err = console.New(console.Options{API: mux, Store: d.st, Metrics: d.metrics, Replica: d.replicaStates(),
