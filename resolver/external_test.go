@@ -198,3 +198,46 @@ func TestOwnKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestSetTrusted: a reload that drops a trusted issuer refuses its tokens at once, cached ones
+// included; one that trusts it for another org gives that org; one that leaves it unchanged
+// keeps its fetched JWKS (no refetch) and its cached principals.
+func TestSetTrusted(t *testing.T) {
+	fi := newFakeIssuer(t)
+	ti := TrustedIssuer{Issuer: "https://admin.rill.example", JWKSURL: fi.srv.URL, Audience: "rill-authd", Org: "acme"}
+	f := setup(t, Options{Issuer: "rill-authd", Audience: "rill", JWKSRefresh: time.Hour, Trusted: []TrustedIssuer{ti}})
+	raw := fi.sign(t, nil)
+	org := func() (string, error) {
+		res, err := f.r.Resolve(ctx, raw)
+		if err != nil {
+			return "", err
+		}
+		if res.Principal.AccessTo("acme", "web").Perms != 0 {
+			return "acme", nil
+		}
+		if res.Principal.AccessTo("globex", "web").Perms != 0 {
+			return "globex", nil
+		}
+		return "", nil
+	}
+	if o, err := org(); err != nil || o != "acme" {
+		t.Fatalf("before: %q %v", o, err)
+	}
+
+	f.r.SetTrusted([]TrustedIssuer{ti}) // unchanged
+	if o, err := org(); err != nil || o != "acme" || fi.requests.Load() != 1 || f.r.Stats().Drops != 0 {
+		t.Fatalf("after an unchanged set: %q %v, %d fetches, %d drops", o, err, fi.requests.Load(), f.r.Stats().Drops)
+	}
+
+	other := ti
+	other.Org = "globex"
+	f.r.SetTrusted([]TrustedIssuer{other})
+	if o, err := org(); err != nil || o != "globex" {
+		t.Fatalf("trusted for globex now: %q %v (a cached principal of acme answered?)", o, err)
+	}
+
+	f.r.SetTrusted(nil)
+	if o, err := org(); !errors.Is(err, token.ErrJWTIssuer) {
+		t.Fatalf("issuer no longer trusted: %q %v, want %v", o, err, token.ErrJWTIssuer)
+	}
+}
