@@ -23,6 +23,9 @@ const unixScheme = "unix://"
 // in that group, reaches the check without the socket being open to every local user.
 const socketMode = 0o660
 
+// maxSocketPath is the longest path of a Unix socket on Linux (sun_path's 108 bytes, one NUL).
+const maxSocketPath = 107
+
 // socketPath is the path of a unix:// address, "" for a TCP one.
 func socketPath(addr string) string {
 	if p, ok := strings.CutPrefix(addr, unixScheme); ok {
@@ -60,10 +63,14 @@ func listenUnix(path string, gid int) (net.Listener, error) {
 	if path == "" || !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("want an absolute path, as unix:///run/rill-authd/authz.sock")
 	}
+	// Short: a socket's path has at most 107 bytes (sun_path), the temporary one too.
+	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%x.tmp", os.Getpid()))
+	if len(path) > maxSocketPath || len(tmp) > maxSocketPath {
+		return nil, fmt.Errorf("the path is too long for a Unix socket (at most %d bytes)", maxSocketPath)
+	}
 	if err := clearStale(path); err != nil {
 		return nil, err
 	}
-	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.%d.tmp", filepath.Base(path), os.Getpid()))
 	os.Remove(tmp) // ours, from a start of this pid that failed half-way
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {

@@ -175,6 +175,7 @@ func TestUnixSocketFlags(t *testing.T) {
 		want string
 	}{
 		{"relative path", []string{"--grpc-addr", "unix://authz.sock"}, "want an absolute path"},
+		{"path too long", []string{"--grpc-addr", "unix://" + filepath.Join(dir, strings.Repeat("x", 100), "authz.sock")}, "too long for a Unix socket"},
 		{"unknown group", []string{"--grpc-addr", "unix://" + filepath.Join(dir, "a.sock"), "--socket-group", "no-such-group-here"}, "--socket-group no-such-group-here"},
 		{"HTTP socket without --public-url", []string{"--http-addr", "unix://" + filepath.Join(dir, "h.sock")}, "set --public-url"},
 	} {
