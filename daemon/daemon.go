@@ -213,9 +213,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if d.stale != nil {
 		ecfg.Stale = d.stale.stale
 	}
-	if len(pcfgs) > 0 {
-		ecfg.Plugins = d.plugins
-	}
+	ecfg.Plugins = d.plugins // asked only while it runs a plugin (a reload may add some)
 	if cfg.TokenExchange {
 		ecfg.Exchange = &extauthz.Exchange{Issuer: issuer, Audience: cfg.RuntimeAudience, InstanceID: cfg.RuntimeInstanceID,
 			TTL: cfg.ExchangeTTL, Keys: d.keys.Keyset, Projects: d.st}

@@ -13,12 +13,13 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/rill-authd/rill-authd/adminapi"
+	"github.com/rill-authd/rill-authd/plugins"
 )
 
-// liveFlags are the settings a reload (SIGHUP) applies to a running daemon. Any other flag
-// whose value changed (a listener, the store, TLS files, cache size...) needs a restart: the
-// reload names it in a warning and leaves it as it was. The plugin set (the file's plugins:)
-// needs a restart too: its processes are started once, with the daemon.
+// liveFlags are the settings a reload (SIGHUP) applies to a running daemon, with the plugin
+// set (the file's plugins:). Any other flag whose value changed (a listener, the store, TLS
+// files, cache size...) needs a restart: the reload names it in a warning and leaves it as it
+// was.
 var liveFlags = map[string]bool{
 	"log-level": true, "log-format": true, "log-allowed-every": true,
 	"max-tokens-per-owner": true, "token-issue-rate": true, "max-staleness": true,
@@ -114,11 +115,22 @@ func (d *Daemon) reloadConfig() error {
 			restart = append(restart, "--"+name)
 		}
 	}
+	// Apply. The plugins first: starting a new one is the one step that can fail, and then
+	// nothing else is applied.
 	if !reflect.DeepEqual(pcfgs, d.pluginCfgs) {
-		restart = append(restart, "plugins")
+		if err := d.plugins.Replace(pcfgs); err != nil {
+			return fmt.Errorf("plugins: %w", err)
+		}
+		d.check.PluginsChanged()
+		var names []string
+		for _, p := range pcfgs {
+			names = append(names, p.Name)
+		}
+		d.metrics.PluginsConfigured(names...)
+		live = append(live, fmt.Sprintf("plugins: %s -> %s", pluginNames(d.pluginCfgs), pluginNames(pcfgs)))
+		d.pluginCfgs = pcfgs
 	}
-
-	// Apply: each a store of an atomic (or a few), read by the requests that start after.
+	// The rest: each a store of an atomic (or a few), read by the requests that start after.
 	d.logs.set(next.LogLevel, next.LogFormat)
 	d.check.SetLogAllowedEvery(next.LogAllowedEvery)
 	d.api.SetLive(adminapi.Live{RuntimeHost: next.RuntimeHost, FrontendURL: next.FrontendURL,
@@ -157,4 +169,16 @@ func showFlag(v any) string {
 		return fmt.Sprintf("%q", v)
 	}
 	return fmt.Sprint(v)
+}
+
+// pluginNames lists plugins by name for the reload's log line.
+func pluginNames(cfgs []plugins.Config) string {
+	if len(cfgs) == 0 {
+		return "(none)"
+	}
+	var names []string
+	for _, c := range cfgs {
+		names = append(names, c.Name)
+	}
+	return "[" + strings.Join(names, " ") + "]"
 }

@@ -2,6 +2,8 @@ package daemon_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/adminapi/client"
@@ -108,5 +112,107 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	if ts := metricValue(t, d, "rill_authd_config_last_reload_timestamp_seconds"); time.Since(time.Unix(int64(ts), 0)) > time.Minute {
 		t.Errorf("rill_authd_config_last_reload_timestamp_seconds = %v, not the reload of a moment ago", ts)
+	}
+}
+
+// TestReloadPlugins: SIGHUP adds, keeps and removes attribute-source plugins. A plugin added
+// gives its attribute on the very next check (a decision memoized without it is made again);
+// a plugin that cannot start refuses the reload and leaves the running one in service, same
+// process; a plugin removed gives nothing on the next check and its process is stopped.
+func TestReloadPlugins(t *testing.T) {
+	dir := t.TempDir()
+	attrsFile := filepath.Join(dir, "attrs.json")
+	if err := os.WriteFile(attrsFile, []byte(`{"admin@localhost": {"department": "sales"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Dir(testenv.Bin(t, "rill-authd"))
+	testenv.Bin(t, "plugins/jsonfile")
+	conf := filepath.Join(dir, "config.yaml")
+	hr := fmt.Sprintf("  - name: hr\n    command: %s/plugins/jsonfile\n    args: [\"--file\", %q]\n    cache_ttl: 1h\n", bin, attrsFile)
+	write := func(plugins ...string) {
+		t.Helper()
+		s := "default_org: acme\ndefault_project: web\n"
+		if len(plugins) > 0 {
+			s += "plugins:\n" + strings.Join(plugins, "")
+		}
+		if err := os.WriteFile(conf, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write()
+	d := testenv.Start(t, filepath.Join(dir, "data"), "--config", conf)
+	conn := dialGRPC(t, d.GRPCAddr, nil)
+	department := func() any {
+		t.Helper()
+		resp, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+				Method: "GET", Path: "/v1/instances/default/query", Headers: map[string]string{"authorization": "Bearer " + d.Token}}}}})
+		if err != nil || resp.GetOkResponse() == nil {
+			t.Fatalf("check: %v %v", resp.GetStatus(), err)
+		}
+		var attrs map[string]any
+		for _, h := range resp.GetOkResponse().GetHeaders() {
+			if h.GetHeader().GetKey() == "x-rill-attributes" {
+				b, _ := base64.RawURLEncoding.DecodeString(h.GetHeader().GetValue())
+				json.Unmarshal(b, &attrs)
+			}
+		}
+		return attrs["department"]
+	}
+	reloads := 0
+	hup := func(want string) {
+		t.Helper()
+		reloads++
+		if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		if !d.WaitFor(want, 10*time.Second) {
+			t.Fatalf("reload %d: no %q:\n%s", reloads, want, d.Stderr())
+		}
+	}
+	api := client.New(d.URL(), d.Token)
+	pidOf := func(name string) int {
+		t.Helper()
+		ps, err := api.PluginStatus(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			if p.Name == name {
+				return p.PID
+			}
+		}
+		return 0
+	}
+
+	if dep := department(); dep != nil {
+		t.Fatalf("department %v without a plugin", dep)
+	}
+	write(hr)
+	hup(`plugins: (none) -> [hr]`)
+	if dep := department(); dep != "sales" {
+		t.Fatalf("the next check after adding the plugin: department %v, want sales", dep)
+	}
+	pid := pidOf("hr")
+	if pid == 0 {
+		t.Fatal("hr has no process")
+	}
+
+	write(hr, "  - name: broken\n    command: "+filepath.Join(dir, "no-such-plugin")+"\n")
+	hup("config reload failed")
+	if !d.WaitFor("start plugin broken", time.Second) {
+		t.Errorf("the failed plugin is not named:\n%s", d.Stderr())
+	}
+	if dep := department(); dep != "sales" || pidOf("hr") != pid || pidOf("broken") != 0 {
+		t.Fatalf("after a refused reload: department %v, hr pid %d (was %d), broken pid %d", dep, pidOf("hr"), pid, pidOf("broken"))
+	}
+
+	write()
+	hup(`plugins: [hr] -> (none)`)
+	if dep := department(); dep != nil {
+		t.Fatalf("the next check after removing the plugin: department %v", dep)
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Errorf("the removed plugin's process %d still runs", pid)
 	}
 }

@@ -53,6 +53,7 @@ type Server struct {
 	now      func() time.Time
 	allowed  atomic.Uint64           // allowed checks, for log sampling
 	logEvery atomic.Int64            // cfg.LogAllowedEvery, changed by SetLogAllowedEvery
+	plugs    atomic.Uint64           // bumped by PluginsChanged: memoized outcomes are decided again
 	denials  *denialLog              // samples the lines of denied checks
 	stale    atomic.Pointer[outcome] // the last stale denial, reused while its reason holds
 }
@@ -72,6 +73,11 @@ func New(res *resolver.Resolver, cfg Config) *Server {
 	s.logEvery.Store(int64(cfg.LogAllowedEvery))
 	return s
 }
+
+// PluginsChanged says that Config.Plugins now runs another set of plugins (a config reload):
+// every decision memoized with the attributes of the previous set is made again on its next
+// check.
+func (s *Server) PluginsChanged() { s.plugs.Add(1) }
 
 // SetLogAllowedEvery changes Config.LogAllowedEvery (a config reload); checks read it with an
 // atomic load.
@@ -94,6 +100,7 @@ type outcome struct {
 	*decision
 	grpc   atomic.Pointer[grpcResponse] // the gRPC transport's rendering, made on first use
 	minted exchangeState                // the runtime token exchanged for it, when exchange is on
+	plugs  uint64                       // Server.plugs when it was decided
 }
 
 func newOutcome(d *decision) *outcome { return &outcome{decision: d} }
@@ -158,7 +165,8 @@ func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 	if !ok {
 		o = memo.LoadOrStore(t, s.outcomeOf(ctx, res, t))
 	}
-	if !o.validUntil.IsZero() && !s.now().Before(o.validUntil) { // plugin attributes went stale
+	// Plugin attributes went stale, or the plugins changed.
+	if o.plugs != s.plugs.Load() || !o.validUntil.IsZero() && !s.now().Before(o.validUntil) {
 		o = s.outcomeOf(ctx, res, t)
 		memo.Store(t, o)
 	}
@@ -178,8 +186,9 @@ func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 
 // outcomeOf decides a resolved principal's access to t, asking the plugins for attributes.
 func (s *Server) outcomeOf(ctx context.Context, res resolver.Result, t target) *outcome {
+	plugs := s.plugs.Load()
 	var extra attributeSource
-	if s.cfg.Plugins != nil {
+	if s.cfg.Plugins.Active() {
 		extra = func(p *policy.Principal, a policy.Access, t target, attrs map[string]any) (map[string]any, time.Time, error) {
 			added, until, err := s.cfg.Plugins.Attributes(ctx, plugins.Principal{Kind: string(p.Kind), ID: p.ID, Subject: p.Subject, Email: p.Email,
 				Org: t.org, Project: t.project, OrgRole: string(a.OrgRole), ProjectRole: string(a.ProjectRole), Groups: p.In(t.org).Groups, Attributes: attrs})
@@ -189,7 +198,9 @@ func (s *Server) outcomeOf(ctx context.Context, res resolver.Result, t target) *
 			return added, until, nil
 		}
 	}
-	return newOutcome(decide(res.Principal, res.TokenID, t, extra))
+	o := newOutcome(decide(res.Principal, res.TokenID, t, extra))
+	o.plugs = plugs
+	return o
 }
 
 // target works out the org, project and permission of a request: the route's
