@@ -25,7 +25,7 @@ import (
 // the environment and <flag> (or <flag_with_underscores>) from the YAML file given by
 // --config; the command line wins over the environment, which wins over the file.
 type CLI struct {
-	Config  kong.ConfigFlag  `help:"YAML config file; its keys are the flag names (data_dir: ..., grpc_addr: ...). SIGHUP re-reads it: logging, token caps and rate, max staleness, trusted issuers, frontend and runtime URLs apply at once; other changes are named as needing a restart." placeholder:"FILE"`
+	Config  kong.ConfigFlag  `help:"YAML config file; its keys are the flag names (data_dir: ..., grpc_addr: ...). SIGHUP re-reads it: logging, token caps and rate, max staleness, trusted issuers, frontend and runtime URLs and plugins apply at once; other changes are named as needing a restart." placeholder:"FILE"`
 	Version kong.VersionFlag `help:"Print the version and exit." env:"-"`
 
 	Serve      Config        `cmd:"" default:"withargs" help:"Run the daemon (the default command)."`
