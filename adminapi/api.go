@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -82,25 +83,48 @@ type API struct {
 	log *slog.Logger
 	now func() time.Time
 
-	issuer, audience        string
-	runtimeHost, instanceID string
-	maxTTL                  time.Duration
-	frontendURL             string
-	keys                    *keys.Ring
-	plugins                 *plugins.Host
-	metrics                 *metrics.Metrics
-	stale                   func() (string, bool)
-	maxPerOwner             int
-	maxMagicPerProject      int
-	issues                  *issueLimiter // nil: no limit
-	unavailable             *logsample.Sampler
-	orgIssues               *issueLimiter // keyed by org; nil: no limit
+	issuer, audience string
+	instanceID       string
+	maxTTL           time.Duration
+	keys             *keys.Ring
+	plugins          *plugins.Host
+	metrics          *metrics.Metrics
+	stale            func() (string, bool)
+	// maxMagicPerProject caps a project's live public URLs (each creator's: maxPerOwner).
+	maxMagicPerProject int
+	orgIssues          *issueLimiter // keyed by org; nil: no limit
+	unavailable        *logsample.Sampler
+
+	// Settings a config reload changes (SetLive): atomics, read per request.
+	runtimeHost, frontendURL atomic.Pointer[string]
+	maxPerOwner              atomic.Int64
+	issues                   atomic.Pointer[issueLimiter] // nil: no limit
 }
 
 // unavailableEvery is the window of the "store is unavailable" line: in an outage of PostgreSQL
 // every admin request fails alike (650 lines in 36 s once), so the first of each window is
 // logged and the rest counted in one line at its end.
 const unavailableEvery = 10 * time.Second
+
+// Live are the API's settings that a config reload (SIGHUP) changes while it serves.
+type Live struct {
+	RuntimeHost, FrontendURL                string
+	MaxTokensPerOwner, TokenIssuesPerMinute int
+}
+
+// SetLive applies a reloaded configuration to the requests that start after it. A changed
+// issue rate starts afresh (every principal with a full bucket).
+func (a *API) SetLive(l Live) {
+	a.runtimeHost.Store(&l.RuntimeHost)
+	a.frontendURL.Store(&l.FrontendURL)
+	a.maxPerOwner.Store(int64(l.MaxTokensPerOwner))
+	if old := a.issues.Load(); old == nil || old.perMinute != l.TokenIssuesPerMinute {
+		a.issues.Store(newIssueLimiter(l.TokenIssuesPerMinute, a.now))
+	}
+}
+
+func (a *API) frontend() string { return *a.frontendURL.Load() }
+func (a *API) perOwner() int    { return int(a.maxPerOwner.Load()) }
 
 // New returns the API over st, authenticating callers with res.
 func New(st store.Store, res *resolver.Resolver, o Options) *API {
@@ -116,12 +140,13 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 	if o.Keys == nil {
 		o.Keys = res.Keys()
 	}
-	return &API{st: st, res: res, keys: o.Keys, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience,
-		runtimeHost: o.RuntimeHost, instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics, stale: o.Stale,
-		maxPerOwner: o.MaxTokensPerOwner, issues: newIssueLimiter(o.TokenIssuesPerMinute, o.Now), frontendURL: o.FrontendURL,
+	a := &API{st: st, res: res, keys: o.Keys, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience,
+		instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics, stale: o.Stale,
 		unavailable: logsample.New(o.Logger, logsample.Options{Msg: "admin requests failed, not logged: the store is unavailable",
 			Every: unavailableEvery, Burst: 1, Now: o.Now}),
 		orgIssues: newIssueLimiter(o.OrgIssuesPerMinute, o.Now), maxMagicPerProject: o.MaxPublicURLsPerProject}
+	a.SetLive(Live{RuntimeHost: o.RuntimeHost, FrontendURL: o.FrontendURL, MaxTokensPerOwner: o.MaxTokensPerOwner, TokenIssuesPerMinute: o.TokenIssuesPerMinute})
+	return a
 }
 
 // Error is a refused request: the HTTP status, and the gRPC code and message that go on the wire

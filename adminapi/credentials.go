@@ -105,7 +105,7 @@ func (a *API) mintRuntime(r *http.Request, c *caller, proj store.Project, req cr
 			return minted{}, err
 		}
 	}
-	host, instance, audience := proj.Runtime(a.runtimeHost, a.instanceID, a.audience)
+	host, instance, audience := proj.Runtime(*a.runtimeHost.Load(), a.instanceID, a.audience)
 	// As Rill's runtime_jwt.go grants on prod, from the end user's own project permissions when
 	// they are a known principal; everyone gets the reads (the caller vouches for them).
 	runtimePerms := policy.RuntimePerms(end.perms | policy.ReadProd)

@@ -51,12 +51,12 @@ func (a *API) iframe(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if err != nil {
 		return err
 	}
-	if a.frontendURL == "" {
+	if a.frontend() == "" {
 		return errf(http.StatusNotImplemented, "iframes need the URL of Rill's frontend: start rill-authd with --frontend-url")
 	}
 	// Rill's embed page reaches the runtime at runtime_host: without one the URL would load and
 	// then fail in the browser, far from the cause.
-	if host, _, _ := proj.Runtime(a.runtimeHost, a.instanceID, a.audience); host == "" {
+	if host, _, _ := proj.Runtime(*a.runtimeHost.Load(), a.instanceID, a.audience); host == "" {
 		return errf(http.StatusNotImplemented, "iframes need the Rill runtime's URL (runtime_host): start rill-authd with --runtime-host, "+
 			"or import project %s/%s from Rill with its deployment's", org, project)
 	}
@@ -103,7 +103,7 @@ func (a *API) iframe(w http.ResponseWriter, r *http.Request, c *caller) error {
 	for k, v := range ifr.query {
 		q[k] = v
 	}
-	src, err := embedURL(a.frontendURL, q)
+	src, err := embedURL(a.frontend(), q)
 	if err != nil {
 		return err
 	}

@@ -87,11 +87,12 @@ func (a *API) chargeIssue(c *caller) error {
 	if c.issueCharged || c.p.Superuser {
 		return nil
 	}
-	ok, wait := a.issues.take(c.p.ID)
+	lim := a.issues.Load()
+	ok, wait := lim.take(c.p.ID)
 	if !ok {
 		secs := int(math.Ceil(wait.Seconds()))
 		return &Error{Status: http.StatusTooManyRequests, Code: int(codes.ResourceExhausted), retryAfter: secs,
-			Message: fmt.Sprintf("%s issued tokens faster than %d a minute (--token-issue-rate): retry in %d s", c.actor, a.issues.perMinute, secs)}
+			Message: fmt.Sprintf("%s issued tokens faster than %d a minute (--token-issue-rate): retry in %d s", c.actor, lim.perMinute, secs)}
 	}
 	c.issueCharged = true
 	return nil
@@ -136,7 +137,7 @@ func (a *API) tooManyTokens(ctx context.Context, c *caller, k token.Kind, owner 
 		org, project, _ := strings.Cut(owner, "/")
 		return &Error{Status: http.StatusConflict, Code: int(codes.FailedPrecondition),
 			Message: fmt.Sprintf("%s already holds %d live public URLs of project %s, the most one member may hold (--max-tokens-per-owner): list them with `rillctl public-url list --org %s %s` and delete unused ones with `rillctl public-url delete ID`, then issue again",
-				c.actor, a.maxPerOwner, owner, org, project)}
+				c.actor, a.perOwner(), owner, org, project)}
 	} else if k == token.Service {
 		who = "service " + owner
 		if s, gerr := a.st.GetService(ctx, owner); gerr == nil {
@@ -154,5 +155,5 @@ func (a *API) tooManyTokens(ctx context.Context, c *caller, k token.Kind, owner 
 	}
 	return &Error{Status: http.StatusConflict, Code: int(codes.FailedPrecondition),
 		Message: fmt.Sprintf("%s already holds %d live tokens, the most one owner may hold (--max-tokens-per-owner): %s, then issue again",
-			who, a.maxPerOwner, how)}
+			who, a.perOwner(), how)}
 }

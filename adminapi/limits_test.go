@@ -74,7 +74,8 @@ func TestTooManyTokensHint(t *testing.T) {
 	if err := st.CreateUser(ctx, store.User{ID: "u-ada", Email: "ada@acme.io"}); err != nil {
 		t.Fatal(err)
 	}
-	a := &API{st: st, maxPerOwner: 3}
+	a := &API{st: st}
+	a.maxPerOwner.Store(3)
 	for _, tc := range []struct {
 		name, callerID, want, not string
 	}{

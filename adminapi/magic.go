@@ -134,7 +134,7 @@ func (a *API) issueMagic(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	rec := store.NewToken(tok, store.MagicOwner(org, project), strings.TrimSpace(req.DisplayName), c.actor, a.now(), time.Duration(req.TTLMinutes)*time.Minute)
 	rec.Magic = m
-	if err := a.st.CreateMagicTokenCapped(r.Context(), rec, a.maxPerOwner, a.maxMagicPerProject); err != nil {
+	if err := a.st.CreateMagicTokenCapped(r.Context(), rec, a.perOwner(), a.maxMagicPerProject); err != nil {
 		if errors.Is(err, store.ErrInvalid) {
 			return errf(http.StatusBadRequest, "%v", err)
 		}
@@ -142,9 +142,9 @@ func (a *API) issueMagic(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	a.metrics.TokenIssued(policy.KindMagic)
 	out := apiv1.IssuedMagicToken{Token: tok.Encode(), MagicToken: magicInfo(rec)}
-	if a.frontendURL != "" {
+	if front := a.frontend(); front != "" {
 		// Rill's URLs.MagicAuthTokenOpen (admin/urls.go): <frontend>/<org>/<project>/-/share/<token>.
-		if out.URL, err = url.JoinPath(a.frontendURL, org, project, "-", "share", out.Token); err != nil {
+		if out.URL, err = url.JoinPath(front, org, project, "-", "share", out.Token); err != nil {
 			return fmt.Errorf("frontend url: %w", err)
 		}
 	}

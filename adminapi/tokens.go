@@ -28,7 +28,7 @@ func (a *API) newTokenTTL(ctx context.Context, c *caller, k token.Kind, owner, n
 		return apiv1.IssuedToken{}, err
 	}
 	rec := store.NewToken(tok, owner, name, c.actor, a.now(), ttl)
-	if err := a.st.CreateTokenCapped(ctx, rec, a.maxPerOwner); err != nil {
+	if err := a.st.CreateTokenCapped(ctx, rec, a.perOwner()); err != nil {
 		return apiv1.IssuedToken{}, fmt.Errorf("store token: %w", a.tooManyTokens(ctx, c, k, owner, err))
 	}
 	a.metrics.TokenIssued(policy.KindOf(k))

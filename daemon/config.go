@@ -25,7 +25,7 @@ import (
 // the environment and <flag> (or <flag_with_underscores>) from the YAML file given by
 // --config; the command line wins over the environment, which wins over the file.
 type CLI struct {
-	Config  kong.ConfigFlag  `help:"YAML config file; its keys are the flag names (data_dir: ..., grpc_addr: ...)." placeholder:"FILE"`
+	Config  kong.ConfigFlag  `help:"YAML config file; its keys are the flag names (data_dir: ..., grpc_addr: ...). SIGHUP re-reads it: logging, token caps and rate, max staleness, trusted issuers, frontend and runtime URLs and plugins apply at once; other changes are named as needing a restart." placeholder:"FILE"`
 	Version kong.VersionFlag `help:"Print the version and exit." env:"-"`
 
 	Serve      Config        `cmd:"" default:"withargs" help:"Run the daemon (the default command)."`
@@ -46,9 +46,14 @@ type Config struct {
 	StoreFlags `embed:""`
 	// ConfigFile is --config, where the plugins are listed.
 	ConfigFile string `kong:"-"`
+	// args and flags are the command line this was parsed from and the value of every flag
+	// (reload.go): a SIGHUP parses args again and compares.
+	args  []string
+	flags map[string]any
 
-	GRPCAddr                  string        `name:"grpc-addr" help:"Listen address of the Envoy ext_authz gRPC service (loopback: a sidecar's Envoy is local; any other address without TLS is warned about)." default:"127.0.0.1:9191"`
-	HTTPAddr                  string        `name:"http-addr" help:"Listen address of the admin API, HTTP ext_authz, health and metrics." default:"127.0.0.1:8080"`
+	GRPCAddr                  string        `name:"grpc-addr" help:"Listen address of the Envoy ext_authz gRPC service: host:port (loopback: a sidecar's Envoy is local; any other address without TLS is warned about), or unix:///path/authz.sock for a Unix socket (mode 0660, group --socket-group; Envoy's pipe address)." default:"127.0.0.1:9191"`
+	HTTPAddr                  string        `name:"http-addr" help:"Listen address of the admin API, HTTP ext_authz, health and metrics: host:port, or unix:///path for a Unix socket (as --grpc-addr)." default:"127.0.0.1:8080"`
+	SocketGroup               string        `name:"socket-group" help:"Group (name or gid) of the Unix sockets of --grpc-addr and --http-addr unix:///...: its members (Envoy's user) may connect; the sockets are mode 0660. Default: the daemon's group." placeholder:"GROUP"`
 	BootstrapTokenFile        string        `help:"On first start, write the superuser's bootstrap token to this file (mode 0600) instead of printing it." type:"path" placeholder:"FILE"`
 	BootstrapEmail            string        `help:"Email of the superuser created on first start." default:"admin@localhost"`
 	DefaultOrg                string        `help:"Org checked when neither the route nor the path names one." placeholder:"ORG"`
@@ -96,8 +101,9 @@ type Config struct {
 }
 
 // Run runs the daemon until ctx ends (kong calls it for `serve`).
-func (c *Config) Run(ctx context.Context, stderr io.Writer, cli *CLI) error {
+func (c *Config) Run(ctx context.Context, stderr io.Writer, cli *CLI, kctx *kong.Context) error {
 	c.ConfigFile = string(cli.Config)
+	c.args, c.flags = kctx.Args, flagValues(kctx)
 	return Run(ctx, *c, stderr)
 }
 
@@ -539,6 +545,9 @@ func (c *Config) explicitIssuer() (url, flag string) {
 // unspecified host as 127.0.0.1, which a runtime on this machine reaches (set --public-url for
 // one elsewhere).
 func (c *Config) defaultIssuer(admin net.Addr) string {
+	if _, ok := admin.(*net.TCPAddr); !ok {
+		return "" // a Unix socket has no URL: --public-url says where its proxy is
+	}
 	host, port, err := net.SplitHostPort(admin.String())
 	if ip := net.ParseIP(host); err == nil && (ip == nil || ip.IsUnspecified()) {
 		host = "127.0.0.1"

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/rill-authd/rill-authd/console"
@@ -13,7 +14,7 @@ func (d *Daemon) replicaStates() func(context.Context) []console.ReplicaState {
 	if d.pg == nil {
 		return nil
 	}
-	pg, stale, name := d.pg, d.stale, d.httpLis.Addr().String()+" (this replica)"
+	pg, stale, name := d.pg, d.stale, listenAddr(d.httpLis)+" (this replica)"
 	return func(ctx context.Context) []console.ReplicaState {
 		applied, at := pg.Current()
 		s := console.ReplicaState{Name: name, Applied: applied, ConfirmedAt: at, Connected: pg.Connected()}
@@ -29,8 +30,15 @@ func (d *Daemon) replicaStates() func(context.Context) []console.ReplicaState {
 	}
 }
 
-// consoleURL is where the console is, as printed at start.
+// consoleURL is where the console is, as printed at start: on a Unix socket, under
+// --public-url (the proxy in front of the socket) when there is one.
 func (d *Daemon) consoleURL() string {
+	if socketPath(d.cfg.HTTPAddr) != "" {
+		if d.cfg.PublicURL != "" {
+			return strings.TrimSuffix(d.cfg.PublicURL, "/") + console.Prefix + "/"
+		}
+		return listenAddr(d.httpLis) + " " + console.Prefix + "/"
+	}
 	scheme := "http"
 	if d.cfg.tlsOn("http") {
 		scheme = "https"

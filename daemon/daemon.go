@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -42,6 +43,7 @@ import (
 type Daemon struct {
 	cfg      Config
 	log      *slog.Logger
+	logs     *liveLog // d.log's level and format
 	stderr   io.Writer
 	st       store.Store
 	pg       *postgres.DB // st, when it is PostgreSQL
@@ -65,6 +67,13 @@ type Daemon struct {
 	tls       *certReloader // nil without TLS
 	hup       chan os.Signal
 	stopHUP   chan struct{}
+	hupDone   chan struct{}
+
+	// What a reload (reload.go) changes, and what it compares with.
+	check      *extauthz.Server
+	api        *adminapi.API
+	applied    map[string]any // every flag's value in force
+	pluginCfgs []plugins.Config
 
 	healthStop, healthDone chan struct{} // followStaleness
 }
@@ -99,7 +108,8 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) error {
 
 // Start opens the store, bootstraps, and starts serving. Call Shutdown to stop.
 func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err error) {
-	d := &Daemon{cfg: cfg, stderr: stderr, log: NewLogger(stderr, cfg.LogLevel, cfg.LogFormat), serveErr: make(chan error, 2)}
+	d := &Daemon{cfg: cfg, stderr: stderr, logs: newLiveLog(stderr, cfg.LogLevel, cfg.LogFormat), serveErr: make(chan error, 2)}
+	d.log = d.logs.logger()
 	defer func() {
 		if err != nil {
 			d.closeAll()
@@ -118,11 +128,15 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		return nil, err
 	}
 	// Listen first: the default issuer is the admin listener's own URL.
-	if d.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
+	gid, err := socketGroup(cfg.SocketGroup)
+	if err != nil {
+		return nil, err
 	}
-	if d.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("listen HTTP on %s: %w", cfg.HTTPAddr, err)
+	if d.grpcLis, err = listen("--grpc-addr", cfg.GRPCAddr, gid); err != nil {
+		return nil, err
+	}
+	if d.httpLis, err = listen("--http-addr", cfg.HTTPAddr, gid); err != nil {
+		return nil, err
 	}
 
 	// TLS files first: a mistake in them must not wait for the store to open.
@@ -191,6 +205,10 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if err := d.bootstrap(ctx); err != nil {
 		return nil, err
 	}
+	d.pluginCfgs, d.applied = pcfgs, maps.Clone(cfg.flags)
+	if d.applied == nil {
+		d.applied = map[string]any{}
+	}
 	// Plugin results are per principal: only a change of a principal (or a reset) drops them.
 	d.st.Subscribe(func(cs []store.Change) {
 		for _, c := range cs {
@@ -214,23 +232,23 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if d.stale != nil {
 		ecfg.Stale = d.stale.stale
 	}
-	if len(pcfgs) > 0 {
-		ecfg.Plugins = d.plugins
-	}
+	ecfg.Plugins = d.plugins // asked only while it runs a plugin (a reload may add some)
 	if cfg.TokenExchange {
 		ecfg.Exchange = &extauthz.Exchange{Issuer: issuer, Audience: cfg.RuntimeAudience, InstanceID: cfg.RuntimeInstanceID,
 			TTL: cfg.ExchangeTTL, Keys: d.keys.Keyset, Projects: d.st}
 	}
 	check := extauthz.New(d.res, ecfg)
+	d.check = check
 	check.Register(d.grpc)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", d.readyz)
-	adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: issuer, Audience: cfg.RuntimeAudience,
+	d.api = adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: issuer, Audience: cfg.RuntimeAudience,
 		RuntimeHost: cfg.RuntimeHost, InstanceID: cfg.RuntimeInstanceID, MaxCredentialTTL: cfg.MaxCredentialTTL, FrontendURL: cfg.FrontendURL, Keys: d.keys, Plugins: d.plugins, Metrics: d.metrics,
 		Stale: ecfg.Stale, MaxTokensPerOwner: cfg.MaxTokensPerOwner, TokenIssuesPerMinute: cfg.TokenIssueRate,
-		OrgIssuesPerMinute: cfg.OrgTokenIssueRate, MaxPublicURLsPerProject: cfg.MaxPublicURLsPerProject}).Register(mux)
+		OrgIssuesPerMinute: cfg.OrgTokenIssueRate, MaxPublicURLsPerProject: cfg.MaxPublicURLsPerProject})
+	d.api.Register(mux)
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	// The web console calls the API's handlers in-process (mux), as the signed-in user.
 	if d.console, err = console.New(console.Options{API: mux, Store: d.st, Metrics: d.metrics, Replica: d.replicaStates(), Logger: d.log}); err != nil {
@@ -257,7 +275,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	}()
 	d.followStaleness() // SERVING unless (and until) the replica is stale
 	d.ready.Store(true)
-	d.log.Info("rill-authd started", "grpc_addr", d.grpcLis.Addr().String(), "http_addr", d.httpLis.Addr().String(), "store", cfg.Where(),
+	d.log.Info("rill-authd started", "grpc_addr", listenAddr(d.grpcLis), "http_addr", listenAddr(d.httpLis), "store", cfg.Where(),
 		"grpc_tls", cfg.tlsOn("grpc"), "http_tls", cfg.tlsOn("http"), "client_certs_required", cfg.TLSClientCAFile != "",
 		"issuer", issuer, "jwks_url", strings.TrimSuffix(issuer, "/")+"/.well-known/jwks.json")
 	d.log.Info("web console: sign in with a user token", "url", d.consoleURL())

@@ -29,11 +29,14 @@ func (d *Daemon) resolveIssuer(ctx context.Context, cfg Config) (string, error) 
 		var next store.Issuer
 		switch {
 		case want == "" && rec.URL != "":
-			if rec.Default && rec.URL != def {
+			if rec.Default && def != "" && rec.URL != def {
 				d.log.Warn("the store's issuer is the default URL of the daemon that recorded it, not this daemon's admin listener: "+
 					"the Rill runtime fetches the JWKS from it; give every replica one --public-url", "issuer", rec.URL, "http_addr", def)
 			}
 			return rec.URL, nil
+		case want == "" && def == "":
+			return "", fmt.Errorf("--http-addr %s is a Unix socket, which is no URL the Rill runtime can fetch the JWKS from: "+
+				"set --public-url to the URL at which it reaches this daemon (the proxy in front of the socket)", cfg.HTTPAddr)
 		case want == "":
 			next = store.Issuer{URL: def, Default: true, RecordedAt: time.Now().UTC()}
 		case rec.URL == want && !rec.Default:

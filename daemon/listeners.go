@@ -103,20 +103,28 @@ func (d *Daemon) warnPlaintext() {
 	}
 }
 
-// handleSIGHUP reloads the TLS files on SIGHUP (and polls them); caught even without TLS, so
-// that a SIGHUP does not kill the daemon.
+// handleSIGHUP reloads the configuration (reload.go) and the TLS files (which are also
+// polled) on SIGHUP, one SIGHUP at a time.
 func (d *Daemon) handleSIGHUP() {
-	d.hup, d.stopHUP = make(chan os.Signal, 1), make(chan struct{})
+	d.hup, d.stopHUP, d.hupDone = make(chan os.Signal, 1), make(chan struct{}), make(chan struct{})
 	signal.Notify(d.hup, syscall.SIGHUP)
+	var tlsHUP chan os.Signal
 	if d.tls != nil {
-		go d.tls.poll(d.cfg.TLSReloadInterval, d.hup, d.stopHUP)
-		return
+		tlsHUP = make(chan os.Signal, 1)
+		go d.tls.poll(d.cfg.TLSReloadInterval, tlsHUP, d.stopHUP)
 	}
 	go func() {
+		defer close(d.hupDone)
 		for {
 			select {
-			case <-d.hup:
-				d.log.Info("SIGHUP: no TLS files to reload")
+			case sig := <-d.hup:
+				d.reload()
+				if tlsHUP != nil {
+					select {
+					case tlsHUP <- sig:
+					default: // one is pending already
+					}
+				}
 			case <-d.stopHUP:
 				return
 			}
@@ -124,10 +132,13 @@ func (d *Daemon) handleSIGHUP() {
 	}()
 }
 
+// stopSIGHUP stops taking SIGHUP and waits for a reload under way, which uses what Shutdown
+// is about to close.
 func (d *Daemon) stopSIGHUP() {
 	if d.hup != nil {
 		signal.Stop(d.hup)
 		close(d.stopHUP)
+		<-d.hupDone
 		d.hup = nil
 	}
 }

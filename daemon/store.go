@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -135,23 +136,31 @@ const gcBallast = 64 << 20
 // every poll interval) is a poll interval overdue.
 type staleness struct {
 	pg      *postgres.DB
-	max     time.Duration
+	max     atomic.Int64 // a time.Duration: --max-staleness, which a reload changes
 	overdue time.Duration
-	reason  string
+	reason  atomic.Pointer[string]
 }
 
 func newStaleness(pg *postgres.DB, maxStaleness time.Duration) *staleness {
-	return &staleness{pg: pg, max: maxStaleness, overdue: 2 * pg.PollInterval(),
-		reason: fmt.Sprintf("auth store unavailable: this replica cannot confirm it has every change from PostgreSQL, "+
-			"and answering from memory is allowed for --max-staleness=%s only", maxStaleness)}
+	s := &staleness{pg: pg, overdue: 2 * pg.PollInterval()}
+	s.set(maxStaleness)
+	return s
+}
+
+// set changes --max-staleness (a reload).
+func (s *staleness) set(maxStaleness time.Duration) {
+	reason := fmt.Sprintf("auth store unavailable: this replica cannot confirm it has every change from PostgreSQL, "+
+		"and answering from memory is allowed for --max-staleness=%s only", maxStaleness)
+	s.reason.Store(&reason)
+	s.max.Store(int64(maxStaleness))
 }
 
 // stale is the extauthz.Config.Stale hook: atomic loads and a clock read, no allocation.
 func (s *staleness) stale() (string, bool) {
 	_, at := s.pg.Current()
 	age := time.Since(at)
-	if age > max(s.max, 0) && (!s.pg.Connected() || age > s.overdue) {
-		return s.reason, true
+	if age > max(time.Duration(s.max.Load()), 0) && (!s.pg.Connected() || age > s.overdue) {
+		return *s.reason.Load(), true
 	}
 	return "", false
 }

@@ -137,5 +137,8 @@ func plaintextWarning(name string, addr net.Addr) string {
 	if ta, ok := addr.(*net.TCPAddr); ok && ta.IP.IsLoopback() {
 		return ""
 	}
+	if _, ok := addr.(*net.UnixAddr); ok {
+		return "" // local to the machine; the socket's mode and group say who connects
+	}
 	return fmt.Sprintf("the %s listener on %s is not on loopback and has no TLS: bearer tokens cross the network in clear; set --tls-cert-file and --tls-key-file, or listen on 127.0.0.1", name, addr)
 }

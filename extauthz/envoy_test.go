@@ -2,17 +2,20 @@ package extauthz_test
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	upstreamsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -71,12 +74,24 @@ func TestEnvoyYAML(t *testing.T) {
 	if ea.GetGrpcService().GetEnvoyGrpc().GetClusterName() != "rill_authd" || ea.GetGrpcService().GetTimeout().AsDuration() <= 0 {
 		t.Errorf("ext_authz must call cluster rill_authd over gRPC with a timeout: %v", ea.GetGrpcService())
 	}
-	clusters := map[string]bool{}
+	clusters := map[string]*clusterv3.Cluster{}
 	for _, c := range bs.GetStaticResources().GetClusters() {
-		clusters[c.GetName()] = true
+		clusters[c.GetName()] = c
 	}
-	if !clusters["rill_authd"] || !clusters["rill_runtime"] {
-		t.Errorf("clusters %v: want rill_authd and rill_runtime", clusters)
+	if clusters["rill_authd"] == nil || clusters["rill_runtime"] == nil || clusters["rill_authd_unix"] == nil {
+		t.Errorf("clusters %v: want rill_authd, rill_authd_unix and rill_runtime", slices.Sorted(maps.Keys(clusters)))
+	}
+	// The alternative over rill-authd's Unix socket (--grpc-addr unix:///...): a pipe address,
+	// which Envoy takes only in a STATIC cluster, over HTTP/2 as gRPC needs.
+	if c := clusters["rill_authd_unix"]; c != nil {
+		pipe := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetPipe()
+		var po upstreamsv3.HttpProtocolOptions
+		if err := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].UnmarshalTo(&po); err != nil {
+			t.Fatalf("rill_authd_unix: %v", err)
+		}
+		if !strings.HasPrefix(pipe.GetPath(), "/") || c.GetType() != clusterv3.Cluster_STATIC || po.GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
+			t.Errorf("rill_authd_unix: want a STATIC cluster on a pipe at an absolute path over HTTP/2; got type %v, pipe %v, %v", c.GetType(), pipe, &po)
+		}
 	}
 
 	routes := map[string]*routev3.Route{}

@@ -56,13 +56,15 @@ type Config struct {
 // Server decides checks. It serves the gRPC Authorization service (Check) and the HTTP mode
 // (ServeHTTP); both share one decision function and cache.
 type Server struct {
-	res     *resolver.Resolver
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	allowed atomic.Uint64           // allowed checks, for log sampling
-	denials *logsample.Sampler      // samples the lines of denied checks (newDenialLog)
-	stale   atomic.Pointer[outcome] // the last stale denial, reused while its reason holds
+	res      *resolver.Resolver
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	allowed  atomic.Uint64           // allowed checks, for log sampling
+	logEvery atomic.Int64            // cfg.LogAllowedEvery, changed by SetLogAllowedEvery
+	plugs    atomic.Uint64           // bumped by PluginsChanged: memoized outcomes are decided again
+	denials  *logsample.Sampler      // samples the lines of denied checks (newDenialLog)
+	stale    atomic.Pointer[outcome] // the last stale denial, reused while its reason holds
 }
 
 // New returns a Server that resolves credentials with res.
@@ -76,8 +78,19 @@ func New(res *resolver.Resolver, cfg Config) *Server {
 	if cfg.Exchange != nil && cfg.Exchange.TTL == 0 {
 		cfg.Exchange.TTL = defaultExchangeTTL
 	}
-	return &Server{res: res, cfg: cfg, log: cfg.Logger, now: cfg.Now, denials: newDenialLog(cfg.Logger, cfg.Now)}
+	s := &Server{res: res, cfg: cfg, log: cfg.Logger, now: cfg.Now, denials: newDenialLog(cfg.Logger, cfg.Now)}
+	s.logEvery.Store(int64(cfg.LogAllowedEvery))
+	return s
 }
+
+// PluginsChanged says that Config.Plugins now runs another set of plugins (a config reload):
+// every decision memoized with the attributes of the previous set is made again on its next
+// check.
+func (s *Server) PluginsChanged() { s.plugs.Add(1) }
+
+// SetLogAllowedEvery changes Config.LogAllowedEvery (a config reload); checks read it with an
+// atomic load.
+func (s *Server) SetLogAllowedEvery(n int) { s.logEvery.Store(int64(n)) }
 
 // request is the part of a check request the decision reads, whichever mode it came in.
 type request struct {
@@ -97,6 +110,7 @@ type outcome struct {
 	*decision
 	grpc   atomic.Pointer[grpcResponse] // the gRPC transport's rendering, made on first use
 	minted exchangeState                // the runtime token exchanged for it, when exchange is on
+	plugs  uint64                       // Server.plugs when it was decided
 }
 
 func newOutcome(d *decision) *outcome { return &outcome{decision: d} }
@@ -162,7 +176,8 @@ func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 	if !ok {
 		o = memo.LoadOrStore(t, s.outcomeOf(ctx, res, t))
 	}
-	if !o.validUntil.IsZero() && !s.now().Before(o.validUntil) { // plugin attributes went stale
+	// Plugin attributes went stale, or the plugins changed.
+	if o.plugs != s.plugs.Load() || !o.validUntil.IsZero() && !s.now().Before(o.validUntil) {
 		o = s.outcomeOf(ctx, res, t)
 		memo.Store(t, o)
 	}
@@ -170,7 +185,7 @@ func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 		return s.logged(req, o, res.TokenID)
 	}
 	level := slog.LevelDebug
-	if n := s.cfg.LogAllowedEvery; n > 0 && s.allowed.Add(1)%uint64(n) == 0 {
+	if n := s.logEvery.Load(); n > 0 && s.allowed.Add(1)%uint64(n) == 0 {
 		level = slog.LevelInfo
 	}
 	if s.log.Enabled(context.Background(), level) {
@@ -182,8 +197,9 @@ func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 
 // outcomeOf decides a resolved principal's access to t, asking the plugins for attributes.
 func (s *Server) outcomeOf(ctx context.Context, res resolver.Result, t target) *outcome {
+	plugs := s.plugs.Load()
 	var extra attributeSource
-	if s.cfg.Plugins != nil {
+	if s.cfg.Plugins.Active() {
 		extra = func(p *policy.Principal, a policy.Access, t target, attrs map[string]any) (map[string]any, time.Time, error) {
 			added, until, err := s.cfg.Plugins.Attributes(ctx, plugins.Principal{Kind: string(p.Kind), ID: p.ID, Subject: p.Subject, Email: p.Email,
 				Org: t.org, Project: t.project, OrgRole: string(a.OrgRole), ProjectRole: string(a.ProjectRole), Groups: p.In(t.org).Groups, Attributes: attrs})
@@ -193,7 +209,9 @@ func (s *Server) outcomeOf(ctx context.Context, res resolver.Result, t target) *
 			return added, until, nil
 		}
 	}
-	return newOutcome(decide(res.Principal, res.TokenID, t, extra))
+	o := newOutcome(decide(res.Principal, res.TokenID, t, extra))
+	o.plugs = plugs
+	return o
 }
 
 // target works out the org, project and permission of a request: the route's

@@ -44,6 +44,9 @@ type Metrics struct {
 	pluginCalls    *prometheus.CounterVec
 	pluginDuration *prometheus.HistogramVec
 	jwksRefreshes  *prometheus.CounterVec
+	configReloads  *prometheus.CounterVec
+	configLastOK   prometheus.Gauge
+	configLastGood prometheus.Gauge
 }
 
 // New registers every collector, the Go runtime's and the process's included.
@@ -70,16 +73,26 @@ func New() *Metrics {
 			Buckets: []float64{100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1}}, []string{"plugin"}),
 		jwksRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rill_authd_jwks_refreshes_total",
 			Help: "Fetches of trusted issuers' JWKS, by result (ok, error)."}, []string{"result"}),
+		configReloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rill_authd_config_reloads_total",
+			Help: "Reloads of the --config file on SIGHUP, by outcome (ok: applied; error: refused, the previous configuration kept)."}, []string{"outcome"}),
+		configLastOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rill_authd_config_last_reload_timestamp_seconds",
+			Help: "Unix time at which the configuration in force was loaded: the start, or the last reload that applied."}),
+		configLastGood: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rill_authd_config_last_reload_successful",
+			Help: "1 if the last reload (or the start) applied its configuration, 0 if it was refused."}),
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.checks, m.checkDuration, m.tokensIssued, m.tokensRevoked, m.adminRequests, m.pluginCalls, m.pluginDuration, m.jwksRefreshes)
+		m.checks, m.checkDuration, m.tokensIssued, m.tokensRevoked, m.adminRequests, m.pluginCalls, m.pluginDuration, m.jwksRefreshes,
+		m.configReloads, m.configLastOK, m.configLastGood)
 	// Series that exist from the start read 0 rather than being absent.
 	for _, r := range []string{ResultAllowed, ResultDenied, ResultError} {
 		m.checkDuration.WithLabelValues(r)
 	}
 	for _, ok := range []string{"ok", "error"} {
 		m.jwksRefreshes.WithLabelValues(ok)
+		m.configReloads.WithLabelValues(ok)
 	}
+	m.configLastOK.SetToCurrentTime()
+	m.configLastGood.Set(1)
 	return m
 }
 
@@ -161,6 +174,21 @@ func (m *Metrics) JWKSRefresh(err error) {
 	} else {
 		m.jwksRefreshes.WithLabelValues("ok").Inc()
 	}
+}
+
+// ConfigReload records one reload of the config file: applied (err nil) or refused.
+func (m *Metrics) ConfigReload(err error) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.configReloads.WithLabelValues("error").Inc()
+		m.configLastGood.Set(0)
+		return
+	}
+	m.configReloads.WithLabelValues("ok").Inc()
+	m.configLastOK.SetToCurrentTime()
+	m.configLastGood.Set(1)
 }
 
 // GaugeFunc registers a gauge whose value is read at scrape time (cache size, active tokens,

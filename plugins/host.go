@@ -95,10 +95,19 @@ var ErrPlugin = errors.New("attribute plugin failed")
 type Host struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
-	plugins []*running
+	set     atomic.Pointer[[]*running] // in config order; Replace swaps it
+	replace sync.Mutex                 // one Replace (or Close) at a time
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	now     func() time.Time
+}
+
+// list is the plugins in service.
+func (h *Host) list() []*running {
+	if p := h.set.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 type running struct {
@@ -111,6 +120,8 @@ type running struct {
 	src    Source
 	pid    int
 
+	quit      chan struct{} // closed when Replace takes it out of service
+	done      chan struct{} // closed when its supervisor has returned
 	healthy   atomic.Bool
 	restarts  atomic.Int64
 	calls     atomic.Int64
@@ -132,28 +143,89 @@ func Start(cfgs []Config, log *slog.Logger, m *metrics.Metrics) (*Host, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Host{log: log, metrics: m, stop: make(chan struct{}), now: time.Now}
-	seen := map[string]bool{}
-	for _, c := range cfgs {
-		if err := c.check(); err != nil {
-			h.Close()
-			return nil, err
-		}
-		if seen[c.Name] {
-			h.Close()
-			return nil, fmt.Errorf("plugin %s is configured twice", c.Name)
-		}
-		seen[c.Name] = true
-		r := &running{cfg: c, log: log.With("plugin", c.Name), metrics: m}
-		if err := r.start(); err != nil {
-			h.Close()
-			return nil, err
-		}
-		h.plugins = append(h.plugins, r)
-		h.wg.Add(1)
-		go h.supervise(r)
+	if err := h.Replace(cfgs); err != nil {
+		h.Close()
+		return nil, err
 	}
 	return h, nil
 }
+
+// Replace puts the plugins of cfgs in service in place of the running ones (a config reload):
+// a plugin whose configuration is unchanged keeps its process and its cache; new ones are
+// started first, and if one cannot start, or cfgs is invalid, nothing changes. A plugin taken
+// out of service is stopped once the calls it may be answering have timed out.
+func (h *Host) Replace(cfgs []Config) error {
+	h.replace.Lock()
+	defer h.replace.Unlock()
+	old := map[string]*running{}
+	for _, r := range h.list() {
+		old[r.key()] = r
+	}
+	var next, started []*running
+	fail := func(err error) error {
+		stopAll(started, 0)
+		return err
+	}
+	seen := map[string]bool{}
+	for _, c := range cfgs {
+		if err := c.check(); err != nil {
+			return fail(err)
+		}
+		if seen[c.Name] {
+			return fail(fmt.Errorf("plugin %s is configured twice", c.Name))
+		}
+		seen[c.Name] = true
+		r := &running{cfg: c, log: h.log.With("plugin", c.Name), metrics: h.metrics, quit: make(chan struct{})}
+		if o := old[r.key()]; o != nil {
+			next = append(next, o)
+			delete(old, r.key())
+			continue
+		}
+		if err := r.start(); err != nil {
+			return fail(err)
+		}
+		next, started = append(next, r), append(started, r)
+	}
+	h.set.Store(&next)
+	for _, r := range started {
+		r.done = make(chan struct{})
+		h.wg.Add(1)
+		go h.supervise(r)
+	}
+	var gone []*running
+	grace := time.Duration(0)
+	for _, r := range old {
+		gone = append(gone, r)
+		grace = max(grace, r.cfg.Timeout)
+	}
+	stopAll(gone, grace)
+	return nil
+}
+
+// key identifies a plugin's configuration (defaults applied).
+func (r *running) key() string { return fmt.Sprintf("%#v", r.cfg) }
+
+// stopAll stops rs after grace: their supervisors, then their processes.
+func stopAll(rs []*running, grace time.Duration) {
+	if len(rs) == 0 {
+		return
+	}
+	time.Sleep(grace)
+	for _, r := range rs {
+		close(r.quit)
+		if r.done != nil {
+			<-r.done // a restart under way ends before the process is killed
+		}
+		r.mu.Lock()
+		if r.client != nil {
+			r.client.Kill()
+		}
+		r.mu.Unlock()
+	}
+}
+
+// Active reports whether any plugin is in service: one atomic load.
+func (h *Host) Active() bool { return h != nil && len(h.list()) > 0 }
 
 func (r *running) start() error {
 	logger := hclog.New(&hclog.LoggerOptions{Name: "plugin." + r.cfg.Name, Level: hclog.Warn, Output: logWriter{r.log}})
@@ -189,12 +261,15 @@ func (r *running) start() error {
 // supervise restarts a plugin whose process died, with backoff.
 func (h *Host) supervise(r *running) {
 	defer h.wg.Done()
+	defer close(r.done)
 	backoff := 100 * time.Millisecond
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case <-h.stop:
+			return
+		case <-r.quit:
 			return
 		case <-tick.C:
 		}
@@ -210,6 +285,8 @@ func (h *Host) supervise(r *running) {
 		}
 		select {
 		case <-h.stop:
+			return
+		case <-r.quit:
 			return
 		case <-time.After(backoff):
 		}
@@ -229,14 +306,18 @@ func (h *Host) supervise(r *running) {
 // plugin may add keys but never replace a reserved identity attribute, one the principal already
 // has, or one an earlier plugin added. It returns the additions and until when they hold.
 func (h *Host) Attributes(ctx context.Context, p Principal) (map[string]any, time.Time, error) {
-	if h == nil || len(h.plugins) == 0 {
+	if h == nil {
+		return nil, time.Time{}, nil
+	}
+	list := h.list()
+	if len(list) == 0 {
 		return nil, time.Time{}, nil
 	}
 	now := h.now()
 	key := p.Kind + "\x00" + p.ID + "\x00" + p.Org + "\x00" + p.Project
 	added := map[string]any{}
 	until := time.Time{}
-	for _, r := range h.plugins {
+	for _, r := range list {
 		var attrs map[string]any
 		exp := now.Add(r.cfg.CacheTTL)
 		if c, ok := r.cache.Load(key); ok && now.Before(c.(*cached).until) {
@@ -295,7 +376,7 @@ func (h *Host) Invalidate() {
 	if h == nil {
 		return
 	}
-	for _, r := range h.plugins {
+	for _, r := range h.list() {
 		r.cache.Range(func(k, _ any) bool { r.cache.Delete(k); return true })
 	}
 }
@@ -305,7 +386,7 @@ func (h *Host) Healthy() bool {
 	if h == nil {
 		return true
 	}
-	for _, r := range h.plugins {
+	for _, r := range h.list() {
 		if !r.healthy.Load() {
 			return false
 		}
@@ -319,7 +400,7 @@ func (h *Host) Status() []Status {
 	if h == nil {
 		return out
 	}
-	for _, r := range h.plugins {
+	for _, r := range h.list() {
 		r.mu.Lock()
 		pid := r.pid
 		r.mu.Unlock()
@@ -338,13 +419,15 @@ func (h *Host) Close() {
 	if h == nil {
 		return
 	}
+	h.replace.Lock()
+	defer h.replace.Unlock()
 	select {
 	case <-h.stop:
 	default:
 		close(h.stop)
 	}
 	h.wg.Wait()
-	for _, r := range h.plugins {
+	for _, r := range h.list() {
 		r.mu.Lock()
 		if r.client != nil {
 			r.client.Kill()

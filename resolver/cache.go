@@ -237,6 +237,26 @@ func (c *cache) invalidate() {
 	}
 }
 
+// dropKind drops the entries of one kind; like invalidate, it discards what is being resolved
+// meanwhile.
+func (c *cache) dropKind(k token.Kind) {
+	c.gen.Add(1)
+	for i := range c.shard {
+		s := &c.shard[i]
+		var gone []token.ID
+		s.mu.Lock()
+		for id, e := range s.m {
+			if e.kind == k {
+				gone = append(gone, id)
+			}
+		}
+		s.mu.Unlock()
+		for _, id := range gone {
+			c.remove(id)
+		}
+	}
+}
+
 func (c *cache) len() int {
 	n := 0
 	for i := range c.shard {

@@ -99,9 +99,9 @@ func TestTrustedExternalIssuer(t *testing.T) {
 		t.Errorf("refetched within the interval: %d fetches", n)
 	}
 	// ...and once the interval has passed, the unknown kid refetches once and passes.
-	f.r.trusted["https://admin.rill.example"].mu.Lock()
-	f.r.trusted["https://admin.rill.example"].fetched = time.Now().Add(-2 * time.Hour)
-	f.r.trusted["https://admin.rill.example"].mu.Unlock()
+	(*f.r.trusted.Load())["https://admin.rill.example"].mu.Lock()
+	(*f.r.trusted.Load())["https://admin.rill.example"].fetched = time.Now().Add(-2 * time.Hour)
+	(*f.r.trusted.Load())["https://admin.rill.example"].mu.Unlock()
 	if _, err := f.r.Resolve(ctx, rotated); err != nil {
 		t.Fatalf("after the interval: %v", err)
 	}
@@ -196,5 +196,48 @@ func TestOwnKeys(t *testing.T) {
 		if _, err := r.Resolve(ctx, signed(tc.retired)); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestSetTrusted: a reload that drops a trusted issuer refuses its tokens at once, cached ones
+// included; one that trusts it for another org gives that org; one that leaves it unchanged
+// keeps its fetched JWKS (no refetch) and its cached principals.
+func TestSetTrusted(t *testing.T) {
+	fi := newFakeIssuer(t)
+	ti := TrustedIssuer{Issuer: "https://admin.rill.example", JWKSURL: fi.srv.URL, Audience: "rill-authd", Org: "acme"}
+	f := setup(t, Options{Issuer: "rill-authd", Audience: "rill", JWKSRefresh: time.Hour, Trusted: []TrustedIssuer{ti}})
+	raw := fi.sign(t, nil)
+	org := func() (string, error) {
+		res, err := f.r.Resolve(ctx, raw)
+		if err != nil {
+			return "", err
+		}
+		if res.Principal.AccessTo("acme", "web").Perms != 0 {
+			return "acme", nil
+		}
+		if res.Principal.AccessTo("globex", "web").Perms != 0 {
+			return "globex", nil
+		}
+		return "", nil
+	}
+	if o, err := org(); err != nil || o != "acme" {
+		t.Fatalf("before: %q %v", o, err)
+	}
+
+	f.r.SetTrusted([]TrustedIssuer{ti}) // unchanged
+	if o, err := org(); err != nil || o != "acme" || fi.requests.Load() != 1 || f.r.Stats().Drops != 0 {
+		t.Fatalf("after an unchanged set: %q %v, %d fetches, %d drops", o, err, fi.requests.Load(), f.r.Stats().Drops)
+	}
+
+	other := ti
+	other.Org = "globex"
+	f.r.SetTrusted([]TrustedIssuer{other})
+	if o, err := org(); err != nil || o != "globex" {
+		t.Fatalf("trusted for globex now: %q %v (a cached principal of acme answered?)", o, err)
+	}
+
+	f.r.SetTrusted(nil)
+	if o, err := org(); !errors.Is(err, token.ErrJWTIssuer) {
+		t.Fatalf("issuer no longer trusted: %q %v, want %v", o, err, token.ErrJWTIssuer)
 	}
 }

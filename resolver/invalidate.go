@@ -121,5 +121,6 @@ func (r *Resolver) recheck(ctx context.Context, id token.ID, old *entry) (*entry
 // mayServeStale reports whether an entry from before the last reset may still be answered
 // when its re-check cannot reach the store.
 func (r *Resolver) mayServeStale(now time.Time) bool {
-	return r.opts.MaxStaleness > 0 && now.Sub(time.Unix(0, r.cache.resetAt.Load())) <= r.opts.MaxStaleness
+	limit := time.Duration(r.maxStale.Load())
+	return limit > 0 && now.Sub(time.Unix(0, r.cache.resetAt.Load())) <= limit
 }

@@ -78,7 +78,7 @@ func (r *Resolver) verifyJWT(ctx context.Context, raw string, h token.Hash, key 
 	var c *token.Claims
 	var p *policy.Principal
 	var deps []dep
-	if rk := r.trusted[iss]; rk != nil && iss != r.opts.Issuer {
+	if rk := (*r.trusted.Load())[iss]; rk != nil && iss != r.opts.Issuer {
 		// Nothing of the store: only a reset re-checks it.
 		if c, p, err = r.verifyExternal(ctx, rk, raw); err != nil {
 			return nil, err

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rill-authd/rill-authd/keys"
@@ -98,7 +99,11 @@ type Resolver struct {
 	every   time.Duration
 	opts    Options
 	keys    *keys.Ring
-	trusted map[string]*remoteKeys
+	// trusted and maxStale change on a config reload (SetTrusted, SetMaxStaleness): read with
+	// one atomic load on the check path, no lock.
+	trusted  atomic.Pointer[map[string]*remoteKeys]
+	maxStale atomic.Int64 // a time.Duration; opts.MaxStaleness at start
+	setMu    sync.Mutex   // one SetTrusted at a time
 }
 
 // New returns a Resolver over st and subscribes it to st's changes.
@@ -135,10 +140,8 @@ func New(st store.CheckReader, o Options) *Resolver {
 	if r.opts.HTTPClient == nil {
 		r.opts.HTTPClient = &http.Client{Timeout: 5 * time.Second}
 	}
-	r.trusted = map[string]*remoteKeys{}
-	for _, ti := range r.opts.Trusted {
-		r.trusted[ti.Issuer] = &remoteKeys{ti: ti, client: r.opts.HTTPClient, minRefresh: r.opts.JWKSRefresh, now: r.now, metrics: r.opts.Metrics}
-	}
+	r.maxStale.Store(int64(r.opts.MaxStaleness))
+	r.SetTrusted(r.opts.Trusted)
 	r.refresh = make(chan []token.ID, 64)
 	// A change drops what it names before the write returns (see apply).
 	st.Subscribe(r.apply)
@@ -483,4 +486,39 @@ func useSummary(uses map[token.ID]int, now time.Time) store.AuditEvent {
 	}
 	return store.AuditEvent{Time: now.UTC(), Actor: "rill-authd", Action: "token.use",
 		Target: fmt.Sprintf("%d tokens, %d checks", len(uses), total), Outcome: "ok", Detail: strings.Join(detail, " ")}
+}
+
+// SetTrusted replaces the trusted external issuers (a config reload). An issuer whose
+// settings are unchanged keeps its fetched JWKS; when the set changed, every cached JWT
+// principal is dropped, so a token of an issuer no longer trusted (or trusted for another org)
+// is verified again on its next check rather than answered from the cache.
+func (r *Resolver) SetTrusted(tis []TrustedIssuer) {
+	r.setMu.Lock()
+	defer r.setMu.Unlock()
+	var old map[string]*remoteKeys
+	if p := r.trusted.Load(); p != nil {
+		old = *p
+	}
+	m := make(map[string]*remoteKeys, len(tis))
+	same := len(tis) == len(old)
+	for _, ti := range tis {
+		if rk := old[ti.Issuer]; rk != nil && rk.ti == ti {
+			m[ti.Issuer] = rk
+			continue
+		}
+		same = false
+		m[ti.Issuer] = &remoteKeys{ti: ti, client: r.opts.HTTPClient, minRefresh: r.opts.JWKSRefresh, now: r.now, metrics: r.opts.Metrics}
+	}
+	r.trusted.Store(&m)
+	if old != nil && !same {
+		r.cache.dropKind(kindJWT)
+	}
+}
+
+// SetMaxStaleness changes MaxStaleness (a config reload); negative: not at all.
+func (r *Resolver) SetMaxStaleness(d time.Duration) {
+	if d == 0 {
+		d = -1 // as Options: 0 is the default there, but a reload means what it says
+	}
+	r.maxStale.Store(int64(d))
 }

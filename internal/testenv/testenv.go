@@ -91,7 +91,13 @@ func Spawn(t testing.TB, dataDir string, args ...string) *Daemon {
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	all := append([]string{"--data-dir", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, args...)
+	return SpawnArgs(t, dataDir, append([]string{"--data-dir", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, args...)...)
+}
+
+// SpawnArgs is Spawn with the whole command line given: nothing added (a test whose --config
+// file holds the data dir and the listeners). dataDir is only recorded.
+func SpawnArgs(t testing.TB, dataDir string, all ...string) *Daemon {
+	t.Helper()
 	d := &Daemon{DataDir: dataDir, exited: make(chan struct{}), started: make(chan struct{})}
 	d.Cmd = exec.Command(Bin(t, "rill-authd"), all...)
 	d.Cmd.Env = os.Environ()
