@@ -388,6 +388,9 @@ func checkServices(t *testing.T, r rendered, pod *corev1.PodSpec, mode string) {
 	}
 	if np := r.netpol; np != nil {
 		for _, in := range np.Spec.Ingress {
+			if len(in.From) == 0 {
+				t.Errorf("NetworkPolicy rule for %v has no from: it admits everyone", in.Ports)
+			}
 			for _, p := range in.Ports {
 				if !ports[p.Port.String()] {
 					t.Errorf("NetworkPolicy port %s is not a port of the pod", p.Port.String())
