@@ -143,6 +143,9 @@ func newEnv(t *testing.T, o leaks.Options) *env {
 	issue := func(name string, tok token.Token, owner string, magic *store.Magic) {
 		t.Helper()
 		rec := store.NewToken(tok, owner, name, "test", now, 0)
+		if name == "expired" {
+			rec = store.NewToken(tok, owner, name, "test", now.Add(-2*time.Hour), time.Hour)
+		}
 		rec.Magic = magic
 		if magic != nil {
 			must(st.CreateMagicTokenCapped(ctx, rec, 0, 0))
@@ -162,6 +165,7 @@ func newEnv(t *testing.T, o leaks.Options) *env {
 	rill := newTok(token.User)
 	rill.Rill = true // imported from Rill: no checksum
 	issue("rill", rill, u.ID, nil)
+	issue("expired", newTok(token.User), u.ID, nil)
 
 	e.gh = newSigner(t)
 	e.keys = startKeyServer(t, e.gh)
@@ -233,7 +237,7 @@ func (e *env) live(t *testing.T, name string) bool {
 	t.Helper()
 	_, err := e.res.Resolve(context.Background(), e.toks[name])
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, resolver.ErrExpired): // expired, but not revoked
 		return true
 	case errors.Is(err, resolver.ErrRevoked):
 		return false
@@ -270,12 +274,12 @@ func (e *env) allLive(t *testing.T) {
 }
 
 // TestReportRevokesOurTokens: a signed report of each kind of our tokens (user, service,
-// public URL, and an imported Rill token without checksum) revokes it (the resolver, whose
+// public URL, an imported Rill token without checksum, and an expired one) revokes it (the resolver, whose
 // cache held it, then refuses it as revoked), audits token.leaked with the URL, calls the
 // notification hook and labels it true_positive; tokens that are not ours in the same report
 // are false_positive and the answer carries exactly the reported tokens, in order.
 func TestReportRevokesOurTokens(t *testing.T) {
-	for _, name := range []string{"user", "service", "magic", "rill"} {
+	for _, name := range []string{"user", "service", "magic", "rill", "expired"} {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, leaks.Options{})
 			for n := range e.toks {
