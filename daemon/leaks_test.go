@@ -14,6 +14,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -193,5 +196,23 @@ func TestSecretScanningOnReplicas(t *testing.T) {
 	}
 	if evs := leakedEvents(t, ca); len(evs) != 1 {
 		t.Fatalf("token.leaked events: %+v", evs)
+	}
+}
+
+// TestSecretScanningKeysURLChecked: a --github-secret-scanning-keys-url that is not an http(s)
+// URL stops the daemon at start, before a store is created, with one line that says so.
+func TestSecretScanningKeysURLChecked(t *testing.T) {
+	for _, bad := range []string{"api.github.com/meta/public_keys/secret_scanning", "ftp://api.github.com/x", "https://", "https://u:p@api.github.com/x"} {
+		dir := filepath.Join(t.TempDir(), "data")
+		cmd := exec.Command(testenv.Bin(t, "rill-authd"), "--data-dir", dir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+			"--github-secret-scanning-keys-url", bad)
+		out, err := cmd.CombinedOutput()
+		if err == nil || cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "--github-secret-scanning-keys-url") ||
+			!strings.Contains(string(out), "is not a URL") {
+			t.Errorf("%s: exit %d, %q", bad, cmd.ProcessState.ExitCode(), out)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s: the data directory was made (%v)", bad, err)
+		}
 	}
 }
