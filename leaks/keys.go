@@ -114,7 +114,8 @@ func (s *keySet) key(ctx context.Context, id string) (*ecdsa.PublicKey, error) {
 		}
 		return nil, ErrUnknownKey
 	}
-	if err := s.fetch(ctx); err != nil {
+	// Not cut short by the report's sender hanging up: the attempt counts against the rate.
+	if err := s.fetch(context.WithoutCancel(ctx)); err != nil {
 		switch {
 		case k != nil:
 			s.log.Warn("secret scanning: refetching GitHub's public keys failed; using the ones fetched before", "url", s.url, "err", err)

@@ -116,7 +116,7 @@ type env struct {
 	mu     sync.Mutex
 }
 
-func newEnv(t *testing.T, o leaks.Options) *env {
+func newEnv(t testing.TB, o leaks.Options) *env {
 	t.Helper()
 	st, err := badger.Open(badger.Options{Dir: t.TempDir()})
 	if err != nil {
@@ -525,4 +525,62 @@ func TestOff(t *testing.T) {
 	if resp.StatusCode != 404 || !strings.Contains(string(b), "--github-secret-scanning-keys-url") {
 		t.Fatalf("%d %s", resp.StatusCode, b)
 	}
+}
+
+// TestSameReportAtOnce: GitHub's report arriving several times at once (retries, or one per
+// replica) revokes the token once, audits it once, and never answers an error.
+func TestSameReportAtOnce(t *testing.T) {
+	e := newEnv(t, leaks.Options{})
+	body := payload(t, e.toks["service"])
+	sig := e.gh.sign(t, body)
+	var wg sync.WaitGroup
+	var truePos atomic.Int64
+	for range 8 {
+		wg.Go(func() {
+			a := e.post(t, body, e.gh.id, sig)
+			if a.code != 200 || len(a.fb) != 1 {
+				t.Errorf("%d %s", a.code, a.body)
+				return
+			}
+			if a.fb[0].Label == leaks.TruePositive {
+				truePos.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if truePos.Load() < 1 {
+		t.Error("no answer said true_positive")
+	}
+	if e.live(t, "service") {
+		t.Error("the service token is live")
+	}
+	if n := len(e.leakAudits(t)); n != 1 {
+		t.Errorf("%d token.leaked events, want 1", n)
+	}
+}
+
+// FuzzReport: whatever a correctly signed body holds, the answer is 200 with one feedback
+// entry per reported token, or 400/413, never a panic or a 5xx; and nothing but a token of
+// ours is revoked.
+func FuzzReport(f *testing.F) {
+	f.Add([]byte(`[{"token":"rill_usr_x","type":"t","url":"u","source":"content"}]`))
+	f.Add([]byte(`[{"token":"\u0000","url":"\ud800"}]`))
+	f.Add([]byte(`[1,2]`))
+	f.Add([]byte(`[{"token":{"a":1}}]`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`[{}] x`))
+	e := newEnv(f, leaks.Options{})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		a := e.signed(t, body)
+		switch a.code {
+		case 200, 400, 413:
+		default:
+			t.Fatalf("%q: %d %s", body, a.code, a.body)
+		}
+		for _, name := range []string{"user", "service", "magic", "rill"} {
+			if !e.live(t, name) {
+				t.Fatalf("%q revoked the %s token", body, name)
+			}
+		}
+	})
 }
