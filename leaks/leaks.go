@@ -30,6 +30,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/rill-authd/rill-authd/internal/logsample"
 	"github.com/rill-authd/rill-authd/metrics"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
@@ -108,6 +109,9 @@ type Handler struct {
 	keys *keySet // nil: off
 	o    Options
 	log  *slog.Logger
+	// refused thins out the warnings of refused signatures: a flood of forged reports costs a
+	// few lines a minute, and the count.
+	refused *logsample.Sampler
 }
 
 // New returns the handler of GitHub's reports against st.
@@ -133,7 +137,8 @@ func New(st Store, o Options) *Handler {
 	if o.MaxTokens <= 0 {
 		o.MaxTokens = DefaultMaxTokens
 	}
-	h := &Handler{st: st, o: o, log: o.Logger}
+	h := &Handler{st: st, o: o, log: o.Logger, refused: logsample.New(o.Logger, logsample.Options{
+		Msg: "secret scanning: refused reports with a bad signature, not logged", Every: time.Minute, Burst: 5})}
 	if o.KeysURL != "" {
 		h.keys = &keySet{url: o.KeysURL, client: o.Client, log: o.Logger, now: o.Now, minRefetch: o.MinRefetch, maxAge: o.MaxKeyAge}
 	}
@@ -226,7 +231,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) ([]Feedback, err
 		if errors.Is(err, ErrKeysUnavailable) {
 			return nil, fail(http.StatusServiceUnavailable, "%v", ErrKeysUnavailable)
 		}
-		h.log.Warn("secret scanning: refused a report with a bad signature", "key_identifier", logSafe(id, 80), "why", err)
+		if h.refused.Allow("", slog.LevelWarn) {
+			h.log.Warn("secret scanning: refused a report with a bad signature", "key_identifier", logSafe(id, 80), "why", err)
+		}
 		return nil, fail(http.StatusUnauthorized, "%v", err)
 	}
 	reps, err := h.parse(body)
