@@ -37,6 +37,9 @@ type keyServer struct {
 	keys    []signer
 	fetches atomic.Int64
 	down    atomic.Bool
+	// notModified counts the 304s answered to a fetch with the ETag of the keys it has (the
+	// ETag is the number of keys: the tests only ever add or remove).
+	notModified atomic.Int64
 }
 
 type signer struct {
@@ -76,6 +79,13 @@ func startKeyServer(t testing.TB, keys ...signer) *keyServer {
 		}
 		ks.mu.Lock()
 		defer ks.mu.Unlock()
+		etag := fmt.Sprintf(`"%d"`, len(ks.keys))
+		if r.Header.Get("If-None-Match") == etag {
+			ks.notModified.Add(1)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("ETag", etag)
 		type pk struct {
 			ID      string `json:"key_identifier"`
 			Key     string `json:"key"`
@@ -469,9 +479,16 @@ func TestKeyRotation(t *testing.T) {
 	if a := e.post(t, empty, late.id, late.sign(t, empty)); a.code != 200 {
 		t.Fatalf("the same key a minute later: %d %s", a.code, a.body)
 	}
-	// GitHub withdraws the first key: after MaxKeyAge it no longer verifies.
+	// An unchanged document after MaxKeyAge: a conditional fetch, a 304, and the keys stay.
+	tick(2 * time.Hour)
+	before := e.keys.notModified.Load()
+	if a := e.post(t, empty, late.id, late.sign(t, empty)); a.code != 200 || e.keys.notModified.Load() != before+1 {
+		t.Fatalf("after MaxKeyAge with the document unchanged: %d %s, %d 304s, want %d", a.code, a.body, e.keys.notModified.Load(), before+1)
+	}
+	// GitHub withdraws the first key (and publishes one more, so the document differs): after
+	// MaxKeyAge the first no longer verifies.
 	e.keys.mu.Lock()
-	e.keys.keys = e.keys.keys[1:]
+	e.keys.keys = append(e.keys.keys[1:], newSigner(t), newSigner(t))
 	e.keys.mu.Unlock()
 	if a := e.signed(t, empty); a.code != 200 {
 		t.Fatalf("withdrawn key within MaxKeyAge: %d %s", a.code, a.body)
