@@ -98,6 +98,9 @@ type Config struct {
 	GRPCMaxConnectionIdle    time.Duration `name:"grpc-max-connection-idle" group:"Connections" help:"Close a gRPC connection with no call for this long (its client reconnects when it needs to)." default:"5m"`
 	GRPCMaxConcurrentStreams uint32        `name:"grpc-max-concurrent-streams" group:"Connections" help:"Most checks in flight on one gRPC connection (Envoy opens another connection beyond it)." default:"1024"`
 	GRPCKeepaliveMinTime     time.Duration `name:"grpc-keepalive-min-time" group:"Connections" help:"Least time between a gRPC client's keepalive pings; a client that pings more often is disconnected." default:"10s"`
+
+	// Secret scanning (daemon/leaks.go, package leaks).
+	GitHubSecretScanningKeysURL string `name:"github-secret-scanning-keys-url" group:"Secret scanning" placeholder:"URL" help:"Take reports of leaked tokens from GitHub's secret scanning partner program at POST /v1/secret-scanning/github on --http-addr, verified with the public keys GitHub publishes at this URL (GitHub's: https://api.github.com/meta/public_keys/secret_scanning); each reported token of ours is revoked at once and audited as token.leaked. Empty: the endpoint answers 404."`
 }
 
 // Run runs the daemon until ctx ends (kong calls it for `serve`).

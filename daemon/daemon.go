@@ -120,6 +120,9 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if err := cfg.checkURLs(); err != nil {
 		return nil, err
 	}
+	if err := cfg.checkSecretScanning(); err != nil {
+		return nil, err
+	}
 	if _, err := cfg.TrustedIssuers(); err != nil { // again below, against the store's issuer
 		return nil, err
 	}
@@ -249,6 +252,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		Stale: ecfg.Stale, MaxTokensPerOwner: cfg.MaxTokensPerOwner, TokenIssuesPerMinute: cfg.TokenIssueRate,
 		OrgIssuesPerMinute: cfg.OrgTokenIssueRate, MaxPublicURLsPerProject: cfg.MaxPublicURLsPerProject})
 	d.api.Register(mux)
+	d.registerSecretScanning(mux)
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	// The web console calls the API's handlers in-process (mux), as the signed-in user.
 	if d.console, err = console.New(console.Options{API: mux, Store: d.st, Metrics: d.metrics, Replica: d.replicaStates(), Logger: d.log}); err != nil {
