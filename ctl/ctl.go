@@ -112,7 +112,8 @@ func envHint(err error) string {
 	return ": " + strings.Join(hints, "; ")
 }
 
-// tlsHint adds what to do to a TLS failure the user can fix with a flag.
+// tlsHint adds what to do to a failure to speak with the server that the user can fix with a
+// flag: TLS on one side only, a missing CA or client certificate, or the gRPC port for the HTTP one.
 func tlsHint(err error) error {
 	var unknownCA x509.UnknownAuthorityError
 	switch msg := err.Error(); {
@@ -124,6 +125,8 @@ func tlsHint(err error) error {
 		return fmt.Errorf("%w (rill-authd serves plain HTTP there: use an http:// --api-url)", err)
 	case strings.Contains(msg, "Client sent an HTTP request to an HTTPS server"): // Go's answer on a TLS port
 		return fmt.Errorf("%w (the server speaks TLS: use https:// in --api-url)", err)
+	case strings.Contains(msg, `malformed HTTP response "\x00\x00`): // an HTTP/2 frame: a gRPC port's answer
+		return fmt.Errorf("%w (the server speaks HTTP/2 frames, as a gRPC port does: --api-url is rill-authd's --http-addr, not its --grpc-addr)", err)
 	}
 	return err
 }

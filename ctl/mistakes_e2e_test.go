@@ -70,6 +70,9 @@ func TestNewcomerMistakes(t *testing.T) {
 	defer tlsSrv.Close()
 	_, stderr, code = run(devnull, "--api-url", strings.Replace(tlsSrv.URL, "https://", "http://", 1), "whoami")
 	oneLine("http:// to a TLS server", stderr, code, 1, "HTTP 400", "the server speaks TLS: use https:// in --api-url")
+	// The gRPC check port instead of the admin port: its HTTP/2 frames are named, with the flag.
+	_, stderr, code = run(devnull, "--api-url", "http://"+d.GRPCAddr, "whoami")
+	oneLine("--api-url at --grpc-addr", stderr, code, 1, "as a gRPC port does: --api-url is rill-authd's --http-addr, not its --grpc-addr")
 	// The web console's URL: its HTML page is named in one line, not pasted, with the right URL.
 	for _, u := range []string{d.URL() + "/ui/", d.URL() + "/ui"} {
 		_, stderr, code = run(devnull, "--api-url", u, "whoami")
