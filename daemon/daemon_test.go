@@ -60,6 +60,18 @@ func TestBootstrapOnceHealthAndShutdown(t *testing.T) {
 	if code, _ := get(t, d.URL()+"/readyz"); code != 200 {
 		t.Fatalf("readyz: %d", code)
 	}
+	// The root sends a browser to the console; other unknown paths stay 404.
+	noFollow := http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for path, want := range map[string]int{"/": http.StatusFound, "/nope": http.StatusNotFound, "/ui/": http.StatusSeeOther} {
+		resp, err := noFollow.Get(d.URL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want || (path == "/" && resp.Header.Get("Location") != "/ui/") {
+			t.Errorf("GET %s: %d Location %q, want %d", path, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+	}
 	conn, err := grpc.NewClient(d.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
