@@ -112,6 +112,15 @@ func envHint(err error) string {
 	return ": " + strings.Join(hints, "; ")
 }
 
+// minutesHint says what --ttl-minutes takes when it got something else: a newcomer writes a
+// duration (1h, 7d) as rill-authd's own flags take, and kong answers "expected a valid 64 bit int".
+func minutesHint(err error) string {
+	if strings.HasPrefix(err.Error(), "--ttl-minutes: expected") {
+		return ": give whole minutes, such as 60 (an hour), 1440 (a day) or 10080 (a week)"
+	}
+	return ""
+}
+
 // tlsHint adds what to do to a failure to speak with the server that the user can fix with a
 // flag: TLS on one side only, a missing CA or client certificate, or the gRPC port for the HTTP one.
 func tlsHint(err error) error {
@@ -216,7 +225,7 @@ func Main(ctx context.Context, args []string, in io.Reader, out, errOut io.Write
 		return exit
 	}
 	if err != nil {
-		fmt.Fprintf(errOut, "rillctl: %s%s (see %s)\n", strings.ReplaceAll(err.Error(), "\n", " "), envHint(err), helpFor(err, "rillctl"))
+		fmt.Fprintf(errOut, "rillctl: %s%s%s (see %s)\n", strings.ReplaceAll(err.Error(), "\n", " "), envHint(err), minutesHint(err), helpFor(err, "rillctl"))
 		return 2
 	}
 	cli.Globals.ctx, cli.Globals.in, cli.Globals.out, cli.Globals.errOut, cli.Globals.isTTY = ctx, bufio.NewReader(in), out, errOut, isTTY

@@ -81,6 +81,9 @@ func TestNewcomerMistakes(t *testing.T) {
 			t.Errorf("--api-url %s: the HTML page is in the error: %q", u, stderr)
 		}
 	}
+	// A duration where minutes are wanted: the hint says what to give.
+	_, stderr, code = run(devnull, "token", "issue", "--display-name", "x", "--ttl-minutes", "1h")
+	oneLine("--ttl-minutes 1h", stderr, code, 2, `got "1h"`, "give whole minutes, such as 60 (an hour)")
 	// A missing --org names RILLCTL_ORG.
 	_, stderr, code = run(devnull, "service", "list")
 	oneLine("service list without an org", stderr, code, 2, "--org", "set RILLCTL_ORG")
