@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -119,10 +120,10 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	}
 	// Listen first: the default issuer is the admin listener's own URL.
 	if d.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
+		return nil, fmt.Errorf("listen gRPC on %s: %w%s", cfg.GRPCAddr, err, inUseHint(err, "--grpc-addr"))
 	}
 	if d.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("listen HTTP on %s: %w", cfg.HTTPAddr, err)
+		return nil, fmt.Errorf("listen HTTP on %s: %w%s", cfg.HTTPAddr, err, inUseHint(err, "--http-addr"))
 	}
 
 	// TLS files first: a mistake in them must not wait for the store to open.
@@ -265,6 +266,15 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		"issuer", issuer, "jwks_url", strings.TrimSuffix(issuer, "/")+"/.well-known/jwks.json")
 	d.log.Info("web console: sign in with a user token", "url", d.consoleURL())
 	return d, nil
+}
+
+// inUseHint names the flag to change when the address is taken: the defaults (8080, 9191) are
+// common ports, and a second daemon started next to a first needs both moved.
+func inUseHint(err error, flag string) string {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Sprintf(" (another process listens there, perhaps another rill-authd: pass another %s)", flag)
+	}
+	return ""
 }
 
 func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {

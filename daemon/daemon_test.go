@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -172,6 +173,14 @@ func TestStartupErrorsAreClear(t *testing.T) {
 		`--frontend-url "ui.example.com" is not a URL: iframe URLs`: {"--frontend-url", "ui.example.com"},
 		"that is this daemon's own --issuer":                        {"--public-url", "https://a.example", "--trusted-issuer", "issuer=https://a.example,jwks=https://a.example/jwks,audience=x,org=acme"},
 	}
+	// A port another process holds: the error names the flag that moves it.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cases["address already in use (another process listens there, perhaps another rill-authd: pass another --grpc-addr)"] = []string{"--grpc-addr", busy.Addr().String()}
+	cases["perhaps another rill-authd: pass another --http-addr)"] = []string{"--http-addr", busy.Addr().String()}
 	for want, args := range cases {
 		cmd := exec.Command(testenv.Bin(t, "rill-authd"), append([]string{"--data-dir", filepath.Join(dir, "d"), "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, args...)...)
 		done := make(chan struct{})
