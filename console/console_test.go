@@ -156,6 +156,13 @@ func TestOnlyUserTokensSignIn(t *testing.T) {
 	if r := b.signIn(bad); r.code != http.StatusUnauthorized || !strings.Contains(r.body, "not accepted") || strings.Contains(r.body, bad) {
 		t.Errorf("bad token: %d %s", r.code, r.body)
 	}
+	// The token with what is copied next to it: the curl header, rillctl's "Token: " line.
+	for _, pasted := range []string{"Bearer " + e.tokens["viewer"], "Token: " + e.tokens["viewer"]} {
+		if r := b.signIn(pasted); r.code != http.StatusBadRequest || !strings.Contains(r.body, "Paste the token alone, from rill_usr_ on") ||
+			strings.Contains(r.body, e.tokens["viewer"][9:]) {
+			t.Errorf("%.12s…: %d %s", pasted, r.code, r.body)
+		}
+	}
 	if r := b.signIn(e.tokens["viewer"]); r.code != http.StatusSeeOther {
 		t.Errorf("user token: %d", r.code)
 	}
