@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -110,6 +111,32 @@ func envHint(err error) string {
 		return ""
 	}
 	return ": " + strings.Join(hints, "; ")
+}
+
+// suffixHint names the flags that end in an unknown flag's name (--name: --display-name; --role:
+// --org-role or --project-role), which kong's "did you mean", by edit distance, does not find.
+func suffixHint(err error) string {
+	var pe *kong.ParseError
+	name, ok := strings.CutPrefix(err.Error(), "unknown flag --")
+	if !ok || strings.ContainsAny(name, " ,") || !errors.As(err, &pe) || pe.Context == nil {
+		return ""
+	}
+	var found []string
+	for _, f := range pe.Context.Flags() {
+		if strings.HasSuffix(f.Name, "-"+name) {
+			found = append(found, f.Name)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return ""
+	case 1:
+		return fmt.Sprintf(", did you mean %q?", "--"+found[0])
+	}
+	for i, f := range found {
+		found[i] = strconv.Quote("--" + f)
+	}
+	return ", did you mean one of " + strings.Join(found, ", ") + "?"
 }
 
 // minutesHint says what --ttl-minutes takes when it got something else: a newcomer writes a
@@ -225,7 +252,7 @@ func Main(ctx context.Context, args []string, in io.Reader, out, errOut io.Write
 		return exit
 	}
 	if err != nil {
-		fmt.Fprintf(errOut, "rillctl: %s%s%s (see %s)\n", strings.ReplaceAll(err.Error(), "\n", " "), envHint(err), minutesHint(err), helpFor(err, "rillctl"))
+		fmt.Fprintf(errOut, "rillctl: %s%s%s%s (see %s)\n", strings.ReplaceAll(err.Error(), "\n", " "), envHint(err), minutesHint(err), suffixHint(err), helpFor(err, "rillctl"))
 		return 2
 	}
 	cli.Globals.ctx, cli.Globals.in, cli.Globals.out, cli.Globals.errOut, cli.Globals.isTTY = ctx, bufio.NewReader(in), out, errOut, isTTY

@@ -81,6 +81,11 @@ func TestNewcomerMistakes(t *testing.T) {
 			t.Errorf("--api-url %s: the HTML page is in the error: %q", u, stderr)
 		}
 	}
+	// Rill's docs say --display-name; a newcomer types --name.
+	_, stderr, code = run(devnull, "token", "issue", "--name", "x")
+	oneLine("token issue --name", stderr, code, 2, `unknown flag --name, did you mean "--display-name"?`, "rillctl token issue --help")
+	_, stderr, code = run(devnull, "service", "create", "x", "--role", "admin", "--org", "nope")
+	oneLine("service create --role", stderr, code, 2, `unknown flag --role, did you mean one of "--org-role", "--project-role"?`)
 	// A duration where minutes are wanted: the hint says what to give.
 	_, stderr, code = run(devnull, "token", "issue", "--display-name", "x", "--ttl-minutes", "1h")
 	oneLine("--ttl-minutes 1h", stderr, code, 2, `got "1h"`, "give whole minutes, such as 60 (an hour)")
