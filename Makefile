@@ -24,7 +24,7 @@ build:
 	$(GO) build -o bin/plugins/ ./plugins/examples/...
 
 # The daemon on its embedded defaults: store in ./data, gRPC 127.0.0.1:9191, HTTP 127.0.0.1:8080.
-# Flags go in ARGS: make run ARGS="--http-addr 127.0.0.1:9090" (then RILLCTL_API_URL for rillctl).
+# Flags go in ARGS: make run ARGS="--http-addr 127.0.0.1:9090 --grpc-addr 127.0.0.1:9292" (then RILLCTL_API_URL for rillctl).
 ARGS ?=
 run: build
 	./bin/rill-authd $(ARGS)

@@ -285,7 +285,7 @@ func TestConsoleInChromium(t *testing.T) {
 		if got := su.eval(`document.cookie + "|" + JSON.stringify(localStorage) + "|" + JSON.stringify(sessionStorage)`); got != "|{}|{}" {
 			t.Fatalf("the browser holds %q", got)
 		}
-		if !strings.Contains(su.text("main"), "checks denied in the last hour") {
+		if !strings.Contains(su.text("main"), "denied in the last hour") {
 			t.Fatal("no check counts on the Overview")
 		}
 		allowed := su.eval(`document.querySelectorAll(".card .big")[2].textContent`)

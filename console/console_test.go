@@ -6,12 +6,14 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
@@ -153,6 +155,13 @@ func TestOnlyUserTokensSignIn(t *testing.T) {
 	bad := e.tokens["su"][:len(e.tokens["su"])-6] + "AAAAAA"
 	if r := b.signIn(bad); r.code != http.StatusUnauthorized || !strings.Contains(r.body, "not accepted") || strings.Contains(r.body, bad) {
 		t.Errorf("bad token: %d %s", r.code, r.body)
+	}
+	// The token with what is copied next to it: the curl header, rillctl's "Token: " line.
+	for _, pasted := range []string{"Bearer " + e.tokens["viewer"], "Token: " + e.tokens["viewer"]} {
+		if r := b.signIn(pasted); r.code != http.StatusBadRequest || !strings.Contains(r.body, "Paste the token alone, from rill_usr_ on") ||
+			strings.Contains(r.body, e.tokens["viewer"][9:]) {
+			t.Errorf("%.12s…: %d %s", pasted, r.code, r.body)
+		}
 	}
 	if r := b.signIn(e.tokens["viewer"]); r.code != http.StatusSeeOther {
 		t.Errorf("user token: %d", r.code)
@@ -432,6 +441,63 @@ func TestServiceActionsAndLosingARole(t *testing.T) {
 	if r := b.get("/ui/tokens"); r.code != http.StatusSeeOther {
 		t.Fatalf("the signed-out session still works: %d", r.code)
 	}
+}
+
+// TestServiceRoleFormsPreselectNoRole: the role pickers on a service's page start at the
+// service's own org role, or at "choose a role", never at the first option (admin): a reader who
+// opened the page to change something else and pressed "Set org role" granted admin.
+func TestServiceRoleFormsPreselectNoRole(t *testing.T) {
+	e := setup(t, false)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(e.st.CreateService(context.Background(), store.Service{ID: "s-rep", Org: "acme", Name: "reports",
+		ProjectRoles: map[string]policy.Role{"web": "viewer"}, Attributes: map[string]any{}}))
+	a := e.browser(t)
+	a.signIn(e.tokens["admin"])
+	for _, tc := range []struct{ service, orgRole, projectRole string }{
+		{"etl", "viewer", "choose a role"},            // org viewer: its own role
+		{"reports", "choose a role", "choose a role"}, // no org role: nothing chosen
+	} {
+		page := a.get("/ui/services/" + tc.service + "?org=acme")
+		if page.code != 200 {
+			t.Fatalf("%s: %d", tc.service, page.code)
+		}
+		for id, want := range map[string]string{"set_org_role": tc.orgRole, "set_project_role": tc.projectRole} {
+			if got := selectedOption(t, page.body, id); got != want {
+				t.Errorf("%s: #%s starts at %q, want %q", tc.service, id, got, want)
+			}
+		}
+	}
+	// The placeholder is not a role: posted anyway (no browser check), the API refuses it.
+	if r := a.post("/ui/services/reports/role", url.Values{"org": {"acme"}, "org_role": {""}}); r.code == http.StatusSeeOther {
+		if page := a.get(r.h.Get("Location")); strings.Contains(page.body, "Roles of reports updated.") {
+			t.Fatal("an empty org role was taken")
+		}
+	}
+}
+
+// selectedOption is the text of the option a browser shows first in the select of that id: the
+// one marked selected, else the first.
+func selectedOption(t *testing.T, body, id string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?s)<select id="` + regexp.QuoteMeta(id) + `"[^>]*>(.*?)</select>`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no select #%s in:\n%s", id, body)
+	}
+	opts := regexp.MustCompile(`<option([^>]*)>([^<]*)</option>`).FindAllStringSubmatch(m[1], -1)
+	if len(opts) == 0 {
+		t.Fatalf("select #%s has no options", id)
+	}
+	for _, o := range opts {
+		if strings.Contains(o[1], "selected") {
+			return o[2]
+		}
+	}
+	return opts[0][2]
 }
 
 func mustURL(t *testing.T, s string) *url.URL {

@@ -22,6 +22,7 @@ var funcs = template.FuncMap{
 	"minute": func(t time.Time) string { return t.UTC().Format("15:04") },
 	"since":  func(t, now time.Time) string { return now.Sub(t).Round(100 * time.Millisecond).String() },
 	"count":  fmtCount,
+	"plural": plural,
 	"num":    num,
 	// roles lists a role map as sorted "key: role" lines.
 	"roles": func(m map[string]string) []string {
@@ -73,4 +74,22 @@ func num(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// plural is one when n is exactly 1, else many: the overview's cards read "1 live user token",
+// "1 check allowed", not "1 checks".
+func plural(n any, one, many string) string {
+	var is1 bool
+	switch v := n.(type) {
+	case int:
+		is1 = v == 1
+	case uint64:
+		is1 = v == 1
+	case float64:
+		is1 = v == 1
+	}
+	if is1 {
+		return one
+	}
+	return many
 }

@@ -280,6 +280,12 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		c.signinForm(w, r, http.StatusBadRequest, "Paste a user token (rill_usr_…) to sign in.")
 		return
 	}
+	// What a newcomer copies with the token: the curl header ("Bearer rill_usr_…") or rillctl's
+	// line ("Token: rill_usr_…"). Say so rather than "not a rill token", and echo nothing.
+	if i := strings.Index(tok, "rill_usr_"); i > 0 {
+		c.signinForm(w, r, http.StatusBadRequest, "Paste the token alone, from rill_usr_ on: the text before it (such as \"Bearer \" or \"Token: \") is not part of it.")
+		return
+	}
 	var who apiv1.Whoami
 	if err := c.call(r, tok, "GET", "/v1/whoami", nil, nil, &who); err != nil {
 		if statusOf(err) == http.StatusUnauthorized {

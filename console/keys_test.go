@@ -26,7 +26,7 @@ type keyRow struct {
 var (
 	keysTableRe = regexp.MustCompile(`(?s)<table id="keys">.*?<tbody>(.*?)</tbody>`)
 	trRe        = regexp.MustCompile(`(?s)<tr>(.*?)</tr>`)
-	tdRe        = regexp.MustCompile(`(?s)<td>(.*?)</td>`)
+	tdRe        = regexp.MustCompile(`(?s)<td[^>]*>(.*?)</td>`)
 	tagRe       = regexp.MustCompile(`<[^>]*>`)
 	smallRe     = regexp.MustCompile(`(?s)<small>(.*?)</small>`)
 )

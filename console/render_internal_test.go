@@ -117,3 +117,19 @@ func TestRingPerMinute(t *testing.T) {
 		t.Errorf("chart titles:\n%s", svg)
 	}
 }
+
+// TestPlural: the overview's counts of one read in the singular, whatever the count's type.
+func TestPlural(t *testing.T) {
+	for _, tc := range []struct {
+		n    any
+		want string
+	}{
+		{0, "tokens"}, {1, "token"}, {2, "tokens"},
+		{uint64(1), "token"}, {uint64(11), "tokens"},
+		{1.0, "token"}, {0.5, "tokens"}, {1.5, "tokens"},
+	} {
+		if got := plural(tc.n, "token", "tokens"); got != tc.want {
+			t.Errorf("plural(%v) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}

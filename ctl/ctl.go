@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -112,7 +113,43 @@ func envHint(err error) string {
 	return ": " + strings.Join(hints, "; ")
 }
 
-// tlsHint adds what to do to a TLS failure the user can fix with a flag.
+// suffixHint names the flags that end in an unknown flag's name (--name: --display-name; --role:
+// --org-role or --project-role), which kong's "did you mean", by edit distance, does not find.
+func suffixHint(err error) string {
+	var pe *kong.ParseError
+	name, ok := strings.CutPrefix(err.Error(), "unknown flag --")
+	if !ok || strings.ContainsAny(name, " ,") || !errors.As(err, &pe) || pe.Context == nil {
+		return ""
+	}
+	var found []string
+	for _, f := range pe.Context.Flags() {
+		if strings.HasSuffix(f.Name, "-"+name) {
+			found = append(found, f.Name)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return ""
+	case 1:
+		return fmt.Sprintf(", did you mean %q?", "--"+found[0])
+	}
+	for i, f := range found {
+		found[i] = strconv.Quote("--" + f)
+	}
+	return ", did you mean one of " + strings.Join(found, ", ") + "?"
+}
+
+// minutesHint says what --ttl-minutes takes when it got something else: a newcomer writes a
+// duration (1h, 7d) as rill-authd's own flags take, and kong answers "expected a valid 64 bit int".
+func minutesHint(err error) string {
+	if strings.HasPrefix(err.Error(), "--ttl-minutes: expected") {
+		return ": give whole minutes, such as 60 (an hour), 1440 (a day) or 10080 (a week)"
+	}
+	return ""
+}
+
+// tlsHint adds what to do to a failure to speak with the server that the user can fix with a
+// flag: TLS on one side only, a missing CA or client certificate, or the gRPC port for the HTTP one.
 func tlsHint(err error) error {
 	var unknownCA x509.UnknownAuthorityError
 	switch msg := err.Error(); {
@@ -124,6 +161,8 @@ func tlsHint(err error) error {
 		return fmt.Errorf("%w (rill-authd serves plain HTTP there: use an http:// --api-url)", err)
 	case strings.Contains(msg, "Client sent an HTTP request to an HTTPS server"): // Go's answer on a TLS port
 		return fmt.Errorf("%w (the server speaks TLS: use https:// in --api-url)", err)
+	case strings.Contains(msg, `malformed HTTP response "\x00\x00`): // an HTTP/2 frame: a gRPC port's answer
+		return fmt.Errorf("%w (the server speaks HTTP/2 frames, as a gRPC port does: --api-url is rill-authd's --http-addr, not its --grpc-addr)", err)
 	}
 	return err
 }
@@ -213,7 +252,7 @@ func Main(ctx context.Context, args []string, in io.Reader, out, errOut io.Write
 		return exit
 	}
 	if err != nil {
-		fmt.Fprintf(errOut, "rillctl: %s%s (see %s)\n", strings.ReplaceAll(err.Error(), "\n", " "), envHint(err), helpFor(err, "rillctl"))
+		fmt.Fprintf(errOut, "rillctl: %s%s%s%s (see %s)\n", strings.ReplaceAll(err.Error(), "\n", " "), envHint(err), minutesHint(err), suffixHint(err), helpFor(err, "rillctl"))
 		return 2
 	}
 	cli.Globals.ctx, cli.Globals.in, cli.Globals.out, cli.Globals.errOut, cli.Globals.isTTY = ctx, bufio.NewReader(in), out, errOut, isTTY

@@ -70,6 +70,9 @@ func TestNewcomerMistakes(t *testing.T) {
 	defer tlsSrv.Close()
 	_, stderr, code = run(devnull, "--api-url", strings.Replace(tlsSrv.URL, "https://", "http://", 1), "whoami")
 	oneLine("http:// to a TLS server", stderr, code, 1, "HTTP 400", "the server speaks TLS: use https:// in --api-url")
+	// The gRPC check port instead of the admin port: its HTTP/2 frames are named, with the flag.
+	_, stderr, code = run(devnull, "--api-url", "http://"+d.GRPCAddr, "whoami")
+	oneLine("--api-url at --grpc-addr", stderr, code, 1, "as a gRPC port does: --api-url is rill-authd's --http-addr, not its --grpc-addr")
 	// The web console's URL: its HTML page is named in one line, not pasted, with the right URL.
 	for _, u := range []string{d.URL() + "/ui/", d.URL() + "/ui"} {
 		_, stderr, code = run(devnull, "--api-url", u, "whoami")
@@ -78,6 +81,14 @@ func TestNewcomerMistakes(t *testing.T) {
 			t.Errorf("--api-url %s: the HTML page is in the error: %q", u, stderr)
 		}
 	}
+	// Rill's docs say --display-name; a newcomer types --name.
+	_, stderr, code = run(devnull, "token", "issue", "--name", "x")
+	oneLine("token issue --name", stderr, code, 2, `unknown flag --name, did you mean "--display-name"?`, "rillctl token issue --help")
+	_, stderr, code = run(devnull, "service", "create", "x", "--role", "admin", "--org", "nope")
+	oneLine("service create --role", stderr, code, 2, `unknown flag --role, did you mean one of "--org-role", "--project-role"?`)
+	// A duration where minutes are wanted: the hint says what to give.
+	_, stderr, code = run(devnull, "token", "issue", "--display-name", "x", "--ttl-minutes", "1h")
+	oneLine("--ttl-minutes 1h", stderr, code, 2, `got "1h"`, "give whole minutes, such as 60 (an hour)")
 	// A missing --org names RILLCTL_ORG.
 	_, stderr, code = run(devnull, "service", "list")
 	oneLine("service list without an org", stderr, code, 2, "--org", "set RILLCTL_ORG")

@@ -12,10 +12,10 @@ import (
 )
 
 // TestQuickStartReadme runs the README's quick start ("Managing credentials: rillctl": from
-// nothing to a checked token) in bash, as written but for the bootstrap token and the host,
-// with the real rillctl and curl against the real daemon, and finds every line the README shows
-// the check answering (status and x-rill-* headers; "…" stands for what differs per run) in
-// curl's output.
+// nothing to a checked token) in bash, as written but for the bootstrap token and the host (the
+// RILLCTL_API_URL line), with the real rillctl and curl against the real daemon, and finds every
+// line the README shows the check answering (status and x-rill-* headers; "…" stands for what
+// differs per run) in curl's output.
 func TestQuickStartReadme(t *testing.T) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
@@ -49,8 +49,18 @@ func TestQuickStartReadme(t *testing.T) {
 	if !strings.Contains(blocks[0], bootstrap) {
 		t.Fatalf("the quick start does not begin with %q:\n%s", bootstrap, blocks[0])
 	}
-	script := strings.Replace(blocks[0], bootstrap, "export RILLCTL_TOKEN="+d.Token, 1) + "\n" +
-		strings.ReplaceAll(blocks[1], "http://127.0.0.1:8080", d.URL())
+	// The host is replaced in the first block only, where the reader exports RILLCTL_API_URL: a
+	// reader who ran the daemon on another --http-addr changes that one line, and the curl check
+	// must follow it rather than name the default port again.
+	const apiURL = "export RILLCTL_API_URL=http://127.0.0.1:8080"
+	if !strings.Contains(blocks[0], apiURL) {
+		t.Fatalf("the quick start does not set %q for rillctl and curl:\n%s", apiURL, blocks[0])
+	}
+	if strings.Contains(blocks[1], "127.0.0.1:8080") {
+		t.Fatalf("the quick start's check names the default port instead of $RILLCTL_API_URL:\n%s", blocks[1])
+	}
+	script := strings.Replace(strings.Replace(blocks[0], bootstrap, "export RILLCTL_TOKEN="+d.Token, 1),
+		apiURL, "export RILLCTL_API_URL="+d.URL(), 1) + "\n" + blocks[1]
 	var want []string
 	for _, l := range strings.Split(blocks[1], "\n") {
 		if s, ok := strings.CutPrefix(l, "# "); ok && (strings.HasPrefix(s, "HTTP/") || strings.HasPrefix(s, "X-Rill-")) {

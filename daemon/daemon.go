@@ -18,6 +18,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -247,6 +248,9 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", d.readyz)
+	// The admin listener's root is where a newcomer points a browser: send them to the console
+	// rather than a bare 404. Only "/" itself: any other unknown path stays a 404.
+	mux.Handle("GET /{$}", http.RedirectHandler(console.Prefix+"/", http.StatusFound))
 	d.api = adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: issuer, Audience: cfg.RuntimeAudience,
 		RuntimeHost: cfg.RuntimeHost, InstanceID: cfg.RuntimeInstanceID, MaxCredentialTTL: cfg.MaxCredentialTTL, FrontendURL: cfg.FrontendURL, Keys: d.keys, Plugins: d.plugins, Metrics: d.metrics,
 		Stale: ecfg.Stale, MaxTokensPerOwner: cfg.MaxTokensPerOwner, TokenIssuesPerMinute: cfg.TokenIssueRate,
@@ -284,6 +288,15 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		"issuer", issuer, "jwks_url", strings.TrimSuffix(issuer, "/")+"/.well-known/jwks.json")
 	d.log.Info("web console: sign in with a user token", "url", d.consoleURL())
 	return d, nil
+}
+
+// inUseHint names the flag to change when the address is taken: the defaults (8080, 9191) are
+// common ports, and a second daemon started next to a first needs both moved.
+func inUseHint(err error, flag string) string {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Sprintf(" (another process listens there, perhaps another rill-authd: pass another %s)", flag)
+	}
+	return ""
 }
 
 func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {

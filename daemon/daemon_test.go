@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -59,6 +60,18 @@ func TestBootstrapOnceHealthAndShutdown(t *testing.T) {
 	}
 	if code, _ := get(t, d.URL()+"/readyz"); code != 200 {
 		t.Fatalf("readyz: %d", code)
+	}
+	// The root sends a browser to the console; other unknown paths stay 404.
+	noFollow := http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for path, want := range map[string]int{"/": http.StatusFound, "/nope": http.StatusNotFound, "/ui/": http.StatusSeeOther} {
+		resp, err := noFollow.Get(d.URL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want || (path == "/" && resp.Header.Get("Location") != "/ui/") {
+			t.Errorf("GET %s: %d Location %q, want %d", path, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
 	}
 	conn, err := grpc.NewClient(d.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -147,7 +160,7 @@ func TestStartupErrorsAreClear(t *testing.T) {
 	cases := map[string][]string{
 		"want 16, 24 or 32 bytes":                                   {"--encryption-key-file", bad},
 		"no such file":                                              {"--encryption-key-file", filepath.Join(dir, "missing")},
-		"listen HTTP on 256.0.0.1:":                                 {"--http-addr", "256.0.0.1:1"},
+		"listen on --http-addr 256.0.0.1:":                          {"--http-addr", "256.0.0.1:1"},
 		"parse config file":                                         {"--config", writeFile(t, dir, "bad.yaml", "a: [")},
 		"--log-level must be one of":                                {"--log-level", "loud"},
 		"issuer, jwks, audience and org are required":               {"--trusted-issuer", "issuer=https://a.example,jwks=https://a.example/jwks"},
@@ -160,6 +173,14 @@ func TestStartupErrorsAreClear(t *testing.T) {
 		`--frontend-url "ui.example.com" is not a URL: iframe URLs`: {"--frontend-url", "ui.example.com"},
 		"that is this daemon's own --issuer":                        {"--public-url", "https://a.example", "--trusted-issuer", "issuer=https://a.example,jwks=https://a.example/jwks,audience=x,org=acme"},
 	}
+	// A port another process holds: the error names the flag that moves it.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cases["address already in use (another process listens there, perhaps another rill-authd: pass another --grpc-addr)"] = []string{"--grpc-addr", busy.Addr().String()}
+	cases["perhaps another rill-authd: pass another --http-addr)"] = []string{"--http-addr", busy.Addr().String()}
 	for want, args := range cases {
 		cmd := exec.Command(testenv.Bin(t, "rill-authd"), append([]string{"--data-dir", filepath.Join(dir, "d"), "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, args...)...)
 		done := make(chan struct{})

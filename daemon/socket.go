@@ -41,7 +41,7 @@ func listen(flag, addr string, gid int) (net.Listener, error) {
 	if path == "" {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			return nil, fmt.Errorf("listen on %s %s: %w", flag, addr, err)
+			return nil, fmt.Errorf("listen on %s %s: %w%s", flag, addr, err, inUseHint(err, flag))
 		}
 		return l, nil
 	}

@@ -148,13 +148,13 @@ func TestMakeRunTakesArgs(t *testing.T) {
 		testenv.Unavailable(t, "make", "make run is tried with make -n: apt-get install make")
 		return
 	}
-	cmd := exec.Command(mk, "-n", "run", `ARGS=--http-addr 127.0.0.1:9090 --data-dir ./data2`)
+	cmd := exec.Command(mk, "-n", "run", `ARGS=--http-addr 127.0.0.1:9090 --grpc-addr 127.0.0.1:9292 --data-dir ./data2`)
 	cmd.Dir = testenv.ModuleRoot()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("make -n run: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "./bin/rill-authd --http-addr 127.0.0.1:9090 --data-dir ./data2\n") {
+	if !strings.Contains(string(out), "./bin/rill-authd --http-addr 127.0.0.1:9090 --grpc-addr 127.0.0.1:9292 --data-dir ./data2\n") {
 		t.Errorf("make run ARGS=… does not pass them to the daemon:\n%s", out)
 	}
 }
