@@ -26,8 +26,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/known/anypb"
 	goyaml "gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -499,7 +497,7 @@ func envoyBootstrap(t *testing.T, text string) *bootstrapv3.Bootstrap {
 	if err := protojson.Unmarshal(js, &bs); err != nil {
 		t.Fatalf("Envoy config is not a v3 Bootstrap: %v", err)
 	}
-	validateDeep(t, "bootstrap", bs.ProtoReflect())
+	testenv.ValidateEnvoy(t, "bootstrap", bs.ProtoReflect())
 	return &bs
 }
 
@@ -510,43 +508,6 @@ func hcm(t *testing.T, bs *bootstrapv3.Bootstrap) *hcmv3.HttpConnectionManager {
 		t.Fatal(err)
 	}
 	return &h
-}
-
-// validateDeep runs protoc-gen-validate's ValidateAll on m and on every message packed in an
-// Any inside it (as extauthz/envoy_test.go does for envoy.yaml).
-func validateDeep(t *testing.T, where string, m protoreflect.Message) {
-	t.Helper()
-	if v, ok := m.Interface().(interface{ ValidateAll() error }); ok {
-		if err := v.ValidateAll(); err != nil {
-			t.Errorf("%s: %v", where, err)
-		}
-	}
-	if a, ok := m.Interface().(*anypb.Any); ok {
-		inner, err := a.UnmarshalNew()
-		if err != nil {
-			t.Errorf("%s: typed config %s is not known: %v", where, a.GetTypeUrl(), err)
-			return
-		}
-		validateDeep(t, where+"/"+string(proto.MessageName(inner)), inner.ProtoReflect())
-		return
-	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		name := where + "." + string(fd.Name())
-		switch {
-		case fd.IsList() && fd.Message() != nil:
-			for i := 0; i < v.List().Len(); i++ {
-				validateDeep(t, name, v.List().Get(i).Message())
-			}
-		case fd.IsMap() && fd.MapValue().Message() != nil:
-			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				validateDeep(t, name+"["+k.String()+"]", mv.Message())
-				return true
-			})
-		case fd.Message() != nil && !fd.IsList() && !fd.IsMap():
-			validateDeep(t, name, v.Message())
-		}
-		return true
-	})
 }
 
 // runRendered starts the real daemon with the container's args and env and the rendered config

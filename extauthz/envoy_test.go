@@ -17,12 +17,10 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/known/anypb"
 	"gopkg.in/yaml.v3"
 
 	"github.com/rill-authd/rill-authd/extauthz"
+	"github.com/rill-authd/rill-authd/internal/testenv"
 )
 
 // TestEnvoyYAML parses the repo's envoy.yaml into go-control-plane's Bootstrap, resolves every
@@ -44,7 +42,7 @@ func TestEnvoyYAML(t *testing.T) {
 	if err := (protojson.UnmarshalOptions{}).Unmarshal(js, &bs); err != nil {
 		t.Fatalf("envoy.yaml is not a v3 Bootstrap: %v", err)
 	}
-	validateDeep(t, "bootstrap", bs.ProtoReflect())
+	testenv.ValidateEnvoy(t, "bootstrap", bs.ProtoReflect())
 
 	var hcm hcmv3.HttpConnectionManager
 	listeners := bs.GetStaticResources().GetListeners()
@@ -137,41 +135,4 @@ func TestEnvoyYAML(t *testing.T) {
 	if extauthz.MetadataNamespace != "envoy.filters.http.ext_authz" {
 		t.Errorf("metadata namespace %q", extauthz.MetadataNamespace)
 	}
-}
-
-// validateDeep runs protoc-gen-validate's ValidateAll on m and on every message packed in an
-// Any inside it: Bootstrap's own ValidateAll does not look into typed configs.
-func validateDeep(t *testing.T, where string, m protoreflect.Message) {
-	t.Helper()
-	if v, ok := m.Interface().(interface{ ValidateAll() error }); ok {
-		if err := v.ValidateAll(); err != nil {
-			t.Errorf("%s: %v", where, err)
-		}
-	}
-	if a, ok := m.Interface().(*anypb.Any); ok {
-		inner, err := a.UnmarshalNew()
-		if err != nil {
-			t.Errorf("%s: typed config %s is not known: %v", where, a.GetTypeUrl(), err)
-			return
-		}
-		validateDeep(t, where+"/"+string(proto.MessageName(inner)), inner.ProtoReflect())
-		return
-	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		name := where + "." + string(fd.Name())
-		switch {
-		case fd.IsList() && fd.Message() != nil:
-			for i := 0; i < v.List().Len(); i++ {
-				validateDeep(t, name, v.List().Get(i).Message())
-			}
-		case fd.IsMap() && fd.MapValue().Message() != nil:
-			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				validateDeep(t, name+"["+k.String()+"]", mv.Message())
-				return true
-			})
-		case fd.Message() != nil && !fd.IsList() && !fd.IsMap():
-			validateDeep(t, name, v.Message())
-		}
-		return true
-	})
 }

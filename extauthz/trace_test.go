@@ -193,7 +193,7 @@ func TestREADMEEnvoyTracing(t *testing.T) {
 		t.Fatalf("README's tracing block is not an http_connection_manager's: %v", err)
 	}
 	tr := hcm.GetTracing()
-	validateDeep(t, "tracing", tr.ProtoReflect())
+	testenv.ValidateEnvoy(t, "tracing", tr.ProtoReflect())
 	if tr.GetRandomSampling().GetValue() != 1 {
 		t.Errorf("random_sampling %v; want 1 (percent)", tr.GetRandomSampling())
 	}
