@@ -140,6 +140,10 @@ type CheckReader interface {
 
 	// TouchTokens records last-used times; it changes no decision and is not in the feed.
 	TouchTokens(ctx context.Context, used map[token.ID]time.Time) error
+	// RecordUses is TouchTokens with where each use came from (TokenUse): a use newer than the
+	// recorded one replaces its time and, when it says where, its address and user agent,
+	// kept as TokenUse.Clean makes them. A token gone since is skipped.
+	RecordUses(ctx context.Context, uses map[token.ID]TokenUse) error
 	AppendAudit(ctx context.Context, e AuditEvent) error
 }
 
