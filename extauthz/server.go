@@ -79,6 +79,7 @@ type request struct {
 	ext           map[string]string // Envoy context_extensions
 	kind          string            // credential kind, for metrics
 	fault         pathFault         // set by a transport that already found the request hostile
+	where         resolver.Use      // the client's address and user agent, for the token's last use
 }
 
 // outcome is a decision with what is derived from it for the transports: made once per token
@@ -136,7 +137,7 @@ func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 			return s.logged(req, s.staleOutcome(reason), token.ID{})
 		}
 	}
-	res, err := s.res.Resolve(ctx, bearer)
+	res, err := s.res.ResolveFrom(ctx, bearer, req.where)
 	if err != nil {
 		return s.refuse(req, err)
 	}
