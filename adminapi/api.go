@@ -298,7 +298,8 @@ func (a *API) authenticate(r *http.Request) (*caller, error) {
 	if err := a.current(); err != nil {
 		return nil, err
 	}
-	res, err := a.res.Resolve(r.Context(), bearer)
+	// A call is a use of its token, from where the connection comes (the store drops the port).
+	res, err := a.res.ResolveFrom(r.Context(), bearer, resolver.Use{Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
 	if err != nil {
 		if resolver.IsAuthError(err) {
 			return nil, errf(http.StatusUnauthorized, "%v", err)

@@ -222,7 +222,7 @@ func magicGrant(org, project string, req apiv1.MagicTokenRequest) (*store.Magic,
 // magicInfo is the API's view of a magic token record.
 func magicInfo(t store.Token) apiv1.MagicToken {
 	out := apiv1.MagicToken{ID: t.ID.String(), Prefix: t.Prefix, DisplayName: t.DisplayName, CreatedAt: t.CreatedAt,
-		ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, Resources: []apiv1.ResourceName{}}
+		ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, LastUsedIP: t.LastUsedIP, LastUsedUserAgent: t.LastUsedUserAgent, Resources: []apiv1.ResourceName{}}
 	if m := t.Magic; m != nil {
 		out.Org, out.Project, out.Fields, out.State, out.Attributes = m.Org, m.Project, m.Fields, m.State, m.Attributes
 		out.CreatedByUserID, out.CreatedByUserEmail = m.CreatedByUserID, m.CreatedByEmail

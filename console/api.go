@@ -68,6 +68,9 @@ func (c *Console) call(from *http.Request, tok, method, path string, query url.V
 		return fmt.Errorf("build %s %s: %w", method, path, err)
 	}
 	req.RemoteAddr, req.Host, req.TLS = from.RemoteAddr, from.Host, from.TLS
+	if ua := from.UserAgent(); ua != "" { // the session token's last use is the browser's
+		req.Header.Set("User-Agent", ua)
+	}
 	req.RequestURI = u.RequestURI()
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Accept", apiv1.MediaType) // our shapes, not Rill's, on the routes Rill's clients share

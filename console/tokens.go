@@ -27,14 +27,17 @@ type myTokensData struct {
 // the same text the row shows).
 type tokenRow struct {
 	ID, Prefix, Name, Created, Expires, LastUsed string
-	Current                                      bool // the session's own token
+	// LastUsedIP and LastUsedUserAgent are where the last use came from (empty: not known).
+	LastUsedIP, LastUsedUserAgent string
+	Current                       bool // the session's own token
 }
 
 func tokenRows(toks []apiv1.TokenInfo, current string) []tokenRow {
 	out := make([]tokenRow, len(toks))
 	for i, t := range toks {
 		out[i] = tokenRow{ID: t.ID, Prefix: t.Prefix, Name: t.DisplayName, Created: when(t.CreatedAt),
-			Expires: whenOr(t.ExpiresAt, "never"), LastUsed: whenOr(t.LastUsedAt, "never"), Current: t.ID == current}
+			Expires: whenOr(t.ExpiresAt, "never"), LastUsed: whenOr(t.LastUsedAt, "never"), Current: t.ID == current,
+			LastUsedIP: t.LastUsedIP, LastUsedUserAgent: t.LastUsedUserAgent}
 	}
 	return out
 }

@@ -122,9 +122,10 @@ func (c *PublicURLListCmd) Run(g *Globals) error {
 					res = append(res, r.Name)
 				}
 				rows = append(rows, []string{t.ID, dash(strings.Join(res, ",")), dash(filterText(t.MetricsViewFilters)), dash(t.CreatedByUserEmail),
-					when(t.CreatedAt, "-"), when(t.LastUsedAt, "-"), when(t.ExpiresAt, "-")})
+					when(t.CreatedAt, "-"), when(t.LastUsedAt, "-"), when(t.ExpiresAt, "-"), dash(t.LastUsedIP)})
 			}
-			g.table("ID\tRESOURCE\tFILTER\tCREATED BY\tCREATED ON\tLAST USED ON\tEXPIRES ON", rows)
+			// Rill's columns, then where the last use came from (its user agent: --json).
+			g.table("ID\tRESOURCE\tFILTER\tCREATED BY\tCREATED ON\tLAST USED ON\tEXPIRES ON\tLAST USED FROM", rows)
 		}
 		fmt.Fprintln(g.out)
 		fmt.Fprintln(g.out, "NOTE: For security reasons, the actual URLs can't be displayed after creation.")

@@ -32,7 +32,7 @@ func TestPublicURLReadme(t *testing.T) {
 	}
 	mgc := m[1]
 	list := su.ok("public-url", "list", "analytics-dashboard")
-	rs := rows(t, strings.Split(list, "\n\n")[0], "ID|RESOURCE|FILTER|CREATED BY|CREATED ON|LAST USED ON|EXPIRES ON")
+	rs := rows(t, strings.Split(list, "\n\n")[0], "ID|RESOURCE|FILTER|CREATED BY|CREATED ON|LAST USED ON|EXPIRES ON|LAST USED FROM")
 	if len(rs) != 1 || !strings.HasSuffix(list, "\nNOTE: For security reasons, the actual URLs can't be displayed after creation.\n") {
 		t.Fatalf("public-url list:\n%s", list)
 	}

@@ -177,6 +177,11 @@ func (c *ServiceShowCmd) Run(g *Globals) error {
 		fmt.Fprintf(g.out, "Created:        %s by %s\n", when(s.CreatedAt, "-"), dash(s.CreatedBy))
 		fmt.Fprintf(g.out, "Updated:        %s\n", when(s.UpdatedAt, "-"))
 		fmt.Fprintf(g.out, "Tokens:         %s\n", dash(strings.Join(toks, ", ")))
+		for _, t := range s.Tokens {
+			if !t.LastUsedAt.IsZero() {
+				fmt.Fprintf(g.out, "  %s...  last used %s%s\n", t.Prefix, when(t.LastUsedAt, "-"), usedFrom(t.LastUsedIP, t.LastUsedUserAgent))
+			}
+		}
 	})
 }
 
@@ -254,9 +259,10 @@ func (c *ServiceTokenListCmd) Run(g *Globals) error {
 		}
 		rows := make([][]string, 0, len(ts))
 		for _, t := range ts {
-			rows = append(rows, []string{t.Prefix + "...", when(t.CreatedAt, "-"), when(t.LastUsedAt, "Never")})
+			rows = append(rows, []string{t.Prefix + "...", when(t.CreatedAt, "-"), when(t.LastUsedAt, "Never"), dash(t.LastUsedIP)})
 		}
-		g.table("ID\tCREATED\tLAST USED", rows)
+		// Rill's columns, then where the last use came from (its user agent: --json, service show).
+		g.table("ID\tCREATED\tLAST USED\tLAST USED FROM", rows)
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 type TokenCmd struct {
 	Issue  TokenIssueCmd  `cmd:"" help:"Issue a user token for yourself (or, as a superuser, for --user)."`
 	List   TokenListCmd   `cmd:"" help:"List your user tokens."`
+	Show   TokenShowCmd   `cmd:"" help:"Show one of your user tokens: when and where from it was last used."`
 	Revoke TokenRevokeCmd `cmd:"" help:"Revoke a user token by id or by display name."`
 }
 
@@ -79,6 +80,54 @@ func (c *TokenListCmd) Run(g *Globals) error {
 		}
 		g.table("ID\tDISPLAY NAME\tCREATED\tEXPIRES", rows)
 	})
+}
+
+// TokenShowCmd is `rillctl token show <token-id>`: a token with where it was last used from,
+// which the list's columns (Rill's) leave out.
+type TokenShowCmd struct {
+	TokenID string `arg:"" name:"token-id" help:"Token id as listed (rill_usr_ and at least 10 more characters), its UUID, or the token itself."`
+	User    string `help:"Show a token of this user instead of yours (superusers)." placeholder:"EMAIL"`
+}
+
+// Run shows the token.
+func (c *TokenShowCmd) Run(g *Globals) error {
+	ref := strings.TrimSuffix(strings.TrimSpace(c.TokenID), "...")
+	return call(g, func(cl *client.Client) (apiv1.TokenInfo, error) {
+		ts, err := cl.ListTokens(g.ctx, c.User)
+		if err != nil {
+			return apiv1.TokenInfo{}, err
+		}
+		for _, t := range ts {
+			if ref == t.ID || len(ref) >= len("rill_usr_")+10 && (strings.HasPrefix(t.Prefix, ref) || strings.HasPrefix(ref, t.Prefix)) {
+				return t, nil
+			}
+		}
+		if c.User == "" {
+			return apiv1.TokenInfo{}, fmt.Errorf("no token %q among your own tokens (another user's token: --user EMAIL, superusers only)", c.TokenID)
+		}
+		return apiv1.TokenInfo{}, fmt.Errorf("no token %q among %s's tokens", c.TokenID, c.User)
+	}, func(t apiv1.TokenInfo) {
+		fmt.Fprintf(g.out, "ID:             %s...\n", t.Prefix)
+		fmt.Fprintf(g.out, "UUID:           %s\n", t.ID)
+		fmt.Fprintf(g.out, "Display name:   %s\n", dash(t.DisplayName))
+		fmt.Fprintf(g.out, "Created:        %s\n", when(t.CreatedAt, "-"))
+		fmt.Fprintf(g.out, "Expires:        %s\n", when(t.ExpiresAt, "Never"))
+		fmt.Fprintf(g.out, "Last used:      %s\n", when(t.LastUsedAt, "Never"))
+		fmt.Fprintf(g.out, "Last used from: %s\n", dash(t.LastUsedIP))
+		fmt.Fprintf(g.out, "User agent:     %s\n", dash(t.LastUsedUserAgent))
+	})
+}
+
+// usedFrom is " from IP (user agent)" for where a token was last used, or "" when not known.
+func usedFrom(ip, ua string) string {
+	var b strings.Builder
+	if ip != "" {
+		b.WriteString(" from " + ip)
+	}
+	if ua != "" {
+		b.WriteString(" (" + ua + ")")
+	}
+	return b.String()
 }
 
 // TokenRevokeCmd is `rillctl token revoke`.

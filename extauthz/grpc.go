@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/rill-authd/rill-authd/resolver"
 )
 
 // MetadataNamespace is the dynamic metadata namespace of the facts of an allowed check, for
@@ -92,6 +94,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) proto.Mess
 		reqHeaders = flatten(httpReq.GetHeaderMap()) // encode_raw_headers: true
 	}
 	r.authorization = reqHeaders["authorization"]
+	r.where = resolver.Use{Addr: req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress(), UserAgent: reqHeaders["user-agent"]}
 	if r.id == "" {
 		r.id = reqHeaders["x-request-id"]
 	}

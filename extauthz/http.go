@@ -2,11 +2,14 @@ package extauthz
 
 import (
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/rill-authd/rill-authd/resolver"
 )
 
 // HTTPPrefix is where the HTTP mode is served. Envoy's http_service appends the original path
@@ -39,6 +42,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.authorization = auth[0]
 	default: // joined as Envoy joins them, and refused as such
 		req.authorization = strings.Join(auth, ",")
+	}
+	req.where = resolver.Use{Addr: clientAddress(r)}
+	if ua := r.Header["User-Agent"]; len(ua) > 0 {
+		req.where.UserAgent = ua[0]
 	}
 	req.path, req.fault = originalURI(r)
 	if m := r.Header.Get("X-Forwarded-Method"); m != "" {
@@ -92,6 +99,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("X-Envoy-Auth-Headers-To-Remove", strings.Join(remove, ","))
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// clientAddress is the address of the client whose request is checked, as the HTTP mode knows
+// it: the connection's remote address (the gateway's, behind one). It is the one place that
+// says so, for whatever else learns to read the client from forwarded headers.
+func clientAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // originalURI is the URI of the request being checked. Forward-auth gateways copy the client's

@@ -101,6 +101,7 @@ type request struct {
 	kind          string            // credential kind, for metrics
 	fault         pathFault         // set by a transport that already found the request hostile
 	target        target            // as evaluate found it, for the check's span
+	where         resolver.Use      // the client's address and user agent, for the token's last use
 }
 
 // outcome is a decision with what is derived from it for the transports: made once per token
@@ -160,7 +161,7 @@ func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 			return s.logged(req, s.staleOutcome(reason), token.ID{})
 		}
 	}
-	res, err := s.res.Resolve(ctx, bearer)
+	res, err := s.res.ResolveFrom(ctx, bearer, req.where)
 	if err != nil {
 		return s.refuse(req, err)
 	}

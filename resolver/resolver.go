@@ -91,7 +91,7 @@ type Resolver struct {
 	cache   *cache
 	now     func() time.Time
 	log     *slog.Logger
-	touch   chan token.ID
+	touch   chan touch
 	stop    chan struct{}
 	done    chan struct{}
 	refresh chan []token.ID // tokens of a changed owner, to read again ahead of their next check
@@ -127,7 +127,7 @@ func New(st store.CheckReader, o Options) *Resolver {
 		o.RecheckInterval = time.Second
 	}
 	r := &Resolver{st: st, cache: newCache(o.CacheSize), now: o.Now, log: o.Logger,
-		touch: make(chan token.ID, 4096), stop: make(chan struct{}), done: make(chan struct{}), every: o.TouchInterval, opts: o}
+		touch: make(chan touch, 4096), stop: make(chan struct{}), done: make(chan struct{}), every: o.TouchInterval, opts: o}
 	if r.keys = o.Keys; r.keys == nil {
 		// Tests and tools that pass a whole store get a ring of their own.
 		if ws, ok := st.(keys.Store); ok {
@@ -201,10 +201,28 @@ func (r Result) Expires() time.Time {
 	return r.entry.expires
 }
 
+// Use is where a credential was presented from: the client's address (an IP, with or without a
+// port) and its User-Agent, as the transport has them. It is recorded with the token's last use
+// (store.TokenUse), cleaned off the check path; the zero Use says nothing of where.
+type Use struct{ Addr, UserAgent string }
+
+// touch is one use of a token, queued for the background writer. The strings are the
+// transport's own (no copy on the check path); the writer keeps one per token until it flushes.
+type touch struct {
+	id  token.ID
+	use Use
+}
+
 // Resolve authenticates a rill_usr_/rill_svc_ token, ours or one in Rill's own format (imported
 // with its hash), or a JWT. A hit in the cache reads no store and allocates nothing; a Rill-format
-// token no store holds is ErrUnknown, like one of ours.
+// token no store holds is ErrUnknown, like one of ours. It records a use that does not say where
+// (ResolveFrom).
 func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
+	return r.ResolveFrom(ctx, bearer, Use{})
+}
+
+// ResolveFrom is Resolve for a use from where: the token's last use is recorded with it.
+func (r *Resolver) ResolveFrom(ctx context.Context, bearer string, where Use) (Result, error) {
 	if !token.HasPrefix(bearer) {
 		if IsJWT(bearer) {
 			return r.resolveJWT(ctx, bearer)
@@ -234,7 +252,7 @@ func (r *Resolver) Resolve(ctx context.Context, bearer string) (Result, error) {
 		return Result{}, ErrExpired
 	}
 	select {
-	case r.touch <- tok.ID:
+	case r.touch <- touch{tok.ID, where}:
 	default: // last-used is best effort; never block a check on it
 	}
 	return Result{Principal: e.principal, TokenID: tok.ID, entry: e}, nil
@@ -414,7 +432,7 @@ func (r *Resolver) Stats() Stats {
 // touchLoop batches last-used times and writes them off the hot path.
 func (r *Resolver) touchLoop() {
 	defer close(r.done)
-	pending := map[token.ID]time.Time{}
+	pending := map[token.ID]store.TokenUse{}
 	uses := map[token.ID]int{}
 	var tick <-chan time.Time
 	if r.every > 0 {
@@ -428,7 +446,7 @@ func (r *Resolver) touchLoop() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := r.st.TouchTokens(ctx, pending); err != nil && !errors.Is(err, store.ErrClosed) {
+		if err := r.st.RecordUses(ctx, pending); err != nil && !errors.Is(err, store.ErrClosed) {
 			r.log.Warn("recording token last-used times failed", "tokens", len(pending), "err", err)
 		}
 		if err := r.st.AppendAudit(ctx, useSummary(uses, r.now())); err != nil && !errors.Is(err, store.ErrClosed) {
@@ -438,21 +456,28 @@ func (r *Resolver) touchLoop() {
 		clear(uses)
 	}
 	// record is the one place a use is counted, so the drain at stop counts as the loop does.
-	record := func(id token.ID) {
-		pending[id] = r.now()
-		uses[id]++
+	// The latest use that says where it came from names the where (a use that does not, such as
+	// an introspection, keeps it); the store cleans it once per token and flush.
+	record := func(t touch) {
+		u := pending[t.id]
+		u.At = r.now()
+		if t.use.Addr != "" || t.use.UserAgent != "" {
+			u.IP, u.UserAgent = t.use.Addr, t.use.UserAgent
+		}
+		pending[t.id] = u
+		uses[t.id]++
 	}
 	for {
 		select {
-		case id := <-r.touch:
-			record(id)
+		case t := <-r.touch:
+			record(t)
 		case <-tick:
 			flush()
 		case <-r.stop:
 			for {
 				select {
-				case id := <-r.touch:
-					record(id)
+				case t := <-r.touch:
+					record(t)
 				default:
 					flush()
 					return

@@ -352,7 +352,7 @@ func TestBearerFromHeader(t *testing.T) {
 	}
 }
 
-// gatedTouches blocks the first TouchTokens until release is closed, so uses can be queued
+// gatedTouches blocks the first RecordUses until release is closed, so uses can be queued
 // behind a flush in progress.
 type gatedTouches struct {
 	store.Store
@@ -360,13 +360,13 @@ type gatedTouches struct {
 	release chan struct{}
 }
 
-func (g *gatedTouches) TouchTokens(ctx context.Context, used map[token.ID]time.Time) error {
+func (g *gatedTouches) RecordUses(ctx context.Context, uses map[token.ID]store.TokenUse) error {
 	select {
 	case g.entered <- struct{}{}:
 		<-g.release
 	default:
 	}
-	return g.Store.TouchTokens(ctx, used)
+	return g.Store.RecordUses(ctx, uses)
 }
 
 func TestCloseCountsQueuedUsesOnce(t *testing.T) {
@@ -403,6 +403,58 @@ func TestCloseCountsQueuedUsesOnce(t *testing.T) {
 	}
 	if checks != 1+queued {
 		t.Fatalf("use summaries count %d checks of token %s, want %d", checks, id, 1+queued)
+	}
+}
+
+// TestLastUseWhere: a flush records where the last use that said so came from, cleaned; a use
+// that says nothing of where (an introspection) moves the time and keeps the where; each token
+// has its own.
+func TestLastUseWhere(t *testing.T) {
+	f := setup(t, Options{TouchInterval: -1})
+	tok, id := f.issue(t, token.User, "u1", time.Time{})
+	tok2, id2 := f.issue(t, token.Service, "s1", time.Time{})
+	flush := func(steps func(r *Resolver)) {
+		t.Helper()
+		r := New(f.st, Options{TouchInterval: -1})
+		steps(r)
+		r.Close() // flushes
+	}
+	resolve := func(r *Resolver, tok string, u Use) {
+		t.Helper()
+		if _, err := r.ResolveFrom(ctx, tok, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	where := func(id token.ID) (string, string, time.Time) {
+		rec, err := f.st.GetToken(ctx, id)
+		must(t, err)
+		return rec.LastUsedIP, rec.LastUsedUserAgent, rec.LastUsedAt
+	}
+
+	flush(func(r *Resolver) {
+		resolve(r, tok, Use{Addr: "10.0.0.1:5000", UserAgent: "first"})
+		resolve(r, tok, Use{Addr: "::ffff:10.0.0.2", UserAgent: "curl/8\x1b[0m\n"})
+		resolve(r, tok2, Use{Addr: "2001:db8::9"})
+	})
+	if ip, ua, at := where(id); ip != "10.0.0.2" || ua != "curl/8\uFFFD[0m\uFFFD" || at.IsZero() {
+		t.Errorf("after two uses: %q %q %v, want the last one's where, cleaned", ip, ua, at)
+	}
+	if ip, ua, _ := where(id2); ip != "2001:db8::9" || ua != "" {
+		t.Errorf("the other token: %q %q", ip, ua)
+	}
+	_, _, before := where(id)
+	time.Sleep(2 * time.Millisecond)
+	flush(func(r *Resolver) { resolve(r, tok, Use{}) })
+	if ip, ua, at := where(id); ip != "10.0.0.2" || ua != "curl/8\uFFFD[0m\uFFFD" || !at.After(before) {
+		t.Errorf("after a use that says nothing of where: %q %q %v (before %v)", ip, ua, at, before)
+	}
+	// Within one flush, a use without a where after one with keeps the where it had.
+	flush(func(r *Resolver) {
+		resolve(r, tok, Use{Addr: "192.0.2.7", UserAgent: "late"})
+		resolve(r, tok, Use{})
+	})
+	if ip, ua, _ := where(id); ip != "192.0.2.7" || ua != "late" {
+		t.Errorf("a where then none in one flush: %q %q", ip, ua)
 	}
 }
 

@@ -214,6 +214,11 @@ type Token struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	ExpiresAt   time.Time  `json:"expires_at,omitzero"`
 	LastUsedAt  time.Time  `json:"last_used_at,omitzero"`
+	// LastUsedIP and LastUsedUserAgent are where the last use that said so came from: the
+	// client address (canonical IP text) and its User-Agent (CleanUserAgent), written with
+	// LastUsedAt by RecordUses, off the check path.
+	LastUsedIP        string `json:"last_used_ip,omitempty"`
+	LastUsedUserAgent string `json:"last_used_user_agent,omitempty"`
 	// Magic is what a magic token (Kind token.Magic: a public URL) grants; nil for every
 	// other kind. A magic token's owner is its project: OwnerID is ProjectKey(org, project).
 	Magic *Magic `json:"magic,omitempty"`

@@ -125,8 +125,8 @@ type Store interface {
 
 // CheckReader is what the check path (the resolver) needs: a live token's check facts, its
 // owner, the signing keys, and the change feed that tells it when any of these changed. The
-// last two methods are its only writes: last-used times and use summaries, both off the hot
-// path and neither in the feed.
+// last three methods are its only writes: last uses (times, and where from) and use
+// summaries, all off the hot path and none in the feed.
 type CheckReader interface {
 	// TokenAuth is the hot-path read of a check: a live token's kind, owner, hash and expiry.
 	// It fails as GetToken does for a revoked or unknown token.
@@ -140,6 +140,10 @@ type CheckReader interface {
 
 	// TouchTokens records last-used times; it changes no decision and is not in the feed.
 	TouchTokens(ctx context.Context, used map[token.ID]time.Time) error
+	// RecordUses is TouchTokens with where each use came from (TokenUse): a use newer than the
+	// recorded one replaces its time and, when it says where, its address and user agent,
+	// kept as TokenUse.Clean makes them. A token gone since is skipped.
+	RecordUses(ctx context.Context, uses map[token.ID]TokenUse) error
 	AppendAudit(ctx context.Context, e AuditEvent) error
 }
 

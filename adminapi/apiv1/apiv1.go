@@ -150,6 +150,11 @@ type TokenInfo struct {
 	CreatedAt   time.Time `json:"created_at"`
 	ExpiresAt   time.Time `json:"expires_at,omitzero"`
 	LastUsedAt  time.Time `json:"last_used_at,omitzero"`
+	// LastUsedIP and LastUsedUserAgent are where the last use that said so came from: the
+	// client's address (Envoy's source address, the connection's in HTTP mode) and its
+	// User-Agent (cleaned, at most 256 bytes). Written with LastUsedAt, about once a minute.
+	LastUsedIP        string `json:"last_used_ip,omitempty"`
+	LastUsedUserAgent string `json:"last_used_user_agent,omitempty"`
 }
 
 // IssuedToken is a new token: the only time its secret is shown.

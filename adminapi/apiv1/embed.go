@@ -93,6 +93,9 @@ type MagicToken struct {
 	CreatedAt          time.Time                  `json:"created_on"`
 	ExpiresAt          time.Time                  `json:"expires_on,omitzero"`
 	LastUsedAt         time.Time                  `json:"used_on,omitzero"`
+	// LastUsedIP and LastUsedUserAgent are where it was last used from, as TokenInfo's.
+	LastUsedIP        string `json:"last_used_ip,omitempty"`
+	LastUsedUserAgent string `json:"last_used_user_agent,omitempty"`
 }
 
 // IssuedMagicToken is a new public URL: the only time its token (and so its URL) is shown.

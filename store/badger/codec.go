@@ -16,13 +16,23 @@ import (
 // Layout: version byte, then uvarint-length strings ID (its UUID text), Kind, OwnerID,
 // DisplayName, Prefix, CreatedBy, the 32-byte hash, and varint Unix-nanosecond times
 // CreatedAt, ExpiresAt, LastUsedAt (0 for none). Records written as JSON (leading '{') are
-// still read. An ID that is not a UUID makes the record corrupt.
-const tokenCodecV1 = 1
+// still read. An ID that is not a UUID makes the record corrupt. Version 2 is version 1 and
+// then uvarint-length strings LastUsedIP, LastUsedUserAgent; a record without them is written
+// as version 1, as before they existed.
+const (
+	tokenCodecV1 = 1
+	tokenCodecV2 = 2
+)
 
 func encodeToken(t *store.Token) []byte {
 	id := t.ID.String()
 	b := make([]byte, 0, 1+len(id)+len(t.Kind)+len(t.OwnerID)+len(t.DisplayName)+len(t.Prefix)+len(t.CreatedBy)+6+len(t.Hash)+3*binary.MaxVarintLen64)
-	b = append(b, tokenCodecV1)
+	where := t.LastUsedIP != "" || t.LastUsedUserAgent != ""
+	if where {
+		b = append(b, tokenCodecV2)
+	} else {
+		b = append(b, tokenCodecV1)
+	}
 	for _, s := range []string{id, string(t.Kind), t.OwnerID, t.DisplayName, t.Prefix, t.CreatedBy} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
@@ -34,6 +44,12 @@ func encodeToken(t *store.Token) []byte {
 			n = at.UnixNano()
 		}
 		b = binary.AppendVarint(b, n)
+	}
+	if where {
+		for _, s := range []string{t.LastUsedIP, t.LastUsedUserAgent} {
+			b = binary.AppendUvarint(b, uint64(len(s)))
+			b = append(b, s...)
+		}
 	}
 	return b
 }
@@ -47,9 +63,10 @@ func decodeToken(b []byte, t *store.Token) error {
 		}
 		return nil
 	}
-	if len(b) == 0 || b[0] != tokenCodecV1 {
+	if len(b) == 0 || b[0] != tokenCodecV1 && b[0] != tokenCodecV2 {
 		return fmt.Errorf("%w: unknown version", errCorrupt)
 	}
+	version := b[0]
 	b = b[1:]
 	str := func() string {
 		n, k := binary.Uvarint(b)
@@ -77,6 +94,15 @@ func decodeToken(b []byte, t *store.Token) error {
 		*at = time.Time{}
 		if n != 0 {
 			*at = time.Unix(0, n).UTC()
+		}
+	}
+	t.LastUsedIP, t.LastUsedUserAgent = "", ""
+	if version == tokenCodecV2 {
+		if t.LastUsedIP, t.LastUsedUserAgent = str(), str(); b == nil {
+			return fmt.Errorf("%w: truncated", errCorrupt)
+		}
+		if t.LastUsedIP == "" && t.LastUsedUserAgent == "" {
+			return fmt.Errorf("%w: version 2 without a where", errCorrupt) // written as version 1
 		}
 	}
 	if len(b) != 0 {

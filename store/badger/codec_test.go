@@ -20,7 +20,11 @@ func TestTokenCodec(t *testing.T) {
 	full.LastUsedAt = full.CreatedAt.Add(time.Minute)
 	bare, _ := newToken(t, token.User, "u1")
 	bare.CreatedAt = time.Time{}
-	for name, in := range map[string]store.Token{"full": full, "zero times": bare} {
+	where := full
+	where.LastUsedIP, where.LastUsedUserAgent = "2001:db8::1", "curl/8.5.0 ✓"
+	agentOnly := bare
+	agentOnly.LastUsedUserAgent = "x"
+	for name, in := range map[string]store.Token{"full": full, "zero times": bare, "last used where": where, "agent only": agentOnly} {
 		var out store.Token
 		if err := decodeToken(encodeToken(&in), &out); err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -36,14 +40,25 @@ func TestTokenCodec(t *testing.T) {
 		t.Errorf("JSON record: %+v %v", out, err)
 	}
 	// Every truncation and a trailing byte are errors, never a panic or a half-read record.
-	enc := encodeToken(&full)
-	for n := range len(enc) {
-		if err := decodeToken(enc[:n], &out); !errors.Is(err, errCorrupt) {
-			t.Fatalf("truncated to %d bytes: %v", n, err)
+	for _, in := range []store.Token{full, where} {
+		enc := encodeToken(&in)
+		for n := range len(enc) {
+			if err := decodeToken(enc[:n], &out); !errors.Is(err, errCorrupt) {
+				t.Fatalf("truncated to %d bytes: %v", n, err)
+			}
+		}
+		if err := decodeToken(append(enc, 0), &out); !errors.Is(err, errCorrupt) {
+			t.Errorf("trailing byte: %v", err)
 		}
 	}
-	if err := decodeToken(append(enc, 0), &out); !errors.Is(err, errCorrupt) {
-		t.Errorf("trailing byte: %v", err)
+	// A record without a where is version 1, as before there was one; version 2 without one
+	// is not written, and not read.
+	if enc := encodeToken(&full); enc[0] != tokenCodecV1 {
+		t.Errorf("a record without a where is version %d", enc[0])
+	}
+	v2 := append(append([]byte{tokenCodecV2}, encodeToken(&full)[1:]...), 0, 0)
+	if err := decodeToken(v2, &out); !errors.Is(err, errCorrupt) {
+		t.Errorf("version 2 with an empty where: %v, want errCorrupt", err)
 	}
 }
 
@@ -99,6 +114,9 @@ func FuzzDecodeToken(f *testing.F) {
 		CreatedAt: time.Unix(1_700_000_000, 5).UTC(), ExpiresAt: time.Unix(1_800_000_000, 0).UTC()}
 	f.Add(encodeToken(&tk))
 	f.Add(encodeToken(&store.Token{}))
+	withWhere := tk
+	withWhere.LastUsedIP, withWhere.LastUsedUserAgent = "10.0.0.1", "curl/8"
+	f.Add(encodeToken(&withWhere))
 	js, _ := json.Marshal(tk)
 	f.Add(js)
 	f.Add([]byte{tokenCodecV1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})

@@ -318,13 +318,22 @@ func (s *DB) TokenAuth(_ context.Context, id token.ID) (store.TokenAuth, error) 
 	return store.TokenAuth{}, fmt.Errorf("get token %s: %w", id, err)
 }
 
-// TouchTokens implements store.CheckReader. It holds wmu like every other writer of token
-// records: otherwise its writes conflict with a revoke's transaction, which can then fail.
+// TouchTokens implements store.CheckReader.
 func (s *DB) TouchTokens(ctx context.Context, used map[token.ID]time.Time) error {
+	uses := make(map[token.ID]store.TokenUse, len(used))
+	for id, at := range used {
+		uses[id] = store.TokenUse{At: at}
+	}
+	return s.RecordUses(ctx, uses)
+}
+
+// RecordUses implements store.CheckReader. It holds wmu like every other writer of token
+// records: otherwise its writes conflict with a revoke's transaction, which can then fail.
+func (s *DB) RecordUses(ctx context.Context, uses map[token.ID]store.TokenUse) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	return s.update(ctx, func(txn *bdg.Txn) error {
-		for id, at := range used {
+		for id, u := range uses {
 			var t store.Token
 			err := getToken(txn, id, &t)
 			if errors.Is(err, store.ErrNotFound) {
@@ -333,8 +342,12 @@ func (s *DB) TouchTokens(ctx context.Context, used map[token.ID]time.Time) error
 			if err != nil {
 				return err
 			}
-			if at.After(t.LastUsedAt) {
-				t.LastUsedAt = at
+			if u.At.After(t.LastUsedAt) {
+				t.LastUsedAt = u.At
+				if u.HasWhere() {
+					u = u.Clean()
+					t.LastUsedIP, t.LastUsedUserAgent = u.IP, u.UserAgent
+				}
 				if err := putToken(txn, &t); err != nil {
 					return err
 				}

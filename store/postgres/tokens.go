@@ -14,7 +14,7 @@ import (
 	"github.com/rill-authd/rill-authd/token"
 )
 
-const tokenCols = "id, kind, owner_id, display_name, prefix, hash, created_by, created_at, expires_at, last_used_at, magic"
+const tokenCols = "id, kind, owner_id, display_name, prefix, hash, created_by, created_at, expires_at, last_used_at, magic, last_used_ip, last_used_user_agent"
 
 // scanToken reads tokenCols into t, and any columns after them into extra.
 func scanToken(row pgx.Row, t *store.Token, extra ...any) error {
@@ -24,7 +24,7 @@ func scanToken(row pgx.Row, t *store.Token, extra ...any) error {
 		created, exp, use int64
 		magic             *string
 	)
-	if err := row.Scan(append([]any{&id, &kind, &t.OwnerID, &t.DisplayName, &t.Prefix, &hash, &t.CreatedBy, &created, &exp, &use, &magic}, extra...)...); err != nil {
+	if err := row.Scan(append([]any{&id, &kind, &t.OwnerID, &t.DisplayName, &t.Prefix, &hash, &t.CreatedBy, &created, &exp, &use, &magic, &t.LastUsedIP, &t.LastUsedUserAgent}, extra...)...); err != nil {
 		return err
 	}
 	if t.Magic = nil; magic != nil {
@@ -175,6 +175,7 @@ func insertTokens(w *wtx, ts []store.Token) error {
 	hashes := make([][]byte, n)
 	created, exp, used := make([]int64, n), make([]int64, n), make([]int64, n)
 	magics := make([]*string, n)
+	ips, agents := make([]string, n), make([]string, n)
 	for i := range ts {
 		t := &ts[i]
 		var err error
@@ -184,10 +185,11 @@ func insertTokens(w *wtx, ts []store.Token) error {
 		ids[i], kinds[i], owners[i], names[i], prefixes[i], by[i] = t.ID.String(), string(t.Kind), t.OwnerID, t.DisplayName, t.Prefix, t.CreatedBy
 		hashes[i] = t.Hash[:]
 		created[i], exp[i], used[i] = nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.LastUsedAt)
+		ips[i], agents[i] = t.LastUsedIP, t.LastUsedUserAgent
 	}
 	_, err := w.Exec(w.ctx, "INSERT INTO tokens ("+tokenCols+`)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[])`,
-		ids, kinds, owners, names, prefixes, hashes, by, created, exp, used, magics)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[])`,
+		ids, kinds, owners, names, prefixes, hashes, by, created, exp, used, magics, ips, agents)
 	if err != nil {
 		return err
 	}
@@ -450,24 +452,40 @@ func (s *DB) TokenAuth(_ context.Context, id token.ID) (store.TokenAuth, error) 
 
 // TouchTokens records last-used times, never moving one back; it is not in the feed.
 func (s *DB) TouchTokens(ctx context.Context, used map[token.ID]time.Time) error {
-	if len(used) == 0 {
+	uses := make(map[token.ID]store.TokenUse, len(used))
+	for id, at := range used {
+		uses[id] = store.TokenUse{At: at}
+	}
+	return s.RecordUses(ctx, uses)
+}
+
+// RecordUses records last uses and where they came from, never moving one back; it is not in
+// the feed. A use that does not say where leaves the recorded address and user agent.
+func (s *DB) RecordUses(ctx context.Context, uses map[token.ID]store.TokenUse) error {
+	if len(uses) == 0 {
 		return nil
 	}
 	if err := s.closedErr(); err != nil {
 		return err
 	}
-	ids, ats := make([]string, 0, len(used)), make([]int64, 0, len(used))
-	for id, at := range used {
-		ids, ats = append(ids, id.String()), append(ats, nanos(at))
+	n := len(uses)
+	ids, ats, where, ips, agents := make([]string, 0, n), make([]int64, 0, n), make([]bool, 0, n), make([]string, 0, n), make([]string, 0, n)
+	for id, u := range uses {
+		w := u.HasWhere()
+		u = u.Clean()
+		ids, ats, where = append(ids, id.String()), append(ats, nanos(u.At)), append(where, w)
+		ips, agents = append(ips, u.IP), append(agents, u.UserAgent)
 	}
 	// Rows are locked in id order, as deletes lock them, so a touch racing a cascade never
 	// deadlocks; a touch of a token deleted meanwhile changes nothing.
-	_, err := s.pool.Exec(ctx, `UPDATE tokens t SET last_used_at = u.at
-		FROM unnest($1::text[], $2::bigint[]) AS u(id, at)
+	_, err := s.pool.Exec(ctx, `UPDATE tokens t SET last_used_at = u.at,
+			last_used_ip = CASE WHEN u.w THEN u.ip ELSE t.last_used_ip END,
+			last_used_user_agent = CASE WHEN u.w THEN u.ua ELSE t.last_used_user_agent END
+		FROM unnest($1::text[], $2::bigint[], $3::bool[], $4::text[], $5::text[]) AS u(id, at, w, ip, ua)
 		WHERE t.id = u.id AND u.at > t.last_used_at
-			AND t.id IN (SELECT id FROM tokens WHERE id = ANY($1) ORDER BY id COLLATE "C" FOR UPDATE)`, ids, ats)
+			AND t.id IN (SELECT id FROM tokens WHERE id = ANY($1) ORDER BY id COLLATE "C" FOR UPDATE)`, ids, ats, where, ips, agents)
 	if err != nil {
-		return fmt.Errorf("touch tokens: %w", unavail(err))
+		return fmt.Errorf("record token uses: %w", unavail(err))
 	}
 	return nil
 }

@@ -104,7 +104,7 @@ func testReopenKeepsEverything(t *testing.T, l *lifecycle) {
 	k1.RetiredAt = now()
 	must(t, s.PutSigningKey(c, k1))
 	touched := now().Add(time.Minute)
-	must(t, s.TouchTokens(c, map[token.ID]time.Time{imported[0].ID: touched}))
+	must(t, s.RecordUses(c, map[token.ID]store.TokenUse{imported[0].ID: {At: touched, IP: "10.1.2.3", UserAgent: "curl/8.5.0"}}))
 	for i := range 3 {
 		must(t, s.AppendAudit(c, store.AuditEvent{Time: now().Add(time.Duration(i) * time.Second), Actor: "ada", Action: "x", Target: "t", Outcome: "ok"}))
 	}
@@ -115,7 +115,7 @@ func testReopenKeepsEverything(t *testing.T, l *lifecycle) {
 	same(t, "GetUser after reopening", val(s.GetUser(c, full.ID))(t), full, normUser)
 	same(t, "GetServiceByName after reopening", val(s.GetServiceByName(c, w.org, "full"))(t), fullSvc, normService)
 	live := append([]store.Token{w.userTok}, imported...)
-	live[1].LastUsedAt = touched
+	live[1].LastUsedAt, live[1].LastUsedIP, live[1].LastUsedUserAgent = touched, "10.1.2.3", "curl/8.5.0"
 	for _, tk := range live {
 		wantLive(t, s, tk)
 	}

@@ -23,7 +23,10 @@ func testLoad(t *testing.T, su suite) {
 	used := newToken(t, token.User, admin.ID)
 	used.DisplayName, used.CreatedBy, used.ExpiresAt = "laptop", "rill-authd", now().Add(time.Hour)
 	must(t, src.CreateToken(c, used))
-	must(t, src.TouchTokens(c, map[token.ID]time.Time{used.ID: now()}))
+	must(t, src.RecordUses(c, map[token.ID]store.TokenUse{used.ID: {At: now(), IP: "2001:db8::7", UserAgent: "rillctl/1.0"}}))
+	if got := val(src.GetToken(c, used.ID))(t); got.LastUsedIP != "2001:db8::7" || got.LastUsedUserAgent != "rillctl/1.0" {
+		t.Fatalf("the source's last use: %q %q", got.LastUsedIP, got.LastUsedUserAgent)
+	}
 	gone := newToken(t, token.User, admin.ID)
 	must(t, src.CreateToken(c, gone))
 	must(t, src.DeleteToken(c, gone.ID))

@@ -68,11 +68,12 @@ func testMagicTokens(t *testing.T, su suite) {
 
 	// Touching keeps the grant.
 	used := now()
-	must(t, s.TouchTokens(c, map[token.ID]time.Time{m.ID: used}))
-	if got := val(s.GetToken(c, m.ID))(t); !got.LastUsedAt.Equal(used) || !reflect.DeepEqual(got.Magic, m.Magic) {
-		t.Errorf("after TouchTokens: %+v %+v", got, got.Magic)
+	must(t, s.RecordUses(c, map[token.ID]store.TokenUse{m.ID: {At: used, IP: "192.0.2.9", UserAgent: "Mozilla/5.0"}}))
+	if got := val(s.GetToken(c, m.ID))(t); !got.LastUsedAt.Equal(used) || !reflect.DeepEqual(got.Magic, m.Magic) ||
+		got.LastUsedIP != "192.0.2.9" || got.LastUsedUserAgent != "Mozilla/5.0" {
+		t.Errorf("after RecordUses: %+v %+v", got, got.Magic)
 	}
-	m.LastUsedAt = used
+	m.LastUsedAt, m.LastUsedIP, m.LastUsedUserAgent = used, "192.0.2.9", "Mozilla/5.0"
 
 	// Dump and Load carry it, grant and all.
 	dump := val(store.Dump(c, s))(t)

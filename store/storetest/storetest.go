@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MagicTokenCap", testMagicTokenCap},
 		{"CountTokens", testCountTokens},
 		{"TouchTokens", testTouchTokens},
+		{"RecordUses", testRecordUses},
 		{"ImportTokens", testImportTokens},
 		{"MagicTokens", testMagicTokens},
 		{"Audit", testAudit},
