@@ -135,7 +135,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if d.plugins, err = plugins.Start(pcfgs, d.log, d.metrics); err != nil {
 		return nil, err
 	}
-	if d.st, err = cfg.StoreFlags.open(ctx, storeOptions{AuditRetention: cfg.AuditRetention, Logger: d.log}); err != nil {
+	if d.st, err = cfg.StoreFlags.open(ctx, storeOptions{AuditRetention: cfg.AuditRetention, ExpiredTokenRetention: cfg.ExpiredTokenRetention, Logger: d.log}); err != nil {
 		return nil, err
 	}
 	if pg, ok := d.st.(*postgres.DB); ok {
