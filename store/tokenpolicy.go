@@ -59,17 +59,17 @@ func (p TokenPolicy) Max(k token.Kind) time.Duration {
 func (p TokenPolicy) Expiry(k token.Kind) bool { return p.RequireExpiry || p.Max(k) > 0 }
 
 // Check says why a token of kind k living ttl (0: never expires) may not be issued under p,
-// naming the limit; nil when it may. where names the policy's owner in the message ("org
-// acme", "the orgs of user x").
+// naming the limit; nil when it may. where names the policy ("the token policy of org acme").
 func (p TokenPolicy) Check(k token.Kind, ttl time.Duration, where string) error {
 	max := p.Max(k)
+	limit := func() string { return fmt.Sprintf("%s (%d minutes)", FormatMinutes(max), int64(max/time.Minute)) }
 	switch {
 	case ttl <= 0 && max > 0:
-		return fmt.Errorf("%s allow %s at most %s (%d minutes): set a ttl of at most that", where, kindWords(k), FormatMinutes(max), int64(max/time.Minute))
+		return fmt.Errorf("%s: %s must expire within %s; give a ttl of at most that", where, kindWords(k), limit())
 	case ttl <= 0 && p.RequireExpiry:
-		return fmt.Errorf("%s require %s to expire: set a ttl", where, kindWords(k))
+		return fmt.Errorf("%s: %s must expire; give a ttl", where, kindWords(k))
 	case max > 0 && ttl > max:
-		return fmt.Errorf("%s allow %s at most %s (%d minutes); asked for %s", where, kindWords(k), FormatMinutes(max), int64(max/time.Minute), FormatMinutes(ttl))
+		return fmt.Errorf("%s: %s may live at most %s, not %s", where, kindWords(k), limit(), FormatMinutes(ttl))
 	}
 	return nil
 }
@@ -125,6 +125,9 @@ func MemberOrgs(u User) []string {
 
 // FormatMinutes says d in the largest whole unit: "90 days", "12 hours", "45 minutes".
 func FormatMinutes(d time.Duration) string {
+	if d%time.Minute != 0 {
+		return d.String()
+	}
 	m := int64(d / time.Minute)
 	unit := func(n int64, one string) string {
 		if n == 1 {
