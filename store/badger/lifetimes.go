@@ -34,8 +34,9 @@ func (s *DB) SetTokenPolicy(ctx context.Context, org string, p store.TokenPolicy
 }
 
 // purgeScan bounds the expired tokens one scan of the token records collects, so memory stays
-// bounded however many there are; PurgeExpiredTokens scans again until a scan comes up short.
-const purgeScan = 50_000
+// bounded however many there are; PurgeExpiredTokens scans again until a scan comes up short
+// (a variable for tests).
+var purgeScan = 50_000
 
 // errEnough stops a scan that found what it wanted.
 var errEnough = errors.New("enough")
@@ -60,6 +61,7 @@ func (s *DB) PurgeExpiredTokens(ctx context.Context, before time.Time, limit int
 		if err != nil {
 			return n, fmt.Errorf("purge expired tokens: %w", err)
 		}
+		got := len(found)
 		for len(found) > 0 {
 			batch := found[:min(len(found), store.PurgeBatch)]
 			found = found[len(batch):]
@@ -69,7 +71,7 @@ func (s *DB) PurgeExpiredTokens(ctx context.Context, before time.Time, limit int
 				return n, fmt.Errorf("purge expired tokens: %w", err)
 			}
 		}
-		if len(found) < want {
+		if got < want {
 			break
 		}
 	}
