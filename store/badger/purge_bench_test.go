@@ -13,9 +13,11 @@ import (
 // purgeBenchTokens is how many expired tokens BenchmarkPurgeExpired purges.
 const purgeBenchTokens = 100_000
 
-// dirSize is the bytes of the files under dir.
+// dirSize is the bytes of the files under dir; it logs them by kind (sst, vlog, ...).
 func dirSize(tb testing.TB, dir string) int64 {
 	var n int64
+	byExt := map[string]int64{}
+	defer func() { tb.Logf("%s: %v", dir, byExt) }()
 	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -23,6 +25,7 @@ func dirSize(tb testing.TB, dir string) int64 {
 		fi, err := d.Info()
 		if err == nil {
 			n += fi.Size()
+			byExt[filepath.Ext(d.Name())] += fi.Size()
 		}
 		return err
 	})
