@@ -28,7 +28,7 @@ func TestGCLoopPurgesExpired(t *testing.T) {
 				must(t, s.CreateToken(ctx, store.NewToken(tk, "s1", "", "", created, ttl)))
 				return tk.ID
 			}
-			old := mk(time.Now().Add(-49*time.Hour), time.Hour) // expired 48h ago
+			old := mk(time.Now().Add(-49*time.Hour), time.Hour)   // expired 48h ago
 			recent := mk(time.Now().Add(-2*time.Hour), time.Hour) // expired 1h ago: within the retention
 			never := mk(time.Now(), 0)
 			deadline := time.Now().Add(5 * time.Second)
