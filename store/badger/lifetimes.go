@@ -51,6 +51,9 @@ type expiredToken struct {
 // the check path: the maintenance loop runs it) and deletes the expired ones in transactions of
 // store.PurgeBatch, each token read again inside its transaction.
 func (s *DB) PurgeExpiredTokens(ctx context.Context, before time.Time, limit int) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("purge expired tokens: %w", err)
+	}
 	n := 0
 	for limit <= 0 || n < limit {
 		want := purgeScan
