@@ -62,7 +62,12 @@ func (p TokenPolicy) Expiry(k token.Kind) bool { return p.RequireExpiry || p.Max
 // naming the limit; nil when it may. where names the policy ("the token policy of org acme").
 func (p TokenPolicy) Check(k token.Kind, ttl time.Duration, where string) error {
 	max := p.Max(k)
-	limit := func() string { return fmt.Sprintf("%s (%d minutes)", FormatMinutes(max), int64(max/time.Minute)) }
+	limit := func() string {
+		if w := FormatMinutes(max); !strings.HasSuffix(w, "minutes") && !strings.HasSuffix(w, "minute") {
+			return fmt.Sprintf("%s (%d minutes)", w, int64(max/time.Minute))
+		}
+		return FormatMinutes(max)
+	}
 	switch {
 	case ttl <= 0 && max > 0:
 		return fmt.Errorf("%s: %s must expire within %s; give a ttl of at most that", where, kindWords(k), limit())
@@ -81,34 +86,15 @@ func (p TokenPolicy) Beyond(k token.Kind, created, expires time.Time) bool {
 		return p.Expiry(k)
 	}
 	max := p.Max(k)
-	return max > 0 && expires.Sub(created) > max+time.Minute // a minute of slack for rounding
+	return max > 0 && expires.Sub(created) > max
 }
 
 // IsZero says whether p bounds nothing.
 func (p TokenPolicy) IsZero() bool { return p == TokenPolicy{} }
 
-// Strictest is the policy that holds all of ps: the smallest limit of each kind set anywhere,
-// and expiry required if any requires it. A user token is not tied to one org, so it answers
-// to the strictest policy among the orgs its user is a member of.
-func Strictest(ps ...TokenPolicy) TokenPolicy {
-	var out TokenPolicy
-	min := func(a, b int64) int64 {
-		if a == 0 || (b != 0 && b < a) {
-			return b
-		}
-		return a
-	}
-	for _, p := range ps {
-		out.MaxUserTokenTTLMinutes = min(out.MaxUserTokenTTLMinutes, p.MaxUserTokenTTLMinutes)
-		out.MaxServiceTokenTTLMinutes = min(out.MaxServiceTokenTTLMinutes, p.MaxServiceTokenTTLMinutes)
-		out.MaxMagicTokenTTLMinutes = min(out.MaxMagicTokenTTLMinutes, p.MaxMagicTokenTTLMinutes)
-		out.RequireExpiry = out.RequireExpiry || p.RequireExpiry
-	}
-	return out
-}
-
 // MemberOrgs returns the orgs u is a member of (an org role, or a project role in one of its
-// projects), sorted: the orgs whose token policies bound u's tokens.
+// projects), sorted: the orgs whose token policies bound u's tokens. A user token is not tied to
+// one org, so every one of them applies, which makes the strictest bind.
 func MemberOrgs(u User) []string {
 	var out []string
 	for org := range u.OrgRoles {
