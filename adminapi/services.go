@@ -103,6 +103,9 @@ func (a *API) showService(w http.ResponseWriter, r *http.Request, c *caller) err
 		return err
 	}
 	toks, err := a.tokensOf(r.Context(), s.ID)
+	if err == nil {
+		err = a.markBeyond(r.Context(), token.Service, s.ID, toks)
+	}
 	if err != nil {
 		return err
 	}

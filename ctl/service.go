@@ -171,7 +171,7 @@ func (c *ServiceShowCmd) Run(g *Globals) error {
 		}
 		var toks []string
 		for _, t := range s.Tokens {
-			toks = append(toks, t.Prefix+"...")
+			toks = append(toks, t.Prefix+"..."+beyondMark(t))
 		}
 		fmt.Fprintf(g.out, "Name:           %s\n", s.Name)
 		fmt.Fprintf(g.out, "Org:            %s\n", s.Org)
@@ -181,6 +181,7 @@ func (c *ServiceShowCmd) Run(g *Globals) error {
 		fmt.Fprintf(g.out, "Created:        %s by %s\n", when(s.CreatedAt, "-"), dash(s.CreatedBy))
 		fmt.Fprintf(g.out, "Updated:        %s\n", when(s.UpdatedAt, "-"))
 		fmt.Fprintf(g.out, "Tokens:         %s\n", dash(strings.Join(toks, ", ")))
+		beyondFootnotes(g, s.Tokens)
 	})
 }
 

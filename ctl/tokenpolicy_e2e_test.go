@@ -86,6 +86,10 @@ func TestTokenPolicyCLI(t *testing.T) {
 	if strings.Count(out, "\n* rill_svc_") != 1 || !strings.Contains(out, "never expires; org acme allows 1 hour (beyond the token policy") {
 		t.Errorf("service token list: want one footnote, for the token from before the policy:\n%s", out)
 	}
+	out = ann.ok("service", "show", "ci")
+	if !strings.Contains(out, "...*") || strings.Count(out, "\n* rill_svc_") != 1 {
+		t.Errorf("service show: want the token from before the policy marked:\n%s", out)
+	}
 	// Cleared, nothing is marked.
 	ann.ok("org", "token-policy", "set", "--max-user-token-ttl-minutes", "0", "--max-service-token-ttl-minutes", "0",
 		"--max-magic-token-ttl-minutes", "0", "--no-require-expiry")
