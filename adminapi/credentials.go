@@ -93,6 +93,10 @@ func (a *API) mintRuntime(r *http.Request, c *caller, proj store.Project, req cr
 			return minted{}, errf(http.StatusBadRequest, "ttl_seconds must be at most %d (the configured maximum), not %d", int(a.maxTTL/time.Second), req.ttl)
 		}
 	}
+	ttl, err := a.runtimeTTL(r.Context(), c, org, time.Duration(req.ttl)*time.Second, ttl)
+	if err != nil {
+		return minted{}, err
+	}
 	end, err := a.endUser(r, c, org, project, req)
 	if err != nil {
 		return minted{}, err

@@ -39,6 +39,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerCredentials(mux)
 	a.registerEmbedding(mux)
 	a.registerMagic(mux)
+	a.registerTokenPolicy(mux)
 	a.registerIFrame(mux)
 	a.handle(mux, "GET /v1/admin/plugins", a.pluginStatus)
 	a.registerRecovery(mux)

@@ -120,6 +120,9 @@ func (a *API) issueMagic(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if req.TTLMinutes < 0 || req.TTLMinutes > 100*365*24*60 {
 		return errf(http.StatusBadRequest, "ttl_minutes must be 0 (never expires) or a positive number of minutes up to 100 years")
 	}
+	if err := a.checkLifetimeIn(r.Context(), token.Magic, []string{org}, time.Duration(req.TTLMinutes)*time.Minute); err != nil {
+		return err
+	}
 	// A user's public URL keeps the attributes the user had on the project when it was made,
 	// with the runtime's view of their permissions there, so it acts as they did even after
 	// they change or leave (Rill's jwtAttributesForUser, stored with the token). A service's

@@ -40,6 +40,13 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := checkAttributes(req.Attributes); err != nil {
 		return err
 	}
+	ttl, err := ttlMinutes(req.TTLMinutes)
+	if err != nil {
+		return err
+	}
+	if err := a.checkLifetimeIn(r.Context(), token.Service, []string{org}, ttl); err != nil {
+		return err
+	}
 	now := a.now().UTC()
 	s := store.Service{ID: token.NewID(), Org: org, Name: req.Name, OrgRole: orgRole, ProjectRoles: map[string]policy.Role{},
 		Attributes: req.Attributes, CreatedBy: c.actor, CreatedAt: now, UpdatedAt: now}
@@ -69,7 +76,7 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if rill {
 		return a.audited(w, r, c, "service.create", target, http.StatusOK, apiv1.RillServiceResponse{Service: rillService(s)})
 	}
-	issued, err := a.newToken(r.Context(), c, token.Service, s.ID, "")
+	issued, err := a.newTokenTTL(r.Context(), c, token.Service, s.ID, "", ttl)
 	if err != nil {
 		return err
 	}
@@ -117,6 +124,9 @@ func (a *API) showService(w http.ResponseWriter, r *http.Request, c *caller) err
 		return a.showServiceRill(w, r, s)
 	}
 	toks, err := a.tokensOf(r.Context(), s.ID)
+	if err == nil {
+		err = a.markBeyond(r.Context(), token.Service, s.ID, toks)
+	}
 	if err != nil {
 		return err
 	}
@@ -270,13 +280,24 @@ func (a *API) issueServiceToken(w http.ResponseWriter, r *http.Request, c *calle
 	if err != nil {
 		return err
 	}
+	var req apiv1.ServiceTokenRequest
+	if err := decodeOptional(r, &req); err != nil {
+		return err
+	}
+	ttl, err := ttlMinutes(req.TTLMinutes)
+	if err != nil {
+		return err
+	}
+	if err := a.checkLifetimeIn(r.Context(), token.Service, []string{s.Org}, ttl); err != nil {
+		return err
+	}
 	if err := a.chargeIssue(c); err != nil {
 		return err
 	}
 	if err := a.chargeOrg(c, s.Org); err != nil {
 		return err
 	}
-	issued, err := a.newToken(r.Context(), c, token.Service, s.ID, "")
+	issued, err := a.newTokenTTL(r.Context(), c, token.Service, s.ID, "", ttl)
 	if err != nil {
 		return err
 	}
@@ -299,6 +320,9 @@ func (a *API) listServiceTokens(w http.ResponseWriter, r *http.Request, c *calle
 		return nil
 	}
 	toks, err := a.tokensOf(r.Context(), s.ID)
+	if err == nil {
+		err = a.markBeyond(r.Context(), token.Service, s.ID, toks)
+	}
 	return writeList(w, toks, err)
 }
 

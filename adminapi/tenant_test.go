@@ -364,6 +364,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET /v1/orgs/{org}/services/{name}", "GET", "/v1/orgs/acme/services/marked", "", "200 200 403 403 200 403 401"},
 		{"PATCH /v1/orgs/{org}/services/{name}", "PATCH", "/v1/orgs/acme/services/e-{who}", `{"attributes":{"k":"v"}}`, "200 200 403 403 200 403 401"},
 		{"PUT /v1/orgs/{org}/services/{name}/roles", "PUT", "/v1/orgs/acme/services/e-{who}/roles", `{"org_role":"viewer"}`, "200 200 403 403 200 403 401"},
+		{"GET /v1/orgs/{org}/token-policy", "GET", "/v1/orgs/acme/token-policy", "", "200 200 403 403 200 403 401"},
+		{"PUT /v1/orgs/{org}/token-policy", "PUT", "/v1/orgs/acme/token-policy", `{}`, "200 200 403 403 200 403 401"},
 		{"DELETE /v1/orgs/{org}/services/{name}", "DELETE", "/v1/orgs/acme/services/x-{who}", "", "200 200 403 403 200 403 401"},
 		{"POST /v1/orgs/{org}/services/{name}/tokens", "POST", "/v1/orgs/acme/services/dash/tokens", "", "201 201 403 403 201 403 401"},
 		{"GET /v1/orgs/{org}/services/{name}/tokens", "GET", "/v1/orgs/acme/services/dash/tokens", "", "200 200 403 403 200 403 401"},

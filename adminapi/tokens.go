@@ -13,12 +13,8 @@ import (
 	"github.com/rill-authd/rill-authd/token"
 )
 
-// newToken mints a token for owner and stores its hash, within the caller's issue rate and the
-// owner's cap on live tokens.
-func (a *API) newToken(ctx context.Context, c *caller, k token.Kind, owner, name string) (apiv1.IssuedToken, error) {
-	return a.newTokenTTL(ctx, c, k, owner, name, 0)
-}
-
+// newTokenTTL mints a token for owner living ttl (0: never expires) and stores its hash, within
+// the caller's issue rate and the owner's cap on live tokens.
 func (a *API) newTokenTTL(ctx context.Context, c *caller, k token.Kind, owner, name string, ttl time.Duration) (apiv1.IssuedToken, error) {
 	if err := a.chargeIssue(c); err != nil {
 		return apiv1.IssuedToken{}, err
@@ -73,6 +69,9 @@ func (a *API) issueUserToken(w http.ResponseWriter, r *http.Request, c *caller) 
 		c.aim("user:" + req.UserEmail)
 		return err
 	}
+	if err := a.checkLifetime(r.Context(), token.User, u.ID, time.Duration(req.TTLMinutes)*time.Minute); err != nil {
+		return err
+	}
 	issued, err := a.newTokenTTL(r.Context(), c, token.User, u.ID, req.DisplayName, time.Duration(req.TTLMinutes)*time.Minute)
 	if err != nil {
 		return err
@@ -87,6 +86,9 @@ func (a *API) listUserTokens(w http.ResponseWriter, r *http.Request, c *caller) 
 		return err
 	}
 	toks, err := a.tokensOf(r.Context(), u.ID)
+	if err == nil {
+		err = a.markBeyond(r.Context(), token.User, u.ID, toks)
+	}
 	return writeList(w, toks, err)
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
@@ -56,11 +57,15 @@ func TestWireShapes(t *testing.T) {
 			wirePluginStatus(plugins.Status{}),
 			`{"name":"ldap","command":"/bin/ldap","healthy":true,"pid":42,"restarts":1,"calls":2,"errors":3,"last_error":"e"}`,
 			`{"name":"","command":"","healthy":false,"restarts":0,"calls":0,"errors":0}`},
-		{"token", tokenInfo(store.Token{ID: tokID, Kind: token.User, OwnerID: "u1", DisplayName: "laptop", Prefix: "rill_usr_abc", Hash: token.Hash{1},
-			CreatedBy: "user:a", CreatedAt: at, ExpiresAt: later, LastUsedAt: later, LastUsedIP: "203.0.113.7", LastUsedUserAgent: "curl/8"}), tokenInfo(store.Token{}),
+		{"token", beyond(tokenInfo(store.Token{ID: tokID, Kind: token.User, OwnerID: "u1", DisplayName: "laptop", Prefix: "rill_usr_abc", Hash: token.Hash{1},
+			CreatedBy: "user:a", CreatedAt: at, ExpiresAt: later, LastUsedAt: later, LastUsedIP: "203.0.113.7", LastUsedUserAgent: "curl/8"})), tokenInfo(store.Token{}),
 			`{"id":"0b7e3a52-8f1c-4d6e-9a2b-3c4d5e6f7a8b","prefix":"rill_usr_abc","kind":"usr","display_name":"laptop","created_by":"user:a","created_at":"2025-01-02T03:04:05Z",` +
-				`"expires_at":"2025-01-02T04:04:05Z","last_used_at":"2025-01-02T04:04:05Z","last_used_ip":"203.0.113.7","last_used_user_agent":"curl/8"}`,
+				`"expires_at":"2025-01-02T04:04:05Z","last_used_at":"2025-01-02T04:04:05Z","last_used_ip":"203.0.113.7","last_used_user_agent":"curl/8","beyond_policy":"lives 1 hour; org acme allows 1 minute"}`,
 			`{"id":"00000000-0000-0000-0000-000000000000","prefix":"","kind":"","created_at":"0001-01-01T00:00:00Z"}`},
+		{"token policy", wireTokenPolicy(store.TokenPolicy{MaxUserTokenTTLMinutes: 1, MaxServiceTokenTTLMinutes: 2, MaxMagicTokenTTLMinutes: 3, RequireExpiry: true}),
+			wireTokenPolicy(store.TokenPolicy{}),
+			`{"max_user_token_ttl_minutes":1,"max_service_token_ttl_minutes":2,"max_magic_token_ttl_minutes":3,"require_expiry":true}`,
+			`{"max_user_token_ttl_minutes":0,"max_service_token_ttl_minutes":0,"max_magic_token_ttl_minutes":0,"require_expiry":false}`},
 		{"list", wireList([]store.Org{{Name: "acme", CreatedAt: at}}, wireOrg), wireList([]store.Org(nil), wireOrg),
 			`[{"name":"acme","created_at":"2025-01-02T03:04:05Z"}]`, `[]`},
 	}
@@ -99,4 +104,10 @@ func zeroField(v reflect.Value) string {
 		}
 	}
 	return ""
+}
+
+// beyond is t as a list marks it when its org's policy allows less than it lives (markBeyond).
+func beyond(t apiv1.TokenInfo) apiv1.TokenInfo {
+	t.BeyondPolicy = BeyondWords(token.User, t.CreatedAt, t.ExpiresAt, []string{"acme"}, map[string]store.TokenPolicy{"acme": {MaxUserTokenTTLMinutes: 1}})
+	return t
 }

@@ -17,6 +17,10 @@ var ttlChoices = []struct {
 	Label   string
 }{{60 * 24 * 7, "7 days"}, {60 * 24 * 30, "30 days"}, {60 * 24 * 90, "90 days"}, {60 * 24 * 365, "1 year"}, {60, "1 hour"}, {60 * 24, "1 day"}, {0, "never (not recommended)"}}
 
+// svcTTLChoices are ttlChoices for a service token: never first, as service tokens are meant
+// for production systems (an org's token policy may refuse it, saying its limit).
+var svcTTLChoices = append(ttlChoices[len(ttlChoices)-1:len(ttlChoices):len(ttlChoices)], ttlChoices[:len(ttlChoices)-1]...)
+
 type myTokensData struct {
 	List       listPage
 	Rows       []tokenRow
@@ -125,6 +129,7 @@ type hygieneData struct {
 	Days                                  int
 	Show                                  string
 	Never, Unused, Expiring, NoExpiry, In int
+	Beyond                                int // tokens outliving their org's token policy
 	UsersIncluded                         bool
 }
 
@@ -188,6 +193,10 @@ func (c *Console) hygiene(w http.ResponseWriter, v *view) error {
 			f = append(f, "expires within 7 days")
 			d.Expiring++
 		}
+		if row.BeyondPolicy != "" {
+			f = append(f, "beyond the token policy: "+row.BeyondPolicy)
+			d.Beyond++
+		}
 		row.Findings = f
 		if len(f) > 0 && d.matches(row) {
 			flagged = append(flagged, row)
@@ -206,7 +215,7 @@ func (c *Console) hygiene(w http.ResponseWriter, v *view) error {
 }
 
 func (d *hygieneData) matches(row hygieneRow) bool {
-	want := map[string]string{"never": "never used", "unused": "unused for", "expiring": "expires within", "noexpiry": "no expiry"}[d.Show]
+	want := map[string]string{"never": "never used", "unused": "unused for", "expiring": "expires within", "noexpiry": "no expiry", "beyond": "beyond the token policy"}[d.Show]
 	if want == "" {
 		return true
 	}

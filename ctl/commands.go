@@ -11,6 +11,8 @@ import (
 type OrgCmd struct {
 	Create OrgCreateCmd `cmd:"" help:"Create an org (superusers)."`
 	List   OrgListCmd   `cmd:"" help:"List the orgs you can see."`
+	// TokenPolicy is issue 27's token lifetime policy.
+	TokenPolicy OrgTokenPolicyCmd `cmd:"" name:"token-policy" help:"Show or set how long the org's tokens may live (user tokens, service tokens, public URLs) and whether they must expire."`
 }
 
 // OrgCreateCmd is `rillctl org create`.

@@ -28,11 +28,15 @@ type ServiceCreateCmd struct {
 	Project     string `help:"Project to give a role on (with --project-role)."`
 	ProjectRole string `help:"Project role: admin, editor or viewer." enum:"admin,editor,viewer," default:""`
 	Attributes  string `help:"Custom attributes for security policies, a JSON object: '{\"region\":\"us-west\"}'." placeholder:"JSON"`
+	TTLMinutes  int    `name:"ttl-minutes" help:"Minutes until the service's first token expires (0: never; the org's token policy may require less)."`
 }
 
 // Run creates the service.
 func (c *ServiceCreateCmd) Run(g *Globals) error {
-	req := apiv1.ServiceRequest{Name: c.Name, OrgRole: c.OrgRole, Project: c.Project, ProjectRole: c.ProjectRole}
+	if c.TTLMinutes < 0 {
+		return errors.New("--ttl-minutes must be 0 (never expires) or more")
+	}
+	req := apiv1.ServiceRequest{Name: c.Name, OrgRole: c.OrgRole, Project: c.Project, ProjectRole: c.ProjectRole, TTLMinutes: c.TTLMinutes}
 	if c.Attributes != "" {
 		attrs, err := parseAttributes(c.Attributes)
 		if err != nil {
@@ -167,7 +171,7 @@ func (c *ServiceShowCmd) Run(g *Globals) error {
 		}
 		var toks []string
 		for _, t := range s.Tokens {
-			toks = append(toks, t.Prefix+"...")
+			toks = append(toks, t.Prefix+"..."+beyondMark(t))
 		}
 		fmt.Fprintf(g.out, "Name:           %s\n", s.Name)
 		fmt.Fprintf(g.out, "Org:            %s\n", s.Org)
@@ -182,6 +186,7 @@ func (c *ServiceShowCmd) Run(g *Globals) error {
 				fmt.Fprintf(g.out, "  %s...  last used %s%s\n", t.Prefix, when(t.LastUsedAt, "-"), usedFrom(t.LastUsedIP, t.LastUsedUserAgent))
 			}
 		}
+		beyondFootnotes(g, s.Tokens)
 	})
 }
 
@@ -209,8 +214,9 @@ type ServiceTokenCmd struct {
 // (rilldata/rill cli/cmd/service/token/issue.go: the service as an argument or --service).
 type ServiceTokenIssueCmd struct {
 	OrgFlag
-	Name    string `arg:"" optional:"" help:"Service (or --service)."`
-	Service string `help:"Service name."`
+	Name       string `arg:"" optional:"" help:"Service (or --service)."`
+	Service    string `help:"Service name."`
+	TTLMinutes int    `name:"ttl-minutes" help:"Minutes until the token expires (0: never; the org's token policy may require less)."`
 }
 
 // serviceName is the service named by argument or --service (the argument wins, as in Rill).
@@ -230,7 +236,13 @@ func (c *ServiceTokenIssueCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	if c.TTLMinutes < 0 {
+		return errors.New("--ttl-minutes must be 0 (never expires) or more")
+	}
 	return call(g, func(cl *client.Client) (apiv1.IssuedToken, error) {
+		if c.TTLMinutes > 0 {
+			return cl.IssueServiceTokenWith(g.ctx, c.Org, name, apiv1.ServiceTokenRequest{TTLMinutes: c.TTLMinutes})
+		}
 		return cl.IssueServiceToken(g.ctx, c.Org, name)
 	}, func(t apiv1.IssuedToken) {
 		fmt.Fprintf(g.out, "Issued token: %s\n", t.Token)
@@ -263,6 +275,7 @@ func (c *ServiceTokenListCmd) Run(g *Globals) error {
 		}
 		// Rill's columns, then where the last use came from (its user agent: --json, service show).
 		g.table("ID\tCREATED\tLAST USED\tLAST USED FROM", rows)
+		beyondFootnotes(g, ts)
 	})
 }
 

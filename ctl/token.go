@@ -76,9 +76,10 @@ func (c *TokenListCmd) Run(g *Globals) error {
 	return call(g, func(cl *client.Client) ([]apiv1.TokenInfo, error) { return cl.ListTokens(g.ctx, c.User) }, func(ts []apiv1.TokenInfo) {
 		rows := make([][]string, 0, len(ts))
 		for _, t := range ts {
-			rows = append(rows, []string{t.Prefix + "...", dash(t.DisplayName), when(t.CreatedAt, "-"), when(t.ExpiresAt, "Never")})
+			rows = append(rows, []string{t.Prefix + "...", dash(t.DisplayName), when(t.CreatedAt, "-"), when(t.ExpiresAt, "Never") + beyondMark(t)})
 		}
 		g.table("ID\tDISPLAY NAME\tCREATED\tEXPIRES", rows)
+		beyondFootnotes(g, ts)
 	})
 }
 

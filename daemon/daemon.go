@@ -160,7 +160,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if d.tracing, err = tracing.FromEnv(ctx, buildVersion(), d.log); err != nil {
 		return nil, err
 	}
-	sopts := storeOptions{AuditRetention: cfg.AuditRetention, Logger: d.log}
+	sopts := storeOptions{AuditRetention: cfg.AuditRetention, ExpiredTokenRetention: cfg.ExpiredTokenRetention, Logger: d.log}
 	if d.tracing != nil {
 		sopts.Tracer = d.tracing.QueryTracer()
 		d.log.Info("traces: on", d.tracing.LogAttrs()...)

@@ -27,7 +27,9 @@ func IsPostgresURL(s string) bool {
 // storeOptions are what opening a store needs beyond StoreFlags.
 type storeOptions struct {
 	AuditRetention time.Duration
-	Logger         *slog.Logger
+	// ExpiredTokenRetention: tokens expired longer than this are purged (0: never).
+	ExpiredTokenRetention time.Duration
+	Logger                *slog.Logger
 	// Existing refuses a Badger directory that does not exist (a copy's source) instead of
 	// creating it.
 	Existing bool
@@ -65,7 +67,7 @@ func (f StoreFlags) open(ctx context.Context, o storeOptions) (store.Store, erro
 		if err != nil {
 			return nil, err
 		}
-		st, err := postgres.Open(ctx, postgres.Options{URL: f.Store, EncryptionKey: key, AuditRetention: o.AuditRetention, Logger: o.Logger,
+		st, err := postgres.Open(ctx, postgres.Options{URL: f.Store, EncryptionKey: key, AuditRetention: o.AuditRetention, ExpiredTokenRetention: o.ExpiredTokenRetention, Logger: o.Logger,
 			Tracer: o.Tracer})
 		if err != nil {
 			return nil, err // names host and database, never the password
@@ -96,7 +98,7 @@ func (f StoreFlags) badgerOptions(o storeOptions) (badger.Options, error) {
 		return badger.Options{}, errors.New("no store: give --data-dir (embedded store) or --store (PostgreSQL URL)")
 	}
 	key, err := f.key()
-	return badger.Options{Dir: f.DataDir, EncryptionKey: key, AuditRetention: o.AuditRetention, Logger: o.Logger}, err
+	return badger.Options{Dir: f.DataDir, EncryptionKey: key, AuditRetention: o.AuditRetention, ExpiredTokenRetention: o.ExpiredTokenRetention, Logger: o.Logger}, err
 }
 
 func (f StoreFlags) key() ([]byte, error) {

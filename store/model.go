@@ -17,6 +17,9 @@ import (
 type Org struct {
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
+	// TokenPolicy bounds the lifetimes of tokens issued for the org (see TokenPolicy); the
+	// zero policy bounds nothing. It lives in the org record so copy-store and backups keep it.
+	TokenPolicy TokenPolicy `json:"token_policy,omitzero"`
 }
 
 // Project belongs to one org. The runtime fields describe its prod deployment, as Rill's

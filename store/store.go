@@ -120,6 +120,8 @@ type Store interface {
 
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 
+	TokenLifetimes
+
 	Close() error
 }
 

@@ -125,6 +125,8 @@ type ServiceRequest struct {
 	Project     string         `json:"project,omitempty"`
 	ProjectRole string         `json:"project_role,omitempty"`
 	Attributes  map[string]any `json:"attributes,omitempty"`
+	// TTLMinutes is the lifetime of the token the service is created with (0: never expires).
+	TTLMinutes int `json:"ttl_minutes,omitempty"`
 }
 
 // ServiceEdit renames a service or replaces its attributes; absent fields stay as they are.
@@ -155,6 +157,27 @@ type TokenInfo struct {
 	// User-Agent (cleaned, at most 256 bytes). Written with LastUsedAt, about once a minute.
 	LastUsedIP        string `json:"last_used_ip,omitempty"`
 	LastUsedUserAgent string `json:"last_used_user_agent,omitempty"`
+	// BeyondPolicy, when set, says how the token outlives its org's token policy (it was
+	// issued before the policy, or under a looser one): it still works until it expires or is
+	// revoked.
+	BeyondPolicy string `json:"beyond_policy,omitempty"`
+}
+
+// TokenPolicy is an org's limit on token lifetimes (GET/PUT /v1/orgs/{org}/token-policy):
+// the most minutes a user token, a service token or a public URL may live (0 or absent: no
+// limit), and whether every token must expire. A user token answers to the policies of every
+// org its user is a member of; a runtime JWT from the credentials endpoint to the project's
+// org's service-token limit when a service asks, its user-token limit when a user does.
+type TokenPolicy struct {
+	MaxUserTokenTTLMinutes    int64 `json:"max_user_token_ttl_minutes"`
+	MaxServiceTokenTTLMinutes int64 `json:"max_service_token_ttl_minutes"`
+	MaxMagicTokenTTLMinutes   int64 `json:"max_magic_token_ttl_minutes"`
+	RequireExpiry             bool  `json:"require_expiry"`
+}
+
+// ServiceTokenRequest is the optional body of a service token issue.
+type ServiceTokenRequest struct {
+	TTLMinutes int `json:"ttl_minutes,omitempty"`
 }
 
 // IssuedToken is a new token: the only time its secret is shown.

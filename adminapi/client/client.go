@@ -256,6 +256,21 @@ func (c *Client) IssueServiceToken(ctx context.Context, org, name string) (t api
 	return t, c.do(ctx, "POST", svcPath(org, name)+"/tokens", nil, &t)
 }
 
+// IssueServiceTokenWith issues a service token as req asks (its lifetime).
+func (c *Client) IssueServiceTokenWith(ctx context.Context, org, name string, req apiv1.ServiceTokenRequest) (t apiv1.IssuedToken, err error) {
+	return t, c.do(ctx, "POST", svcPath(org, name)+"/tokens", req, &t)
+}
+
+// GetTokenPolicy returns org's token lifetime policy.
+func (c *Client) GetTokenPolicy(ctx context.Context, org string) (p apiv1.TokenPolicy, err error) {
+	return p, c.do(ctx, "GET", "/v1/orgs/"+esc(org)+"/token-policy", nil, &p)
+}
+
+// SetTokenPolicy replaces org's token lifetime policy.
+func (c *Client) SetTokenPolicy(ctx context.Context, org string, p apiv1.TokenPolicy) (out apiv1.TokenPolicy, err error) {
+	return out, c.do(ctx, "PUT", "/v1/orgs/"+esc(org)+"/token-policy", p, &out)
+}
+
 // ListServiceTokens lists a service's tokens.
 func (c *Client) ListServiceTokens(ctx context.Context, org, name string) (ts []apiv1.TokenInfo, err error) {
 	return ts, c.do(ctx, "GET", svcPath(org, name)+"/tokens", nil, &ts)

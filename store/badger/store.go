@@ -28,7 +28,10 @@ type Options struct {
 	AuditRetention time.Duration
 	// GCInterval is how often the value log is garbage collected (default 5m; <0 disables).
 	GCInterval time.Duration
-	Logger     *slog.Logger
+	// ExpiredTokenRetention is how long an expired token is kept before the GC loop purges
+	// it, leaving a tombstone (zero or less: never purged).
+	ExpiredTokenRetention time.Duration
+	Logger                *slog.Logger
 }
 
 // DB is the Badger implementation of Store.
@@ -185,6 +188,7 @@ func (s *DB) gcLoop() {
 			if err := s.pruneFeed(time.Now().Add(-feedRetention)); err != nil {
 				s.log.Error("pruning the change feed", "err", err)
 			}
+			s.purgeExpiredTokens()
 		}
 	}
 }

@@ -9,8 +9,9 @@ import (
 )
 
 // maintain prunes, now and then, changes older than the feed keeps (always keeping the newest),
-// tombstones past their period and audit events past their retention, and finishes the token
-// purges of deleted owners that a replica left part way (at start too). Every replica does it;
+// tombstones past their period, audit events past their retention and tokens expired longer
+// than theirs, and finishes the token purges of deleted owners that a replica left part way (at
+// start too). Every replica does it;
 // the deletes are idempotent.
 func (s *DB) maintain() {
 	defer s.done.Done()
@@ -63,6 +64,15 @@ func (s *DB) prune(ctx context.Context, now time.Time) error {
 	s.dead.Load().prune(now.Add(-tombstoneTTL))
 	if err := s.resumePurges(ctx, now); err != nil {
 		return err
+	}
+	if r := s.opts.ExpiredTokenRetention; r > 0 {
+		n, err := s.PurgeExpiredTokens(ctx, now.Add(-r), 0)
+		if err != nil {
+			return fmt.Errorf("purge expired tokens (%d purged): %w", n, err)
+		}
+		if n > 0 {
+			s.log.Info("purged expired tokens", "tokens", n, "expired_before", now.Add(-r).UTC().Format(time.RFC3339))
+		}
 	}
 	if r := s.opts.AuditRetention; r > 0 {
 		if _, err := s.pool.Exec(ctx, "DELETE FROM audit WHERE at < $1", now.Add(-r).UnixNano()); err != nil {

@@ -62,6 +62,9 @@ type Options struct {
 	EncryptionKey []byte
 	// AuditRetention drops audit events older than this (zero keeps them forever).
 	AuditRetention time.Duration
+	// ExpiredTokenRetention is how long an expired token is kept before maintenance purges it,
+	// leaving a tombstone (zero or less: never purged).
+	ExpiredTokenRetention time.Duration
 	// MaxConns bounds the connection pool (0: pgxpool's default), besides the one connection
 	// that listens for changes.
 	MaxConns int32

@@ -195,6 +195,14 @@ func writes(t *testing.T, w *world) []write {
 		{"AppendAudit", func(c context.Context, s store.Store) error {
 			return s.AppendAudit(c, store.AuditEvent{Time: now(), Actor: "a", Action: "x", Outcome: "ok"})
 		}},
+		{"SetTokenPolicy", func(c context.Context, s store.Store) error {
+			_, err := s.SetTokenPolicy(c, w.org, store.TokenPolicy{RequireExpiry: true})
+			return err
+		}},
+		{"PurgeExpiredTokens", func(c context.Context, s store.Store) error {
+			_, err := s.PurgeExpiredTokens(c, now().Add(1000*time.Hour), 0)
+			return err
+		}},
 	}
 }
 

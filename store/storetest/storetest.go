@@ -61,6 +61,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Closed", testClosed},
 		{"Load", testLoad},
 		{"Text", testText},
+		{"TokenPolicy", testTokenPolicy},
+		{"PurgeExpired", testPurgeExpired},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, su) })
 	}
