@@ -191,7 +191,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	ecfg := extauthz.Config{DefaultOrg: cfg.DefaultOrg, DefaultProject: cfg.DefaultProject, Logger: d.log,
-		Metrics: d.metrics, LogAllowedEvery: cfg.LogAllowedEvery}
+		Metrics: d.metrics, LogAllowedEvery: cfg.LogAllowedEvery, TrustedProxyHops: cfg.TrustedProxyHops}
 	if d.stale != nil {
 		ecfg.Stale = d.stale.stale
 	}

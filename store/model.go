@@ -214,6 +214,11 @@ type Token struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	ExpiresAt   time.Time  `json:"expires_at,omitzero"`
 	LastUsedAt  time.Time  `json:"last_used_at,omitzero"`
+	// AllowedNetworks, when set, are the only networks (CIDRs, canonical: see
+	// NormalizeNetworks) a check may present the token from; AllowedOrigins the only web
+	// origins (scheme://host[:port]) of the page it is used on. Empty: anywhere.
+	AllowedNetworks []string `json:"allowed_networks,omitempty"`
+	AllowedOrigins  []string `json:"allowed_origins,omitempty"`
 	// Magic is what a magic token (Kind token.Magic: a public URL) grants; nil for every
 	// other kind. A magic token's owner is its project: OwnerID is ProjectKey(org, project).
 	Magic *Magic `json:"magic,omitempty"`

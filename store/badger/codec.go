@@ -16,7 +16,8 @@ import (
 // Layout: version byte, then uvarint-length strings ID (its UUID text), Kind, OwnerID,
 // DisplayName, Prefix, CreatedBy, the 32-byte hash, and varint Unix-nanosecond times
 // CreatedAt, ExpiresAt, LastUsedAt (0 for none). Records written as JSON (leading '{') are
-// still read. An ID that is not a UUID makes the record corrupt.
+// still read, and written for tokens with nested fields (a magic token's grant, network and
+// origin constraints). An ID that is not a UUID makes the record corrupt.
 const tokenCodecV1 = 1
 
 func encodeToken(t *store.Token) []byte {
@@ -41,6 +42,7 @@ func encodeToken(t *store.Token) []byte {
 var errCorrupt = errors.New("corrupt token record")
 
 func decodeToken(b []byte, t *store.Token) error {
+	*t = store.Token{} // a reused record keeps nothing of the last one (JSON leaves absent fields be)
 	if len(b) > 0 && b[0] == '{' {
 		if err := json.Unmarshal(b, t); err != nil { // the id through token.ID.UnmarshalText
 			return fmt.Errorf("%w: %w", errCorrupt, err)

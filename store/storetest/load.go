@@ -22,6 +22,7 @@ func testLoad(t *testing.T, su suite) {
 	must(t, src.CreateUser(c, admin))
 	used := newToken(t, token.User, admin.ID)
 	used.DisplayName, used.CreatedBy, used.ExpiresAt = "laptop", "rill-authd", now().Add(time.Hour)
+	used.AllowedNetworks, used.AllowedOrigins = []string{"10.0.0.0/8", "2001:db8::/32"}, []string{"https://app.example.com"}
 	must(t, src.CreateToken(c, used))
 	must(t, src.TouchTokens(c, map[token.ID]time.Time{used.ID: now()}))
 	gone := newToken(t, token.User, admin.ID)
@@ -54,7 +55,8 @@ func testLoad(t *testing.T, su suite) {
 	sameSnapshot(t, "after Load", got, want)
 	for _, tk := range append([]store.Token{w.userTok, w.svc2Tok, used}, w.svcToks...) {
 		a, err := dst.TokenAuth(c, tk.ID)
-		if err != nil || a.Hash != tk.Hash || a.OwnerID != tk.OwnerID || a.Kind != tk.Kind || !a.ExpiresAt.Equal(tk.ExpiresAt) {
+		if err != nil || a.Hash != tk.Hash || a.OwnerID != tk.OwnerID || a.Kind != tk.Kind || !a.ExpiresAt.Equal(tk.ExpiresAt) ||
+			(a.Limits != nil) != (len(tk.AllowedNetworks) > 0) || len(tk.AllowedNetworks) > 0 && len(a.Limits.Networks) != len(tk.AllowedNetworks) {
 			t.Errorf("TokenAuth(%s) after Load: %+v, %v", tk.ID, a, err)
 		}
 	}

@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TouchTokens", testTouchTokens},
 		{"ImportTokens", testImportTokens},
 		{"MagicTokens", testMagicTokens},
+		{"TokenLimits", testTokenLimits},
 		{"Audit", testAudit},
 		{"SigningKeys", testSigningKeys},
 		{"Bootstrap", testBootstrap},
