@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -21,7 +22,13 @@ const (
 type Limits struct {
 	Networks []netip.Prefix // canonical: masked, IPv4 as IPv4 (never IPv4-mapped)
 	Origins  []string       // canonical: lower-case scheme://host[:port], no default port
+	// v4 are the IPv4 networks as (network, mask) words and v6 the others, so the common
+	// IPv4 check is a masked compare per network.
+	v4 []v4net
+	v6 []netip.Prefix
 }
+
+type v4net struct{ net, mask uint32 }
 
 // LimitsOf parses t's constraints; nil when it has none. The stored text passed CheckFields,
 // so an error here is a record no engine should hold.
@@ -36,6 +43,19 @@ func LimitsOf(networks, origins []string) (*Limits, error) {
 			return nil, fmt.Errorf("allowed_networks[%d]: %w", i, err)
 		}
 		l.Networks = append(l.Networks, p)
+		if p.Addr().Is4() {
+			a := p.Addr().As4()
+			mask := ^uint32(0)
+			if p.Bits() < 32 {
+				mask = ^(^uint32(0) >> p.Bits())
+			}
+			if p.Bits() == 0 {
+				mask = 0
+			}
+			l.v4 = append(l.v4, v4net{binary.BigEndian.Uint32(a[:]), mask})
+		} else {
+			l.v6 = append(l.v6, p)
+		}
 	}
 	return l, nil
 }
@@ -50,9 +70,22 @@ func (l *Limits) AllowsAddr(addr netip.Addr) bool {
 	if !addr.IsValid() {
 		return false
 	}
-	addr = addr.Unmap().WithZone("")
-	for _, p := range l.Networks {
-		if p.Contains(addr) {
+	addr = addr.Unmap()
+	if addr.Is4() {
+		a := addr.As4()
+		x := binary.BigEndian.Uint32(a[:])
+		for _, n := range l.v4 {
+			if x&n.mask == n.net {
+				return true
+			}
+		}
+		return false
+	}
+	if addr.Zone() != "" {
+		addr = addr.WithZone("")
+	}
+	for i := range l.v6 {
+		if l.v6[i].Contains(addr) {
 			return true
 		}
 	}
@@ -74,7 +107,7 @@ func (l *Limits) AllowsOrigin(origin, referer string) bool {
 		return false
 	}
 	for _, a := range l.Origins {
-		if strings.EqualFold(a, o) {
+		if len(a) == len(o) && (a == o || strings.EqualFold(a, o)) {
 			return true
 		}
 	}
@@ -88,9 +121,9 @@ func originOfURL(u string) string {
 	if i <= 0 {
 		return ""
 	}
-	end := len(u)
-	if j := strings.IndexAny(u[i+3:], "/?#"); j >= 0 {
-		end = i + 3 + j
+	end := i + 3
+	for end < len(u) && u[end] != '/' && u[end] != '?' && u[end] != '#' {
+		end++
 	}
 	if end == i+3 {
 		return ""

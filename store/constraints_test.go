@@ -136,6 +136,22 @@ func TestLimitsAllows(t *testing.T) {
 			t.Errorf("AllowsOrigin(%q, %q) = %v, want %v", tc.origin, tc.referer, got, tc.want)
 		}
 	}
+	for _, tc := range []struct {
+		network, addr string
+		want          bool
+	}{
+		{"0.0.0.0/0", "203.0.113.1", true}, {"0.0.0.0/0", "::1", false}, {"::/0", "::1", true}, {"::/0", "10.0.0.1", false},
+		{"192.0.2.7/32", "192.0.2.7", true}, {"192.0.2.7/32", "192.0.2.6", false}, {"192.0.2.0/31", "192.0.2.1", true},
+		{"192.0.2.0/31", "192.0.2.2", false}, {"128.0.0.0/1", "127.255.255.255", false}, {"128.0.0.0/1", "128.0.0.0", true},
+	} {
+		one, err := LimitsOf([]string{tc.network}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := one.AllowsAddr(netip.MustParseAddr(tc.addr)); got != tc.want {
+			t.Errorf("%s allows %s: %v, want %v", tc.network, tc.addr, got, tc.want)
+		}
+	}
 	var none *Limits
 	if !none.AllowsAddr(netip.Addr{}) || !none.AllowsOrigin("", "") {
 		t.Error("no limits refuse something")
