@@ -1,0 +1,4 @@
+package extauthz
+
+// ClientAddr is clientAddr, for the external tests.
+var ClientAddr = clientAddr
