@@ -64,6 +64,10 @@ type Options struct {
 	// TokenIssuesPerMinute limits the tokens one principal issues through this replica (429
 	// with Retry-After past it; 0: no limit).
 	TokenIssuesPerMinute int
+	// TrustedProxyHops is how a token's allowed networks find the client of an admin request
+	// (resolver.ClientAddr): 0, the connection's peer; N, the X-Forwarded-For entry N from its
+	// right. The daemon's --trusted-proxy-hops.
+	TrustedProxyHops int
 }
 
 // API serves the admin endpoints.
@@ -77,6 +81,7 @@ type API struct {
 	runtimeHost, instanceID string
 	maxTTL                  time.Duration
 	frontendURL             string
+	proxyHops               int // Options.TrustedProxyHops
 	keys                    *keys.Ring
 	plugins                 *plugins.Host
 	metrics                 *metrics.Metrics
@@ -107,7 +112,7 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 	}
 	return &API{st: st, res: res, keys: o.Keys, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience,
 		runtimeHost: o.RuntimeHost, instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics, stale: o.Stale,
-		maxPerOwner: o.MaxTokensPerOwner, issues: newIssueLimiter(o.TokenIssuesPerMinute, o.Now), frontendURL: o.FrontendURL,
+		maxPerOwner: o.MaxTokensPerOwner, issues: newIssueLimiter(o.TokenIssuesPerMinute, o.Now), frontendURL: o.FrontendURL, proxyHops: o.TrustedProxyHops,
 		unavailable: logsample.New(o.Logger, logsample.Options{Msg: "admin requests failed, not logged: the store is unavailable",
 			Every: unavailableEvery, Burst: 1, Now: o.Now})}
 }
@@ -266,6 +271,14 @@ func (a *API) authenticate(r *http.Request) (*caller, error) {
 			return nil, errf(http.StatusUnauthorized, "%v", err)
 		}
 		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	// A token bound to networks or origins is refused here elsewhere as a check refuses it: a
+	// leaked one must not issue unbound tokens from anywhere.
+	if !res.AllowedFrom(resolver.ClientAddr(r, a.proxyHops)) {
+		return nil, errf(http.StatusForbidden, "network_not_allowed: this token may not be used from the client's network")
+	}
+	if !res.AllowedOrigin(r.Header.Get("Origin"), r.Header.Get("Referer")) {
+		return nil, errf(http.StatusForbidden, "origin_not_allowed: this token may not be used from this page's origin")
 	}
 	p := res.Principal
 	actor := "user:" + p.Subject

@@ -38,6 +38,10 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := checkAttributes(req.Attributes); err != nil {
 		return err
 	}
+	networks, err := allowedNetworks(req.AllowedNetworks)
+	if err != nil {
+		return err
+	}
 	now := a.now().UTC()
 	s := store.Service{ID: token.NewID(), Org: org, Name: req.Name, OrgRole: orgRole, ProjectRoles: map[string]policy.Role{},
 		Attributes: req.Attributes, CreatedBy: c.actor, CreatedAt: now, UpdatedAt: now}
@@ -57,7 +61,7 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 		}
 		return err
 	}
-	issued, err := a.newToken(r.Context(), c, token.Service, s.ID, "")
+	issued, err := a.newToken(r.Context(), c, token.Service, s.ID, "", networks)
 	if err != nil {
 		return err
 	}
@@ -228,7 +232,15 @@ func (a *API) issueServiceToken(w http.ResponseWriter, r *http.Request, c *calle
 	if err != nil {
 		return err
 	}
-	issued, err := a.newToken(r.Context(), c, token.Service, s.ID, "")
+	var req apiv1.ServiceTokenRequest
+	if err := decodeOptional(r, &req); err != nil {
+		return err
+	}
+	networks, err := allowedNetworks(req.AllowedNetworks)
+	if err != nil {
+		return err
+	}
+	issued, err := a.newToken(r.Context(), c, token.Service, s.ID, "", networks)
 	if err != nil {
 		return err
 	}

@@ -210,7 +210,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	mux.HandleFunc("GET /readyz", d.readyz)
 	adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: issuer, Audience: cfg.RuntimeAudience,
 		RuntimeHost: cfg.RuntimeHost, InstanceID: cfg.RuntimeInstanceID, MaxCredentialTTL: cfg.MaxCredentialTTL, FrontendURL: cfg.FrontendURL, Keys: d.keys, Plugins: d.plugins, Metrics: d.metrics,
-		Stale: ecfg.Stale, MaxTokensPerOwner: cfg.MaxTokensPerOwner, TokenIssuesPerMinute: cfg.TokenIssueRate}).Register(mux)
+		Stale: ecfg.Stale, MaxTokensPerOwner: cfg.MaxTokensPerOwner, TokenIssuesPerMinute: cfg.TokenIssueRate, TrustedProxyHops: cfg.TrustedProxyHops}).Register(mux)
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	// The web console calls the API's handlers in-process (mux), as the signed-in user.
 	if d.console, err = console.New(console.Options{API: mux, Store: d.st, Metrics: d.metrics, Replica: d.replicaStates(), Logger: d.log}); err != nil {

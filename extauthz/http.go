@@ -3,9 +3,10 @@ package extauthz
 import (
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/rill-authd/rill-authd/resolver"
 )
 
 // HTTPPrefix is where the HTTP mode is served. Envoy's http_service appends the original path
@@ -40,7 +41,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.authorization = strings.Join(auth, ",")
 	}
 	req.path, req.fault = originalURI(r)
-	req.addr = clientAddr(r, s.cfg.TrustedProxyHops)
+	req.addr = resolver.ClientAddr(r, s.cfg.TrustedProxyHops)
 	req.origin, req.referer = r.Header.Get("Origin"), r.Header.Get("Referer")
 	if m := r.Header.Get("X-Forwarded-Method"); m != "" {
 		req.method = m
@@ -116,47 +117,4 @@ func beforeQuery(uri string) string {
 		return uri[:i]
 	}
 	return uri
-}
-
-// clientAddr is the address of the client of the request being checked: with hops > 0, the
-// entry hops places from the right of X-Forwarded-For (all its header lines as one list, as
-// each proxy appends to it), the part a trusted proxy wrote; with 0, the connection's peer. An
-// entry that is not an IP address, or a list shorter than hops, is the zero Addr (unknown). It
-// allocates nothing.
-func clientAddr(r *http.Request, hops int) netip.Addr {
-	if hops <= 0 {
-		ap, err := netip.ParseAddrPort(r.RemoteAddr)
-		if err != nil {
-			return netip.Addr{}
-		}
-		return ap.Addr()
-	}
-	lines := r.Header["X-Forwarded-For"]
-	for i := len(lines) - 1; i >= 0; i-- {
-		line := lines[i]
-		for {
-			j := strings.LastIndexByte(line, ',')
-			entry := strings.TrimSpace(line[j+1:])
-			if hops--; hops == 0 {
-				return parseForwarded(entry)
-			}
-			if j < 0 {
-				break
-			}
-			line = line[:j]
-		}
-	}
-	return netip.Addr{}
-}
-
-// parseForwarded reads one X-Forwarded-For entry: an address, or one with a port as some
-// proxies write it ("192.0.2.1:443", "[2001:db8::1]:443").
-func parseForwarded(s string) netip.Addr {
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a
-	}
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr()
-	}
-	return netip.Addr{}
 }

@@ -295,10 +295,10 @@ func TestNetworkBoundAllocs(t *testing.T) {
 	// The HTTP mode's reading of the client: X-Forwarded-For behind trusted hops.
 	r := httptest.NewRequest("GET", "/", nil)
 	r.Header["X-Forwarded-For"] = []string{"198.51.100.1, 10.1.1.1", "172.16.0.1"}
-	if a := extauthz.ClientAddr(r, 2); a.String() != "10.1.1.1" {
+	if a := resolver.ClientAddr(r, 2); a.String() != "10.1.1.1" {
 		t.Fatalf("ClientAddr = %v", a)
 	}
-	if n := testing.AllocsPerRun(1000, func() { extauthz.ClientAddr(r, 2) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { resolver.ClientAddr(r, 2) }); n != 0 {
 		t.Errorf("reading X-Forwarded-For: %v allocations, want 0", n)
 	}
 }

@@ -125,6 +125,8 @@ type ServiceRequest struct {
 	Project     string         `json:"project,omitempty"`
 	ProjectRole string         `json:"project_role,omitempty"`
 	Attributes  map[string]any `json:"attributes,omitempty"`
+	// AllowedNetworks bind the service's first token to these networks (CIDRs).
+	AllowedNetworks []string `json:"allowed_networks,omitempty"`
 }
 
 // ServiceEdit renames a service or replaces its attributes; absent fields stay as they are.
@@ -138,6 +140,22 @@ type TokenRequest struct {
 	DisplayName string `json:"display_name"`
 	TTLMinutes  int    `json:"ttl_minutes,omitempty"`
 	UserEmail   string `json:"user_email,omitempty"`
+	// AllowedNetworks, when set, are the only networks (IPv4/IPv6 CIDRs, or single addresses)
+	// the token may be used from; a check from elsewhere is refused 403 network_not_allowed.
+	AllowedNetworks []string `json:"allowed_networks,omitempty"`
+}
+
+// ServiceTokenRequest is the optional body of issuing a service token.
+type ServiceTokenRequest struct {
+	AllowedNetworks []string `json:"allowed_networks,omitempty"`
+}
+
+// TokenLimitsEdit changes where a token may be used (PATCH /v1/tokens/{id}, PATCH
+// /v1/orgs/{org}/services/{name}/tokens/{id}): an absent field stays as it is, an empty list
+// removes the constraint. AllowedOrigins only for public URLs.
+type TokenLimitsEdit struct {
+	AllowedNetworks *[]string `json:"allowed_networks,omitempty"`
+	AllowedOrigins  *[]string `json:"allowed_origins,omitempty"`
 }
 
 // TokenInfo describes a token without its secret.
@@ -150,6 +168,9 @@ type TokenInfo struct {
 	CreatedAt   time.Time `json:"created_at"`
 	ExpiresAt   time.Time `json:"expires_at,omitzero"`
 	LastUsedAt  time.Time `json:"last_used_at,omitzero"`
+	// AllowedNetworks and AllowedOrigins are where it may be used (none: anywhere).
+	AllowedNetworks []string `json:"allowed_networks,omitempty"`
+	AllowedOrigins  []string `json:"allowed_origins,omitempty"`
 }
 
 // IssuedToken is a new token: the only time its secret is shown.

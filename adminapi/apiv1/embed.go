@@ -74,6 +74,10 @@ type MagicTokenRequest struct {
 	State              string                     `json:"state,omitempty"`
 	DisplayName        string                     `json:"display_name,omitempty"`
 	TTLMinutes         int64                      `json:"ttl_minutes,omitempty"`
+	// AllowedNetworks (CIDRs) and AllowedOrigins (https://shop.example.com) bind the URL to
+	// where it may be opened: an embed shown only on a customer's site.
+	AllowedNetworks []string `json:"allowed_networks,omitempty"`
+	AllowedOrigins  []string `json:"allowed_origins,omitempty"`
 }
 
 // MagicToken is a public URL as Rill's MagicAuthToken shows it; never its secret.
@@ -93,6 +97,8 @@ type MagicToken struct {
 	CreatedAt          time.Time                  `json:"created_on"`
 	ExpiresAt          time.Time                  `json:"expires_on,omitzero"`
 	LastUsedAt         time.Time                  `json:"used_on,omitzero"`
+	AllowedNetworks    []string                   `json:"allowed_networks,omitempty"`
+	AllowedOrigins     []string                   `json:"allowed_origins,omitempty"`
 }
 
 // IssuedMagicToken is a new public URL: the only time its token (and so its URL) is shown.

@@ -1,4 +1,0 @@
-package extauthz
-
-// ClientAddr is clientAddr, for the external tests.
-var ClientAddr = clientAddr
