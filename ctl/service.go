@@ -23,16 +23,17 @@ type ServiceCmd struct {
 // ServiceCreateCmd is `rillctl service create`.
 type ServiceCreateCmd struct {
 	OrgFlag
-	Name        string `arg:"" help:"Service name, unique in the org."`
-	OrgRole     string `help:"Org role: admin, editor, viewer or guest." enum:"admin,editor,viewer,guest," default:""`
-	Project     string `help:"Project to give a role on (with --project-role)."`
-	ProjectRole string `help:"Project role: admin, editor or viewer." enum:"admin,editor,viewer," default:""`
-	Attributes  string `help:"Custom attributes for security policies, a JSON object: '{\"region\":\"us-west\"}'." placeholder:"JSON"`
+	Name         string   `arg:"" help:"Service name, unique in the org."`
+	OrgRole      string   `help:"Org role: admin, editor, viewer or guest." enum:"admin,editor,viewer,guest," default:""`
+	Project      string   `help:"Project to give a role on (with --project-role)."`
+	ProjectRole  string   `help:"Project role: admin, editor or viewer." enum:"admin,editor,viewer," default:""`
+	Attributes   string   `help:"Custom attributes for security policies, a JSON object: '{\"region\":\"us-west\"}'." placeholder:"JSON"`
+	AllowNetwork []string `name:"allow-network" sep:"none" help:"Allow the service's token only from this network (CIDR); repeatable." placeholder:"CIDR"`
 }
 
 // Run creates the service.
 func (c *ServiceCreateCmd) Run(g *Globals) error {
-	req := apiv1.ServiceRequest{Name: c.Name, OrgRole: c.OrgRole, Project: c.Project, ProjectRole: c.ProjectRole}
+	req := apiv1.ServiceRequest{Name: c.Name, OrgRole: c.OrgRole, Project: c.Project, ProjectRole: c.ProjectRole, AllowedNetworks: c.AllowNetwork}
 	if c.Attributes != "" {
 		attrs, err := parseAttributes(c.Attributes)
 		if err != nil {
@@ -199,14 +200,16 @@ type ServiceTokenCmd struct {
 	Issue  ServiceTokenIssueCmd  `cmd:"" help:"Give a service another token (for rotation)."`
 	List   ServiceTokenListCmd   `cmd:"" help:"List a service's tokens."`
 	Revoke ServiceTokenRevokeCmd `cmd:"" help:"Revoke one of a service's tokens."`
+	Edit   ServiceTokenEditCmd   `cmd:"" help:"Change the networks one of a service's tokens may be used from."`
 }
 
 // ServiceTokenIssueCmd is `rillctl service token issue [<service>]`, as Rill's CLI takes it
 // (rilldata/rill cli/cmd/service/token/issue.go: the service as an argument or --service).
 type ServiceTokenIssueCmd struct {
 	OrgFlag
-	Name    string `arg:"" optional:"" help:"Service (or --service)."`
-	Service string `help:"Service name."`
+	Name         string   `arg:"" optional:"" help:"Service (or --service)."`
+	Service      string   `help:"Service name."`
+	AllowNetwork []string `name:"allow-network" sep:"none" help:"Allow the token only from this network (CIDR); repeatable." placeholder:"CIDR"`
 }
 
 // serviceName is the service named by argument or --service (the argument wins, as in Rill).
@@ -227,6 +230,9 @@ func (c *ServiceTokenIssueCmd) Run(g *Globals) error {
 		return err
 	}
 	return call(g, func(cl *client.Client) (apiv1.IssuedToken, error) {
+		if len(c.AllowNetwork) > 0 {
+			return cl.IssueServiceTokenWith(g.ctx, c.Org, name, apiv1.ServiceTokenRequest{AllowedNetworks: c.AllowNetwork})
+		}
 		return cl.IssueServiceToken(g.ctx, c.Org, name)
 	}, func(t apiv1.IssuedToken) {
 		fmt.Fprintf(g.out, "Issued token: %s\n", t.Token)

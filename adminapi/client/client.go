@@ -222,6 +222,25 @@ func (c *Client) IssueServiceToken(ctx context.Context, org, name string) (t api
 	return t, c.do(ctx, "POST", svcPath(org, name)+"/tokens", nil, &t)
 }
 
+// IssueServiceTokenWith gives a service another token, bound to req's networks.
+func (c *Client) IssueServiceTokenWith(ctx context.Context, org, name string, req apiv1.ServiceTokenRequest) (t apiv1.IssuedToken, err error) {
+	return t, c.do(ctx, "POST", svcPath(org, name)+"/tokens", req, &t)
+}
+
+// EditServiceToken changes where one token of a service (by id or prefix) may be used.
+func (c *Client) EditServiceToken(ctx context.Context, org, name, ref string, edit apiv1.TokenLimitsEdit) (t apiv1.TokenInfo, err error) {
+	return t, c.do(ctx, "PATCH", svcPath(org, name)+"/tokens/"+esc(ref), edit, &t)
+}
+
+// EditToken changes where a user token (by id or prefix; email's for superusers) may be used.
+func (c *Client) EditToken(ctx context.Context, email, ref string, edit apiv1.TokenLimitsEdit) (t apiv1.TokenInfo, err error) {
+	p := "/v1/tokens/" + esc(ref)
+	if q := userQuery(email); q != "" {
+		p += "?" + q
+	}
+	return t, c.do(ctx, "PATCH", p, edit, &t)
+}
+
 // ListServiceTokens lists a service's tokens.
 func (c *Client) ListServiceTokens(ctx context.Context, org, name string) (ts []apiv1.TokenInfo, err error) {
 	return ts, c.do(ctx, "GET", svcPath(org, name)+"/tokens", nil, &ts)
