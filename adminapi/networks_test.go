@@ -37,6 +37,12 @@ func TestAllowedNetworksAPI(t *testing.T) {
 	if code, apiErr, _ := e.call(t, "office", "GET", "/v1/tokens", ""); code != 403 || !strings.Contains(apiErr.Message, "network_not_allowed") {
 		t.Errorf("a bound token from elsewhere on the API: %d %q, want 403 network_not_allowed", code, apiErr.Message)
 	}
+	// Introspection shows them.
+	code, _, b = e.call(t, "admin", "POST", "/v1/introspect", `{"token":"`+office.Token+`"}`)
+	var in apiv1.Introspection
+	if code != 200 || json.Unmarshal(b, &in) != nil || !in.Active || !slices.Equal(in.AllowedNetworks, office.AllowedNetworks) {
+		t.Errorf("introspection of a bound token: %d %s", code, b)
+	}
 	// Listed with its networks.
 	listed := func() []apiv1.TokenInfo {
 		t.Helper()

@@ -286,4 +286,7 @@ type Introspection struct {
 	// orgs the caller manages).
 	Attributes map[string]any     `json:"attributes,omitempty"`
 	Orgs       map[string]UserOrg `json:"orgs,omitempty"`
+	// AllowedNetworks and AllowedOrigins are where the token may be used (none: anywhere).
+	AllowedNetworks []string `json:"allowed_networks,omitempty"`
+	AllowedOrigins  []string `json:"allowed_origins,omitempty"`
 }
