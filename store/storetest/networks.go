@@ -70,7 +70,7 @@ func testTokenLimits(t *testing.T, su suite) {
 	if allows(tk.ID, "10.1.2.3") || !allows(tk.ID, "192.0.2.9") {
 		t.Error("TokenAuth after SetTokenLimits still answers the old networks")
 	}
-	if a := val(s.TokenAuth(c, tk.ID))(t); a.Limits.AllowsOrigin("", "") != true {
+	if a := val(s.TokenAuth(c, tk.ID))(t); !a.Limits.AllowsOrigin("", "") {
 		t.Error("origins cleared by SetTokenLimits still bind the token")
 	}
 
