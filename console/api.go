@@ -68,6 +68,11 @@ func (c *Console) call(from *http.Request, tok, method, path string, query url.V
 		return fmt.Errorf("build %s %s: %w", method, path, err)
 	}
 	req.RemoteAddr, req.Host, req.TLS = from.RemoteAddr, from.Host, from.TLS
+	// The browser's address as the proxies in front saw it: a token bound to networks is
+	// checked against it (--trusted-proxy-hops), in the console as in the API.
+	if xff := from.Header["X-Forwarded-For"]; xff != nil {
+		req.Header["X-Forwarded-For"] = xff
+	}
 	req.RequestURI = u.RequestURI()
 	req.Header.Set("Authorization", "Bearer "+tok)
 	if body != nil {
