@@ -74,6 +74,10 @@ type Options struct {
 	// cap). Each creator's are capped by MaxTokensPerOwner, so one member cannot use up the
 	// project's; this is the much higher backstop for the project as a whole.
 	MaxPublicURLsPerProject int
+	// TrustedProxyHops is how a token's allowed networks find the client of an admin request
+	// (resolver.ClientAddr): 0, the connection's peer; N, the X-Forwarded-For entry N from its
+	// right. The daemon's --trusted-proxy-hops.
+	TrustedProxyHops int
 }
 
 // API serves the admin endpoints.
@@ -90,6 +94,7 @@ type API struct {
 	plugins          *plugins.Host
 	metrics          *metrics.Metrics
 	stale            func() (string, bool)
+	proxyHops        int // Options.TrustedProxyHops
 	// maxMagicPerProject caps a project's live public URLs (each creator's: maxPerOwner).
 	maxMagicPerProject int
 	orgIssues          *issueLimiter // keyed by org; nil: no limit
@@ -141,7 +146,7 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 		o.Keys = res.Keys()
 	}
 	a := &API{st: st, res: res, keys: o.Keys, log: o.Logger, now: o.Now, issuer: o.Issuer, audience: o.Audience,
-		instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics, stale: o.Stale,
+		instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics, stale: o.Stale, proxyHops: o.TrustedProxyHops,
 		unavailable: logsample.New(o.Logger, logsample.Options{Msg: "admin requests failed, not logged: the store is unavailable",
 			Every: unavailableEvery, Burst: 1, Now: o.Now}),
 		orgIssues: newIssueLimiter(o.OrgIssuesPerMinute, o.Now), maxMagicPerProject: o.MaxPublicURLsPerProject}
@@ -298,13 +303,23 @@ func (a *API) authenticate(r *http.Request) (*caller, error) {
 	if err := a.current(); err != nil {
 		return nil, err
 	}
-	// A call is a use of its token, from where the connection comes (the store drops the port).
-	res, err := a.res.ResolveFrom(r.Context(), bearer, resolver.Use{Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
+	// A call is a use of its token, from its client: the one a token's allowed networks are
+	// checked against below.
+	client := resolver.ClientAddr(r, a.proxyHops)
+	res, err := a.res.ResolveFrom(r.Context(), bearer, resolver.Use{IP: client, UserAgent: r.UserAgent()})
 	if err != nil {
 		if resolver.IsAuthError(err) {
 			return nil, errf(http.StatusUnauthorized, "%v", err)
 		}
 		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	// A token bound to networks or origins is refused here elsewhere as a check refuses it: a
+	// leaked one must not issue unbound tokens from anywhere.
+	if !res.AllowedFrom(client) {
+		return nil, errf(http.StatusForbidden, "network_not_allowed: this token may not be used from the client's network")
+	}
+	if !res.AllowedOrigin(r.Header.Get("Origin"), r.Header.Get("Referer")) {
+		return nil, errf(http.StatusForbidden, "origin_not_allowed: this token may not be used from this page's origin")
 	}
 	p := res.Principal
 	actor := "user:" + p.Subject

@@ -370,6 +370,12 @@ func (a *API) introspect(w http.ResponseWriter, r *http.Request, c *caller) erro
 		writeJSON(w, http.StatusOK, apiv1.Introspection{Active: false})
 		return nil
 	}
+	if l := res.Limits(); l != nil {
+		for _, n := range l.Networks {
+			out.AllowedNetworks = append(out.AllowedNetworks, n.String())
+		}
+		out.AllowedOrigins = l.Origins
+	}
 	switch p.Kind {
 	case policy.KindUser:
 		out.TokenType = "rill_usr"

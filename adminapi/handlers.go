@@ -29,10 +29,12 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.mutation(mux, "POST /v1/orgs/{org}/services/{name}/tokens", "service.token.issue", a.issueServiceToken)
 	a.handle(mux, "GET /v1/orgs/{org}/services/{name}/tokens", a.listServiceTokens)
 	a.mutation(mux, "DELETE /v1/orgs/{org}/services/{name}/tokens/{ref}", "service.token.revoke", a.revokeServiceToken)
+	a.mutation(mux, "PATCH /v1/orgs/{org}/services/{name}/tokens/{ref}", "service.token.edit", a.editServiceToken)
 
 	a.mutation(mux, "POST /v1/tokens", "token.issue", a.issueUserToken)
 	a.handle(mux, "GET /v1/tokens", a.listUserTokens)
 	a.mutation(mux, "DELETE /v1/tokens/{ref}", "token.revoke", a.revokeUserToken)
+	a.mutation(mux, "PATCH /v1/tokens/{ref}", "token.edit", a.editUserToken)
 	a.mutation(mux, "DELETE /v1/tokens", "token.revoke", a.revokeUserToken)
 
 	a.handle(mux, "GET /v1/audit", a.listAudit)

@@ -28,6 +28,7 @@ func (a *API) registerMagic(mux *http.ServeMux) {
 	a.handle(mux, "GET /v1/organizations/{org}/projects/{project}/tokens/magic", a.listMagic)
 	a.handle(mux, "GET /v1/magic-tokens/current", a.currentMagic)
 	a.mutation(mux, "DELETE /v1/magic-tokens/{id}", "magic_token.revoke", a.revokeMagic)
+	a.mutation(mux, "PATCH /v1/magic-tokens/{id}", "magic_token.edit", a.editMagic)
 }
 
 // magicAliases are the other names Rill's API gateway takes for IssueMagicAuthTokenRequest's
@@ -117,6 +118,14 @@ func (a *API) issueMagic(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if len(req.DisplayName) > 200 {
 		return errf(http.StatusBadRequest, "display_name is longer than 200 bytes")
 	}
+	networks, err := allowedNetworks(req.AllowedNetworks)
+	if err != nil {
+		return err
+	}
+	origins, err := allowedOrigins(req.AllowedOrigins)
+	if err != nil {
+		return err
+	}
 	if req.TTLMinutes < 0 || req.TTLMinutes > 100*365*24*60 {
 		return errf(http.StatusBadRequest, "ttl_minutes must be 0 (never expires) or a positive number of minutes up to 100 years")
 	}
@@ -137,6 +146,7 @@ func (a *API) issueMagic(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	rec := store.NewToken(tok, store.MagicOwner(org, project), strings.TrimSpace(req.DisplayName), c.actor, a.now(), time.Duration(req.TTLMinutes)*time.Minute)
 	rec.Magic = m
+	rec.AllowedNetworks, rec.AllowedOrigins = networks, origins
 	if err := a.st.CreateMagicTokenCapped(r.Context(), rec, a.perOwner(), a.maxMagicPerProject); err != nil {
 		if errors.Is(err, store.ErrInvalid) {
 			return errf(http.StatusBadRequest, "%v", err)
@@ -225,7 +235,8 @@ func magicGrant(org, project string, req apiv1.MagicTokenRequest) (*store.Magic,
 // magicInfo is the API's view of a magic token record.
 func magicInfo(t store.Token) apiv1.MagicToken {
 	out := apiv1.MagicToken{ID: t.ID.String(), Prefix: t.Prefix, DisplayName: t.DisplayName, CreatedAt: t.CreatedAt,
-		ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, LastUsedIP: t.LastUsedIP, LastUsedUserAgent: t.LastUsedUserAgent, Resources: []apiv1.ResourceName{}}
+		ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, LastUsedIP: t.LastUsedIP, LastUsedUserAgent: t.LastUsedUserAgent, Resources: []apiv1.ResourceName{},
+		AllowedNetworks: t.AllowedNetworks, AllowedOrigins: t.AllowedOrigins}
 	if m := t.Magic; m != nil {
 		out.Org, out.Project, out.Fields, out.State, out.Attributes = m.Org, m.Project, m.Fields, m.State, m.Attributes
 		out.CreatedByUserID, out.CreatedByUserEmail = m.CreatedByUserID, m.CreatedByEmail

@@ -47,6 +47,10 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := a.checkLifetimeIn(r.Context(), token.Service, []string{org}, ttl); err != nil {
 		return err
 	}
+	networks, err := allowedNetworks(req.AllowedNetworks)
+	if err != nil {
+		return err
+	}
 	now := a.now().UTC()
 	s := store.Service{ID: token.NewID(), Org: org, Name: req.Name, OrgRole: orgRole, ProjectRoles: map[string]policy.Role{},
 		Attributes: req.Attributes, CreatedBy: c.actor, CreatedAt: now, UpdatedAt: now}
@@ -76,7 +80,7 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if rill {
 		return a.audited(w, r, c, "service.create", target, http.StatusOK, apiv1.RillServiceResponse{Service: rillService(s)})
 	}
-	issued, err := a.newTokenTTL(r.Context(), c, token.Service, s.ID, "", ttl)
+	issued, err := a.newTokenTTL(r.Context(), c, token.Service, s.ID, "", ttl, networks)
 	if err != nil {
 		return err
 	}
@@ -284,6 +288,10 @@ func (a *API) issueServiceToken(w http.ResponseWriter, r *http.Request, c *calle
 	if err := decodeOptional(r, &req); err != nil {
 		return err
 	}
+	networks, err := allowedNetworks(req.AllowedNetworks)
+	if err != nil {
+		return err
+	}
 	ttl, err := ttlMinutes(req.TTLMinutes)
 	if err != nil {
 		return err
@@ -297,7 +305,7 @@ func (a *API) issueServiceToken(w http.ResponseWriter, r *http.Request, c *calle
 	if err := a.chargeOrg(c, s.Org); err != nil {
 		return err
 	}
-	issued, err := a.newTokenTTL(r.Context(), c, token.Service, s.ID, "", ttl)
+	issued, err := a.newTokenTTL(r.Context(), c, token.Service, s.ID, "", ttl, networks)
 	if err != nil {
 		return err
 	}

@@ -369,9 +369,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"DELETE /v1/orgs/{org}/services/{name}", "DELETE", "/v1/orgs/acme/services/x-{who}", "", "200 200 403 403 200 403 401"},
 		{"POST /v1/orgs/{org}/services/{name}/tokens", "POST", "/v1/orgs/acme/services/dash/tokens", "", "201 201 403 403 201 403 401"},
 		{"GET /v1/orgs/{org}/services/{name}/tokens", "GET", "/v1/orgs/acme/services/dash/tokens", "", "200 200 403 403 200 403 401"},
+		{"PATCH /v1/orgs/{org}/services/{name}/tokens/{ref}", "PATCH", "/v1/orgs/acme/services/dash/tokens/{svctok}", `{"allowed_networks":["127.0.0.0/8"]}`, "200 200 403 403 200 403 401"},
 		{"DELETE /v1/orgs/{org}/services/{name}/tokens/{ref}", "DELETE", "/v1/orgs/acme/services/dash/tokens/{svctok}", "", "200 200 403 403 200 403 401"},
 		{"POST /v1/tokens", "POST", "/v1/tokens", `{"display_name":"mine"}`, "201 201 201 201 403 201 401"},
 		{"GET /v1/tokens", "GET", "/v1/tokens", "", "200 200 200 200 403 200 401"},
+		{"PATCH /v1/tokens/{ref}", "PATCH", "/v1/tokens/{usrtok}", `{"allowed_networks":["127.0.0.0/8"]}`, "200 200 200 200 403 200 401"},
 		{"DELETE /v1/tokens/{ref}", "DELETE", "/v1/tokens/{usrtok}", "", "200 200 200 200 403 200 401"},
 		{"DELETE /v1/tokens", "DELETE", "/v1/tokens?display_name=bye", "", "200 200 200 200 403 200 401"},
 		{"GET /v1/audit", "GET", "/v1/audit", "", "200 403 403 403 403 403 401"},
@@ -395,6 +397,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET /v1/orgs/{org}/projects/{project}/tokens/magic", "GET", "/v1/orgs/acme/projects/web/tokens/magic", "", "200 200 403 403 200 403 401"},
 		{"GET /v1/organizations/{org}/projects/{project}/tokens/magic", "GET", "/v1/organizations/acme/projects/web/tokens/magic", "", "200 200 403 403 200 403 401"},
 		{"GET /v1/magic-tokens/current", "GET", "/v1/magic-tokens/current", "", "403 403 403 403 403 403 401"},
+		{"PATCH /v1/magic-tokens/{id}", "PATCH", "/v1/magic-tokens/{mgctok}", `{"allowed_origins":["https://shop.example.com"]}`, "200 200 403 403 200 403 401"},
 		{"DELETE /v1/magic-tokens/{id}", "DELETE", "/v1/magic-tokens/{mgctok}", "", "200 200 403 403 200 403 401"},
 	}
 

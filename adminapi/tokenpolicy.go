@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -205,21 +204,6 @@ func BeyondWords(k token.Kind, created, expires time.Time, orgs []string, ps map
 		return fmt.Sprintf("never expires; org %s requires expiry", org)
 	}
 	return ""
-}
-
-// decodeOptional decodes a body that may be absent (no body at all is the zero value).
-func decodeOptional(r *http.Request, v any) error {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil
-	}
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(string(b)) == "" {
-		return nil
-	}
-	return decodeFrom(strings.NewReader(string(b)), v)
 }
 
 // ttlMinutes checks a ttl_minutes of an issue body (0: never expires).

@@ -13,9 +13,14 @@ import (
 	"github.com/rill-authd/rill-authd/token"
 )
 
-// newTokenTTL mints a token for owner living ttl (0: never expires) and stores its hash, within
-// the caller's issue rate and the owner's cap on live tokens.
-func (a *API) newTokenTTL(ctx context.Context, c *caller, k token.Kind, owner, name string, ttl time.Duration) (apiv1.IssuedToken, error) {
+// newToken mints a token for owner and stores its hash, within the caller's issue rate and the
+// owner's cap on live tokens.
+func (a *API) newToken(ctx context.Context, c *caller, k token.Kind, owner, name string, networks []string) (apiv1.IssuedToken, error) {
+	return a.newTokenTTL(ctx, c, k, owner, name, 0, networks)
+}
+
+// networks are the token's allowed networks, canonical (see allowedNetworks).
+func (a *API) newTokenTTL(ctx context.Context, c *caller, k token.Kind, owner, name string, ttl time.Duration, networks []string) (apiv1.IssuedToken, error) {
 	if err := a.chargeIssue(c); err != nil {
 		return apiv1.IssuedToken{}, err
 	}
@@ -24,6 +29,7 @@ func (a *API) newTokenTTL(ctx context.Context, c *caller, k token.Kind, owner, n
 		return apiv1.IssuedToken{}, err
 	}
 	rec := store.NewToken(tok, owner, name, c.actor, a.now(), ttl)
+	rec.AllowedNetworks = networks
 	if err := a.st.CreateTokenCapped(ctx, rec, a.perOwner()); err != nil {
 		return apiv1.IssuedToken{}, fmt.Errorf("store token: %w", a.tooManyTokens(ctx, c, k, owner, err))
 	}
@@ -64,6 +70,10 @@ func (a *API) issueUserToken(w http.ResponseWriter, r *http.Request, c *caller) 
 	if req.TTLMinutes > 100*365*24*60 {
 		return errf(http.StatusBadRequest, "ttl_minutes %d is more than 100 years", req.TTLMinutes)
 	}
+	networks, err := allowedNetworks(req.AllowedNetworks)
+	if err != nil {
+		return err
+	}
 	u, err := a.tokenOwner(r.Context(), c, req.UserEmail)
 	if err != nil {
 		c.aim("user:" + req.UserEmail)
@@ -72,7 +82,7 @@ func (a *API) issueUserToken(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err := a.checkLifetime(r.Context(), token.User, u.ID, time.Duration(req.TTLMinutes)*time.Minute); err != nil {
 		return err
 	}
-	issued, err := a.newTokenTTL(r.Context(), c, token.User, u.ID, req.DisplayName, time.Duration(req.TTLMinutes)*time.Minute)
+	issued, err := a.newTokenTTL(r.Context(), c, token.User, u.ID, req.DisplayName, time.Duration(req.TTLMinutes)*time.Minute, networks)
 	if err != nil {
 		return err
 	}

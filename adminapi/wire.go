@@ -59,7 +59,8 @@ func wirePluginStatus(s plugins.Status) apiv1.PluginStatus {
 
 func tokenInfo(t store.Token) apiv1.TokenInfo {
 	return apiv1.TokenInfo{ID: t.ID.String(), Prefix: t.Prefix, Kind: string(t.Kind), DisplayName: t.DisplayName, CreatedBy: t.CreatedBy,
-		CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, LastUsedIP: t.LastUsedIP, LastUsedUserAgent: t.LastUsedUserAgent}
+		CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, LastUsedIP: t.LastUsedIP, LastUsedUserAgent: t.LastUsedUserAgent,
+		AllowedNetworks: t.AllowedNetworks, AllowedOrigins: t.AllowedOrigins}
 }
 
 // wireRoles converts a role map, keeping nil as nil (omitted on the wire).

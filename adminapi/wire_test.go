@@ -58,9 +58,10 @@ func TestWireShapes(t *testing.T) {
 			`{"name":"ldap","command":"/bin/ldap","healthy":true,"pid":42,"restarts":1,"calls":2,"errors":3,"last_error":"e"}`,
 			`{"name":"","command":"","healthy":false,"restarts":0,"calls":0,"errors":0}`},
 		{"token", beyond(tokenInfo(store.Token{ID: tokID, Kind: token.User, OwnerID: "u1", DisplayName: "laptop", Prefix: "rill_usr_abc", Hash: token.Hash{1},
-			CreatedBy: "user:a", CreatedAt: at, ExpiresAt: later, LastUsedAt: later, LastUsedIP: "203.0.113.7", LastUsedUserAgent: "curl/8"})), tokenInfo(store.Token{}),
+			CreatedBy: "user:a", CreatedAt: at, ExpiresAt: later, LastUsedAt: later, LastUsedIP: "203.0.113.7", LastUsedUserAgent: "curl/8",
+			AllowedNetworks: []string{"10.0.0.0/8"}, AllowedOrigins: []string{"https://a.example"}})), tokenInfo(store.Token{}),
 			`{"id":"0b7e3a52-8f1c-4d6e-9a2b-3c4d5e6f7a8b","prefix":"rill_usr_abc","kind":"usr","display_name":"laptop","created_by":"user:a","created_at":"2025-01-02T03:04:05Z",` +
-				`"expires_at":"2025-01-02T04:04:05Z","last_used_at":"2025-01-02T04:04:05Z","last_used_ip":"203.0.113.7","last_used_user_agent":"curl/8","beyond_policy":"lives 1 hour; org acme allows 1 minute"}`,
+				`"expires_at":"2025-01-02T04:04:05Z","last_used_at":"2025-01-02T04:04:05Z","last_used_ip":"203.0.113.7","last_used_user_agent":"curl/8","beyond_policy":"lives 1 hour; org acme allows 1 minute","allowed_networks":["10.0.0.0/8"],"allowed_origins":["https://a.example"]}`,
 			`{"id":"00000000-0000-0000-0000-000000000000","prefix":"","kind":"","created_at":"0001-01-01T00:00:00Z"}`},
 		{"token policy", wireTokenPolicy(store.TokenPolicy{MaxUserTokenTTLMinutes: 1, MaxServiceTokenTTLMinutes: 2, MaxMagicTokenTTLMinutes: 3, RequireExpiry: true}),
 			wireTokenPolicy(store.TokenPolicy{}),

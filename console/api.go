@@ -71,6 +71,11 @@ func (c *Console) call(from *http.Request, tok, method, path string, query url.V
 	if ua := from.UserAgent(); ua != "" { // the session token's last use is the browser's
 		req.Header.Set("User-Agent", ua)
 	}
+	// The browser's address as the proxies in front saw it: a token bound to networks is
+	// checked against it (--trusted-proxy-hops), in the console as in the API.
+	if xff := from.Header["X-Forwarded-For"]; xff != nil {
+		req.Header["X-Forwarded-For"] = xff
+	}
 	req.RequestURI = u.RequestURI()
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Accept", apiv1.MediaType) // our shapes, not Rill's, on the routes Rill's clients share

@@ -306,9 +306,13 @@ func TestConsoleInChromium(t *testing.T) {
 		if id := su.eval(`document.activeElement.id`); id != "ttl_minutes" {
 			t.Fatalf("Tab from the name went to %q", id)
 		}
+		su.do("tab to the networks", chromedp.KeyEvent(kb.Tab))
+		if id := su.eval(`document.activeElement.id`); id != "allowed_networks" {
+			t.Fatalf("Tab from the expiry went to %q", id)
+		}
 		su.do("tab to issue", chromedp.KeyEvent(kb.Tab))
 		if id := su.eval(`document.activeElement.id`); id != "issue" {
-			t.Fatalf("Tab from the expiry went to %q", id)
+			t.Fatalf("Tab from the allowed networks went to %q", id)
 		}
 		su.do("issue", chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS("#secret")))
 		issued = su.eval(`document.getElementById("secret").value`)
@@ -337,7 +341,7 @@ func TestConsoleInChromium(t *testing.T) {
 		tok, err := token.Parse(issued)
 		must(err)
 		summary := fmt.Sprintf(`form input[value=%q]`, tok.ID.String())
-		su.do("open the confirmation", chromedp.Focus(chromedp.CSS("tr:has("+summary+") summary")), chromedp.KeyEvent(kb.Enter))
+		su.do("open the confirmation", chromedp.Focus(chromedp.CSS("tr:has("+summary+") td.act summary")), chromedp.KeyEvent(kb.Enter))
 		su.do("tab to the button", chromedp.KeyEvent(kb.Tab))
 		if got := su.eval(`document.activeElement.textContent`); got != "Yes, revoke ci laptop" {
 			t.Fatalf("focus after Tab: %q", got)

@@ -186,6 +186,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /ui/tokens", c.page(c.myTokens))
 	m.HandleFunc("POST /ui/tokens", c.form(c.issueMyToken))
 	m.HandleFunc("POST /ui/tokens/revoke", c.form(c.revokeMyToken))
+	m.HandleFunc("POST /ui/tokens/networks", c.form(c.editMyTokenNetworks))
 	m.HandleFunc("GET /ui/services", c.page(c.services))
 	m.HandleFunc("POST /ui/services", c.form(c.createService))
 	m.HandleFunc("GET /ui/services/{name}", c.page(c.service))

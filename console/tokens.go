@@ -33,7 +33,8 @@ type tokenRow struct {
 	ID, Prefix, Name, Created, Expires, LastUsed string
 	// LastUsedIP and LastUsedUserAgent are where the last use came from (empty: not known).
 	LastUsedIP, LastUsedUserAgent string
-	Current                       bool // the session's own token
+	Current                       bool   // the session's own token
+	Networks                      string // allowed networks, space-separated ("": anywhere)
 }
 
 func tokenRows(toks []apiv1.TokenInfo, current string) []tokenRow {
@@ -41,7 +42,8 @@ func tokenRows(toks []apiv1.TokenInfo, current string) []tokenRow {
 	for i, t := range toks {
 		out[i] = tokenRow{ID: t.ID, Prefix: t.Prefix, Name: t.DisplayName, Created: when(t.CreatedAt),
 			Expires: whenOr(t.ExpiresAt, "never"), LastUsed: whenOr(t.LastUsedAt, "never"), Current: t.ID == current,
-			LastUsedIP: t.LastUsedIP, LastUsedUserAgent: t.LastUsedUserAgent}
+			LastUsedIP: t.LastUsedIP, LastUsedUserAgent: t.LastUsedUserAgent,
+			Networks: strings.Join(t.AllowedNetworks, " ")}
 	}
 	return out
 }
@@ -81,8 +83,13 @@ func (c *Console) issueMyToken(w http.ResponseWriter, v *view) error {
 		return v.back(w, Prefix+"/tokens", &flash{Error: "Give the token a name, to tell it apart later.", Field: "display_name", Form: v.r.PostForm})
 	}
 	var issued apiv1.IssuedToken
-	if err := v.call("POST", "/v1/tokens", nil, apiv1.TokenRequest{DisplayName: name, TTLMinutes: ttl}, &issued); err != nil {
-		return v.refused(w, Prefix+"/tokens", "display_name", err)
+	req := apiv1.TokenRequest{DisplayName: name, TTLMinutes: ttl, AllowedNetworks: networkList(v.r.PostForm.Get("allowed_networks"))}
+	if err := v.call("POST", "/v1/tokens", nil, req, &issued); err != nil {
+		field := "display_name"
+		if strings.Contains(err.Error(), "allowed_networks") {
+			field = "allowed_networks"
+		}
+		return v.refused(w, Prefix+"/tokens", field, err)
 	}
 	return v.back(w, Prefix+"/tokens", &flash{Notice: "Token " + issued.Prefix + "… issued.", Secret: &issued, SecretOwner: "you"})
 }
@@ -94,6 +101,29 @@ func (c *Console) revokeMyToken(w http.ResponseWriter, v *view) error {
 		return v.refused(w, Prefix+"/tokens", "", err)
 	}
 	return v.back(w, Prefix+"/tokens", &flash{Notice: "Token " + revokedNames(rev) + " revoked: it is refused from now on."})
+}
+
+// networkList reads a form's networks: CIDRs separated by spaces, commas or lines.
+func networkList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
+}
+
+// editMyTokenNetworks changes where one of the user's tokens may be used (empty: anywhere).
+func (c *Console) editMyTokenNetworks(w http.ResponseWriter, v *view) error {
+	id := v.r.PostForm.Get("id")
+	networks := networkList(v.r.PostForm.Get("allowed_networks"))
+	if networks == nil {
+		networks = []string{}
+	}
+	var t apiv1.TokenInfo
+	if err := v.call("PATCH", "/v1/tokens/"+url.PathEscape(id), nil, apiv1.TokenLimitsEdit{AllowedNetworks: &networks}, &t); err != nil {
+		return v.refused(w, Prefix+"/tokens", "", err)
+	}
+	where := "any network"
+	if len(t.AllowedNetworks) > 0 {
+		where = strings.Join(t.AllowedNetworks, ", ") + " only"
+	}
+	return v.back(w, Prefix+"/tokens", &flash{Notice: "Token " + t.Prefix + "… may now be used from " + where + "."})
 }
 
 func revokedNames(rev apiv1.Revoked) string {

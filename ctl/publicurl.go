@@ -26,15 +26,17 @@ type PublicURLCmd struct {
 // the runtime, so the filter is on --metrics-view (default "*": every metrics view, the key
 // Rill's admin service reads that way).
 type PublicURLCreateCmd struct {
-	Org         string   `env:"RILLCTL_ORG" help:"Organization (default from RILLCTL_ORG)."`
-	Project     string   `help:"Project name."`
-	TTLMinutes  int64    `name:"ttl-minutes" help:"Duration until the token expires (use 0 for no expiry)."`
-	Filter      string   `help:"Limit access to the provided filter (json)."`
-	Fields      []string `help:"Limit access to the provided fields."`
-	MetricsView string   `name:"metrics-view" default:"*" help:"The metrics view --filter applies to (* for every one)."`
-	Canvas      bool     `help:"The resource is a canvas, not an explore."`
-	DisplayName string   `name:"display-name" help:"A name to recognise the URL by."`
-	Args        []string `arg:"" name:"project-name> <explore" help:"[<project-name>] <explore>"`
+	Org          string   `env:"RILLCTL_ORG" help:"Organization (default from RILLCTL_ORG)."`
+	Project      string   `help:"Project name."`
+	TTLMinutes   int64    `name:"ttl-minutes" help:"Duration until the token expires (use 0 for no expiry)."`
+	Filter       string   `help:"Limit access to the provided filter (json)."`
+	Fields       []string `help:"Limit access to the provided fields."`
+	MetricsView  string   `name:"metrics-view" default:"*" help:"The metrics view --filter applies to (* for every one)."`
+	Canvas       bool     `help:"The resource is a canvas, not an explore."`
+	DisplayName  string   `name:"display-name" help:"A name to recognise the URL by."`
+	AllowNetwork []string `name:"allow-network" sep:"none" help:"Open the URL only from this network (CIDR); repeatable." placeholder:"CIDR"`
+	AllowOrigin  []string `name:"allow-origin" sep:"none" help:"Open the URL only in pages of this origin (https://shop.example.com: an embed on a customer's site); repeatable." placeholder:"URL"`
+	Args         []string `arg:"" name:"project-name> <explore" help:"[<project-name>] <explore>"`
 }
 
 // Run issues the public URL and prints it (the token when the daemon has no --frontend-url,
@@ -62,7 +64,7 @@ func (c *PublicURLCreateCmd) Run(g *Globals) error {
 		kind = "rill.runtime.v1.Canvas"
 	}
 	req := apiv1.MagicTokenRequest{Resources: []apiv1.ResourceName{{Type: kind, Name: resource}}, TTLMinutes: c.TTLMinutes,
-		DisplayName: c.DisplayName}
+		DisplayName: c.DisplayName, AllowedNetworks: c.AllowNetwork, AllowedOrigins: c.AllowOrigin}
 	for _, f := range c.Fields {
 		for _, p := range strings.Split(f, ",") {
 			if p = strings.TrimSpace(p); p != "" {

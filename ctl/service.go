@@ -23,12 +23,13 @@ type ServiceCmd struct {
 // ServiceCreateCmd is `rillctl service create`.
 type ServiceCreateCmd struct {
 	OrgFlag
-	Name        string `arg:"" help:"Service name, unique in the org."`
-	OrgRole     string `help:"Org role: admin, editor, viewer or guest." enum:"admin,editor,viewer,guest," default:""`
-	Project     string `help:"Project to give a role on (with --project-role)."`
-	ProjectRole string `help:"Project role: admin, editor or viewer." enum:"admin,editor,viewer," default:""`
-	Attributes  string `help:"Custom attributes for security policies, a JSON object: '{\"region\":\"us-west\"}'." placeholder:"JSON"`
-	TTLMinutes  int    `name:"ttl-minutes" help:"Minutes until the service's first token expires (0: never; the org's token policy may require less)."`
+	Name         string   `arg:"" help:"Service name, unique in the org."`
+	OrgRole      string   `help:"Org role: admin, editor, viewer or guest." enum:"admin,editor,viewer,guest," default:""`
+	Project      string   `help:"Project to give a role on (with --project-role)."`
+	ProjectRole  string   `help:"Project role: admin, editor or viewer." enum:"admin,editor,viewer," default:""`
+	Attributes   string   `help:"Custom attributes for security policies, a JSON object: '{\"region\":\"us-west\"}'." placeholder:"JSON"`
+	AllowNetwork []string `name:"allow-network" sep:"none" help:"Allow the service's token only from this network (CIDR); repeatable." placeholder:"CIDR"`
+	TTLMinutes   int      `name:"ttl-minutes" help:"Minutes until the service's first token expires (0: never; the org's token policy may require less)."`
 }
 
 // Run creates the service.
@@ -36,7 +37,7 @@ func (c *ServiceCreateCmd) Run(g *Globals) error {
 	if c.TTLMinutes < 0 {
 		return errors.New("--ttl-minutes must be 0 (never expires) or more")
 	}
-	req := apiv1.ServiceRequest{Name: c.Name, OrgRole: c.OrgRole, Project: c.Project, ProjectRole: c.ProjectRole, TTLMinutes: c.TTLMinutes}
+	req := apiv1.ServiceRequest{Name: c.Name, OrgRole: c.OrgRole, Project: c.Project, ProjectRole: c.ProjectRole, TTLMinutes: c.TTLMinutes, AllowedNetworks: c.AllowNetwork}
 	if c.Attributes != "" {
 		attrs, err := parseAttributes(c.Attributes)
 		if err != nil {
@@ -208,15 +209,17 @@ type ServiceTokenCmd struct {
 	Issue  ServiceTokenIssueCmd  `cmd:"" help:"Give a service another token (for rotation)."`
 	List   ServiceTokenListCmd   `cmd:"" help:"List a service's tokens."`
 	Revoke ServiceTokenRevokeCmd `cmd:"" help:"Revoke one of a service's tokens."`
+	Edit   ServiceTokenEditCmd   `cmd:"" help:"Change the networks one of a service's tokens may be used from."`
 }
 
 // ServiceTokenIssueCmd is `rillctl service token issue [<service>]`, as Rill's CLI takes it
 // (rilldata/rill cli/cmd/service/token/issue.go: the service as an argument or --service).
 type ServiceTokenIssueCmd struct {
 	OrgFlag
-	Name       string `arg:"" optional:"" help:"Service (or --service)."`
-	Service    string `help:"Service name."`
-	TTLMinutes int    `name:"ttl-minutes" help:"Minutes until the token expires (0: never; the org's token policy may require less)."`
+	Name         string   `arg:"" optional:"" help:"Service (or --service)."`
+	Service      string   `help:"Service name."`
+	AllowNetwork []string `name:"allow-network" sep:"none" help:"Allow the token only from this network (CIDR); repeatable." placeholder:"CIDR"`
+	TTLMinutes   int      `name:"ttl-minutes" help:"Minutes until the token expires (0: never; the org's token policy may require less)."`
 }
 
 // serviceName is the service named by argument or --service (the argument wins, as in Rill).
@@ -240,8 +243,8 @@ func (c *ServiceTokenIssueCmd) Run(g *Globals) error {
 		return errors.New("--ttl-minutes must be 0 (never expires) or more")
 	}
 	return call(g, func(cl *client.Client) (apiv1.IssuedToken, error) {
-		if c.TTLMinutes > 0 {
-			return cl.IssueServiceTokenWith(g.ctx, c.Org, name, apiv1.ServiceTokenRequest{TTLMinutes: c.TTLMinutes})
+		if c.TTLMinutes > 0 || len(c.AllowNetwork) > 0 {
+			return cl.IssueServiceTokenWith(g.ctx, c.Org, name, apiv1.ServiceTokenRequest{TTLMinutes: c.TTLMinutes, AllowedNetworks: c.AllowNetwork})
 		}
 		return cl.IssueServiceToken(g.ctx, c.Org, name)
 	}, func(t apiv1.IssuedToken) {

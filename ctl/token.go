@@ -16,18 +16,20 @@ type TokenCmd struct {
 	List   TokenListCmd   `cmd:"" help:"List your user tokens."`
 	Show   TokenShowCmd   `cmd:"" help:"Show one of your user tokens: when and where from it was last used."`
 	Revoke TokenRevokeCmd `cmd:"" help:"Revoke a user token by id or by display name."`
+	Edit   TokenEditCmd   `cmd:"" help:"Change the networks a user token may be used from."`
 }
 
 // TokenIssueCmd is `rillctl token issue`.
 type TokenIssueCmd struct {
-	DisplayName string `help:"A name to recognise the token by (asked for on a terminal when not given)."`
-	TTLMinutes  *int   `name:"ttl-minutes" help:"Minutes until the token expires (asked for on a terminal; none: never)."`
-	User        string `help:"Issue the token for this user's email instead of yourself (superusers)." placeholder:"EMAIL"`
+	DisplayName  string   `help:"A name to recognise the token by (asked for on a terminal when not given)."`
+	TTLMinutes   *int     `name:"ttl-minutes" help:"Minutes until the token expires (asked for on a terminal; none: never)."`
+	User         string   `help:"Issue the token for this user's email instead of yourself (superusers)." placeholder:"EMAIL"`
+	AllowNetwork []string `name:"allow-network" sep:"none" help:"Allow the token only from this network (a CIDR such as 10.0.0.0/8 or 2001:db8::/32, or one address); repeatable. None: anywhere." placeholder:"CIDR"`
 }
 
 // Run issues the token.
 func (c *TokenIssueCmd) Run(g *Globals) error {
-	req := apiv1.TokenRequest{DisplayName: c.DisplayName, UserEmail: c.User}
+	req := apiv1.TokenRequest{DisplayName: c.DisplayName, UserEmail: c.User, AllowedNetworks: c.AllowNetwork}
 	if c.TTLMinutes != nil {
 		if *c.TTLMinutes < 0 {
 			return errors.New("--ttl-minutes must be 0 (never expires) or more")

@@ -58,6 +58,7 @@ type Config struct {
 	BootstrapEmail            string        `help:"Email of the superuser created on first start." default:"admin@localhost"`
 	DefaultOrg                string        `help:"Org checked when neither the route nor the path names one." placeholder:"ORG"`
 	DefaultProject            string        `help:"Project checked when neither the route nor the path names one." placeholder:"PROJECT"`
+	TrustedProxyHops          int           `name:"trusted-proxy-hops" help:"Proxies in front of the HTTP (forward-auth) check that append to X-Forwarded-For: a token's allowed networks are checked against the address this many entries from its right. 0: the header is ignored and the connection's peer is the client. (The gRPC check reads Envoy's source address.)" default:"0"`
 	CacheSize                 int           `help:"Resolved tokens kept in memory." default:"100000"`
 	PublicURL                 string        `name:"public-url" help:"URL at which the Rill runtime (and clients) reach --http-addr, such as https://authd.example.com; the default --issuer." placeholder:"URL"`
 	Issuer                    string        `help:"iss of the runtime JWTs this daemon mints (and accepts): a URL under which /.well-known/jwks.json serves our keys, as the Rill runtime fetches them (its RILL_RUNTIME_AUTH_ISSUER_URL). Recorded in the store by the first daemon; every replica must use the same. Default: --public-url, else the store's recorded issuer, else http(s)://<the --http-addr listener> (https with TLS on it)." placeholder:"URL"`

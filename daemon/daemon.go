@@ -232,7 +232,8 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	ecfg := extauthz.Config{DefaultOrg: cfg.DefaultOrg, DefaultProject: cfg.DefaultProject, Logger: d.log,
-		Metrics: d.metrics, LogAllowedEvery: cfg.LogAllowedEvery, Tracer: d.tracing.ServerTracer()}
+		Metrics: d.metrics, LogAllowedEvery: cfg.LogAllowedEvery, Tracer: d.tracing.ServerTracer(),
+		TrustedProxyHops: cfg.TrustedProxyHops}
 	if d.stale != nil {
 		ecfg.Stale = d.stale.stale
 	}
@@ -254,7 +255,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	d.api = adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: issuer, Audience: cfg.RuntimeAudience,
 		RuntimeHost: cfg.RuntimeHost, InstanceID: cfg.RuntimeInstanceID, MaxCredentialTTL: cfg.MaxCredentialTTL, FrontendURL: cfg.FrontendURL, Keys: d.keys, Plugins: d.plugins, Metrics: d.metrics,
 		Stale: ecfg.Stale, MaxTokensPerOwner: cfg.MaxTokensPerOwner, TokenIssuesPerMinute: cfg.TokenIssueRate,
-		OrgIssuesPerMinute: cfg.OrgTokenIssueRate, MaxPublicURLsPerProject: cfg.MaxPublicURLsPerProject})
+		OrgIssuesPerMinute: cfg.OrgTokenIssueRate, MaxPublicURLsPerProject: cfg.MaxPublicURLsPerProject, TrustedProxyHops: cfg.TrustedProxyHops})
 	d.api.Register(mux)
 	d.registerSecretScanning(mux)
 	mux.Handle("GET /metrics", d.metrics.Handler())

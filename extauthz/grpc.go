@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -95,6 +96,12 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest) proto.Mess
 	}
 	r.authorization = reqHeaders["authorization"]
 	r.where = resolver.Use{Addr: req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress(), UserAgent: reqHeaders["user-agent"]}
+	r.origin, r.referer = reqHeaders["origin"], reqHeaders["referer"]
+	// The downstream peer as Envoy saw it; none (or not an IP: a pipe) is the zero Addr, which
+	// a token bound to networks is refused for.
+	if sa := req.GetAttributes().GetSource().GetAddress().GetSocketAddress(); sa != nil {
+		r.addr, _ = netip.ParseAddr(sa.GetAddress())
+	}
 	if r.id == "" {
 		r.id = reqHeaders["x-request-id"]
 	}

@@ -2,7 +2,6 @@ package extauthz
 
 import (
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -43,11 +42,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default: // joined as Envoy joins them, and refused as such
 		req.authorization = strings.Join(auth, ",")
 	}
-	req.where = resolver.Use{Addr: clientAddress(r)}
+	// The client, as --trusted-proxy-hops finds it: what a token's allowed networks are checked
+	// against, and where its last use is recorded from.
+	req.addr = resolver.ClientAddr(r, s.cfg.TrustedProxyHops)
+	req.where = resolver.Use{IP: req.addr}
 	if ua := r.Header["User-Agent"]; len(ua) > 0 {
 		req.where.UserAgent = ua[0]
 	}
 	req.path, req.fault = originalURI(r)
+	req.origin, req.referer = r.Header.Get("Origin"), r.Header.Get("Referer")
 	if m := r.Header.Get("X-Forwarded-Method"); m != "" {
 		req.method = m
 	} else if m := r.Header.Get("X-Original-Method"); m != "" {
@@ -99,17 +102,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("X-Envoy-Auth-Headers-To-Remove", strings.Join(remove, ","))
 	}
 	w.WriteHeader(http.StatusOK)
-}
-
-// clientAddress is the address of the client whose request is checked, as the HTTP mode knows
-// it: the connection's remote address (the gateway's, behind one). It is the one place that
-// says so, for whatever else learns to read the client from forwarded headers.
-func clientAddress(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // originalURI is the URI of the request being checked. Forward-auth gateways copy the client's

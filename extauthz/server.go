@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -51,6 +52,11 @@ type Config struct {
 	// Tracer, when set, makes each check a span, a child of the gateway's trace. Nil is tracing
 	// off, and costs the check nothing.
 	Tracer *tracing.ServerTracer
+	// TrustedProxyHops is how many proxies in front of the HTTP (forward-auth) mode append to
+	// X-Forwarded-For: the client is the address that many entries from its right, and a
+	// client cannot choose it by sending the header itself. 0: the header is ignored and the
+	// client is the connection's peer. The gRPC mode reads Envoy's attributes.source.address.
+	TrustedProxyHops int
 }
 
 // Server decides checks. It serves the gRPC Authorization service (Check) and the HTTP mode
@@ -102,6 +108,10 @@ type request struct {
 	fault         pathFault         // set by a transport that already found the request hostile
 	target        target            // as evaluate found it, for the check's span
 	where         resolver.Use      // the client's address and user agent, for the token's last use
+	// addr is the client's address (the zero Addr: unknown), origin and referer its Origin and
+	// Referer headers: what a token's constraints are checked against (store.Limits).
+	addr            netip.Addr
+	origin, referer string
 }
 
 // outcome is a decision with what is derived from it for the transports: made once per token
@@ -127,6 +137,22 @@ var unauthenticatedOutcomes = func() map[error]*outcome {
 }()
 
 var unavailableOutcome = newOutcome(storeUnavailable())
+
+// Refusals of a valid token used where it may not be: 403, not 401 (the token is good; the
+// place is not), made once so that a flood of them costs no allocation. They do not say where
+// the token may be used.
+var (
+	networkOutcome = func() *outcome {
+		d := denial(forbidden, "", "network_not_allowed: this token may not be used from the client's network")
+		d.label = "network_not_allowed"
+		return newOutcome(d)
+	}()
+	originOutcome = func() *outcome {
+		d := denial(forbidden, "", "origin_not_allowed: this token may not be used from this page's origin")
+		d.label = "origin_not_allowed"
+		return newOutcome(d)
+	}()
+)
 
 // errManyCredentials refuses an Authorization header that holds more than one credential.
 var errManyCredentials = errors.New("more than one authorization header or credential")
@@ -166,6 +192,16 @@ func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 		return s.refuse(req, err)
 	}
 	req.kind = principalKind(res.Principal)
+	// Where it is used, before what for: a token bound to networks or origins is refused
+	// elsewhere whatever it could do there.
+	if !res.AllowedFrom(req.addr) {
+		s.res.NoteRefused(res.TokenID)
+		return s.logged(req, networkOutcome, res.TokenID)
+	}
+	if !res.AllowedOrigin(req.origin, req.referer) {
+		s.res.NoteRefused(res.TokenID)
+		return s.logged(req, originOutcome, res.TokenID)
+	}
 	if misconfig != "" {
 		return s.logged(req, newOutcome(misconfigured(misconfig)), res.TokenID)
 	}

@@ -31,7 +31,8 @@ const (
 
 // Reasons is the fixed set of check reasons.
 var Reasons = []string{"ok", "missing", "not_bearer", "malformed", "bad_checksum", "unknown", "expired", "revoked",
-	"owner_gone", "jwt_invalid", "issuer_revoked", "forbidden", "plugin", "unavailable", "misconfigured", "bad_target"}
+	"owner_gone", "jwt_invalid", "issuer_revoked", "forbidden", "plugin", "unavailable", "misconfigured", "bad_target",
+	"network_not_allowed", "origin_not_allowed"}
 
 // Metrics holds the collectors.
 type Metrics struct {

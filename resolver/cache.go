@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rill-authd/rill-authd/policy"
+	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -16,6 +17,8 @@ type entry struct {
 	expires   time.Time // zero: never
 	principal *policy.Principal
 	id        token.ID // the token id to report (a JWT's jti)
+	// limits are where the token may be used, parsed when it was read (nil: anywhere).
+	limits *store.Limits
 	// deps are the records the entry was built from: a change of any of them drops it.
 	deps []dep
 	// epoch is the cache's reset epoch when the entry was read from the store: one from an

@@ -12,7 +12,7 @@ import (
 
 // apply drops what each change can affect, and nothing else (store.Change says what each
 // names): a token's revocation that token; a user or service change that owner's tokens and
-// the JWTs it issued; a project change our JWTs for that project (their audience) and every
+// the JWTs it issued; a token's put (new constraints) that token; a project change our JWTs for that project (their audience) and every
 // memoized decision about it; a signing-key change the keys and our JWTs verified with them.
 // A new token or org affects nothing cached. A reset drops nothing: every entry is re-checked
 // against the store on its next use (see recheck).
@@ -25,10 +25,11 @@ func (r *Resolver) apply(cs []store.Change) {
 			}
 			r.cache.reset(r.now())
 		case c.Kind == store.ChangeToken:
-			if c.Op == store.OpDelete {
-				if id, err := token.ParseID(c.ID); err == nil { // else no bearer token names it
-					r.cache.drop(id)
-				}
+			// A delete revokes the token; a put of a token already cached changed it (its
+			// constraints: store.SetTokenLimits). A new token is in no cache: dropping it costs
+			// a map lookup.
+			if id, err := token.ParseID(c.ID); err == nil { // else no bearer token names it
+				r.cache.drop(id)
 			}
 		case c.Kind == store.ChangeUser || c.Kind == store.ChangeService:
 			if ids := r.cache.dropDep(dep{depOwner, c.ID}); len(ids) > 0 && c.Op == store.OpPut {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -92,6 +93,7 @@ type Resolver struct {
 	now     func() time.Time
 	log     *slog.Logger
 	touch   chan touch
+	refused chan token.ID // tokens refused for where they were used, for the audit summary
 	stop    chan struct{}
 	done    chan struct{}
 	refresh chan []token.ID // tokens of a changed owner, to read again ahead of their next check
@@ -127,7 +129,7 @@ func New(st store.CheckReader, o Options) *Resolver {
 		o.RecheckInterval = time.Second
 	}
 	r := &Resolver{st: st, cache: newCache(o.CacheSize), now: o.Now, log: o.Logger,
-		touch: make(chan touch, 4096), stop: make(chan struct{}), done: make(chan struct{}), every: o.TouchInterval, opts: o}
+		touch: make(chan touch, 4096), refused: make(chan token.ID, 1024), stop: make(chan struct{}), done: make(chan struct{}), every: o.TouchInterval, opts: o}
 	if r.keys = o.Keys; r.keys == nil {
 		// Tests and tools that pass a whole store get a ring of their own.
 		if ws, ok := st.(keys.Store); ok {
@@ -203,14 +205,41 @@ func (r Result) Expires() time.Time {
 
 // Use is where a credential was presented from: the client's address (an IP, with or without a
 // port) and its User-Agent, as the transport has them. It is recorded with the token's last use
-// (store.TokenUse), cleaned off the check path; the zero Use says nothing of where.
-type Use struct{ Addr, UserAgent string }
+// (store.TokenUse), cleaned off the check path; the zero Use says nothing of where. A transport
+// that has parsed the client's address already (ClientAddr: the one that a token's allowed
+// networks are checked against) gives it as IP instead of Addr, and the writer, off the check
+// path, makes it text.
+type Use struct {
+	Addr, UserAgent string
+	IP              netip.Addr
+}
 
 // touch is one use of a token, queued for the background writer. The strings are the
 // transport's own (no copy on the check path); the writer keeps one per token until it flushes.
 type touch struct {
 	id  token.ID
 	use Use
+}
+
+// AllowedFrom reports whether the credential may be used from addr (the client's address; the
+// zero Addr when unknown, which a token bound to networks is refused for). It compares parsed
+// prefixes and allocates nothing.
+func (r Result) AllowedFrom(addr netip.Addr) bool {
+	return r.entry == nil || r.entry.limits.AllowsAddr(addr)
+}
+
+// AllowedOrigin reports whether the credential may be used by a page of the request's Origin
+// (else its Referer's origin); one bound to origins is refused for a request with neither.
+func (r Result) AllowedOrigin(origin, referer string) bool {
+	return r.entry == nil || r.entry.limits.AllowsOrigin(origin, referer)
+}
+
+// Limits are the credential's constraints (nil: none).
+func (r Result) Limits() *store.Limits {
+	if r.entry == nil {
+		return nil
+	}
+	return r.entry.limits
 }
 
 // Resolve authenticates a rill_usr_/rill_svc_ token, ours or one in Rill's own format (imported
@@ -282,7 +311,7 @@ func (r *Resolver) loadAt(ctx context.Context, id token.ID, gen, epoch uint64, o
 			owners[rec.OwnerID] = p
 		}
 	}
-	e := &entry{hash: rec.Hash, kind: rec.Kind, expires: rec.ExpiresAt, principal: p, deps: []dep{{depOwner, rec.OwnerID}}, epoch: epoch}
+	e := &entry{hash: rec.Hash, kind: rec.Kind, expires: rec.ExpiresAt, limits: rec.Limits, principal: p, deps: []dep{{depOwner, rec.OwnerID}}, epoch: epoch}
 	r.cache.put(id, e, gen)
 	return e, nil
 }
@@ -321,7 +350,7 @@ func (r *Resolver) loadMagic(ctx context.Context, id token.ID, rec store.TokenAu
 		r.log.Warn("refusing a public URL whose stored access rules cannot be built", "token_id", id.String(), "err", err)
 		return nil, ErrMagicRules
 	}
-	e := &entry{hash: rec.Hash, kind: rec.Kind, expires: rec.ExpiresAt, principal: p, deps: []dep{{depProject, rec.OwnerID}}, epoch: epoch}
+	e := &entry{hash: rec.Hash, kind: rec.Kind, expires: rec.ExpiresAt, limits: rec.Limits, principal: p, deps: []dep{{depProject, rec.OwnerID}}, epoch: epoch}
 	r.cache.put(id, e, gen)
 	return e, nil
 }
@@ -429,11 +458,23 @@ func (r *Resolver) Stats() Stats {
 		Drops: c.drops.Load(), Rechecks: c.rechecks.Load(), StaleServed: c.staleServed.Load()}
 }
 
+// NoteRefused records that a valid token was refused for where it was used (a network or
+// origin its constraints do not allow): the audit log gets a summary of them per flush (the
+// last-used interval), by token id and count, never per check. Best effort and allocation-free:
+// when the queue is full the note is dropped.
+func (r *Resolver) NoteRefused(id token.ID) {
+	select {
+	case r.refused <- id:
+	default:
+	}
+}
+
 // touchLoop batches last-used times and writes them off the hot path.
 func (r *Resolver) touchLoop() {
 	defer close(r.done)
 	pending := map[token.ID]store.TokenUse{}
 	uses := map[token.ID]int{}
+	refused := map[token.ID]int{}
 	var tick <-chan time.Time
 	if r.every > 0 {
 		t := time.NewTicker(r.every)
@@ -441,11 +482,17 @@ func (r *Resolver) touchLoop() {
 		tick = t.C
 	}
 	flush := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if len(refused) > 0 {
+			if err := r.st.AppendAudit(ctx, refusedSummary(refused, r.now())); err != nil && !errors.Is(err, store.ErrClosed) {
+				r.log.Warn("recording the refused token use summary failed", "err", err)
+			}
+			clear(refused)
+		}
 		if len(pending) == 0 {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
 		if err := r.st.RecordUses(ctx, pending); err != nil && !errors.Is(err, store.ErrClosed) {
 			r.log.Warn("recording token last-used times failed", "tokens", len(pending), "err", err)
 		}
@@ -461,8 +508,11 @@ func (r *Resolver) touchLoop() {
 	record := func(t touch) {
 		u := pending[t.id]
 		u.At = r.now()
-		if t.use.Addr != "" || t.use.UserAgent != "" {
+		if t.use.Addr != "" || t.use.IP.IsValid() || t.use.UserAgent != "" {
 			u.IP, u.UserAgent = t.use.Addr, t.use.UserAgent
+			if u.IP == "" && t.use.IP.IsValid() {
+				u.IP = t.use.IP.String()
+			}
 		}
 		pending[t.id] = u
 		uses[t.id]++
@@ -471,6 +521,8 @@ func (r *Resolver) touchLoop() {
 		select {
 		case t := <-r.touch:
 			record(t)
+		case id := <-r.refused:
+			refused[id]++
 		case <-tick:
 			flush()
 		case <-r.stop:
@@ -478,6 +530,8 @@ func (r *Resolver) touchLoop() {
 				select {
 				case t := <-r.touch:
 					record(t)
+				case id := <-r.refused:
+					refused[id]++
 				default:
 					flush()
 					return
@@ -485,6 +539,15 @@ func (r *Resolver) touchLoop() {
 			}
 		}
 	}
+}
+
+// refusedSummary is the audit event of the tokens refused for where they were used since the
+// last flush (network_not_allowed, origin_not_allowed), the most refused first.
+func refusedSummary(refused map[token.ID]int, now time.Time) store.AuditEvent {
+	e := useSummary(refused, now)
+	e.Action, e.Outcome = "token.use_refused", "denied"
+	e.Target = strings.Replace(e.Target, "checks", "refused checks", 1)
+	return e
 }
 
 // useSummary is the audit event of a flush: how many tokens were used how often, the busiest

@@ -222,6 +222,11 @@ type Token struct {
 	// LastUsedAt by RecordUses, off the check path.
 	LastUsedIP        string `json:"last_used_ip,omitempty"`
 	LastUsedUserAgent string `json:"last_used_user_agent,omitempty"`
+	// AllowedNetworks, when set, are the only networks (CIDRs, canonical: see
+	// NormalizeNetworks) a check may present the token from; AllowedOrigins the only web
+	// origins (scheme://host[:port]) of the page it is used on. Empty: anywhere.
+	AllowedNetworks []string `json:"allowed_networks,omitempty"`
+	AllowedOrigins  []string `json:"allowed_origins,omitempty"`
 	// Magic is what a magic token (Kind token.Magic: a public URL) grants; nil for every
 	// other kind. A magic token's owner is its project: OwnerID is ProjectKey(org, project).
 	Magic *Magic `json:"magic,omitempty"`

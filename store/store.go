@@ -101,6 +101,11 @@ type Store interface {
 	// DeleteToken revokes a token: it is gone, and reads of it say ErrRevoked. Deleting it
 	// again is ErrNotFound.
 	DeleteToken(ctx context.Context, id token.ID) error
+	// SetTokenLimits replaces a live token's constraints on where it may be used
+	// (Token.AllowedNetworks and AllowedOrigins; empty: none), and returns the record. It is a
+	// put of the token in the feed, so every cache drops the token and reads it again. The
+	// constraints must pass CheckFields (canonical: NormalizeNetworks, NormalizeOrigins).
+	SetTokenLimits(ctx context.Context, id token.ID, networks, origins []string) (Token, error)
 	// CountTokens is the number of live tokens of each kind, read from counts kept in the
 	// transactions that create and delete tokens.
 	CountTokens(ctx context.Context) (map[token.Kind]uint64, error)
@@ -169,6 +174,8 @@ type TokenAuth struct {
 	OwnerID   string
 	Hash      token.Hash
 	ExpiresAt time.Time
+	// Limits are the token's constraints on where it may be used, parsed (nil: none).
+	Limits *Limits
 }
 
 // ChangeKind names what a Change touched.
@@ -254,12 +261,13 @@ func ResetNotice(at time.Time) Change {
 // IsReset reports whether c is a ResetNotice.
 func (c Change) IsReset() bool { return c.Kind == ChangeReset }
 
-// AffectsDecisions reports whether c can change an auth decision already made: everything but a
-// new token or org (neither of which a cached decision can depend on). A project write counts:
-// its runtime audience and instance are part of cached JWT and exchange decisions. What it
-// affects is only what it names (see Change).
+// AffectsDecisions reports whether c can change an auth decision already made: everything but an
+// org (orgs are only created, and no decision reads them). A token put counts: it may be new
+// constraints on a cached token (SetTokenLimits); a new token is in no cache, so dropping it
+// costs nothing. A project write counts: its runtime audience and instance are part of cached
+// JWT and exchange decisions. What it affects is only what it names (see Change).
 func (c Change) AffectsDecisions() bool {
-	return c.Op == OpDelete || (c.Kind != ChangeToken && c.Kind != ChangeOrg)
+	return c.Op == OpDelete || c.Kind != ChangeOrg
 }
 
 // ProjectOf splits a project change's ID into org and project name.

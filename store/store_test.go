@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// TestAffectsDecisions: a cached decision can depend on every record but a token, org or
-// project that did not exist yet, so only their creation leaves caches alone.
+// TestAffectsDecisions: a cached decision can depend on every record but an org; a token put
+// may be new constraints on a cached token (SetTokenLimits), so it counts.
 func TestAffectsDecisions(t *testing.T) {
 	cases := []struct {
 		kind ChangeKind
@@ -15,7 +15,7 @@ func TestAffectsDecisions(t *testing.T) {
 	}{
 		{ChangeOrg, OpPut, false},
 		{ChangeProject, OpPut, true},
-		{ChangeToken, OpPut, false},
+		{ChangeToken, OpPut, true},
 		{ChangeUser, OpPut, true},
 		{ChangeService, OpPut, true},
 		{ChangeKey, OpPut, true},

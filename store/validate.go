@@ -66,6 +66,9 @@ func CheckFields(what string, v any) error {
 				return fmt.Errorf("%w: %s: %s", ErrInvalid, what, p)
 			}
 		}
+		if p := checkLimits(t.AllowedNetworks, t.AllowedOrigins); p != "" {
+			return fmt.Errorf("%w: %s: %s", ErrInvalid, what, p)
+		}
 		if t.Magic != nil {
 			if p := checkValue(reflect.ValueOf(t.Magic), 0); p != nil {
 				return fmt.Errorf("%w: %s: %s", ErrInvalid, what, p.under("magic").String())

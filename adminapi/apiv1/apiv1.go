@@ -127,6 +127,8 @@ type ServiceRequest struct {
 	Attributes  map[string]any `json:"attributes,omitempty"`
 	// TTLMinutes is the lifetime of the token the service is created with (0: never expires).
 	TTLMinutes int `json:"ttl_minutes,omitempty"`
+	// AllowedNetworks bind the service's first token to these networks (CIDRs).
+	AllowedNetworks []string `json:"allowed_networks,omitempty"`
 }
 
 // ServiceEdit renames a service or replaces its attributes; absent fields stay as they are.
@@ -140,6 +142,25 @@ type TokenRequest struct {
 	DisplayName string `json:"display_name"`
 	TTLMinutes  int    `json:"ttl_minutes,omitempty"`
 	UserEmail   string `json:"user_email,omitempty"`
+	// AllowedNetworks, when set, are the only networks (IPv4/IPv6 CIDRs, or single addresses)
+	// the token may be used from; a check from elsewhere is refused 403 network_not_allowed.
+	AllowedNetworks []string `json:"allowed_networks,omitempty"`
+}
+
+// ServiceTokenRequest is the optional body of issuing a service token.
+type ServiceTokenRequest struct {
+	// TTLMinutes is the token's lifetime (0: never expires; the org's token policy may cap it).
+	TTLMinutes int `json:"ttl_minutes,omitempty"`
+	// AllowedNetworks bind the token to these networks (CIDRs).
+	AllowedNetworks []string `json:"allowed_networks,omitempty"`
+}
+
+// TokenLimitsEdit changes where a token may be used (PATCH /v1/tokens/{id}, PATCH
+// /v1/orgs/{org}/services/{name}/tokens/{id}): an absent field stays as it is, an empty list
+// removes the constraint. AllowedOrigins only for public URLs.
+type TokenLimitsEdit struct {
+	AllowedNetworks *[]string `json:"allowed_networks,omitempty"`
+	AllowedOrigins  *[]string `json:"allowed_origins,omitempty"`
 }
 
 // TokenInfo describes a token without its secret.
@@ -161,6 +182,9 @@ type TokenInfo struct {
 	// issued before the policy, or under a looser one): it still works until it expires or is
 	// revoked.
 	BeyondPolicy string `json:"beyond_policy,omitempty"`
+	// AllowedNetworks and AllowedOrigins are where it may be used (none: anywhere).
+	AllowedNetworks []string `json:"allowed_networks,omitempty"`
+	AllowedOrigins  []string `json:"allowed_origins,omitempty"`
 }
 
 // TokenPolicy is an org's limit on token lifetimes (GET/PUT /v1/orgs/{org}/token-policy):
@@ -173,11 +197,6 @@ type TokenPolicy struct {
 	MaxServiceTokenTTLMinutes int64 `json:"max_service_token_ttl_minutes"`
 	MaxMagicTokenTTLMinutes   int64 `json:"max_magic_token_ttl_minutes"`
 	RequireExpiry             bool  `json:"require_expiry"`
-}
-
-// ServiceTokenRequest is the optional body of a service token issue.
-type ServiceTokenRequest struct {
-	TTLMinutes int `json:"ttl_minutes,omitempty"`
 }
 
 // IssuedToken is a new token: the only time its secret is shown.
@@ -293,4 +312,7 @@ type Introspection struct {
 	// orgs the caller manages).
 	Attributes map[string]any     `json:"attributes,omitempty"`
 	Orgs       map[string]UserOrg `json:"orgs,omitempty"`
+	// AllowedNetworks and AllowedOrigins are where the token may be used (none: anywhere).
+	AllowedNetworks []string `json:"allowed_networks,omitempty"`
+	AllowedOrigins  []string `json:"allowed_origins,omitempty"`
 }

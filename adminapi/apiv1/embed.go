@@ -74,6 +74,10 @@ type MagicTokenRequest struct {
 	State              string                     `json:"state,omitempty"`
 	DisplayName        string                     `json:"display_name,omitempty"`
 	TTLMinutes         int64                      `json:"ttl_minutes,omitempty"`
+	// AllowedNetworks (CIDRs) and AllowedOrigins (https://shop.example.com) bind the URL to
+	// where it may be opened: an embed shown only on a customer's site.
+	AllowedNetworks []string `json:"allowed_networks,omitempty"`
+	AllowedOrigins  []string `json:"allowed_origins,omitempty"`
 }
 
 // MagicToken is a public URL as Rill's MagicAuthToken shows it; never its secret.
@@ -94,8 +98,10 @@ type MagicToken struct {
 	ExpiresAt          time.Time                  `json:"expires_on,omitzero"`
 	LastUsedAt         time.Time                  `json:"used_on,omitzero"`
 	// LastUsedIP and LastUsedUserAgent are where it was last used from, as TokenInfo's.
-	LastUsedIP        string `json:"last_used_ip,omitempty"`
-	LastUsedUserAgent string `json:"last_used_user_agent,omitempty"`
+	LastUsedIP        string   `json:"last_used_ip,omitempty"`
+	LastUsedUserAgent string   `json:"last_used_user_agent,omitempty"`
+	AllowedNetworks   []string `json:"allowed_networks,omitempty"`
+	AllowedOrigins    []string `json:"allowed_origins,omitempty"`
 }
 
 // IssuedMagicToken is a new public URL: the only time its token (and so its URL) is shown.

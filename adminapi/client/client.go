@@ -256,7 +256,7 @@ func (c *Client) IssueServiceToken(ctx context.Context, org, name string) (t api
 	return t, c.do(ctx, "POST", svcPath(org, name)+"/tokens", nil, &t)
 }
 
-// IssueServiceTokenWith issues a service token as req asks (its lifetime).
+// IssueServiceTokenWith gives a service another token as req asks (its lifetime, its networks).
 func (c *Client) IssueServiceTokenWith(ctx context.Context, org, name string, req apiv1.ServiceTokenRequest) (t apiv1.IssuedToken, err error) {
 	return t, c.do(ctx, "POST", svcPath(org, name)+"/tokens", req, &t)
 }
@@ -269,6 +269,20 @@ func (c *Client) GetTokenPolicy(ctx context.Context, org string) (p apiv1.TokenP
 // SetTokenPolicy replaces org's token lifetime policy.
 func (c *Client) SetTokenPolicy(ctx context.Context, org string, p apiv1.TokenPolicy) (out apiv1.TokenPolicy, err error) {
 	return out, c.do(ctx, "PUT", "/v1/orgs/"+esc(org)+"/token-policy", p, &out)
+}
+
+// EditServiceToken changes where one token of a service (by id or prefix) may be used.
+func (c *Client) EditServiceToken(ctx context.Context, org, name, ref string, edit apiv1.TokenLimitsEdit) (t apiv1.TokenInfo, err error) {
+	return t, c.do(ctx, "PATCH", svcPath(org, name)+"/tokens/"+esc(ref), edit, &t)
+}
+
+// EditToken changes where a user token (by id or prefix; email's for superusers) may be used.
+func (c *Client) EditToken(ctx context.Context, email, ref string, edit apiv1.TokenLimitsEdit) (t apiv1.TokenInfo, err error) {
+	p := "/v1/tokens/" + esc(ref)
+	if q := userQuery(email); q != "" {
+		p += "?" + q
+	}
+	return t, c.do(ctx, "PATCH", p, edit, &t)
 }
 
 // ListServiceTokens lists a service's tokens.

@@ -45,6 +45,7 @@ func seed(t *testing.T, s *DB) map[string]token.Token {
 		toks[name] = raw
 	}
 	rec, raw := newToken(t, token.Service, "s1")
+	rec.AllowedNetworks = []string{"10.0.0.0/8", "2001:db8::/32"} // kept by backup and restore
 	must(t, s.CreateToken(ctx, rec))
 	toks["svc"] = raw
 	must(t, s.DeleteToken(ctx, toks["usr-gone"].ID))
@@ -91,6 +92,9 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 	if _, err := s.TokenAuth(ctx, toks["usr-gone"].ID); !errors.Is(err, store.ErrRevoked) {
 		t.Errorf("token revoked before the backup: %v, want revoked", err)
+	}
+	if ta, err := s.TokenAuth(ctx, toks["svc"].ID); err != nil || ta.Limits == nil || len(ta.Limits.Networks) != 2 {
+		t.Errorf("the service token's allowed networks after restore: %+v %v", ta, err)
 	}
 	if _, err := s.GetToken(ctx, late.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("token made after the backup: %v, want not found", err)

@@ -16,9 +16,10 @@ import (
 // Layout: version byte, then uvarint-length strings ID (its UUID text), Kind, OwnerID,
 // DisplayName, Prefix, CreatedBy, the 32-byte hash, and varint Unix-nanosecond times
 // CreatedAt, ExpiresAt, LastUsedAt (0 for none). Records written as JSON (leading '{') are
-// still read. An ID that is not a UUID makes the record corrupt. Version 2 is version 1 and
-// then uvarint-length strings LastUsedIP, LastUsedUserAgent; a record without them is written
-// as version 1, as before they existed.
+// still read, and written for tokens with nested fields (a magic token's grant, network and
+// origin constraints). An ID that is not a UUID makes the record corrupt. Version 2 is version 1
+// and then uvarint-length strings LastUsedIP, LastUsedUserAgent; a record without them is
+// written as version 1, as before they existed.
 const (
 	tokenCodecV1 = 1
 	tokenCodecV2 = 2
@@ -57,6 +58,7 @@ func encodeToken(t *store.Token) []byte {
 var errCorrupt = errors.New("corrupt token record")
 
 func decodeToken(b []byte, t *store.Token) error {
+	*t = store.Token{} // a reused record keeps nothing of the last one (JSON leaves absent fields be)
 	if len(b) > 0 && b[0] == '{' {
 		if err := json.Unmarshal(b, t); err != nil { // the id through token.ID.UnmarshalText
 			return fmt.Errorf("%w: %w", errCorrupt, err)

@@ -82,7 +82,7 @@ func (s *DB) commit(ctx context.Context, fn func(w *wtxn) error) error {
 	}
 	s.seq.Store(w.next - 1)
 	for _, t := range w.idxPut {
-		s.idx.Put(t.ID, t.Kind, t.OwnerID, t.Hash, t.ExpiresAt)
+		s.idx.Put(t.ID, t.Auth())
 	}
 	s.idx.Remove(w.idxDel...)
 	for _, c := range w.changes {

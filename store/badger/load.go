@@ -164,7 +164,7 @@ func (s *DB) loadLocked(ctx context.Context, snap store.Snapshot, replace bool) 
 			}
 			if st.tokens { // in the index once committed
 				for _, t := range snap.Tokens[done:end] {
-					s.idx.Put(t.ID, t.Kind, t.OwnerID, t.Hash, t.ExpiresAt)
+					s.idx.Put(t.ID, t.Auth())
 				}
 			}
 			done = end

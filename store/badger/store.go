@@ -254,8 +254,9 @@ func getToken(txn *bdg.Txn, id token.ID, t *store.Token) error {
 }
 
 func putToken(txn *bdg.Txn, t *store.Token) error {
-	if t.Magic != nil {
-		// A magic token's grant is a nested record: the JSON form, which decodeToken reads.
+	if t.Magic != nil || len(t.AllowedNetworks) > 0 || len(t.AllowedOrigins) > 0 {
+		// A magic token's grant and a token's constraints are nested: the JSON form, which
+		// decodeToken reads.
 		return putJSON(txn, pToken+t.ID.String(), t)
 	}
 	return txn.Set([]byte(pToken+t.ID.String()), encodeToken(t))

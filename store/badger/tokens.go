@@ -298,6 +298,36 @@ func (s *DB) DeleteToken(ctx context.Context, id token.ID) error {
 	return nil
 }
 
+// SetTokenLimits implements store.Store.
+func (s *DB) SetTokenLimits(ctx context.Context, id token.ID, networks, origins []string) (store.Token, error) {
+	var t store.Token
+	err := s.write(ctx, func(w *wtxn) error {
+		if why, ok := s.dying.get(id); ok {
+			return fmt.Errorf("token %s: %s: %w", id, why, store.ErrRevoked)
+		}
+		if err := getToken(w.Txn, id, &t); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				if why, err := getString(w.Txn, pRevoked+id.String()); err == nil {
+					return fmt.Errorf("token %s: %s: %w", id, why, store.ErrRevoked)
+				}
+			}
+			return fmt.Errorf("token %s: %w", id, err)
+		}
+		t.AllowedNetworks, t.AllowedOrigins = networks, origins
+		if err := store.CheckFields("token "+id.String(), &t); err != nil {
+			return err
+		}
+		if err := putToken(w.Txn, &t); err != nil {
+			return err
+		}
+		return w.tokenAdded(t)
+	})
+	if err != nil {
+		return store.Token{}, fmt.Errorf("set token limits: %w", err)
+	}
+	return t, nil
+}
+
 // TokenAuth returns what a check needs of a live token, from memory. The index holds every live
 // token, so for one it lacks only the tombstone is read, to say whether it was revoked or never
 // existed.

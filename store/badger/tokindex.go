@@ -31,7 +31,7 @@ func loadIndex(x *tokindex.Index, db *badger.DB, expect int) error {
 			if err != nil {
 				return fmt.Errorf("token record %s: %w", item.Key(), err)
 			}
-			x.Put(t.ID, t.Kind, t.OwnerID, t.Hash, t.ExpiresAt)
+			x.Put(t.ID, t.Auth())
 		}
 		return nil
 	})

@@ -30,7 +30,7 @@ func (s *DB) reload(ctx context.Context, b beginner) error {
 		}
 		idx.Reserve(int(live))
 		// The tokens of an owner whose purge is not finished are revoked already.
-		rows, err := tx.Query(ctx, `SELECT t.id, t.kind, t.owner_id, t.hash, t.expires_at, p.why, p.deleted_at
+		rows, err := tx.Query(ctx, `SELECT t.id, t.kind, t.owner_id, t.hash, t.expires_at, t.limits, p.why, p.deleted_at
 			FROM tokens t LEFT JOIN purges p ON p.owner_id = t.owner_id`)
 		if err != nil {
 			return fmt.Errorf("load token index: %w", err)
@@ -39,17 +39,18 @@ func (s *DB) reload(ctx context.Context, b beginner) error {
 			id, kind, owner string
 			hash            []byte
 			expires         int64
+			limits          *string
 			purged          *string
 			purgedAt        *time.Time
 		)
-		_, err = pgx.ForEachRow(rows, []any{&id, &kind, &owner, &hash, &expires, &purged, &purgedAt}, func() error {
+		_, err = pgx.ForEachRow(rows, []any{&id, &kind, &owner, &hash, &expires, &limits, &purged, &purgedAt}, func() error {
 			if purged != nil {
 				if tid, err := token.ParseID(id); err == nil {
 					dead.add(tid, *purged, *purgedAt)
 				}
 				return nil
 			}
-			return indexToken(idx, id, kind, owner, hash, expires)
+			return indexToken(idx, id, kind, owner, hash, expires, limits)
 		})
 		if err != nil {
 			return fmt.Errorf("load token index: %w", err)
@@ -87,7 +88,7 @@ func (s *DB) reload(ctx context.Context, b beginner) error {
 	return nil
 }
 
-func indexToken(idx *tokindex.Index, id, kind, owner string, hash []byte, expires int64) error {
+func indexToken(idx *tokindex.Index, id, kind, owner string, hash []byte, expires int64, limits *string) error {
 	tid, err := token.ParseID(id)
 	if err != nil {
 		return err
@@ -97,7 +98,7 @@ func indexToken(idx *tokindex.Index, id, kind, owner string, hash []byte, expire
 		return fmt.Errorf("token %s: hash of %d bytes", id, len(hash))
 	}
 	copy(h[:], hash)
-	idx.Put(tid, token.Kind(kind), owner, h, fromNanos(expires))
+	idx.Put(tid, authOf(kind, owner, h, expires, limits))
 	return nil
 }
 
@@ -114,7 +115,7 @@ func applyToken(idx *tokindex.Index, dead *tombstones, c store.Change, tok *stor
 	if c.Op == store.OpPut {
 		switch {
 		case tok != nil:
-			idx.Put(id, tok.Kind, tok.OwnerID, tok.Hash, tok.ExpiresAt)
+			idx.Put(id, *tok)
 		case why != "":
 			// Gone since, and revoked: by a token delete further on in the feed, or with its
 			// owner (whose delete, further on too, finds no entry of it to tombstone).
@@ -203,7 +204,7 @@ func (s *DB) applyBatch(ctx context.Context, q querier, upTo uint64, p *partial)
 		WITH fs AS (SELECT last_seq, pruned FROM feed_state),
 		c AS (SELECT * FROM changes WHERE seq > $1 AND ($3 < 0 OR seq <= $3) ORDER BY seq LIMIT $2)
 		SELECT fs.last_seq, fs.pruned, c.seq, c.write_end, c.kind, c.op, c.id, c.at,
-			t.kind, t.owner_id, t.hash, t.expires_at, d.why, d.deleted_at
+			t.kind, t.owner_id, t.hash, t.expires_at, t.limits, d.why, d.deleted_at
 		FROM fs
 		LEFT JOIN c ON true
 		LEFT JOIN tokens t ON c.kind = 'token' AND c.op = 'put' AND t.id = c.id
@@ -220,10 +221,11 @@ func (s *DB) applyBatch(ctx context.Context, q querier, upTo uint64, p *partial)
 		tKind, tOwner  *string
 		tHash          []byte
 		tExp           *int64
+		tLimits        *string
 		dWhy           *string
 		dAt            *time.Time
 	)
-	_, err = pgx.ForEachRow(rs, []any{&lastSeq, &prune, &seq, &end, &kind, &op, &id, &at, &tKind, &tOwner, &tHash, &tExp, &dWhy, &dAt}, func() error {
+	_, err = pgx.ForEachRow(rs, []any{&lastSeq, &prune, &seq, &end, &kind, &op, &id, &at, &tKind, &tOwner, &tHash, &tExp, &tLimits, &dWhy, &dAt}, func() error {
 		if seq == nil {
 			return nil // no changes: the feed state alone
 		}
@@ -237,7 +239,8 @@ func (s *DB) applyBatch(ctx context.Context, q querier, upTo uint64, p *partial)
 				return fmt.Errorf("token %s: hash of %d bytes", r.ID, len(tHash))
 			}
 			copy(h[:], tHash)
-			r.tok = &store.TokenAuth{Kind: token.Kind(*tKind), OwnerID: *tOwner, Hash: h, ExpiresAt: fromNanos(*tExp)}
+			a := authOf(*tKind, *tOwner, h, *tExp, tLimits)
+			r.tok = &a
 		}
 		if dWhy != nil {
 			r.why, r.whyAt = *dWhy, *dAt

@@ -335,7 +335,7 @@ func (s *DB) publish(ctx context.Context, first uint64, w *wtx) {
 		}
 	}
 	for _, t := range w.puts {
-		s.idx.Load().Put(t.ID, t.Kind, t.OwnerID, t.Hash, t.ExpiresAt)
+		s.idx.Load().Put(t.ID, t.Auth())
 	}
 	s.applyDels(w)
 	s.applied.Store(last)

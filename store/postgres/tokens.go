@@ -14,7 +14,7 @@ import (
 	"github.com/rill-authd/rill-authd/token"
 )
 
-const tokenCols = "id, kind, owner_id, display_name, prefix, hash, created_by, created_at, expires_at, last_used_at, magic, last_used_ip, last_used_user_agent"
+const tokenCols = "id, kind, owner_id, display_name, prefix, hash, created_by, created_at, expires_at, last_used_at, magic, last_used_ip, last_used_user_agent, limits"
 
 // scanToken reads tokenCols into t, and any columns after them into extra.
 func scanToken(row pgx.Row, t *store.Token, extra ...any) error {
@@ -22,10 +22,13 @@ func scanToken(row pgx.Row, t *store.Token, extra ...any) error {
 		id, kind          string
 		hash              []byte
 		created, exp, use int64
-		magic             *string
+		magic, limits     *string
 	)
-	if err := row.Scan(append([]any{&id, &kind, &t.OwnerID, &t.DisplayName, &t.Prefix, &hash, &t.CreatedBy, &created, &exp, &use, &magic, &t.LastUsedIP, &t.LastUsedUserAgent}, extra...)...); err != nil {
+	if err := row.Scan(append([]any{&id, &kind, &t.OwnerID, &t.DisplayName, &t.Prefix, &hash, &t.CreatedBy, &created, &exp, &use, &magic, &t.LastUsedIP, &t.LastUsedUserAgent, &limits}, extra...)...); err != nil {
 		return err
+	}
+	if err := readLimits(limits, t); err != nil {
+		return fmt.Errorf("token %s: %w", id, err)
 	}
 	if t.Magic = nil; magic != nil {
 		t.Magic = new(store.Magic)
@@ -57,6 +60,45 @@ func magicText(m *store.Magic) (*string, error) {
 	}
 	s := string(b)
 	return &s, nil
+}
+
+// tokenLimits is the limits column's JSON.
+type tokenLimits struct {
+	Networks []string `json:"allowed_networks,omitempty"`
+	Origins  []string `json:"allowed_origins,omitempty"`
+}
+
+// limitsText is the limits column of a token: its constraints' JSON, NULL for none.
+func limitsText(t *store.Token) *string {
+	if len(t.AllowedNetworks) == 0 && len(t.AllowedOrigins) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(tokenLimits{t.AllowedNetworks, t.AllowedOrigins}) // strings only: cannot fail
+	s := string(b)
+	return &s
+}
+
+// readLimits sets t's constraints from the limits column.
+func readLimits(col *string, t *store.Token) error {
+	t.AllowedNetworks, t.AllowedOrigins = nil, nil
+	if col == nil {
+		return nil
+	}
+	var l tokenLimits
+	if err := json.Unmarshal([]byte(*col), &l); err != nil {
+		return fmt.Errorf("limits: %w", err)
+	}
+	t.AllowedNetworks, t.AllowedOrigins = l.Networks, l.Origins
+	return nil
+}
+
+// authOf is what the index holds of a token read as its check columns.
+func authOf(kind, owner string, h token.Hash, expires int64, limits *string) store.TokenAuth {
+	t := store.Token{Kind: token.Kind(kind), OwnerID: owner, Hash: h, ExpiresAt: fromNanos(expires)}
+	if err := readLimits(limits, &t); err != nil {
+		t.AllowedNetworks = []string{"unreadable"} // fails closed: Auth refuses it everywhere
+	}
+	return t.Auth()
 }
 
 // ownerTable is the table of a token's owner.
@@ -174,7 +216,7 @@ func insertTokens(w *wtx, ts []store.Token) error {
 	ids, kinds, owners, names, prefixes, by := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	hashes := make([][]byte, n)
 	created, exp, used := make([]int64, n), make([]int64, n), make([]int64, n)
-	magics := make([]*string, n)
+	magics, limits := make([]*string, n), make([]*string, n)
 	ips, agents := make([]string, n), make([]string, n)
 	for i := range ts {
 		t := &ts[i]
@@ -182,14 +224,15 @@ func insertTokens(w *wtx, ts []store.Token) error {
 		if magics[i], err = magicText(t.Magic); err != nil {
 			return err
 		}
+		limits[i] = limitsText(t)
 		ids[i], kinds[i], owners[i], names[i], prefixes[i], by[i] = t.ID.String(), string(t.Kind), t.OwnerID, t.DisplayName, t.Prefix, t.CreatedBy
 		hashes[i] = t.Hash[:]
 		created[i], exp[i], used[i] = nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.LastUsedAt)
 		ips[i], agents[i] = t.LastUsedIP, t.LastUsedUserAgent
 	}
 	_, err := w.Exec(w.ctx, "INSERT INTO tokens ("+tokenCols+`)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[])`,
-		ids, kinds, owners, names, prefixes, hashes, by, created, exp, used, magics, ips, agents)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[])`,
+		ids, kinds, owners, names, prefixes, hashes, by, created, exp, used, magics, ips, agents, limits)
 	if err != nil {
 		return err
 	}
@@ -410,6 +453,39 @@ func (s *DB) DeleteToken(ctx context.Context, id token.ID) error {
 		return fmt.Errorf("delete token: %w", err)
 	}
 	return nil
+}
+
+// SetTokenLimits implements store.Store.
+func (s *DB) SetTokenLimits(ctx context.Context, id token.ID, networks, origins []string) (store.Token, error) {
+	t := store.Token{ID: id, AllowedNetworks: networks, AllowedOrigins: origins}
+	if err := store.CheckFields("token "+id.String(), &t); err != nil {
+		return store.Token{}, fmt.Errorf("set token limits: %w", err)
+	}
+	err := s.write(ctx, func(w *wtx) error {
+		// A token of a deleted owner whose purge is not finished is revoked already.
+		var purged *string
+		err := scanToken(w.QueryRow(ctx, "UPDATE tokens SET limits = $2 WHERE id = $1 RETURNING "+tokenCols+
+			", (SELECT why FROM purges p WHERE p.owner_id = tokens.owner_id)", id.String(), limitsText(&t)), &t, &purged)
+		if errors.Is(err, pgx.ErrNoRows) {
+			var why string
+			if err := w.QueryRow(ctx, "SELECT why FROM tombstones WHERE id = $1", id.String()).Scan(&why); err == nil {
+				return fmt.Errorf("token %s: %s: %w", id, why, store.ErrRevoked)
+			}
+			return fmt.Errorf("token %s: %w", id, store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if purged != nil {
+			return fmt.Errorf("token %s: %s: %w", id, *purged, store.ErrRevoked) // rolls back
+		}
+		w.tokenAdded(t)
+		return nil
+	})
+	if err != nil {
+		return store.Token{}, fmt.Errorf("set token limits: %w", err)
+	}
+	return t, nil
 }
 
 // CountTokens returns the number of live (not deleted) tokens of each kind. Expired tokens

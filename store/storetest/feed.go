@@ -52,9 +52,13 @@ func testFeedEveryWrite(t *testing.T, su suite) {
 			_, err := s.UpdateService(c, sv.ID, func(sv *store.Service) error { sv.Name = "builder"; return nil })
 			return err
 		}, []string{put(store.ChangeService, sv.ID)}, nil, true, false},
-		{"CreateToken", func() error { return s.CreateToken(c, t1) }, []string{put(store.ChangeToken, t1.ID.String())}, nil, false, false},
-		{"ImportTokens", func() error { return s.ImportTokens(c, []store.Token{t2, t3}) }, nil, []string{put(store.ChangeToken, t2.ID.String()), put(store.ChangeToken, t3.ID.String())}, false, true},
-		{"CreateToken of a user", func() error { return s.CreateToken(c, tu) }, []string{put(store.ChangeToken, tu.ID.String())}, nil, false, false},
+		{"CreateToken", func() error { return s.CreateToken(c, t1) }, []string{put(store.ChangeToken, t1.ID.String())}, nil, true, false},
+		{"SetTokenLimits", func() error {
+			_, err := s.SetTokenLimits(c, t1.ID, []string{"10.0.0.0/8"}, nil)
+			return err
+		}, []string{put(store.ChangeToken, t1.ID.String())}, nil, true, false},
+		{"ImportTokens", func() error { return s.ImportTokens(c, []store.Token{t2, t3}) }, nil, []string{put(store.ChangeToken, t2.ID.String()), put(store.ChangeToken, t3.ID.String())}, true, true},
+		{"CreateToken of a user", func() error { return s.CreateToken(c, tu) }, []string{put(store.ChangeToken, tu.ID.String())}, nil, true, false},
 		{"DeleteToken", func() error { return s.DeleteToken(c, t1.ID) }, []string{del(store.ChangeToken, t1.ID.String())}, nil, true, false},
 		{"PutSigningKey", func() error { return s.PutSigningKey(c, key) }, []string{put(store.ChangeKey, key.KID)}, nil, true, false},
 		{"PutSigningKey to retire", func() error { return s.PutSigningKey(c, retired) }, []string{put(store.ChangeKey, key.KID)}, nil, true, false},

@@ -22,6 +22,7 @@ func testLoad(t *testing.T, su suite) {
 	must(t, src.CreateUser(c, admin))
 	used := newToken(t, token.User, admin.ID)
 	used.DisplayName, used.CreatedBy, used.ExpiresAt = "laptop", "rill-authd", now().Add(time.Hour)
+	used.AllowedNetworks, used.AllowedOrigins = []string{"10.0.0.0/8", "2001:db8::/32"}, []string{"https://app.example.com"}
 	must(t, src.CreateToken(c, used))
 	must(t, src.RecordUses(c, map[token.ID]store.TokenUse{used.ID: {At: now(), IP: "2001:db8::7", UserAgent: "rillctl/1.0"}}))
 	if got := val(src.GetToken(c, used.ID))(t); got.LastUsedIP != "2001:db8::7" || got.LastUsedUserAgent != "rillctl/1.0" {
@@ -57,7 +58,8 @@ func testLoad(t *testing.T, su suite) {
 	sameSnapshot(t, "after Load", got, want)
 	for _, tk := range append([]store.Token{w.userTok, w.svc2Tok, used}, w.svcToks...) {
 		a, err := dst.TokenAuth(c, tk.ID)
-		if err != nil || a.Hash != tk.Hash || a.OwnerID != tk.OwnerID || a.Kind != tk.Kind || !a.ExpiresAt.Equal(tk.ExpiresAt) {
+		if err != nil || a.Hash != tk.Hash || a.OwnerID != tk.OwnerID || a.Kind != tk.Kind || !a.ExpiresAt.Equal(tk.ExpiresAt) ||
+			(a.Limits != nil) != (len(tk.AllowedNetworks) > 0) || len(tk.AllowedNetworks) > 0 && len(a.Limits.Networks) != len(tk.AllowedNetworks) {
 			t.Errorf("TokenAuth(%s) after Load: %+v, %v", tk.ID, a, err)
 		}
 	}

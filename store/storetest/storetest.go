@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecordUses", testRecordUses},
 		{"ImportTokens", testImportTokens},
 		{"MagicTokens", testMagicTokens},
+		{"TokenLimits", testTokenLimits},
 		{"Audit", testAudit},
 		{"SigningKeys", testSigningKeys},
 		{"Bootstrap", testBootstrap},

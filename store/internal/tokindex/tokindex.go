@@ -34,6 +34,9 @@ type Index struct {
 type shard struct {
 	mu sync.RWMutex
 	m  map[token.ID]entry
+	// limits holds the constraints of the few tokens that have some (store.Limits), apart
+	// from m so that its entries stay pointer-free.
+	limits map[token.ID]*store.Limits
 }
 
 type entry struct {
@@ -49,6 +52,7 @@ func New() *Index {
 	x.names.Store(&[]string{})
 	for i := range x.shards {
 		x.shards[i].m = map[token.ID]entry{}
+		x.shards[i].limits = map[token.ID]*store.Limits{}
 	}
 	return x
 }
@@ -85,13 +89,14 @@ func (x *Index) intern(s string) uint32 {
 // ownerKey is what is interned for a token's owner: its kind and id (a kind has one owner table).
 func ownerKey(kind token.Kind, owner string) string { return string(kind) + "\x00" + owner }
 
-// Put adds (or replaces) a token.
-func (x *Index) Put(id token.ID, kind token.Kind, owner string, hash token.Hash, expires time.Time) {
+// Put adds (or replaces) a token; a's Limits replace the token's (nil: none), in the same
+// step as the rest, so no reader sees the token without the constraints it has.
+func (x *Index) Put(id token.ID, a store.TokenAuth) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	e := entry{hash: hash, owner: x.intern(ownerKey(kind, owner))}
-	if !expires.IsZero() {
-		e.expires = expires.UnixNano()
+	e := entry{hash: a.Hash, owner: x.intern(ownerKey(a.Kind, a.OwnerID))}
+	if !a.ExpiresAt.IsZero() {
+		e.expires = a.ExpiresAt.UnixNano()
 	}
 	sh := x.shard(&id)
 	sh.mu.Lock()
@@ -102,6 +107,11 @@ func (x *Index) Put(id token.ID, kind token.Kind, owner string, hash token.Hash,
 		e.pos = uint32(len(x.owned[e.owner]))
 	}
 	sh.m[id] = e
+	if a.Limits != nil {
+		sh.limits[id] = a.Limits
+	} else {
+		delete(sh.limits, id)
+	}
 	sh.mu.Unlock()
 	if had && old.owner == e.owner {
 		return
@@ -143,6 +153,7 @@ func (x *Index) Remove(ids ...token.ID) {
 		sh.mu.Lock()
 		e, ok := sh.m[ids[i]]
 		delete(sh.m, ids[i])
+		delete(sh.limits, ids[i])
 		sh.mu.Unlock()
 		if ok {
 			x.disown(e.owner, e.pos)
@@ -176,6 +187,7 @@ func (x *Index) RemoveOwner(kind token.Kind, owner string) []token.ID {
 		sh.mu.Lock()
 		for _, id := range byShard[i] {
 			delete(sh.m, id)
+			delete(sh.limits, id)
 		}
 		sh.mu.Unlock()
 	}
@@ -198,12 +210,13 @@ func (x *Index) Get(id token.ID) (store.TokenAuth, bool) {
 	sh := x.shard(&id)
 	sh.mu.RLock()
 	e, ok := sh.m[id]
+	lim := sh.limits[id]
 	sh.mu.RUnlock()
 	if !ok {
 		return store.TokenAuth{}, false
 	}
 	kind, owner, _ := strings.Cut((*x.names.Load())[e.owner], "\x00")
-	t := store.TokenAuth{Kind: token.Kind(kind), OwnerID: owner, Hash: e.hash}
+	t := store.TokenAuth{Kind: token.Kind(kind), OwnerID: owner, Hash: e.hash, Limits: lim}
 	if e.expires != 0 {
 		t.ExpiresAt = time.Unix(0, e.expires).UTC()
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
 
@@ -25,7 +26,7 @@ func TestMemory(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for i, id := range ids {
-		x.Put(id, token.User, fmt.Sprint("u", i%1000), token.Hash{}, time.Time{})
+		x.Put(id, store.TokenAuth{Kind: token.User, OwnerID: fmt.Sprint("u", i%1000), Hash: token.Hash{}, ExpiresAt: time.Time{}})
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -47,7 +48,7 @@ func TestPutGetRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	exp := time.Now().Add(time.Hour).Round(0).UTC()
-	x.Put(raw.ID, token.Service, "s1", raw.Hash(), exp)
+	x.Put(raw.ID, store.TokenAuth{Kind: token.Service, OwnerID: "s1", Hash: raw.Hash(), ExpiresAt: exp})
 	got, ok := x.Get(raw.ID)
 	if !ok || got.Kind != token.Service || got.OwnerID != "s1" || got.Hash != raw.Hash() || !got.ExpiresAt.Equal(exp) {
 		t.Fatalf("Get: %+v %v", got, ok)
@@ -76,12 +77,12 @@ func TestRemoveOwner(t *testing.T) {
 			t.Fatal(err)
 		}
 		owner := fmt.Sprint("s", i%3)
-		x.Put(raw.ID, token.Service, owner, raw.Hash(), time.Time{})
+		x.Put(raw.ID, store.TokenAuth{Kind: token.Service, OwnerID: owner, Hash: raw.Hash(), ExpiresAt: time.Time{}})
 		ids[owner] = append(ids[owner], raw.ID)
 	}
 	// One of s0's tokens moves to s1 (a Put that replaces); one of s1's is removed.
 	moved := ids["s0"][0]
-	x.Put(moved, token.Service, "s1", token.Hash{}, time.Time{})
+	x.Put(moved, store.TokenAuth{Kind: token.Service, OwnerID: "s1", Hash: token.Hash{}, ExpiresAt: time.Time{}})
 	x.Remove(ids["s1"][0])
 	if len(x.Owned(token.Service, "s0")) != 99 || len(x.Owned(token.Service, "s1")) != 100 || x.Owned(token.Service, "nobody") != nil {
 		t.Fatalf("owned: s0 %d s1 %d, want 99 and 100", len(x.Owned(token.Service, "s0")), len(x.Owned(token.Service, "s1")))
@@ -128,7 +129,7 @@ func BenchmarkRemoveOwner(b *testing.B) {
 	x := New()
 	for i := range 1_000_000 {
 		raw, _ := token.New(token.User)
-		x.Put(raw.ID, token.User, fmt.Sprint("u", i%1000), token.Hash{}, time.Time{})
+		x.Put(raw.ID, store.TokenAuth{Kind: token.User, OwnerID: fmt.Sprint("u", i%1000), Hash: token.Hash{}, ExpiresAt: time.Time{}})
 	}
 	b.ResetTimer()
 	for i := range b.N {
@@ -136,7 +137,7 @@ func BenchmarkRemoveOwner(b *testing.B) {
 		owner := fmt.Sprint("u", i%1000)
 		for range 1000 - len(x.Owned(token.User, owner)) {
 			raw, _ := token.New(token.User)
-			x.Put(raw.ID, token.User, owner, token.Hash{}, time.Time{})
+			x.Put(raw.ID, store.TokenAuth{Kind: token.User, OwnerID: owner, Hash: token.Hash{}, ExpiresAt: time.Time{}})
 		}
 		b.StartTimer()
 		x.RemoveOwner(token.User, owner)
