@@ -132,8 +132,10 @@ func TestServicesIndexAndCascade(t *testing.T) {
 	for _, c := range changes {
 		seen = append(seen, fmt.Sprint(c.Kind, " ", c.Op, " ", c.ID))
 	}
-	// The service's delete is the one change of the cascade: it revokes both tokens.
-	want := []string{"service put s1", "service put s2", "service put s3", "service put s1", "service delete s1"}
+	// The service's delete is the one change of the cascade: it revokes both tokens. A token put
+	// affects decisions too (it may change the token's allowed networks).
+	want := []string{"service put s1", "service put s2", "service put s3", "service put s1",
+		"token put " + tk1.ID.String(), "token put " + tk2.ID.String(), "token put " + tk3.ID.String(), "service delete s1"}
 	if fmt.Sprint(seen) != fmt.Sprint(want) {
 		t.Fatalf("changes %v, want %v", seen, want)
 	}
