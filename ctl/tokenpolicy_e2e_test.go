@@ -82,7 +82,7 @@ func TestTokenPolicyCLI(t *testing.T) {
 		t.Errorf("token list does not mark the old token:\n%s", out)
 	}
 	out = ann.ok("service", "token", "list", "ci")
-	rows(t, strings.Split(out, "\n\n")[0], "ID|CREATED|LAST USED")
+	rows(t, strings.Split(out, "\n\n")[0], "ID|CREATED|LAST USED|LAST USED FROM")
 	if strings.Count(out, "\n* rill_svc_") != 1 || !strings.Contains(out, "never expires; org acme allows 1 hour (beyond the token policy") {
 		t.Errorf("service token list: want one footnote, for the token from before the policy:\n%s", out)
 	}
