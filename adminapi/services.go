@@ -80,7 +80,7 @@ func (a *API) createService(w http.ResponseWriter, r *http.Request, c *caller) e
 	if rill {
 		return a.audited(w, r, c, "service.create", target, http.StatusOK, apiv1.RillServiceResponse{Service: rillService(s)})
 	}
-	issued, err := a.newTokenTTL(r.Context(), c, token.Service, s.ID, "", ttl, networks)
+	issued, err := a.newToken(r.Context(), c, token.Service, s.ID, "", ttl, networks)
 	if err != nil {
 		return err
 	}
@@ -305,7 +305,7 @@ func (a *API) issueServiceToken(w http.ResponseWriter, r *http.Request, c *calle
 	if err := a.chargeOrg(c, s.Org); err != nil {
 		return err
 	}
-	issued, err := a.newTokenTTL(r.Context(), c, token.Service, s.ID, "", ttl, networks)
+	issued, err := a.newToken(r.Context(), c, token.Service, s.ID, "", ttl, networks)
 	if err != nil {
 		return err
 	}

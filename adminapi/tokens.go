@@ -13,14 +13,10 @@ import (
 	"github.com/rill-authd/rill-authd/token"
 )
 
-// newToken mints a token for owner and stores its hash, within the caller's issue rate and the
-// owner's cap on live tokens.
-func (a *API) newToken(ctx context.Context, c *caller, k token.Kind, owner, name string, networks []string) (apiv1.IssuedToken, error) {
-	return a.newTokenTTL(ctx, c, k, owner, name, 0, networks)
-}
-
-// networks are the token's allowed networks, canonical (see allowedNetworks).
-func (a *API) newTokenTTL(ctx context.Context, c *caller, k token.Kind, owner, name string, ttl time.Duration, networks []string) (apiv1.IssuedToken, error) {
+// newToken mints a token for owner, living ttl (0: never expires) and bound to networks (its
+// allowed networks, canonical: see allowedNetworks), and stores its hash, within the caller's
+// issue rate and the owner's cap on live tokens.
+func (a *API) newToken(ctx context.Context, c *caller, k token.Kind, owner, name string, ttl time.Duration, networks []string) (apiv1.IssuedToken, error) {
 	if err := a.chargeIssue(c); err != nil {
 		return apiv1.IssuedToken{}, err
 	}
@@ -82,7 +78,7 @@ func (a *API) issueUserToken(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err := a.checkLifetime(r.Context(), token.User, u.ID, time.Duration(req.TTLMinutes)*time.Minute); err != nil {
 		return err
 	}
-	issued, err := a.newTokenTTL(r.Context(), c, token.User, u.ID, req.DisplayName, time.Duration(req.TTLMinutes)*time.Minute, networks)
+	issued, err := a.newToken(r.Context(), c, token.User, u.ID, req.DisplayName, time.Duration(req.TTLMinutes)*time.Minute, networks)
 	if err != nil {
 		return err
 	}
