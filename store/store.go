@@ -121,6 +121,7 @@ type Store interface {
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 
 	TokenLifetimes
+	Outbox
 
 	Close() error
 }

@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Text", testText},
 		{"TokenPolicy", testTokenPolicy},
 		{"PurgeExpired", testPurgeExpired},
+		{"Outbox", testOutbox},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, su) })
 	}
