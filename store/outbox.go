@@ -51,6 +51,10 @@ type Outbox interface {
 	RetryNotification(ctx context.Context, id string, next time.Time, lastErr string) error
 	// GetNotification reads one notification.
 	GetNotification(ctx context.Context, id string) (Notification, error)
+	// ExpiringTokens returns up to limit live tokens (limit <= 0: all) that expire after from
+	// and no later than to, soonest first: what an expiry warning tells about. Tokens of an
+	// owner being deleted are not live.
+	ExpiringTokens(ctx context.Context, from, to time.Time, limit int) ([]Token, error)
 	// PruneNotifications deletes notifications done before before, and says how many.
 	PruneNotifications(ctx context.Context, before time.Time) (int, error)
 }

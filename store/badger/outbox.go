@@ -167,3 +167,37 @@ func (s *DB) PruneNotifications(ctx context.Context, before time.Time) (int, err
 	}
 	return n, nil
 }
+
+// ExpiringTokens implements store.Outbox: a scan of the token records, off the check path.
+func (s *DB) ExpiringTokens(_ context.Context, from, to time.Time, limit int) ([]store.Token, error) {
+	var out []store.Token
+	err := s.view(func(txn *bdg.Txn) error {
+		return scan(txn, pToken, func(_, val []byte) error {
+			var t store.Token
+			if err := decodeToken(val, &t); err != nil {
+				return err
+			}
+			if t.ExpiresAt.IsZero() || !t.ExpiresAt.After(from) || t.ExpiresAt.After(to) {
+				return nil
+			}
+			if ok, err := exists(txn, pPurge+t.OwnerID); err != nil || ok {
+				return err
+			}
+			out = append(out, t)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expiring tokens: %w", err)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].ExpiresAt.Equal(out[j].ExpiresAt) {
+			return out[i].ExpiresAt.Before(out[j].ExpiresAt)
+		}
+		return out[i].ID.String() < out[j].ID.String()
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}

@@ -141,3 +141,29 @@ func (s *DB) PruneNotifications(ctx context.Context, before time.Time) (int, err
 	}
 	return int(tag.RowsAffected()), nil
 }
+
+// ExpiringTokens implements store.Outbox, on the tokens_expires_at index.
+func (s *DB) ExpiringTokens(ctx context.Context, from, to time.Time, limit int) ([]store.Token, error) {
+	if err := s.closedErr(); err != nil {
+		return nil, err
+	}
+	lim := int64(limit)
+	if lim <= 0 {
+		lim = -1
+	}
+	rows, err := s.pool.Query(ctx, "SELECT "+tokenCols+` FROM tokens t WHERE t.expires_at > $1 AND t.expires_at <= $2
+		AND NOT EXISTS (SELECT FROM purges p WHERE p.owner_id = t.owner_id)
+		ORDER BY t.expires_at, t.id COLLATE "C" LIMIT CASE WHEN $3 < 0 THEN NULL ELSE $3 END`, from.UnixNano(), to.UnixNano(), lim)
+	if err != nil {
+		return nil, fmt.Errorf("expiring tokens: %w", unavail(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Token, error) {
+		var t store.Token
+		err := scanToken(r, &t)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expiring tokens: %w", unavail(err))
+	}
+	return out, nil
+}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
 )
 
 func testOutbox(t *testing.T, su suite) {
@@ -136,4 +138,45 @@ func testOutbox(t *testing.T, su suite) {
 			}
 		}
 	})
+}
+
+func testExpiringTokens(t *testing.T, su suite) {
+	s := su.fresh(t)
+	c := t.Context()
+	must(t, s.CreateOrg(c, store.Org{Name: "acme", CreatedAt: now()}))
+	u := newUser("ann@acme.test")
+	must(t, s.CreateUser(c, u))
+	gone := newUser("bob@acme.test")
+	must(t, s.CreateUser(c, gone))
+	cut := now()
+	mk := func(owner string, expires time.Time) store.Token {
+		tk := newToken(t, token.User, owner)
+		tk.CreatedAt = cut.Add(-time.Hour)
+		tk.ExpiresAt = expires
+		must(t, s.CreateToken(c, tk))
+		return tk
+	}
+	mk(u.ID, cut.Add(-time.Minute)) // expired already
+	late := mk(u.ID, cut.Add(3*24*time.Hour))
+	soon := mk(u.ID, cut.Add(time.Hour))
+	edge := mk(u.ID, cut.Add(7*24*time.Hour))
+	mk(u.ID, cut.Add(8*24*time.Hour)) // beyond the window
+	mk(u.ID, time.Time{})             // never expires
+	revoked := mk(u.ID, cut.Add(time.Hour))
+	must(t, s.DeleteToken(c, revoked.ID))
+	mk(gone.ID, cut.Add(time.Hour))
+	if _, err := s.DeleteUser(c, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := val(s.ExpiringTokens(c, cut, cut.Add(7*24*time.Hour), 0))(t)
+	var ids []token.ID
+	for _, tk := range got {
+		ids = append(ids, tk.ID)
+	}
+	if want := []token.ID{soon.ID, late.ID, edge.ID}; !slices.Equal(ids, want) {
+		t.Fatalf("ExpiringTokens = %v, want %v (soonest first, live, in the window)", ids, want)
+	}
+	if got := val(s.ExpiringTokens(c, cut, cut.Add(7*24*time.Hour), 1))(t); len(got) != 1 || got[0].ID != soon.ID {
+		t.Fatalf("with limit 1: %+v", got)
+	}
 }

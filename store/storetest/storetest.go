@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TokenPolicy", testTokenPolicy},
 		{"PurgeExpired", testPurgeExpired},
 		{"Outbox", testOutbox},
+		{"ExpiringTokens", testExpiringTokens},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, su) })
 	}
