@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/rill-authd/rill-authd/store"
@@ -91,6 +92,8 @@ type Notifier struct {
 	o     Options
 	log   *slog.Logger
 	hooks map[string]*Webhook
+	// expiring is what the last WarnExpiring found.
+	expiring atomic.Int64
 }
 
 // New returns a Notifier over st.
