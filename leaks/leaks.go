@@ -98,8 +98,8 @@ type Options struct {
 	MaxTokens int
 	Now       func() time.Time
 	// OnLeak is called once for each token a report revoked, after its token.leaked audit
-	// event is written. It is the one place a notification of the leak hooks in (the outbox
-	// of issue 27 item 3 does not exist yet); it must not block.
+	// event is written. It is the one place a notification of the leak hooks in (the daemon
+	// publishes a token.leaked event to the outbox, package notify); it must not block.
 	OnLeak func(ctx context.Context, l Leak)
 }
 
