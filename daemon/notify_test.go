@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -172,5 +173,42 @@ func TestWebhookOnReplicas(t *testing.T) {
 	recv.mu.Unlock()
 	if len(ids) != 1 {
 		t.Errorf("the retry of token.expiring carried another id: %v", ids)
+	}
+}
+
+// TestWebhookFlagsChecked: a mistake in the notification flags stops the daemon at start, before
+// a store is made, with one line that names the flag; a secret in the URL's query is not shown.
+func TestWebhookFlagsChecked(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short")
+	good := filepath.Join(dir, "good")
+	if err := os.WriteFile(short, []byte("tooshort\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(good, []byte("0123456789abcdef0123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--webhook-url", "https://hooks.example.com/x"}, "--webhook-url needs --webhook-secret-file"},
+		{[]string{"--webhook-secret-file", good}, "--webhook-secret-file without --webhook-url"},
+		{[]string{"--webhook-url", "https://hooks.example.com/x", "--webhook-secret-file", short}, "at least 16"},
+		{[]string{"--webhook-url", "https://hooks.example.com/x", "--webhook-secret-file", filepath.Join(dir, "none")}, "--webhook-secret-file"},
+		{[]string{"--webhook-url", "ftp://hooks.example.com/x?key=hunter2", "--webhook-secret-file", good}, "want http or https"},
+		{[]string{"--webhook-url", "http://169.254.169.254/latest?key=hunter2", "--webhook-secret-file", good}, "refused"},
+		{[]string{"--webhook-url", "http://127.0.0.1:9/x", "--webhook-secret-file", good}, "--webhook-allow-private"},
+	} {
+		data := filepath.Join(t.TempDir(), "data")
+		cmd := exec.Command(testenv.Bin(t, "rill-authd"), append([]string{"--data-dir", data, "--grpc-addr", "127.0.0.1:0",
+			"--http-addr", "127.0.0.1:0"}, c.args...)...)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) || strings.Contains(string(out), "hunter2") {
+			t.Errorf("%v: %v, %q; want an error saying %q", c.args, err, out, c.want)
+		}
+		if _, err := os.Stat(data); !os.IsNotExist(err) {
+			t.Errorf("%v: the data directory was made (%v)", c.args, err)
+		}
 	}
 }

@@ -226,9 +226,10 @@ func (n *Notifier) deliver(ctx context.Context, r store.Notification) (bool, err
 	case w != nil:
 		err = w.Post(ctx, r.Body)
 	default:
-		// A webhook removed from the configuration since: its rows will never be delivered.
-		err = fmt.Errorf("no such sink (a webhook no longer configured)")
-		r.Attempts = n.o.MaxAttempts - 1
+		// A webhook this replica does not have: removed from the configuration since, or one
+		// that only another replica (being reconfigured) has. It fails like a refused post, so
+		// a replica that has it may take it before the row is dropped.
+		err = fmt.Errorf("no such sink here (a webhook not configured on this replica)")
 	}
 	now := n.o.Now()
 	if err == nil {
