@@ -41,12 +41,12 @@ func startHookReceiver(t *testing.T, secret []byte) *hookReceiver {
 		ts, err := strconv.ParseInt(req.Header.Get(notify.TimestampHeader), 10, 64)
 		if err != nil || time.Since(time.Unix(ts, 0)).Abs() > 5*time.Minute {
 			r.t.Errorf("timestamp %q", req.Header.Get(notify.TimestampHeader))
-			http.Error(w, "stale", 400)
+			http.Error(w, "stale", http.StatusBadRequest)
 			return
 		}
 		if !hmac.Equal([]byte(req.Header.Get(notify.SignatureHeader)), []byte(notify.Sign(r.secret, ts, body))) {
 			r.t.Errorf("bad signature on %s", body)
-			http.Error(w, "signature", 401)
+			http.Error(w, "signature", http.StatusUnauthorized)
 			return
 		}
 		var e notify.Event

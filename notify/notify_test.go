@@ -77,13 +77,13 @@ func newReceiver(t *testing.T, now func() time.Time, codes ...int) *receiver {
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, err := io.ReadAll(req.Body)
 	if err != nil {
-		http.Error(w, "read", 400)
+		http.Error(w, "read", http.StatusBadRequest)
 		return
 	}
 	ts, err := strconv.ParseInt(req.Header.Get(notify.TimestampHeader), 10, 64)
 	if err != nil {
 		r.t.Errorf("timestamp %q: %v", req.Header.Get(notify.TimestampHeader), err)
-		http.Error(w, "timestamp", 400)
+		http.Error(w, "timestamp", http.StatusBadRequest)
 		return
 	}
 	if age := r.now().Unix() - ts; age < -1 || age > 300 {
@@ -91,7 +91,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	if !hmac.Equal([]byte(req.Header.Get(notify.SignatureHeader)), []byte(notify.Sign(secret, ts, body))) {
 		r.t.Errorf("bad signature %q", req.Header.Get(notify.SignatureHeader))
-		http.Error(w, "signature", 401)
+		http.Error(w, "signature", http.StatusUnauthorized)
 		return
 	}
 	if strings.Contains(string(body), "rill_") {
