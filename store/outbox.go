@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/rill-authd/rill-authd/token"
 )
 
 // Notification is one event waiting in the outbox for one sink. The outbox is durable (it
@@ -39,6 +41,10 @@ type Outbox interface {
 	// EnqueueNotifications stores the notifications whose ID is new, in one transaction, and
 	// says how many were new.
 	EnqueueNotifications(ctx context.Context, ns []Notification) (int, error)
+	// DeleteTokenNotify is DeleteToken enqueuing ns (as EnqueueNotifications does) in the
+	// same transaction: the notifications are written if and only if the revoke is, so a
+	// crash between the two loses neither.
+	DeleteTokenNotify(ctx context.Context, id token.ID, ns []Notification) error
 	// ClaimNotifications leases up to limit pending notifications due at now (NextAt <= now)
 	// and not leased by anyone, until now+lease, oldest due first. Two replicas claiming at once
 	// never get the same row.

@@ -10,6 +10,7 @@ import (
 
 	bdg "github.com/dgraph-io/badger/v4"
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
 )
 
 // EnqueueNotifications implements store.Outbox: one transaction, an existing ID untouched.
@@ -18,31 +19,9 @@ func (s *DB) EnqueueNotifications(ctx context.Context, ns []store.Notification) 
 	defer s.outboxMu.Unlock()
 	var n int
 	err := s.update(ctx, func(txn *bdg.Txn) error {
-		n = 0
-		for _, x := range ns {
-			if x.ID == "" {
-				return errors.New("notification without an id")
-			}
-			_, err := txn.Get([]byte(pOutbox + x.ID))
-			if err == nil {
-				continue
-			}
-			if !errors.Is(err, bdg.ErrKeyNotFound) {
-				return err
-			}
-			if x.CreatedAt.IsZero() {
-				x.CreatedAt = time.Now()
-			}
-			if x.NextAt.IsZero() {
-				x.NextAt = x.CreatedAt
-			}
-			x.LeaseUntil, x.DoneAt = time.Time{}, time.Time{}
-			if err := putJSON(txn, pOutbox+x.ID, x); err != nil {
-				return err
-			}
-			n++
-		}
-		return nil
+		var err error
+		n, err = enqueue(txn, ns)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("enqueue notifications: %w", err)
@@ -200,4 +179,57 @@ func (s *DB) ExpiringTokens(_ context.Context, from, to time.Time, limit int) ([
 		out = out[:limit]
 	}
 	return out, nil
+}
+
+// enqueue writes the notifications of ns whose ID is new in txn, and says how many.
+func enqueue(txn *bdg.Txn, ns []store.Notification) (int, error) {
+	n := 0
+	for _, x := range ns {
+		if x.ID == "" {
+			return 0, errors.New("notification without an id")
+		}
+		_, err := txn.Get([]byte(pOutbox + x.ID))
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, bdg.ErrKeyNotFound) {
+			return 0, err
+		}
+		if x.CreatedAt.IsZero() {
+			x.CreatedAt = time.Now()
+		}
+		if x.NextAt.IsZero() {
+			x.NextAt = x.CreatedAt
+		}
+		x.LeaseUntil, x.DoneAt = time.Time{}, time.Time{}
+		if err := putJSON(txn, pOutbox+x.ID, x); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// DeleteTokenNotify implements store.Outbox: DeleteToken's transaction writes the rows too.
+func (s *DB) DeleteTokenNotify(ctx context.Context, id token.ID, ns []store.Notification) error {
+	s.outboxMu.Lock()
+	defer s.outboxMu.Unlock()
+	err := s.write(ctx, func(w *wtxn) error {
+		var t store.Token
+		if err := getToken(w.Txn, id, &t); err != nil {
+			return fmt.Errorf("token %s: %w", id, err)
+		}
+		if err := deleteTokenKeys(w, id, t.OwnerID, "revoked"); err != nil {
+			return err
+		}
+		if err := addTokenCount(w.Txn, t.Kind, -1); err != nil {
+			return err
+		}
+		_, err := enqueue(w.Txn, ns)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete token: %w", err)
+	}
+	return nil
 }

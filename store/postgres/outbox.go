@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
 )
 
 const outboxCols = "id, sink, body, created_at, attempts, next_at, last_error, lease_until, done_at"
@@ -30,26 +31,9 @@ func (s *DB) EnqueueNotifications(ctx context.Context, ns []store.Notification) 
 	}
 	n := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		n = 0
-		for _, x := range ns {
-			if x.ID == "" {
-				return errors.New("notification without an id")
-			}
-			if x.CreatedAt.IsZero() {
-				x.CreatedAt = time.Now()
-			}
-			if x.NextAt.IsZero() {
-				x.NextAt = x.CreatedAt
-			}
-			tag, err := tx.Exec(ctx, `INSERT INTO outbox (id, sink, body, created_at, attempts, next_at, last_error)
-				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
-				x.ID, x.Sink, x.Body, nanos(x.CreatedAt), x.Attempts, nanos(x.NextAt), x.LastError)
-			if err != nil {
-				return err
-			}
-			n += int(tag.RowsAffected())
-		}
-		return nil
+		var err error
+		n, err = enqueue(ctx, tx, ns)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("enqueue notifications: %w", unavail(err))
@@ -166,4 +150,47 @@ func (s *DB) ExpiringTokens(ctx context.Context, from, to time.Time, limit int) 
 		return nil, fmt.Errorf("expiring tokens: %w", unavail(err))
 	}
 	return out, nil
+}
+
+// enqueue inserts the notifications of ns whose ID is new in tx, and says how many.
+func enqueue(ctx context.Context, tx pgx.Tx, ns []store.Notification) (int, error) {
+	n := 0
+	for _, x := range ns {
+		if x.ID == "" {
+			return 0, errors.New("notification without an id")
+		}
+		if x.CreatedAt.IsZero() {
+			x.CreatedAt = time.Now()
+		}
+		if x.NextAt.IsZero() {
+			x.NextAt = x.CreatedAt
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO outbox (id, sink, body, created_at, attempts, next_at, last_error)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+			x.ID, x.Sink, x.Body, nanos(x.CreatedAt), x.Attempts, nanos(x.NextAt), x.LastError)
+		if err != nil {
+			return 0, err
+		}
+		n += int(tag.RowsAffected())
+	}
+	return n, nil
+}
+
+// DeleteTokenNotify implements store.Outbox: DeleteToken's transaction inserts the rows too.
+func (s *DB) DeleteTokenNotify(ctx context.Context, id token.ID, ns []store.Notification) error {
+	err := s.write(ctx, func(w *wtx) error {
+		n, err := deleteTokens(w, "id = $1 AND NOT EXISTS (SELECT FROM purges p WHERE p.owner_id = tokens.owner_id)", "revoked", id.String())
+		if err == nil && n == 0 {
+			err = fmt.Errorf("token %s: %w", id, store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		_, err = enqueue(ctx, w.Tx, ns)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete token: %w", err)
+	}
+	return nil
 }

@@ -180,3 +180,37 @@ func testExpiringTokens(t *testing.T, su suite) {
 		t.Fatalf("with limit 1: %+v", got)
 	}
 }
+
+func testDeleteTokenNotify(t *testing.T, su suite) {
+	s := su.fresh(t)
+	c := t.Context()
+	u := newUser("ann@acme.test")
+	must(t, s.CreateUser(c, u))
+	tk := newToken(t, token.User, u.ID)
+	must(t, s.CreateToken(c, tk))
+	note := func(id string) []store.Notification {
+		return []store.Notification{{ID: id, Sink: "audit", Body: []byte(`{}`)}}
+	}
+	must(t, s.DeleteTokenNotify(c, tk.ID, note("leak-1")))
+	if _, err := s.TokenAuth(c, tk.ID); !errors.Is(err, store.ErrRevoked) {
+		t.Fatalf("token after DeleteTokenNotify: %v, want revoked", err)
+	}
+	if _, err := s.GetNotification(c, "leak-1"); err != nil {
+		t.Fatalf("the notification of the revoke: %v", err)
+	}
+	if n := counts(t, s)[token.User]; n != 0 {
+		t.Fatalf("live user tokens %d after the revoke", n)
+	}
+	// No revoke, no notification.
+	if err := s.DeleteTokenNotify(c, tk.ID, note("leak-2")); err == nil {
+		t.Fatal("revoked a revoked token again")
+	}
+	if err := s.DeleteTokenNotify(c, newTokenID(t), note("leak-3")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown token: %v, want ErrNotFound", err)
+	}
+	for _, id := range []string{"leak-2", "leak-3"} {
+		if _, err := s.GetNotification(c, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s written without its revoke: %v", id, err)
+		}
+	}
+}

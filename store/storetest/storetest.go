@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PurgeExpired", testPurgeExpired},
 		{"Outbox", testOutbox},
 		{"ExpiringTokens", testExpiringTokens},
+		{"DeleteTokenNotify", testDeleteTokenNotify},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, su) })
 	}
