@@ -10,6 +10,7 @@ import (
 
 	"github.com/rill-authd/rill-authd/leaks"
 	"github.com/rill-authd/rill-authd/notify"
+	"github.com/rill-authd/rill-authd/store"
 )
 
 // notifyScanInterval is how often each replica looks for tokens about to expire (a variable
@@ -83,18 +84,13 @@ func (d *Daemon) stopNotify() {
 	}
 }
 
-// notifyLeak is leaks.Options.OnLeak: a revoked leaked token becomes a token.leaked event.
-// The id is the token's: a token is revoked once, so it is told of once.
-func (d *Daemon) notifyLeak(ctx context.Context, l leaks.Leak) {
-	if d.notifier == nil {
-		return
-	}
-	e := notify.Event{ID: notify.TokenLeaked + ":" + l.TokenID.String(), Type: notify.TokenLeaked, Time: l.At,
+// leakNotifications is leaks.Options.Notifications: a revoked leaked token is a token.leaked
+// event, written in the revoke's transaction. The id is the token's: a token is revoked once,
+// so it is told of once.
+func (d *Daemon) leakNotifications(l leaks.Leak) ([]store.Notification, error) {
+	return d.notifier.Rows(notify.Event{ID: notify.TokenLeaked + ":" + l.TokenID.String(), Type: notify.TokenLeaked, Time: l.At,
 		TokenID: l.TokenID.String(), TokenKind: string(l.Kind), OwnerID: l.OwnerID, Target: l.Target, URL: l.URL,
-		Detail: strings.TrimSpace(l.Source + " " + l.Type)}
-	if _, err := d.notifier.Publish(ctx, e); err != nil {
-		d.log.Error("notifications: a leaked token's event was not written", "token_id", l.TokenID.String(), "err", err)
-	}
+		Detail: strings.TrimSpace(l.Source + " " + l.Type)})
 }
 
 // windowLabel is the gauge's within label: whole days as "7d", else Go's duration.

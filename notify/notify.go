@@ -139,8 +139,22 @@ func rowID(id, sink string) string {
 // Publish writes e to the outbox, one row per sink, in one transaction; an event whose ID was
 // published before adds nothing. It says whether e was new.
 func (n *Notifier) Publish(ctx context.Context, e Event) (bool, error) {
+	rows, err := n.Rows(e)
+	if err != nil {
+		return false, err
+	}
+	added, err := n.st.EnqueueNotifications(ctx, rows)
+	if err != nil {
+		return false, fmt.Errorf("publish %s: %w", e.ID, err)
+	}
+	return added > 0, nil
+}
+
+// Rows are e's outbox rows, one per sink, for a store write that enqueues them in its own
+// transaction (store.Outbox.DeleteTokenNotify).
+func (n *Notifier) Rows(e Event) ([]store.Notification, error) {
 	if e.ID == "" || e.Type == "" {
-		return false, errors.New("publish: an event needs an id and a type")
+		return nil, errors.New("publish: an event needs an id and a type")
 	}
 	if e.Time.IsZero() {
 		e.Time = n.o.Now()
@@ -148,18 +162,14 @@ func (n *Notifier) Publish(ctx context.Context, e Event) (bool, error) {
 	e.Time = e.Time.UTC()
 	body, err := json.Marshal(e)
 	if err != nil {
-		return false, fmt.Errorf("publish %s: %w", e.ID, err)
+		return nil, fmt.Errorf("publish %s: %w", e.ID, err)
 	}
 	now := n.o.Now()
 	rows := []store.Notification{{ID: rowID(e.ID, AuditSink), Sink: AuditSink, Body: body, CreatedAt: now, NextAt: now}}
 	for _, w := range n.o.Webhooks {
 		rows = append(rows, store.Notification{ID: rowID(e.ID, w.URL()), Sink: w.URL(), Body: body, CreatedAt: now, NextAt: now})
 	}
-	added, err := n.st.EnqueueNotifications(ctx, rows)
-	if err != nil {
-		return false, fmt.Errorf("publish %s: %w", e.ID, err)
-	}
-	return added > 0, nil
+	return rows, nil
 }
 
 // Run delivers due notifications every Interval until ctx ends, and prunes done ones.
