@@ -270,7 +270,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	d.registerSecretScanning(mux)
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	// The web console calls the API's handlers in-process (mux), as the signed-in user.
-	if d.console, err = console.New(console.Options{API: mux, Store: d.st, Metrics: d.metrics, Replica: d.replicaStates(), Logger: d.log}); err != nil {
+	if d.console, err = console.New(console.Options{API: mux, Store: d.st, Metrics: d.metrics, Replica: d.replicaStates(), Logger: d.log, ExpiryWarning: cfg.ExpiryWarning}); err != nil {
 		return nil, err
 	}
 	d.console.Register(mux)
