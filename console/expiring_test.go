@@ -6,6 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/adminapi/client"
+	"github.com/rill-authd/rill-authd/internal/testenv"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
@@ -45,5 +50,31 @@ func TestExpiryBanner(t *testing.T) {
 	su.signIn(e.tokens["su"])
 	if r := su.get("/ui/tokens"); r.code != 200 || strings.Contains(r.body, "of your tokens expire") {
 		t.Fatalf("a user with no expiring token sees a banner: %d", r.code)
+	}
+}
+
+// TestExpiryBannerInChromium: against a real daemon (--expiry-warning 168h by default), the
+// banner of a user's own token expiring in an hour is shown, visible, in Chromium.
+func TestExpiryBannerInChromium(t *testing.T) {
+	exe := chromium(t)
+	d := testenv.Start(t, "")
+	admin := client.New(d.URL(), d.Token)
+	if _, err := admin.IssueToken(context.Background(), apiv1.TokenRequest{DisplayName: "deploy-bot", TTLMinutes: 60}); err != nil {
+		t.Fatal(err)
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()))
+	defer cancelAlloc()
+	browserCtx, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+	if err := chromedp.Do(browserCtx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	tb := newTab(t, browserCtx, d.URL())
+	tb.signIn(d.Token, "Overview")
+	tb.do("banner", chromedp.WaitVisible(chromedp.CSS("section.expiring")))
+	if got := tb.text("section.expiring"); !strings.Contains(got, "1 of your tokens expires within 7 days") || !strings.Contains(got, "deploy-bot") {
+		t.Fatalf("banner: %q", got)
 	}
 }
