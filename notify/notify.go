@@ -31,7 +31,7 @@ const (
 	// TokenExpiring: a token expires within the warning window (--expiry-warning).
 	TokenExpiring = "token.expiring"
 	// TokenRefusedNetwork: a token was used from a network it is not allowed from. Nothing
-	// publishes it yet: it is the hook for token network constraints (issue 27 item 1).
+	// publishes it yet: RefusedNetworkEvent is the hook for token network constraints.
 	TokenRefusedNetwork = "token.refused_network"
 )
 
@@ -293,4 +293,19 @@ func (n *Notifier) audit(ctx context.Context, body []byte) error {
 	}
 	return n.st.AppendAudit(ctx, store.AuditEvent{Time: e.Time, Actor: Actor, Action: "notify." + e.Type,
 		Target: e.Target, Outcome: "notified", Detail: detail})
+}
+
+// RefusedNetworkEvery bounds the token.refused_network events of one token: one per period,
+// whatever the number of refused uses (the event's id names the period, and the outbox takes
+// an id once).
+const RefusedNetworkEvery = time.Hour
+
+// RefusedNetworkEvent is the event of a token used from a network it is not allowed from, at
+// at, from the client address addr. It is the hook of token network constraints: whoever
+// refuses the use publishes it (off the check path: Publish is a store write). Its id names the
+// token and the hour, so publishing every refusal tells of at most one per token and hour.
+func RefusedNetworkEvent(tokenID, kind, ownerID, target, addr string, at time.Time) Event {
+	bucket := at.UTC().Truncate(RefusedNetworkEvery).Unix()
+	return Event{ID: TokenRefusedNetwork + ":" + tokenID + ":" + fmt.Sprint(bucket), Type: TokenRefusedNetwork, Time: at,
+		TokenID: tokenID, TokenKind: kind, OwnerID: ownerID, Target: target, Detail: "used from " + addr}
 }

@@ -304,3 +304,26 @@ func TestWebhookRefusesPrivate(t *testing.T) {
 		t.Fatal("the allowed post never dialed")
 	}
 }
+
+// TestRefusedNetworkRateLimited: a token refused from its networks again and again is told of
+// once an hour.
+func TestRefusedNetworkRateLimited(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	c := &clock{t: time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)}
+	n := newNotifier(t, st, c, notify.Options{})
+	added := 0
+	for i := range 120 { // one refusal a minute for two hours
+		at := c.Now().Add(time.Duration(i) * time.Minute)
+		ok, err := n.Publish(ctx, notify.RefusedNetworkEvent("tok1", "user", "u1", "user:u1 token:tok1", "203.0.113.9", at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			added++
+		}
+	}
+	if added != 2 {
+		t.Fatalf("%d events for two hours of refusals; want 2", added)
+	}
+}
