@@ -200,7 +200,7 @@ func (n *Notifier) Run(ctx context.Context) {
 func (n *Notifier) DeliverDue(ctx context.Context) (int, error) {
 	delivered := 0
 	for {
-		rows, err := n.st.ClaimNotifications(ctx, n.o.Now(), n.o.Lease, 50)
+		rows, err := n.st.ClaimNotifications(ctx, n.o.Now(), n.o.Lease, claimBatch)
 		if err != nil {
 			return delivered, fmt.Errorf("claim: %w", err)
 		}
@@ -218,6 +218,11 @@ func (n *Notifier) DeliverDue(ctx context.Context) (int, error) {
 		}
 	}
 }
+
+// claimBatch is how many rows one claim takes: few enough that posting them all, each within
+// its 10 s timeout, ends well inside the default lease (2 min), so no row's lease runs out
+// while this replica still holds it unposted.
+const claimBatch = 8
 
 // backoff is the wait after the attempts-th failure.
 func (n *Notifier) backoff(attempts int) time.Duration {
