@@ -62,6 +62,9 @@ type Options struct {
 	IdleTimeout, MaxAge time.Duration
 	// SampleEvery is how often the checks counter is read for the chart (default 10 s).
 	SampleEvery time.Duration
+	// ExpiryWarning shows a banner on every page to a user whose own tokens expire within it
+	// (--expiry-warning; 0: none).
+	ExpiryWarning time.Duration
 }
 
 // Console serves the pages.

@@ -66,7 +66,7 @@ func setup(t testing.TB, useTLS bool) *env {
 	mux := http.NewServeMux()
 	adminapi.New(st, res, adminapi.Options{Issuer: "https://authd.test", Audience: "rill-runtime", Keys: ring, Metrics: m}).Register(mux)
 	clk := &clock{t: time.Now()}
-	con, err := console.New(console.Options{API: mux, Store: st, Metrics: m, Now: clk.now})
+	con, err := console.New(console.Options{API: mux, Store: st, Metrics: m, Now: clk.now, ExpiryWarning: 7 * 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

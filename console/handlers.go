@@ -29,6 +29,8 @@ type view struct {
 	PickTo string
 	Flash  *flash
 	Data   any
+
+	expiring **expiring // Expiring's answer, once read
 }
 
 // SignedIn tells the layout whether to show the navigation.

@@ -103,6 +103,12 @@ type Config struct {
 
 	// Secret scanning (daemon/leaks.go, package leaks).
 	GitHubSecretScanningKeysURL string `name:"github-secret-scanning-keys-url" group:"Secret scanning" placeholder:"URL" help:"Take reports of leaked tokens from GitHub's secret scanning partner program at POST /v1/secret-scanning/github on --http-addr, verified with the public keys GitHub publishes at this URL (GitHub's: https://api.github.com/meta/public_keys/secret_scanning); each reported token of ours is revoked at once and audited as token.leaked. Empty: the endpoint answers 404."`
+
+	// Notifications (daemon/notify.go, package notify).
+	WebhookURLs         []string      `name:"webhook-url" group:"Notifications" placeholder:"URL" help:"POST a signed JSON event to this URL when a token is reported leaked and revoked, or expires within --expiry-warning (repeatable: each URL gets every event). Events wait in the store's outbox, are delivered by one replica, and are retried with backoff (dropped after 10 failures, with an audit line). Needs --webhook-secret-file."`
+	WebhookSecretFile   string        `name:"webhook-secret-file" group:"Notifications" type:"path" placeholder:"FILE" help:"File holding the secret that signs webhook posts (X-Rill-Authd-Signature: sha256=HMAC-SHA256 of timestamp \".\" body); surrounding whitespace is ignored. At least 16 bytes."`
+	WebhookAllowPrivate bool          `name:"webhook-allow-private" group:"Notifications" help:"Let webhooks post to loopback, private, link-local and cloud metadata addresses (refused by default, checked at each connection so DNS cannot get round it): for tests and receivers inside your network."`
+	ExpiryWarning       time.Duration `name:"expiry-warning" group:"Notifications" default:"168h" help:"Tell (audit log, webhooks) of each token that expires within this long, once per token and expiry (0: never)."`
 }
 
 // Run runs the daemon until ctx ends (kong calls it for `serve`).

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -31,6 +32,7 @@ import (
 	"github.com/rill-authd/rill-authd/extauthz"
 	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/metrics"
+	"github.com/rill-authd/rill-authd/notify"
 	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
@@ -77,6 +79,10 @@ type Daemon struct {
 	pluginCfgs []plugins.Config
 
 	healthStop, healthDone chan struct{} // followStaleness
+
+	notifier   *notify.Notifier
+	notifyStop context.CancelFunc // ends the notifier's loops
+	notifyDone sync.WaitGroup
 }
 
 // NewLogger builds the slog logger the flags ask for.
@@ -122,6 +128,10 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		return nil, err
 	}
 	if err := cfg.checkSecretScanning(); err != nil {
+		return nil, err
+	}
+	webhooks, err := cfg.webhooks()
+	if err != nil {
 		return nil, err
 	}
 	if _, err := cfg.TrustedIssuers(); err != nil { // again below, against the store's issuer
@@ -202,6 +212,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 		Issuer: issuer, Audience: cfg.RuntimeAudience, Keys: d.keys,
 		Trusted: trusted, JWKSRefresh: cfg.JWKSRefresh, Metrics: d.metrics})
 	d.registerGauges()
+	d.startNotify(webhooks)
 	if d.pg != nil {
 		d.registerStoreGauges(d.pg)
 	}
@@ -260,7 +271,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	d.registerSecretScanning(mux)
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	// The web console calls the API's handlers in-process (mux), as the signed-in user.
-	if d.console, err = console.New(console.Options{API: mux, Store: d.st, Metrics: d.metrics, Replica: d.replicaStates(), Logger: d.log}); err != nil {
+	if d.console, err = console.New(console.Options{API: mux, Store: d.st, Metrics: d.metrics, Replica: d.replicaStates(), Logger: d.log, ExpiryWarning: cfg.ExpiryWarning}); err != nil {
 		return nil, err
 	}
 	d.console.Register(mux)
@@ -350,6 +361,7 @@ func (d *Daemon) Shutdown() error {
 
 func (d *Daemon) closeAll() error {
 	d.stopFollowingStaleness()
+	d.stopNotify()
 	d.stopSIGHUP()
 	for _, l := range []net.Listener{d.grpcLis, d.httpLis} {
 		if l != nil {

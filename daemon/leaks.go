@@ -37,7 +37,7 @@ func (d *Daemon) registerSecretScanning(mux *http.ServeMux) {
 		}
 		d.log.Info("secret scanning: reports of leaked tokens are taken", "path", leaks.Path, "keys_url", keysURL)
 	}
-	leaks.New(d.st, leaks.Options{KeysURL: keysURL, Logger: d.log, Metrics: d.metrics}).Register(mux)
+	leaks.New(d.st, leaks.Options{KeysURL: keysURL, Logger: d.log, Metrics: d.metrics, Notifications: d.leakNotifications}).Register(mux)
 }
 
 func isLoopbackHost(h string) bool {

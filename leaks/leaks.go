@@ -98,9 +98,18 @@ type Options struct {
 	MaxTokens int
 	Now       func() time.Time
 	// OnLeak is called once for each token a report revoked, after its token.leaked audit
-	// event is written. It is the one place a notification of the leak hooks in (the outbox
-	// of issue 27 item 3 does not exist yet); it must not block.
+	// event is written; it must not block. (The daemon's token.leaked notification is not
+	// written here but with the revoke itself: Notifications.)
 	OnLeak func(ctx context.Context, l Leak)
+	// Notifications, when set, gives the outbox rows that tell of l; they are written in the
+	// revoke's own transaction (the store must then be a NotifyingStore), so a revoke is never
+	// left untold by a crash.
+	Notifications func(l Leak) ([]store.Notification, error)
+}
+
+// NotifyingStore is the Store of a Handler with Options.Notifications.
+type NotifyingStore interface {
+	DeleteTokenNotify(ctx context.Context, id token.ID, ns []store.Notification) error
 }
 
 // Handler serves Path.
@@ -308,16 +317,16 @@ func (h *Handler) revoke(ctx context.Context, rep report) (bool, error) {
 	if !tok.Matches(rec.Hash) || rec.Kind != tok.Kind {
 		return false, nil
 	}
-	if err := h.st.DeleteToken(ctx, rec.ID); err != nil {
+	now := h.o.Now().UTC()
+	l := Leak{TokenID: rec.ID, Kind: rec.Kind, OwnerID: rec.OwnerID, Target: h.target(ctx, rec),
+		URL: logSafe(rep.URL, 2048), Source: logSafe(rep.Source, 64), Type: logSafe(rep.Type, 128), At: now}
+	if err := h.delete(ctx, l); err != nil {
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrRevoked) {
 			return true, nil // revoked in between (the same report on another replica): audited there
 		}
 		return false, fmt.Errorf("revoke a leaked token: %w", err)
 	}
 	h.o.Metrics.TokensRevoked(policy.KindOf(rec.Kind), 1)
-	now := h.o.Now().UTC()
-	l := Leak{TokenID: rec.ID, Kind: rec.Kind, OwnerID: rec.OwnerID, Target: h.target(ctx, rec),
-		URL: logSafe(rep.URL, 2048), Source: logSafe(rep.Source, 64), Type: logSafe(rep.Type, 128), At: now}
 	where := l.URL
 	if where == "" {
 		where = "(no URL)"
@@ -335,6 +344,22 @@ func (h *Handler) revoke(ctx context.Context, rep report) (bool, error) {
 		h.o.OnLeak(ctx, l)
 	}
 	return true, nil
+}
+
+// delete revokes l's token, with its notifications when there are any.
+func (h *Handler) delete(ctx context.Context, l Leak) error {
+	if h.o.Notifications == nil {
+		return h.st.DeleteToken(ctx, l.TokenID)
+	}
+	ns, err := h.o.Notifications(l)
+	if err != nil {
+		return err
+	}
+	st, ok := h.st.(NotifyingStore)
+	if !ok {
+		return errors.New("the store cannot write notifications with a revoke")
+	}
+	return st.DeleteTokenNotify(ctx, l.TokenID, ns)
 }
 
 // target names rec as the audit log names tokens: its owner and its id.

@@ -601,3 +601,30 @@ func FuzzReport(f *testing.F) {
 		}
 	})
 }
+
+// TestReportNotifiesWithTheRevoke: with Options.Notifications, a revoked token's outbox rows are
+// written by the revoke itself; a report that revokes nothing writes none.
+func TestReportNotifiesWithTheRevoke(t *testing.T) {
+	var asked []leaks.Leak
+	e := newEnv(t, leaks.Options{Notifications: func(l leaks.Leak) ([]store.Notification, error) {
+		asked = append(asked, l)
+		return []store.Notification{{ID: "leak:" + l.TokenID.String(), Sink: "audit", Body: []byte(`{"url":"` + l.URL + `"}`)}}, nil
+	}})
+	if a := e.signed(t, payload(t, e.toks["service"])); a.code != 200 || a.fb[0].Label != leaks.TruePositive {
+		t.Fatalf("report: %d %s", a.code, a.body)
+	}
+	n, err := e.st.GetNotification(context.Background(), "leak:"+e.ids["service"].String())
+	if err != nil || !strings.Contains(string(n.Body), "github.com") {
+		t.Fatalf("the leak's notification: %+v, %v", n, err)
+	}
+	if e.live(t, "service") {
+		t.Fatal("the token is live after the report")
+	}
+	// Again: nothing left to revoke, so nothing more is written.
+	if a := e.signed(t, payload(t, e.toks["service"])); a.code != 200 || a.fb[0].Label != leaks.FalsePositive {
+		t.Fatalf("second report: %d %s", a.code, a.body)
+	}
+	if len(asked) != 1 {
+		t.Fatalf("Notifications asked %d times, want 1", len(asked))
+	}
+}

@@ -126,6 +126,7 @@ type Store interface {
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 
 	TokenLifetimes
+	Outbox
 
 	Close() error
 }

@@ -66,6 +66,10 @@ func backupFile(t *testing.T, s *DB) string {
 func TestBackupAndRestore(t *testing.T) {
 	src := diskStore(t, t.TempDir(), nil)
 	toks := seed(t, src)
+	// A notification waiting in the outbox is restored with the rest.
+	if _, err := src.EnqueueNotifications(ctx, []store.Notification{{ID: "token.leaked:x@audit", Sink: "audit", Body: []byte(`{"id":"token.leaked:x"}`)}}); err != nil {
+		t.Fatal(err)
+	}
 	seq, _ := src.LastSeq(ctx)
 	counts, _ := src.CountTokens(ctx)
 	file := backupFile(t, src)
@@ -101,6 +105,9 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 	if ran, err := s.Bootstrap(ctx, func(ctx context.Context) error { return nil }); ran || err != nil {
 		t.Errorf("a restored store bootstrapped again: %v %v", ran, err)
+	}
+	if n, err := s.GetNotification(ctx, "token.leaked:x@audit"); err != nil || string(n.Body) != `{"id":"token.leaked:x"}` {
+		t.Errorf("outbox after restore: %+v %v", n, err)
 	}
 	if ks, _ := s.ListSigningKeys(ctx); len(ks) != 1 || string(ks[0].PrivateKey) != "der" {
 		t.Errorf("signing keys: %+v", ks)

@@ -103,6 +103,9 @@ func checkRecord(key, val []byte) error {
 			return fmt.Errorf("change %d: does not decode: %w", binary.BigEndian.Uint64(key[len(pChange):]), err)
 		}
 		return nil
+	case strings.HasPrefix(k, pOutbox):
+		var n store.Notification
+		return record(pOutbox, "notification", &n, func() string { return n.ID })
 	case k == kPruned:
 		if len(val) != 8 {
 			return fmt.Errorf("%s: not a sequence", k)

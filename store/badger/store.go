@@ -36,11 +36,14 @@ type Options struct {
 
 // DB is the Badger implementation of Store.
 type DB struct {
-	db        *bdg.DB
-	opts      Options
-	log       *slog.Logger
-	subs      []func([]store.Change) // appended to under wmu
-	auditSeq  atomic.Uint32
+	db       *bdg.DB
+	opts     Options
+	log      *slog.Logger
+	subs     []func([]store.Change) // appended to under wmu
+	auditSeq atomic.Uint32
+	// outboxMu serializes the outbox's writes: claims read then lease many rows, and Badger's
+	// optimistic transactions would otherwise fail them against each other.
+	outboxMu  sync.Mutex
 	stopGC    chan struct{}
 	gcDone    chan struct{}
 	closeOnce sync.Once
@@ -72,6 +75,7 @@ const (
 	pRevoked  = "revoked/"         // revoked/<token id> -> why, kept for tombstoneTTL
 	pPurge    = "purge/"           // purge/<owner id> -> kind NUL why: a deleted owner's tokens to delete
 	pChange   = "chg/"             // chg/<seq BE> -> JSON store.Change
+	pOutbox   = "outbox/"          // outbox/<notification id> -> JSON store.Notification
 	kPruned   = "meta/feed/pruned" // the newest change pruned from the feed (seq BE)
 	kBoot     = "meta/bootstrapped"
 	kIssuer   = "meta/issuer" // JSON store.Issuer

@@ -64,6 +64,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Text", testText},
 		{"TokenPolicy", testTokenPolicy},
 		{"PurgeExpired", testPurgeExpired},
+		{"Outbox", testOutbox},
+		{"ExpiringTokens", testExpiringTokens},
+		{"DeleteTokenNotify", testDeleteTokenNotify},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, su) })
 	}
