@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/rill-authd/rill-authd/leaks"
 	"github.com/rill-authd/rill-authd/notify"
+	"github.com/rill-authd/rill-authd/resolver"
 	"github.com/rill-authd/rill-authd/store"
 )
 
@@ -105,4 +107,28 @@ func windowLabel(w time.Duration) string {
 func redactQuery(u string) string {
 	u, _, _ = strings.Cut(u, "?")
 	return u
+}
+
+// notifyRefused publishes a token.refused_network event for each token refused for its network
+// since the resolver's last flush (its background writer calls it, never a check). The event's
+// id names the token and the hour, so a token used from a refused network all day is told of
+// once an hour (notify.RefusedNetworkEvent).
+func (d *Daemon) notifyRefused(ctx context.Context, refused []resolver.Refusal) {
+	for _, f := range refused {
+		if !f.Network {
+			continue
+		}
+		t, err := d.st.GetToken(ctx, f.ID)
+		if err != nil {
+			continue // revoked or gone since: nothing to tell
+		}
+		addr := "an unknown address"
+		if f.Addr.IsValid() {
+			addr = f.Addr.String()
+		}
+		e := notify.RefusedNetworkEvent(t.ID.String(), string(t.Kind), t.OwnerID, t.Prefix, addr, time.Now())
+		if _, err := d.notifier.Publish(ctx, e); err != nil && !errors.Is(err, store.ErrClosed) {
+			d.log.Warn("publishing a refused network notification failed", "token_id", t.ID.String(), "err", err)
+		}
+	}
 }

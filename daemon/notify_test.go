@@ -212,3 +212,60 @@ func TestWebhookFlagsChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookRefusedNetwork: a token bound to a network and used from elsewhere is refused, and
+// the refusal reaches the webhook as a token.refused_network event, written by the resolver's
+// background writer (here at shutdown's flush, as every minute otherwise) and delivered by the
+// next start, once, however many checks were refused.
+func TestWebhookRefusedNetwork(t *testing.T) {
+	secret := []byte("0123456789abcdef-webhook-secret")
+	file := filepath.Join(t.TempDir(), "webhook-secret")
+	if err := os.WriteFile(file, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	recv := startHookReceiver(t, secret)
+	dir := t.TempDir()
+	args := []string{"--webhook-url", recv.url, "--webhook-secret-file", file, "--webhook-allow-private"}
+	a := testenv.Spawn(t, dir, args...)
+	a.WaitStarted(t)
+	ca := client.New(a.URL(), a.Token)
+	bound, err := ca.IssueToken(t.Context(), apiv1.TokenRequest{DisplayName: "office only", AllowedNetworks: []string{"10.0.0.0/8"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	free, err := ca.IssueToken(t.Context(), apiv1.TokenRequest{DisplayName: "anywhere"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if code, body, err := tryCheck(a, bound.Token); err != nil || code != http.StatusForbidden || !strings.Contains(body, "network") {
+			t.Fatalf("check from 127.0.0.1 with a token bound to 10.0.0.0/8: %d %s %v", code, body, err)
+		}
+	}
+	tryCheck(a, free.Token) // refused or not for its permissions, never for its network
+	a.Stop(t)
+	b := testenv.Spawn(t, dir, args...)
+	b.WaitStarted(t)
+	if within(20*time.Second, func() bool { ok, _ := recv.delivered(notify.TokenRefusedNetwork, bound.ID); return ok > 0 }) < 0 {
+		t.Fatal("no token.refused_network post within 20s of the restart")
+	}
+	time.Sleep(6 * time.Second) // more than a delivery interval (5s)
+	if ok, _ := recv.delivered(notify.TokenRefusedNetwork, bound.ID); ok != 1 {
+		t.Errorf("token.refused_network delivered %d times for three refused checks, want 1", ok)
+	}
+	if _, tried := recv.delivered(notify.TokenRefusedNetwork, free.ID); tried != 0 {
+		t.Errorf("a token bound to no network was reported refused")
+	}
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	for _, e := range recv.ok {
+		if e.TokenID == bound.ID && !strings.Contains(e.Detail, "127.0.0.1") {
+			t.Errorf("the event does not say where the token was used from: %+v", e)
+		}
+	}
+	for _, body := range recv.bodies {
+		if strings.Contains(body, bound.Token) {
+			t.Errorf("a token's secret in a webhook post: %s", body)
+		}
+	}
+}

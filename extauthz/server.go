@@ -195,11 +195,11 @@ func (s *Server) evaluate(ctx context.Context, req *request) *outcome {
 	// Where it is used, before what for: a token bound to networks or origins is refused
 	// elsewhere whatever it could do there.
 	if !res.AllowedFrom(req.addr) {
-		s.res.NoteRefused(res.TokenID)
+		s.res.NoteRefused(resolver.Refusal{ID: res.TokenID, Addr: req.addr, Network: true})
 		return s.logged(req, networkOutcome, res.TokenID)
 	}
 	if !res.AllowedOrigin(req.origin, req.referer) {
-		s.res.NoteRefused(res.TokenID)
+		s.res.NoteRefused(resolver.Refusal{ID: res.TokenID, Addr: req.addr})
 		return s.logged(req, originOutcome, res.TokenID)
 	}
 	if misconfig != "" {

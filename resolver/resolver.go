@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -61,6 +63,10 @@ func IsAuthError(err error) bool {
 // Options configures a Resolver.
 type Options struct {
 	CacheSize int // principals kept; default 100,000; negative disables the cache (benchmarks)
+	// OnRefused, when set, is given the tokens refused for where they were used since the last
+	// flush (the last refusal of each), from the background writer, never the check path: the
+	// daemon publishes them as notifications.
+	OnRefused func(ctx context.Context, refused []Refusal)
 	// TouchInterval is how often last-used times are written back (default 1m; <0 disables).
 	TouchInterval time.Duration
 	Now           func() time.Time
@@ -93,7 +99,7 @@ type Resolver struct {
 	now     func() time.Time
 	log     *slog.Logger
 	touch   chan touch
-	refused chan token.ID // tokens refused for where they were used, for the audit summary
+	refused chan Refusal // tokens refused for where they were used, for the audit summary
 	stop    chan struct{}
 	done    chan struct{}
 	refresh chan []token.ID // tokens of a changed owner, to read again ahead of their next check
@@ -129,7 +135,7 @@ func New(st store.CheckReader, o Options) *Resolver {
 		o.RecheckInterval = time.Second
 	}
 	r := &Resolver{st: st, cache: newCache(o.CacheSize), now: o.Now, log: o.Logger,
-		touch: make(chan touch, 4096), refused: make(chan token.ID, 1024), stop: make(chan struct{}), done: make(chan struct{}), every: o.TouchInterval, opts: o}
+		touch: make(chan touch, 4096), refused: make(chan Refusal, 1024), stop: make(chan struct{}), done: make(chan struct{}), every: o.TouchInterval, opts: o}
 	if r.keys = o.Keys; r.keys == nil {
 		// Tests and tools that pass a whole store get a ring of their own.
 		if ws, ok := st.(keys.Store); ok {
@@ -458,13 +464,22 @@ func (r *Resolver) Stats() Stats {
 		Drops: c.drops.Load(), Rechecks: c.rechecks.Load(), StaleServed: c.staleServed.Load()}
 }
 
+// Refusal is a valid token refused for where it was used: from Addr (the zero Addr: unknown),
+// Network when the network was refused (else the page's origin was).
+type Refusal struct {
+	ID      token.ID
+	Addr    netip.Addr
+	Network bool
+}
+
 // NoteRefused records that a valid token was refused for where it was used (a network or
 // origin its constraints do not allow): the audit log gets a summary of them per flush (the
-// last-used interval), by token id and count, never per check. Best effort and allocation-free:
-// when the queue is full the note is dropped.
-func (r *Resolver) NoteRefused(id token.ID) {
+// last-used interval), by token id and count, never per check, and Options.OnRefused the last
+// refusal of each token. Best effort and allocation-free: when the queue is full the note is
+// dropped.
+func (r *Resolver) NoteRefused(f Refusal) {
 	select {
-	case r.refused <- id:
+	case r.refused <- f:
 	default:
 	}
 }
@@ -475,6 +490,7 @@ func (r *Resolver) touchLoop() {
 	pending := map[token.ID]store.TokenUse{}
 	uses := map[token.ID]int{}
 	refused := map[token.ID]int{}
+	lastRefusal := map[token.ID]Refusal{}
 	var tick <-chan time.Time
 	if r.every > 0 {
 		t := time.NewTicker(r.every)
@@ -489,6 +505,10 @@ func (r *Resolver) touchLoop() {
 				r.log.Warn("recording the refused token use summary failed", "err", err)
 			}
 			clear(refused)
+			if r.opts.OnRefused != nil {
+				r.opts.OnRefused(ctx, slices.Collect(maps.Values(lastRefusal)))
+			}
+			clear(lastRefusal)
 		}
 		if len(pending) == 0 {
 			return
@@ -521,8 +541,9 @@ func (r *Resolver) touchLoop() {
 		select {
 		case t := <-r.touch:
 			record(t)
-		case id := <-r.refused:
-			refused[id]++
+		case f := <-r.refused:
+			refused[f.ID]++
+			lastRefusal[f.ID] = f
 		case <-tick:
 			flush()
 		case <-r.stop:
@@ -530,8 +551,9 @@ func (r *Resolver) touchLoop() {
 				select {
 				case t := <-r.touch:
 					record(t)
-				case id := <-r.refused:
-					refused[id]++
+				case f := <-r.refused:
+					refused[f.ID]++
+					lastRefusal[f.ID] = f
 				default:
 					flush()
 					return
