@@ -161,7 +161,8 @@ func tlsHint(err error) error {
 		return fmt.Errorf("%w (rill-authd serves plain HTTP there: use an http:// --api-url)", err)
 	case strings.Contains(msg, "Client sent an HTTP request to an HTTPS server"): // Go's answer on a TLS port
 		return fmt.Errorf("%w (the server speaks TLS: use https:// in --api-url)", err)
-	case strings.Contains(msg, `malformed HTTP response "\x00\x00`): // an HTTP/2 frame: a gRPC port's answer
+	case strings.Contains(msg, `malformed HTTP response "\x00\x00`), // an HTTP/2 frame: a gRPC port's answer
+		strings.Contains(msg, "readLoopPeekFailLocked"): // the same frame, sent before our request was
 		return fmt.Errorf("%w (the server speaks HTTP/2 frames, as a gRPC port does: --api-url is rill-authd's --http-addr, not its --grpc-addr)", err)
 	}
 	return err

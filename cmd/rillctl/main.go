@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"log"
 	"os"
 	"os/signal"
 
@@ -15,6 +17,10 @@ import (
 var version = "dev"
 
 func main() {
+	// net/http logs to the standard logger when a server speaks before it is asked (a gRPC
+	// port's HTTP/2 settings frame): rillctl says what went wrong in its own one line
+	// (ctl.tlsHint), so that line alone reaches stderr.
+	log.SetOutput(io.Discard)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	// A terminal, not any character device: /dev/null is one too, and prompting there reads EOF.
