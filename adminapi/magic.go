@@ -335,19 +335,22 @@ func (a *API) currentMagic(w http.ResponseWriter, r *http.Request, c *caller) er
 	return a.answer(w, r, c, "", "", http.StatusOK, magicInfo(t), apiv1.RillGetCurrentMagicAuthTokenResponse{Token: rillMagic(t, pid)})
 }
 
-func (a *API) revokeMagic(w http.ResponseWriter, r *http.Request, c *caller) error {
+// managedMagic loads the public URL the path's {id} names, for a caller who may change or
+// revoke it (verb says which): manage_magic_auth_tokens on its project, or its creator while
+// they may create them. The audit target names it.
+func (a *API) managedMagic(r *http.Request, c *caller, verb string) (store.Token, error) {
 	ref := r.PathValue("id")
 	c.aim("token:" + ref)
 	id, err := token.ParseID(ref)
 	if err != nil {
-		return errf(http.StatusBadRequest, "%q is not a magic token id (a UUID, as public-url list shows it)", ref)
+		return store.Token{}, errf(http.StatusBadRequest, "%q is not a magic token id (a UUID, as public-url list shows it)", ref)
 	}
 	t, err := a.st.GetToken(r.Context(), id)
 	if err != nil || t.Kind != token.Magic || t.Magic == nil {
 		if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrRevoked) {
-			return errf(http.StatusNotFound, "magic auth token %s not found", id)
+			return store.Token{}, errf(http.StatusNotFound, "magic auth token %s not found", id)
 		}
-		return err
+		return store.Token{}, err
 	}
 	org, project := t.Magic.Org, t.Magic.Project
 	c.target = "project:" + org + "/" + project + " token:" + id.String()
@@ -356,9 +359,18 @@ func (a *API) revokeMagic(w http.ResponseWriter, r *http.Request, c *caller) err
 		// Without manage, only its creator may, and only while they may create them.
 		creator := c.isUser() && t.Magic.CreatedByUserID != "" && t.Magic.CreatedByUserID == c.p.ID
 		if !perms.Has(policy.CreateMagicAuthTokens) || !creator {
-			return errf(http.StatusForbidden, "%s is not allowed to revoke this magic auth token", c.actor)
+			return store.Token{}, errf(http.StatusForbidden, "%s is not allowed to %s this magic auth token", c.actor, verb)
 		}
 	}
+	return t, nil
+}
+
+func (a *API) revokeMagic(w http.ResponseWriter, r *http.Request, c *caller) error {
+	t, err := a.managedMagic(r, c, "revoke")
+	if err != nil {
+		return err
+	}
+	id := t.ID
 	if err := a.st.DeleteToken(r.Context(), id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return errf(http.StatusNotFound, "magic auth token %s not found", id)

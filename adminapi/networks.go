@@ -2,13 +2,11 @@ package adminapi
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
 
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
-	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
@@ -121,27 +119,9 @@ func (a *API) editServiceToken(w http.ResponseWriter, r *http.Request, c *caller
 // editMagic is PATCH /v1/magic-tokens/{id}: where a public URL may be opened, changed by whoever
 // may revoke it (manage_magic_auth_tokens, or its creator while they may create them).
 func (a *API) editMagic(w http.ResponseWriter, r *http.Request, c *caller) error {
-	ref := r.PathValue("id")
-	c.aim("token:" + ref)
-	id, err := token.ParseID(ref)
+	t, err := a.managedMagic(r, c, "change")
 	if err != nil {
-		return errf(http.StatusBadRequest, "%q is not a magic token id (a UUID, as public-url list shows it)", ref)
-	}
-	t, err := a.st.GetToken(r.Context(), id)
-	if err != nil || t.Kind != token.Magic || t.Magic == nil {
-		if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrRevoked) {
-			return errf(http.StatusNotFound, "magic auth token %s not found", id)
-		}
 		return err
-	}
-	org, project := t.Magic.Org, t.Magic.Project
-	c.target = "project:" + org + "/" + project + " token:" + id.String()
-	perms := c.p.AccessTo(org, project).Perms
-	if !perms.Has(policy.ManageMagicAuthTokens) {
-		creator := c.isUser() && t.Magic.CreatedByUserID != "" && t.Magic.CreatedByUserID == c.p.ID
-		if !perms.Has(policy.CreateMagicAuthTokens) || !creator {
-			return errf(http.StatusForbidden, "%s is not allowed to change this magic auth token", c.actor)
-		}
 	}
 	if t, err = a.editLimits(r, t); err != nil {
 		return err
