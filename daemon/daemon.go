@@ -208,11 +208,12 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if maxStale <= 0 {
 		maxStale = -1 // 0 means not at all here, as for the feed
 	}
+	// The notifier first: the resolver's writer tells it of refused networks.
+	d.startNotify(webhooks)
 	d.res = resolver.New(d.st, resolver.Options{CacheSize: cfg.CacheSize, Logger: d.log, MaxStaleness: maxStale,
 		Issuer: issuer, Audience: cfg.RuntimeAudience, Keys: d.keys,
-		Trusted: trusted, JWKSRefresh: cfg.JWKSRefresh, Metrics: d.metrics})
+		Trusted: trusted, JWKSRefresh: cfg.JWKSRefresh, Metrics: d.metrics, OnRefused: d.notifyRefused})
 	d.registerGauges()
-	d.startNotify(webhooks)
 	if d.pg != nil {
 		d.registerStoreGauges(d.pg)
 	}
