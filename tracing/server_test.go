@@ -79,7 +79,6 @@ func TestHandler(t *testing.T) {
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {})
 	srv := httptest.NewServer(p.Handler(mux))
-	defer srv.Close()
 	for _, path := range []string{"/v1/things/42", "/healthz"} {
 		req, _ := http.NewRequest("GET", srv.URL+path, nil)
 		req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
@@ -89,6 +88,9 @@ func TestHandler(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
+	// The answer reaches us at the handler's flush, before it returns and its span ends: Close
+	// waits for every request to finish (and rcErr to be written).
+	srv.Close()
 	if rcErr != nil {
 		t.Errorf("the handler's ResponseController: %v", rcErr)
 	}
