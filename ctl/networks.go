@@ -67,22 +67,13 @@ func (c *ServiceTokenEditCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	var name, ref string
-	switch len(c.Args) {
-	case 1:
-		name, ref = c.Service, c.Args[0]
-	case 2:
-		name, ref = c.Args[0], c.Args[1]
-	default:
-		return errors.New("give the token id (optionally after the service's name)")
+	name, ref, err := serviceTokenArgs(c.Args, c.Service)
+	if err != nil {
+		return err
 	}
 	return call(g, func(cl *client.Client) (apiv1.TokenInfo, error) {
-		if name == "" {
-			found, id, err := findServiceToken(g, cl, c.Org, ref)
-			if err != nil {
-				return apiv1.TokenInfo{}, err
-			}
-			name, ref = found, id
+		if name, ref, err = serviceOfToken(g, cl, c.Org, name, ref); err != nil {
+			return apiv1.TokenInfo{}, err
 		}
 		return cl.EditServiceToken(g.ctx, c.Org, name, ref, edit)
 	}, func(t apiv1.TokenInfo) { printNetworks(g, t) })

@@ -291,24 +291,36 @@ type ServiceTokenRevokeCmd struct {
 	Service string   `help:"Service name (default: the service of the token, found in --org)."`
 }
 
+// serviceTokenArgs reads a service token command's `[<service>] <token-id>` (the service
+// also from --service); an empty name is found from the token (serviceOfToken).
+func serviceTokenArgs(args []string, service string) (name, ref string, err error) {
+	switch len(args) {
+	case 1:
+		return service, args[0], nil
+	case 2:
+		return args[0], args[1], nil
+	}
+	return "", "", errors.New("give the token id (optionally after the service's name)")
+}
+
+// serviceOfToken is name and ref, with the service found in org from the token when the
+// command named none (Rill's CLI takes the token alone).
+func serviceOfToken(g *Globals, cl *client.Client, org, name, ref string) (string, string, error) {
+	if name != "" {
+		return name, ref, nil
+	}
+	return findServiceToken(g, cl, org, ref)
+}
+
 // Run revokes the token.
 func (c *ServiceTokenRevokeCmd) Run(g *Globals) error {
-	var name, ref string
-	switch len(c.Args) {
-	case 1:
-		name, ref = c.Service, c.Args[0]
-	case 2:
-		name, ref = c.Args[0], c.Args[1]
-	default:
-		return errors.New("give the token id (optionally after the service's name)")
+	name, ref, err := serviceTokenArgs(c.Args, c.Service)
+	if err != nil {
+		return err
 	}
 	return call(g, func(cl *client.Client) (apiv1.Revoked, error) {
-		if name == "" {
-			found, id, err := findServiceToken(g, cl, c.Org, ref)
-			if err != nil {
-				return apiv1.Revoked{}, err
-			}
-			name, ref = found, id
+		if name, ref, err = serviceOfToken(g, cl, c.Org, name, ref); err != nil {
+			return apiv1.Revoked{}, err
 		}
 		return cl.RevokeServiceToken(g.ctx, c.Org, name, ref)
 	}, func(r apiv1.Revoked) {
