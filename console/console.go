@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/rill-authd/rill-authd/metrics"
+	"github.com/rill-authd/rill-authd/signin"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
@@ -65,6 +66,8 @@ type Options struct {
 	// ExpiryWarning shows a banner on every page to a user whose own tokens expire within it
 	// (--expiry-warning; 0: none).
 	ExpiryWarning time.Duration
+	// SignIn offers sign-in with the configured OpenID providers (nil: tokens only).
+	SignIn *signin.Service
 }
 
 // Console serves the pages.
@@ -114,6 +117,7 @@ func New(o Options) (*Console, error) {
 		sessions: newSessions(o.Now, o.IdleTimeout, o.MaxAge),
 		static:   http.StripPrefix(Prefix+"/static/", http.FileServerFS(static)),
 		stop:     make(chan struct{}), done: make(chan struct{})}
+	c.sessions.revoke = c.revokeEnded
 	c.routes()
 	c.sample()
 	go c.sampler()
@@ -185,6 +189,8 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /ui/signin", c.signinPage)
 	m.HandleFunc("POST /ui/signin", c.signin)
 	m.HandleFunc("POST /ui/signout", c.form(c.signout))
+	m.HandleFunc("GET /ui/oidc/{name}/start", c.oidcStart)
+	m.HandleFunc("GET /ui/oidc/{name}/callback", c.oidcCallback)
 	m.HandleFunc("GET /ui/overview", c.page(c.overview))
 	m.HandleFunc("GET /ui/tokens", c.page(c.myTokens))
 	m.HandleFunc("POST /ui/tokens", c.form(c.issueMyToken))

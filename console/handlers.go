@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/signin"
 )
 
 // view is what every page template gets: who is signed in, the CSRF token for its forms, the
@@ -246,13 +247,14 @@ func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
 
 type signinData struct {
 	Next, Ended, Error string
+	Providers          []signin.Status
 }
 
 func (c *Console) signinForm(w http.ResponseWriter, r *http.Request, status int, errMsg string) {
 	pre := randomID()
 	http.SetCookie(w, cookie(r, preCookie, pre, 600))
 	v := &view{c: c, r: r, CSRF: pre, Title: "Sign in",
-		Data: signinData{Next: safeNext(r.FormValue("next")), Ended: endedText[r.FormValue("ended")], Error: errMsg}}
+		Data: signinData{Next: safeNext(r.FormValue("next")), Ended: endedText[r.FormValue("ended")], Error: errMsg, Providers: c.oidcButtons()}}
 	c.render(w, v, "signin", status)
 }
 
@@ -327,6 +329,10 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) signout(w http.ResponseWriter, v *view) error {
+	if v.s.owned { // the token this session's sign-in issued ends with it
+		c.revokeToken(v.r, v.s.token)
+		c.sessions.disown(v.s)
+	}
 	c.log.Info("console: signed out", "user", v.Who.Subject)
 	c.endSession(w, v.r, v.s, "signedout")
 	return nil

@@ -33,10 +33,13 @@ const (
 // session is one signed-in browser. The token lives here, in the daemon's memory only: the
 // browser holds the random session id in an HttpOnly cookie.
 type session struct {
-	key     [32]byte // SHA-256 of the cookie's id
-	user    string   // the user's id: whose sessions it counts among
-	seq     uint64   // order of opening (several may open within one clock tick)
-	token   string
+	key   [32]byte // SHA-256 of the cookie's id
+	user  string   // the user's id: whose sessions it counts among
+	seq   uint64   // order of opening (several may open within one clock tick)
+	token string
+	// owned is a token the console issued for this session (an OIDC sign-in): revoked when
+	// the session ends, whatever ends it.
+	owned   bool
 	csrf    string
 	created time.Time
 
@@ -79,6 +82,8 @@ type sessions struct {
 	byUser         map[string]map[[32]byte]*session
 	opened         uint64
 	signins        map[string]*signinBucket // by user id
+	// revoke revokes an owned token of a session that ended (set by the console; nil: none).
+	revoke func(tok string)
 }
 
 // signinBucket is a token bucket of one user's sign-ins.
@@ -112,9 +117,14 @@ func randomID() string {
 // place taken by sessions that have not ended (503). A user at perUser sessions loses their own
 // oldest; no one else's session ever ends to make room.
 func (ss *sessions) open(user, tok string) (*session, string, error) {
+	return ss.openOwned(user, tok, false)
+}
+
+// openOwned is open; owned says the console issued tok for this session, to revoke at its end.
+func (ss *sessions) openOwned(user, tok string, owned bool) (*session, string, error) {
 	id := randomID()
 	now := ss.now()
-	s := &session{key: sha256.Sum256([]byte(id)), user: user, token: tok, csrf: randomID(), created: now, seen: now}
+	s := &session{key: sha256.Sum256([]byte(id)), user: user, token: tok, owned: owned, csrf: randomID(), created: now, seen: now}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if wait := ss.takeSigninLocked(user, now); wait > 0 {
@@ -188,8 +198,12 @@ func (ss *sessions) sweepLocked(now time.Time) {
 	}
 }
 
-// endLocked forgets s. The caller holds mu.
+// endLocked forgets s, and revokes its token when the console issued it (in the background:
+// the caller holds mu). The caller holds mu.
 func (ss *sessions) endLocked(s *session) {
+	if _, live := ss.m[s.key]; live && s.owned && ss.revoke != nil {
+		go ss.revoke(s.token)
+	}
 	delete(ss.m, s.key)
 	if mine := ss.byUser[s.user]; mine != nil {
 		delete(mine, s.key)
@@ -272,4 +286,11 @@ func sameOrigin(r *http.Request) bool {
 	}
 	u, err := url.Parse(o)
 	return err == nil && u.Host == r.Host
+}
+
+// disown marks s's token as revoked already, so its end does not revoke it again.
+func (ss *sessions) disown(s *session) {
+	ss.mu.Lock()
+	s.owned = false
+	ss.mu.Unlock()
 }

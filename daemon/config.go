@@ -17,6 +17,7 @@ import (
 
 	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/resolver"
+	"github.com/rill-authd/rill-authd/signin"
 	"gopkg.in/yaml.v3"
 )
 
@@ -161,6 +162,11 @@ func YAML(r io.Reader) (kong.Resolver, error) {
 				return nil, err
 			}
 		}
+		if norm == "oidc_providers" {
+			if _, err := parseOIDCProviders(v); err != nil {
+				return nil, err
+			}
+		}
 	}
 	slices.Sort(f.keys)
 	return f, nil
@@ -217,8 +223,8 @@ func (f fileResolver) Resolve(ctx *kong.Context, parent *kong.Path, flag *kong.F
 			return nil, nil
 		}
 	}
-	if key == "plugins" || isNull(n) {
-		return nil, nil // plugins: not a flag; `key:` with no value: as if absent
+	if key == "plugins" || key == "oidc_providers" || isNull(n) {
+		return nil, nil // plugins, oidc_providers: not flags; `key:` with no value: as if absent
 	}
 	return f.value(key, n, flag)
 }
@@ -322,8 +328,8 @@ func camelName(name string) string {
 // and a value its flag would refuse, even one the command line or environment overrides: the
 // whole file is right, or it is refused.
 func (f fileResolver) Validate(app *kong.Application) error {
-	known := map[string]*kong.Flag{"plugins": nil} // plugins: read by pluginConfigs
-	var names []string                             // the spelling to suggest
+	known := map[string]*kong.Flag{"plugins": nil, "oidc_providers": nil} // read by pluginConfigs, oidcConfigs
+	var names []string                                                    // the spelling to suggest
 	var walk func(n *kong.Node)
 	walk = func(n *kong.Node) {
 		for _, fl := range n.Flags {
@@ -346,7 +352,7 @@ func (f fileResolver) Validate(app *kong.Application) error {
 			}
 			continue
 		}
-		if best := closest(k, append(names, "plugins")); best != "" {
+		if best := closest(k, append(names, "plugins", "oidc_providers")); best != "" {
 			return configErr("unknown key %q, did you mean %q?", f.raw[k], best)
 		}
 		return configErr("unknown key %q (keys are the flag names, such as data_dir)", f.raw[k])
@@ -440,6 +446,85 @@ func parsePlugins(n *yaml.Node) ([]plugins.Config, error) {
 	}
 	if err := plugins.Check(out); err != nil {
 		return nil, configErr("plugins: %v", err)
+	}
+	return out, nil
+}
+
+// parseOIDCProviders reads the config file's oidc_providers section as strictly as plugins: an
+// unknown key (`client_secert_file:`) is refused with the nearest key, a missing issuer or
+// client_id names the entry.
+func parseOIDCProviders(n *yaml.Node) ([]signin.ProviderConfig, error) {
+	if isNull(n) {
+		return nil, nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		return nil, configErr("oidc_providers: want a list of providers (- name: ..., issuer: ..., client_id: ...), not a %s", nodeKind(n))
+	}
+	var out []signin.ProviderConfig
+	for i, e := range n.Content {
+		e = deref(e)
+		where := fmt.Sprintf("oidc_providers[%d]", i)
+		if e.Kind != yaml.MappingNode {
+			return nil, configErr("%s (line %d): want name:, issuer:, client_id: and the like, not a %s", where, e.Line, nodeKind(e))
+		}
+		for j := 0; j+1 < len(e.Content); j += 2 {
+			if k, v := e.Content[j].Value, deref(e.Content[j+1]); k == "name" && v.Kind == yaml.ScalarNode {
+				where = fmt.Sprintf("oidc_providers[%d] (%s)", i, v.Value)
+			}
+		}
+		var c signin.ProviderConfig
+		for j := 0; j+1 < len(e.Content); j += 2 {
+			raw, v := e.Content[j].Value, deref(e.Content[j+1])
+			k := strings.ReplaceAll(raw, "-", "_")
+			if !slices.Contains(signin.ConfigKeys, k) {
+				if best := closest(k, signin.ConfigKeys); best != "" {
+					return nil, configErr("%s (line %d): unknown key %q, did you mean %q?", where, e.Content[j].Line, raw, best)
+				}
+				return nil, configErr("%s (line %d): unknown key %q (a provider has %s)", where, e.Content[j].Line, raw, strings.Join(signin.ConfigKeys, ", "))
+			}
+			if isNull(v) {
+				continue
+			}
+			if k == "scopes" || k == "allowed_domains" {
+				if v.Kind != yaml.SequenceNode {
+					return nil, configErr("%s: %s: want a list ([a, b]), not a %s", where, raw, nodeKind(v))
+				}
+				var list []string
+				for _, a := range v.Content {
+					if a = deref(a); a.Kind != yaml.ScalarNode {
+						return nil, configErr("%s: %s: want words, not a %s", where, raw, nodeKind(a))
+					}
+					list = append(list, a.Value)
+				}
+				if k == "scopes" {
+					c.Scopes = list
+				} else {
+					c.AllowedDomains = list
+				}
+				continue
+			}
+			if v.Kind != yaml.ScalarNode {
+				return nil, configErr("%s: %s: want one value, not a %s", where, raw, nodeKind(v))
+			}
+			switch k {
+			case "name":
+				c.Name = v.Value
+			case "issuer":
+				c.Issuer = v.Value
+			case "client_id":
+				c.ClientID = v.Value
+			case "client_secret_file":
+				c.ClientSecretFile = v.Value
+			case "email_claim":
+				c.EmailClaim = v.Value
+			case "groups_claim":
+				c.GroupsClaim = v.Value
+			}
+		}
+		out = append(out, c)
+	}
+	if err := signin.Check(out); err != nil {
+		return nil, configErr("%v", err)
 	}
 	return out, nil
 }

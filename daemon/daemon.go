@@ -36,6 +36,7 @@ import (
 	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
+	"github.com/rill-authd/rill-authd/signin"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/postgres"
 	"github.com/rill-authd/rill-authd/token"
@@ -58,6 +59,7 @@ type Daemon struct {
 	metrics  *metrics.Metrics
 	tracing  *tracing.Provider // nil: traces off
 	console  *console.Console
+	signin   *signin.Service // nil without oidc_providers
 	grpc     *grpc.Server
 	health   *health.Server
 	http     *http.Server
@@ -140,6 +142,18 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	pcfgs, err := pluginConfigs(cfg.ConfigFile)
 	if err != nil {
 		return nil, err
+	}
+	oidcCfgs, err := oidcConfigs(cfg.ConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range oidcCfgs { // a provider without its secret is a mistake to stop at
+		if _, err := signin.LoadSecret(p); err != nil {
+			return nil, err
+		}
+	}
+	if len(oidcCfgs) > 0 && cfg.PublicURL == "" && socketPath(cfg.HTTPAddr) != "" {
+		return nil, errors.New("oidc_providers need --public-url with a Unix socket --http-addr: the providers send the browser back to <public-url>/ui/oidc/<name>/callback")
 	}
 	// Listen first: the default issuer is the admin listener's own URL.
 	gid, err := socketGroup(cfg.SocketGroup)
@@ -271,8 +285,18 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	d.api.Register(mux)
 	d.registerSecretScanning(mux)
 	mux.Handle("GET /metrics", d.metrics.Handler())
+	if len(oidcCfgs) > 0 {
+		base := cfg.PublicURL
+		if base == "" {
+			base = cfg.defaultIssuer(d.httpLis.Addr())
+		}
+		if d.signin, err = signin.New(signin.Options{Providers: oidcCfgs, CallbackBase: base, Store: d.st, Logger: d.log}); err != nil {
+			return nil, err
+		}
+		d.signin.WaitDiscovered(5 * time.Second) // the start log says whether each is ready
+	}
 	// The web console calls the API's handlers in-process (mux), as the signed-in user.
-	if d.console, err = console.New(console.Options{API: mux, Store: d.st, Metrics: d.metrics, Replica: d.replicaStates(), Logger: d.log, ExpiryWarning: cfg.ExpiryWarning}); err != nil {
+	if d.console, err = console.New(console.Options{API: mux, Store: d.st, Metrics: d.metrics, Replica: d.replicaStates(), Logger: d.log, ExpiryWarning: cfg.ExpiryWarning, SignIn: d.signin}); err != nil {
 		return nil, err
 	}
 	d.console.Register(mux)
@@ -368,6 +392,10 @@ func (d *Daemon) closeAll() error {
 		if l != nil {
 			l.Close() // already closed by its server after a normal shutdown; harmless
 		}
+	}
+	if d.signin != nil {
+		d.signin.Close()
+		d.signin = nil
 	}
 	if d.console != nil {
 		d.console.Close()
@@ -489,6 +517,41 @@ func writeSecretFile(path, data string) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// oidcConfigs reads the oidc_providers section of the YAML config file (checked already when
+// the file was loaded).
+func oidcConfigs(path string) ([]signin.ProviderConfig, error) {
+	n, err := configSection(path, "oidc_providers")
+	if n == nil || err != nil {
+		return nil, err
+	}
+	return parseOIDCProviders(n)
+}
+
+// configSection is the value of key in the YAML config file at path (nil: none).
+func configSection(path, key string) (*yaml.Node, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config file: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	root := docRoot(&doc)
+	if root == nil || root.Kind != yaml.MappingNode {
+		return nil, nil
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if strings.ReplaceAll(root.Content[i].Value, "-", "_") == key {
+			return deref(root.Content[i+1]), nil
+		}
+	}
+	return nil, nil
 }
 
 // pluginConfigs reads the plugins section of the YAML config file, as strictly as the flags'

@@ -2,6 +2,15 @@
 // none); everything works without this file too, except the copy button and live JSON checks.
 "use strict";
 (function () {
+  // The landing page after an OIDC sign-in: go on to the console at once. This navigation
+  // starts on our own page, so the browser sends the SameSite=Strict session cookie; the
+  // provider's redirect chain, another site's, would not have (the link does the same by hand).
+  var landing = document.querySelector("[data-landing]");
+  if (landing) {
+    location.replace(landing.getAttribute("href"));
+    return;
+  }
+
   // Copy buttons: data-copy names the input whose value is copied.
   document.querySelectorAll("[data-copy]").forEach(function (btn) {
     btn.addEventListener("click", function () {
