@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -116,8 +117,17 @@ func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, ui *oidc.UserInf
 	if err := s.Storage.SetUserinfoFromRequest(ctx, ui, req, scopes); err != nil {
 		return err
 	}
-	if u := s.users.get(req.GetSubject()); u != nil && len(u.Groups) > 0 {
+	u := s.users.get(req.GetSubject())
+	if u == nil {
+		return nil
+	}
+	if len(u.Groups) > 0 {
 		ui.AppendClaims("groups", u.Groups)
+	}
+	// zitadel's UserInfo leaves email_verified out when false; a provider that says false
+	// says so, as Google and Keycloak do.
+	if !u.EmailVerified && slices.Contains(scopes, oidc.ScopeEmail) {
+		ui.AppendClaims("email_verified", false)
 	}
 	return nil
 }
