@@ -128,35 +128,50 @@ func (a *agent) authorizeURL(name string) string {
 // form as username, and returns the callback URL the provider sends the browser to.
 func (a *agent) login(authorize, username string) string {
 	a.t.Helper()
-	u := authorize
+	return followLogin(a.t, a.c, a.e.op.Issuer, authorize, username, a.e.d.URL())
+}
+
+// followLogin follows u through the provider's redirects and login form (as username) with c,
+// until a redirect to a URL under stop, which it returns.
+func followLogin(t *testing.T, c *http.Client, issuer, u, username, stop string) string {
+	t.Helper()
+	get := func(u string) (int, string, string) {
+		resp, err := c.Get(u)
+		if err != nil {
+			t.Fatalf("GET %s: %v", u, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Location"), string(b)
+	}
 	for range 10 {
-		if strings.HasPrefix(u, a.e.d.URL()) {
+		if strings.HasPrefix(u, stop) {
 			return u
 		}
-		p := a.get(u)
-		if p.status == http.StatusOK && strings.Contains(p.body, `name="password"`) {
+		status, loc, body := get(u)
+		if status == http.StatusOK && strings.Contains(body, `name="password"`) {
 			lu, _ := url.Parse(u)
-			resp, err := a.c.PostForm(a.e.op.Issuer+"/login/username", url.Values{"id": {lu.Query().Get("authRequestID")},
+			resp, err := c.PostForm(issuer+"/login/username", url.Values{"id": {lu.Query().Get("authRequestID")},
 				"username": {username}, "password": {password}})
 			if err != nil {
-				a.t.Fatal(err)
+				t.Fatal(err)
 			}
 			resp.Body.Close()
 			l, err := resp.Location()
 			if err != nil {
-				a.t.Fatalf("login as %s: %d, no redirect", username, resp.StatusCode)
+				t.Fatalf("login as %s: %d, no redirect", username, resp.StatusCode)
 			}
 			u = l.String()
 			continue
 		}
-		if p.loc == "" {
-			a.t.Fatalf("at %s: %d without a redirect:\n%s", u, p.status, p.body)
+		if loc == "" {
+			t.Fatalf("at %s: %d without a redirect:\n%s", u, status, body)
 		}
-		next, _ := url.Parse(u)
-		l, _ := next.Parse(p.loc)
+		base, _ := url.Parse(u)
+		l, _ := base.Parse(loc)
 		u = l.String()
 	}
-	a.t.Fatalf("no callback after 10 redirects (at %s)", u)
+	t.Fatalf("no redirect to %s after 10 steps (at %s)", stop, u)
 	return ""
 }
 
