@@ -93,7 +93,9 @@ func (b *browser) waitFor(expr string) {
 	b.t.Fatalf("not true in 30s: %s\nat %s:\n%s", expr, loc, body)
 }
 
-func (b *browser) h1() string { return b.eval(`(document.querySelector("h1") || {}).textContent || ""`) }
+func (b *browser) h1() string {
+	return b.eval(`(document.querySelector("h1") || {}).textContent || ""`)
+}
 
 // signIn clicks "Sign in with test" on the console's sign-in page and logs in at the provider
 // as username.
@@ -216,4 +218,6 @@ func TestSignInInChromium(t *testing.T) {
 	}
 }
 
-func jsString(s string) string { return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"` }
+func jsString(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
