@@ -173,6 +173,20 @@ func TestConfigFileMistakes(t *testing.T) {
 		{"plugin on_error", "plugins:\n  - {name: hr, command: x, on_error: explode}\n", `on_error "explode": want skip or deny`},
 		{"plugins not a list", "plugins:\n  name: hr\n", "config file: plugins: want a list"},
 		{"plugin args not a list", "plugins:\n  - {name: hr, command: x, args: --file}\n", "config file: plugins[0] (hr): args: want a list"},
+		{"oidc_providers misspelt", "oidc_provider:\n  - name: g\n", `config file: unknown key "oidc_provider", did you mean "oidc_providers"?`},
+		{"oidc key typo", "oidc_providers:\n  - name: google\n    issuer: https://accounts.google.com\n    client_id: x\n    client_secert_file: /s\n",
+			`config file: oidc_providers[0] (google) (line 5): unknown key "client_secert_file", did you mean "client_secret_file"?`},
+		{"oidc unknown key", "oidc_providers:\n  - {name: g, issuer: https://a.example, client_id: x, colour: blue}\n",
+			`config file: oidc_providers[0] (g) (line 2): unknown key "colour" (a provider has allowed_domains, client_id, client_secret_file, email_claim, groups_claim, issuer, name, scopes)`},
+		{"oidc without issuer", "oidc_providers:\n  - {name: g, client_id: x}\n", "config file: oidc_providers[0] (g): issuer is required"},
+		{"oidc without client id", "oidc_providers:\n  - {name: g, issuer: https://a.example}\n", "config file: oidc_providers[0] (g): client_id is required"},
+		{"oidc without name", "oidc_providers:\n  - {issuer: https://a.example, client_id: x}\n", "config file: oidc_providers[0]: name is required"},
+		{"oidc name not for a URL", "oidc_providers:\n  - {name: My IdP, issuer: https://a.example, client_id: x}\n", "name must be 1-40 of a-z, 0-9 and -"},
+		{"oidc twice", "oidc_providers:\n  - {name: g, issuer: https://a.example, client_id: x}\n  - {name: g, issuer: https://b.example, client_id: y}\n", "oidc_providers[1] (g): name is given twice"},
+		{"oidc issuer not a URL", "oidc_providers:\n  - {name: g, issuer: accounts.google.com, client_id: x}\n", `issuer "accounts.google.com" is not an http(s) URL`},
+		{"oidc scopes not a list", "oidc_providers:\n  - {name: g, issuer: https://a.example, client_id: x, scopes: openid email}\n", "config file: oidc_providers[0] (g): scopes: want a list"},
+		{"oidc domain with @", "oidc_providers:\n  - {name: g, issuer: https://a.example, client_id: x, allowed_domains: [\"@acme.io\"]}\n", `allowed_domains: "@acme.io" is not a domain`},
+		{"oidc_providers not a list", "oidc_providers:\n  name: g\n", "config file: oidc_providers: want a list"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "c.yaml")

@@ -60,6 +60,7 @@ type Daemon struct {
 	tracing  *tracing.Provider // nil: traces off
 	console  *console.Console
 	signin   *signin.Service // nil without oidc_providers
+	oidcCfgs []signin.ProviderConfig
 	grpc     *grpc.Server
 	health   *health.Server
 	http     *http.Server
@@ -285,6 +286,7 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	d.api.Register(mux)
 	d.registerSecretScanning(mux)
 	mux.Handle("GET /metrics", d.metrics.Handler())
+	d.oidcCfgs = oidcCfgs
 	if len(oidcCfgs) > 0 {
 		base := cfg.PublicURL
 		if base == "" {

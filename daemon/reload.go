@@ -93,6 +93,10 @@ func (d *Daemon) reloadConfig() error {
 	if err != nil {
 		return err
 	}
+	ocfgs, err := oidcConfigs(next.ConfigFile)
+	if err != nil {
+		return err
+	}
 	for _, f := range []struct {
 		flag string
 		v    int64
@@ -114,6 +118,9 @@ func (d *Daemon) reloadConfig() error {
 		} else {
 			restart = append(restart, "--"+name)
 		}
+	}
+	if !reflect.DeepEqual(ocfgs, d.oidcCfgs) { // the providers are discovered once, at start
+		restart = append(restart, "oidc_providers")
 	}
 	// Apply. The plugins first: starting a new one is the one step that can fail, and then
 	// nothing else is applied.

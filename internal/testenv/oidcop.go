@@ -42,7 +42,14 @@ type OP struct {
 // end of the test. Register the clients with AddClient.
 func StartOIDCProvider(t testing.TB, users ...OPUser) *OP {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	return StartOIDCProviderAt(t, "127.0.0.1:0", users...)
+}
+
+// StartOIDCProviderAt is StartOIDCProvider on addr (127.0.0.1:port): a test that starts the
+// daemon while the provider is down (FreeLoopbackPort) starts it later where it was expected.
+func StartOIDCProviderAt(t testing.TB, addr string, users ...OPUser) *OP {
+	t.Helper()
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,3 +175,14 @@ func (us *opUsers) GetUserByID(id string) *storage.User {
 func (us *opUsers) GetUserByUsername(name string) *storage.User { return us.GetUserByID(name) }
 
 func (us *opUsers) ExampleClientID() string { return "service" }
+
+// FreeLoopbackPort is a TCP port on 127.0.0.1 that was free a moment ago.
+func FreeLoopbackPort(t testing.TB) int {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	return lis.Addr().(*net.TCPAddr).Port
+}
