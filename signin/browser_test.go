@@ -93,10 +93,6 @@ func (b *browser) waitFor(expr string) {
 	b.t.Fatalf("not true in 30s: %s\nat %s:\n%s", expr, loc, body)
 }
 
-func (b *browser) h1() string {
-	return b.eval(`(document.querySelector("h1") || {}).textContent || ""`)
-}
-
 // signIn clicks "Sign in with test" on the console's sign-in page and logs in at the provider
 // as username.
 func (b *browser) signIn(e *env, username string) {

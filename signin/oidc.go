@@ -389,7 +389,7 @@ func (s *Service) Finish(w http.ResponseWriter, r *http.Request, name string) (S
 	if code == "" {
 		return Session{}, refuse(http.StatusBadRequest, "no_code", "The answer from "+name+" holds no authorization code.", nil)
 	}
-	ctx, cancel := context.WithTimeout(oauth2.NoContext, 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 15*time.Second)
 	defer cancel()
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, s.o.HTTPClient)
 	tok, err := d.oauth.Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
