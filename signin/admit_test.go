@@ -104,7 +104,7 @@ func TestAdmit(t *testing.T) {
 			{id: okta("carl@contractor.example", "contractors", "sales"), roles: roles("globex", "guest"),
 				groups: map[string][]string{"globex": {"external"}}, provision: []string{"created", "org globex: joined as guest (groups)"}},
 			{id: okta("dee@acme.io", "eng", "data", "contractors"), roles: roles("acme", "editor", "globex", "guest"),
-				groups: map[string][]string{"acme": {"analytics", "engineering"}, "globex": {"external"}},
+				groups:    map[string][]string{"acme": {"analytics", "engineering"}, "globex": {"external"}},
 				provision: []string{"created", "org acme: joined as editor (groups)", "org globex: joined as guest (groups)"}},
 		}},
 		{"a changed group mapping is the new role at the next sign-in", []signIn{
