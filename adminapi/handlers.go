@@ -42,6 +42,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerEmbedding(mux)
 	a.registerMagic(mux)
 	a.registerTokenPolicy(mux)
+	a.registerSigninRules(mux)
 	a.registerIFrame(mux)
 	a.handle(mux, "GET /v1/admin/plugins", a.pluginStatus)
 	a.registerRecovery(mux)

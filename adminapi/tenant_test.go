@@ -366,6 +366,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"PUT /v1/orgs/{org}/services/{name}/roles", "PUT", "/v1/orgs/acme/services/e-{who}/roles", `{"org_role":"viewer"}`, "200 200 403 403 200 403 401"},
 		{"GET /v1/orgs/{org}/token-policy", "GET", "/v1/orgs/acme/token-policy", "", "200 200 403 403 200 403 401"},
 		{"PUT /v1/orgs/{org}/token-policy", "PUT", "/v1/orgs/acme/token-policy", `{}`, "200 200 403 403 200 403 401"},
+		{"GET /v1/orgs/{org}/signin-rules", "GET", "/v1/orgs/acme/signin-rules", "", "200 200 403 403 200 403 401"},
+		{"PUT /v1/orgs/{org}/signin-rules", "PUT", "/v1/orgs/acme/signin-rules", `{"groups":[{"group":"g-{who}","org_role":"viewer"}]}`, "200 200 403 403 200 403 401"},
 		{"DELETE /v1/orgs/{org}/services/{name}", "DELETE", "/v1/orgs/acme/services/x-{who}", "", "200 200 403 403 200 403 401"},
 		{"POST /v1/orgs/{org}/services/{name}/tokens", "POST", "/v1/orgs/acme/services/dash/tokens", "", "201 201 403 403 201 403 401"},
 		{"GET /v1/orgs/{org}/services/{name}/tokens", "GET", "/v1/orgs/acme/services/dash/tokens", "", "200 200 403 403 200 403 401"},

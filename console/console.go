@@ -207,6 +207,8 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /ui/members", c.page(c.members))
 	m.HandleFunc("GET /ui/hygiene", c.page(c.hygiene))
 	m.HandleFunc("POST /ui/hygiene/revoke", c.form(c.hygieneRevoke))
+	m.HandleFunc("GET /ui/settings", c.page(c.settings))
+	m.HandleFunc("POST /ui/settings/signin-rules", c.form(c.setSigninRules))
 	m.HandleFunc("GET /ui/audit", c.page(c.audit))
 	m.HandleFunc("GET /ui/audit.csv", c.auditCSV)
 	m.HandleFunc("/ui/", c.notFound)

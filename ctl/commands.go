@@ -13,6 +13,8 @@ type OrgCmd struct {
 	List   OrgListCmd   `cmd:"" help:"List the orgs you can see."`
 	// TokenPolicy is issue 27's token lifetime policy.
 	TokenPolicy OrgTokenPolicyCmd `cmd:"" name:"token-policy" help:"Show or set how long the org's tokens may live (user tokens, service tokens, public URLs) and whether they must expire."`
+	// SigninRules is issue 28's provisioning rules.
+	SigninRules OrgSigninRulesCmd `cmd:"" name:"signin-rules" help:"Show or set who may sign in with an identity provider and join the org: email domains and provider groups, each with an org role."`
 }
 
 // OrgCreateCmd is `rillctl org create`.

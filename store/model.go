@@ -20,6 +20,9 @@ type Org struct {
 	// TokenPolicy bounds the lifetimes of tokens issued for the org (see TokenPolicy); the
 	// zero policy bounds nothing. It lives in the org record so copy-store and backups keep it.
 	TokenPolicy TokenPolicy `json:"token_policy,omitzero"`
+	// SigninRules say who may sign in with an identity provider and join the org (see
+	// SigninRules); the zero rules admit no one.
+	SigninRules SigninRules `json:"signin_rules,omitzero"`
 }
 
 // Project belongs to one org. The runtime fields describe its prod deployment, as Rill's
@@ -78,6 +81,9 @@ type User struct {
 type UserOrg struct {
 	Groups     []string       `json:"groups,omitempty"`
 	Attributes map[string]any `json:"attributes,omitempty"`
+	// Provisioned is what the org's sign-in rules gave the user at their last sign-in (nil:
+	// the membership is not the rules'): see Provisioned.
+	Provisioned *Provisioned `json:"provisioned,omitempty"`
 }
 
 // ProjectKey is the key of User.ProjectRoles for a project.
@@ -133,7 +139,7 @@ func (u *User) Only(org string) User {
 	}
 	out.Restricted = u.restrictedIn(org)
 	if s, ok := u.Orgs[org]; ok {
-		out.Orgs = map[string]UserOrg{org: {Groups: slices.Clone(s.Groups), Attributes: maps.Clone(s.Attributes)}}
+		out.Orgs = map[string]UserOrg{org: {Groups: slices.Clone(s.Groups), Attributes: maps.Clone(s.Attributes), Provisioned: s.Provisioned.clone()}}
 	}
 	return out
 }
@@ -339,4 +345,13 @@ func NewToken(tok token.Token, owner, displayName, createdBy string, now time.Ti
 		t.ExpiresAt = t.CreatedAt.Add(ttl)
 	}
 	return t
+}
+
+func (p *Provisioned) clone() *Provisioned {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	c.Groups = slices.Clone(p.Groups)
+	return &c
 }

@@ -189,7 +189,8 @@ func checkValue(v reflect.Value, depth int) *problem {
 // quoteKey quotes a map key for a message, without the NUL or broken bytes it may hold.
 func quoteKey(k string) string { return fmt.Sprintf("%+q", k) }
 
-// Validate checks every text field of every record of the snapshot, and says which record
+// Validate checks every text field of every record of the snapshot (and every org's sign-in
+// rules, which a write refuses too), and says which record
 // holds the first one no engine may store: a copy or restore is refused before it writes.
 func (s *Snapshot) Validate() error {
 	var bad []string
@@ -202,6 +203,9 @@ func (s *Snapshot) Validate() error {
 	}
 	for _, o := range s.Orgs {
 		check(fmt.Sprintf("org %+q", o.Name), o)
+		if err := o.SigninRules.Validate(); err != nil && len(bad) < 20 {
+			bad = append(bad, fmt.Sprintf("org %+q: sign-in rules: %v", o.Name, err))
+		}
 	}
 	for _, p := range s.Projects {
 		check(fmt.Sprintf("project %+q", ProjectKey(p.Org, p.Name)), p)

@@ -316,3 +316,29 @@ type Introspection struct {
 	AllowedNetworks []string `json:"allowed_networks,omitempty"`
 	AllowedOrigins  []string `json:"allowed_origins,omitempty"`
 }
+
+// SigninRules are an org's provisioning rules (GET/PUT /v1/orgs/{org}/signin-rules): who may
+// sign in with an identity provider and join the org without an account made for them first.
+// A domain rule admits a new user whose verified email is at the domain, with the rule's org
+// role (Rill's whitelisted domains); a group rule gives users the provider puts in the group
+// an org role and the groups the org's security policies see, applied again at every sign-in.
+// Lists are always present ([] for none). PUT replaces the whole set.
+type SigninRules struct {
+	Domains []SigninDomainRule `json:"domains"`
+	Groups  []SigninGroupRule  `json:"groups"`
+}
+
+// SigninDomainRule admits new users at Domain ("acme.io") with org role OrgRole (admin,
+// editor, viewer or guest).
+type SigninDomainRule struct {
+	Domain  string `json:"domain"`
+	OrgRole string `json:"org_role"`
+}
+
+// SigninGroupRule gives users in the provider's group Group (its exact name) the org role
+// OrgRole and the attribute groups AttributeGroups.
+type SigninGroupRule struct {
+	Group           string   `json:"group"`
+	OrgRole         string   `json:"org_role"`
+	AttributeGroups []string `json:"attribute_groups"`
+}

@@ -271,6 +271,16 @@ func (c *Client) SetTokenPolicy(ctx context.Context, org string, p apiv1.TokenPo
 	return out, c.do(ctx, "PUT", "/v1/orgs/"+esc(org)+"/token-policy", p, &out)
 }
 
+// GetSigninRules returns org's sign-in (provisioning) rules.
+func (c *Client) GetSigninRules(ctx context.Context, org string) (r apiv1.SigninRules, err error) {
+	return r, c.do(ctx, "GET", "/v1/orgs/"+esc(org)+"/signin-rules", nil, &r)
+}
+
+// SetSigninRules replaces org's sign-in rules, and returns them as stored.
+func (c *Client) SetSigninRules(ctx context.Context, org string, r apiv1.SigninRules) (out apiv1.SigninRules, err error) {
+	return out, c.do(ctx, "PUT", "/v1/orgs/"+esc(org)+"/signin-rules", r, &out)
+}
+
 // EditServiceToken changes where one token of a service (by id or prefix) may be used.
 func (c *Client) EditServiceToken(ctx context.Context, org, name, ref string, edit apiv1.TokenLimitsEdit) (t apiv1.TokenInfo, err error) {
 	return t, c.do(ctx, "PATCH", svcPath(org, name)+"/tokens/"+esc(ref), edit, &t)

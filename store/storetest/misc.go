@@ -203,6 +203,10 @@ func writes(t *testing.T, w *world) []write {
 			_, err := s.PurgeExpiredTokens(c, now().Add(1000*time.Hour), 0)
 			return err
 		}},
+		{"SetSigninRules", func(c context.Context, s store.Store) error {
+			_, err := s.SetSigninRules(c, w.org, store.SigninRules{Domains: []store.DomainRule{{Domain: "acme.io", OrgRole: "viewer"}}})
+			return err
+		}},
 	}
 }
 

@@ -1,0 +1,138 @@
+package adminapi
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/policy"
+	"github.com/rill-authd/rill-authd/store"
+)
+
+// Sign-in rules (issue 28): an org's admins (manage_org) and superusers read and replace the
+// rules that say who may sign in with an identity provider and join the org (store.SigninRules;
+// signin.Admit applies them).
+//
+// As Rill's CreateWhitelistedDomain (rilldata/rill admin/server/organizations.go) does, a
+// caller who is not a superuser may add only a domain rule for the domain of their own email,
+// and never one for a public email domain (gmail.com): otherwise an org admin could let
+// strangers in, or claim a domain their company does not own. Rules already in place (a
+// superuser's) may be kept or removed by any org admin.
+func (a *API) registerSigninRules(mux *http.ServeMux) {
+	a.handle(mux, "GET /v1/orgs/{org}/signin-rules", a.getSigninRules)
+	a.mutation(mux, "PUT /v1/orgs/{org}/signin-rules", "org.signin_rules", a.setSigninRules)
+}
+
+// WireSigninRules is r as the API shows it (lists never null).
+func WireSigninRules(r store.SigninRules) apiv1.SigninRules {
+	out := apiv1.SigninRules{Domains: []apiv1.SigninDomainRule{}, Groups: []apiv1.SigninGroupRule{}}
+	for _, d := range r.Domains {
+		out.Domains = append(out.Domains, apiv1.SigninDomainRule{Domain: d.Domain, OrgRole: string(d.OrgRole)})
+	}
+	for _, g := range r.Groups {
+		out.Groups = append(out.Groups, apiv1.SigninGroupRule{Group: g.Group, OrgRole: string(g.OrgRole), AttributeGroups: append([]string{}, g.AttributeGroups...)})
+	}
+	return out
+}
+
+// StoreSigninRules is w as stored, normalized (domains in lower case); Validate it.
+func StoreSigninRules(w apiv1.SigninRules) store.SigninRules {
+	var r store.SigninRules
+	for _, d := range w.Domains {
+		r.Domains = append(r.Domains, store.DomainRule{Domain: d.Domain, OrgRole: policy.Role(d.OrgRole)})
+	}
+	for _, g := range w.Groups {
+		r.Groups = append(r.Groups, store.GroupRule{Group: g.Group, OrgRole: policy.Role(g.OrgRole), AttributeGroups: g.AttributeGroups})
+	}
+	return r.Normalize()
+}
+
+func (a *API) getSigninRules(w http.ResponseWriter, r *http.Request, c *caller) error {
+	org, err := a.org(r, c, policy.ManageOrg)
+	if err != nil {
+		return err
+	}
+	o, err := a.st.GetOrg(r.Context(), org)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, WireSigninRules(o.SigninRules))
+	return nil
+}
+
+func (a *API) setSigninRules(w http.ResponseWriter, r *http.Request, c *caller) error {
+	org, err := a.org(r, c, policy.ManageOrg)
+	if err != nil {
+		return err
+	}
+	c.aim("org:" + org)
+	var req apiv1.SigninRules
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	rules := StoreSigninRules(req)
+	if err := rules.Validate(); err != nil {
+		return errf(http.StatusBadRequest, "sign-in rules: %v", err)
+	}
+	old, err := a.st.GetOrg(r.Context(), org)
+	if err != nil {
+		return err
+	}
+	if err := c.mayWhitelist(old.SigninRules, rules); err != nil {
+		return err
+	}
+	o, err := a.st.SetSigninRules(r.Context(), org, rules)
+	if err != nil {
+		return err
+	}
+	return a.audited(w, r, c, "org.signin_rules", "org:"+org+" "+RulesWords(o.SigninRules), http.StatusOK, WireSigninRules(o.SigninRules))
+}
+
+// mayWhitelist refuses (403) a domain rule new in next that c may not add: a non-superuser
+// may add their own email's domain only, and no public email domain.
+func (c *caller) mayWhitelist(prev, next store.SigninRules) error {
+	if c.p.Superuser {
+		return nil
+	}
+	for _, d := range next.Domains {
+		if slices.ContainsFunc(prev.Domains, func(p store.DomainRule) bool { return p.Domain == d.Domain }) {
+			continue
+		}
+		if publicEmailDomains[d.Domain] {
+			return errf(http.StatusForbidden, "domain %s is a public email domain: anyone can have an address there, so only a superuser may add it", d.Domain)
+		}
+		if !c.isUser() || store.EmailDomain(c.p.Email) != d.Domain {
+			return errf(http.StatusForbidden, "%s may add a domain rule only for the domain of their own email (as in Rill); ask a superuser to add %s", c.actor, d.Domain)
+		}
+	}
+	return nil
+}
+
+// publicEmailDomains are domains where anyone can get an address (the largest of those Rill's
+// publicemail package lists): a rule for one would admit the world.
+var publicEmailDomains = map[string]bool{
+	"gmail.com": true, "googlemail.com": true, "outlook.com": true, "hotmail.com": true, "live.com": true,
+	"msn.com": true, "yahoo.com": true, "ymail.com": true, "icloud.com": true, "me.com": true, "mac.com": true,
+	"aol.com": true, "proton.me": true, "protonmail.com": true, "pm.me": true, "gmx.com": true, "gmx.de": true,
+	"gmx.net": true, "web.de": true, "mail.com": true, "yandex.com": true, "yandex.ru": true, "mail.ru": true,
+	"qq.com": true, "163.com": true, "126.com": true, "zoho.com": true, "fastmail.com": true, "tutanota.com": true,
+}
+
+// RulesWords is r in one line for the audit log: "domains:acme.io=viewer
+// groups:eng=editor(engineering,data)".
+func RulesWords(r store.SigninRules) string {
+	var d, g []string
+	for _, x := range r.Domains {
+		d = append(d, x.Domain+"="+string(x.OrgRole))
+	}
+	for _, x := range r.Groups {
+		s := x.Group + "=" + string(x.OrgRole)
+		if len(x.AttributeGroups) > 0 {
+			s += "(" + strings.Join(x.AttributeGroups, ",") + ")"
+		}
+		g = append(g, s)
+	}
+	return fmt.Sprintf("domains:%s groups:%s", strings.Join(d, ","), strings.Join(g, ","))
+}

@@ -1,0 +1,95 @@
+package adminapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/store"
+)
+
+// TestSigninRulesAPI: an org's sign-in rules are read and replaced by its admins (users and
+// services with manage_org) and superusers, by no one else; bad rules are a 400 naming the rule
+// and change nothing; a domain rule is added by an org admin only for their own email's domain
+// (a service: none), by a superuser for any; a PUT is audited with the rules.
+func TestSigninRulesAPI(t *testing.T) {
+	e := setup(t)
+	const path = "/v1/orgs/acme/signin-rules"
+	const good = `{"domains":[{"domain":"Acme.IO","org_role":"viewer"}],"groups":[{"group":"eng","org_role":"editor","attribute_groups":["engineering","data"]}]}`
+	for _, tc := range []struct {
+		who, method, body string
+		want              int
+		msg               string
+	}{
+		{"admin", "GET", "", 200, ""},
+		{"su", "GET", "", 200, ""},
+		{"svc-admin", "GET", "", 200, ""},
+		{"editor", "GET", "", 403, "lacks manage_org"},
+		{"viewer", "GET", "", 403, "lacks manage_org"},
+		{"outsider", "GET", "", 403, "lacks manage_org"},
+		{"", "GET", "", 401, ""},
+		{"editor", "PUT", good, 403, "lacks manage_org"},
+		{"viewer", "PUT", good, 403, "lacks manage_org"},
+		{"svc-viewer", "PUT", good, 403, "lacks manage_org"},
+		{"admin", "PUT", `{"domains":[{"domain":"admin@acme.io","org_role":"viewer"}]}`, 400, "holds an @"},
+		{"admin", "PUT", `{"domains":[{"domain":"*.acme.io","org_role":"viewer"}]}`, 400, "is not a domain name"},
+		{"admin", "PUT", `{"domains":[{"domain":"acme.io","org_role":"owner"}]}`, 400, `org_role "owner" is not an org role`},
+		{"admin", "PUT", `{"groups":[{"group":"eng","org_role":""}]}`, 400, "is not an org role"},
+		{"admin", "PUT", `{"groups":[{"group":"eng\u0000x","org_role":"viewer"}]}`, 400, "NUL"},
+		{"admin", "PUT", `{"groups":[{"group":"` + strings.Repeat("g", 300) + `","org_role":"viewer"}]}`, 400, "longer than"},
+		{"admin", "PUT", `{"groups":[{"group":"eng","org_role":"viewer","attribute_groups":"eng"}]}`, 400, ""},
+		{"admin", "PUT", `{"domain":[]}`, 400, "unknown"},
+		{"admin", "PUT", ``, 400, ""},
+		{"admin", "PUT", `{"domains":[{"domain":"globex.io","org_role":"viewer"}]}`, 403, "only for the domain of their own email"},
+		{"svc-admin", "PUT", good, 403, "only for the domain of their own email"},
+		{"admin", "PUT", good, 200, ""},
+		{"svc-admin", "PUT", `{"domains":[{"domain":"acme.io","org_role":"viewer"}]}`, 200, ""}, // kept, not added
+		{"su", "PUT", `{"domains":[{"domain":"globex.io","org_role":"guest"}]}`, 200, ""},
+		{"admin", "PUT", good, 200, ""},
+	} {
+		before, _ := e.st.GetOrg(context.Background(), "acme")
+		code, apiErr, _ := e.call(t, tc.who, tc.method, path, tc.body)
+		if code != tc.want || !strings.Contains(apiErr.Message, tc.msg) {
+			t.Errorf("%s %s %.60s: %d %q, want %d %q", tc.who, tc.method, tc.body, code, apiErr.Message, tc.want, tc.msg)
+		}
+		if after, _ := e.st.GetOrg(context.Background(), "acme"); tc.want != 200 && !reflect.DeepEqual(after.SigninRules, before.SigninRules) {
+			t.Errorf("a refused %s changed the rules to %+v", tc.method, after.SigninRules)
+		}
+	}
+	code, _, b := e.call(t, "admin", "GET", path, "")
+	var got apiv1.SigninRules
+	want := apiv1.SigninRules{Domains: []apiv1.SigninDomainRule{{Domain: "acme.io", OrgRole: "viewer"}},
+		Groups: []apiv1.SigninGroupRule{{Group: "eng", OrgRole: "editor", AttributeGroups: []string{"data", "engineering"}}}}
+	if err := json.Unmarshal(b, &got); code != 200 || err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("GET after PUT: %d %s", code, b)
+	}
+	// Another org's are its own, the lists present and empty.
+	if code, _, b := e.call(t, "su", "GET", "/v1/orgs/other/signin-rules", ""); code != 200 || strings.Join(strings.Fields(string(b)), "") != `{"domains":[],"groups":[]}` {
+		t.Errorf("GET of another org: %d %s", code, b)
+	}
+	if code, _, _ := e.call(t, "su", "GET", "/v1/orgs/nope/signin-rules", ""); code != 404 {
+		t.Errorf("GET of an unknown org: %d", code)
+	}
+	evs, err := e.st.ListAudit(context.Background(), store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sets, denied int
+	for _, ev := range evs {
+		if ev.Action != "org.signin_rules" {
+			continue
+		}
+		switch {
+		case ev.Outcome == "ok" && strings.HasPrefix(ev.Target, "org:acme domains:"):
+			sets++
+		case strings.HasPrefix(ev.Outcome, "denied: "):
+			denied++
+		}
+	}
+	if sets != 4 || denied < 5 {
+		t.Errorf("audit: %d sets and %d denials of org.signin_rules, want 4 and at least 5", sets, denied)
+	}
+}

@@ -1,0 +1,40 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/rill-authd/rill-authd/store"
+)
+
+// SetSigninRules implements store.SigninRulesStore: the rules are part of the org record
+// (orgs.doc, "signin_rules"; migration 0011).
+func (s *DB) SetSigninRules(ctx context.Context, org string, r store.SigninRules) (store.Org, error) {
+	if err := r.Validate(); err != nil {
+		return store.Org{}, fmt.Errorf("set sign-in rules of org %s: %w", org, err)
+	}
+	if err := store.CheckFields("sign-in rules", r); err != nil {
+		return store.Org{}, fmt.Errorf("set sign-in rules of org %s: %w", org, err)
+	}
+	var o store.Org
+	err := s.write(ctx, func(w *wtx) error {
+		if err := getDoc(ctx, w, &o, "SELECT doc FROM orgs WHERE name = $1 FOR UPDATE", org); err != nil {
+			return fmt.Errorf("org %s: %w", org, err)
+		}
+		o.SigninRules = r
+		doc, err := json.Marshal(o)
+		if err != nil {
+			return fmt.Errorf("encode org: %w", err)
+		}
+		if _, err := w.Exec(ctx, "UPDATE orgs SET doc = $2 WHERE name = $1", org, doc); err != nil {
+			return err
+		}
+		w.change(store.ChangeOrg, store.OpPut, org)
+		return nil
+	})
+	if err != nil {
+		return store.Org{}, fmt.Errorf("set sign-in rules of org %s: %w", org, unavail(err))
+	}
+	return o, nil
+}
