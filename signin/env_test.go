@@ -35,6 +35,12 @@ type env struct {
 
 func start(t *testing.T, extra string) *env {
 	t.Helper()
+	return startWith(t, "    allowed_domains: [acme.io]\n"+extra)
+}
+
+// startWith is start with the provider's entry ending with extra (allowed_domains and the like).
+func startWith(t *testing.T, extra string) *env {
+	t.Helper()
 	op := testenv.StartOIDCProvider(t,
 		testenv.OPUser{Username: "ana", Password: password, Email: "ana@acme.io", EmailVerified: true, Groups: []string{"analysts"}},
 		testenv.OPUser{Username: "unverified", Password: password, Email: "ana2@acme.io", EmailVerified: false},
@@ -52,8 +58,7 @@ func start(t *testing.T, extra string) *env {
 		"    issuer: " + op.Issuer + "\n" +
 		"    client_id: " + clientID + "\n" +
 		"    client_secret_file: " + secretFile + "\n" +
-		"    groups_claim: groups\n" +
-		"    allowed_domains: [acme.io]\n" + extra
+		"    groups_claim: groups\n" + extra
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
