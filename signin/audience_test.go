@@ -49,7 +49,7 @@ func TestIDTokenOfAnotherClient(t *testing.T) {
 		jar, _ := cookiejar.New(nil)
 		c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		v := oauth2.GenerateVerifier()
-		cb := followLogin(t, c, op.Issuer, conf.AuthCodeURL("st", oidc.Nonce(nonce), oauth2.S256ChallengeOption(v)), "ana", elsewhere)
+		cb := op.Login(t, c, conf.AuthCodeURL("st", oidc.Nonce(nonce), oauth2.S256ChallengeOption(v)), "ana", password, elsewhere)
 		u, _ := url.Parse(cb)
 		tok, err := conf.Exchange(ctx, u.Query().Get("code"), oauth2.VerifierOption(v))
 		if err != nil {

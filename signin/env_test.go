@@ -133,51 +133,7 @@ func (a *agent) authorizeURL(name string) string {
 // form as username, and returns the callback URL the provider sends the browser to.
 func (a *agent) login(authorize, username string) string {
 	a.t.Helper()
-	return followLogin(a.t, a.c, a.e.op.Issuer, authorize, username, a.e.d.URL())
-}
-
-// followLogin follows u through the provider's redirects and login form (as username) with c,
-// until a redirect to a URL under stop, which it returns.
-func followLogin(t *testing.T, c *http.Client, issuer, u, username, stop string) string {
-	t.Helper()
-	get := func(u string) (int, string, string) {
-		resp, err := c.Get(u)
-		if err != nil {
-			t.Fatalf("GET %s: %v", u, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header.Get("Location"), string(b)
-	}
-	for range 10 {
-		if strings.HasPrefix(u, stop) {
-			return u
-		}
-		status, loc, body := get(u)
-		if status == http.StatusOK && strings.Contains(body, `name="password"`) {
-			lu, _ := url.Parse(u)
-			resp, err := c.PostForm(issuer+"/login/username", url.Values{"id": {lu.Query().Get("authRequestID")},
-				"username": {username}, "password": {password}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			l, err := resp.Location()
-			if err != nil {
-				t.Fatalf("login as %s: %d, no redirect", username, resp.StatusCode)
-			}
-			u = l.String()
-			continue
-		}
-		if loc == "" {
-			t.Fatalf("at %s: %d without a redirect:\n%s", u, status, body)
-		}
-		base, _ := url.Parse(u)
-		l, _ := base.Parse(loc)
-		u = l.String()
-	}
-	t.Fatalf("no redirect to %s after 10 steps (at %s)", stop, u)
-	return ""
+	return a.e.op.Login(a.t, a.c, authorize, username, password, a.e.d.URL())
 }
 
 // signedIn says whether the agent holds a console session cookie.

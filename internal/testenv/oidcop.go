@@ -3,10 +3,13 @@ package testenv
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -185,4 +188,43 @@ func FreeLoopbackPort(t testing.TB) int {
 	}
 	defer lis.Close()
 	return lis.Addr().(*net.TCPAddr).Port
+}
+
+// Login is a browser without JavaScript signing in at the provider: from u (an authorization
+// URL) it follows the redirects with c (which must not follow them itself, and should hold a
+// cookie jar), fills the login form as username, and returns the first redirect target under
+// stop (the client's redirect URI, with its code and state), without requesting it.
+func (o *OP) Login(t testing.TB, c *http.Client, u, username, password, stop string) string {
+	t.Helper()
+	for range 10 {
+		if strings.HasPrefix(u, stop) {
+			return u
+		}
+		resp, err := c.Get(u)
+		if err != nil {
+			t.Fatalf("GET %s: %v", u, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && strings.Contains(string(b), `name="password"`) {
+			lu, _ := url.Parse(u)
+			form := url.Values{"id": {lu.Query().Get("authRequestID")}, "username": {username}, "password": {password}}
+			if resp, err = c.PostForm(o.Issuer+"/login/username", form); err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.Header.Get("Location") == "" {
+				t.Fatalf("login as %s: %d, no redirect (wrong password?)", username, resp.StatusCode)
+			}
+		} else if resp.Header.Get("Location") == "" {
+			t.Fatalf("at %s: %d without a redirect:\n%s", u, resp.StatusCode, b)
+		}
+		next, err := resp.Location() // resolved against the request it answers
+		if err != nil {
+			t.Fatal(err)
+		}
+		u = next.String()
+	}
+	t.Fatalf("no redirect to %s in 10 steps (at %s)", stop, u)
+	return ""
 }
