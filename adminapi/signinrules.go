@@ -1,6 +1,8 @@
 package adminapi
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -19,7 +21,8 @@ import (
 // caller who is not a superuser may add only a domain rule for the domain of their own email,
 // and never one for a public email domain (gmail.com): otherwise an org admin could let
 // strangers in, or claim a domain their company does not own. Rules already in place (a
-// superuser's) may be kept or removed by any org admin.
+// superuser's) may be kept or removed by any org admin. As there too, a domain the PUT adds
+// brings the existing users at it into the org (joinAtNewDomains).
 func (a *API) registerSigninRules(mux *http.ServeMux) {
 	a.handle(mux, "GET /v1/orgs/{org}/signin-rules", a.getSigninRules)
 	a.mutation(mux, "PUT /v1/orgs/{org}/signin-rules", "org.signin_rules", a.setSigninRules)
@@ -87,7 +90,75 @@ func (a *API) setSigninRules(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return err
 	}
-	return a.audited(w, r, c, "org.signin_rules", "org:"+org+" "+RulesWords(o.SigninRules), http.StatusOK, WireSigninRules(o.SigninRules))
+	if err := a.audit(r.Context(), c, "org.signin_rules", "org:"+org+" "+RulesWords(o.SigninRules)); err != nil {
+		return err
+	}
+	out := WireSigninRules(o.SigninRules)
+	if out.JoinedUsers, err = a.joinAtNewDomains(r.Context(), c, org, old.SigninRules, o.SigninRules); err != nil {
+		return fmt.Errorf("the sign-in rules of org %s are saved, but adding the existing users at their new domains failed after %d (%v): %w",
+			org, len(out.JoinedUsers), out.JoinedUsers, err)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// joinAtNewDomains adds to org, with the rule's role, the existing users whose email is at a
+// domain next has and prev had not, and who are not members of org yet, as Rill's
+// CreateWhitelistedDomain does: a domain rule then means the same for everyone at the domain,
+// whether their account is older than the rule or not. Each join is audited user.provision.
+// A domain kept from prev adds no one, so a member an admin removed stays removed.
+func (a *API) joinAtNewDomains(ctx context.Context, c *caller, org string, prev, next store.SigninRules) ([]string, error) {
+	added := map[string]policy.Role{}
+	for _, d := range next.Domains {
+		if prev.DomainGrant(d.Domain) == "" {
+			added[d.Domain] = d.OrgRole
+		}
+	}
+	if len(added) == 0 {
+		return nil, nil
+	}
+	users, err := a.st.ListUsers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	slices.SortFunc(users, func(x, y store.User) int { return strings.Compare(x.Email, y.Email) })
+	var joined []string
+	for _, u := range users {
+		domain := store.EmailDomain(u.Email)
+		role := added[domain]
+		if role == "" || u.Member(org) {
+			continue
+		}
+		changed := false
+		_, err := a.st.UpdateUser(ctx, u.ID, func(cur *store.User) error {
+			if cur.Member(org) || store.EmailDomain(cur.Email) != domain {
+				return nil // joined (or moved) since the list was read
+			}
+			if cur.OrgRoles == nil {
+				cur.OrgRoles = map[string]policy.Role{}
+			}
+			cur.OrgRoles[org] = role
+			cur.UpdatedAt = a.now().UTC()
+			changed = true
+			return nil
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted since
+		}
+		if err != nil {
+			return joined, fmt.Errorf("add %s: %w", u.Email, err)
+		}
+		if !changed {
+			continue
+		}
+		joined = append(joined, u.Email)
+		detail := strings.TrimSuffix(fmt.Sprintf("domain rule %s: joined org %s as %s; %s", domain, org, role, viaDetail(ctx)), "; ")
+		if err := a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: c.actor, Action: "user.provision",
+			Target: "user:" + u.Email, Outcome: "ok", Detail: detail}); err != nil {
+			return joined, fmt.Errorf("write audit event: %w", err)
+		}
+	}
+	return joined, nil
 }
 
 // mayWhitelist refuses (403) a domain rule new in next that c may not add: a non-superuser

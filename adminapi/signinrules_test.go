@@ -93,3 +93,63 @@ func TestSigninRulesAPI(t *testing.T) {
 		t.Errorf("audit: %d sets and %d denials of org.signin_rules, want 4 and at least 5", sets, denied)
 	}
 }
+
+// TestSigninRulesJoinExisting: a domain rule a PUT adds brings the existing users at the domain
+// who are not members yet into the org with its role (Rill's CreateWhitelistedDomain), each
+// join audited user.provision; a domain kept by a later PUT adds no one, so a member removed
+// since stays removed; members keep their role.
+func TestSigninRulesJoinExisting(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	put := func(body string) apiv1.SigninRules {
+		t.Helper()
+		code, apiErr, b := e.call(t, "su", "PUT", "/v1/orgs/other/signin-rules", body)
+		var out apiv1.SigninRules
+		if err := json.Unmarshal(b, &out); code != 200 || err != nil {
+			t.Fatalf("PUT %s: %d %q", body, code, apiErr.Message)
+		}
+		return out
+	}
+	out := put(`{"domains":[{"domain":"acme.io","org_role":"guest"},{"domain":"else.io","org_role":"viewer"}]}`)
+	want := []string{"admin@acme.io", "editor@acme.io", "out@else.io", "viewer@acme.io"}
+	if !reflect.DeepEqual(out.JoinedUsers, want) {
+		t.Fatalf("joined %v, want %v", out.JoinedUsers, want)
+	}
+	for email, role := range map[string]string{"admin@acme.io": "guest", "out@else.io": "viewer", "viewer@acme.io": "guest"} {
+		u, err := e.st.GetUserByEmail(ctx, email)
+		if err != nil || string(u.OrgRoles["other"]) != role {
+			t.Errorf("%s in other: %q (%v), want %s", email, u.OrgRoles["other"], err, role)
+		}
+		if email == "admin@acme.io" && u.OrgRoles["acme"] != "admin" {
+			t.Errorf("joining other changed %s's role in acme to %q", email, u.OrgRoles["acme"])
+		}
+	}
+	if u, _ := e.st.GetUserByEmail(ctx, "root@x.io"); u.Member("other") {
+		t.Error("a user at no rule's domain joined")
+	}
+	evs, _ := e.st.ListAudit(ctx, store.AuditFilter{})
+	n := 0
+	for _, ev := range evs {
+		if ev.Action == "user.provision" && ev.Actor == "user:root@x.io" && strings.HasPrefix(ev.Detail, "domain rule ") && strings.Contains(ev.Detail, "joined org other as ") {
+			n++
+		}
+	}
+	if n != 4 {
+		t.Errorf("%d user.provision events, want 4", n)
+	}
+
+	// An admin removes a member; the same domains again add no one.
+	v, _ := e.st.GetUserByEmail(ctx, "viewer@acme.io")
+	if _, err := e.st.UpdateUser(ctx, v.ID, func(u *store.User) error { delete(u.OrgRoles, "other"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if out := put(`{"domains":[{"domain":"acme.io","org_role":"editor"},{"domain":"else.io","org_role":"viewer"}]}`); len(out.JoinedUsers) != 0 {
+		t.Errorf("kept domains joined %v", out.JoinedUsers)
+	}
+	if u, _ := e.st.GetUserByEmail(ctx, "viewer@acme.io"); u.Member("other") {
+		t.Error("a member removed by an admin was added again by a kept domain")
+	}
+	if u, _ := e.st.GetUserByEmail(ctx, "editor@acme.io"); u.OrgRoles["other"] != "guest" {
+		t.Errorf("a changed domain role changed a member's role to %q", u.OrgRoles["other"])
+	}
+}

@@ -71,7 +71,11 @@ func (c *Console) setSigninRules(w http.ResponseWriter, v *view) error {
 		}
 		return v.refused(w, back, field, err)
 	}
-	return v.back(w, back, &flash{Notice: fmt.Sprintf("Sign-in rules of %s saved: %d domain and %d group rule(s).", v.Org, len(out.Domains), len(out.Groups))})
+	notice := fmt.Sprintf("Sign-in rules of %s saved: %d domain and %d group rule(s).", v.Org, len(out.Domains), len(out.Groups))
+	if len(out.JoinedUsers) > 0 {
+		notice += fmt.Sprintf(" %d existing user(s) at the new domains joined: %s.", len(out.JoinedUsers), strings.Join(out.JoinedUsers, ", "))
+	}
+	return v.back(w, back, &flash{Notice: notice})
 }
 
 // rulesText is r as the form's two fields show it.

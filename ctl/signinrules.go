@@ -34,7 +34,7 @@ func (c *OrgSigninRulesShowCmd) Run(g *Globals) error {
 // whole (as the API does): what is not given is removed, so a run says the whole set.
 type OrgSigninRulesSetCmd struct {
 	OrgFlag
-	Domain []string `name:"domain" sep:"none" placeholder:"DOMAIN=ROLE" help:"Admit new users whose verified email is at DOMAIN, as org role ROLE (admin, editor, viewer or guest), as Rill's whitelisted domains do: --domain acme.io=viewer. Repeat for more domains. A domain other than your own email's needs a superuser."`
+	Domain []string `name:"domain" sep:"none" placeholder:"DOMAIN=ROLE" help:"Admit new users whose verified email is at DOMAIN, as org role ROLE (admin, editor, viewer or guest), as Rill's whitelisted domains do: --domain acme.io=viewer. A domain not in the rules before also adds the existing users there who are not members yet. Repeat for more domains. A domain other than your own email's needs a superuser."`
 	Group  []string `name:"group" sep:"none" placeholder:"GROUP=ROLE[:ATTR,...]" help:"Give users the identity provider puts in GROUP the org role ROLE, and the groups ATTR,... that the org's security policies see: --group eng=editor:engineering,data. Applied at every sign-in, so a user moved between groups gets the new role. Repeat for more groups. The role follows the last =, so a group named CN=eng,OU=groups works; an attribute group holding a comma goes in --file."`
 	File   string   `name:"file" placeholder:"FILE" help:"Read the rules from a JSON file ('-': stdin) in the API's shape: {\"domains\":[{\"domain\":\"acme.io\",\"org_role\":\"viewer\"}],\"groups\":[{\"group\":\"eng\",\"org_role\":\"editor\",\"attribute_groups\":[\"engineering\"]}]}. Not with --domain or --group."`
 	Clear  bool     `name:"clear" help:"Remove every rule: only users who already exist can sign in."`
@@ -64,6 +64,9 @@ func (c *OrgSigninRulesSetCmd) Run(g *Globals) error {
 	}
 	return call(g, func(cl *client.Client) (apiv1.SigninRules, error) { return cl.SetSigninRules(g.ctx, c.Org, rules) }, func(r apiv1.SigninRules) {
 		fmt.Fprintf(g.out, "Updated the sign-in rules of org %q.\n", c.Org)
+		if n := len(r.JoinedUsers); n > 0 {
+			fmt.Fprintf(g.out, "%d existing user(s) at the new domains joined the org: %s\n", n, strings.Join(r.JoinedUsers, ", "))
+		}
 		printSigninRules(g, c.Org, r)
 	})
 }

@@ -15,7 +15,8 @@ import (
 // sets domain and group rules from flags and from a JSON file, reads them back (text and
 // --json); bad domains, unknown roles and malformed flags are refused with the reason; a viewer
 // may neither read nor set them (403, audited); an org admin may add only their own email's
-// domain and never a public one, a superuser any; every change is audited org.signin_rules.
+// domain and never a public one, a superuser any; a new domain brings the existing users there
+// into the org (Rill's whitelisting); every change is audited org.signin_rules.
 func TestSigninRulesCLI(t *testing.T) {
 	d := testenv.Start(t, "")
 	root := cli{t: t, bin: testenv.Bin(t, "rillctl"), env: []string{"RILLCTL_API_URL=" + d.URL(), "RILLCTL_ORG=acme", "TZ=UTC"}}
@@ -24,6 +25,8 @@ func TestSigninRulesCLI(t *testing.T) {
 	su.ok("user", "create", "ann@acme.io", "--org-role", "admin")
 	su.ok("user", "create", "gil@gmail.com", "--org-role", "admin")
 	su.ok("user", "create", "vic@acme.io", "--org-role", "viewer")
+	su.ok("org", "create", "zorg")
+	su.ok("user", "create", "zed@acme.io", "--org", "zorg") // not in acme: joins when acme.io becomes a rule
 	tokRe := regexp.MustCompile(`Token: (rill_usr_[0-9A-Za-z]{60})`)
 	issueFor := func(email string) cli {
 		m := tokRe.FindStringSubmatch(su.ok("token", "issue", "--display-name", "t", "--user", email))
@@ -43,6 +46,7 @@ func TestSigninRulesCLI(t *testing.T) {
 	out := ann.ok("org", "signin-rules", "set", "--domain", "ACME.io=Viewer", "--group", "eng=editor:engineering,data",
 		"--group", "CN=Admins,OU=Groups=admin", "--group", "all=guest")
 	want := `Updated the sign-in rules of org "acme".
+1 existing user(s) at the new domains joined the org: zed@acme.io
 DOMAIN     ORG ROLE
 acme.io    viewer
 
@@ -54,7 +58,7 @@ all                    guest       -
 	if out != want {
 		t.Errorf("set printed:\n%s\nwant:\n%s", out, want)
 	}
-	if got := ann.ok("org", "signin-rules", "show"); got != strings.TrimPrefix(want, "Updated the sign-in rules of org \"acme\".\n") {
+	if got := ann.ok("org", "signin-rules", "show"); got != strings.SplitN(want, "\n", 3)[2] {
 		t.Errorf("show:\n%s", got)
 	}
 	js := ann.ok("--json", "org", "signin-rules", "show")
@@ -111,6 +115,9 @@ all                    guest       -
 		t.Fatal(err)
 	}
 	ann.fails(`unknown field "domain"`, "org", "signin-rules", "set", "--file", bad)
+	if out := su.ok("user", "list", "--org", "acme"); !strings.Contains(out, "zed@acme.io") {
+		t.Errorf("zed did not join acme:\n%s", out)
+	}
 
 	out = ann.ok("org", "signin-rules", "set", "--clear")
 	if !strings.Contains(out, "No sign-in rules") {

@@ -326,6 +326,9 @@ type Introspection struct {
 type SigninRules struct {
 	Domains []SigninDomainRule `json:"domains"`
 	Groups  []SigninGroupRule  `json:"groups"`
+	// JoinedUsers, in a PUT's answer only, are the existing users at a domain the PUT added
+	// who joined the org with its role (as Rill's CreateWhitelistedDomain adds them).
+	JoinedUsers []string `json:"joined_users,omitempty"`
 }
 
 // SigninDomainRule admits new users at Domain ("acme.io") with org role OrgRole (admin,
