@@ -204,6 +204,25 @@ func TestSignInInChromium(t *testing.T) {
 		t.Fatal("a replayed callback opened a session")
 	}
 
+	// A forged answer (a state this browser's sign-in did not make) and an unknown provider.
+	b.do("start a sign-in", chromedp.Navigate(e.d.URL()+"/ui/oidc/test/start"), chromedp.WaitVisible(chromedp.CSS("#password")))
+	for _, tc := range []struct {
+		path   string
+		status int64
+		want   string
+	}{
+		{"/ui/oidc/test/callback?code=stolen&state=forged", 400, "its state differs"},
+		{"/ui/oidc/nope/start", 404, `no identity provider named "nope"`},
+	} {
+		resp, err := chromedp.Run(b.ctx, chromedp.NavigateResponse(e.d.URL()+tc.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg := b.eval(`document.querySelector("main").innerText`); resp.Status != tc.status || !strings.Contains(msg, tc.want) || !strings.HasPrefix(b.eval(`document.title`), "Sign-in refused") {
+			t.Fatalf("%s: %d:\n%s", tc.path, resp.Status, msg)
+		}
+	}
+
 	b.signIn(e, "unverified")
 	b.waitFor(`document.title.startsWith("Sign-in refused")`)
 	if msg := b.eval(`document.querySelector("main").innerText`); !strings.Contains(msg, "is not verified") {
