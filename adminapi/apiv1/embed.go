@@ -50,6 +50,8 @@ type IFrameRequest struct {
 	Navigation     bool              `json:"navigation,omitempty"`
 	State          string            `json:"state,omitempty"`
 	Query          map[string]string `json:"query,omitempty"`
+	// AllowedOrigins binds the token to the customer's site, as CredentialsRequest's.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
 }
 
 // IFrameResponse is Rill's GetIFrameResponse: the URL to put in the iframe's src, and the
