@@ -461,7 +461,7 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	t.Run("each role's menu offers only the pages it may open", func(t *testing.T) {
 		viewer.t = t
-		if got := menu(su); got != "Overview,My tokens,Services,Members,Token hygiene,Audit log" {
+		if got := menu(su); got != "Overview,My tokens,Services,Public URLs,Members,Token hygiene,Audit log" {
 			t.Fatalf("the superuser's menu: %q", got)
 		}
 		viewer.signIn(viewerTok.Token, "My tokens")

@@ -119,11 +119,21 @@ func (c *Console) editMyTokenNetworks(w http.ResponseWriter, v *view) error {
 	if err := v.call("PATCH", "/v1/tokens/"+url.PathEscape(id), nil, apiv1.TokenLimitsEdit{AllowedNetworks: &networks}, &t); err != nil {
 		return v.refused(w, Prefix+"/tokens", "", err)
 	}
+	return v.back(w, Prefix+"/tokens", &flash{Notice: "Token " + t.Prefix + "… may now be used from " + whereWords(t.AllowedNetworks, nil) + "."})
+}
+
+// whereWords says where a token may now be used, for a notice: "any network", "10.0.0.0/8
+// only", and for a public URL the pages too ("any network, on pages of https://shop.example.com
+// only").
+func whereWords(networks, origins []string) string {
 	where := "any network"
-	if len(t.AllowedNetworks) > 0 {
-		where = strings.Join(t.AllowedNetworks, ", ") + " only"
+	if len(networks) > 0 {
+		where = strings.Join(networks, ", ") + " only"
 	}
-	return v.back(w, Prefix+"/tokens", &flash{Notice: "Token " + t.Prefix + "… may now be used from " + where + "."})
+	if len(origins) > 0 {
+		where += ", on pages of " + strings.Join(origins, ", ") + " only"
+	}
+	return where
 }
 
 func revokedNames(rev apiv1.Revoked) string {
