@@ -209,3 +209,41 @@ func val[T any](v T, err error) func(t *testing.T) T {
 		return v
 	}
 }
+
+// TestHygieneListsPublicURLs: Token hygiene lists the org's public URLs with the tokens: one
+// that never expires, issued before the org limited public URLs, is beyond the token policy;
+// its selection revokes it.
+func TestHygieneListsPublicURLs(t *testing.T) {
+	e := setup(t, false)
+	ctx := context.Background()
+	req, _ := http.NewRequest("POST", e.srv.URL+"/v1/orgs/acme/projects/web/tokens/magic", strings.NewReader(`{"resources":[{"type":"explore","name":"sales"}]}`))
+	req.Header.Set("Authorization", "Bearer "+e.tokens["admin"])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	toks := val(e.st.ListTokens(ctx, store.MagicOwner("acme", "web")))(t)
+	if len(toks) != 1 {
+		t.Fatalf("%d public URLs stored (issue: %d)", len(toks), resp.StatusCode)
+	}
+	id := toks[0].ID.String()
+	if _, err := e.st.SetTokenPolicy(ctx, "acme", store.TokenPolicy{MaxMagicTokenTTLMinutes: 60}); err != nil {
+		t.Fatal(err)
+	}
+	a := e.browser(t)
+	a.signIn(e.tokens["admin"])
+	r := a.get("/ui/hygiene?org=acme&show=beyond")
+	if !strings.Contains(r.body, `value="mgc|web|`+id+`"`) || !strings.Contains(r.body, "public URL of web") ||
+		!strings.Contains(r.body, "beyond the token policy: never expires; org acme allows 1 hour") {
+		t.Fatalf("hygiene does not list the public URL beyond the policy:\n%s", r.body)
+	}
+	r = a.post("/ui/hygiene/revoke", url.Values{"org": {"acme"}, "ref": {"mgc|web|" + id}})
+	if page := a.get(r.h.Get("Location")); !strings.Contains(page.body, "Revoked 1 token(s): "+toks[0].Prefix) {
+		t.Fatalf("after revoking: %d\n%s", r.code, page.body)
+	}
+	if _, err := e.st.GetToken(ctx, toks[0].ID); err == nil {
+		t.Error("the public URL is not revoked")
+	}
+}
