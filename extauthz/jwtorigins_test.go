@@ -21,7 +21,11 @@ import (
 
 // signJWT mints a runtime JWT of bob's (an org admin) for acme/web with the fixture's keys, as
 // the iframe and credentials endpoints mint them, bound to origins (none: unbound).
-func (f *fixture) signJWT(tb testing.TB, origins []string) string {
+func (f *fixture) signJWT(tb testing.TB, origins []string) string { return f.signJWTPadded(tb, origins, 0) }
+
+// signJWTPadded is signJWT with an attribute of pad bytes, so that an unbound JWT can be as
+// long as a bound one (a cached check hashes the whole JWT).
+func (f *fixture) signJWTPadded(tb testing.TB, origins []string, pad int) string {
 	tb.Helper()
 	ctx := context.Background()
 	if _, err := f.res.Keys().Ensure(ctx); err != nil {
@@ -34,7 +38,7 @@ func (f *fixture) signJWT(tb testing.TB, origins []string) string {
 	now := time.Now()
 	raw, err := ks.Sign(&token.Claims{RegisteredClaims: jwt.RegisteredClaims{Issuer: "rill-authd", Audience: jwt.ClaimStrings{"rill"},
 		IssuedAt: jwt.NewNumericDate(now.Add(-time.Minute)), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)), ID: token.NewID()},
-		Org: "acme", Project: "web", Attr: map[string]any{"email": "end@shop.example.com", "embed": true}, Permissions: []string{"read_prod"},
+		Org: "acme", Project: "web", Attr: map[string]any{"email": "end@shop.example.com", "embed": true, "pad": strings.Repeat("x", pad)}, Permissions: []string{"read_prod"},
 		IssuedBy: "user:u-bob", AllowedOrigins: origins})
 	if err != nil {
 		tb.Fatal(err)
@@ -153,17 +157,25 @@ func TestOriginBoundJWTAllocs(t *testing.T) {
 }
 
 // BenchmarkCheckJWTOriginBound is BenchmarkCheckNetworkBound for runtime JWTs: a cached check
-// of a JWT without allowed origins ("unbound") and with two ("bound", the second matching the
-// Referer's origin); "ratio" reports the best of alternating rounds and bound/unbound.
+// of a JWT without allowed origins ("unbound"), with two ("bound", the second matching the
+// Referer's origin), and without but as long as the bound one ("padded": a cached check hashes
+// the whole JWT, so the claim costs by its length too); "ratio" reports the best of alternating
+// rounds, bound/unbound and bound/padded (the origin check alone).
 func BenchmarkCheckJWTOriginBound(b *testing.B) {
 	f := newFixture(b, resolver.Options{Issuer: "rill-authd", Audience: "rill"})
 	ctx := context.Background()
 	reqs := map[string]*authv3.CheckRequest{}
+	origins := []string{"https://app.example.com", "https://shop.example.com"}
+	bound := f.signJWT(b, origins)
+	pad := 0
+	for len(f.signJWTPadded(b, nil, pad)) < len(bound) {
+		pad++
+	}
 	for _, c := range []struct {
-		name    string
-		origins []string
-	}{{"unbound", nil}, {"bound", []string{"https://app.example.com", "https://shop.example.com"}}} {
-		req := grpcFrom(f.signJWT(b, c.origins), "", map[string]string{"referer": "https://shop.example.com/dash"})
+		name string
+		raw  string
+	}{{"unbound", f.signJWT(b, nil)}, {"bound", bound}, {"padded", f.signJWTPadded(b, nil, pad)}} {
+		req := grpcFrom(c.raw, "", map[string]string{"referer": "https://shop.example.com/dash"})
 		if r := f.srv.Check(ctx, req); r.GetStatus().GetCode() != 0 {
 			b.Fatalf("%s: not allowed: %v", c.name, r.GetStatus())
 		}
@@ -180,7 +192,7 @@ func BenchmarkCheckJWTOriginBound(b *testing.B) {
 		best := map[string]time.Duration{}
 		for b.Loop() {
 			for range rounds {
-				for _, name := range []string{"unbound", "bound"} {
+				for _, name := range []string{"unbound", "bound", "padded"} {
 					req := reqs[name]
 					start := time.Now()
 					for range per {
@@ -195,5 +207,6 @@ func BenchmarkCheckJWTOriginBound(b *testing.B) {
 		b.ReportMetric(float64(best["unbound"].Nanoseconds())/per, "unbound-ns/check")
 		b.ReportMetric(float64(best["bound"].Nanoseconds())/per, "bound-ns/check")
 		b.ReportMetric(float64(best["bound"])/float64(best["unbound"]), "bound/unbound")
+		b.ReportMetric(float64(best["bound"])/float64(best["padded"]), "bound/padded")
 	})
 }
