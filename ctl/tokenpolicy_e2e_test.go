@@ -16,8 +16,21 @@ var policyUserTokenRe = regexp.MustCompile(`Token: (rill_usr_[0-9A-Za-z]{60})`)
 // create), within it succeeds, and tokens from before the policy are marked in `token list`
 // (EXPIRES "Never*" and a footnote) and `service token list` (a footnote), the reference
 // columns unchanged.
-func TestTokenPolicyCLI(t *testing.T) {
-	d := testenv.Start(t, "", "--frontend-url", "https://ui.example.com")
+func TestTokenPolicyCLI(t *testing.T) { forEachStore(t, tokenPolicyCLI) }
+
+// forEachStore runs test against a daemon on Badger and one on a PostgreSQL database of its
+// own (skipped loudly where PostgreSQL is not installed; a failure under CI), with storeArgs
+// the flags that choose the store.
+func forEachStore(t *testing.T, test func(t *testing.T, storeArgs ...string)) {
+	t.Run("badger", func(t *testing.T) { test(t) })
+	t.Run("postgres", func(t *testing.T) {
+		db, _ := testenv.PostgresDB(t, "")
+		test(t, "--store", db)
+	})
+}
+
+func tokenPolicyCLI(t *testing.T, storeArgs ...string) {
+	d := testenv.Start(t, "", append(storeArgs, "--frontend-url", "https://ui.example.com")...)
 	root := cli{t: t, bin: testenv.Bin(t, "rillctl"), env: []string{"RILLCTL_API_URL=" + d.URL(), "RILLCTL_ORG=acme", "TZ=UTC"}}
 	su := root.as(d.Token)
 	su.ok("org", "create", "acme")
