@@ -21,7 +21,9 @@ import (
 
 // signJWT mints a runtime JWT of bob's (an org admin) for acme/web with the fixture's keys, as
 // the iframe and credentials endpoints mint them, bound to origins (none: unbound).
-func (f *fixture) signJWT(tb testing.TB, origins []string) string { return f.signJWTPadded(tb, origins, 0) }
+func (f *fixture) signJWT(tb testing.TB, origins []string) string {
+	return f.signJWTPadded(tb, origins, 0)
+}
 
 // signJWTPadded is signJWT with an attribute of pad bytes, so that an unbound JWT can be as
 // long as a bound one (a cached check hashes the whole JWT).
