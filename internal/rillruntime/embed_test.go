@@ -254,6 +254,15 @@ func TestEmbeddingJWTsAtTheRuntime(t *testing.T) {
 	if c.Subject != "" || cc.Attrs["email"] != "c@cust.io" {
 		t.Errorf("origin-bound tokens: iframe sub %q, credentials attrs %v", c.Subject, cc.Attrs)
 	}
+	// Introspection shows them, canonical.
+	code, _, b = do(t, "POST", issuer+"/v1/introspect", s.embedder, `{"token":"`+out["accessToken"].(string)+`"}`)
+	var in struct {
+		Active         bool     `json:"active"`
+		AllowedOrigins []string `json:"allowed_origins"`
+	}
+	if code != 200 || json.Unmarshal(b, &in) != nil || !in.Active || !slices.Equal(in.AllowedOrigins, []string{"https://shop.example.com"}) {
+		t.Errorf("introspection of the origin-bound iframe token: %d %s", code, b)
+	}
 
 	// Refusals, as Rill's: no resource with navigation off; external_user_id with user_id.
 	for body, want := range map[string]string{
