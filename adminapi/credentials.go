@@ -49,7 +49,7 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	return a.audited(w, r, c, "credentials.issue", fmt.Sprintf("%s for:%s jti:%s ttl:%s", target, m.end.who, m.jti, m.ttl), http.StatusOK,
+	return a.audited(w, r, c, "credentials.issue", fmt.Sprintf("%s for:%s jti:%s ttl:%s%s", target, m.end.who, m.jti, m.ttl, originsNote(req.origins)), http.StatusOK,
 		apiv1.CredentialsResponse{RuntimeHost: m.host, InstanceID: m.instance, AccessToken: m.raw, TTLSeconds: uint32(m.ttl / time.Second)})
 }
 
@@ -124,6 +124,7 @@ func (a *API) mintRuntime(r *http.Request, c *caller, proj store.Project, req cr
 		Attr:      end.attrs,
 		Security:  end.sec,
 		Org:       org, Project: project, Permissions: perms.Names(), IssuedBy: issuedBy(c),
+		AllowedOrigins: req.origins,
 	}
 	ks, err := a.keys.Keyset(r.Context())
 	if err != nil {
@@ -223,6 +224,9 @@ type credentialsRequest struct {
 	external   string
 	attributes map[string]any
 	ttl        uint32
+	// origins are allowed_origins, canonical: the pages that may present the token at our check
+	// (the JWT's rill_allowed_origins claim; Rill's runtime ignores it).
+	origins []string
 }
 
 // decodeCredentials reads the body as Rill's JSON transcoder (vanguard over protojson) does:
@@ -298,6 +302,17 @@ func decodeCredentials(r *http.Request) (credentialsRequest, error) {
 		}
 		req.ttl = uint32(n)
 	}
+	if v, name, err := field("allowed_origins", "allowedOrigins"); err != nil {
+		return req, err
+	} else if v != nil {
+		var os []string
+		if json.Unmarshal(v, &os) != nil {
+			return req, errf(http.StatusBadRequest, "field %q must be a list of origins (like [\"https://shop.example.com\"])", name)
+		}
+		if req.origins, err = allowedOrigins(os); err != nil {
+			return req, err
+		}
+	}
 	set := 0
 	for _, ok := range []bool{req.userID != "", req.userEmail != "", req.attributes != nil} {
 		if ok {
@@ -308,6 +323,14 @@ func decodeCredentials(r *http.Request) (credentialsRequest, error) {
 		return req, errf(http.StatusBadRequest, "give one of user_id, user_email or attributes, not several")
 	}
 	return req, nil
+}
+
+// originsNote is the audit line's note of a runtime JWT's allowed origins ("" for none).
+func originsNote(origins []string) string {
+	if len(origins) == 0 {
+		return ""
+	}
+	return " origins:" + strings.Join(origins, ",")
 }
 
 // firstError is the first of errors.Join's errors, so one problem is reported at a time.

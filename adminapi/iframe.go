@@ -107,8 +107,8 @@ func (a *API) iframe(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if err != nil {
 		return err
 	}
-	return a.audited(w, r, c, "iframe.issue", fmt.Sprintf("%s for:%s jti:%s ttl:%s resource:%s/%s navigation:%t", target, m.end.who, m.jti, m.ttl,
-		ifr.typ, ifr.resource, ifr.navigation), http.StatusOK,
+	return a.audited(w, r, c, "iframe.issue", fmt.Sprintf("%s for:%s jti:%s ttl:%s resource:%s/%s navigation:%t%s", target, m.end.who, m.jti, m.ttl,
+		ifr.typ, ifr.resource, ifr.navigation, originsNote(req.origins)), http.StatusOK,
 		apiv1.IFrameResponse{IFrameSrc: src, RuntimeHost: m.host, InstanceID: m.instance, AccessToken: m.raw, TTLSeconds: uint32(m.ttl / time.Second)})
 }
 

@@ -289,7 +289,17 @@ func (a *API) listMagic(w http.ResponseWriter, r *http.Request, c *caller) error
 		live = append(live, t)
 	}
 	if !rillShape(r) {
-		return writeList(w, wireList(live, magicInfo), nil)
+		// Marked as user and service tokens are: URLs that outlive the org's policy for them.
+		o, err := a.st.GetOrg(r.Context(), org)
+		if err != nil {
+			return fmt.Errorf("read the token policy of org %s: %w", org, err)
+		}
+		ps := map[string]store.TokenPolicy{org: o.TokenPolicy}
+		out := wireList(live, magicInfo)
+		for i := range out {
+			out[i].BeyondPolicy = BeyondWords(token.Magic, out[i].CreatedAt, out[i].ExpiresAt, []string{org}, ps)
+		}
+		return writeList(w, out, nil)
 	}
 	// Rill's ListMagicAuthTokens pages by id (FindMagicAuthTokensWithUser: id after the page
 	// token's, in order of id).

@@ -19,6 +19,8 @@ var pageNeeds = map[string]policy.Perm{
 	"members":  adminapi.NeedMembers,
 	// settings: the sign-in rules and token policy, which the API gives manage_org.
 	"settings": policy.ManageOrg,
+	// Public URLs: an org admin's (manage_org holds manage_magic_auth_tokens on every project).
+	"publicurls": adminapi.NeedServices,
 }
 
 // principal is the signed-in user as policy sees them, from the roles whoami answered: the
@@ -69,7 +71,8 @@ func (v *view) May(page string) bool {
 type MenuItem struct{ Page, Label string }
 
 var menu = []MenuItem{{"overview", "Overview"}, {"tokens", "My tokens"}, {"services", "Services"},
-	{"members", "Members"}, {"hygiene", "Token hygiene"}, {"settings", "Org settings"}, {"audit", "Audit log"}}
+	{"publicurls", "Public URLs"}, {"members", "Members"}, {"hygiene", "Token hygiene"}, {"settings", "Org settings"},
+	{"audit", "Audit log"}}
 
 // Menu is the navigation the user may follow: no entry leads to a 403.
 func (v *view) Menu() []MenuItem {

@@ -298,7 +298,7 @@ func TestConsoleInChromium(t *testing.T) {
 		su.shot("overview")
 	})
 
-	var issued string
+	var issued, reportsTok string
 	t.Run("issue a token by keyboard, see it once, use it at the check", func(t *testing.T) {
 		su.t = t
 		su.open("/ui/tokens", "My tokens")
@@ -392,6 +392,56 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 		su.open("/ui/services/reports?org=acme", "Service reports")
 		su.shot("service")
+		reportsTok = svcTok
+	})
+
+	t.Run("bind a service token to a network and a public URL to an origin, by keyboard; the check refuses them elsewhere", func(t *testing.T) {
+		su.t = t
+		// waitNotice waits for the page after a post, whose notice says want.
+		waitNotice := func(want string) {
+			t.Helper()
+			notice := ""
+			for deadline := time.Now().Add(20 * time.Second); !strings.Contains(notice, want) && time.Now().Before(deadline); {
+				time.Sleep(100 * time.Millisecond)
+				notice = su.eval(`(document.querySelector(".notice") || {textContent: ""}).textContent`)
+			}
+			if !strings.Contains(notice, want) {
+				t.Fatalf("notice %q, want %q", notice, want)
+			}
+		}
+		su.open("/ui/services/reports?org=acme", "Service reports")
+		su.do("open the networks", chromedp.Focus(chromedp.CSS("td:not(.act) > details > summary")), chromedp.KeyEvent(kb.Enter))
+		su.do("tab to the field", chromedp.KeyEvent(kb.Tab))
+		if id := su.eval(`document.activeElement.id`); !strings.HasPrefix(id, "nets-") {
+			t.Fatalf("Tab from the networks summary went to %q", id)
+		}
+		su.do("type a network and save", chromedp.KeyEvent("10.0.0.0/8"), chromedp.KeyEvent(kb.Enter))
+		waitNotice("may now be used from 10.0.0.0/8 only")
+		if got := su.text("td:not(.act) > details > summary"); got != "10.0.0.0/8" {
+			t.Fatalf("the row's networks: %q", got)
+		}
+		// The check gives no client address here: a token bound to networks is refused, 403.
+		if code, _ := ch.check(t, reportsTok); code != 403 {
+			t.Fatalf("the bound service token at the check: %d, want 403", code)
+		}
+
+		mgc, err := admin.IssueMagicToken(ctx, "acme", "web", apiv1.MagicTokenRequest{Resources: []apiv1.ResourceName{{Type: "explore", Name: "sales"}}, TTLMinutes: 60})
+		must(err)
+		if code, _ := ch.check(t, mgc.Token); code != 0 {
+			t.Fatalf("the public URL at the check before: %d", code)
+		}
+		su.open("/ui/publicurls?org=acme&project=web", "Public URLs")
+		su.do("open where", chromedp.Focus(chromedp.CSS("td:not(.act) > details > summary")), chromedp.KeyEvent(kb.Enter))
+		su.do("tab past the networks to the origins", chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent(kb.Tab))
+		if id := su.eval(`document.activeElement.id`); !strings.HasPrefix(id, "origins-") {
+			t.Fatalf("two Tabs from the summary went to %q", id)
+		}
+		su.do("type an origin and save", chromedp.KeyEvent("https://shop.example.com"), chromedp.KeyEvent(kb.Enter))
+		waitNotice("on pages of https://shop.example.com only")
+		su.shot("publicurls")
+		if code, _ := ch.check(t, mgc.Token); code != 403 {
+			t.Fatalf("the public URL bound to an origin, at a check without one: %d, want 403", code)
+		}
 	})
 
 	t.Run("members, hygiene and audit pages", func(t *testing.T) {
@@ -461,7 +511,7 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	t.Run("each role's menu offers only the pages it may open", func(t *testing.T) {
 		viewer.t = t
-		if got := menu(su); got != "Overview,My tokens,Services,Members,Token hygiene,Org settings,Audit log" {
+		if got := menu(su); got != "Overview,My tokens,Services,Public URLs,Members,Token hygiene,Org settings,Audit log" {
 			t.Fatalf("the superuser's menu: %q", got)
 		}
 		viewer.signIn(viewerTok.Token, "My tokens")

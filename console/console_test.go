@@ -330,7 +330,7 @@ func TestHygieneFindsAndRevokesASelection(t *testing.T) {
 	a := e.browser(t)
 	a.signIn(e.tokens["admin"])
 	r := a.get("/ui/hygiene?org=acme&days=30")
-	for _, want := range []string{"unused for over 30 days", "expires within 7 days", "never used", "Service tokens only"} {
+	for _, want := range []string{"unused for over 30 days", "expires within 7 days", "never used", "Service tokens and public URLs only"} {
 		if !strings.Contains(r.body, want) {
 			t.Errorf("hygiene lacks %q", want)
 		}

@@ -40,10 +40,10 @@ func TestMenuOffersOnlyWhatOpens(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.tokens["editor"] = e.issue(t, token.User, "u-editor", "editor")
-	all := []string{"/ui/overview", "/ui/tokens", "/ui/services", "/ui/members", "/ui/hygiene", "/ui/settings", "/ui/audit"}
+	all := []string{"/ui/overview", "/ui/tokens", "/ui/services", "/ui/publicurls", "/ui/members", "/ui/hygiene", "/ui/settings", "/ui/audit"}
 	for who, want := range map[string][]string{
 		"su":     all,
-		"admin":  {"/ui/tokens", "/ui/services", "/ui/members", "/ui/hygiene", "/ui/settings"},
+		"admin":  {"/ui/tokens", "/ui/services", "/ui/publicurls", "/ui/members", "/ui/hygiene", "/ui/settings"},
 		"editor": {"/ui/tokens", "/ui/members"},
 		"viewer": {"/ui/tokens"},
 	} {

@@ -110,7 +110,8 @@ func (c *Console) createService(w http.ResponseWriter, v *view) error {
 	if err != nil {
 		return v.back(w, back, &flash{Error: err.Error(), Field: "attributes", Form: f})
 	}
-	req := apiv1.ServiceRequest{Name: strings.TrimSpace(f.Get("name")), OrgRole: f.Get("org_role"), Attributes: attrs}
+	req := apiv1.ServiceRequest{Name: strings.TrimSpace(f.Get("name")), OrgRole: f.Get("org_role"), Attributes: attrs,
+		AllowedNetworks: networkList(f.Get("allowed_networks"))}
 	if p := f.Get("project"); p != "" {
 		req.Project, req.ProjectRole = p, f.Get("project_role")
 	}
@@ -121,6 +122,8 @@ func (c *Console) createService(w http.ResponseWriter, v *view) error {
 			field = "org_role"
 		} else if strings.Contains(msg, "attribute") {
 			field = "attributes"
+		} else if strings.Contains(msg, "allowed_networks") {
+			field = "allowed_networks"
 		}
 		return v.refused(w, back, field, err)
 	}
@@ -237,10 +240,34 @@ func (c *Console) issueServiceToken(w http.ResponseWriter, v *view) error {
 		return v.back(w, v.consolePath(name), &flash{Error: "Choose when the token expires."})
 	}
 	var issued apiv1.IssuedToken
-	if err := v.call("POST", v.servicePath(name)+"/tokens", nil, apiv1.ServiceTokenRequest{TTLMinutes: ttl}, &issued); err != nil {
-		return v.refused(w, v.consolePath(name), "", err)
+	req := apiv1.ServiceTokenRequest{TTLMinutes: ttl, AllowedNetworks: networkList(v.r.PostForm.Get("allowed_networks"))}
+	if err := v.call("POST", v.servicePath(name)+"/tokens", nil, req, &issued); err != nil {
+		field := ""
+		if strings.Contains(err.Error(), "allowed_networks") {
+			field = "allowed_networks"
+		}
+		return v.refused(w, v.consolePath(name), field, err)
 	}
 	return v.back(w, v.consolePath(name), &flash{Notice: "Token " + issued.Prefix + "… issued.", Secret: &issued, SecretOwner: "service " + name})
+}
+
+// editServiceTokenNetworks changes where one of a service's tokens may be used (empty:
+// anywhere), as editMyTokenNetworks does for the user's own.
+func (c *Console) editServiceTokenNetworks(w http.ResponseWriter, v *view) error {
+	if err := v.useOrg("services"); err != nil {
+		return err
+	}
+	name := v.r.PathValue("name")
+	networks := networkList(v.r.PostForm.Get("allowed_networks"))
+	if networks == nil {
+		networks = []string{}
+	}
+	var t apiv1.TokenInfo
+	if err := v.call("PATCH", v.servicePath(name)+"/tokens/"+url.PathEscape(v.r.PostForm.Get("id")), nil,
+		apiv1.TokenLimitsEdit{AllowedNetworks: &networks}, &t); err != nil {
+		return v.refused(w, v.consolePath(name), "", err)
+	}
+	return v.back(w, v.consolePath(name), &flash{Notice: "Token " + t.Prefix + "… may now be used from " + whereWords(t.AllowedNetworks, nil) + "."})
 }
 
 func (c *Console) revokeServiceToken(w http.ResponseWriter, v *view) error {

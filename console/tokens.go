@@ -119,11 +119,21 @@ func (c *Console) editMyTokenNetworks(w http.ResponseWriter, v *view) error {
 	if err := v.call("PATCH", "/v1/tokens/"+url.PathEscape(id), nil, apiv1.TokenLimitsEdit{AllowedNetworks: &networks}, &t); err != nil {
 		return v.refused(w, Prefix+"/tokens", "", err)
 	}
+	return v.back(w, Prefix+"/tokens", &flash{Notice: "Token " + t.Prefix + "… may now be used from " + whereWords(t.AllowedNetworks, nil) + "."})
+}
+
+// whereWords says where a token may now be used, for a notice: "any network", "10.0.0.0/8
+// only", and for a public URL the pages too ("any network, on pages of https://shop.example.com
+// only").
+func whereWords(networks, origins []string) string {
 	where := "any network"
-	if len(t.AllowedNetworks) > 0 {
-		where = strings.Join(t.AllowedNetworks, ", ") + " only"
+	if len(networks) > 0 {
+		where = strings.Join(networks, ", ") + " only"
 	}
-	return v.back(w, Prefix+"/tokens", &flash{Notice: "Token " + t.Prefix + "… may now be used from " + where + "."})
+	if len(origins) > 0 {
+		where += ", on pages of " + strings.Join(origins, ", ") + " only"
+	}
+	return where
 }
 
 func revokedNames(rev apiv1.Revoked) string {
@@ -164,8 +174,9 @@ type hygieneData struct {
 }
 
 // hygiene lists the org's tokens that need a look: never used, unused for Days, expiring within
-// 7 days, without expiry. Service tokens need manage_org on the org (the API's rule); users'
-// tokens are listed to superusers only, as only they may manage another user's tokens.
+// 7 days, without expiry, beyond the org's token policy. Service tokens and public URLs need
+// manage_org on the org (the API's rule); users' tokens are listed to superusers only, as only
+// they may manage another user's tokens.
 func (c *Console) hygiene(w http.ResponseWriter, v *view) error {
 	v.Nav, v.Title = "hygiene", "Token hygiene"
 	if err := v.useOrg("hygiene"); err != nil {
@@ -188,6 +199,23 @@ func (c *Console) hygiene(w http.ResponseWriter, v *view) error {
 		}
 		for _, t := range toks {
 			all = append(all, hygieneRow{TokenInfo: t, Owner: "service " + s.Name, Ref: "svc|" + s.Name + "|" + t.ID})
+		}
+	}
+	// Public URLs too (an org admin manages every project's): a link that never expires, or
+	// outlives the org's policy for public URLs, needs a look as much as a token does.
+	projects, err := v.projects()
+	if err != nil {
+		return err
+	}
+	for _, p := range projects {
+		var urls []apiv1.MagicToken
+		if err := v.call("GET", v.magicPath(p), nil, nil, &urls); err != nil {
+			return err
+		}
+		for _, m := range urls {
+			t := apiv1.TokenInfo{ID: m.ID, Prefix: m.Prefix, Kind: "magic", DisplayName: m.DisplayName, CreatedAt: m.CreatedAt, ExpiresAt: m.ExpiresAt,
+				LastUsedAt: m.LastUsedAt, LastUsedIP: m.LastUsedIP, LastUsedUserAgent: m.LastUsedUserAgent, BeyondPolicy: m.BeyondPolicy}
+			all = append(all, hygieneRow{TokenInfo: t, Owner: "public URL of " + p, Ref: "mgc|" + p + "|" + m.ID})
 		}
 	}
 	if v.Who.Superuser {
@@ -276,9 +304,15 @@ func (c *Console) hygieneRevoke(w http.ResponseWriter, v *view) error {
 		}
 		var rev apiv1.Revoked
 		var err error
-		if kind == "svc" {
+		switch kind {
+		case "svc":
 			err = v.call("DELETE", "/v1/orgs/"+url.PathEscape(v.Org)+"/services/"+url.PathEscape(owner)+"/tokens/"+url.PathEscape(id), nil, nil, &rev)
-		} else {
+		case "mgc":
+			var m apiv1.MagicToken
+			if err = v.call("DELETE", "/v1/magic-tokens/"+url.PathEscape(id), nil, nil, &m); err == nil {
+				rev.Revoked = []apiv1.TokenInfo{{ID: m.ID, Prefix: m.Prefix, DisplayName: m.DisplayName}}
+			}
+		default:
 			err = v.call("DELETE", "/v1/tokens/"+url.PathEscape(id), url.Values{"user_email": {owner}}, nil, &rev)
 		}
 		if err != nil {
@@ -298,7 +332,7 @@ func (c *Console) hygieneRevoke(w http.ResponseWriter, v *view) error {
 
 func splitRef(ref string) (kind, owner, id string, ok bool) {
 	parts := strings.Split(ref, "|")
-	if len(parts) != 3 || (parts[0] != "svc" && parts[0] != "usr") || parts[1] == "" || parts[2] == "" {
+	if len(parts) != 3 || (parts[0] != "svc" && parts[0] != "usr" && parts[0] != "mgc") || parts[1] == "" || parts[2] == "" {
 		return "", "", "", false
 	}
 	return parts[0], parts[1], parts[2], true

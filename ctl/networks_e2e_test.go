@@ -18,8 +18,10 @@ import (
 // 403 network_not_allowed by the admin API and by the HTTP check unless X-Forwarded-For's last
 // entry is in its networks (an entry the client put before it changes nothing); token edit and
 // service token edit change and clear the networks.
-func TestAllowNetworkCLI(t *testing.T) {
-	d := testenv.Start(t, "", "--trusted-proxy-hops", "1")
+func TestAllowNetworkCLI(t *testing.T) { forEachStore(t, allowNetworkCLI) }
+
+func allowNetworkCLI(t *testing.T, storeArgs ...string) {
+	d := testenv.Start(t, "", append(storeArgs, "--trusted-proxy-hops", "1")...)
 	root := cli{t: t, bin: testenv.Bin(t, "rillctl"), env: []string{"RILLCTL_API_URL=" + d.URL(), "RILLCTL_ORG=acme", "TZ=UTC"}}
 	su := root.as(d.Token)
 	su.ok("org", "create", "acme")

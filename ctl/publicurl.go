@@ -118,16 +118,24 @@ func (c *PublicURLListCmd) Run(g *Globals) error {
 			fmt.Fprintln(g.out, "No URLs found")
 		} else {
 			rows := make([][]string, 0, len(ts))
+			var notes [][2]string
 			for _, t := range ts {
 				var res []string
 				for _, r := range t.Resources {
 					res = append(res, r.Name)
 				}
+				mark := ""
+				if t.BeyondPolicy != "" {
+					mark = "*"
+				}
 				rows = append(rows, []string{t.ID, dash(strings.Join(res, ",")), dash(filterText(t.MetricsViewFilters)), dash(t.CreatedByUserEmail),
-					when(t.CreatedAt, "-"), when(t.LastUsedAt, "-"), when(t.ExpiresAt, "-"), dash(t.LastUsedIP)})
+					when(t.CreatedAt, "-"), when(t.LastUsedAt, "-"), when(t.ExpiresAt, "-") + mark, dash(t.LastUsedIP)})
+				notes = append(notes, [2]string{t.ID, t.BeyondPolicy})
 			}
-			// Rill's columns, then where the last use came from (its user agent: --json).
+			// Rill's columns, then where the last use came from (its user agent: --json); a URL
+			// beyond its org's token policy is marked * with a footnote, as token list marks.
 			g.table("ID\tRESOURCE\tFILTER\tCREATED BY\tCREATED ON\tLAST USED ON\tEXPIRES ON\tLAST USED FROM", rows)
+			footnotes(g, notes)
 		}
 		fmt.Fprintln(g.out)
 		fmt.Fprintln(g.out, "NOTE: For security reasons, the actual URLs can't be displayed after creation.")

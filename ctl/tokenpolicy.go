@@ -113,16 +113,26 @@ func minutesWords(m int64) string {
 // beyondFootnotes prints, under a token list, one line per token that outlives its org's token
 // policy (marked * in the list), so the reference columns stay as they are.
 func beyondFootnotes(g *Globals, ts []apiv1.TokenInfo) {
-	n := 0
+	notes := make([][2]string, 0, len(ts))
 	for _, t := range ts {
-		if t.BeyondPolicy == "" {
+		notes = append(notes, [2]string{t.Prefix + "...", t.BeyondPolicy})
+	}
+	footnotes(g, notes)
+}
+
+// footnotes prints the footnote lines of beyondFootnotes: one per (name, words) whose words are
+// set, after a blank line.
+func footnotes(g *Globals, notes [][2]string) {
+	n := 0
+	for _, x := range notes {
+		if x[1] == "" {
 			continue
 		}
 		if n == 0 {
 			fmt.Fprintln(g.out)
 		}
 		n++
-		fmt.Fprintf(g.out, "* %s... %s (beyond the token policy: it works until it expires or is revoked)\n", t.Prefix, t.BeyondPolicy)
+		fmt.Fprintf(g.out, "* %s %s (beyond the token policy: it works until it expires or is revoked)\n", x[0], x[1])
 	}
 }
 

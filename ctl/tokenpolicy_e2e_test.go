@@ -16,8 +16,21 @@ var policyUserTokenRe = regexp.MustCompile(`Token: (rill_usr_[0-9A-Za-z]{60})`)
 // create), within it succeeds, and tokens from before the policy are marked in `token list`
 // (EXPIRES "Never*" and a footnote) and `service token list` (a footnote), the reference
 // columns unchanged.
-func TestTokenPolicyCLI(t *testing.T) {
-	d := testenv.Start(t, "", "--frontend-url", "https://ui.example.com")
+func TestTokenPolicyCLI(t *testing.T) { forEachStore(t, tokenPolicyCLI) }
+
+// forEachStore runs test against a daemon on Badger and one on a PostgreSQL database of its
+// own (skipped loudly where PostgreSQL is not installed; a failure under CI), with storeArgs
+// the flags that choose the store.
+func forEachStore(t *testing.T, test func(t *testing.T, storeArgs ...string)) {
+	t.Run("badger", func(t *testing.T) { test(t) })
+	t.Run("postgres", func(t *testing.T) {
+		db, _ := testenv.PostgresDB(t, "")
+		test(t, "--store", db)
+	})
+}
+
+func tokenPolicyCLI(t *testing.T, storeArgs ...string) {
+	d := testenv.Start(t, "", append(storeArgs, "--frontend-url", "https://ui.example.com")...)
 	root := cli{t: t, bin: testenv.Bin(t, "rillctl"), env: []string{"RILLCTL_API_URL=" + d.URL(), "RILLCTL_ORG=acme", "TZ=UTC"}}
 	su := root.as(d.Token)
 	su.ok("org", "create", "acme")
@@ -25,6 +38,7 @@ func TestTokenPolicyCLI(t *testing.T) {
 	su.ok("user", "create", "ann@acme.io", "--org-role", "admin")
 	su.ok("user", "create", "vic@acme.io", "--org-role", "viewer")
 	su.ok("service", "create", "ci", "--org-role", "viewer")
+	su.ok("public-url", "create", "explore/old", "--project", "web") // never expires
 	issueFor := func(email string) cli {
 		m := policyUserTokenRe.FindStringSubmatch(su.ok("token", "issue", "--display-name", "old", "--user", email))
 		if m == nil {
@@ -90,10 +104,34 @@ func TestTokenPolicyCLI(t *testing.T) {
 	if !strings.Contains(out, "...*") || strings.Count(out, "\n* rill_svc_") != 1 {
 		t.Errorf("service show: want the token from before the policy marked:\n%s", out)
 	}
+	// public-url list: the URL from before the policy (never expires) is marked in EXPIRES ON
+	// with a footnote, the one within it is not; the API's list says why.
+	out = ann.ok("public-url", "list", "web")
+	rs = rows(t, strings.Split(out, "\n\n")[0], "ID|RESOURCE|FILTER|CREATED BY|CREATED ON|LAST USED ON|EXPIRES ON|LAST USED FROM")
+	var oldURL string
+	for id, r := range rs {
+		switch {
+		case r[1] == "explore/old" && r[6] == "-*":
+			oldURL = id
+		case r[1] == "explore/old" || strings.HasSuffix(r[6], "*"):
+			t.Errorf("public-url list row %v: want only the URL from before the policy marked (-*)", r)
+		}
+	}
+	if len(rs) != 2 || oldURL == "" || strings.Count(out, "\n* ") != 1 ||
+		!strings.Contains(out, "\n* "+oldURL+" never expires; org acme allows 2 hours (beyond the token policy") ||
+		!strings.HasSuffix(out, "\nNOTE: For security reasons, the actual URLs can't be displayed after creation.\n") {
+		t.Errorf("public-url list does not mark the URL from before the policy:\n%s", out)
+	}
+	if out := ann.ok("--json", "public-url", "list", "web"); strings.Count(out, `"beyond_policy": "never expires; org acme allows 2 hours"`) != 1 {
+		t.Errorf("public-url list --json: want one beyond_policy:\n%s", out)
+	}
 	// Cleared, nothing is marked.
 	ann.ok("org", "token-policy", "set", "--max-user-token-ttl-minutes", "0", "--max-service-token-ttl-minutes", "0",
 		"--max-magic-token-ttl-minutes", "0", "--no-require-expiry")
 	if out := ann.ok("token", "list"); strings.Contains(out, "*") {
 		t.Errorf("with no policy, token list still marks:\n%s", out)
+	}
+	if out := ann.ok("public-url", "list", "web"); strings.Contains(out, "*") {
+		t.Errorf("with no policy, public-url list still marks:\n%s", out)
 	}
 }

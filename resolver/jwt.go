@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -78,6 +79,7 @@ func (r *Resolver) verifyJWT(ctx context.Context, raw string, h token.Hash, key 
 	var c *token.Claims
 	var p *policy.Principal
 	var deps []dep
+	var limits *store.Limits
 	if rk := (*r.trusted.Load())[iss]; rk != nil && iss != r.opts.Issuer {
 		// Nothing of the store: only a reset re-checks it.
 		if c, p, err = r.verifyExternal(ctx, rk, raw); err != nil {
@@ -108,9 +110,20 @@ func (r *Resolver) verifyJWT(ctx context.Context, raw string, h token.Hash, key 
 		}
 		_, issuer, _ := strings.Cut(c.IssuedBy, ":")
 		deps = []dep{{depOwner, issuer}, {depProject, c.Org + "/" + c.Project}, {kind: depKeys}}
+		// Our own claim of where the token may be used (an iframe for a customer's site), parsed
+		// once here so a check compares origins without allocating, as for a stored token's. We
+		// signed it canonical; anything else (no key of ours signs that) works nowhere.
+		if len(c.AllowedOrigins) > 0 {
+			if o, err := store.NormalizeOrigins(c.AllowedOrigins); err != nil || !slices.Equal(o, c.AllowedOrigins) {
+				return nil, token.ErrJWTMalformed
+			}
+			if limits, err = store.LimitsOf(nil, c.AllowedOrigins); err != nil {
+				return nil, token.ErrJWTMalformed
+			}
+		}
 	}
 	id, _ := token.ParseID(c.ID)
-	e := &entry{hash: h, kind: kindJWT, expires: c.ExpiresAt.Time, principal: p, id: id, deps: deps, epoch: epoch}
+	e := &entry{hash: h, kind: kindJWT, expires: c.ExpiresAt.Time, limits: limits, principal: p, id: id, deps: deps, epoch: epoch}
 	r.cache.put(key, e, gen)
 	return e, nil
 }

@@ -27,6 +27,9 @@ type Snapshot struct {
 	Tombstones []Tombstone
 	// Imported lists every token id an import ever brought (see ImportLedger).
 	Imported []ImportedToken
+	// Notifications is the outbox, pending and done (see NotificationLister); leases are the
+	// source's replicas' and do not travel (Load writes them unclaimed).
+	Notifications []Notification
 	// Seq is the source's LastSeq when it was read (for messages).
 	Seq uint64
 }
@@ -36,7 +39,8 @@ type Snapshot struct {
 func (s *Snapshot) Counts() []KindCount {
 	return []KindCount{{"org", len(s.Orgs)}, {"project", len(s.Projects)}, {"user", len(s.Users)},
 		{"service", len(s.Services)}, {"token", len(s.Tokens)}, {"tombstone", len(s.Tombstones)},
-		{"imported token id", len(s.Imported)}, {"signing key", len(s.SigningKeys)}, {"audit event", len(s.Audit)}}
+		{"imported token id", len(s.Imported)}, {"signing key", len(s.SigningKeys)}, {"audit event", len(s.Audit)},
+		{"notification", len(s.Notifications)}}
 }
 
 // KindCount is how many records of one kind a snapshot holds.
@@ -183,6 +187,14 @@ func dumpOnce(ctx context.Context, st Store) (Snapshot, error) {
 	if il, ok := st.(ImportLedger); ok {
 		if s.Imported, err = il.ImportedTokens(ctx); err != nil {
 			return s, err
+		}
+	}
+	if nl, ok := st.(NotificationLister); ok {
+		if s.Notifications, err = nl.ListNotifications(ctx); err != nil {
+			return s, err
+		}
+		for i := range s.Notifications {
+			s.Notifications[i].LeaseUntil = time.Time{}
 		}
 	}
 	return s, nil

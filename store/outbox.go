@@ -64,3 +64,12 @@ type Outbox interface {
 	// PruneNotifications deletes notifications done before before, and says how many.
 	PruneNotifications(ctx context.Context, before time.Time) (int, error)
 }
+
+// NotificationLister is implemented by engines that can list their whole outbox (both do), so
+// that Dump carries it: a notification pending when a deployment moves to another engine
+// (copy-store) is delivered by the destination, and one already delivered keeps refusing a
+// repeat of its ID there.
+type NotificationLister interface {
+	// ListNotifications returns every notification, pending or done, in no particular order.
+	ListNotifications(ctx context.Context) ([]Notification, error)
+}

@@ -228,6 +228,9 @@ func (s *Snapshot) Validate() error {
 	for _, t := range s.Tombstones {
 		check(fmt.Sprintf("tombstone of token %s", t.ID), t)
 	}
+	for _, n := range s.Notifications {
+		check(fmt.Sprintf("notification %+q", n.ID), n)
+	}
 	if len(bad) > 0 {
 		return fmt.Errorf("%w: records no engine may store (fix them in the source first):\n  %s", ErrInvalid, strings.Join(bad, "\n  "))
 	}

@@ -52,6 +52,11 @@ type Claims struct {
 	// IssuedBy is the principal that asked for the token ("service:<id>" or "user:<id>"): the
 	// token stops working when that principal is deleted or loses its access.
 	IssuedBy string `json:"rill_issued_by,omitempty"`
+	// AllowedOrigins (canonical origins, store.NormalizeOrigins) are the only web origins whose
+	// pages may present the token at our check (iframe and credentials requests with
+	// allowed_origins): a claim of ours, which Rill's runtime ignores as it ignores every claim it
+	// does not know.
+	AllowedOrigins []string `json:"rill_allowed_origins,omitempty"`
 }
 
 // Sign mints an RS256 JWT of c under kid, signed with key.

@@ -246,6 +246,10 @@ type CredentialsRequest struct {
 	// ExternalUserID names an end user who is no user of rill-authd (Rill's external_user_id):
 	// the token's sub is "ext_" + hex(sha256(id + project id)). Not with UserID.
 	ExternalUserID string `json:"externalUserId,omitempty"`
+	// AllowedOrigins (https://shop.example.com; ours, not Rill's: also read as allowedOrigins)
+	// are the only pages that may present the token at rill-authd's check; others are refused
+	// 403 origin_not_allowed. The Rill runtime does not check them.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
 }
 
 // CredentialsResponse is Rill's GetDeploymentCredentialsResponse as its JSON transcoder writes

@@ -50,6 +50,8 @@ type IFrameRequest struct {
 	Navigation     bool              `json:"navigation,omitempty"`
 	State          string            `json:"state,omitempty"`
 	Query          map[string]string `json:"query,omitempty"`
+	// AllowedOrigins binds the token to the customer's site, as CredentialsRequest's.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
 }
 
 // IFrameResponse is Rill's GetIFrameResponse: the URL to put in the iframe's src, and the
@@ -102,6 +104,9 @@ type MagicToken struct {
 	LastUsedUserAgent string   `json:"last_used_user_agent,omitempty"`
 	AllowedNetworks   []string `json:"allowed_networks,omitempty"`
 	AllowedOrigins    []string `json:"allowed_origins,omitempty"`
+	// BeyondPolicy, in lists, says how the URL outlives its org's token policy (it was issued
+	// before the policy, or under a looser one): TokenInfo.BeyondPolicy's words.
+	BeyondPolicy string `json:"beyond_policy,omitempty"`
 }
 
 // IssuedMagicToken is a new public URL: the only time its token (and so its URL) is shown.

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -206,11 +208,69 @@ func TestEmbeddingJWTsAtTheRuntime(t *testing.T) {
 		t.Errorf("credentials for an external user: %v, claims %+v", err, c)
 	}
 
+	// 5. Bound to a customer's site (allowed_origins, ours): the runtime accepts the token as it
+	// is (the claim is one it ignores); our check refuses it 403 origin_not_allowed unless the
+	// page's Origin (else its Referer) is the site. The credentials endpoint takes them too.
+	check := func(raw string, headers map[string]string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", issuer+"/ext_authz/v1/orgs/acme/projects/web/runtime/api/x", nil)
+		req.Header.Set("Authorization", "Bearer "+raw)
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	out, c, _ = iframe(`{"attributes":{"tenant":"t2"},"resource":"sales_explore","allowed_origins":["https://Shop.example.com:443"]}`)
+	code, _, b = do(t, "POST", issuer+"/v1/orgs/acme/projects/web/credentials", s.embedder, `{"userEmail":"c@cust.io","allowedOrigins":["https://shop.example.com"]}`)
+	var cred map[string]any
+	if code != 200 || json.Unmarshal(b, &cred) != nil {
+		t.Fatalf("credentials with allowedOrigins: %d %s", code, b)
+	}
+	cc, err := rt.parseAndValidate(cred["accessToken"].(string))
+	if err != nil {
+		t.Fatalf("the runtime refuses an origin-bound credentials token: %v", err)
+	}
+	for name, raw := range map[string]string{"iframe": out["accessToken"].(string), "credentials": cred["accessToken"].(string)} {
+		for _, tc := range []struct {
+			headers map[string]string
+			want    int
+		}{
+			{map[string]string{"Origin": "https://shop.example.com"}, 200},
+			{map[string]string{"Referer": "https://shop.example.com/page"}, 200},
+			{map[string]string{"Origin": "https://evil.example.com"}, 403},
+			{nil, 403},
+		} {
+			if code, body := check(raw, tc.headers); code != tc.want || code == 403 && !strings.Contains(body, "origin_not_allowed") {
+				t.Errorf("%s token bound to https://shop.example.com, headers %v: %d %s, want %d", name, tc.headers, code, body, tc.want)
+			}
+		}
+	}
+	if c.Subject != "" || cc.Attrs["email"] != "c@cust.io" {
+		t.Errorf("origin-bound tokens: iframe sub %q, credentials attrs %v", c.Subject, cc.Attrs)
+	}
+	// Introspection shows them, canonical.
+	code, _, b = do(t, "POST", issuer+"/v1/introspect", s.embedder, `{"token":"`+out["accessToken"].(string)+`"}`)
+	var in struct {
+		Active         bool     `json:"active"`
+		AllowedOrigins []string `json:"allowed_origins"`
+	}
+	if code != 200 || json.Unmarshal(b, &in) != nil || !in.Active || !slices.Equal(in.AllowedOrigins, []string{"https://shop.example.com"}) {
+		t.Errorf("introspection of the origin-bound iframe token: %d %s", code, b)
+	}
+
 	// Refusals, as Rill's: no resource with navigation off; external_user_id with user_id.
 	for body, want := range map[string]string{
 		`{"attributes":{}}`: "resource must be provided if navigation is not enabled",
 		`{"user_id":"` + s.carolID + `","external_user_id":"x","navigation":true}`: "external_user_id cannot be specified together with user_id",
 		`{"navigation":"yes"}`: `must be true or false`,
+		`{"navigation":true,"allowed_origins":["https://shop.example.com/path"]}`: `an origin has no path, query or fragment`,
+		`{"navigation":true,"allowed_origins":"https://shop.example.com"}`:        `must be a list of origins`,
 	} {
 		if code, _, b := do(t, "POST", issuer+"/v1/orgs/acme/projects/web/iframe", s.embedder, body); code != 400 || !strings.Contains(string(b), want) {
 			t.Errorf("iframe %s: %d %s, want 400 %q", body, code, b, want)

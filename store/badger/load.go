@@ -23,7 +23,7 @@ var loadBatch = 10_000
 // what a replacing load drops. Feed and bootstrap marks stay, so the sequence keeps growing.
 var recordPrefixes = []string{pOrg, pProject, pUser, pService, pToken, pKey, pAudit}
 
-var dropPrefixes = append([]string{"idx/", pRevoked, pPurge, pChange, pCount, pImported}, recordPrefixes...)
+var dropPrefixes = append([]string{"idx/", pRevoked, pPurge, pChange, pCount, pImported, pOutbox}, recordPrefixes...)
 
 // Load implements store.Loader in batches, each an atomic transaction, holding the write lock
 // throughout. A failure part-way leaves part of snap in the store: load again with replace.
@@ -121,6 +121,11 @@ func (s *DB) loadLocked(ctx context.Context, snap store.Snapshot, replace bool) 
 		}, true},
 		{len(snap.Tombstones), func(txn *bdg.Txn, i int) error { return putTombstone(txn, snap.Tombstones[i]) }, false},
 		{len(snap.Imported), func(txn *bdg.Txn, i int) error { return putImported(txn, snap.Imported[i]) }, false},
+		{len(snap.Notifications), func(txn *bdg.Txn, i int) error {
+			x := snap.Notifications[i]
+			x.LeaseUntil = time.Time{} // no replica here claimed it
+			return putJSON(txn, pOutbox+x.ID, x)
+		}, false},
 		{len(snap.SigningKeys), func(txn *bdg.Txn, i int) error {
 			return putJSON(txn, pKey+snap.SigningKeys[i].KID, snap.SigningKeys[i])
 		}, false},

@@ -233,3 +233,24 @@ func (s *DB) DeleteTokenNotify(ctx context.Context, id token.ID, ns []store.Noti
 	}
 	return nil
 }
+
+// ListNotifications implements store.NotificationLister.
+func (s *DB) ListNotifications(_ context.Context) ([]store.Notification, error) {
+	var out []store.Notification
+	err := s.view(func(txn *bdg.Txn) error {
+		it := txn.NewIterator(bdg.IteratorOptions{Prefix: []byte(pOutbox), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var x store.Notification
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &x) }); err != nil {
+				return fmt.Errorf("notification %s: %w", it.Item().Key()[len(pOutbox):], err)
+			}
+			out = append(out, x)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list notifications: %w", err)
+	}
+	return out, nil
+}

@@ -60,7 +60,7 @@ func (s *DB) Load(ctx context.Context, snap store.Snapshot, replace bool) error 
 			return store.ErrNotEmpty
 		}
 		if used {
-			if _, err := tx.Exec(ctx, "TRUNCATE orgs, projects, users, services, tokens, tombstones, purges, imported_tokens, signing_keys, audit"); err != nil {
+			if _, err := tx.Exec(ctx, "TRUNCATE orgs, projects, users, services, tokens, tombstones, purges, imported_tokens, signing_keys, audit, outbox"); err != nil {
 				return fmt.Errorf("empty the database: %w", err)
 			}
 		}
@@ -175,6 +175,12 @@ func copyRows(ctx context.Context, tx pgx.Tx, snap store.Snapshot) error {
 			b, err := doc(e)
 			return []any{e.Time.UnixNano(), e.Actor, b}, err
 		})},
+		// The outbox, unclaimed: a lease was a source replica's.
+		{"outbox", []string{"id", "sink", "body", "created_at", "attempts", "next_at", "last_error", "lease_until", "done_at"},
+			docs(len(snap.Notifications), func(i int) ([]any, error) {
+				x := snap.Notifications[i]
+				return []any{x.ID, x.Sink, x.Body, nanos(x.CreatedAt), x.Attempts, nanos(x.NextAt), x.LastError, int64(0), nanos(x.DoneAt)}, nil
+			})},
 	}
 	for _, tb := range tables {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{tb.name}, tb.cols, tb.src); err != nil {

@@ -194,3 +194,19 @@ func (s *DB) DeleteTokenNotify(ctx context.Context, id token.ID, ns []store.Noti
 	}
 	return nil
 }
+
+// ListNotifications implements store.NotificationLister.
+func (s *DB) ListNotifications(ctx context.Context) ([]store.Notification, error) {
+	if err := s.closedErr(); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, "SELECT "+outboxCols+" FROM outbox")
+	if err != nil {
+		return nil, fmt.Errorf("list notifications: %w", unavail(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Notification, error) { return scanNotification(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list notifications: %w", unavail(err))
+	}
+	return out, nil
+}

@@ -42,6 +42,20 @@ func testLoad(t *testing.T, su suite) {
 		must(t, l.MarkImported(c, []token.ID{used.ID, gone.ID}, importedAt))
 		must(t, l.MarkImported(c, []token.ID{used.ID}, importedAt.Add(time.Hour))) // kept at its first time
 	}
+	// The outbox: one pending (claimed by a source replica), one done.
+	pending := store.Notification{ID: "evt-pending", Sink: "audit", Body: []byte(`{"id":"evt-pending"}`), CreatedAt: now(), NextAt: now().Add(-time.Minute)}
+	done := store.Notification{ID: "evt-done", Sink: "audit", Body: []byte(`{"id":"evt-done"}`), CreatedAt: now(), NextAt: now()}
+	_, outbox := src.(store.NotificationLister)
+	if outbox {
+		if n, err := src.EnqueueNotifications(c, []store.Notification{pending, done}); err != nil || n != 2 {
+			t.Fatalf("EnqueueNotifications: %d %v", n, err)
+		}
+		claimed := val(src.ClaimNotifications(c, now(), time.Hour, 0))(t)
+		if len(claimed) != 2 {
+			t.Fatalf("claimed %d, want 2", len(claimed))
+		}
+		must(t, src.FinishNotification(c, done.ID, now()))
+	}
 	dump := val(store.Dump(c, src))(t)
 	if dump.Seq != val(src.LastSeq(c))(t) || len(dump.Tokens) != 5 || len(dump.Users) != 3 || len(dump.SigningKeys) != 1 || len(dump.Audit) != 1 {
 		t.Fatalf("Dump: %+v", dump.Counts())
@@ -75,6 +89,28 @@ func testLoad(t *testing.T, su suite) {
 			if !e.At.Equal(importedAt) {
 				t.Errorf("ledger entry %s at %v, want %v", e.ID, e.At, importedAt)
 			}
+		}
+	}
+	if outbox {
+		// Copied with the records, unclaimed: the pending one is due at once on the destination
+		// (its source lease does not travel), the done one is not delivered again and still
+		// refuses a repeat of its ID.
+		if len(dump.Notifications) != 2 {
+			t.Errorf("Dump carries %d notifications, want 2", len(dump.Notifications))
+		}
+		claimed := val(dst.ClaimNotifications(c, now(), time.Minute, 0))(t)
+		if len(claimed) != 1 || claimed[0].ID != pending.ID || string(claimed[0].Body) != string(pending.Body) || !claimed[0].CreatedAt.Equal(pending.CreatedAt) {
+			t.Errorf("claimable after Load: %+v, want the pending one", claimed)
+		}
+		if got := val(dst.GetNotification(c, done.ID))(t); got.DoneAt.IsZero() {
+			t.Errorf("the done notification after Load: %+v", got)
+		}
+		if n, err := dst.EnqueueNotifications(c, []store.Notification{done}); err != nil || n != 0 {
+			t.Errorf("enqueue of a copied ID: %d new, %v; want 0", n, err)
+		}
+		// The destination's own row, which a replacing load below drops with the rest.
+		if n, err := dst.EnqueueNotifications(c, []store.Notification{{ID: "evt-dst", Sink: "audit", Body: []byte(`{}`), CreatedAt: now(), NextAt: now()}}); err != nil || n != 1 {
+			t.Fatalf("enqueue on the destination: %d %v", n, err)
 		}
 	}
 	ran, err := dst.Bootstrap(c, func(context.Context) error { return nil })
@@ -117,6 +153,11 @@ func testLoad(t *testing.T, su suite) {
 	}
 	if _, err := dst.TokenAuth(c, w.userTok.ID); err != nil {
 		t.Errorf("TokenAuth after a replacing Load: %v", err)
+	}
+	if outbox {
+		if got, err := dst.(store.NotificationLister).ListNotifications(c); err != nil || len(got) != 2 {
+			t.Errorf("the outbox after a replacing Load: %d rows %v, want the snapshot's 2 and not the destination's own", len(got), err)
+		}
 	}
 	if _, err := dst.GetServiceByName(c, w.org, w.svc.Name); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a service outlived a replacing Load without it: %v", err)
