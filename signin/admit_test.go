@@ -158,6 +158,14 @@ func TestAdmit(t *testing.T) {
 					})
 				}},
 		}},
+		{"a member an admin removed joins again while a group rule admits them", []signIn{
+			{id: okta("lou@contractor.example", "contractors"), roles: roles("globex", "guest"), groups: map[string][]string{"globex": {"external"}}},
+			{id: okta("lou@contractor.example", "contractors"), roles: roles("globex", "guest"), groups: map[string][]string{"globex": {"external"}},
+				provision: []string{"org globex: joined as guest (groups)"},
+				before: func(t *testing.T, st store.Store) {
+					updateUser(t, st, "lou@contractor.example", func(u *store.User) { delete(u.OrgRoles, "globex") })
+				}},
+		}},
 		{"attribute groups an admin added stay when the rules' change", []signIn{
 			{id: okta("jo@acme.io", "data"), roles: roles("acme", "viewer"), groups: map[string][]string{"acme": {"analytics", "engineering"}}},
 			{id: okta("jo@acme.io", "eng"), roles: roles("acme", "editor"), groups: map[string][]string{"acme": {"engineering", "manual"}},
