@@ -25,6 +25,11 @@ func wireUser(u store.User, org string) apiv1.User {
 		w.Orgs = make(map[string]apiv1.UserOrg, len(u.Orgs))
 		for o, s := range u.Orgs {
 			w.Orgs[o] = apiv1.UserOrg{Groups: s.Groups, Attributes: s.Attributes}
+			if p := s.Provisioned; p != nil && u.OrgRoles[o] == p.Role { // else an admin's since
+				uo := w.Orgs[o]
+				uo.Provisioned = &apiv1.Provisioned{Role: string(p.Role), Groups: p.Groups, Provider: p.Provider, At: p.At}
+				w.Orgs[o] = uo
+			}
 		}
 	}
 	if s, ok := u.Orgs[org]; ok && org != "" {

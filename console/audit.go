@@ -18,7 +18,9 @@ import (
 
 type member struct {
 	apiv1.User
-	OrgRole      string
+	OrgRole string
+	// Provisioned: the org role is the sign-in rules' (see apiv1.UserOrg).
+	Provisioned  *apiv1.Provisioned
 	ProjectRoles []string // "project: role" in this org
 	Attributes   string
 }
@@ -48,7 +50,7 @@ func (c *Console) members(w http.ResponseWriter, v *view) error {
 	}
 	all := make([]member, 0, len(users))
 	for _, u := range users {
-		m := member{User: u, OrgRole: u.OrgRoles[v.Org], Attributes: prettyJSON(u.Attributes)}
+		m := member{User: u, OrgRole: u.OrgRoles[v.Org], Provisioned: u.Orgs[v.Org].Provisioned, Attributes: prettyJSON(u.Attributes)}
 		if len(u.Attributes) == 0 {
 			m.Attributes = ""
 		}

@@ -96,3 +96,32 @@ func TestSigninRulesInConsole(t *testing.T) {
 		t.Errorf("a viewer changed the rules: %+v", o.SigninRules)
 	}
 }
+
+// TestMembersShowRulesMemberships: Members marks a membership the sign-in rules manage, and not
+// one an admin changed since the rules gave it.
+func TestMembersShowRulesMemberships(t *testing.T) {
+	e := setup(t, false)
+	ctx := context.Background()
+	pv := &store.Provisioned{Role: policy.Editor, Groups: []string{"engineering"}, Provider: "okta"}
+	for id, role := range map[string]policy.Role{"u-ruled": policy.Editor, "u-changed": policy.Viewer} {
+		u := store.User{ID: id, Email: strings.TrimPrefix(id, "u-") + "@acme.io", OrgRoles: map[string]policy.Role{"acme": role},
+			Orgs: map[string]store.UserOrg{"acme": {Groups: []string{"engineering"}, Provisioned: pv}}}
+		if err := e.st.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := e.browser(t)
+	a.signIn(e.tokens["admin"])
+	body := a.get("/ui/members?org=acme").body
+	row := func(email string) string {
+		_, after, _ := strings.Cut(body, "<td>"+email)
+		r, _, _ := strings.Cut(after, "</tr>")
+		return r
+	}
+	if r := row("ruled@acme.io"); !strings.Contains(r, "editor <span class=\"badge\" title=\"Given by a group rule at sign-in through okta") {
+		t.Errorf("the rules' member is not marked:\n%s", r)
+	}
+	if r := row("changed@acme.io"); strings.Contains(r, "by sign-in rules") || !strings.Contains(r, "viewer") {
+		t.Errorf("a member an admin changed is marked as the rules':\n%s", r)
+	}
+}

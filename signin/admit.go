@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
@@ -49,8 +51,13 @@ func Admit(ctx context.Context, st store.Store, id Identity) (store.User, error)
 	}
 	domain := store.EmailDomain(email)
 	switch {
-	case domain == "" || strings.IndexByte(email, '@') == 0:
+	case email == "":
 		return refuse("the provider gave no email address")
+	case !usableEmail(strings.TrimSpace(id.Email)): // as given: lower-casing hides broken UTF-8
+		// Named quoted in the audit: the store refuses NULs and broken UTF-8 (store.CheckText).
+		quoted := strings.Trim(fmt.Sprintf("%+q", email), `"`)
+		ev.Actor, ev.Target = "user:"+quoted, "user:"+quoted
+		return refuse(fmt.Sprintf("the provider gave %+q, which is not an email address rill-authd can use", email))
 	case !id.EmailVerified:
 		return refuse(fmt.Sprintf("provider %s has not verified the email %s", id.Provider, email))
 	}
@@ -119,6 +126,22 @@ func Admit(ctx context.Context, st store.Store, id Identity) (store.User, error)
 		}
 	}
 	return u, nil
+}
+
+// usableEmail says whether email is one address: one "@" with text on both sides, at most 254
+// bytes, no spaces or control characters. A provider may send anything in a claim; a rule
+// must never match the domain of something that only looks like an address ("a@b@acme.io").
+func usableEmail(email string) bool {
+	at := strings.IndexByte(email, '@')
+	if at <= 0 || at != strings.LastIndexByte(email, '@') || at == len(email)-1 || len(email) > 254 || !utf8.ValidString(email) {
+		return false
+	}
+	for _, r := range email {
+		if r <= ' ' || r == 0x7f || unicode.IsSpace(r) || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // userByEmail finds the user with email (lower case), or, for a record made before emails

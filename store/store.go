@@ -213,7 +213,8 @@ const (
 // the token (its id), a user or service change the owner (its id: every token it holds and
 // every JWT it issued), a project change the project ("org/name": decisions about it), a
 // signing-key change the key (its kid: JWT verification only). An org change affects no
-// decision (orgs are only ever created).
+// decision: orgs are created, and their token policy and sign-in rules set, which no check
+// reads (an issue or a sign-in reads them from the store, on any replica).
 //
 // A change with Seq 0 is a notice outside the sequence, never in ChangesSince: ResetNotice, or
 // a change of a write told to this replica's subscribers ahead of its turn (the write

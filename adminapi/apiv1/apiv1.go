@@ -54,6 +54,19 @@ type User struct {
 type UserOrg struct {
 	Groups     []string       `json:"groups,omitempty"`
 	Attributes map[string]any `json:"attributes,omitempty"`
+	// Provisioned, when set, says the org role is the org's sign-in rules' (a group rule gave
+	// it at the user's last sign-in, and no admin changed it since): the next sign-in sets it
+	// to the rules' mapping again. Absent: the membership is an admin's, and no rule changes it.
+	Provisioned *Provisioned `json:"provisioned,omitempty"`
+}
+
+// Provisioned is what an org's group rules gave a user at their last sign-in.
+type Provisioned struct {
+	Role string `json:"role"`
+	// Groups are the attribute groups the rules gave (others in UserOrg.Groups are an admin's).
+	Groups   []string  `json:"groups,omitempty"`
+	Provider string    `json:"provider,omitempty"`
+	At       time.Time `json:"at"`
 }
 
 // Service is a service account of an org. ProjectRoles is keyed by project name.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,6 +67,11 @@ func backupFile(t *testing.T, s *DB) string {
 func TestBackupAndRestore(t *testing.T) {
 	src := diskStore(t, t.TempDir(), nil)
 	toks := seed(t, src)
+	// Sign-in rules (in the org record) are restored with the rest.
+	rules := store.SigninRules{Domains: []store.DomainRule{{Domain: "acme.io", OrgRole: "viewer"}}, Groups: []store.GroupRule{{Group: "eng", OrgRole: "editor", AttributeGroups: []string{"data"}}}}
+	if _, err := src.SetSigninRules(ctx, "acme", rules); err != nil {
+		t.Fatal(err)
+	}
 	// A notification waiting in the outbox is restored with the rest.
 	if _, err := src.EnqueueNotifications(ctx, []store.Notification{{ID: "token.leaked:x@audit", Sink: "audit", Body: []byte(`{"id":"token.leaked:x"}`)}}); err != nil {
 		t.Fatal(err)
@@ -108,6 +114,9 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 	if n, err := s.GetNotification(ctx, "token.leaked:x@audit"); err != nil || string(n.Body) != `{"id":"token.leaked:x"}` {
 		t.Errorf("outbox after restore: %+v %v", n, err)
+	}
+	if o, err := s.GetOrg(ctx, "acme"); err != nil || !reflect.DeepEqual(o.SigninRules, rules) {
+		t.Errorf("sign-in rules after restore: %+v %v", o.SigninRules, err)
 	}
 	if ks, _ := s.ListSigningKeys(ctx); len(ks) != 1 || string(ks[0].PrivateKey) != "der" {
 		t.Errorf("signing keys: %+v", ks)
