@@ -117,6 +117,9 @@ func (s *DB) loadLocked(ctx context.Context, snap store.Snapshot, replace bool) 
 			if err := txn.Set([]byte(pTokOwner+t.OwnerID+"/"+t.ID.String()), nil); err != nil {
 				return err
 			}
+			if err := setIssuerKey(txn, t); err != nil {
+				return err
+			}
 			return putToken(txn, t)
 		}, true},
 		{len(snap.Tombstones), func(txn *bdg.Txn, i int) error { return putTombstone(txn, snap.Tombstones[i]) }, false},

@@ -44,6 +44,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tokens", testTokens},
 		{"RevokedTokens", testRevokedTokens},
 		{"Cascades", testCascades},
+		{"Representing", testRepresenting},
+		{"RepresentingLoad", testRepresentingLoad},
 		{"TokenCap", testTokenCap},
 		{"MagicTokenCap", testMagicTokenCap},
 		{"CountTokens", testCountTokens},
