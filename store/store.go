@@ -127,6 +127,7 @@ type Store interface {
 
 	TokenLifetimes
 	Outbox
+	DeviceCodes
 
 	Close() error
 }
