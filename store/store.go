@@ -132,6 +132,7 @@ type Store interface {
 
 	TokenLifetimes
 	Outbox
+	DeviceCodes
 
 	Close() error
 }

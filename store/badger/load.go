@@ -23,7 +23,7 @@ var loadBatch = 10_000
 // what a replacing load drops. Feed and bootstrap marks stay, so the sequence keeps growing.
 var recordPrefixes = []string{pOrg, pProject, pUser, pService, pToken, pKey, pAudit}
 
-var dropPrefixes = append([]string{"idx/", pRevoked, pPurge, pChange, pCount, pImported}, recordPrefixes...)
+var dropPrefixes = append([]string{"idx/", pRevoked, pPurge, pChange, pCount, pImported, pDevice, pDeviceUser}, recordPrefixes...)
 
 // Load implements store.Loader in batches, each an atomic transaction, holding the write lock
 // throughout. A failure part-way leaves part of snap in the store: load again with replace.

@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Outbox", testOutbox},
 		{"ExpiringTokens", testExpiringTokens},
 		{"DeleteTokenNotify", testDeleteTokenNotify},
+		{"DeviceCodes", testDeviceCodes},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, su) })
 	}
