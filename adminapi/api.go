@@ -210,6 +210,10 @@ type caller struct {
 	// named is the TokenLabel of the token the mutation issued or revoked, for its audit
 	// event's Detail: the target names it by UUID, which says nothing once it is gone.
 	named string
+	// assumed is the email of the superuser who issued the caller's token to act as the
+	// caller (API.assumedBy), once assumedRead.
+	assumed     string
+	assumedRead bool
 }
 
 // aim names what the caller is acting on, unless a handler named it more precisely first.
@@ -506,7 +510,7 @@ func checkName(field, v string, valid func(string) bool, rule string) error {
 // audit records an admin mutation. A failure to write it fails the request: an unaudited change
 // is worse than a refused one.
 func (a *API) audit(ctx context.Context, c *caller, action, target string) error {
-	detail := viaDetail(ctx)
+	detail := a.auditDetail(ctx, c)
 	if c.named != "" {
 		detail = strings.TrimSuffix(c.named+"; "+detail, "; ")
 	}
@@ -533,6 +537,17 @@ func (a *API) auditDenied(ctx context.Context, c *caller, err error) {
 	if !errors.As(err, &e) || e.Status != http.StatusForbidden {
 		return
 	}
-	_ = a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: c.actor, Action: action, Target: target, Outcome: "denied: " + e.Message, Detail: viaDetail(ctx)})
+	_ = a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: c.actor, Action: action, Target: target, Outcome: "denied: " + e.Message, Detail: a.auditDetail(ctx, c)})
 	a.log.Info("admin mutation denied", "request_id", c.requestID, "actor", c.actor, "action", action, "target", target, "reason", e.Message)
+}
+
+// auditDetail is the Detail every audit event of c's carries: how the call came (via: ui) and,
+// for a token a superuser issued to act as the caller, who that superuser is, so that an event
+// names both identities.
+func (a *API) auditDetail(ctx context.Context, c *caller) string {
+	detail := viaDetail(ctx)
+	if by := a.assumedBy(ctx, c); by != "" {
+		detail = strings.TrimPrefix(detail+"; assumed by user:"+by, "; ")
+	}
+	return detail
 }

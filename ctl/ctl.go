@@ -266,6 +266,7 @@ type CLI struct {
 	Audit   AuditCmd     `cmd:"" help:"Read the audit log (superusers)."`
 	Whoami  WhoamiCmd    `cmd:"" help:"Show who your token is."`
 	Admin   AdminCmd     `cmd:"" help:"Daemon administration (superusers)."`
+	Sudo    SudoCmd      `cmd:"" help:"Act as another user (superusers)."`
 }
 
 // Main runs rillctl with args and returns its exit code.
