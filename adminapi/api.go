@@ -286,6 +286,10 @@ func (a *API) mutation(mux *http.ServeMux, pattern, action string, h handlerFunc
 		}
 		if err == nil {
 			c.action = action
+			if action != "" {
+				// Before the handler: a mutation may revoke the very token it is made with.
+				a.assumedBy(r.Context(), c)
+			}
 			if err = h(w, r, c); err != nil && action != "" {
 				c.aim("path:" + r.URL.Path)
 				a.auditDenied(r.Context(), c, err)

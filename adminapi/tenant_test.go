@@ -376,6 +376,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"PATCH /v1/tokens/{ref}", "PATCH", "/v1/tokens/{usrtok}", `{"allowed_networks":["127.0.0.0/8"]}`, "200 200 200 200 403 200 401"},
 		{"DELETE /v1/tokens/{ref}", "DELETE", "/v1/tokens/{usrtok}", "", "200 200 200 200 403 200 401"},
 		{"DELETE /v1/tokens", "DELETE", "/v1/tokens?display_name=bye", "", "200 200 200 200 403 200 401"},
+		{"POST /v1/tokens/represent", "POST", "/v1/tokens/represent", `{"email":"staff@acme.io","ttl_minutes":5}`, "201 403 403 403 403 403 401"},
 		{"GET /v1/audit", "GET", "/v1/audit", "", "200 403 403 403 403 403 401"},
 		{"GET /v1/admin/plugins", "GET", "/v1/admin/plugins", "", "200 403 403 403 403 403 401"},
 		{"POST /v1/orgs/{org}/projects/{project}/credentials", "POST", "/v1/orgs/acme/projects/web/credentials", `{"user_email":"ceo@victim.com"}`, "200 200 403 403 200 403 401"},
