@@ -293,10 +293,8 @@ func (s *DB) DeleteToken(ctx context.Context, id token.ID) error {
 		if err := deleteTokenKeys(w, id, t.OwnerID, "revoked"); err != nil {
 			return err
 		}
-		if t.IssuedBy != "" {
-			if err := w.Delete([]byte(pTokIssuer + t.IssuedBy + "/" + id.String())); err != nil {
-				return err
-			}
+		if err := dropIssuerKey(w.Txn, &t); err != nil {
+			return err
 		}
 		return addTokenCount(w.Txn, t.Kind, -1)
 	})
@@ -397,12 +395,22 @@ func (s *DB) RecordUses(ctx context.Context, uses map[token.ID]store.TokenUse) e
 
 // setIssuerKey indexes a token that represents its owner under its issuer (store.Token.IssuedBy),
 // for ListIssuedTokens and the issuer's delete. The tokens of a deleted owner leave their issuer
-// keys behind (the purge does not read each record); readers of the index skip and drop them.
+// keys behind (the purge does not read each record): readers of the index skip them, and the
+// issuer's delete drops them.
 func setIssuerKey(txn *bdg.Txn, t *store.Token) error {
 	if t.IssuedBy == "" {
 		return nil
 	}
 	return txn.Set([]byte(pTokIssuer+t.IssuedBy+"/"+t.ID.String()), nil)
+}
+
+// dropIssuerKey deletes t's entry in the issuer index, if it has one: for the deletes that read
+// the record anyway (revoke, expiry purge).
+func dropIssuerKey(txn *bdg.Txn, t *store.Token) error {
+	if t.IssuedBy == "" {
+		return nil
+	}
+	return txn.Delete([]byte(pTokIssuer + t.IssuedBy + "/" + t.ID.String()))
 }
 
 // issuedTokens lists the ids under issuer in the issuer index, live or not.
