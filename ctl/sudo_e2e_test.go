@@ -44,10 +44,19 @@ func checkAs(t *testing.T, d *testenv.Daemon, tok string) (int, http.Header) {
 }
 
 // TestSudoAssume drives rillctl sudo user assume and unassume through the real binary against
-// the real daemon, with the superuser's token stored in the credentials file (as rillctl login
-// leaves it) and, separately, given in RILLCTL_TOKEN; then revoke --all and --representing.
+// the real daemon, on Badger and on PostgreSQL, with the superuser's token stored in the
+// credentials file (as rillctl login leaves it) and, separately, given in RILLCTL_TOKEN; then
+// revoke --all and --representing.
 func TestSudoAssume(t *testing.T) {
-	d := testenv.Start(t, "")
+	t.Run("Badger", func(t *testing.T) { testSudoAssume(t) })
+	t.Run("PostgreSQL", func(t *testing.T) {
+		dbURL, _ := testenv.PostgresDB(t, "")
+		testSudoAssume(t, "--store", dbURL)
+	})
+}
+
+func testSudoAssume(t *testing.T, args ...string) {
+	d := testenv.Start(t, "", args...)
 	home := t.TempDir()
 	xdg := filepath.Join(home, "config")
 	base := cli{t: t, bin: testenv.Bin(t, "rillctl"), env: []string{"RILLCTL_API_URL=" + d.URL(), "RILLCTL_ORG=acme", "TZ=UTC", "HOME=" + home, "XDG_CONFIG_HOME=" + xdg}}
