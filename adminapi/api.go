@@ -27,6 +27,7 @@ import (
 	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
+	"github.com/rill-authd/rill-authd/signin"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
@@ -78,6 +79,12 @@ type Options struct {
 	// (resolver.ClientAddr): 0, the connection's peer; N, the X-Forwarded-For entry N from its
 	// right. The daemon's --trusted-proxy-hops.
 	TrustedProxyHops int
+	// Device, when set, is the device authorization grant (`rillctl login`) whose requests the
+	// signed-in user approves through /v1/device; DeviceTokenTTL is the life of the token an
+	// approval issues when no org policy limits it (0: DefaultDeviceTokenTTL; negative: never
+	// expires).
+	Device         *signin.Device
+	DeviceTokenTTL time.Duration
 }
 
 // API serves the admin endpoints.
@@ -99,6 +106,8 @@ type API struct {
 	maxMagicPerProject int
 	orgIssues          *issueLimiter // keyed by org; nil: no limit
 	unavailable        *logsample.Sampler
+	device             *signin.Device
+	deviceTokenTTL     time.Duration // 0: never expires
 
 	// Settings a config reload changes (SetLive): atomics, read per request.
 	runtimeHost, frontendURL atomic.Pointer[string]
@@ -149,7 +158,11 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 		instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics, stale: o.Stale, proxyHops: o.TrustedProxyHops,
 		unavailable: logsample.New(o.Logger, logsample.Options{Msg: "admin requests failed, not logged: the store is unavailable",
 			Every: unavailableEvery, Burst: 1, Now: o.Now}),
-		orgIssues: newIssueLimiter(o.OrgIssuesPerMinute, o.Now), maxMagicPerProject: o.MaxPublicURLsPerProject}
+		orgIssues: newIssueLimiter(o.OrgIssuesPerMinute, o.Now), maxMagicPerProject: o.MaxPublicURLsPerProject,
+		device: o.Device, deviceTokenTTL: max(o.DeviceTokenTTL, 0)}
+	if o.DeviceTokenTTL == 0 {
+		a.deviceTokenTTL = DefaultDeviceTokenTTL
+	}
 	a.SetLive(Live{RuntimeHost: o.RuntimeHost, FrontendURL: o.FrontendURL, MaxTokensPerOwner: o.MaxTokensPerOwner, TokenIssuesPerMinute: o.TokenIssuesPerMinute})
 	return a
 }

@@ -46,6 +46,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.handle(mux, "GET /v1/admin/plugins", a.pluginStatus)
 	a.registerRecovery(mux)
 	a.registerRepresent(mux)
+	a.registerDevice(mux)
 }
 
 func (a *API) pluginStatus(w http.ResponseWriter, _ *http.Request, c *caller) error {

@@ -93,14 +93,19 @@ func (g *Globals) client() (*client.Client, error) {
 		}
 		return nil, errors.New("no token: run rillctl login, or set RILLCTL_TOKEN or pass --token (the bootstrap token is printed on rill-authd's first start)")
 	}
+	return g.newClient(g.APIURL, g.Token)
+}
+
+// newClient is a client of apiURL with tok (empty: none), over TLS as the flags say.
+func (g *Globals) newClient(apiURL, tok string) (*client.Client, error) {
 	if g.CAFile == "" && g.ClientCertFile == "" && g.ClientKeyFile == "" {
-		return client.New(g.APIURL, g.Token), nil
+		return client.New(apiURL, tok), nil
 	}
 	cfg, err := client.TLSConfig(g.CAFile, g.ClientCertFile, g.ClientKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("TLS: %w (--ca-file, --client-cert-file, --client-key-file)", err)
 	}
-	return client.New(g.APIURL, g.Token, client.WithTLSConfig(cfg)), nil
+	return client.New(apiURL, tok, client.WithTLSConfig(cfg)), nil
 }
 
 // checkAPIURL refuses an --api-url that cannot be the root of rill-authd's admin API: not
@@ -265,6 +270,8 @@ type CLI struct {
 	Public  PublicURLCmd `cmd:"" name:"public-url" help:"Manage public URLs (magic tokens) of a project."`
 	Audit   AuditCmd     `cmd:"" help:"Read the audit log (superusers)."`
 	Whoami  WhoamiCmd    `cmd:"" help:"Show who your token is."`
+	Login   LoginCmd     `cmd:"" help:"Sign in: approve a code in the web console and keep the token rillctl receives (used when no --token or RILLCTL_TOKEN is given)."`
+	Logout  LogoutCmd    `cmd:"" help:"Revoke the token rillctl login stored, and forget it."`
 	Admin   AdminCmd     `cmd:"" help:"Daemon administration (superusers)."`
 	Sudo    SudoCmd      `cmd:"" help:"Act as another user (superusers)."`
 }

@@ -340,11 +340,6 @@ func (c *Client) Represent(ctx context.Context, email string, ttlMinutes int64) 
 	return t, c.do(ctx, "POST", "/v1/tokens/represent", apiv1.RepresentRequest{Email: email, TTLMinutes: ttlMinutes}, &t)
 }
 
-// RevokeCurrentToken revokes the token the client calls with (Rill's RevokeCurrentAuthToken).
-func (c *Client) RevokeCurrentToken(ctx context.Context) (r apiv1.Revoked, err error) {
-	return r, c.do(ctx, "DELETE", "/v1/tokens/current", nil, &r)
-}
-
 // RevokeAllTokens revokes every token of the user with email ("": the caller's own), those
 // the user holds and those they issued to act as others; with representing, only the tokens
 // superusers issued to act as that user (superusers only).
