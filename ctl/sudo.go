@@ -74,7 +74,11 @@ func (c *SudoAssumeCmd) Run(g *Globals) error {
 	}
 	if err := saveCredentials(next); err != nil {
 		// The token exists but nobody holds it: revoke it rather than leave it live.
-		if _, rerr := client.New(g.APIURL, t.Token).RevokeCurrentToken(g.ctx); rerr != nil {
+		rcl, rerr := g.newClient(g.APIURL, t.Token)
+		if rerr == nil {
+			_, rerr = rcl.RevokeCurrentToken(g.ctx)
+		}
+		if rerr != nil {
 			return fmt.Errorf("%w (the assumed token %s... could not be revoked: %v; it expires at %s)", err, t.Prefix, rerr, when(t.ExpiresAt, "-"))
 		}
 		return err

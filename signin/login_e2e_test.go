@@ -355,4 +355,3 @@ func TestLoginOnReplicas(t *testing.T) {
 	consoleTok := setup(t, admin)
 	loginFlow(t, newTab, testenv.Bin(t, "rillctl"), admin, b.URL(), a.URL(), consoleTok, 720*time.Hour)
 }
-
