@@ -27,6 +27,7 @@ import (
 	"github.com/rill-authd/rill-authd/plugins"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
+	"github.com/rill-authd/rill-authd/signin"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/token"
 )
@@ -78,6 +79,12 @@ type Options struct {
 	// (resolver.ClientAddr): 0, the connection's peer; N, the X-Forwarded-For entry N from its
 	// right. The daemon's --trusted-proxy-hops.
 	TrustedProxyHops int
+	// Device, when set, is the device authorization grant (`rillctl login`) whose requests the
+	// signed-in user approves through /v1/device; DeviceTokenTTL is the life of the token an
+	// approval issues when no org policy limits it (0: DefaultDeviceTokenTTL; negative: never
+	// expires).
+	Device         *signin.Device
+	DeviceTokenTTL time.Duration
 }
 
 // API serves the admin endpoints.
@@ -99,6 +106,8 @@ type API struct {
 	maxMagicPerProject int
 	orgIssues          *issueLimiter // keyed by org; nil: no limit
 	unavailable        *logsample.Sampler
+	device             *signin.Device
+	deviceTokenTTL     time.Duration // 0: never expires
 
 	// Settings a config reload changes (SetLive): atomics, read per request.
 	runtimeHost, frontendURL atomic.Pointer[string]
@@ -149,7 +158,11 @@ func New(st store.Store, res *resolver.Resolver, o Options) *API {
 		instanceID: o.InstanceID, maxTTL: o.MaxCredentialTTL, plugins: o.Plugins, metrics: o.Metrics, stale: o.Stale, proxyHops: o.TrustedProxyHops,
 		unavailable: logsample.New(o.Logger, logsample.Options{Msg: "admin requests failed, not logged: the store is unavailable",
 			Every: unavailableEvery, Burst: 1, Now: o.Now}),
-		orgIssues: newIssueLimiter(o.OrgIssuesPerMinute, o.Now), maxMagicPerProject: o.MaxPublicURLsPerProject}
+		orgIssues: newIssueLimiter(o.OrgIssuesPerMinute, o.Now), maxMagicPerProject: o.MaxPublicURLsPerProject,
+		device: o.Device, deviceTokenTTL: max(o.DeviceTokenTTL, 0)}
+	if o.DeviceTokenTTL == 0 {
+		a.deviceTokenTTL = DefaultDeviceTokenTTL
+	}
 	a.SetLive(Live{RuntimeHost: o.RuntimeHost, FrontendURL: o.FrontendURL, MaxTokensPerOwner: o.MaxTokensPerOwner, TokenIssuesPerMinute: o.TokenIssuesPerMinute})
 	return a
 }
@@ -210,6 +223,10 @@ type caller struct {
 	// named is the TokenLabel of the token the mutation issued or revoked, for its audit
 	// event's Detail: the target names it by UUID, which says nothing once it is gone.
 	named string
+	// assumed is the email of the superuser who issued the caller's token to act as the
+	// caller (API.assumedBy), once assumedRead.
+	assumed     string
+	assumedRead bool
 }
 
 // aim names what the caller is acting on, unless a handler named it more precisely first.
@@ -282,6 +299,10 @@ func (a *API) mutation(mux *http.ServeMux, pattern, action string, h handlerFunc
 		}
 		if err == nil {
 			c.action = action
+			if action != "" {
+				// Before the handler: a mutation may revoke the very token it is made with.
+				a.assumedBy(r.Context(), c)
+			}
 			if err = h(w, r, c); err != nil && action != "" {
 				c.aim("path:" + r.URL.Path)
 				a.auditDenied(r.Context(), c, err)
@@ -506,7 +527,7 @@ func checkName(field, v string, valid func(string) bool, rule string) error {
 // audit records an admin mutation. A failure to write it fails the request: an unaudited change
 // is worse than a refused one.
 func (a *API) audit(ctx context.Context, c *caller, action, target string) error {
-	detail := viaDetail(ctx)
+	detail := a.auditDetail(ctx, c)
 	if c.named != "" {
 		detail = strings.TrimSuffix(c.named+"; "+detail, "; ")
 	}
@@ -533,6 +554,17 @@ func (a *API) auditDenied(ctx context.Context, c *caller, err error) {
 	if !errors.As(err, &e) || e.Status != http.StatusForbidden {
 		return
 	}
-	_ = a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: c.actor, Action: action, Target: target, Outcome: "denied: " + e.Message, Detail: viaDetail(ctx)})
+	_ = a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: c.actor, Action: action, Target: target, Outcome: "denied: " + e.Message, Detail: a.auditDetail(ctx, c)})
 	a.log.Info("admin mutation denied", "request_id", c.requestID, "actor", c.actor, "action", action, "target", target, "reason", e.Message)
+}
+
+// auditDetail is the Detail every audit event of c's carries: how the call came (via: ui) and,
+// for a token a superuser issued to act as the caller, who that superuser is, so that an event
+// names both identities.
+func (a *API) auditDetail(ctx context.Context, c *caller) string {
+	detail := viaDetail(ctx)
+	if by := a.assumedBy(ctx, c); by != "" {
+		detail = strings.TrimPrefix(detail+"; assumed by user:"+by, "; ")
+	}
+	return detail
 }

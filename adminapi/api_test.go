@@ -17,6 +17,7 @@ import (
 	"github.com/rill-authd/rill-authd/keys"
 	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/resolver"
+	"github.com/rill-authd/rill-authd/signin"
 	"github.com/rill-authd/rill-authd/store"
 	"github.com/rill-authd/rill-authd/store/badger"
 	"github.com/rill-authd/rill-authd/token"
@@ -50,7 +51,8 @@ func setupWith(t testing.TB, opt func(*adminapi.Options)) *env {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	o := adminapi.Options{Issuer: "https://authd.test", Audience: "rill-runtime", RuntimeHost: "https://rt.test", InstanceID: "default", Keys: ring}
+	o := adminapi.Options{Issuer: "https://authd.test", Audience: "rill-runtime", RuntimeHost: "https://rt.test", InstanceID: "default", Keys: ring,
+		Device: signin.NewDevice(st, signin.DeviceOptions{})}
 	if opt != nil {
 		opt(&o)
 	}

@@ -46,6 +46,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerIFrame(mux)
 	a.handle(mux, "GET /v1/admin/plugins", a.pluginStatus)
 	a.registerRecovery(mux)
+	a.registerRepresent(mux)
+	a.registerDevice(mux)
 }
 
 func (a *API) pluginStatus(w http.ResponseWriter, _ *http.Request, c *caller) error {
@@ -68,9 +70,10 @@ func writeList[T any](w http.ResponseWriter, list []T, err error) error {
 	return nil
 }
 
-func (a *API) whoami(w http.ResponseWriter, _ *http.Request, c *caller) error {
+func (a *API) whoami(w http.ResponseWriter, r *http.Request, c *caller) error {
 	writeJSON(w, http.StatusOK, apiv1.Whoami{Kind: string(c.p.Kind), Subject: c.p.Subject, ID: c.p.ID, Superuser: c.p.Superuser,
-		OrgRoles: wireRoles(c.p.OrgRoles), ProjectRoles: wireRoles(c.p.ProjectRoles), TokenID: c.tokenID})
+		OrgRoles: wireRoles(c.p.OrgRoles), ProjectRoles: wireRoles(c.p.ProjectRoles), TokenID: c.tokenID,
+		AssumedBy: a.assumedBy(r.Context(), c)})
 	return nil
 }
 

@@ -378,6 +378,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"PATCH /v1/tokens/{ref}", "PATCH", "/v1/tokens/{usrtok}", `{"allowed_networks":["127.0.0.0/8"]}`, "200 200 200 200 403 200 401"},
 		{"DELETE /v1/tokens/{ref}", "DELETE", "/v1/tokens/{usrtok}", "", "200 200 200 200 403 200 401"},
 		{"DELETE /v1/tokens", "DELETE", "/v1/tokens?display_name=bye", "", "200 200 200 200 403 200 401"},
+		{"POST /v1/tokens/represent", "POST", "/v1/tokens/represent", `{"email":"staff@acme.io","ttl_minutes":5}`, "201 403 403 403 403 403 401"},
 		{"GET /v1/audit", "GET", "/v1/audit", "", "200 403 403 403 403 403 401"},
 		{"GET /v1/admin/plugins", "GET", "/v1/admin/plugins", "", "200 403 403 403 403 403 401"},
 		{"POST /v1/orgs/{org}/projects/{project}/credentials", "POST", "/v1/orgs/acme/projects/web/credentials", `{"user_email":"ceo@victim.com"}`, "200 200 403 403 200 403 401"},
@@ -401,6 +402,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET /v1/magic-tokens/current", "GET", "/v1/magic-tokens/current", "", "403 403 403 403 403 403 401"},
 		{"PATCH /v1/magic-tokens/{id}", "PATCH", "/v1/magic-tokens/{mgctok}", `{"allowed_origins":["https://shop.example.com"]}`, "200 200 403 403 200 403 401"},
 		{"DELETE /v1/magic-tokens/{id}", "DELETE", "/v1/magic-tokens/{mgctok}", "", "200 200 403 403 200 403 401"},
+		// The device flow's approval: any user, for a code that exists (none here: 404); never a service.
+		{"GET /v1/device", "GET", "/v1/device?user_code=BCDF-GHJK", "", "404 404 404 404 403 404 401"},
+		{"POST /v1/device/approve", "POST", "/v1/device/approve", `{"user_code":"BCDF-GHJK"}`, "404 404 404 404 403 404 401"},
+		{"POST /v1/device/deny", "POST", "/v1/device/deny", `{"user_code":"BCDF-GHJK"}`, "404 404 404 404 403 404 401"},
 	}
 
 	// Every route the API registers is in the matrix.

@@ -2,8 +2,11 @@ package adminapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -91,10 +94,7 @@ func (a *API) listUserTokens(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return err
 	}
-	toks, err := a.tokensOf(r.Context(), u.ID)
-	if err == nil {
-		err = a.markBeyond(r.Context(), token.User, u.ID, toks)
-	}
+	toks, err := a.userTokenInfos(r.Context(), u)
 	return writeList(w, toks, err)
 }
 
@@ -103,6 +103,19 @@ func (a *API) listUserTokens(w http.ResponseWriter, r *http.Request, c *caller) 
 func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if r.PathValue("ref") == "current" && r.URL.Query().Get("user_email") == "" {
 		return a.revokeCurrentToken(w, r, c)
+	}
+	if q := r.URL.Query(); r.PathValue("ref") == "" && (q.Has("all") || q.Has("representing")) {
+		if q.Get("display_name") != "" {
+			return errf(http.StatusBadRequest, "give all (or representing) or a display name, not both")
+		}
+		all, err1 := parseFlag(q, "all")
+		rep, err2 := parseFlag(q, "representing")
+		if err := errors.Join(err1, err2); err != nil {
+			return err
+		}
+		if all || rep {
+			return a.revokeAllUserTokens(w, r, c, rep)
+		}
 	}
 	u, err := a.tokenOwner(r.Context(), c, r.URL.Query().Get("user_email"))
 	if err != nil {
@@ -156,7 +169,7 @@ func (a *API) revokeUserToken(w http.ResponseWriter, r *http.Request, c *caller)
 // least 10 characters after rill_usr_/rill_svc_ (a trailing "..." as list prints it is fine).
 func (a *API) findToken(ctx context.Context, owner, ref string) (store.Token, error) {
 	ref = strings.TrimSuffix(strings.TrimSpace(ref), "...")
-	toks, err := a.st.ListTokens(ctx, owner)
+	toks, err := a.userTokens(ctx, owner)
 	if err != nil {
 		return store.Token{}, err
 	}
@@ -217,4 +230,20 @@ func (a *API) revokeCurrentToken(w http.ResponseWriter, r *http.Request, c *call
 	c.named = TokenLabel(t.Prefix, t.DisplayName)
 	return a.answer(w, r, c, "token.revoke", "user:"+c.p.Email+" token:"+t.ID.String(), http.StatusOK,
 		apiv1.Revoked{Revoked: []apiv1.TokenInfo{tokenInfo(t)}}, apiv1.RillEmpty{})
+}
+
+// parseFlag reads a boolean query parameter: absent is false, present and empty is true.
+func parseFlag(q url.Values, name string) (bool, error) {
+	if !q.Has(name) {
+		return false, nil
+	}
+	v := q.Get(name)
+	if v == "" {
+		return true, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, errf(http.StatusBadRequest, "%s=%q: want true or false", name, v)
+	}
+	return b, nil
 }

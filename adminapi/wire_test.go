@@ -57,11 +57,12 @@ func TestWireShapes(t *testing.T) {
 			wirePluginStatus(plugins.Status{}),
 			`{"name":"ldap","command":"/bin/ldap","healthy":true,"pid":42,"restarts":1,"calls":2,"errors":3,"last_error":"e"}`,
 			`{"name":"","command":"","healthy":false,"restarts":0,"calls":0,"errors":0}`},
-		{"token", beyond(tokenInfo(store.Token{ID: tokID, Kind: token.User, OwnerID: "u1", DisplayName: "laptop", Prefix: "rill_usr_abc", Hash: token.Hash{1},
+		{"token", represented(beyond(tokenInfo(store.Token{ID: tokID, Kind: token.User, OwnerID: "u1", DisplayName: "laptop", Prefix: "rill_usr_abc", Hash: token.Hash{1},
 			CreatedBy: "user:a", CreatedAt: at, ExpiresAt: later, LastUsedAt: later, LastUsedIP: "203.0.113.7", LastUsedUserAgent: "curl/8",
-			AllowedNetworks: []string{"10.0.0.0/8"}, AllowedOrigins: []string{"https://a.example"}})), tokenInfo(store.Token{}),
+			AllowedNetworks: []string{"10.0.0.0/8"}, AllowedOrigins: []string{"https://a.example"}}))), tokenInfo(store.Token{}),
 			`{"id":"0b7e3a52-8f1c-4d6e-9a2b-3c4d5e6f7a8b","prefix":"rill_usr_abc","kind":"usr","display_name":"laptop","created_by":"user:a","created_at":"2025-01-02T03:04:05Z",` +
-				`"expires_at":"2025-01-02T04:04:05Z","last_used_at":"2025-01-02T04:04:05Z","last_used_ip":"203.0.113.7","last_used_user_agent":"curl/8","beyond_policy":"lives 1 hour; org acme allows 1 minute","allowed_networks":["10.0.0.0/8"],"allowed_origins":["https://a.example"]}`,
+				`"expires_at":"2025-01-02T04:04:05Z","last_used_at":"2025-01-02T04:04:05Z","last_used_ip":"203.0.113.7","last_used_user_agent":"curl/8","beyond_policy":"lives 1 hour; org acme allows 1 minute","allowed_networks":["10.0.0.0/8"],"allowed_origins":["https://a.example"],` +
+				`"representing_user_id":"u1","representing_email":"a@acme.io","issued_by":"root@x.io"}`,
 			`{"id":"00000000-0000-0000-0000-000000000000","prefix":"","kind":"","created_at":"0001-01-01T00:00:00Z"}`},
 		{"token policy", wireTokenPolicy(store.TokenPolicy{MaxUserTokenTTLMinutes: 1, MaxServiceTokenTTLMinutes: 2, MaxMagicTokenTTLMinutes: 3, RequireExpiry: true}),
 			wireTokenPolicy(store.TokenPolicy{}),
@@ -108,6 +109,13 @@ func zeroField(v reflect.Value) string {
 }
 
 // beyond is t as a list marks it when its org's policy allows less than it lives (markBeyond).
+// represented marks t as a token acting as its owner, as userTokenInfos does (tokenInfo knows
+// no emails).
+func represented(t apiv1.TokenInfo) apiv1.TokenInfo {
+	t.RepresentingUserID, t.RepresentingEmail, t.IssuedBy = "u1", "a@acme.io", "root@x.io"
+	return t
+}
+
 func beyond(t apiv1.TokenInfo) apiv1.TokenInfo {
 	t.BeyondPolicy = BeyondWords(token.User, t.CreatedAt, t.ExpiresAt, []string{"acme"}, map[string]store.TokenPolicy{"acme": {MaxUserTokenTTLMinutes: 1}})
 	return t

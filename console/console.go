@@ -215,6 +215,9 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /ui/settings/signin-rules", c.form(c.setSigninRules))
 	m.HandleFunc("GET /ui/audit", c.page(c.audit))
 	m.HandleFunc("GET /ui/audit.csv", c.auditCSV)
+	m.HandleFunc("GET /ui/device", c.page(c.devicePage))
+	m.HandleFunc("POST /ui/device/approve", c.form(c.deviceDecide(true)))
+	m.HandleFunc("POST /ui/device/deny", c.form(c.deviceDecide(false)))
 	m.HandleFunc("/ui/", c.notFound)
 	c.mux = m
 }

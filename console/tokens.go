@@ -35,6 +35,9 @@ type tokenRow struct {
 	LastUsedIP, LastUsedUserAgent string
 	Current                       bool   // the session's own token
 	Networks                      string // allowed networks, space-separated ("": anywhere)
+	// Acting, for a token a superuser issued to act as a user (rillctl sudo user assume),
+	// names both: "acting as bob@…, by alice@…".
+	Acting string
 }
 
 func tokenRows(toks []apiv1.TokenInfo, current string) []tokenRow {
@@ -43,14 +46,22 @@ func tokenRows(toks []apiv1.TokenInfo, current string) []tokenRow {
 		out[i] = tokenRow{ID: t.ID, Prefix: t.Prefix, Name: t.DisplayName, Created: when(t.CreatedAt),
 			Expires: whenOr(t.ExpiresAt, "never"), LastUsed: whenOr(t.LastUsedAt, "never"), Current: t.ID == current,
 			LastUsedIP: t.LastUsedIP, LastUsedUserAgent: t.LastUsedUserAgent,
-			Networks: strings.Join(t.AllowedNetworks, " ")}
+			Networks: strings.Join(t.AllowedNetworks, " "), Acting: acting(&t)}
 	}
 	return out
 }
 
+// acting is what a list says of a token a superuser issued to act as a user ("" for others).
+func acting(t *apiv1.TokenInfo) string {
+	if t.RepresentingEmail == "" {
+		return ""
+	}
+	return "acting as " + t.RepresentingEmail + ", by " + t.IssuedBy
+}
+
 // tokenText is what search looks in: what names the token (its prefix and name). Dates are
 // left out, so that a number typed finds names, not the minutes of times.
-func tokenText(t *apiv1.TokenInfo) string { return t.Prefix + " " + t.DisplayName }
+func tokenText(t *apiv1.TokenInfo) string { return t.Prefix + " " + t.DisplayName + " " + acting(t) }
 
 func (c *Console) myTokens(w http.ResponseWriter, v *view) error {
 	v.Nav, v.Title = "tokens", "My tokens"

@@ -111,6 +111,9 @@ func (c *WhoamiCmd) Run(g *Globals) error {
 		if w.Superuser {
 			su = " (superuser)"
 		}
+		if w.AssumedBy != "" {
+			su += " (assumed by " + w.AssumedBy + ")"
+		}
 		fmt.Fprintf(g.out, "%s %s%s\n", w.Kind, w.Subject, su)
 	})
 }

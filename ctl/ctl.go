@@ -25,8 +25,9 @@ import (
 
 // Globals are the flags every command takes, and where it reads and writes.
 type Globals struct {
-	APIURL string `name:"api-url" env:"RILLCTL_API_URL" default:"http://127.0.0.1:8080" help:"URL of rill-authd's admin API."`
-	Token  string `env:"RILLCTL_TOKEN" help:"Your rill_usr_ or rill_svc_ token (better set in RILLCTL_TOKEN than on the command line)."`
+	// No default: an unset --api-url means "the server rillctl login signed in to", else defaultAPIURL.
+	APIURL string `name:"api-url" env:"RILLCTL_API_URL" help:"URL of rill-authd's admin API (default: the one rillctl login used, else http://127.0.0.1:8080)."`
+	Token  string `env:"RILLCTL_TOKEN" help:"Your rill_usr_ or rill_svc_ token (better set in RILLCTL_TOKEN than on the command line; default: the one rillctl login stored)."`
 	JSON   bool   `name:"json" help:"Print JSON instead of text."`
 
 	CAFile         string `name:"ca-file" env:"RILLCTL_CA_FILE" type:"path" placeholder:"FILE" help:"PEM CA to trust for rill-authd's TLS certificate (an https --api-url; default: the system's CAs)."`
@@ -38,23 +39,73 @@ type Globals struct {
 	out    io.Writer
 	errOut io.Writer // notes that are not the answer (stdout stays what a script reads)
 	isTTY  bool
+
+	storedURL string // set by resolve when stored credentials exist for another server than --api-url
+}
+
+// defaultAPIURL is the admin API of a daemon started with its defaults on this machine.
+const defaultAPIURL = "http://127.0.0.1:8080"
+
+// resolve settles which server and token a command uses: --api-url/RILLCTL_API_URL and
+// --token/RILLCTL_TOKEN when given, else what `rillctl login` stored. A stored token is only
+// ever sent to the server that issued it: with another --api-url it is not used, so pointing
+// rillctl at a new URL cannot leak it there.
+func (g *Globals) resolve() error {
+	if g.Token == "" {
+		if _, err := credentialsPath(); err == nil { // no HOME and no XDG_CONFIG_HOME: nothing stored
+			c, ok, err := loadCredentials()
+			if err != nil {
+				return err
+			}
+			if ok {
+				switch {
+				case g.APIURL == "" && c.URL != "":
+					g.APIURL, g.Token = c.URL, c.Token
+				case c.URL == "" || sameAPIURL(g.APIURL, c.URL):
+					g.Token = c.Token
+				default:
+					g.storedURL = c.URL
+				}
+			}
+		}
+	}
+	if g.APIURL == "" {
+		g.APIURL = defaultAPIURL
+	}
+	return nil
+}
+
+// sameAPIURL says whether two API URLs name the same server root (a trailing slash aside).
+func sameAPIURL(a, b string) bool {
+	return strings.TrimRight(a, "/") == strings.TrimRight(b, "/")
 }
 
 func (g *Globals) client() (*client.Client, error) {
+	if err := g.resolve(); err != nil {
+		return nil, err
+	}
 	if err := checkAPIURL(g.APIURL); err != nil {
 		return nil, err
 	}
 	if g.Token == "" {
-		return nil, errors.New("no token: set RILLCTL_TOKEN or pass --token (the bootstrap token is printed on rill-authd's first start)")
+		if g.storedURL != "" {
+			return nil, fmt.Errorf("no token for %s: rillctl login's stored token is for %s (run rillctl login --api-url %s, or set RILLCTL_TOKEN)", g.APIURL, g.storedURL, g.APIURL)
+		}
+		return nil, errors.New("no token: run rillctl login, or set RILLCTL_TOKEN or pass --token (the bootstrap token is printed on rill-authd's first start)")
 	}
+	return g.newClient(g.APIURL, g.Token)
+}
+
+// newClient is a client of apiURL with tok (empty: none), over TLS as the flags say.
+func (g *Globals) newClient(apiURL, tok string) (*client.Client, error) {
 	if g.CAFile == "" && g.ClientCertFile == "" && g.ClientKeyFile == "" {
-		return client.New(g.APIURL, g.Token), nil
+		return client.New(apiURL, tok), nil
 	}
 	cfg, err := client.TLSConfig(g.CAFile, g.ClientCertFile, g.ClientKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("TLS: %w (--ca-file, --client-cert-file, --client-key-file)", err)
 	}
-	return client.New(g.APIURL, g.Token, client.WithTLSConfig(cfg)), nil
+	return client.New(apiURL, tok, client.WithTLSConfig(cfg)), nil
 }
 
 // checkAPIURL refuses an --api-url that cannot be the root of rill-authd's admin API: not
@@ -219,7 +270,10 @@ type CLI struct {
 	Public  PublicURLCmd `cmd:"" name:"public-url" help:"Manage public URLs (magic tokens) of a project."`
 	Audit   AuditCmd     `cmd:"" help:"Read the audit log (superusers)."`
 	Whoami  WhoamiCmd    `cmd:"" help:"Show who your token is."`
+	Login   LoginCmd     `cmd:"" help:"Sign in: approve a code in the web console and keep the token rillctl receives (used when no --token or RILLCTL_TOKEN is given)."`
+	Logout  LogoutCmd    `cmd:"" help:"Revoke the token rillctl login stored, and forget it."`
 	Admin   AdminCmd     `cmd:"" help:"Daemon administration (superusers)."`
+	Sudo    SudoCmd      `cmd:"" help:"Act as another user (superusers)."`
 }
 
 // Main runs rillctl with args and returns its exit code.

@@ -15,7 +15,7 @@ type TokenCmd struct {
 	Issue  TokenIssueCmd  `cmd:"" help:"Issue a user token for yourself (or, as a superuser, for --user)."`
 	List   TokenListCmd   `cmd:"" help:"List your user tokens."`
 	Show   TokenShowCmd   `cmd:"" help:"Show one of your user tokens: when and where from it was last used."`
-	Revoke TokenRevokeCmd `cmd:"" help:"Revoke a user token by id or by display name."`
+	Revoke TokenRevokeCmd `cmd:"" help:"Revoke a user token by id or by display name, or all of a user's tokens (--all)."`
 	Edit   TokenEditCmd   `cmd:"" help:"Change the networks a user token may be used from."`
 }
 
@@ -78,7 +78,7 @@ func (c *TokenListCmd) Run(g *Globals) error {
 	return call(g, func(cl *client.Client) ([]apiv1.TokenInfo, error) { return cl.ListTokens(g.ctx, c.User) }, func(ts []apiv1.TokenInfo) {
 		rows := make([][]string, 0, len(ts))
 		for _, t := range ts {
-			rows = append(rows, []string{t.Prefix + "...", dash(t.DisplayName), when(t.CreatedAt, "-"), when(t.ExpiresAt, "Never") + beyondMark(t)})
+			rows = append(rows, []string{t.Prefix + "...", dash(t.DisplayName) + representing(t), when(t.CreatedAt, "-"), when(t.ExpiresAt, "Never") + beyondMark(t)})
 		}
 		g.table("ID\tDISPLAY NAME\tCREATED\tEXPIRES", rows)
 		beyondFootnotes(g, ts)
@@ -133,17 +133,30 @@ func usedFrom(ip, ua string) string {
 	return b.String()
 }
 
+// representing marks a token a superuser issued to act as a user (rillctl sudo user assume).
+func representing(t apiv1.TokenInfo) string {
+	if t.RepresentingEmail == "" {
+		return ""
+	}
+	return " (acting as " + t.RepresentingEmail + ", by " + dash(t.IssuedBy) + ")"
+}
+
 // TokenRevokeCmd is `rillctl token revoke`.
 type TokenRevokeCmd struct {
-	TokenID     string `arg:"" optional:"" name:"token-id" help:"Token id as listed (rill_usr_ and at least 10 more characters), its UUID, or the token itself."`
-	DisplayName string `help:"Revoke the token with this display name (refused if several have it)."`
-	User        string `help:"Revoke a token of this user instead of yours (superusers)." placeholder:"EMAIL"`
+	TokenID      string `arg:"" optional:"" name:"token-id" help:"Token id as listed (rill_usr_ and at least 10 more characters), its UUID, or the token itself."`
+	DisplayName  string `help:"Revoke the token with this display name (refused if several have it)."`
+	All          bool   `help:"Revoke all your tokens (or --user's), the one you run this with too, and those you issued to act as others (Rill's RevokeAllUserAuthTokens)."`
+	Representing bool   `help:"With --user: revoke only the tokens superusers issued to act as that user (rillctl sudo user assume); superusers only."`
+	User         string `help:"Revoke a token of this user instead of yours (superusers)." placeholder:"EMAIL"`
 }
 
 // Run revokes the token.
 func (c *TokenRevokeCmd) Run(g *Globals) error {
+	if c.All || c.Representing {
+		return c.revokeAll(g)
+	}
 	if (c.TokenID == "") == (c.DisplayName == "") {
-		return errors.New("give a token id or --display-name (one of them)")
+		return errors.New("give a token id, --display-name or --all (one of them)")
 	}
 	cl, err := g.client()
 	if err != nil {
@@ -169,4 +182,33 @@ func (c *TokenRevokeCmd) Run(g *Globals) error {
 	t := r.Revoked[0]
 	fmt.Fprintf(g.out, "Revoked token %s... (%q).\n", t.Prefix, t.DisplayName)
 	return nil
+}
+
+// revokeAll is `rillctl token revoke --all` and `--representing`.
+func (c *TokenRevokeCmd) revokeAll(g *Globals) error {
+	switch {
+	case c.All && c.Representing:
+		return errors.New("give --all or --representing, not both")
+	case c.TokenID != "" || c.DisplayName != "":
+		return errors.New("--all and --representing revoke many tokens: give no token id or --display-name with them")
+	case c.Representing && c.User == "":
+		return errors.New("--representing needs --user EMAIL: the user whose assumed tokens to revoke")
+	}
+	return call(g, func(cl *client.Client) (apiv1.Revoked, error) {
+		return cl.RevokeAllTokens(g.ctx, c.User, c.Representing)
+	}, func(r apiv1.Revoked) {
+		whose := "your"
+		if c.User != "" {
+			whose = c.User + "'s"
+		}
+		what := "tokens"
+		if c.Representing {
+			what = "tokens acting as " + c.User
+			whose = "the"
+		}
+		fmt.Fprintf(g.out, "Revoked %d of %s %s.\n", len(r.Revoked), whose, what)
+		for _, t := range r.Revoked {
+			fmt.Fprintf(g.out, "  %s... (%q)\n", t.Prefix, t.DisplayName)
+		}
+	})
 }

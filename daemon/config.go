@@ -110,6 +110,9 @@ type Config struct {
 	WebhookSecretFile   string        `name:"webhook-secret-file" group:"Notifications" type:"path" placeholder:"FILE" help:"File holding the secret that signs webhook posts (X-Rill-Authd-Signature: sha256=HMAC-SHA256 of timestamp \".\" body); surrounding whitespace is ignored. At least 16 bytes."`
 	WebhookAllowPrivate bool          `name:"webhook-allow-private" group:"Notifications" help:"Let webhooks post to loopback, private, link-local and cloud metadata addresses (refused by default, checked at each connection so DNS cannot get round it): for tests and receivers inside your network."`
 	ExpiryWarning       time.Duration `name:"expiry-warning" group:"Notifications" default:"168h" help:"Tell (audit log, webhooks) of each token that expires within this long, once per token and expiry (0: never)."`
+
+	// Sign-in (daemon/device.go, package signin).
+	DeviceTokenTTL time.Duration `name:"device-token-ttl" group:"Sign-in" default:"2160h" help:"Life of the user token that rillctl login obtains (the OAuth device authorization grant) when no org policy of the user limits user tokens (the shortest such limit wins). 0: it never expires."`
 }
 
 // Run runs the daemon until ctx ends (kong calls it for `serve`).

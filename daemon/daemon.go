@@ -282,7 +282,8 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	d.api = adminapi.New(d.st, d.res, adminapi.Options{Logger: d.log, Issuer: issuer, Audience: cfg.RuntimeAudience,
 		RuntimeHost: cfg.RuntimeHost, InstanceID: cfg.RuntimeInstanceID, MaxCredentialTTL: cfg.MaxCredentialTTL, FrontendURL: cfg.FrontendURL, Keys: d.keys, Plugins: d.plugins, Metrics: d.metrics,
 		Stale: ecfg.Stale, MaxTokensPerOwner: cfg.MaxTokensPerOwner, TokenIssuesPerMinute: cfg.TokenIssueRate,
-		OrgIssuesPerMinute: cfg.OrgTokenIssueRate, MaxPublicURLsPerProject: cfg.MaxPublicURLsPerProject, TrustedProxyHops: cfg.TrustedProxyHops})
+		OrgIssuesPerMinute: cfg.OrgTokenIssueRate, MaxPublicURLsPerProject: cfg.MaxPublicURLsPerProject, TrustedProxyHops: cfg.TrustedProxyHops,
+		Device: d.startDevice(mux), DeviceTokenTTL: deviceTokenTTL(cfg.DeviceTokenTTL)})
 	d.api.Register(mux)
 	d.registerSecretScanning(mux)
 	mux.Handle("GET /metrics", d.metrics.Handler())

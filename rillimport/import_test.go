@@ -135,6 +135,10 @@ func TestReadMapsRillToOurModel(t *testing.T) {
 			t.Errorf("token %s not read", tk.ID)
 			continue
 		}
+		// The representing token records the superuser who issued it; no other has an issuer.
+		if want := map[bool]string{true: f.db.id("user:dave@rilldata.com")}[tk == f.rep]; got.IssuedBy != want {
+			t.Errorf("token %s: issued by %q, want %q", tk.ID, got.IssuedBy, want)
+		}
 		kind := token.Kind(strings.Split(tk.Text, "_")[1])
 		if got.Hash != token.Hash(tk.hash()) || got.OwnerID != owner || got.Kind != kind || got.Prefix != token.RillDisplay(kind, tk.ID) ||
 			got.CreatedBy != rillimport.CreatedBy || !strings.HasPrefix(tk.Text, got.Prefix) {

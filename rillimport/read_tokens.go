@@ -11,7 +11,9 @@ import (
 )
 
 // tokens reads the live user and service tokens. A user token acts as its representing user
-// when it has one (userAuthToken.OwnerID in admin/auth_token.go), so that user owns it here.
+// when it has one (userAuthToken.OwnerID in admin/auth_token.go), so that user owns it here, and
+// the superuser who issued it (its user_id) is its IssuedBy, as for one issued here
+// (store.Token.IssuedBy): deleting either user revokes it.
 // Expired ones are left out: Rill refuses them (validateAuthTokenUncached) and deletes them
 // later (DeleteExpiredUserAuthTokens).
 func (r *reader) tokens(ctx context.Context) error {
@@ -21,9 +23,10 @@ func (r *reader) tokens(ctx context.Context) error {
 		sql   string
 	}{
 		{token.User, "user_auth_tokens", `SELECT id::text, secret_hash, COALESCE(representing_user_id, user_id)::text,
-			COALESCE(display_name, ''), created_on, expires_on FROM user_auth_tokens
+			COALESCE(display_name, ''), created_on, expires_on,
+			CASE WHEN representing_user_id IS NULL THEN '' ELSE user_id::text END FROM user_auth_tokens
 			WHERE expires_on IS NULL OR expires_on > now() ORDER BY created_on, id`},
-		{token.Service, "service_auth_tokens", `SELECT id::text, secret_hash, service_id::text, '', created_on, expires_on
+		{token.Service, "service_auth_tokens", `SELECT id::text, secret_hash, service_id::text, '', created_on, expires_on, ''
 			FROM service_auth_tokens WHERE expires_on IS NULL OR expires_on > now() ORDER BY created_on, id`},
 	} {
 		err := r.query(ctx, t.table, t.sql, func(rows pgx.Rows) error {
@@ -31,7 +34,7 @@ func (r *reader) tokens(ctx context.Context) error {
 			var id string
 			var hash []byte
 			var expires *time.Time
-			if err := rows.Scan(&id, &hash, &rec.OwnerID, &rec.DisplayName, &rec.CreatedAt, &expires); err != nil {
+			if err := rows.Scan(&id, &hash, &rec.OwnerID, &rec.DisplayName, &rec.CreatedAt, &expires, &rec.IssuedBy); err != nil {
 				return err
 			}
 			var err error

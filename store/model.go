@@ -236,7 +236,18 @@ type Token struct {
 	// Magic is what a magic token (Kind token.Magic: a public URL) grants; nil for every
 	// other kind. A magic token's owner is its project: OwnerID is ProjectKey(org, project).
 	Magic *Magic `json:"magic,omitempty"`
+	// IssuedBy, set only on a user token that represents its owner (Rill's
+	// representing_user_id: a superuser acting as another user, rilldata/rill
+	// admin/server/auth_tokens.go IssueRepresentativeAuthToken), is the superuser who issued it.
+	// The owner stays the user the token acts as, as an import of Rill's representing tokens
+	// records them (rillimport/read_tokens.go): the check path resolves the owner alone, and
+	// every cascade and cache drop keyed by the owner holds for it unchanged. Deleting the
+	// issuer revokes the token too (both engines keep an index by issuer).
+	IssuedBy string `json:"issued_by,omitempty"`
 }
+
+// Represents says whether t is a token a superuser issued to act as its owner.
+func (t *Token) Represents() bool { return t.IssuedBy != "" }
 
 // Magic is a public URL: the part of a magic token record that says what it opens, after
 // Rill's magic_auth_tokens table (rilldata/rill admin/database/database.go MagicAuthToken;

@@ -62,7 +62,9 @@ type Store interface {
 	// UpdateUser applies fn to the stored user in one transaction; a changed email keeps the
 	// email index unique.
 	UpdateUser(ctx context.Context, id string, fn func(*User) error) (User, error)
-	// DeleteUser deletes the user and all their tokens, and says how many tokens that revoked.
+	// DeleteUser deletes the user and all their tokens, and says how many tokens that revoked
+	// (the tokens the user issued to act as others, Token.IssuedBy, are revoked too, each
+	// with its own change, and not counted).
 	// It is one change in the feed (the user's delete): every token of theirs is revoked with
 	// it ("user deleted"), however many there are.
 	DeleteUser(ctx context.Context, id string) (int, error)
@@ -98,6 +100,9 @@ type Store interface {
 	GetToken(ctx context.Context, id token.ID) (Token, error)
 	// ListTokens returns the owner's live tokens, oldest (CreatedAt) first.
 	ListTokens(ctx context.Context, ownerID string) ([]Token, error)
+	// ListIssuedTokens returns the live tokens issuer issued to act as other users
+	// (Token.IssuedBy), oldest first. Deleting the issuer (DeleteUser) revokes them.
+	ListIssuedTokens(ctx context.Context, issuer string) ([]Token, error)
 	// DeleteToken revokes a token: it is gone, and reads of it say ErrRevoked. Deleting it
 	// again is ErrNotFound.
 	DeleteToken(ctx context.Context, id token.ID) error
@@ -128,6 +133,7 @@ type Store interface {
 	TokenLifetimes
 	Outbox
 	SigninRulesStore
+	DeviceCodes
 
 	Close() error
 }

@@ -57,7 +57,7 @@ func CheckFields(what string, v any) error {
 	}
 	if t, ok := v.(*Token); ok {
 		for _, f := range [...]struct{ name, s string }{{"kind", string(t.Kind)}, {"owner_id", t.OwnerID},
-			{"display_name", t.DisplayName}, {"prefix", t.Prefix}, {"created_by", t.CreatedBy},
+			{"display_name", t.DisplayName}, {"prefix", t.Prefix}, {"created_by", t.CreatedBy}, {"issued_by", t.IssuedBy},
 			{"last_used_ip", t.LastUsedIP}, {"last_used_user_agent", t.LastUsedUserAgent}} {
 			if textOK(f.s) {
 				continue

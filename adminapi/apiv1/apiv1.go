@@ -198,6 +198,31 @@ type TokenInfo struct {
 	// AllowedNetworks and AllowedOrigins are where it may be used (none: anywhere).
 	AllowedNetworks []string `json:"allowed_networks,omitempty"`
 	AllowedOrigins  []string `json:"allowed_origins,omitempty"`
+	// RepresentingUserID and RepresentingEmail, on a user token a superuser issued to act as
+	// another user (rillctl sudo user assume; Rill's representing_user_id), name the user it
+	// acts as (its owner), and IssuedBy the superuser's email. Empty on every other token.
+	RepresentingUserID string `json:"representing_user_id,omitempty"`
+	RepresentingEmail  string `json:"representing_email,omitempty"`
+	IssuedBy           string `json:"issued_by,omitempty"`
+}
+
+// RepresentRequest is Rill's IssueRepresentativeAuthTokenRequest (POST /v1/tokens/represent):
+// a superuser asks for a short-lived token that acts as the user with Email. TTLMinutes
+// absent or 0 is 60, as Rill's CLI asks; at most MaxRepresentMinutes.
+type RepresentRequest struct {
+	Email      string `json:"email"`
+	TTLMinutes int64  `json:"ttl_minutes,omitempty"`
+}
+
+// DefaultRepresentMinutes and MaxRepresentMinutes bound an assumed token's life.
+const (
+	DefaultRepresentMinutes = 60
+	MaxRepresentMinutes     = 24 * 60
+)
+
+// RillRepresented is Rill's IssueRepresentativeAuthTokenResponse.
+type RillRepresented struct {
+	Token string `json:"token"`
 }
 
 // TokenPolicy is an org's limit on token lifetimes (GET/PUT /v1/orgs/{org}/token-policy):
@@ -239,11 +264,19 @@ type Whoami struct {
 	OrgRoles     map[string]string `json:"org_roles,omitempty"`
 	ProjectRoles map[string]string `json:"project_roles,omitempty"`
 	TokenID      string            `json:"token_id"`
+	// AssumedBy, when the token is one a superuser issued to act as this user (rillctl sudo
+	// user assume), is that superuser's email.
+	AssumedBy string `json:"assumed_by,omitempty"`
 }
 
 // Revoked names a revoked token.
 type Revoked struct {
 	Revoked []TokenInfo `json:"revoked"`
+}
+
+// RillRevokedAll is Rill's RevokeAllUserAuthTokensResponse.
+type RillRevokedAll struct {
+	TokensRevoked int `json:"tokensRevoked"`
 }
 
 // CredentialsRequest is Rill's GetDeploymentCredentialsRequest: a runtime token for an end user

@@ -344,6 +344,26 @@ func (c *Client) RevokeTokenByName(ctx context.Context, email, name string) (r a
 	return r, c.do(ctx, "DELETE", "/v1/tokens?"+q.Encode(), nil, &r)
 }
 
+// Represent issues a token acting as the user with email (superusers only; ttlMinutes 0: the
+// server's default, an hour).
+func (c *Client) Represent(ctx context.Context, email string, ttlMinutes int64) (t apiv1.IssuedToken, err error) {
+	return t, c.do(ctx, "POST", "/v1/tokens/represent", apiv1.RepresentRequest{Email: email, TTLMinutes: ttlMinutes}, &t)
+}
+
+// RevokeAllTokens revokes every token of the user with email ("": the caller's own), those
+// the user holds and those they issued to act as others; with representing, only the tokens
+// superusers issued to act as that user (superusers only).
+func (c *Client) RevokeAllTokens(ctx context.Context, email string, representing bool) (r apiv1.Revoked, err error) {
+	q := url.Values{"all": {"true"}}
+	if representing {
+		q = url.Values{"representing": {"true"}}
+	}
+	if email != "" {
+		q.Set("user_email", email)
+	}
+	return r, c.do(ctx, "DELETE", "/v1/tokens?"+q.Encode(), nil, &r)
+}
+
 // ListAudit lists audit events, newest last.
 func (c *Client) ListAudit(ctx context.Context, since, actor string, limit int) (evs []apiv1.AuditEvent, err error) {
 	q := url.Values{}

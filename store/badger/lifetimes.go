@@ -129,6 +129,9 @@ func (s *DB) purgeExpired(ctx context.Context, ts []expiredToken, before time.Ti
 			if err := deleteTokenKeys(w, t.ID, t.OwnerID, store.ExpiredWhy); err != nil {
 				return err
 			}
+			if err := dropIssuerKey(w.Txn, &t); err != nil {
+				return err
+			}
 			counts[t.Kind]++
 			n++
 		}

@@ -23,7 +23,7 @@ var loadBatch = 10_000
 // what a replacing load drops. Feed and bootstrap marks stay, so the sequence keeps growing.
 var recordPrefixes = []string{pOrg, pProject, pUser, pService, pToken, pKey, pAudit}
 
-var dropPrefixes = append([]string{"idx/", pRevoked, pPurge, pChange, pCount, pImported, pOutbox}, recordPrefixes...)
+var dropPrefixes = append([]string{"idx/", pRevoked, pPurge, pChange, pCount, pImported, pOutbox, pDevice, pDeviceUser}, recordPrefixes...)
 
 // Load implements store.Loader in batches, each an atomic transaction, holding the write lock
 // throughout. A failure part-way leaves part of snap in the store: load again with replace.
@@ -115,6 +115,9 @@ func (s *DB) loadLocked(ctx context.Context, snap store.Snapshot, replace bool) 
 		{len(snap.Tokens), func(txn *bdg.Txn, i int) error {
 			t := &snap.Tokens[i]
 			if err := txn.Set([]byte(pTokOwner+t.OwnerID+"/"+t.ID.String()), nil); err != nil {
+				return err
+			}
+			if err := setIssuerKey(txn, t); err != nil {
 				return err
 			}
 			return putToken(txn, t)

@@ -222,6 +222,9 @@ func (s *DB) DeleteTokenNotify(ctx context.Context, id token.ID, ns []store.Noti
 		if err := deleteTokenKeys(w, id, t.OwnerID, "revoked"); err != nil {
 			return err
 		}
+		if err := dropIssuerKey(w.Txn, &t); err != nil {
+			return err
+		}
 		if err := addTokenCount(w.Txn, t.Kind, -1); err != nil {
 			return err
 		}

@@ -24,7 +24,10 @@ const purgeBatch = 2000
 // (they are dropped from the index and refused as revoked from memory, s.dying) and is announced
 // at once; its tokens are then deleted in batches, and a purge cut short by a crash is finished
 // on the next open.
-func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner string, delOwner func(*bdg.Txn) error) (int, error) {
+//
+// also, when not nil, runs in the owner's delete transaction (a user's delete revokes the tokens
+// the user issued to act as others).
+func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner string, delOwner func(*bdg.Txn) error, also func(*wtxn) error) (int, error) {
 	ck := store.OwnerChange(kind)
 	why := string(ck) + " deleted"
 	s.wmu.Lock()
@@ -33,6 +36,11 @@ func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner string, del
 	err := s.commit(ctx, func(w *wtxn) error {
 		if err := delOwner(w.Txn); err != nil {
 			return err
+		}
+		if also != nil {
+			if err := also(w); err != nil {
+				return err
+			}
 		}
 		if err := w.change(ck, store.OpDelete, owner); err != nil {
 			return err
@@ -45,6 +53,11 @@ func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner string, del
 		err = s.commit(ctx, func(w *wtxn) error {
 			if err := delOwner(w.Txn); err != nil {
 				return err
+			}
+			if also != nil {
+				if err := also(w); err != nil {
+					return err
+				}
 			}
 			if err := w.Set([]byte(pPurge+owner), []byte(string(kind)+"\x00"+why)); err != nil {
 				return err

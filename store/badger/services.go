@@ -105,7 +105,7 @@ func (s *DB) DeleteService(ctx context.Context, id string) (int, error) {
 			return err
 		}
 		return txn.Delete([]byte(pService + id))
-	})
+	}, nil)
 	if err != nil {
 		return n, fmt.Errorf("delete service: %w", err)
 	}

@@ -62,23 +62,28 @@ var _ store.Store = (*DB)(nil)
 
 // Key layout. Records are JSON but tokens (see codec.go); index entries point at record ids.
 const (
-	pOrg      = "org/"
-	pProject  = "proj/"            // proj/<org>/<name>
-	pUser     = "user/"            // user/<id>
-	pUserMail = "idx/email/"       // idx/email/<email> -> user id
-	pService  = "svc/"             // svc/<id>
-	pSvcName  = "idx/svc/"         // idx/svc/<org>/<name> -> service id
-	pToken    = "tok/"             // tok/<id>
-	pTokOwner = "idx/owner/"       // idx/owner/<owner id>/<token id> -> ""
-	pKey      = "key/"             // key/<kid>
-	pAudit    = "audit/"           // audit/<unix nanos BE><seq BE>
-	pRevoked  = "revoked/"         // revoked/<token id> -> why, kept for tombstoneTTL
-	pPurge    = "purge/"           // purge/<owner id> -> kind NUL why: a deleted owner's tokens to delete
-	pChange   = "chg/"             // chg/<seq BE> -> JSON store.Change
-	pOutbox   = "outbox/"          // outbox/<notification id> -> JSON store.Notification
-	kPruned   = "meta/feed/pruned" // the newest change pruned from the feed (seq BE)
-	kBoot     = "meta/bootstrapped"
-	kIssuer   = "meta/issuer" // JSON store.Issuer
+	pOrg       = "org/"
+	pProject   = "proj/"       // proj/<org>/<name>
+	pUser      = "user/"       // user/<id>
+	pUserMail  = "idx/email/"  // idx/email/<email> -> user id
+	pService   = "svc/"        // svc/<id>
+	pSvcName   = "idx/svc/"    // idx/svc/<org>/<name> -> service id
+	pToken     = "tok/"        // tok/<id>
+	pTokOwner  = "idx/owner/"  // idx/owner/<owner id>/<token id> -> ""
+	pTokIssuer = "idx/issuer/" // idx/issuer/<issuer id>/<token id> -> "": store.Token.IssuedBy
+	pKey       = "key/"        // key/<kid>
+	pAudit     = "audit/"      // audit/<unix nanos BE><seq BE>
+	pRevoked   = "revoked/"    // revoked/<token id> -> why, kept for tombstoneTTL
+	pPurge     = "purge/"      // purge/<owner id> -> kind NUL why: a deleted owner's tokens to delete
+	pChange    = "chg/"        // chg/<seq BE> -> JSON store.Change
+	pOutbox    = "outbox/"     // outbox/<notification id> -> JSON store.Notification
+	// Device authorization requests (store.DeviceCodes): short-lived, outside idx/ so that a
+	// replacing load drops record and index together (dropPrefixes).
+	pDevice     = "devcode/"         // devcode/<device code digest> -> JSON store.DeviceCode
+	pDeviceUser = "devuser/"         // devuser/<user code digest> -> device code digest
+	kPruned     = "meta/feed/pruned" // the newest change pruned from the feed (seq BE)
+	kBoot       = "meta/bootstrapped"
+	kIssuer     = "meta/issuer" // JSON store.Issuer
 )
 
 // tombstoneTTL is how long a revoked token is remembered as revoked rather than unknown.
@@ -258,9 +263,10 @@ func getToken(txn *bdg.Txn, id token.ID, t *store.Token) error {
 }
 
 func putToken(txn *bdg.Txn, t *store.Token) error {
-	if t.Magic != nil || len(t.AllowedNetworks) > 0 || len(t.AllowedOrigins) > 0 {
+	if t.Magic != nil || len(t.AllowedNetworks) > 0 || len(t.AllowedOrigins) > 0 || t.IssuedBy != "" {
 		// A magic token's grant and a token's constraints are nested: the JSON form, which
-		// decodeToken reads.
+		// decodeToken reads. So are the few (short-lived) tokens that represent their owner,
+		// whose issuer the binary form has no place for.
 		return putJSON(txn, pToken+t.ID.String(), t)
 	}
 	return txn.Set([]byte(pToken+t.ID.String()), encodeToken(t))

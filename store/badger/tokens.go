@@ -121,6 +121,9 @@ func addToken(w *wtxn, t *store.Token) error {
 	if err := w.Set([]byte(pTokOwner+t.OwnerID+"/"+id), nil); err != nil {
 		return err
 	}
+	if err := setIssuerKey(w.Txn, t); err != nil {
+		return err
+	}
 	if err := putToken(w.Txn, t); err != nil {
 		return err
 	}
@@ -290,6 +293,9 @@ func (s *DB) DeleteToken(ctx context.Context, id token.ID) error {
 		if err := deleteTokenKeys(w, id, t.OwnerID, "revoked"); err != nil {
 			return err
 		}
+		if err := dropIssuerKey(w.Txn, &t); err != nil {
+			return err
+		}
 		return addTokenCount(w.Txn, t.Kind, -1)
 	})
 	if err != nil {
@@ -385,4 +391,108 @@ func (s *DB) RecordUses(ctx context.Context, uses map[token.ID]store.TokenUse) e
 		}
 		return nil
 	})
+}
+
+// setIssuerKey indexes a token that represents its owner under its issuer (store.Token.IssuedBy),
+// for ListIssuedTokens and the issuer's delete. The tokens of a deleted owner leave their issuer
+// keys behind (the purge does not read each record): readers of the index skip them, and the
+// issuer's delete drops them.
+func setIssuerKey(txn *bdg.Txn, t *store.Token) error {
+	if t.IssuedBy == "" {
+		return nil
+	}
+	return txn.Set([]byte(pTokIssuer+t.IssuedBy+"/"+t.ID.String()), nil)
+}
+
+// dropIssuerKey deletes t's entry in the issuer index, if it has one: for the deletes that read
+// the record anyway (revoke, expiry purge).
+func dropIssuerKey(txn *bdg.Txn, t *store.Token) error {
+	if t.IssuedBy == "" {
+		return nil
+	}
+	return txn.Delete([]byte(pTokIssuer + t.IssuedBy + "/" + t.ID.String()))
+}
+
+// issuedTokens lists the ids under issuer in the issuer index, live or not.
+func issuedTokens(txn *bdg.Txn, issuer string) ([]token.ID, error) {
+	var ids []token.ID
+	pre := pTokIssuer + issuer + "/"
+	err := scan(txn, pre, func(k, _ []byte) error {
+		id, err := token.ParseID(strings.TrimPrefix(string(k), pre))
+		if err != nil {
+			return fmt.Errorf("%w: issuer index key %q: %w", errCorrupt, k, err)
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	return ids, err
+}
+
+// ListIssuedTokens implements store.Store.
+func (s *DB) ListIssuedTokens(_ context.Context, issuer string) ([]store.Token, error) {
+	if issuer == "" {
+		return nil, nil
+	}
+	var out []store.Token
+	err := s.view(func(txn *bdg.Txn) error {
+		ids, err := issuedTokens(txn, issuer)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, dying := s.dying.get(id); dying {
+				continue
+			}
+			var t store.Token
+			err := getToken(txn, id, &t)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // revoked with its owner: a key left behind
+			}
+			if err != nil {
+				return fmt.Errorf("token issued by %s: %w", issuer, err)
+			}
+			if ok, err := exists(txn, pPurge+t.OwnerID); err != nil || ok {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tokens issued by %s: %w", issuer, err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, nil
+}
+
+// deleteIssuedTokens revokes, inside w, the tokens issuer issued to act as others (each with its
+// own change) and clears the issuer's index, for the issuer's delete.
+func deleteIssuedTokens(w *wtxn, issuer string) error {
+	ids, err := issuedTokens(w.Txn, issuer)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := w.Delete([]byte(pTokIssuer + issuer + "/" + id.String())); err != nil {
+			return err
+		}
+		var t store.Token
+		err := getToken(w.Txn, id, &t)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("token issued by %s: %w", issuer, err)
+		}
+		if err := deleteTokenKeys(w, id, t.OwnerID, "issuer deleted"); err != nil {
+			return err
+		}
+		if err := addTokenCount(w.Txn, t.Kind, -1); err != nil {
+			return err
+		}
+	}
+	return nil
 }

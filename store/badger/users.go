@@ -88,7 +88,7 @@ func (s *DB) DeleteUser(ctx context.Context, id string) (int, error) {
 			return err
 		}
 		return txn.Delete([]byte(pUser + id))
-	})
+	}, func(w *wtxn) error { return deleteIssuedTokens(w, id) })
 	if err != nil {
 		return n, fmt.Errorf("delete user: %w", err)
 	}

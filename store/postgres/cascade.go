@@ -39,7 +39,10 @@ func applyOwnerDelete(idx *tokindex.Index, dead *tombstones, c store.Change) {
 // decision: they are revoked already), the purge row going with the last. Should that stop part
 // way (PostgreSQL lost), the owner is still deleted and its tokens refused; maintenance on any
 // replica finishes it.
-func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner, del, what string) (int, error) {
+//
+// also, when not nil, runs in the same write after the owner's row is gone (a user's delete
+// revokes the tokens the user issued to act as others).
+func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner, del, what string, also func(w *wtx) error) (int, error) {
 	ck := store.OwnerChange(kind)
 	why := string(ck) + " deleted"
 	var at time.Time
@@ -51,6 +54,11 @@ func (s *DB) deleteOwner(ctx context.Context, kind token.Kind, owner, del, what 
 		}
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf(what+": %w", owner, store.ErrNotFound)
+		}
+		if also != nil {
+			if err := also(w); err != nil {
+				return err
+			}
 		}
 		_, err = w.Exec(ctx, `INSERT INTO purges (owner_id, kind, why, deleted_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (owner_id) DO UPDATE SET kind = excluded.kind, why = excluded.why, deleted_at = excluded.deleted_at`,

@@ -163,12 +163,12 @@ func copyRows(ctx context.Context, tx pgx.Tx, snap store.Snapshot) error {
 			b, err := doc(sv)
 			return []any{sv.ID, sv.Org, sv.Name, b}, err
 		})},
-		{"tokens", []string{"id", "kind", "owner_id", "display_name", "prefix", "hash", "created_by", "created_at", "expires_at", "last_used_at", "magic", "last_used_ip", "last_used_user_agent", "limits"},
+		{"tokens", []string{"id", "kind", "owner_id", "display_name", "prefix", "hash", "created_by", "created_at", "expires_at", "last_used_at", "magic", "last_used_ip", "last_used_user_agent", "limits", "issued_by"},
 			docs(len(snap.Tokens), func(i int) ([]any, error) {
 				t := &snap.Tokens[i]
 				magic, err := magicText(t.Magic)
 				return []any{t.ID, string(t.Kind), t.OwnerID, t.DisplayName, t.Prefix, t.Hash[:], t.CreatedBy,
-					nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.LastUsedAt), magic, t.LastUsedIP, t.LastUsedUserAgent, limitsText(t)}, err
+					nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.LastUsedAt), magic, t.LastUsedIP, t.LastUsedUserAgent, limitsText(t), t.IssuedBy}, err
 			})},
 		{"audit", []string{"at", "actor", "doc"}, docs(len(snap.Audit), func(i int) ([]any, error) {
 			e := snap.Audit[i]

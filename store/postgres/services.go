@@ -105,7 +105,7 @@ func (s *DB) UpdateService(ctx context.Context, id string, fn func(*store.Servic
 }
 
 func (s *DB) DeleteService(ctx context.Context, id string) (int, error) {
-	n, err := s.deleteOwner(ctx, token.Service, id, "DELETE FROM services WHERE id = $1", "service %s")
+	n, err := s.deleteOwner(ctx, token.Service, id, "DELETE FROM services WHERE id = $1", "service %s", nil)
 	if err != nil {
 		return n, fmt.Errorf("delete service: %w", err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/rill-authd/rill-authd/token"
 )
 
-const tokenCols = "id, kind, owner_id, display_name, prefix, hash, created_by, created_at, expires_at, last_used_at, magic, last_used_ip, last_used_user_agent, limits"
+const tokenCols = "id, kind, owner_id, display_name, prefix, hash, created_by, created_at, expires_at, last_used_at, magic, last_used_ip, last_used_user_agent, limits, issued_by"
 
 // scanToken reads tokenCols into t, and any columns after them into extra.
 func scanToken(row pgx.Row, t *store.Token, extra ...any) error {
@@ -24,7 +24,7 @@ func scanToken(row pgx.Row, t *store.Token, extra ...any) error {
 		created, exp, use int64
 		magic, limits     *string
 	)
-	if err := row.Scan(append([]any{&id, &kind, &t.OwnerID, &t.DisplayName, &t.Prefix, &hash, &t.CreatedBy, &created, &exp, &use, &magic, &t.LastUsedIP, &t.LastUsedUserAgent, &limits}, extra...)...); err != nil {
+	if err := row.Scan(append([]any{&id, &kind, &t.OwnerID, &t.DisplayName, &t.Prefix, &hash, &t.CreatedBy, &created, &exp, &use, &magic, &t.LastUsedIP, &t.LastUsedUserAgent, &limits, &t.IssuedBy}, extra...)...); err != nil {
 		return err
 	}
 	if err := readLimits(limits, t); err != nil {
@@ -217,7 +217,7 @@ func insertTokens(w *wtx, ts []store.Token) error {
 	hashes := make([][]byte, n)
 	created, exp, used := make([]int64, n), make([]int64, n), make([]int64, n)
 	magics, limits := make([]*string, n), make([]*string, n)
-	ips, agents := make([]string, n), make([]string, n)
+	ips, agents, issuers := make([]string, n), make([]string, n), make([]string, n)
 	for i := range ts {
 		t := &ts[i]
 		var err error
@@ -228,11 +228,11 @@ func insertTokens(w *wtx, ts []store.Token) error {
 		ids[i], kinds[i], owners[i], names[i], prefixes[i], by[i] = t.ID.String(), string(t.Kind), t.OwnerID, t.DisplayName, t.Prefix, t.CreatedBy
 		hashes[i] = t.Hash[:]
 		created[i], exp[i], used[i] = nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.LastUsedAt)
-		ips[i], agents[i] = t.LastUsedIP, t.LastUsedUserAgent
+		ips[i], agents[i], issuers[i] = t.LastUsedIP, t.LastUsedUserAgent, t.IssuedBy
 	}
 	_, err := w.Exec(w.ctx, "INSERT INTO tokens ("+tokenCols+`)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[])`,
-		ids, kinds, owners, names, prefixes, hashes, by, created, exp, used, magics, ips, agents, limits)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])`,
+		ids, kinds, owners, names, prefixes, hashes, by, created, exp, used, magics, ips, agents, limits, issuers)
 	if err != nil {
 		return err
 	}
@@ -436,6 +436,30 @@ func (s *DB) ListTokens(ctx context.Context, owner string) ([]store.Token, error
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list tokens of %s: %w", owner, unavail(err))
+	}
+	return out, nil
+}
+
+// ListIssuedTokens implements store.Store.
+func (s *DB) ListIssuedTokens(ctx context.Context, issuer string) ([]store.Token, error) {
+	if err := s.closedErr(); err != nil {
+		return nil, err
+	}
+	if issuer == "" {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, "SELECT "+tokenCols+` FROM tokens WHERE issued_by = $1
+		AND NOT EXISTS (SELECT FROM purges p WHERE p.owner_id = tokens.owner_id) ORDER BY created_at, id COLLATE "C"`, issuer)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens issued by %s: %w", issuer, unavail(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Token, error) {
+		var t store.Token
+		err := scanToken(r, &t)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tokens issued by %s: %w", issuer, unavail(err))
 	}
 	return out, nil
 }

@@ -102,7 +102,12 @@ func (s *DB) UpdateUser(ctx context.Context, id string, fn func(*store.User) err
 }
 
 func (s *DB) DeleteUser(ctx context.Context, id string) (int, error) {
-	n, err := s.deleteOwner(ctx, token.User, id, "DELETE FROM users WHERE id = $1", "user %s")
+	n, err := s.deleteOwner(ctx, token.User, id, "DELETE FROM users WHERE id = $1", "user %s", func(w *wtx) error {
+		// The tokens the user issued to act as others go with the user (store.Token.IssuedBy):
+		// few and short-lived, each revoked with its own change.
+		_, err := deleteTokens(w, "issued_by = $1", "issuer deleted", id)
+		return err
+	})
 	if err != nil {
 		return n, fmt.Errorf("delete user: %w", err)
 	}

@@ -44,6 +44,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tokens", testTokens},
 		{"RevokedTokens", testRevokedTokens},
 		{"Cascades", testCascades},
+		{"Representing", testRepresenting},
+		{"RepresentingLoad", testRepresentingLoad},
 		{"TokenCap", testTokenCap},
 		{"MagicTokenCap", testMagicTokenCap},
 		{"CountTokens", testCountTokens},
@@ -68,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ExpiringTokens", testExpiringTokens},
 		{"DeleteTokenNotify", testDeleteTokenNotify},
 		{"SigninRules", testSigninRules},
+		{"DeviceCodes", testDeviceCodes},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, su) })
 	}

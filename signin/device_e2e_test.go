@@ -1,0 +1,211 @@
+package signin_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/adminapi/client"
+	"github.com/rill-authd/rill-authd/internal/testenv"
+	"github.com/rill-authd/rill-authd/signin"
+)
+
+// post sends a form to the daemon and decodes the JSON answer.
+func post(t *testing.T, base, path string, form url.Values, out any) int {
+	t.Helper()
+	resp, err := http.PostForm(base+path, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatalf("POST %s: decode: %v", path, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// decide approves or denies a code through the admin API, as the console does.
+func decide(t *testing.T, base, tok, what, code string) (int, string) {
+	t.Helper()
+	b, _ := json.Marshal(apiv1.DeviceDecision{UserCode: code})
+	req, _ := http.NewRequest("POST", base+"/v1/device/"+what, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e apiv1.Error
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	return resp.StatusCode, e.Message
+}
+
+func newCode(t *testing.T, base string) apiv1.DeviceAuthorization {
+	t.Helper()
+	var a apiv1.DeviceAuthorization
+	if code := post(t, base, signin.DeviceAuthPath, url.Values{"client_id": {"rillctl"}, "host": {"ci-box"}}, &a); code != 200 {
+		t.Fatalf("device authorization: HTTP %d", code)
+	}
+	return a
+}
+
+func poll(t *testing.T, base, deviceCode string) (int, apiv1.OAuthError, apiv1.OAuthToken) {
+	t.Helper()
+	var raw json.RawMessage
+	code := post(t, base, signin.TokenPath, url.Values{"client_id": {"rillctl"}, "grant_type": {signin.GrantType}, "device_code": {deviceCode}}, &raw)
+	var e apiv1.OAuthError
+	var tok apiv1.OAuthToken
+	_ = json.Unmarshal(raw, &e)
+	_ = json.Unmarshal(raw, &tok)
+	return code, e, tok
+}
+
+// TestDeviceFlowAdversarial drives the endpoints of a real daemon with what a confused or
+// hostile client sends: every refusal is a clear OAuth error with the right status.
+func TestDeviceFlowAdversarial(t *testing.T) {
+	d := testenv.Start(t, "")
+	base := d.URL()
+	ctx := context.Background()
+	admin := client.New(base, d.Token)
+
+	var meta apiv1.OAuthMetadata
+	resp, err := http.Get(base + signin.MetadataPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&meta)
+	resp.Body.Close()
+	if meta.Issuer != base || meta.DeviceAuthorizationEndpoint != base+signin.DeviceAuthPath || meta.TokenEndpoint != base+signin.TokenPath ||
+		len(meta.GrantTypesSupported) != 1 || meta.GrantTypesSupported[0] != signin.GrantType {
+		t.Fatalf("metadata: %+v", meta)
+	}
+
+	a := newCode(t, base)
+	if len(a.UserCode) != 9 || a.UserCode[4] != '-' || strings.ContainsAny(a.UserCode, "AEIOU01") || a.ExpiresIn != 600 || a.Interval != 5 ||
+		a.VerificationURI != base+"/ui/device" || a.VerificationURIComplete != base+"/ui/device?user_code="+a.UserCode {
+		t.Fatalf("device authorization: %+v", a)
+	}
+
+	refusals := []struct {
+		name   string
+		path   string
+		form   url.Values
+		status int
+		code   string
+	}{
+		{"unknown client_id", signin.DeviceAuthPath, url.Values{"client_id": {"curl"}}, 401, "invalid_client"},
+		{"no client_id", signin.DeviceAuthPath, url.Values{}, 400, "invalid_request"},
+		{"host with markup", signin.DeviceAuthPath, url.Values{"client_id": {"rillctl"}, "host": {"<b>evil</b>"}}, 400, "invalid_request"},
+		{"host too long", signin.DeviceAuthPath, url.Values{"client_id": {"rillctl"}, "host": {strings.Repeat("h", 300)}}, 400, "invalid_request"},
+		{"token: unknown client_id", signin.TokenPath, url.Values{"client_id": {"other"}, "grant_type": {signin.GrantType}, "device_code": {a.DeviceCode}}, 401, "invalid_client"},
+		{"token: other grant", signin.TokenPath, url.Values{"client_id": {"rillctl"}, "grant_type": {"password"}, "device_code": {a.DeviceCode}}, 400, "unsupported_grant_type"},
+		{"token: no device code", signin.TokenPath, url.Values{"client_id": {"rillctl"}, "grant_type": {signin.GrantType}}, 400, "invalid_request"},
+		{"token: wrong device code", signin.TokenPath, url.Values{"client_id": {"rillctl"}, "grant_type": {signin.GrantType}, "device_code": {"X" + a.DeviceCode[1:]}}, 400, "invalid_grant"},
+		{"token: body too big", signin.TokenPath, url.Values{"client_id": {"rillctl"}, "pad": {strings.Repeat("x", 20<<10)}}, 400, "invalid_request"},
+	}
+	for _, r := range refusals {
+		t.Run(r.name, func(t *testing.T) {
+			var e apiv1.OAuthError
+			if status := post(t, base, r.path, r.form, &e); status != r.status || e.Error != r.code || e.Description == "" {
+				t.Fatalf("HTTP %d %+v, want %d %s with a description", status, e, r.status, r.code)
+			}
+		})
+	}
+
+	// Pending, then polling faster than the interval: slow_down.
+	if status, e, _ := poll(t, base, a.DeviceCode); status != 400 || e.Error != "authorization_pending" {
+		t.Fatalf("first poll: %d %+v", status, e)
+	}
+	if status, e, _ := poll(t, base, a.DeviceCode); status != 400 || e.Error != "slow_down" || !strings.Contains(e.Description, "10 seconds") {
+		t.Fatalf("poll at once again: %d %+v, want slow_down with the interval grown to 10 s", status, e)
+	}
+
+	// A user approves; the code is redeemed once, and only once.
+	if _, err := admin.CreateOrg(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateUser(ctx, apiv1.UserRequest{Email: "dev@acme.io", Org: "acme", OrgRole: "viewer"}); err != nil {
+		t.Fatal(err)
+	}
+	dev, err := admin.IssueToken(ctx, apiv1.TokenRequest{DisplayName: "laptop", UserEmail: "dev@acme.io"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, msg := decide(t, base, dev.Token, "approve", "BCDF-GHJK"); status != 404 || !strings.Contains(msg, "no such code") {
+		t.Fatalf("approve an unknown code: %d %q", status, msg)
+	}
+	if status, msg := decide(t, base, dev.Token, "approve", "not a code!"); status != 400 {
+		t.Fatalf("approve garbage: %d %q", status, msg)
+	}
+	if status, msg := decide(t, base, "rill_usr_forged", "approve", a.UserCode); status != 401 {
+		t.Fatalf("approve without a valid token: %d %q", status, msg)
+	}
+	svc, err := admin.CreateService(ctx, "acme", apiv1.ServiceRequest{Name: "ci", OrgRole: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, msg := decide(t, base, svc.Token.Token, "approve", a.UserCode); status != 403 {
+		t.Fatalf("a service approves: %d %q, want 403", status, msg)
+	}
+	// Typed as a person types it: lower case, no dash.
+	if status, msg := decide(t, base, dev.Token, "approve", strings.ToLower(strings.ReplaceAll(a.UserCode, "-", ""))); status != 200 {
+		t.Fatalf("approve: %d %q", status, msg)
+	}
+	if status, msg := decide(t, base, dev.Token, "approve", a.UserCode); status != 409 {
+		t.Fatalf("approve twice: %d %q, want 409", status, msg)
+	}
+	if status, msg := decide(t, base, dev.Token, "deny", a.UserCode); status != 409 {
+		t.Fatalf("deny after approval: %d %q, want 409", status, msg)
+	}
+	status, e, tok := poll(t, base, a.DeviceCode)
+	if status != 200 || !strings.HasPrefix(tok.AccessToken, "rill_usr_") || tok.TokenType != "Bearer" || tok.ExpiresIn < 89*24*3600 {
+		t.Fatalf("redeem: %d %+v %+v", status, e, tok)
+	}
+	if w, err := client.New(base, tok.AccessToken).Whoami(ctx); err != nil || w.Subject != "dev@acme.io" {
+		t.Fatalf("whoami with the redeemed token: %+v %v", w, err)
+	}
+	if status, e, _ := poll(t, base, a.DeviceCode); status != 400 || e.Error != "invalid_grant" {
+		t.Fatalf("redeem again: %d %+v, want invalid_grant", status, e)
+	}
+
+	// Denied: access_denied, and no token.
+	b := newCode(t, base)
+	if status, msg := decide(t, base, dev.Token, "deny", b.UserCode); status != 200 {
+		t.Fatalf("deny: %d %q", status, msg)
+	}
+	if status, e, _ := poll(t, base, b.DeviceCode); status != 400 || e.Error != "access_denied" {
+		t.Fatalf("poll a denied code: %d %+v", status, e)
+	}
+	evs, err := admin.ListAudit(ctx, "", "user:dev@acme.io", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range evs {
+		actions = append(actions, e.Action+" "+e.Outcome)
+	}
+	if got := strings.Join(actions, ","); !strings.Contains(got, "token.issue ok") || !strings.Contains(got, "device.deny ok") {
+		t.Fatalf("audit of dev@acme.io: %s", got)
+	}
+
+	// Requests from one address are limited: a flood of codes is refused with 429.
+	limited := false
+	for range 30 {
+		var e apiv1.OAuthError
+		if status := post(t, base, signin.DeviceAuthPath, url.Values{"client_id": {"rillctl"}}, &e); status == 429 {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("30 device authorizations from one address in a minute were all served")
+	}
+}
