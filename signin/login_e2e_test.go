@@ -343,6 +343,34 @@ func TestLoginInChromium(t *testing.T) {
 		}
 		loginFlow(t, newTab, bin, admin, d.URL(), d.URL(), consoleTok, 7*24*time.Hour)
 	})
+	t.Run("login again", func(t *testing.T) {
+		home := t.TempDir()
+		host, _ := os.Hostname()
+		stored := func() string {
+			b, err := os.ReadFile(filepath.Join(home, "config", "rillctl", "credentials.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return regexp.MustCompile(`rill_usr_[0-9A-Za-z]{60}`).FindString(string(b))
+		}
+		var toks []string
+		for range 2 {
+			l := startLogin(t, bin, home, "--url", d.URL())
+			approve(t, newTab(), d.URL(), l, consoleTok, host)
+			if err := l.wait(t); err != nil {
+				t.Fatalf("rillctl login: %v: %s", err, l.errb.String())
+			}
+			toks = append(toks, stored())
+		}
+		// The second login replaced the first, and revoked its token.
+		var ae *client.Error
+		if _, err := client.New(d.URL(), toks[0]).Whoami(context.Background()); !errors.As(err, &ae) || ae.Status != 401 {
+			t.Fatalf("the first login's token after the second: %v, want 401", err)
+		}
+		if w, err := client.New(d.URL(), toks[1]).Whoami(context.Background()); err != nil || w.Subject != "dev@acme.io" {
+			t.Fatalf("the second login's token: %+v %v", w, err)
+		}
+	})
 	t.Run("denied", func(t *testing.T) {
 		home := t.TempDir()
 		l := startLogin(t, bin, home, "--url", d.URL())
