@@ -48,10 +48,16 @@ func (c *LoginCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	old, hadOld, _ := loadCredentials()
 	if err := saveCredentials(credentials{URL: base, Token: tok}); err != nil {
 		return fmt.Errorf("signed in, but %w (the token is live: revoke it in the console)", err)
 	}
 	path, _ := credentialsPath()
+	// The token(s) this login replaces are revoked, as Rill's `rill login` logs out first: a
+	// forgotten token in no file is a live secret nobody will revoke.
+	if hadOld {
+		g.revokeStored(old, tok)
+	}
 	who, err := client.New(base, tok, client.WithHTTPClient(cl.HTTP)).Whoami(g.ctx)
 	if err != nil {
 		return fmt.Errorf("signed in and saved the token in %s, but whoami failed: %w", path, err)
@@ -120,6 +126,28 @@ func hostName() string {
 		return -1
 	}, h)
 	return h[:min(len(h), 253)]
+}
+
+// revokeStored revokes, best effort, the tokens of replaced credentials (but keep), telling
+// on stderr what it could not revoke.
+func (g *Globals) revokeStored(c credentials, keep string) {
+	url := c.URL
+	if url == "" {
+		url = defaultAPIURL
+	}
+	for _, tok := range []string{c.Token, c.BackupToken} {
+		if tok == "" || tok == keep {
+			continue
+		}
+		cl, err := g.newClient(url, tok)
+		if err == nil {
+			_, err = cl.RevokeCurrentToken(g.ctx)
+		}
+		var ae *client.Error
+		if err != nil && !(errors.As(err, &ae) && ae.Status == 401) {
+			fmt.Fprintf(g.errOut, "rillctl: could not revoke the token of the previous login, %s…: %v\n", tokenPrefix(tok), err)
+		}
+	}
 }
 
 // LogoutCmd is `rillctl logout`: Rill's `rill logout` revokes the token in use

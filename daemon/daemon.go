@@ -133,6 +133,9 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	if err := cfg.checkSecretScanning(); err != nil {
 		return nil, err
 	}
+	if err := cfg.checkDevice(); err != nil {
+		return nil, err
+	}
 	webhooks, err := cfg.webhooks()
 	if err != nil {
 		return nil, err

@@ -10,6 +10,14 @@ import (
 	"github.com/rill-authd/rill-authd/token"
 )
 
+// checkDevice refuses a negative --device-token-ttl (a typo; 0 is "never expires").
+func (c *Config) checkDevice() error {
+	if c.DeviceTokenTTL < 0 {
+		return fmt.Errorf("--device-token-ttl %v is negative: give how long rillctl login's tokens live, such as 2160h (90 days), or 0 for never", c.DeviceTokenTTL)
+	}
+	return nil
+}
+
 // startDevice mounts the device authorization grant (`rillctl login`: RFC 8414 metadata, the
 // device authorization and token endpoints) on the admin listener, and starts its sweep of
 // expired requests, stopped with the notifier's loops (before the store closes).

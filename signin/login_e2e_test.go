@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,6 +81,7 @@ func tabText(t *testing.T, ctx context.Context, sel string) string {
 // login is a running `rillctl login`: the real binary, with its own HOME.
 type login struct {
 	cmd          *exec.Cmd
+	mu           sync.Mutex
 	out          *bytes.Buffer
 	errb         bytes.Buffer
 	url, code    string
@@ -111,39 +113,41 @@ func startLogin(t *testing.T, bin, home string, args ...string) *login {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.cmd.Process.Kill() })
-	lines := make(chan string)
+	// One goroutine reads the output to its end, then waits for the process: whoever received
+	// from done may read out and errb.
 	go func() {
 		sc := bufio.NewScanner(pipe)
 		for sc.Scan() {
-			lines <- sc.Text()
+			l.mu.Lock()
+			l.out.WriteString(sc.Text() + "\n")
+			l.mu.Unlock()
 		}
-		close(lines)
 		l.done <- l.cmd.Wait()
 	}()
-	deadline := time.After(30 * time.Second)
-	for l.code == "" {
+	for deadline := time.Now().Add(30 * time.Second); l.code == ""; time.Sleep(20 * time.Millisecond) {
+		out := l.output()
+		if m := urlRe.FindStringSubmatch(out); m != nil {
+			l.url = m[1]
+		}
+		if m := codeRe.FindStringSubmatch(out); m != nil && l.url != "" {
+			l.code = m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rillctl login showed no code in 30s: %s", out)
+		}
 		select {
-		case line, ok := <-lines:
-			if !ok {
-				t.Fatalf("rillctl login ended before it showed a code: %s\nstderr: %s", l.out, l.errb.String())
-			}
-			l.out.WriteString(line + "\n")
-			if m := urlRe.FindStringSubmatch(line); m != nil {
-				l.url = m[1]
-			}
-			if m := codeRe.FindStringSubmatch(line); m != nil {
-				l.code = m[1]
-			}
-		case <-deadline:
-			t.Fatalf("rillctl login showed no code in 30s: %s", l.out)
+		case err := <-l.done:
+			t.Fatalf("rillctl login ended (%v) before it showed a code: %s\nstderr: %s", err, out, l.errb.String())
+		default:
 		}
 	}
-	go func() {
-		for line := range lines {
-			l.out.WriteString(line + "\n") // read only after wait, below
-		}
-	}()
 	return l
+}
+
+func (l *login) output() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.out.String()
 }
 
 // wait waits for rillctl login to end and returns its error (nil: exit 0).
@@ -151,10 +155,9 @@ func (l *login) wait(t *testing.T) error {
 	t.Helper()
 	select {
 	case err := <-l.done:
-		time.Sleep(50 * time.Millisecond) // the last lines
 		return err
 	case <-time.After(60 * time.Second):
-		t.Fatalf("rillctl login still waiting after 60s: %s", l.out)
+		t.Fatalf("rillctl login still waiting after 60s: %s", l.output())
 		return nil
 	}
 }
@@ -229,11 +232,11 @@ func loginFlow(t *testing.T, newTab func() context.Context, bin string, admin *c
 	}
 	approve(t, newTab(), approveURL, l, consoleTok, host)
 	if err := l.wait(t); err != nil {
-		t.Fatalf("rillctl login: %v\nstdout: %s\nstderr: %s", err, l.out, l.errb.String())
+		t.Fatalf("rillctl login: %v\nstdout: %s\nstderr: %s", err, l.output(), l.errb.String())
 	}
 	path := filepath.Join(l.config, "rillctl", "credentials.json")
-	if !strings.Contains(l.out.String(), "Signed in as dev@acme.io") || !strings.Contains(l.out.String(), path) {
-		t.Fatalf("rillctl login printed:\n%s", l.out)
+	if !strings.Contains(l.output(), "Signed in as dev@acme.io") || !strings.Contains(l.output(), path) {
+		t.Fatalf("rillctl login printed:\n%s", l.output())
 	}
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode().Perm() != 0o600 {
@@ -327,6 +330,54 @@ func TestLoginInChromium(t *testing.T) {
 			t.Fatal(err)
 		}
 		loginFlow(t, newTab, bin, admin, d.URL(), d.URL(), consoleTok, 7*24*time.Hour)
+	})
+	t.Run("login again", func(t *testing.T) {
+		home := t.TempDir()
+		host, _ := os.Hostname()
+		stored := func() string {
+			b, err := os.ReadFile(filepath.Join(home, "config", "rillctl", "credentials.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return regexp.MustCompile(`rill_usr_[0-9A-Za-z]{60}`).FindString(string(b))
+		}
+		var toks []string
+		for range 2 {
+			l := startLogin(t, bin, home, "--url", d.URL())
+			approve(t, newTab(), d.URL(), l, consoleTok, host)
+			if err := l.wait(t); err != nil {
+				t.Fatalf("rillctl login: %v: %s", err, l.errb.String())
+			}
+			toks = append(toks, stored())
+		}
+		// The second login replaced the first, and revoked its token.
+		var ae *client.Error
+		if _, err := client.New(d.URL(), toks[0]).Whoami(context.Background()); !errors.As(err, &ae) || ae.Status != 401 {
+			t.Fatalf("the first login's token after the second: %v, want 401", err)
+		}
+		if w, err := client.New(d.URL(), toks[1]).Whoami(context.Background()); err != nil || w.Subject != "dev@acme.io" {
+			t.Fatalf("the second login's token: %+v %v", w, err)
+		}
+	})
+	t.Run("denied", func(t *testing.T) {
+		home := t.TempDir()
+		l := startLogin(t, bin, home, "--url", d.URL())
+		ctx := newTab()
+		u, _ := url.Parse(l.url)
+		do(t, ctx, "open the verification URL", chromedp.Navigate(d.URL()+u.RequestURI()), chromedp.WaitVisible(chromedp.CSS("#token")))
+		do(t, ctx, "sign in", chromedp.SendKeys(chromedp.CSS("#token"), consoleTok), chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS("#deny")))
+		do(t, ctx, "deny", chromedp.Click(chromedp.CSS("#deny")), chromedp.WaitVisible(chromedp.CSS("#device-done")))
+		if err := l.wait(t); err == nil || !strings.Contains(l.errb.String(), "denied in the console") {
+			t.Fatalf("rillctl login after a denial: %v, stderr %q", err, l.errb.String())
+		}
+		if _, err := os.Stat(filepath.Join(l.config, "rillctl", "credentials.json")); !os.IsNotExist(err) {
+			t.Fatalf("a denied login stored credentials: %v", err)
+		}
+		// The page, opened again, says the request is decided; nothing to approve.
+		do(t, ctx, "reopen", chromedp.Navigate(d.URL()+u.RequestURI()), chromedp.WaitVisible(chromedp.CSS(".error")))
+		if got := text(t, ctx, ".error"); !strings.Contains(got, "already denied") {
+			t.Fatalf("the page of a denied code: %q", got)
+		}
 	})
 }
 
