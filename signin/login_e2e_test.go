@@ -364,9 +364,9 @@ func TestLoginInChromium(t *testing.T) {
 		l := startLogin(t, bin, home, "--url", d.URL())
 		ctx := newTab()
 		u, _ := url.Parse(l.url)
-		do(t, ctx, "open the verification URL", chromedp.Navigate(d.URL()+u.RequestURI()), chromedp.WaitVisible(chromedp.CSS("#token")))
-		do(t, ctx, "sign in", chromedp.SendKeys(chromedp.CSS("#token"), consoleTok), chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS("#deny")))
-		do(t, ctx, "deny", chromedp.Click(chromedp.CSS("#deny")), chromedp.WaitVisible(chromedp.CSS("#device-done")))
+		tabDo(t, ctx, "open the verification URL", chromedp.Navigate(d.URL()+u.RequestURI()), chromedp.WaitVisible(chromedp.CSS("#token")))
+		tabDo(t, ctx, "sign in", chromedp.SendKeys(chromedp.CSS("#token"), consoleTok), chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS("#deny")))
+		tabDo(t, ctx, "deny", chromedp.Click(chromedp.CSS("#deny")), chromedp.WaitVisible(chromedp.CSS("#device-done")))
 		if err := l.wait(t); err == nil || !strings.Contains(l.errb.String(), "denied in the console") {
 			t.Fatalf("rillctl login after a denial: %v, stderr %q", err, l.errb.String())
 		}
@@ -374,8 +374,8 @@ func TestLoginInChromium(t *testing.T) {
 			t.Fatalf("a denied login stored credentials: %v", err)
 		}
 		// The page, opened again, says the request is decided; nothing to approve.
-		do(t, ctx, "reopen", chromedp.Navigate(d.URL()+u.RequestURI()), chromedp.WaitVisible(chromedp.CSS(".error")))
-		if got := text(t, ctx, ".error"); !strings.Contains(got, "already denied") {
+		tabDo(t, ctx, "reopen", chromedp.Navigate(d.URL()+u.RequestURI()), chromedp.WaitVisible(chromedp.CSS(".error")))
+		if got := tabText(t, ctx, ".error"); !strings.Contains(got, "already denied") {
 			t.Fatalf("the page of a denied code: %q", got)
 		}
 	})
