@@ -60,7 +60,7 @@ func (s *DB) Load(ctx context.Context, snap store.Snapshot, replace bool) error 
 			return store.ErrNotEmpty
 		}
 		if used {
-			if _, err := tx.Exec(ctx, "TRUNCATE orgs, projects, users, services, tokens, tombstones, purges, imported_tokens, signing_keys, audit, outbox"); err != nil {
+			if _, err := tx.Exec(ctx, "TRUNCATE orgs, projects, users, services, tokens, tombstones, purges, imported_tokens, signing_keys, audit, outbox, device_codes"); err != nil {
 				return fmt.Errorf("empty the database: %w", err)
 			}
 		}
