@@ -377,75 +377,100 @@ func closest(s string, names []string) string {
 // pluginKeys are the keys of a plugins entry, as in plugins.Config.
 var pluginKeys = []string{"args", "cache_ttl", "command", "name", "on_error", "timeout"}
 
+// configList walks a config file section that is a list of mappings (plugins:, oidc_providers:)
+// strictly: each entry must be a mapping of known keys (an unknown one is refused with the
+// nearest, `comand:` -> "command"), and each key's value, not null, goes to set with where (the
+// entry, by its name when it has one), the key as written and as a key of keys.
+func configList(section, what, shape string, n *yaml.Node, keys []string, set func(where, raw, k string, v *yaml.Node) error, done func()) error {
+	if n.Kind != yaml.SequenceNode {
+		return configErr("%s: want a list (%s), not a %s", section, shape, nodeKind(n))
+	}
+	for i, e := range n.Content {
+		e = deref(e)
+		where := fmt.Sprintf("%s[%d]", section, i)
+		if e.Kind != yaml.MappingNode {
+			return configErr("%s (line %d): want %s, not a %s", where, e.Line, shape, nodeKind(e))
+		}
+		for j := 0; j+1 < len(e.Content); j += 2 {
+			if k, v := e.Content[j].Value, deref(e.Content[j+1]); k == "name" && v.Kind == yaml.ScalarNode {
+				where = fmt.Sprintf("%s[%d] (%s)", section, i, v.Value)
+			}
+		}
+		for j := 0; j+1 < len(e.Content); j += 2 {
+			raw, v := e.Content[j].Value, deref(e.Content[j+1])
+			k := strings.ReplaceAll(raw, "-", "_")
+			if !slices.Contains(keys, k) {
+				if best := closest(k, keys); best != "" {
+					return configErr("%s (line %d): unknown key %q, did you mean %q?", where, e.Content[j].Line, raw, best)
+				}
+				return configErr("%s (line %d): unknown key %q (%s has %s)", where, e.Content[j].Line, raw, what, strings.Join(keys, ", "))
+			}
+			if isNull(v) {
+				continue
+			}
+			if err := set(where, raw, k, v); err != nil {
+				return err
+			}
+		}
+		done()
+	}
+	return nil
+}
+
+// configWords reads a list of words ([a, b]) of a config list's entry.
+func configWords(where, raw, example string, v *yaml.Node) ([]string, error) {
+	if v.Kind != yaml.SequenceNode {
+		return nil, configErr("%s: %s: want a list (%s), not a %s", where, raw, example, nodeKind(v))
+	}
+	var out []string
+	for _, a := range v.Content {
+		if a = deref(a); a.Kind != yaml.ScalarNode {
+			return nil, configErr("%s: %s: want words, not a %s", where, raw, nodeKind(a))
+		}
+		out = append(out, a.Value)
+	}
+	return out, nil
+}
+
 // parsePlugins reads the config file's plugins section strictly: an unknown key (`comand:`) is
 // refused with the nearest key, and durations need a unit, as a flag's do.
 func parsePlugins(n *yaml.Node) ([]plugins.Config, error) {
 	if isNull(n) {
 		return nil, nil
 	}
-	if n.Kind != yaml.SequenceNode {
-		return nil, configErr("plugins: want a list of plugins (- name: ..., command: ...), not a %s", nodeKind(n))
-	}
 	var out []plugins.Config
-	for i, e := range n.Content {
-		e = deref(e)
-		where := fmt.Sprintf("plugins[%d]", i)
-		if e.Kind != yaml.MappingNode {
-			return nil, configErr("%s (line %d): want name:, command: and the like, not a %s", where, e.Line, nodeKind(e))
+	var c plugins.Config
+	err := configList("plugins", "a plugin", "- name: ..., command: ...", n, pluginKeys, func(where, raw, k string, v *yaml.Node) error {
+		if k == "args" {
+			args, err := configWords(where, raw, `["--file", "attrs.json"]`, v)
+			c.Args = args
+			return err
 		}
-		for j := 0; j+1 < len(e.Content); j += 2 {
-			if k, v := e.Content[j].Value, deref(e.Content[j+1]); k == "name" && v.Kind == yaml.ScalarNode {
-				where = fmt.Sprintf("plugins[%d] (%s)", i, v.Value)
-			}
+		if v.Kind != yaml.ScalarNode {
+			return configErr("%s: %s: want one value, not a %s", where, raw, nodeKind(v))
 		}
-		var c plugins.Config
-		for j := 0; j+1 < len(e.Content); j += 2 {
-			raw, v := e.Content[j].Value, deref(e.Content[j+1])
-			k := strings.ReplaceAll(raw, "-", "_")
-			if !slices.Contains(pluginKeys, k) {
-				if best := closest(k, pluginKeys); best != "" {
-					return nil, configErr("%s (line %d): unknown key %q, did you mean %q?", where, e.Content[j].Line, raw, best)
-				}
-				return nil, configErr("%s (line %d): unknown key %q (a plugin has %s)", where, e.Content[j].Line, raw, strings.Join(pluginKeys, ", "))
+		switch k {
+		case "name":
+			c.Name = v.Value
+		case "command":
+			c.Command = v.Value
+		case "on_error":
+			c.OnError = v.Value
+		case "timeout", "cache_ttl":
+			d, err := time.ParseDuration(v.Value)
+			if err != nil {
+				return configErr("%s: %s: %q is not a duration: give a unit, as for a flag (50ms, 30s)", where, raw, v.Value)
 			}
-			if isNull(v) {
-				continue
-			}
-			if k == "args" {
-				if v.Kind != yaml.SequenceNode {
-					return nil, configErr("%s: args: want a list ([\"--file\", \"attrs.json\"]), not a %s", where, nodeKind(v))
-				}
-				for _, a := range v.Content {
-					if a = deref(a); a.Kind != yaml.ScalarNode {
-						return nil, configErr("%s: args: want words, not a %s", where, nodeKind(a))
-					}
-					c.Args = append(c.Args, a.Value)
-				}
-				continue
-			}
-			if v.Kind != yaml.ScalarNode {
-				return nil, configErr("%s: %s: want one value, not a %s", where, raw, nodeKind(v))
-			}
-			switch k {
-			case "name":
-				c.Name = v.Value
-			case "command":
-				c.Command = v.Value
-			case "on_error":
-				c.OnError = v.Value
-			case "timeout", "cache_ttl":
-				d, err := time.ParseDuration(v.Value)
-				if err != nil {
-					return nil, configErr("%s: %s: %q is not a duration: give a unit, as for a flag (50ms, 30s)", where, raw, v.Value)
-				}
-				if k == "timeout" {
-					c.Timeout = d
-				} else {
-					c.CacheTTL = d
-				}
+			if k == "timeout" {
+				c.Timeout = d
+			} else {
+				c.CacheTTL = d
 			}
 		}
-		out = append(out, c)
+		return nil
+	}, func() { out = append(out, c); c = plugins.Config{} })
+	if err != nil {
+		return nil, err
 	}
 	if err := plugins.Check(out); err != nil {
 		return nil, configErr("plugins: %v", err)
@@ -460,71 +485,39 @@ func parseOIDCProviders(n *yaml.Node) ([]signin.ProviderConfig, error) {
 	if isNull(n) {
 		return nil, nil
 	}
-	if n.Kind != yaml.SequenceNode {
-		return nil, configErr("oidc_providers: want a list of providers (- name: ..., issuer: ..., client_id: ...), not a %s", nodeKind(n))
-	}
 	var out []signin.ProviderConfig
-	for i, e := range n.Content {
-		e = deref(e)
-		where := fmt.Sprintf("oidc_providers[%d]", i)
-		if e.Kind != yaml.MappingNode {
-			return nil, configErr("%s (line %d): want name:, issuer:, client_id: and the like, not a %s", where, e.Line, nodeKind(e))
+	var c signin.ProviderConfig
+	err := configList("oidc_providers", "a provider", "- name: ..., issuer: ..., client_id: ...", n, signin.ConfigKeys, func(where, raw, k string, v *yaml.Node) error {
+		if k == "scopes" || k == "allowed_domains" {
+			list, err := configWords(where, raw, "[a, b]", v)
+			if k == "scopes" {
+				c.Scopes = list
+			} else {
+				c.AllowedDomains = list
+			}
+			return err
 		}
-		for j := 0; j+1 < len(e.Content); j += 2 {
-			if k, v := e.Content[j].Value, deref(e.Content[j+1]); k == "name" && v.Kind == yaml.ScalarNode {
-				where = fmt.Sprintf("oidc_providers[%d] (%s)", i, v.Value)
-			}
+		if v.Kind != yaml.ScalarNode {
+			return configErr("%s: %s: want one value, not a %s", where, raw, nodeKind(v))
 		}
-		var c signin.ProviderConfig
-		for j := 0; j+1 < len(e.Content); j += 2 {
-			raw, v := e.Content[j].Value, deref(e.Content[j+1])
-			k := strings.ReplaceAll(raw, "-", "_")
-			if !slices.Contains(signin.ConfigKeys, k) {
-				if best := closest(k, signin.ConfigKeys); best != "" {
-					return nil, configErr("%s (line %d): unknown key %q, did you mean %q?", where, e.Content[j].Line, raw, best)
-				}
-				return nil, configErr("%s (line %d): unknown key %q (a provider has %s)", where, e.Content[j].Line, raw, strings.Join(signin.ConfigKeys, ", "))
-			}
-			if isNull(v) {
-				continue
-			}
-			if k == "scopes" || k == "allowed_domains" {
-				if v.Kind != yaml.SequenceNode {
-					return nil, configErr("%s: %s: want a list ([a, b]), not a %s", where, raw, nodeKind(v))
-				}
-				var list []string
-				for _, a := range v.Content {
-					if a = deref(a); a.Kind != yaml.ScalarNode {
-						return nil, configErr("%s: %s: want words, not a %s", where, raw, nodeKind(a))
-					}
-					list = append(list, a.Value)
-				}
-				if k == "scopes" {
-					c.Scopes = list
-				} else {
-					c.AllowedDomains = list
-				}
-				continue
-			}
-			if v.Kind != yaml.ScalarNode {
-				return nil, configErr("%s: %s: want one value, not a %s", where, raw, nodeKind(v))
-			}
-			switch k {
-			case "name":
-				c.Name = v.Value
-			case "issuer":
-				c.Issuer = v.Value
-			case "client_id":
-				c.ClientID = v.Value
-			case "client_secret_file":
-				c.ClientSecretFile = v.Value
-			case "email_claim":
-				c.EmailClaim = v.Value
-			case "groups_claim":
-				c.GroupsClaim = v.Value
-			}
+		switch k {
+		case "name":
+			c.Name = v.Value
+		case "issuer":
+			c.Issuer = v.Value
+		case "client_id":
+			c.ClientID = v.Value
+		case "client_secret_file":
+			c.ClientSecretFile = v.Value
+		case "email_claim":
+			c.EmailClaim = v.Value
+		case "groups_claim":
+			c.GroupsClaim = v.Value
 		}
-		out = append(out, c)
+		return nil
+	}, func() { out = append(out, c); c = signin.ProviderConfig{} })
+	if err != nil {
+		return nil, err
 	}
 	if err := signin.Check(out); err != nil {
 		return nil, configErr("%v", err)

@@ -563,27 +563,11 @@ func configSection(path, key string) (*yaml.Node, error) {
 // pluginConfigs reads the plugins section of the YAML config file, as strictly as the flags'
 // loader (YAML) read it.
 func pluginConfigs(path string) ([]plugins.Config, error) {
-	if path == "" {
-		return nil, nil
+	n, err := configSection(path, "plugins")
+	if n == nil || err != nil {
+		return nil, err
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config file: %w", err)
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("config file %s: %w", path, err)
-	}
-	root := docRoot(&doc)
-	if root == nil || root.Kind != yaml.MappingNode {
-		return nil, nil
-	}
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		if strings.ReplaceAll(root.Content[i].Value, "-", "_") == "plugins" {
-			return parsePlugins(deref(root.Content[i+1]))
-		}
-	}
-	return nil, nil
+	return parsePlugins(n)
 }
 
 // registerGauges exposes values read at scrape time: the cache's counters, live tokens per kind
