@@ -16,17 +16,7 @@ func (s *DB) SetTokenPolicy(ctx context.Context, org string, p store.TokenPolicy
 	if err := p.Validate(); err != nil {
 		return store.Org{}, fmt.Errorf("set token policy of org %s: %w", org, err)
 	}
-	var o store.Org
-	err := s.write(ctx, func(w *wtxn) error {
-		if err := getJSON(w.Txn, pOrg+org, &o); err != nil {
-			return fmt.Errorf("org %s: %w", org, err)
-		}
-		o.TokenPolicy = p
-		if err := putJSON(w.Txn, pOrg+org, o); err != nil {
-			return err
-		}
-		return w.change(store.ChangeOrg, store.OpPut, org)
-	})
+	o, err := s.setOrgSetting(ctx, org, func(o *store.Org) { o.TokenPolicy = p })
 	if err != nil {
 		return store.Org{}, fmt.Errorf("set token policy of org %s: %w", org, err)
 	}

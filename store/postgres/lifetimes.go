@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -14,24 +13,9 @@ func (s *DB) SetTokenPolicy(ctx context.Context, org string, p store.TokenPolicy
 	if err := p.Validate(); err != nil {
 		return store.Org{}, fmt.Errorf("set token policy of org %s: %w", org, err)
 	}
-	var o store.Org
-	err := s.write(ctx, func(w *wtx) error {
-		if err := getDoc(ctx, w, &o, "SELECT doc FROM orgs WHERE name = $1 FOR UPDATE", org); err != nil {
-			return fmt.Errorf("org %s: %w", org, err)
-		}
-		o.TokenPolicy = p
-		doc, err := json.Marshal(o)
-		if err != nil {
-			return fmt.Errorf("encode org: %w", err)
-		}
-		if _, err := w.Exec(ctx, "UPDATE orgs SET doc = $2 WHERE name = $1", org, doc); err != nil {
-			return err
-		}
-		w.change(store.ChangeOrg, store.OpPut, org)
-		return nil
-	})
+	o, err := s.setOrgSetting(ctx, org, func(o *store.Org) { o.TokenPolicy = p })
 	if err != nil {
-		return store.Org{}, fmt.Errorf("set token policy of org %s: %w", org, unavail(err))
+		return store.Org{}, fmt.Errorf("set token policy of org %s: %w", org, err)
 	}
 	return o, nil
 }
