@@ -207,14 +207,33 @@ func (n *Notifier) DeliverDue(ctx context.Context) (int, error) {
 		if len(rows) == 0 {
 			return delivered, nil
 		}
-		for _, r := range rows {
+		for i, r := range rows {
 			ok, err := n.deliver(ctx, r)
 			if err != nil {
+				if ctx.Err() != nil {
+					n.release(ctx, rows[i:])
+				}
 				return delivered, err
 			}
 			if ok {
 				delivered++
 			}
+		}
+	}
+}
+
+// release hands back the rows this replica claimed but has not posted, because it is stopping:
+// the next replica takes them at once, not after their lease (2 min), so a restart delays no
+// event. Each row handed back counts one failed attempt (the store ends a lease only so; the
+// interrupted post may have reached the receiver, and the event's id lets it see a repeat).
+func (n *Notifier) release(ctx context.Context, rows []store.Notification) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	now := n.o.Now()
+	for _, r := range rows {
+		if err := n.st.RetryNotification(ctx, r.ID, now, "interrupted: the replica stopped"); err != nil {
+			n.log.Warn("stopping: a claimed notification keeps its lease", "id", r.ID, "err", err)
+			return
 		}
 	}
 }

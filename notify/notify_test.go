@@ -327,3 +327,50 @@ func TestRefusedNetworkRateLimited(t *testing.T) {
 		t.Fatalf("%d events for two hours of refusals; want 2", added)
 	}
 }
+
+// TestStopReleasesClaims: a replica stopped while posting hands its claimed rows back, so the
+// next replica delivers them at once rather than after their lease.
+func TestStopReleasesClaims(t *testing.T) {
+	st := openStore(t)
+	c := &clock{t: time.Now()}
+	posted := make(chan struct{}, 16)
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		posted <- struct{}{}
+		select { // answers only after the replica stopped
+		case <-req.Context().Done():
+		case <-time.After(3 * time.Second):
+		}
+	}))
+	t.Cleanup(hang.Close)
+	a := newNotifier(t, st, c, notify.Options{}, hang.URL)
+	for _, id := range []string{"ev-stop-1", "ev-stop-2"} {
+		if _, err := a.Publish(context.Background(), leakEvent(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := a.DeliverDue(ctx); done <- err }()
+	<-posted // the first row is being posted, the second claimed with it
+	stop()
+	if err := <-done; err == nil {
+		t.Fatal("an interrupted delivery returned no error")
+	}
+	// Another replica, at the same instant (no lease has run out), takes both.
+	rows, err := st.ClaimNotifications(context.Background(), c.Now(), time.Minute, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooked := 0
+	for _, row := range rows {
+		if !strings.Contains(row.LastError, "interrupted") {
+			t.Errorf("row %s (%s): last error %q; want the interruption", row.ID, row.Sink, row.LastError)
+		}
+		if row.Sink == hang.URL {
+			hooked++
+		}
+	}
+	if hooked != 2 {
+		t.Fatalf("claimed %d webhook rows after the stop; want both (their leases handed back)", hooked)
+	}
+}
