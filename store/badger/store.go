@@ -191,7 +191,7 @@ func (s *DB) gcLoop() {
 	defer cancel()
 	go func() { <-s.stopGC; cancel() }()
 	// Once at open, in this goroutine (Open and the daemon's readiness do not wait for it): a
-	// store reopened more often than every would otherwise never purge, and the retention an
+	// store reopened more often than GCInterval would otherwise never purge, and the retention an
 	// operator sets applies at once.
 	s.purgeExpiredTokens(stopped)
 	t := time.NewTicker(every)
