@@ -138,18 +138,22 @@ func (s *DB) purgeExpired(ctx context.Context, ts []expiredToken, before time.Ti
 	return n, nil
 }
 
-// purgeExpiredTokens is the GC loop's purge of tokens expired longer than the retention.
-func (s *DB) purgeExpiredTokens() {
+// purgeExpiredTokens is the GC loop's purge of tokens expired longer than the retention, at
+// most a minute of it (the rest waits for the next round); stopped ends it when the store
+// closes, so Close does not wait out a long purge.
+func (s *DB) purgeExpiredTokens(stopped context.Context) {
 	r := s.opts.ExpiredTokenRetention
 	if r <= 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(stopped, time.Minute)
 	defer cancel()
-	n, err := s.PurgeExpiredTokens(ctx, time.Now().Add(-r), 0)
-	if err != nil {
+	before := time.Now().Add(-r)
+	n, err := s.PurgeExpiredTokens(ctx, before, 0)
+	if n > 0 {
+		s.log.Info("purged expired tokens", "tokens", n, "expired_before", before.UTC().Format(time.RFC3339))
+	}
+	if err != nil && stopped.Err() == nil {
 		s.log.Error("purging expired tokens", "err", err, "purged", n)
-	} else if n > 0 {
-		s.log.Info("purged expired tokens", "tokens", n, "expired_before", time.Now().Add(-r).UTC().Format(time.RFC3339))
 	}
 }

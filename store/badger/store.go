@@ -26,10 +26,12 @@ type Options struct {
 	EncryptionKey []byte
 	// AuditRetention drops audit events older than this (zero keeps them forever).
 	AuditRetention time.Duration
-	// GCInterval is how often the value log is garbage collected (default 5m; <0 disables).
+	// GCInterval is how often the value log is garbage collected, the feed pruned and expired
+	// tokens purged (default 5m; <0 disables it, the purge at open too).
 	GCInterval time.Duration
 	// ExpiredTokenRetention is how long an expired token is kept before the GC loop purges
-	// it, leaving a tombstone (zero or less: never purged).
+	// it (once just after Open, then every GCInterval), leaving a tombstone (zero or less:
+	// never purged).
 	ExpiredTokenRetention time.Duration
 	Logger                *slog.Logger
 }
@@ -185,6 +187,13 @@ func (s *DB) gcLoop() {
 		<-s.stopGC
 		return
 	}
+	stopped, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-s.stopGC; cancel() }()
+	// Once at open, in this goroutine (Open and the daemon's readiness do not wait for it): a
+	// store reopened more often than GCInterval would otherwise never purge, and the retention an
+	// operator sets applies at once.
+	s.purgeExpiredTokens(stopped)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -197,7 +206,7 @@ func (s *DB) gcLoop() {
 			if err := s.pruneFeed(time.Now().Add(-feedRetention)); err != nil {
 				s.log.Error("pruning the change feed", "err", err)
 			}
-			s.purgeExpiredTokens()
+			s.purgeExpiredTokens(stopped)
 		}
 	}
 }

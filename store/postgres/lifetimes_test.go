@@ -1,7 +1,11 @@
 package postgres
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,9 +49,16 @@ func TestPurgeExpiredReplicas(t *testing.T) {
 	})
 	// A third replica whose maintenance purges tokens expired over a day ago.
 	c := openDB(t, u, func(o *Options) { o.MaintainInterval = 50 * time.Millisecond; o.ExpiredTokenRetention = 24 * time.Hour })
-	eventually(t, 30*time.Second, "maintenance purges the expired tokens, and b hears of it", func() bool {
-		_, err := b.TokenAuth(ctx, ids[len(ids)-1])
-		return errors.Is(err, store.ErrRevoked)
+	// The purge is done once c (which applies its own writes before they return) has dropped
+	// every token: one of them gone says only that its batch is (a flake when the last id came
+	// in the first batch and the other two took over 5s on a loaded machine).
+	eventually(t, 30*time.Second, "maintenance purges the expired tokens", func() bool {
+		for _, id := range ids {
+			if _, err := c.TokenAuth(ctx, id); !errors.Is(err, store.ErrRevoked) {
+				return false
+			}
+		}
+		return true
 	})
 	for _, s := range []*DB{a, b, c} {
 		eventually(t, 5*time.Second, "every replica hears of every purge", func() bool {
@@ -70,6 +81,104 @@ func TestPurgeExpiredReplicas(t *testing.T) {
 	must(t, err)
 	if n[token.Service] != 1 {
 		t.Errorf("live service tokens after the purge: %d, want 1", n[token.Service])
+	}
+}
+
+// syncBuffer is a bytes.Buffer two replicas' loggers write to at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestPurgeExpiredAtStartTwoReplicas: two replicas opened at once on a database holding tokens
+// expired 2h ago (over two batches) purge them at start, not a MaintainInterval (an hour) later:
+// both run the purge, neither logs an error, each token is purged once (one delete in the feed
+// and one tombstone each; the tokens the replicas' logs say they purged add up), both answer
+// revoked for them, and a token expired 30 minutes ago (within the 1h retention) is kept.
+// Before, the first purge waited for the first tick.
+func TestPurgeExpiredAtStartTwoReplicas(t *testing.T) {
+	u := newDatabase(t)
+	seed := openDB(t, u)
+	must(t, seed.CreateOrg(ctx, store.Org{Name: "acme"}))
+	must(t, seed.CreateService(ctx, store.Service{ID: "s1", Org: "acme", Name: "ci"}))
+	var old []store.Token
+	for range 2*store.PurgeBatch + 10 {
+		tk, _ := newToken(t, token.Service, "s1")
+		tk.CreatedAt, tk.ExpiresAt = time.Now().Add(-3*time.Hour), time.Now().Add(-2*time.Hour)
+		old = append(old, tk)
+	}
+	must(t, seed.ImportTokens(ctx, old))
+	recent, _ := newToken(t, token.Service, "s1")
+	recent.CreatedAt, recent.ExpiresAt = time.Now().Add(-90*time.Minute), time.Now().Add(-30*time.Minute)
+	must(t, seed.CreateToken(ctx, recent))
+	must(t, seed.Close())
+
+	var logs syncBuffer
+	var reps [2]*DB
+	var wg sync.WaitGroup
+	for i := range reps {
+		wg.Go(func() {
+			reps[i] = openDB(t, u, func(o *Options) {
+				o.MaintainInterval, o.ExpiredTokenRetention = time.Hour, time.Hour
+				o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+			})
+		})
+	}
+	wg.Wait()
+	for _, s := range reps {
+		// Every token, not one: the batches may be the two replicas' in turn.
+		eventually(t, 30*time.Second, "both replicas answer revoked for every purged token", func() bool {
+			for _, tk := range old {
+				if _, err := s.TokenAuth(ctx, tk.ID); !errors.Is(err, store.ErrRevoked) {
+					return false
+				}
+			}
+			return true
+		})
+		if _, err := s.GetToken(ctx, recent.ID); err != nil {
+			t.Errorf("the token expired 30 minutes ago: %v, want kept", err)
+		}
+	}
+	var deletes, tombs int64
+	must(t, reps[0].pool.QueryRow(ctx, "SELECT count(*), count(DISTINCT id) FROM changes WHERE kind = $1 AND op = $2",
+		string(store.ChangeToken), string(store.OpDelete)).Scan(&deletes, &tombs))
+	if deletes != int64(len(old)) || tombs != deletes {
+		t.Errorf("token deletes in the feed: %d (%d distinct), want one for each of the %d purged", deletes, tombs, len(old))
+	}
+	must(t, reps[0].pool.QueryRow(ctx, "SELECT count(*) FROM tombstones WHERE why = $1", store.ExpiredWhy).Scan(&tombs))
+	if tombs != int64(len(old)) {
+		t.Errorf("tombstones: %d, want %d", tombs, len(old))
+	}
+	purged := 0
+	for line := range bytes.Lines([]byte(logs.String())) {
+		var rec struct {
+			Level, Msg string
+			Tokens     int
+		}
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec.Level == "ERROR" {
+			t.Errorf("a replica logged an error: %s", line)
+		}
+		if rec.Msg == "purged expired tokens" {
+			purged += rec.Tokens
+		}
+	}
+	if purged != len(old) {
+		t.Errorf("the replicas logged %d tokens purged, want %d:\n%s", purged, len(old), logs.String())
 	}
 }
 

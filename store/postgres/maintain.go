@@ -10,9 +10,12 @@ import (
 
 // maintain prunes, now and then, changes older than the feed keeps (always keeping the newest),
 // tombstones past their period, audit events past their retention and tokens expired longer
-// than theirs, and finishes the token purges of deleted owners that a replica left part way (at
-// start too). Every replica does it;
-// the deletes are idempotent.
+// than theirs, and finishes the token purges of deleted owners that a replica left part way.
+// The two purges also run once at start, in this goroutine (Open and readiness do not wait for
+// them): a replica restarted more often than the interval would otherwise never purge, and a
+// test or an operator sees the retention applied at once. Every replica does it; the deletes
+// are idempotent (each batch is one write under the write lock, so two replicas purging at once
+// delete each token once, and the later finds nothing).
 func (s *DB) maintain() {
 	defer s.done.Done()
 	if s.opts.MaintainInterval < 0 {
@@ -28,6 +31,12 @@ func (s *DB) maintain() {
 	ctx, cancel := context.WithTimeout(stopped, time.Minute)
 	if err := s.resumePurges(ctx, time.Now()); err != nil && ctx.Err() == nil {
 		s.log.Error("finishing the token purges of deleted owners", "err", err)
+	}
+	cancel()
+	// Bounded as one periodic run is; stopping cancels it.
+	ctx, cancel = context.WithTimeout(stopped, time.Minute)
+	if err := s.purgeExpired(ctx, time.Now()); err != nil && stopped.Err() == nil {
+		s.log.Error("purging expired tokens", "err", err)
 	}
 	cancel()
 	for {
@@ -65,19 +74,31 @@ func (s *DB) prune(ctx context.Context, now time.Time) error {
 	if err := s.resumePurges(ctx, now); err != nil {
 		return err
 	}
-	if r := s.opts.ExpiredTokenRetention; r > 0 {
-		n, err := s.PurgeExpiredTokens(ctx, now.Add(-r), 0)
-		if err != nil {
-			return fmt.Errorf("purge expired tokens (%d purged): %w", n, err)
-		}
-		if n > 0 {
-			s.log.Info("purged expired tokens", "tokens", n, "expired_before", now.Add(-r).UTC().Format(time.RFC3339))
-		}
+	if err := s.purgeExpired(ctx, now); err != nil {
+		return err
 	}
 	if r := s.opts.AuditRetention; r > 0 {
 		if _, err := s.pool.Exec(ctx, "DELETE FROM audit WHERE at < $1", now.Add(-r).UnixNano()); err != nil {
 			return fmt.Errorf("prune audit: %w", err)
 		}
+	}
+	return nil
+}
+
+// purgeExpired purges the tokens expired longer than ExpiredTokenRetention (none without one),
+// logging how many this replica purged.
+func (s *DB) purgeExpired(ctx context.Context, now time.Time) error {
+	r := s.opts.ExpiredTokenRetention
+	if r <= 0 {
+		return nil
+	}
+	before := now.Add(-r)
+	n, err := s.PurgeExpiredTokens(ctx, before, 0)
+	if n > 0 {
+		s.log.Info("purged expired tokens", "tokens", n, "expired_before", before.UTC().Format(time.RFC3339))
+	}
+	if err != nil {
+		return fmt.Errorf("purge expired tokens (%d purged): %w", n, err)
 	}
 	return nil
 }

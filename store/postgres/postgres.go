@@ -62,8 +62,9 @@ type Options struct {
 	EncryptionKey []byte
 	// AuditRetention drops audit events older than this (zero keeps them forever).
 	AuditRetention time.Duration
-	// ExpiredTokenRetention is how long an expired token is kept before maintenance purges it,
-	// leaving a tombstone (zero or less: never purged).
+	// ExpiredTokenRetention is how long an expired token is kept before maintenance purges it
+	// (once at start, then every MaintainInterval), leaving a tombstone (zero or less: never
+	// purged).
 	ExpiredTokenRetention time.Duration
 	// MaxConns bounds the connection pool (0: pgxpool's default), besides the one connection
 	// that listens for changes.
@@ -71,8 +72,8 @@ type Options struct {
 	// PollInterval is how often the feed is read even without a notification, as a safety net
 	// and to confirm the replica is current (default 1s).
 	PollInterval time.Duration
-	// MaintainInterval is how often old changes, tombstones and audit events are pruned
-	// (default 5m; <0 disables).
+	// MaintainInterval is how often old changes, tombstones, audit events and expired tokens
+	// are pruned (default 5m; <0 disables it, the purges at start too).
 	MaintainInterval time.Duration
 	Logger           *slog.Logger
 	// Tracer, when set, traces the pool's queries (not the change feed's connection, whose
