@@ -211,6 +211,30 @@ func (a *API) revokeAllUserTokens(w http.ResponseWriter, r *http.Request, c *cal
 		apiv1.Revoked{Revoked: revoked}, apiv1.RillRevokedAll{TokensRevoked: len(revoked)})
 }
 
+// notAssumed refuses (403) a token a superuser assumed (POST /v1/tokens/represent) the
+// issue of another token for its user, as what: the new token would outlive the assumed
+// one's short life (up to never expiring), survive unassume, revoke --representing and the
+// superuser's deletion, and name no superuser, so that every later use of it would be
+// audited as the user alone. Rill has no such check (its IssueUserAuthToken takes a
+// representative token's owner as the user); the issue asks for a short-lived token audited
+// with both identities, which only holds if the assumed token cannot mint a lasting one.
+// Unlike assumedBy, a failure to read the caller's token refuses rather than lets it through.
+func (a *API) notAssumed(ctx context.Context, c *caller, what string) error {
+	if !c.isUser() {
+		return nil
+	}
+	t, err := a.st.GetToken(ctx, c.tid)
+	if err != nil {
+		return fmt.Errorf("read the caller's token: %w", err)
+	}
+	if t.IssuedBy == "" {
+		return nil
+	}
+	by := a.emailOf(ctx, map[string]string{}, t.IssuedBy)
+	return errf(http.StatusForbidden, "%s: this token was assumed by user:%s to act as %s, and a token it issued would outlive it under %s's name alone; use your own token, or have %s do it",
+		what, by, c.p.Email, c.p.Email, c.p.Email)
+}
+
 // assumedBy is the email of the superuser who issued the caller's token to act as the caller
 // ("" for any other token), read once per request: audit events of what an assumed token does
 // name both identities.

@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rill-authd/rill-authd/adminapi"
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/signin"
 	"github.com/rill-authd/rill-authd/store"
 )
 
@@ -107,10 +111,13 @@ func TestAssume(t *testing.T) {
 		!strings.Contains(evs[0].Detail, "acting as user:viewer@acme.io") || evs[0].Outcome != "ok" {
 		t.Errorf("user.assume audit: %+v", evs)
 	}
-	if code, apiErr, _ := e.call(t, "assumed", "POST", "/v1/tokens", `{"display_name":"made while assumed"}`); code != 201 {
-		t.Fatalf("issue with the assumed token: %d %s", code, apiErr.Message)
+	if code, apiErr, _ := e.call(t, "viewer", "POST", "/v1/tokens", `{"display_name":"spare"}`); code != 201 {
+		t.Fatalf("issue with the viewer's own token: %d %s", code, apiErr.Message)
 	}
-	evs = e.auditOf(t, "token.issue")
+	if code, apiErr, _ := e.call(t, "assumed", "DELETE", "/v1/tokens?display_name=spare", ""); code != 200 {
+		t.Fatalf("revoke with the assumed token: %d %s", code, apiErr.Message)
+	}
+	evs = e.auditOf(t, "token.revoke")
 	if last := evs[len(evs)-1]; last.Actor != "user:viewer@acme.io" || !strings.Contains(last.Detail, "assumed by user:root@x.io") {
 		t.Errorf("a mutation with the assumed token: %+v, want the viewer assumed by root", last)
 	}
@@ -275,6 +282,72 @@ func TestRevokeAll(t *testing.T) {
 	raw := map[string]any{}
 	if code != 200 || json.Unmarshal(b, &raw) != nil || len(raw) != 1 || raw["tokensRevoked"] != float64(1) {
 		t.Errorf("Rill-shaped revoke all: %d %s", code, b)
+	}
+}
+
+// TestAssumedTokenMintsNone: an assumed token cannot issue its user another token, neither
+// with POST /v1/tokens (which could never expire) nor by approving a rillctl login (90 days):
+// either would outlive the assumed token and its unassume, and name no superuser. The
+// refusals are audited with both identities; the user's own token still does both.
+func TestAssumedTokenMintsNone(t *testing.T) {
+	var dev *signin.Device
+	e := setupWith(t, func(o *adminapi.Options) { dev = o.Device })
+	mux := http.NewServeMux()
+	dev.Register(mux)
+	oauth := httptest.NewServer(mux)
+	t.Cleanup(oauth.Close)
+	userCode := func() string {
+		t.Helper()
+		resp, err := http.PostForm(oauth.URL+signin.DeviceAuthPath, url.Values{"client_id": {signin.ClientID}, "host": {"laptop"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var da apiv1.DeviceAuthorization
+		if err := json.NewDecoder(resp.Body).Decode(&da); err != nil || da.UserCode == "" {
+			t.Fatalf("device authorization: %d %v %+v", resp.StatusCode, err, da)
+		}
+		return da.UserCode
+	}
+	e.tokens["assumed"] = e.assume(t, "su", "viewer@acme.io", 30).Token
+	ctx := context.Background()
+	before, err := e.st.ListTokens(ctx, "u-viewer")
+	must(t, err)
+
+	for _, tc := range []struct{ name, method, path, body, msg string }{
+		{"NeverExpiring", "POST", "/v1/tokens", `{"display_name":"forever"}`, "no token may be issued with an assumed token"},
+		{"Short", "POST", "/v1/tokens", `{"display_name":"a day","ttl_minutes":1440}`, "no token may be issued with an assumed token"},
+		{"OwnEmail", "POST", "/v1/tokens", `{"display_name":"mine","user_email":"viewer@acme.io"}`, "no token may be issued with an assumed token"},
+		{"DeviceApproval", "POST", "/v1/device/approve", `{"user_code":"` + userCode() + `"}`, "a rillctl login cannot be approved with an assumed token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, apiErr, _ := e.call(t, "assumed", tc.method, tc.path, tc.body)
+			if code != 403 || !strings.Contains(apiErr.Message, tc.msg) || !strings.Contains(apiErr.Message, "assumed by user:root@x.io") {
+				t.Errorf("%d %q, want 403 %q", code, apiErr.Message, tc.msg)
+			}
+		})
+	}
+	after, err := e.st.ListTokens(ctx, "u-viewer")
+	must(t, err)
+	if len(after) != len(before) {
+		t.Errorf("the viewer had %d tokens, has %d after the refusals", len(before), len(after))
+	}
+	evs := e.auditOf(t, "token.issue")
+	if len(evs) != 4 {
+		t.Fatalf("%d token.issue events, want the 4 refusals: %+v", len(evs), evs)
+	}
+	for _, ev := range evs {
+		if ev.Actor != "user:viewer@acme.io" || !strings.HasPrefix(ev.Outcome, "denied: ") || !strings.Contains(ev.Detail, "assumed by user:root@x.io") {
+			t.Errorf("refusal audited as %+v", ev)
+		}
+	}
+
+	// The viewer's own token does both.
+	if code, apiErr, _ := e.call(t, "viewer", "POST", "/v1/tokens", `{"display_name":"mine"}`); code != 201 {
+		t.Errorf("the viewer's own issue: %d %s", code, apiErr.Message)
+	}
+	if code, apiErr, _ := e.call(t, "viewer", "POST", "/v1/device/approve", `{"user_code":"`+userCode()+`"}`); code != 200 {
+		t.Errorf("the viewer's own approval: %d %s", code, apiErr.Message)
 	}
 }
 
