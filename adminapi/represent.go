@@ -50,6 +50,12 @@ func (a *API) represent(w http.ResponseWriter, r *http.Request, c *caller) error
 	if email == "" {
 		return errf(http.StatusBadRequest, "email is required: the user to act as")
 	}
+	// A superuser's token that is itself assumed (imported from Rill, whose superusers may
+	// assume superusers) does not assume again: the chain would hide who acts. Rill's console
+	// sends such a caller back to sign in as themselves first (admin/server/auth/handlers.go).
+	if err := a.notAssumed(r.Context(), c, "an assumed token cannot assume another user"); err != nil {
+		return err
+	}
 	ttl := req.TTLMinutes
 	if ttl == 0 {
 		ttl = apiv1.DefaultRepresentMinutes

@@ -14,6 +14,7 @@ import (
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/signin"
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
 )
 
 // assume issues, as who, a token acting as email and returns it (failing t unless the answer
@@ -176,17 +177,32 @@ func TestAssumeRefused(t *testing.T) {
 			}
 		})
 	}
+	// A token that acts as a superuser (imported from Rill, whose superusers may assume
+	// superusers) does not assume again.
+	tok, err := token.New(token.User)
+	must(t, err)
+	rec := store.NewToken(tok, "u-su2", "Support for root2@x.io", "", time.Now(), time.Hour)
+	rec.IssuedBy = "u-su"
+	must(t, e.st.CreateToken(context.Background(), rec))
+	e.tokens["as-su2"] = tok.Encode()
+	if code, apiErr, _ := e.call(t, "as-su2", "POST", "/v1/tokens/represent", `{"email":"viewer@acme.io"}`); code != 403 ||
+		!strings.Contains(apiErr.Message, "an assumed token cannot assume another user") || !strings.Contains(apiErr.Message, "assumed by user:root@x.io") {
+		t.Errorf("assume with an assumed superuser's token: %d %q", code, apiErr.Message)
+	}
 	denied := e.auditOf(t, "user.assume")
-	if len(denied) != 3 {
-		t.Fatalf("%d user.assume events, want the 3 refusals (403): %+v", len(denied), denied)
+	if len(denied) != 4 {
+		t.Fatalf("%d user.assume events, want the 4 refusals (403): %+v", len(denied), denied)
 	}
 	for _, ev := range denied {
 		if !strings.HasPrefix(ev.Outcome, "denied: ") {
 			t.Errorf("refusal audited as %+v", ev)
 		}
 	}
-	if ts, _ := e.st.ListIssuedTokens(context.Background(), "u-su"); len(ts) != 0 {
+	if ts, _ := e.st.ListIssuedTokens(context.Background(), "u-su"); len(ts) != 1 || ts[0].ID != rec.ID { // the imported one only
 		t.Errorf("refusals issued tokens: %+v", ts)
+	}
+	if ts, _ := e.st.ListIssuedTokens(context.Background(), "u-su2"); len(ts) != 0 {
+		t.Errorf("the assumed superuser's refusal issued tokens: %+v", ts)
 	}
 }
 
