@@ -21,7 +21,7 @@ import (
 // caller who is not a superuser may add only a domain rule for the domain of their own email,
 // and never one for a public email domain (gmail.com): otherwise an org admin could let
 // strangers in, or claim a domain their company does not own. Rules already in place (a
-// superuser's) may be kept or removed by any org admin. As there too, a domain the PUT adds
+// superuser's) may be kept, lowered or removed by any org admin, not raised. As there too, a domain the PUT adds
 // brings the existing users at it into the org (joinAtNewDomains).
 func (a *API) registerSigninRules(mux *http.ServeMux) {
 	a.handle(mux, "GET /v1/orgs/{org}/signin-rules", a.getSigninRules)
@@ -168,14 +168,17 @@ func (c *caller) mayWhitelist(prev, next store.SigninRules) error {
 		return nil
 	}
 	for _, d := range next.Domains {
-		if slices.ContainsFunc(prev.Domains, func(p store.DomainRule) bool { return p.Domain == d.Domain }) {
+		// A rule kept, or kept with a lower role, stands on the consent of whoever added it.
+		// One whose role goes up is a new grant (Rill has no edit: remove and add again): else
+		// a superuser's "gmail.com as guest" could become "every gmail.com address is an admin".
+		if i := slices.IndexFunc(prev.Domains, func(p store.DomainRule) bool { return p.Domain == d.Domain }); i >= 0 && d.OrgRole.AtMost(prev.Domains[i].OrgRole) {
 			continue
 		}
 		if publicEmailDomains[d.Domain] {
-			return errf(http.StatusForbidden, "domain %s is a public email domain: anyone can have an address there, so only a superuser may add it", d.Domain)
+			return errf(http.StatusForbidden, "domain %s is a public email domain: anyone can have an address there, so only a superuser may add it or raise its role", d.Domain)
 		}
 		if !c.isUser() || store.EmailDomain(c.p.Email) != d.Domain {
-			return errf(http.StatusForbidden, "%s may add a domain rule only for the domain of their own email (as in Rill); ask a superuser to add %s", c.actor, d.Domain)
+			return errf(http.StatusForbidden, "%s may add a domain rule (or raise its role) only for the domain of their own email (as in Rill); ask a superuser to add %s as %s", c.actor, d.Domain, d.OrgRole)
 		}
 	}
 	return nil

@@ -48,6 +48,12 @@ func TestSigninRulesAPI(t *testing.T) {
 		{"admin", "PUT", good, 200, ""},
 		{"svc-admin", "PUT", `{"domains":[{"domain":"acme.io","org_role":"viewer"}]}`, 200, ""}, // kept, not added
 		{"su", "PUT", `{"domains":[{"domain":"globex.io","org_role":"guest"}]}`, 200, ""},
+		// A superuser's rule for another domain is kept (or lowered) by an admin, never raised.
+		{"admin", "PUT", `{"domains":[{"domain":"globex.io","org_role":"admin"}]}`, 403, "(or raise its role) only for the domain of their own email"},
+		{"svc-admin", "PUT", `{"domains":[{"domain":"globex.io","org_role":"viewer"}]}`, 403, "only for the domain of their own email"},
+		{"admin", "PUT", `{"domains":[{"domain":"globex.io","org_role":"guest"}]}`, 200, ""},
+		{"su", "PUT", `{"domains":[{"domain":"gmail.com","org_role":"guest"}]}`, 200, ""},
+		{"admin", "PUT", `{"domains":[{"domain":"gmail.com","org_role":"admin"}]}`, 403, "only a superuser may add it or raise its role"},
 		{"admin", "PUT", good, 200, ""},
 	} {
 		before, _ := e.st.GetOrg(context.Background(), "acme")
@@ -89,8 +95,8 @@ func TestSigninRulesAPI(t *testing.T) {
 			denied++
 		}
 	}
-	if sets != 4 || denied < 5 {
-		t.Errorf("audit: %d sets and %d denials of org.signin_rules, want 4 and at least 5", sets, denied)
+	if sets != 6 || denied < 8 {
+		t.Errorf("audit: %d sets and %d denials of org.signin_rules, want 6 and at least 8", sets, denied)
 	}
 }
 
