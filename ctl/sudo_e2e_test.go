@@ -175,6 +175,12 @@ func testSudoAssume(t *testing.T, args ...string) {
 	if got := (cli{t: t, bin: base.bin, env: []string{"RILLCTL_API_URL=" + d.URL(), "HOME=" + home2, "XDG_CONFIG_HOME=" + xdg2}}).ok("whoami"); got != "user bob@acme.io (assumed by admin@localhost)\n" {
 		t.Errorf("whoami without RILLCTL_TOKEN after assume: %q", got)
 	}
+	// Assuming again with RILLCTL_TOKEN does not keep the stored assumed token as the backup
+	// (unassume would restore it as if it were one's own).
+	env2.fails("you are already acting as bob@acme.io (the stored token)", "sudo", "user", "assume", "bob@acme.io")
+	if c := storedCreds(t, xdg2); c["token"] != c2["token"] || c["backup_token"] != "" {
+		t.Errorf("a refused second assume changed the file: %v", c)
+	}
 	if got := env2.ok("sudo", "user", "unassume"); got != "Stopped acting as bob@acme.io; no stored token is left.\n" {
 		t.Errorf("unassume with RILLCTL_TOKEN: %q", got)
 	}
