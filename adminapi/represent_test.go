@@ -367,6 +367,23 @@ func TestAssumedTokenMintsNone(t *testing.T) {
 	}
 }
 
+// TestAssumedJoinAudited: the joins a domain rule set with an assumed token makes (user.provision,
+// written apart from the PUT's own event) name the superuser too.
+func TestAssumedJoinAudited(t *testing.T) {
+	e := setup(t)
+	must(t, e.st.CreateUser(context.Background(), store.User{ID: "u-newbie", Email: "newbie@acme.io"}))
+	e.tokens["as-admin"] = e.assume(t, "su", "admin@acme.io", 30).Token
+	if code, apiErr, _ := e.call(t, "as-admin", "PUT", "/v1/orgs/acme/signin-rules", `{"domains":[{"domain":"acme.io","org_role":"viewer"}]}`); code != 200 {
+		t.Fatalf("PUT with the assumed admin: %d %s", code, apiErr.Message)
+	}
+	for _, action := range []string{"org.signin_rules", "user.provision"} {
+		evs := e.auditOf(t, action)
+		if len(evs) != 1 || evs[0].Actor != "user:admin@acme.io" || !strings.Contains(evs[0].Detail, "assumed by user:root@x.io") {
+			t.Errorf("%s audited as %+v, want the admin assumed by root", action, evs)
+		}
+	}
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {

@@ -152,7 +152,7 @@ func (a *API) joinAtNewDomains(ctx context.Context, c *caller, org string, prev,
 			continue
 		}
 		joined = append(joined, u.Email)
-		detail := strings.TrimSuffix(fmt.Sprintf("domain rule %s: joined org %s as %s; %s", domain, org, role, viaDetail(ctx)), "; ")
+		detail := strings.TrimSuffix(fmt.Sprintf("domain rule %s: joined org %s as %s; %s", domain, org, role, a.auditDetail(ctx, c)), "; ")
 		if err := a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: c.actor, Action: "user.provision",
 			Target: "user:" + u.Email, Outcome: "ok", Detail: detail}); err != nil {
 			return joined, fmt.Errorf("write audit event: %w", err)
