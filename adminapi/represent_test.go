@@ -384,6 +384,34 @@ func TestAssumedJoinAudited(t *testing.T) {
 	}
 }
 
+// TestAssumedTokenDiesWithIssuer: deleting the superuser who assumed a user revokes the assumed
+// token at once, at the check (whose cache knew it) and at the API; the user's own stays.
+func TestAssumedTokenDiesWithIssuer(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	tok, err := token.New(token.User)
+	must(t, err)
+	must(t, e.st.CreateUser(ctx, store.User{ID: "u-su2", Email: "root2@x.io", Superuser: true}))
+	must(t, e.st.CreateToken(ctx, store.NewToken(tok, "u-su2", "own", "", time.Now(), 0)))
+	e.tokens["su2"] = tok.Encode()
+	e.tokens["assumed"] = e.assume(t, "su2", "viewer@acme.io", 30).Token
+	if status, reason, _, _ := e.checkJWT(t, e.tokens["assumed"], "acme", "web"); status != 200 {
+		t.Fatalf("the assumed token before: %d %s", status, reason)
+	}
+	if code, apiErr, _ := e.call(t, "su", "DELETE", "/v1/users/root2@x.io", ""); code != 200 {
+		t.Fatalf("delete the issuer: %d %s", code, apiErr.Message)
+	}
+	if status, reason, _, _ := e.checkJWT(t, e.tokens["assumed"], "acme", "web"); status != 401 {
+		t.Errorf("the assumed token after its issuer's deletion: %d %s, want 401", status, reason)
+	}
+	if code, _, _ := e.call(t, "assumed", "GET", "/v1/whoami", ""); code != 401 {
+		t.Errorf("whoami with it: %d, want 401", code)
+	}
+	if status, _, _, _ := e.checkJWT(t, e.tokens["viewer"], "acme", "web"); status != 200 {
+		t.Errorf("the viewer's own token: %d", status)
+	}
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
