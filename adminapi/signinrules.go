@@ -192,6 +192,20 @@ var publicEmailDomains = map[string]bool{
 	"aol.com": true, "proton.me": true, "protonmail.com": true, "pm.me": true, "gmx.com": true, "gmx.de": true,
 	"gmx.net": true, "web.de": true, "mail.com": true, "yandex.com": true, "yandex.ru": true, "mail.ru": true,
 	"qq.com": true, "163.com": true, "126.com": true, "zoho.com": true, "fastmail.com": true, "tutanota.com": true,
+	// The same providers' national domains, and other large free providers: an org admin whose
+	// own address is at one of them would otherwise admit everyone there.
+	"hotmail.co.uk": true, "hotmail.fr": true, "hotmail.de": true, "hotmail.it": true, "hotmail.es": true,
+	"outlook.fr": true, "outlook.de": true, "outlook.es": true, "outlook.it": true, "outlook.jp": true,
+	"live.co.uk": true, "live.fr": true, "live.de": true, "live.it": true, "live.nl": true, "live.ca": true,
+	"yahoo.co.uk": true, "yahoo.fr": true, "yahoo.de": true, "yahoo.it": true, "yahoo.es": true,
+	"yahoo.co.jp": true, "yahoo.co.in": true, "yahoo.com.br": true, "yahoo.ca": true, "aol.co.uk": true,
+	"gmx.at": true, "gmx.ch": true, "gmx.fr": true, "yandex.ua": true, "ya.ru": true, "rambler.ru": true,
+	"protonmail.ch": true, "tuta.io": true, "zohomail.com": true, "hey.com": true, "duck.com": true,
+	"naver.com": true, "daum.net": true, "hanmail.net": true, "sina.com": true, "foxmail.com": true,
+	"rediffmail.com": true, "t-online.de": true, "freenet.de": true, "orange.fr": true, "wanadoo.fr": true,
+	"free.fr": true, "laposte.net": true, "libero.it": true, "virgilio.it": true, "seznam.cz": true,
+	"wp.pl": true, "o2.pl": true, "onet.pl": true, "interia.pl": true, "uol.com.br": true, "bol.com.br": true,
+	"comcast.net": true, "verizon.net": true, "att.net": true, "sbcglobal.net": true, "btinternet.com": true,
 }
 
 // RulesWords is r in one line for the audit log: "domains:acme.io=viewer
