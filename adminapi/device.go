@@ -96,6 +96,9 @@ func (a *API) approveDevice(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	c.aim("user:" + u.Email)
+	if err := a.notAssumed(r.Context(), c, "a rillctl login cannot be approved with an assumed token"); err != nil {
+		return err
+	}
 	ttl, err := a.deviceTTL(r, u.ID)
 	if err != nil {
 		return err

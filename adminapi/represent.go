@@ -50,6 +50,12 @@ func (a *API) represent(w http.ResponseWriter, r *http.Request, c *caller) error
 	if email == "" {
 		return errf(http.StatusBadRequest, "email is required: the user to act as")
 	}
+	// A superuser's token that is itself assumed (imported from Rill, whose superusers may
+	// assume superusers) does not assume again: the chain would hide who acts. Rill's console
+	// sends such a caller back to sign in as themselves first (admin/server/auth/handlers.go).
+	if err := a.notAssumed(r.Context(), c, "an assumed token cannot assume another user"); err != nil {
+		return err
+	}
 	ttl := req.TTLMinutes
 	if ttl == 0 {
 		ttl = apiv1.DefaultRepresentMinutes
@@ -209,6 +215,30 @@ func (a *API) revokeAllUserTokens(w http.ResponseWriter, r *http.Request, c *cal
 	}
 	return a.answer(w, r, c, c.action, "user:"+u.Email, http.StatusOK,
 		apiv1.Revoked{Revoked: revoked}, apiv1.RillRevokedAll{TokensRevoked: len(revoked)})
+}
+
+// notAssumed refuses (403) a token a superuser assumed (POST /v1/tokens/represent) the
+// issue of another token for its user, as what: the new token would outlive the assumed
+// one's short life (up to never expiring), survive unassume, revoke --representing and the
+// superuser's deletion, and name no superuser, so that every later use of it would be
+// audited as the user alone. Rill has no such check (its IssueUserAuthToken takes a
+// representative token's owner as the user); the issue asks for a short-lived token audited
+// with both identities, which only holds if the assumed token cannot mint a lasting one.
+// Unlike assumedBy, a failure to read the caller's token refuses rather than lets it through.
+func (a *API) notAssumed(ctx context.Context, c *caller, what string) error {
+	if !c.isUser() {
+		return nil
+	}
+	t, err := a.st.GetToken(ctx, c.tid)
+	if err != nil {
+		return fmt.Errorf("read the caller's token: %w", err)
+	}
+	if t.IssuedBy == "" {
+		return nil
+	}
+	by := a.emailOf(ctx, map[string]string{}, t.IssuedBy)
+	return errf(http.StatusForbidden, "%s: this token was assumed by user:%s to act as %s, and a token it issued would outlive it under %s's name alone; use your own token, or have %s do it",
+		what, by, c.p.Email, c.p.Email, c.p.Email)
 }
 
 // assumedBy is the email of the superuser who issued the caller's token to act as the caller

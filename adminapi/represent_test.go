@@ -4,12 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rill-authd/rill-authd/adminapi"
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/signin"
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
 )
 
 // assume issues, as who, a token acting as email and returns it (failing t unless the answer
@@ -107,10 +112,13 @@ func TestAssume(t *testing.T) {
 		!strings.Contains(evs[0].Detail, "acting as user:viewer@acme.io") || evs[0].Outcome != "ok" {
 		t.Errorf("user.assume audit: %+v", evs)
 	}
-	if code, apiErr, _ := e.call(t, "assumed", "POST", "/v1/tokens", `{"display_name":"made while assumed"}`); code != 201 {
-		t.Fatalf("issue with the assumed token: %d %s", code, apiErr.Message)
+	if code, apiErr, _ := e.call(t, "viewer", "POST", "/v1/tokens", `{"display_name":"spare"}`); code != 201 {
+		t.Fatalf("issue with the viewer's own token: %d %s", code, apiErr.Message)
 	}
-	evs = e.auditOf(t, "token.issue")
+	if code, apiErr, _ := e.call(t, "assumed", "DELETE", "/v1/tokens?display_name=spare", ""); code != 200 {
+		t.Fatalf("revoke with the assumed token: %d %s", code, apiErr.Message)
+	}
+	evs = e.auditOf(t, "token.revoke")
 	if last := evs[len(evs)-1]; last.Actor != "user:viewer@acme.io" || !strings.Contains(last.Detail, "assumed by user:root@x.io") {
 		t.Errorf("a mutation with the assumed token: %+v, want the viewer assumed by root", last)
 	}
@@ -169,17 +177,32 @@ func TestAssumeRefused(t *testing.T) {
 			}
 		})
 	}
+	// A token that acts as a superuser (imported from Rill, whose superusers may assume
+	// superusers) does not assume again.
+	tok, err := token.New(token.User)
+	must(t, err)
+	rec := store.NewToken(tok, "u-su2", "Support for root2@x.io", "", time.Now(), time.Hour)
+	rec.IssuedBy = "u-su"
+	must(t, e.st.CreateToken(context.Background(), rec))
+	e.tokens["as-su2"] = tok.Encode()
+	if code, apiErr, _ := e.call(t, "as-su2", "POST", "/v1/tokens/represent", `{"email":"viewer@acme.io"}`); code != 403 ||
+		!strings.Contains(apiErr.Message, "an assumed token cannot assume another user") || !strings.Contains(apiErr.Message, "assumed by user:root@x.io") {
+		t.Errorf("assume with an assumed superuser's token: %d %q", code, apiErr.Message)
+	}
 	denied := e.auditOf(t, "user.assume")
-	if len(denied) != 3 {
-		t.Fatalf("%d user.assume events, want the 3 refusals (403): %+v", len(denied), denied)
+	if len(denied) != 4 {
+		t.Fatalf("%d user.assume events, want the 4 refusals (403): %+v", len(denied), denied)
 	}
 	for _, ev := range denied {
 		if !strings.HasPrefix(ev.Outcome, "denied: ") {
 			t.Errorf("refusal audited as %+v", ev)
 		}
 	}
-	if ts, _ := e.st.ListIssuedTokens(context.Background(), "u-su"); len(ts) != 0 {
+	if ts, _ := e.st.ListIssuedTokens(context.Background(), "u-su"); len(ts) != 1 || ts[0].ID != rec.ID { // the imported one only
 		t.Errorf("refusals issued tokens: %+v", ts)
+	}
+	if ts, _ := e.st.ListIssuedTokens(context.Background(), "u-su2"); len(ts) != 0 {
+		t.Errorf("the assumed superuser's refusal issued tokens: %+v", ts)
 	}
 }
 
@@ -275,6 +298,117 @@ func TestRevokeAll(t *testing.T) {
 	raw := map[string]any{}
 	if code != 200 || json.Unmarshal(b, &raw) != nil || len(raw) != 1 || raw["tokensRevoked"] != float64(1) {
 		t.Errorf("Rill-shaped revoke all: %d %s", code, b)
+	}
+}
+
+// TestAssumedTokenMintsNone: an assumed token cannot issue its user another token, neither
+// with POST /v1/tokens (which could never expire) nor by approving a rillctl login (90 days):
+// either would outlive the assumed token and its unassume, and name no superuser. The
+// refusals are audited with both identities; the user's own token still does both.
+func TestAssumedTokenMintsNone(t *testing.T) {
+	var dev *signin.Device
+	e := setupWith(t, func(o *adminapi.Options) { dev = o.Device })
+	mux := http.NewServeMux()
+	dev.Register(mux)
+	oauth := httptest.NewServer(mux)
+	t.Cleanup(oauth.Close)
+	userCode := func() string {
+		t.Helper()
+		resp, err := http.PostForm(oauth.URL+signin.DeviceAuthPath, url.Values{"client_id": {signin.ClientID}, "host": {"laptop"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var da apiv1.DeviceAuthorization
+		if err := json.NewDecoder(resp.Body).Decode(&da); err != nil || da.UserCode == "" {
+			t.Fatalf("device authorization: %d %v %+v", resp.StatusCode, err, da)
+		}
+		return da.UserCode
+	}
+	e.tokens["assumed"] = e.assume(t, "su", "viewer@acme.io", 30).Token
+	ctx := context.Background()
+	before, err := e.st.ListTokens(ctx, "u-viewer")
+	must(t, err)
+
+	for _, tc := range []struct{ name, method, path, body, msg string }{
+		{"NeverExpiring", "POST", "/v1/tokens", `{"display_name":"forever"}`, "no token may be issued with an assumed token"},
+		{"Short", "POST", "/v1/tokens", `{"display_name":"a day","ttl_minutes":1440}`, "no token may be issued with an assumed token"},
+		{"OwnEmail", "POST", "/v1/tokens", `{"display_name":"mine","user_email":"viewer@acme.io"}`, "no token may be issued with an assumed token"},
+		{"DeviceApproval", "POST", "/v1/device/approve", `{"user_code":"` + userCode() + `"}`, "a rillctl login cannot be approved with an assumed token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, apiErr, _ := e.call(t, "assumed", tc.method, tc.path, tc.body)
+			if code != 403 || !strings.Contains(apiErr.Message, tc.msg) || !strings.Contains(apiErr.Message, "assumed by user:root@x.io") {
+				t.Errorf("%d %q, want 403 %q", code, apiErr.Message, tc.msg)
+			}
+		})
+	}
+	after, err := e.st.ListTokens(ctx, "u-viewer")
+	must(t, err)
+	if len(after) != len(before) {
+		t.Errorf("the viewer had %d tokens, has %d after the refusals", len(before), len(after))
+	}
+	evs := e.auditOf(t, "token.issue")
+	if len(evs) != 4 {
+		t.Fatalf("%d token.issue events, want the 4 refusals: %+v", len(evs), evs)
+	}
+	for _, ev := range evs {
+		if ev.Actor != "user:viewer@acme.io" || !strings.HasPrefix(ev.Outcome, "denied: ") || !strings.Contains(ev.Detail, "assumed by user:root@x.io") {
+			t.Errorf("refusal audited as %+v", ev)
+		}
+	}
+
+	// The viewer's own token does both.
+	if code, apiErr, _ := e.call(t, "viewer", "POST", "/v1/tokens", `{"display_name":"mine"}`); code != 201 {
+		t.Errorf("the viewer's own issue: %d %s", code, apiErr.Message)
+	}
+	if code, apiErr, _ := e.call(t, "viewer", "POST", "/v1/device/approve", `{"user_code":"`+userCode()+`"}`); code != 200 {
+		t.Errorf("the viewer's own approval: %d %s", code, apiErr.Message)
+	}
+}
+
+// TestAssumedJoinAudited: the joins a domain rule set with an assumed token makes (user.provision,
+// written apart from the PUT's own event) name the superuser too.
+func TestAssumedJoinAudited(t *testing.T) {
+	e := setup(t)
+	must(t, e.st.CreateUser(context.Background(), store.User{ID: "u-newbie", Email: "newbie@acme.io"}))
+	e.tokens["as-admin"] = e.assume(t, "su", "admin@acme.io", 30).Token
+	if code, apiErr, _ := e.call(t, "as-admin", "PUT", "/v1/orgs/acme/signin-rules", `{"domains":[{"domain":"acme.io","org_role":"viewer"}]}`); code != 200 {
+		t.Fatalf("PUT with the assumed admin: %d %s", code, apiErr.Message)
+	}
+	for _, action := range []string{"org.signin_rules", "user.provision"} {
+		evs := e.auditOf(t, action)
+		if len(evs) != 1 || evs[0].Actor != "user:admin@acme.io" || !strings.Contains(evs[0].Detail, "assumed by user:root@x.io") {
+			t.Errorf("%s audited as %+v, want the admin assumed by root", action, evs)
+		}
+	}
+}
+
+// TestAssumedTokenDiesWithIssuer: deleting the superuser who assumed a user revokes the assumed
+// token at once, at the check (whose cache knew it) and at the API; the user's own stays.
+func TestAssumedTokenDiesWithIssuer(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	tok, err := token.New(token.User)
+	must(t, err)
+	must(t, e.st.CreateUser(ctx, store.User{ID: "u-su2", Email: "root2@x.io", Superuser: true}))
+	must(t, e.st.CreateToken(ctx, store.NewToken(tok, "u-su2", "own", "", time.Now(), 0)))
+	e.tokens["su2"] = tok.Encode()
+	e.tokens["assumed"] = e.assume(t, "su2", "viewer@acme.io", 30).Token
+	if status, reason, _, _ := e.checkJWT(t, e.tokens["assumed"], "acme", "web"); status != 200 {
+		t.Fatalf("the assumed token before: %d %s", status, reason)
+	}
+	if code, apiErr, _ := e.call(t, "su", "DELETE", "/v1/users/root2@x.io", ""); code != 200 {
+		t.Fatalf("delete the issuer: %d %s", code, apiErr.Message)
+	}
+	if status, reason, _, _ := e.checkJWT(t, e.tokens["assumed"], "acme", "web"); status != 401 {
+		t.Errorf("the assumed token after its issuer's deletion: %d %s, want 401", status, reason)
+	}
+	if code, _, _ := e.call(t, "assumed", "GET", "/v1/whoami", ""); code != 401 {
+		t.Errorf("whoami with it: %d, want 401", code)
+	}
+	if status, _, _, _ := e.checkJWT(t, e.tokens["viewer"], "acme", "web"); status != 200 {
+		t.Errorf("the viewer's own token: %d", status)
 	}
 }
 

@@ -21,7 +21,7 @@ import (
 // caller who is not a superuser may add only a domain rule for the domain of their own email,
 // and never one for a public email domain (gmail.com): otherwise an org admin could let
 // strangers in, or claim a domain their company does not own. Rules already in place (a
-// superuser's) may be kept or removed by any org admin. As there too, a domain the PUT adds
+// superuser's) may be kept, lowered or removed by any org admin, not raised. As there too, a domain the PUT adds
 // brings the existing users at it into the org (joinAtNewDomains).
 func (a *API) registerSigninRules(mux *http.ServeMux) {
 	a.handle(mux, "GET /v1/orgs/{org}/signin-rules", a.getSigninRules)
@@ -152,7 +152,7 @@ func (a *API) joinAtNewDomains(ctx context.Context, c *caller, org string, prev,
 			continue
 		}
 		joined = append(joined, u.Email)
-		detail := strings.TrimSuffix(fmt.Sprintf("domain rule %s: joined org %s as %s; %s", domain, org, role, viaDetail(ctx)), "; ")
+		detail := strings.TrimSuffix(fmt.Sprintf("domain rule %s: joined org %s as %s; %s", domain, org, role, a.auditDetail(ctx, c)), "; ")
 		if err := a.st.AppendAudit(ctx, store.AuditEvent{Time: a.now().UTC(), Actor: c.actor, Action: "user.provision",
 			Target: "user:" + u.Email, Outcome: "ok", Detail: detail}); err != nil {
 			return joined, fmt.Errorf("write audit event: %w", err)
@@ -168,14 +168,17 @@ func (c *caller) mayWhitelist(prev, next store.SigninRules) error {
 		return nil
 	}
 	for _, d := range next.Domains {
-		if slices.ContainsFunc(prev.Domains, func(p store.DomainRule) bool { return p.Domain == d.Domain }) {
+		// A rule kept, or kept with a lower role, stands on the consent of whoever added it.
+		// One whose role goes up is a new grant (Rill has no edit: remove and add again): else
+		// a superuser's "gmail.com as guest" could become "every gmail.com address is an admin".
+		if i := slices.IndexFunc(prev.Domains, func(p store.DomainRule) bool { return p.Domain == d.Domain }); i >= 0 && d.OrgRole.AtMost(prev.Domains[i].OrgRole) {
 			continue
 		}
 		if publicEmailDomains[d.Domain] {
-			return errf(http.StatusForbidden, "domain %s is a public email domain: anyone can have an address there, so only a superuser may add it", d.Domain)
+			return errf(http.StatusForbidden, "domain %s is a public email domain: anyone can have an address there, so only a superuser may add it or raise its role", d.Domain)
 		}
 		if !c.isUser() || store.EmailDomain(c.p.Email) != d.Domain {
-			return errf(http.StatusForbidden, "%s may add a domain rule only for the domain of their own email (as in Rill); ask a superuser to add %s", c.actor, d.Domain)
+			return errf(http.StatusForbidden, "%s may add a domain rule (or raise its role) only for the domain of their own email (as in Rill); ask a superuser to add %s as %s", c.actor, d.Domain, d.OrgRole)
 		}
 	}
 	return nil
@@ -189,6 +192,20 @@ var publicEmailDomains = map[string]bool{
 	"aol.com": true, "proton.me": true, "protonmail.com": true, "pm.me": true, "gmx.com": true, "gmx.de": true,
 	"gmx.net": true, "web.de": true, "mail.com": true, "yandex.com": true, "yandex.ru": true, "mail.ru": true,
 	"qq.com": true, "163.com": true, "126.com": true, "zoho.com": true, "fastmail.com": true, "tutanota.com": true,
+	// The same providers' national domains, and other large free providers: an org admin whose
+	// own address is at one of them would otherwise admit everyone there.
+	"hotmail.co.uk": true, "hotmail.fr": true, "hotmail.de": true, "hotmail.it": true, "hotmail.es": true,
+	"outlook.fr": true, "outlook.de": true, "outlook.es": true, "outlook.it": true, "outlook.jp": true,
+	"live.co.uk": true, "live.fr": true, "live.de": true, "live.it": true, "live.nl": true, "live.ca": true,
+	"yahoo.co.uk": true, "yahoo.fr": true, "yahoo.de": true, "yahoo.it": true, "yahoo.es": true,
+	"yahoo.co.jp": true, "yahoo.co.in": true, "yahoo.com.br": true, "yahoo.ca": true, "aol.co.uk": true,
+	"gmx.at": true, "gmx.ch": true, "gmx.fr": true, "yandex.ua": true, "ya.ru": true, "rambler.ru": true,
+	"protonmail.ch": true, "tuta.io": true, "zohomail.com": true, "hey.com": true, "duck.com": true,
+	"naver.com": true, "daum.net": true, "hanmail.net": true, "sina.com": true, "foxmail.com": true,
+	"rediffmail.com": true, "t-online.de": true, "freenet.de": true, "orange.fr": true, "wanadoo.fr": true,
+	"free.fr": true, "laposte.net": true, "libero.it": true, "virgilio.it": true, "seznam.cz": true,
+	"wp.pl": true, "o2.pl": true, "onet.pl": true, "interia.pl": true, "uol.com.br": true, "bol.com.br": true,
+	"comcast.net": true, "verizon.net": true, "att.net": true, "sbcglobal.net": true, "btinternet.com": true,
 }
 
 // RulesWords is r in one line for the audit log: "domains:acme.io=viewer

@@ -3,12 +3,16 @@ package adminapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
+	"github.com/rill-authd/rill-authd/policy"
 	"github.com/rill-authd/rill-authd/store"
+	"github.com/rill-authd/rill-authd/token"
 )
 
 // TestSigninRulesAPI: an org's sign-in rules are read and replaced by its admins (users and
@@ -48,6 +52,12 @@ func TestSigninRulesAPI(t *testing.T) {
 		{"admin", "PUT", good, 200, ""},
 		{"svc-admin", "PUT", `{"domains":[{"domain":"acme.io","org_role":"viewer"}]}`, 200, ""}, // kept, not added
 		{"su", "PUT", `{"domains":[{"domain":"globex.io","org_role":"guest"}]}`, 200, ""},
+		// A superuser's rule for another domain is kept (or lowered) by an admin, never raised.
+		{"admin", "PUT", `{"domains":[{"domain":"globex.io","org_role":"admin"}]}`, 403, "(or raise its role) only for the domain of their own email"},
+		{"svc-admin", "PUT", `{"domains":[{"domain":"globex.io","org_role":"viewer"}]}`, 403, "only for the domain of their own email"},
+		{"admin", "PUT", `{"domains":[{"domain":"globex.io","org_role":"guest"}]}`, 200, ""},
+		{"su", "PUT", `{"domains":[{"domain":"gmail.com","org_role":"guest"}]}`, 200, ""},
+		{"admin", "PUT", `{"domains":[{"domain":"gmail.com","org_role":"admin"}]}`, 403, "only a superuser may add it or raise its role"},
 		{"admin", "PUT", good, 200, ""},
 	} {
 		before, _ := e.st.GetOrg(context.Background(), "acme")
@@ -89,8 +99,34 @@ func TestSigninRulesAPI(t *testing.T) {
 			denied++
 		}
 	}
-	if sets != 4 || denied < 5 {
-		t.Errorf("audit: %d sets and %d denials of org.signin_rules, want 4 and at least 5", sets, denied)
+	if sets != 6 || denied < 8 {
+		t.Errorf("audit: %d sets and %d denials of org.signin_rules, want 6 and at least 8", sets, denied)
+	}
+}
+
+// TestSigninRulesPublicDomainOfOwnEmail: an org admin whose own address is at a public email
+// domain (not only gmail.com: its national variants and other large free providers) may not
+// add it: everyone there would be admitted.
+func TestSigninRulesPublicDomainOfOwnEmail(t *testing.T) {
+	e := setup(t)
+	for i, domain := range []string{"gmail.com", "hotmail.co.uk", "yahoo.fr", "outlook.de", "gmx.at", "t-online.de", "comcast.net"} {
+		name := fmt.Sprintf("free%d", i)
+		u := store.User{ID: "u-" + name, Email: "boss@" + domain, OrgRoles: map[string]policy.Role{"acme": policy.Admin}}
+		if err := e.st.CreateUser(context.Background(), u); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := token.New(token.User)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.st.CreateToken(context.Background(), store.NewToken(tok, u.ID, "t", "", time.Now(), 0)); err != nil {
+			t.Fatal(err)
+		}
+		e.tokens[name] = tok.Encode()
+		code, apiErr, _ := e.call(t, name, "PUT", "/v1/orgs/acme/signin-rules", `{"domains":[{"domain":"`+domain+`","org_role":"guest"}]}`)
+		if code != 403 || !strings.Contains(apiErr.Message, "is a public email domain") {
+			t.Errorf("an admin at %s adding it: %d %q, want 403", domain, code, apiErr.Message)
+		}
 	}
 }
 

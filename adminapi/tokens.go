@@ -78,6 +78,10 @@ func (a *API) issueUserToken(w http.ResponseWriter, r *http.Request, c *caller) 
 		c.aim("user:" + req.UserEmail)
 		return err
 	}
+	c.aim("user:" + u.Email)
+	if err := a.notAssumed(r.Context(), c, "no token may be issued with an assumed token"); err != nil {
+		return err
+	}
 	if err := a.checkLifetime(r.Context(), token.User, u.ID, time.Duration(req.TTLMinutes)*time.Minute); err != nil {
 		return err
 	}

@@ -64,6 +64,16 @@ func (c *SudoAssumeCmd) Run(g *Globals) error {
 	if have && stored.URL != "" && !sameAPIURL(stored.URL, g.APIURL) {
 		return fmt.Errorf("rillctl's stored credentials are for %s, not %s: assume against that server, or run rillctl login --api-url %s first", stored.URL, g.APIURL, g.APIURL)
 	}
+	if have && stored.Token != "" && stored.Token != g.Token {
+		// An assume made with --token/RILLCTL_TOKEN stores the assumed token with no backup:
+		// assuming again would keep it as the backup, which unassume then restores as if it
+		// were yours, still acting as that user.
+		if scl, err := g.newClient(g.APIURL, stored.Token); err == nil {
+			if w, err := scl.Whoami(g.ctx); err == nil && w.AssumedBy != "" {
+				return fmt.Errorf("you are already acting as %s (the stored token): run rillctl sudo user unassume first", w.Subject)
+			}
+		}
+	}
 	t, err := cl.Represent(g.ctx, c.Email, c.TTLMinutes)
 	if err != nil {
 		return err

@@ -116,8 +116,9 @@ func testSudoAssume(t *testing.T, args ...string) {
 			t.Errorf("%s's token list does not show the assumed token as such:\n%s", name, out)
 		}
 	}
-	// What it does is audited as bob, assumed by the superuser.
-	base.ok("token", "issue", "--display-name", "made while assumed")
+	// What it does is audited as bob, assumed by the superuser. It cannot issue bob a token
+	// that would outlive it.
+	base.fails("no token may be issued with an assumed token", "token", "issue", "--display-name", "made while assumed")
 
 	out = base.ok("sudo", "user", "unassume")
 	if out != "Stopped acting as bob@acme.io; back to the token stored before.\n" {
@@ -143,14 +144,14 @@ func testSudoAssume(t *testing.T, args ...string) {
 		switch {
 		case ev.Action == "user.assume" && ev.Outcome == "ok":
 			assume = ev.Actor == "user:admin@localhost" && strings.HasPrefix(ev.Target, "user:bob@acme.io token:") && strings.Contains(ev.Detail, "acting as user:bob@acme.io")
-		case ev.Action == "token.issue" && strings.Contains(ev.Detail, `"made while assumed"`):
-			issued = ev.Actor == "user:bob@acme.io" && strings.Contains(ev.Detail, "assumed by user:admin@localhost")
+		case ev.Action == "token.issue" && ev.Actor == "user:bob@acme.io":
+			issued = strings.HasPrefix(ev.Outcome, "denied: ") && strings.Contains(ev.Detail, "assumed by user:admin@localhost")
 		case ev.Action == "token.revoke" && strings.Contains(ev.Detail, "Support for bob@acme.io"):
 			revoked = ev.Actor == "user:bob@acme.io" && strings.Contains(ev.Detail, "assumed by user:admin@localhost")
 		}
 	}
 	if !assume || !issued || !revoked {
-		t.Errorf("audit with both identities: assume %v, issue while assumed %v, unassume's revoke %v\n%+v", assume, issued, revoked, evs)
+		t.Errorf("audit with both identities: assume %v, issue refused while assumed %v, unassume's revoke %v\n%+v", assume, issued, revoked, evs)
 	}
 
 	// With RILLCTL_TOKEN and no stored file: the env token is never written; the file holds
@@ -173,6 +174,12 @@ func testSudoAssume(t *testing.T, args ...string) {
 	}
 	if got := (cli{t: t, bin: base.bin, env: []string{"RILLCTL_API_URL=" + d.URL(), "HOME=" + home2, "XDG_CONFIG_HOME=" + xdg2}}).ok("whoami"); got != "user bob@acme.io (assumed by admin@localhost)\n" {
 		t.Errorf("whoami without RILLCTL_TOKEN after assume: %q", got)
+	}
+	// Assuming again with RILLCTL_TOKEN does not keep the stored assumed token as the backup
+	// (unassume would restore it as if it were one's own).
+	env2.fails("you are already acting as bob@acme.io (the stored token)", "sudo", "user", "assume", "bob@acme.io")
+	if c := storedCreds(t, xdg2); c["token"] != c2["token"] || c["backup_token"] != "" {
+		t.Errorf("a refused second assume changed the file: %v", c)
 	}
 	if got := env2.ok("sudo", "user", "unassume"); got != "Stopped acting as bob@acme.io; no stored token is left.\n" {
 		t.Errorf("unassume with RILLCTL_TOKEN: %q", got)
@@ -211,7 +218,7 @@ func testSudoAssume(t *testing.T, args ...string) {
 		t.Errorf("whoami after unassuming a revoked token: %q", got)
 	}
 	second := userTokenRe.FindStringSubmatch(bob.ok("token", "issue", "--display-name", "second"))[1]
-	if got := su.ok("token", "revoke", "--all", "--user", "bob@acme.io"); !strings.HasPrefix(got, "Revoked 3 of bob@acme.io's tokens.\n") { // own, "made while assumed", second
+	if got := su.ok("token", "revoke", "--all", "--user", "bob@acme.io"); !strings.HasPrefix(got, "Revoked 2 of bob@acme.io's tokens.\n") { // own, second (the assumed token issued none)
 		t.Errorf("revoke --all --user: %q", got)
 	}
 	for _, tok := range []string{bobTok, second} {

@@ -55,9 +55,11 @@ func Admit(ctx context.Context, st store.Store, id Identity) (store.User, error)
 		return refuse("the provider gave no email address")
 	case !usableEmail(strings.TrimSpace(id.Email)): // as given: lower-casing hides broken UTF-8
 		// Named quoted in the audit: the store refuses NULs and broken UTF-8 (store.CheckText).
-		quoted := strings.Trim(fmt.Sprintf("%+q", email), `"`)
+		// As given: lower-cased, "root@İnitech.example" would be named as root@initech.example.
+		given := strings.TrimSpace(id.Email)
+		quoted := strings.Trim(fmt.Sprintf("%+q", given), `"`)
 		ev.Actor, ev.Target = "user:"+quoted, "user:"+quoted
-		return refuse(fmt.Sprintf("the provider gave %+q, which is not an email address rill-authd can use", email))
+		return refuse(fmt.Sprintf("the provider gave %+q, which is not an email address rill-authd can use", given))
 	case !id.EmailVerified:
 		return refuse(fmt.Sprintf("provider %s has not verified the email %s", id.Provider, email))
 	}
@@ -141,7 +143,21 @@ func usableEmail(email string) bool {
 			return false
 		}
 	}
-	return true
+	return !lowersToASCII(email)
+}
+
+// lowersToASCII says whether s holds a letter beyond ASCII that lower-casing turns into an
+// ASCII one (U+0130 İ into i, U+212A the Kelvin sign into k). Emails are matched lower-cased,
+// so "ceo@acmİ.io", an address at another domain (IDNA maps İ to "i̇", not "i"), would be
+// the user ceo@acmi.io and match a domain rule for acmi.io: an address that only looks like
+// one of ours once lower-cased is refused.
+func lowersToASCII(s string) bool {
+	for _, r := range s {
+		if r >= utf8.RuneSelf && unicode.ToLower(r) < utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
 }
 
 // userByEmail finds the user with email (lower case), or, for a record made before emails

@@ -99,6 +99,11 @@ func TestAdmit(t *testing.T) {
 			{id: okta("eve smith@acme.io"), refused: "not an email address rill-authd can use"},
 			{id: okta("eve\t@acme.io"), refused: "not an email address rill-authd can use"},
 			{id: okta("\xffeve@acme.io"), refused: "not an email address rill-authd can use"},
+			// Lower-cased, U+0130 is "i" (IDNA makes it "i̇": another domain): neither the
+			// superuser root@initech.example nor a new address at acme.io.
+			{id: okta("root@\u0130nitech.example"), refused: `the provider gave "root@\u0130nitech.example"`},
+			{id: okta("eve@acme.\u0130o"), refused: "not an email address rill-authd can use"},
+			{id: okta("eve@\u212Aacme.io"), refused: "not an email address rill-authd can use"},
 		}},
 		{"a new email no rule admits is refused", []signIn{
 			{id: okta("eve@evil.example", "Eng", "engineering"), refused: "no org's sign-in rules admit"},

@@ -448,6 +448,9 @@ func (s *Service) verify(ctx context.Context, p *provider, d *discovered, raw, n
 	}
 	id := Identity{Provider: name, Subject: idt.Subject, EmailVerified: true}
 	email, _ := claims[p.cfg.EmailClaim].(string)
+	if lowersToASCII(email) { // before lower-casing makes it one of ours (see usableEmail)
+		return Identity{}, refuse(http.StatusForbidden, "email_unusable", fmt.Sprintf("The email %+q from %s is not an address rill-authd can use: lower-cased, it would read as another one.", email, name), nil)
+	}
 	id.Email = strings.ToLower(strings.TrimSpace(email))
 	if at := strings.LastIndexByte(id.Email, '@'); at <= 0 || at == len(id.Email)-1 {
 		return Identity{}, refuse(http.StatusForbidden, "no_email", "The ID token from "+name+" holds no email in its "+quote(p.cfg.EmailClaim)+" claim (ask for the email scope, or set email_claim).", nil)
