@@ -209,3 +209,48 @@ func TestDeviceFlowAdversarial(t *testing.T) {
 		t.Fatal("30 device authorizations from one address in a minute were all served")
 	}
 }
+
+// TestDeviceApprovalByAssumedToken: a superuser acting as a user (an assumed token, at most a
+// day, marked as theirs) may not approve a rillctl login as that user: the approval would turn
+// a short-lived, marked token into the user's own plain one of 90 days, which neither the lists
+// nor revoke --representing tell from the user's. The refusal is a 403 and no token is issued.
+func TestDeviceApprovalByAssumedToken(t *testing.T) {
+	d := testenv.Start(t, "")
+	base := d.URL()
+	ctx := context.Background()
+	admin := client.New(base, d.Token)
+	if _, err := admin.CreateOrg(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateUser(ctx, apiv1.UserRequest{Email: "dev@acme.io", Org: "acme", OrgRole: "viewer"}); err != nil {
+		t.Fatal(err)
+	}
+	assumed, err := admin.Represent(ctx, "dev@acme.io", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newCode(t, base)
+	if status, msg := decide(t, base, assumed.Token, "approve", a.UserCode); status != http.StatusForbidden || !strings.Contains(msg, "assume") {
+		t.Fatalf("approve with an assumed token: %d %q, want 403 naming the assumed token", status, msg)
+	}
+	if status, e, _ := poll(t, base, a.DeviceCode); status != 400 || e.Error != "authorization_pending" {
+		t.Fatalf("poll after the refused approval: %d %+v, want authorization_pending", status, e)
+	}
+	ts, err := admin.ListTokens(ctx, "dev@acme.io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range ts {
+		if strings.HasPrefix(tk.DisplayName, "rillctl") {
+			t.Fatalf("a token was issued by the refused approval: %+v", tk)
+		}
+	}
+	// The user's own token approves it.
+	own, err := admin.IssueToken(ctx, apiv1.TokenRequest{DisplayName: "laptop", UserEmail: "dev@acme.io"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, msg := decide(t, base, own.Token, "approve", a.UserCode); status != 200 {
+		t.Fatalf("approve with the user's own token: %d %q", status, msg)
+	}
+}
