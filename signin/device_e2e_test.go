@@ -254,3 +254,77 @@ func TestDeviceApprovalByAssumedToken(t *testing.T) {
 		t.Fatalf("approve with the user's own token: %d %q", status, msg)
 	}
 }
+
+// TestUserCodeGuessesLimited: a user code is short (8 letters) so that people can type it;
+// RFC 8628 section 5.1 asks that guessing it be rate limited. A signed-in user who tries many
+// codes that do not exist is refused (429, Retry-After) for a while, even the right one, so
+// that no one approves (or reads, or denies) another person's request by guessing its code;
+// another user is not held back by it.
+func TestUserCodeGuessesLimited(t *testing.T) {
+	d := testenv.Start(t, "")
+	base := d.URL()
+	ctx := context.Background()
+	admin := client.New(base, d.Token)
+	if _, err := admin.CreateOrg(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	toks := map[string]string{}
+	for _, who := range []string{"eve", "dev"} {
+		if _, err := admin.CreateUser(ctx, apiv1.UserRequest{Email: who + "@acme.io", Org: "acme", OrgRole: "viewer"}); err != nil {
+			t.Fatal(err)
+		}
+		tk, err := admin.IssueToken(ctx, apiv1.TokenRequest{DisplayName: "laptop", UserEmail: who + "@acme.io"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks[who] = tk.Token
+	}
+	show := func(tok, code string) (int, string) {
+		req, _ := http.NewRequest("GET", base+"/v1/device?"+url.Values{"user_code": {code}}.Encode(), nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	a := newCode(t, base)
+	guesses := []string{"BCDF-GHJK", "BCDF-GHJL", "BCDF-GHJM", "BCDF-GHJN", "BCDF-GHJP", "BCDF-GHJQ", "BCDF-GHJR",
+		"BCDF-GHJS", "BCDF-GHJT", "BCDF-GHJV", "BCDF-GHJW", "BCDF-GHJX", "BCDF-GHJZ", "BCDF-GHKB", "BCDF-GHKC"}
+	limited := false
+	for i, g := range guesses {
+		if g == a.UserCode {
+			continue
+		}
+		status, retry := show(toks["eve"], g)
+		if status == http.StatusTooManyRequests {
+			if retry == "" || i < 5 {
+				t.Fatalf("guess %d refused with 429 (Retry-After %q): too soon, or without Retry-After", i, retry)
+			}
+			limited = true
+			break
+		}
+		if status != http.StatusNotFound {
+			t.Fatalf("guess %d: HTTP %d, want 404", i, status)
+		}
+	}
+	if !limited {
+		t.Fatalf("%d wrong user codes in a row by one user were all answered", len(guesses))
+	}
+	if status, _ := show(toks["eve"], a.UserCode); status != http.StatusTooManyRequests {
+		t.Fatalf("the right code after the guesses: HTTP %d, want 429", status)
+	}
+	if status, _ := decide(t, base, toks["eve"], "approve", a.UserCode); status != http.StatusTooManyRequests {
+		t.Fatalf("approve after the guesses: HTTP %d, want 429", status)
+	}
+	if status, _ := decide(t, base, toks["eve"], "deny", a.UserCode); status != http.StatusTooManyRequests {
+		t.Fatalf("deny after the guesses: HTTP %d, want 429", status)
+	}
+	if status, _ := show(toks["dev"], a.UserCode); status != http.StatusOK {
+		t.Fatalf("another user looks the code up: HTTP %d, want 200", status)
+	}
+	if status, msg := decide(t, base, toks["dev"], "approve", a.UserCode); status != http.StatusOK {
+		t.Fatalf("another user approves: %d %q", status, msg)
+	}
+}
