@@ -137,7 +137,7 @@ func oauthError(w http.ResponseWriter, status int, code, desc string) {
 // form reads a bounded application/x-www-form-urlencoded body, and checks client_id.
 func (d *Device) form(w http.ResponseWriter, r *http.Request, lim *limiter[netip.Addr]) (url.Values, bool) {
 	ip := resolver.ClientAddr(r, d.o.TrustedProxyHops)
-	if wait := lim.take(ip); wait > 0 {
+	if wait := lim.take(limitKey(ip)); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
 		oauthError(w, http.StatusTooManyRequests, "slow_down", "too many requests from this address: wait and retry")
 		return nil, false
@@ -607,6 +607,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// limitKey is what a client address is counted as: an IPv6 address as its /64, which one host
+// or customer is given whole (each of its addresses counted apart would limit nothing).
+func limitKey(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap()
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
 }
 
 // limiter counts requests per client address in one-minute windows: enough to stop a flood of

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -326,5 +327,45 @@ func TestUserCodeGuessesLimited(t *testing.T) {
 	}
 	if status, msg := decide(t, base, toks["dev"], "approve", a.UserCode); status != http.StatusOK {
 		t.Fatalf("another user approves: %d %q", status, msg)
+	}
+}
+
+// TestDeviceLimitPerIPv6Prefix: the device endpoints are unauthenticated and each request is
+// a row in the store, so their limits per client address must hold for a client with an IPv6
+// network of its own: a /64 (what one host or customer is given) counts as one address, else a
+// flood from a single host is limited by nothing.
+func TestDeviceLimitPerIPv6Prefix(t *testing.T) {
+	d := testenv.Start(t, "", "--trusted-proxy-hops", "1")
+	base := d.URL()
+	from := func(addr string) int {
+		req, _ := http.NewRequest("POST", base+signin.DeviceAuthPath, strings.NewReader(url.Values{"client_id": {"rillctl"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", addr)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	limited := false
+	for i := 1; i <= 30; i++ {
+		status := from(fmt.Sprintf("2001:db8:1:2::%x", i))
+		if status == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+		if status != http.StatusOK {
+			t.Fatalf("request %d: HTTP %d", i, status)
+		}
+	}
+	if !limited {
+		t.Fatal("30 device authorizations from 30 addresses of one /64 in a minute were all served")
+	}
+	if status := from("2001:db8:1:3::1"); status != http.StatusOK {
+		t.Fatalf("another /64: HTTP %d, want 200", status)
+	}
+	if status := from("192.0.2.7"); status != http.StatusOK {
+		t.Fatalf("an IPv4 address: HTTP %d, want 200", status)
 	}
 }
