@@ -439,6 +439,11 @@ func (s *Service) VerifyIDToken(ctx context.Context, name, raw, nonce string) (I
 func (s *Service) verify(ctx context.Context, p *provider, d *discovered, raw, nonce string) (Identity, error) {
 	name := p.cfg.Name
 	idt, err := d.verifier.Verify(ctx, raw)
+	if err != nil && strings.Contains(err.Error(), "fetching keys") {
+		// go-oidc could not read the provider's key set (it drops the error's type): the
+		// provider is down, the token is not known to be forged.
+		return Identity{}, refuse(http.StatusBadGateway, "keys_unavailable", name+"'s signing keys could not be fetched to check its answer. Try again in a minute.", err)
+	}
 	if err != nil {
 		return Identity{}, refuse(http.StatusUnauthorized, "id_token_invalid", "The ID token from "+name+" was refused: "+idTokenProblem(err)+".", err)
 	}
