@@ -2,8 +2,11 @@ package adminapi
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"time"
+
+	"google.golang.org/grpc/codes"
 
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
 	"github.com/rill-authd/rill-authd/signin"
@@ -29,7 +32,10 @@ func (a *API) registerDevice(mux *http.ServeMux) {
 
 // deviceErr turns the device flow's refusals into the API's statuses.
 func deviceErr(err error) error {
+	var many *signin.TooManyGuesses
 	switch {
+	case errors.As(err, &many):
+		return &Error{Status: http.StatusTooManyRequests, Code: int(codes.ResourceExhausted), retryAfter: int(math.Ceil(many.RetryAfter.Seconds())), Message: err.Error()}
 	case errors.Is(err, signin.ErrBadUserCode):
 		return errf(http.StatusBadRequest, "%v", err)
 	case errors.Is(err, signin.ErrUnknownCode):
@@ -44,7 +50,7 @@ func (a *API) showDevice(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if !c.isUser() {
 		return errf(http.StatusForbidden, "%s is not a user: only a user approves a rillctl login", c.actor)
 	}
-	req, err := a.device.Lookup(r.Context(), r.URL.Query().Get("user_code"))
+	req, err := a.device.Lookup(r.Context(), c.p.ID, r.URL.Query().Get("user_code"))
 	if err != nil {
 		return deviceErr(err)
 	}
@@ -80,11 +86,17 @@ func (a *API) approveDevice(w http.ResponseWriter, r *http.Request, c *caller) e
 	if !c.isUser() {
 		return errf(http.StatusForbidden, "%s is not a user: only a user approves a rillctl login", c.actor)
 	}
+	// An assumed token (a superuser acting as the user) lives a day at most and is marked as
+	// the superuser's; the token an approval issues would be the user's own, for months, and
+	// neither lists nor revoke --representing would tell it from theirs.
+	if by := a.assumedBy(r.Context(), c); by != "" {
+		return errf(http.StatusForbidden, "%s is acting as %s with an assumed token, which cannot approve a rillctl login: run rillctl sudo user assume instead", by, c.p.Email)
+	}
 	var req apiv1.DeviceDecision
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	dr, err := a.device.Lookup(r.Context(), req.UserCode)
+	dr, err := a.device.Lookup(r.Context(), c.p.ID, req.UserCode)
 	if err != nil {
 		return deviceErr(err)
 	}
@@ -135,7 +147,7 @@ func (a *API) denyDevice(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	dr, err := a.device.Lookup(r.Context(), req.UserCode)
+	dr, err := a.device.Lookup(r.Context(), c.p.ID, req.UserCode)
 	if err != nil {
 		return deviceErr(err)
 	}

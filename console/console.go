@@ -124,7 +124,7 @@ func New(o Options) (*Console, error) {
 	return c, nil
 }
 
-// Close stops the sampler.
+// Close stops the sampler (and the revocation of ended sessions' tokens).
 func (c *Console) Close() {
 	c.stopOnce.Do(func() { close(c.stop) })
 	<-c.done
@@ -140,6 +140,7 @@ func (c *Console) sampler() {
 			return
 		case <-t.C:
 			c.sample()
+			c.sessions.revokeEnded()
 		}
 	}
 }

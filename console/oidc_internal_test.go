@@ -1,7 +1,9 @@
 package console
 
 import (
+	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 )
@@ -67,4 +69,50 @@ func TestOwnedTokenRevokedWhenTheSessionEnds(t *testing.T) {
 	ss.disown(s)
 	ss.end(s)
 	none()
+}
+
+// TestIdleOwnedTokenRevokedUnseen: the token of an OIDC session is revoked when the session
+// ends idle or expires even if its browser never comes back (a closed tab): the console sweeps
+// its sessions in the background, rather than leaving the token live for the rest of its 12 h
+// until some request happens to look at the session.
+func TestIdleOwnedTokenRevokedUnseen(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	c, err := New(Options{API: http.NotFoundHandler(), Now: clock, SampleEvery: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	revoked := make(chan string, 10)
+	c.sessions.revoke = func(tok string) { revoked <- tok }
+	_, id, err := c.sessions.openOwned("ana", "owned-idle", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.sessions.open("bob", "pasted"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(31 * time.Minute)
+	mu.Unlock()
+	select {
+	case got := <-revoked:
+		if got != "owned-idle" {
+			t.Fatalf("revoked %q, want owned-idle", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the idle session's token was not revoked without a request")
+	}
+	// The browser comes back: told why, and the token is not revoked twice.
+	r := httptest.NewRequest("GET", "/ui/tokens", nil)
+	r.AddCookie(cookie(r, cookieName, id, 0))
+	if s, why := c.sessions.get(r); s != nil || why != "idle" {
+		t.Fatalf("the cookie back after 31 idle minutes: %v %q", s, why)
+	}
+	select {
+	case got := <-revoked:
+		t.Fatalf("revoked %q again", got)
+	case <-time.After(100 * time.Millisecond):
+	}
 }

@@ -190,6 +190,22 @@ func (ss *sessions) takeSigninLocked(user string, now time.Time) time.Duration {
 	return time.Duration((1 - b.tokens) / perSec * float64(time.Second))
 }
 
+// revokeEnded revokes the tokens the console issued for sessions that are over (idle or
+// expired) though their browser has not come back: such a token is not left live for the rest
+// of its 12 h. The sessions stay until their cookie comes back (which then says why it ended)
+// or room is needed.
+func (ss *sessions) revokeEnded() {
+	now := ss.now()
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for _, s := range ss.m {
+		if s.owned && ss.revoke != nil && ss.ended(s, now) != "" {
+			s.owned = false
+			go ss.revoke(s.token)
+		}
+	}
+}
+
 func (ss *sessions) sweepLocked(now time.Time) {
 	for _, s := range ss.m {
 		if ss.ended(s, now) != "" {

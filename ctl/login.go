@@ -50,7 +50,15 @@ func (c *LoginCmd) Run(g *Globals) error {
 	}
 	old, hadOld, _ := loadCredentials()
 	if err := saveCredentials(credentials{URL: base, Token: tok}); err != nil {
-		return fmt.Errorf("signed in, but %w (the token is live: revoke it in the console)", err)
+		// A token no file holds is a live secret nobody knows to revoke: revoke it now.
+		rcl, rerr := g.newClient(base, tok)
+		if rerr == nil {
+			_, rerr = rcl.RevokeCurrentToken(g.ctx)
+		}
+		if rerr != nil {
+			return fmt.Errorf("signed in, but %w (the token %s… is live and could not be revoked: %v; revoke it in the console)", err, tokenPrefix(tok), rerr)
+		}
+		return fmt.Errorf("not signed in: %w (the token received is revoked again)", err)
 	}
 	path, _ := credentialsPath()
 	// The token(s) this login replaces are revoked, as Rill's `rill login` logs out first: a

@@ -55,6 +55,9 @@ const (
 	sweepEvery        = time.Minute
 	requestsPerMinute = 20  // device authorizations per client address and minute
 	pollsPerMinute    = 120 // token requests per client address and minute (a poller needs 12)
+	// guessesPerMinute is how many user codes that do not exist one user may try a minute
+	// (RFC 8628 section 5.1): a person mistypes a few; guessing 20^8 codes takes billions.
+	guessesPerMinute = 10
 )
 
 // DeviceOptions configures Device.
@@ -77,8 +80,10 @@ type Device struct {
 	o    DeviceOptions
 	log  *slog.Logger
 	now  func() time.Time
-	reqs *limiter
-	poll *limiter
+	reqs *limiter[netip.Addr]
+	poll *limiter[netip.Addr]
+	// guesses counts each user's lookups of codes that do not exist.
+	guesses *limiter[string]
 }
 
 // NewDevice returns the device flow over st.
@@ -91,7 +96,8 @@ func NewDevice(st store.DeviceCodes, o DeviceOptions) *Device {
 	}
 	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
 	return &Device{st: st, o: o, log: o.Logger, now: o.Now,
-		reqs: newLimiter(requestsPerMinute, o.Now), poll: newLimiter(pollsPerMinute, o.Now)}
+		reqs: newLimiter[netip.Addr](requestsPerMinute, o.Now), poll: newLimiter[netip.Addr](pollsPerMinute, o.Now),
+		guesses: newLimiter[string](guessesPerMinute, o.Now)}
 }
 
 // Register mounts the metadata, device authorization and token endpoints on mux (the admin
@@ -129,9 +135,9 @@ func oauthError(w http.ResponseWriter, status int, code, desc string) {
 }
 
 // form reads a bounded application/x-www-form-urlencoded body, and checks client_id.
-func (d *Device) form(w http.ResponseWriter, r *http.Request, lim *limiter) (url.Values, bool) {
+func (d *Device) form(w http.ResponseWriter, r *http.Request, lim *limiter[netip.Addr]) (url.Values, bool) {
 	ip := resolver.ClientAddr(r, d.o.TrustedProxyHops)
-	if wait := lim.take(ip); wait > 0 {
+	if wait := lim.take(limitKey(ip)); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
 		oauthError(w, http.StatusTooManyRequests, "slow_down", "too many requests from this address: wait and retry")
 		return nil, false
@@ -319,14 +325,29 @@ var (
 	ErrBadUserCode = errors.New("a code is 8 letters, such as BCDF-GHJK")
 )
 
-// Lookup finds the request of a user code, pending or not.
-func (d *Device) Lookup(ctx context.Context, userCode string) (Request, error) {
+// TooManyGuesses is Lookup's refusal of a user who tried too many codes that do not exist.
+type TooManyGuesses struct{ RetryAfter time.Duration }
+
+func (e *TooManyGuesses) Error() string {
+	return fmt.Sprintf("too many codes that do not exist were tried: check the code rillctl shows, and try again in %d s",
+		int(e.RetryAfter.Seconds()+0.999))
+}
+
+// Lookup finds the request of a user code, pending or not, for the user who (the approver's
+// id) typed it. A user code is short, so a user who tried guessesPerMinute codes that do not
+// exist is refused any lookup (*TooManyGuesses) until the minute is over: Approve and Deny
+// come after a Lookup, so no one decides another person's request by guessing its code.
+func (d *Device) Lookup(ctx context.Context, who, userCode string) (Request, error) {
+	if wait := d.guesses.full(who); wait > 0 {
+		return Request{}, &TooManyGuesses{RetryAfter: wait}
+	}
 	norm, err := NormalizeUserCode(userCode)
 	if err != nil {
 		return Request{}, err
 	}
 	rec, err := d.st.GetDeviceCodeByUserCode(ctx, UserCodeID(norm))
 	if errors.Is(err, store.ErrNotFound) {
+		d.guesses.take(who)
 		return Request{}, ErrUnknownCode
 	}
 	if err != nil {
@@ -449,7 +470,7 @@ func CheckHost(h string) error {
 }
 
 // newUserCode draws userCodeLen letters of userCodeAlphabet, uniformly (20^8: 34 bits; the
-// code lives 10 minutes, and guesses are rate-limited by the console's sign-in).
+// code lives 10 minutes, and each user's wrong guesses are limited: Lookup).
 func newUserCode() string {
 	var b [userCodeLen]byte
 	var r [1]byte
@@ -588,31 +609,57 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// limitKey is what a client address is counted as: an IPv6 address as its /64, which one host
+// or customer is given whole (each of its addresses counted apart would limit nothing).
+func limitKey(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap()
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
+}
+
 // limiter counts requests per client address in one-minute windows: enough to stop a flood of
 // codes from one address without keeping anything per request.
-type limiter struct {
+type limiter[K comparable] struct {
 	mu     sync.Mutex
 	max    int
 	now    func() time.Time
 	window time.Time
-	counts map[netip.Addr]int
+	counts map[K]int
 }
 
-func newLimiter(max int, now func() time.Time) *limiter {
-	return &limiter{max: max, now: now, counts: map[netip.Addr]int{}}
+func newLimiter[K comparable](max int, now func() time.Time) *limiter[K] {
+	return &limiter[K]{max: max, now: now, counts: map[K]int{}}
 }
 
-// take counts one request from ip, and says how long to wait when it is one too many.
-func (l *limiter) take(ip netip.Addr) time.Duration {
+// take counts one request from k, and says how long to wait when it is one too many.
+func (l *limiter[K]) take(k K) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if wait := l.fullLocked(k); wait > 0 {
+		return wait
+	}
+	l.counts[k]++
+	return 0
+}
+
+// full says how long k must wait when it has used the minute's requests, counting none.
+func (l *limiter[K]) full(k K) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.fullLocked(k)
+}
+
+func (l *limiter[K]) fullLocked(k K) time.Duration {
 	now := l.now()
 	if now.Sub(l.window) >= time.Minute || now.Before(l.window) {
-		l.window, l.counts = now, map[netip.Addr]int{}
+		l.window, l.counts = now, map[K]int{}
 	}
-	if l.counts[ip] >= l.max {
+	if l.counts[k] >= l.max {
 		return l.window.Add(time.Minute).Sub(now)
 	}
-	l.counts[ip]++
 	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -207,5 +208,164 @@ func TestDeviceFlowAdversarial(t *testing.T) {
 	}
 	if !limited {
 		t.Fatal("30 device authorizations from one address in a minute were all served")
+	}
+}
+
+// TestDeviceApprovalByAssumedToken: a superuser acting as a user (an assumed token, at most a
+// day, marked as theirs) may not approve a rillctl login as that user: the approval would turn
+// a short-lived, marked token into the user's own plain one of 90 days, which neither the lists
+// nor revoke --representing tell from the user's. The refusal is a 403 and no token is issued.
+func TestDeviceApprovalByAssumedToken(t *testing.T) {
+	d := testenv.Start(t, "")
+	base := d.URL()
+	ctx := context.Background()
+	admin := client.New(base, d.Token)
+	if _, err := admin.CreateOrg(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateUser(ctx, apiv1.UserRequest{Email: "dev@acme.io", Org: "acme", OrgRole: "viewer"}); err != nil {
+		t.Fatal(err)
+	}
+	assumed, err := admin.Represent(ctx, "dev@acme.io", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newCode(t, base)
+	if status, msg := decide(t, base, assumed.Token, "approve", a.UserCode); status != http.StatusForbidden || !strings.Contains(msg, "assume") {
+		t.Fatalf("approve with an assumed token: %d %q, want 403 naming the assumed token", status, msg)
+	}
+	if status, e, _ := poll(t, base, a.DeviceCode); status != 400 || e.Error != "authorization_pending" {
+		t.Fatalf("poll after the refused approval: %d %+v, want authorization_pending", status, e)
+	}
+	ts, err := admin.ListTokens(ctx, "dev@acme.io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range ts {
+		if strings.HasPrefix(tk.DisplayName, "rillctl") {
+			t.Fatalf("a token was issued by the refused approval: %+v", tk)
+		}
+	}
+	// The user's own token approves it.
+	own, err := admin.IssueToken(ctx, apiv1.TokenRequest{DisplayName: "laptop", UserEmail: "dev@acme.io"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, msg := decide(t, base, own.Token, "approve", a.UserCode); status != 200 {
+		t.Fatalf("approve with the user's own token: %d %q", status, msg)
+	}
+}
+
+// TestUserCodeGuessesLimited: a user code is short (8 letters) so that people can type it;
+// RFC 8628 section 5.1 asks that guessing it be rate limited. A signed-in user who tries many
+// codes that do not exist is refused (429, Retry-After) for a while, even the right one, so
+// that no one approves (or reads, or denies) another person's request by guessing its code;
+// another user is not held back by it.
+func TestUserCodeGuessesLimited(t *testing.T) {
+	d := testenv.Start(t, "")
+	base := d.URL()
+	ctx := context.Background()
+	admin := client.New(base, d.Token)
+	if _, err := admin.CreateOrg(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	toks := map[string]string{}
+	for _, who := range []string{"eve", "dev"} {
+		if _, err := admin.CreateUser(ctx, apiv1.UserRequest{Email: who + "@acme.io", Org: "acme", OrgRole: "viewer"}); err != nil {
+			t.Fatal(err)
+		}
+		tk, err := admin.IssueToken(ctx, apiv1.TokenRequest{DisplayName: "laptop", UserEmail: who + "@acme.io"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks[who] = tk.Token
+	}
+	show := func(tok, code string) (int, string) {
+		req, _ := http.NewRequest("GET", base+"/v1/device?"+url.Values{"user_code": {code}}.Encode(), nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	a := newCode(t, base)
+	guesses := []string{"BCDF-GHJK", "BCDF-GHJL", "BCDF-GHJM", "BCDF-GHJN", "BCDF-GHJP", "BCDF-GHJQ", "BCDF-GHJR",
+		"BCDF-GHJS", "BCDF-GHJT", "BCDF-GHJV", "BCDF-GHJW", "BCDF-GHJX", "BCDF-GHJZ", "BCDF-GHKB", "BCDF-GHKC"}
+	limited := false
+	for i, g := range guesses {
+		if g == a.UserCode {
+			continue
+		}
+		status, retry := show(toks["eve"], g)
+		if status == http.StatusTooManyRequests {
+			if retry == "" || i < 5 {
+				t.Fatalf("guess %d refused with 429 (Retry-After %q): too soon, or without Retry-After", i, retry)
+			}
+			limited = true
+			break
+		}
+		if status != http.StatusNotFound {
+			t.Fatalf("guess %d: HTTP %d, want 404", i, status)
+		}
+	}
+	if !limited {
+		t.Fatalf("%d wrong user codes in a row by one user were all answered", len(guesses))
+	}
+	if status, _ := show(toks["eve"], a.UserCode); status != http.StatusTooManyRequests {
+		t.Fatalf("the right code after the guesses: HTTP %d, want 429", status)
+	}
+	if status, _ := decide(t, base, toks["eve"], "approve", a.UserCode); status != http.StatusTooManyRequests {
+		t.Fatalf("approve after the guesses: HTTP %d, want 429", status)
+	}
+	if status, _ := decide(t, base, toks["eve"], "deny", a.UserCode); status != http.StatusTooManyRequests {
+		t.Fatalf("deny after the guesses: HTTP %d, want 429", status)
+	}
+	if status, _ := show(toks["dev"], a.UserCode); status != http.StatusOK {
+		t.Fatalf("another user looks the code up: HTTP %d, want 200", status)
+	}
+	if status, msg := decide(t, base, toks["dev"], "approve", a.UserCode); status != http.StatusOK {
+		t.Fatalf("another user approves: %d %q", status, msg)
+	}
+}
+
+// TestDeviceLimitPerIPv6Prefix: the device endpoints are unauthenticated and each request is
+// a row in the store, so their limits per client address must hold for a client with an IPv6
+// network of its own: a /64 (what one host or customer is given) counts as one address, else a
+// flood from a single host is limited by nothing.
+func TestDeviceLimitPerIPv6Prefix(t *testing.T) {
+	d := testenv.Start(t, "", "--trusted-proxy-hops", "1")
+	base := d.URL()
+	from := func(addr string) int {
+		req, _ := http.NewRequest("POST", base+signin.DeviceAuthPath, strings.NewReader(url.Values{"client_id": {"rillctl"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", addr)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	limited := false
+	for i := 1; i <= 30; i++ {
+		status := from(fmt.Sprintf("2001:db8:1:2::%x", i))
+		if status == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+		if status != http.StatusOK {
+			t.Fatalf("request %d: HTTP %d", i, status)
+		}
+	}
+	if !limited {
+		t.Fatal("30 device authorizations from 30 addresses of one /64 in a minute were all served")
+	}
+	if status := from("2001:db8:1:3::1"); status != http.StatusOK {
+		t.Fatalf("another /64: HTTP %d, want 200", status)
+	}
+	if status := from("192.0.2.7"); status != http.StatusOK {
+		t.Fatalf("an IPv4 address: HTTP %d, want 200", status)
 	}
 }

@@ -93,7 +93,7 @@ func TestExpiredCode(t *testing.T) {
 	if s, e := pollOnce(t, base, a.DeviceCode); s != 400 || e.Error != "expired_token" {
 		t.Fatalf("poll an expired code: %d %+v", s, e)
 	}
-	if _, err := d.Lookup(context.Background(), a.UserCode); !errors.Is(err, ErrExpiredCode) {
+	if _, err := d.Lookup(context.Background(), "u1", a.UserCode); !errors.Is(err, ErrExpiredCode) {
 		t.Fatalf("look up an expired code: %v", err)
 	}
 	if err := d.Approve(context.Background(), a.UserCode, Approval{UserID: "u", Token: "rill_usr_x"}); !errors.Is(err, ErrExpiredCode) {
@@ -103,7 +103,7 @@ func TestExpiredCode(t *testing.T) {
 	if err := d.Sweep(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Lookup(context.Background(), a.UserCode); !errors.Is(err, ErrUnknownCode) {
+	if _, err := d.Lookup(context.Background(), "u1", a.UserCode); !errors.Is(err, ErrUnknownCode) {
 		t.Fatalf("a swept code: %v, want unknown", err)
 	}
 	if s, e := pollOnce(t, base, a.DeviceCode); s != 400 || e.Error != "invalid_grant" {

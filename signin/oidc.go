@@ -48,6 +48,9 @@ type Options struct {
 // FlowTTL is how long a sign-in may take at the provider: the life of its cookie.
 const FlowTTL = 10 * time.Minute
 
+// maxSpent bounds the states remembered as spent (Service.spend): a variable for tests.
+var maxSpent = 1 << 16
+
 // Service runs the sign-ins of every configured provider.
 type Service struct {
 	o         Options
@@ -436,6 +439,11 @@ func (s *Service) VerifyIDToken(ctx context.Context, name, raw, nonce string) (I
 func (s *Service) verify(ctx context.Context, p *provider, d *discovered, raw, nonce string) (Identity, error) {
 	name := p.cfg.Name
 	idt, err := d.verifier.Verify(ctx, raw)
+	if err != nil && strings.Contains(err.Error(), "fetching keys") {
+		// go-oidc could not read the provider's key set (it drops the error's type): the
+		// provider is down, the token is not known to be forged.
+		return Identity{}, refuse(http.StatusBadGateway, "keys_unavailable", name+"'s signing keys could not be fetched to check its answer. Try again in a minute.", err)
+	}
 	if err != nil {
 		return Identity{}, refuse(http.StatusUnauthorized, "id_token_invalid", "The ID token from "+name+" was refused: "+idTokenProblem(err)+".", err)
 	}
@@ -516,11 +524,21 @@ func (s *Service) spend(state string, until time.Time) bool {
 	if exp, ok := s.used[k]; ok && now.Before(exp) {
 		return false
 	}
-	if len(s.used) > 1024 {
+	// Anyone can start a sign-in and bring its state back without a code, so the states are
+	// bounded: the expired ones are dropped when the map is full (a scan every maxSpent/2
+	// states at most, never one per callback), then, if a flood keeps it full, an arbitrary
+	// half. A state forgotten early is still refused by the provider, whose codes are single-use.
+	if len(s.used) >= maxSpent {
 		for k, exp := range s.used {
 			if !now.Before(exp) {
 				delete(s.used, k)
 			}
+		}
+		for k := range s.used {
+			if len(s.used) < maxSpent/2 {
+				break
+			}
+			delete(s.used, k)
 		}
 	}
 	s.used[k] = until

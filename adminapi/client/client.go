@@ -29,11 +29,24 @@ type Client struct {
 
 // New returns a client of the API at baseURL that authenticates with tok.
 func New(baseURL, tok string, opts ...Option) *Client {
-	c := &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: tok, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	c := &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: tok, HTTP: &http.Client{Timeout: 30 * time.Second, CheckRedirect: sameServer}}
 	for _, o := range opts {
 		o(c)
 	}
 	return c
+}
+
+// sameServer follows a redirect only on the server of the first request (scheme, host and
+// port): net/http would send the token on to another port or scheme of the same host, or to a
+// subdomain, and a 307 or 308 would post a device code there.
+func sameServer(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if first := via[0].URL; req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
+		return fmt.Errorf("refused a redirect to another server (%s://%s): rill-authd's API does not move", req.URL.Scheme, req.URL.Host)
+	}
+	return nil
 }
 
 // Option configures a Client.
@@ -48,7 +61,7 @@ func WithTLSConfig(cfg *tls.Config) Option {
 	return func(c *Client) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = cfg
-		c.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: tr}
+		c.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: tr, CheckRedirect: sameServer}
 	}
 }
 

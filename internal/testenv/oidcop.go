@@ -39,6 +39,7 @@ type OP struct {
 	// Issuer is the provider's issuer URL (what oidc_providers[].issuer names).
 	Issuer string
 	st     *opStorage
+	srv    *http.Server
 }
 
 // StartOIDCProvider starts an OpenID provider on 127.0.0.1 port 0 with users; it stops at the
@@ -71,7 +72,14 @@ func StartOIDCProviderAt(t testing.TB, addr string, users ...OPUser) *OP {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	})
-	return &OP{Issuer: issuer, st: st}
+	return &OP{Issuer: issuer, st: st, srv: srv}
+}
+
+// Stop takes the provider down (a provider that fails after the daemon discovered it).
+func (o *OP) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = o.srv.Shutdown(ctx)
 }
 
 // AddClient registers a confidential web client (HTTP basic or form authentication) whose
