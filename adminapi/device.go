@@ -86,12 +86,6 @@ func (a *API) approveDevice(w http.ResponseWriter, r *http.Request, c *caller) e
 	if !c.isUser() {
 		return errf(http.StatusForbidden, "%s is not a user: only a user approves a rillctl login", c.actor)
 	}
-	// An assumed token (a superuser acting as the user) lives a day at most and is marked as
-	// the superuser's; the token an approval issues would be the user's own, for months, and
-	// neither lists nor revoke --representing would tell it from theirs.
-	if by := a.assumedBy(r.Context(), c); by != "" {
-		return errf(http.StatusForbidden, "%s is acting as %s with an assumed token, which cannot approve a rillctl login: run rillctl sudo user assume instead", by, c.p.Email)
-	}
 	var req apiv1.DeviceDecision
 	if err := decode(r, &req); err != nil {
 		return err
@@ -108,6 +102,9 @@ func (a *API) approveDevice(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	c.aim("user:" + u.Email)
+	// An assumed token (a superuser acting as the user) lives a day at most and is marked as
+	// the superuser's; the token an approval issues would be the user's own, for months, and
+	// neither lists nor revoke --representing would tell it from theirs.
 	if err := a.notAssumed(r.Context(), c, "a rillctl login cannot be approved with an assumed token"); err != nil {
 		return err
 	}
