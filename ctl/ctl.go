@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
@@ -41,6 +42,9 @@ type Globals struct {
 	isTTY  bool
 
 	storedURL string // set by resolve when stored credentials exist for another server than --api-url
+	// stored is set by resolve when the command uses the token in the credentials file, for
+	// storedTokenHint to say where a refused token came from.
+	stored *credentials
 }
 
 // defaultAPIURL is the admin API of a daemon started with its defaults on this machine.
@@ -60,9 +64,9 @@ func (g *Globals) resolve() error {
 			if ok {
 				switch {
 				case g.APIURL == "" && c.URL != "":
-					g.APIURL, g.Token = c.URL, c.Token
+					g.APIURL, g.Token, g.stored = c.URL, c.Token, &c
 				case c.URL == "" || sameAPIURL(g.APIURL, c.URL):
-					g.Token = c.Token
+					g.Token, g.stored = c.Token, &c
 				default:
 					g.storedURL = c.URL
 				}
@@ -73,6 +77,21 @@ func (g *Globals) resolve() error {
 		g.APIURL = defaultAPIURL
 	}
 	return nil
+}
+
+// storedTokenHint explains a 401 to a command that used the stored token: nothing else on the
+// line says that the revoked or expired token is the one in the credentials file, nor what
+// replaces it (a new login, or going back from an assumed user's token).
+func (g *Globals) storedTokenHint(err error) error {
+	var e *client.Error
+	if g.stored == nil || !errors.As(err, &e) || e.Status != http.StatusUnauthorized {
+		return err
+	}
+	path, _ := credentialsPath()
+	if g.stored.BackupToken != "" {
+		return fmt.Errorf("%w: the token of rillctl sudo user assume, stored in %s (run rillctl sudo user unassume to go back to your own)", err, path)
+	}
+	return fmt.Errorf("%w: the token stored in %s (run rillctl login again, or set RILLCTL_TOKEN; if it was a user's you assumed, rillctl sudo user unassume)", err, path)
 }
 
 // sameAPIURL says whether two API URLs name the same server root (a trailing slash aside).
@@ -312,7 +331,7 @@ func Main(ctx context.Context, args []string, in io.Reader, out, errOut io.Write
 	}
 	cli.Globals.ctx, cli.Globals.in, cli.Globals.out, cli.Globals.errOut, cli.Globals.isTTY = ctx, bufio.NewReader(in), out, errOut, isTTY
 	if err := kctx.Run(&cli.Globals); err != nil {
-		fmt.Fprintf(errOut, "rillctl: %s\n", oneLine(apiURLHint(tlsHint(err), cli.APIURL)))
+		fmt.Fprintf(errOut, "rillctl: %s\n", oneLine(cli.Globals.storedTokenHint(apiURLHint(tlsHint(err), cli.APIURL))))
 		return 1
 	}
 	return 0
