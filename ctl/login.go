@@ -19,14 +19,14 @@ type LoginCmd struct {
 
 // Run signs in.
 func (c *LoginCmd) Run(g *Globals) error {
-	base := c.URL
+	base, flag := c.URL, "--url"
 	if base == "" {
-		base = g.APIURL
+		base, flag = g.APIURL, "--api-url"
 	}
 	if base == "" {
 		base = defaultAPIURL
 	}
-	if err := checkAPIURL(base); err != nil {
+	if err := checkAPIURL(flag, base); err != nil {
 		return err
 	}
 	base = strings.TrimRight(base, "/")
@@ -36,7 +36,7 @@ func (c *LoginCmd) Run(g *Globals) error {
 	}
 	meta, err := cl.OAuthMetadata(g.ctx)
 	if err != nil {
-		return fmt.Errorf("read the server's sign-in endpoints: %w", apiURLHint(err, base))
+		return fmt.Errorf("read the server's sign-in endpoints: %w", apiURLHint(err, flag, base))
 	}
 	auth, err := cl.DeviceAuthorize(g.ctx, meta.DeviceAuthorizationEndpoint, hostName())
 	if err != nil {
@@ -62,7 +62,11 @@ func (c *LoginCmd) Run(g *Globals) error {
 	if err != nil {
 		return fmt.Errorf("signed in and saved the token in %s, but whoami failed: %w", path, err)
 	}
-	fmt.Fprintf(g.out, "Signed in as %s (token %s), saved in %s.\n", who.Subject, who.TokenID, path)
+	// The token's id as rillctl token list shows it, not its UUID, which no list prints.
+	fmt.Fprintf(g.out, "Signed in as %s (token %s...), saved in %s.\n", who.Subject, tokenPrefix(tok), path)
+	if g.Token != "" {
+		fmt.Fprintf(g.errOut, "rillctl: note: --token/RILLCTL_TOKEN wins over the stored token: unset RILLCTL_TOKEN (and drop --token) for later commands to use the token of this login\n")
+	}
 	return nil
 }
 
