@@ -17,6 +17,18 @@ type LoginCmd struct {
 	URL string `name:"url" placeholder:"URL" help:"rill-authd to sign in to: the root of its admin API, as --api-url (default: --api-url or RILLCTL_API_URL, else http://127.0.0.1:8080)."`
 }
 
+// Help says where the token goes and what a login replaces: the parts --help must answer.
+func (c *LoginCmd) Help() string {
+	return `rillctl shows a code and a page of the web console; open the page where you are signed in to
+the console (or sign in there, with a token or your identity provider), check the code and
+approve. rillctl then receives a user token of yours, named "rillctl on <host>", and keeps it
+with the server's URL in $XDG_CONFIG_HOME/rillctl/credentials.json (default ~/.config/rillctl/,
+mode 0600). Later commands use it, on that server, unless --token or RILLCTL_TOKEN is given.
+
+Logging in again replaces the stored credentials and revokes the tokens they held. The code
+expires after 10 minutes. "rillctl logout" revokes the token and removes the file.`
+}
+
 // Run signs in.
 func (c *LoginCmd) Run(g *Globals) error {
 	base, flag := c.URL, "--url"
@@ -157,6 +169,15 @@ func (g *Globals) revokeStored(c credentials, keep string) {
 // LogoutCmd is `rillctl logout`: Rill's `rill logout` revokes the token in use
 // (RevokeCurrentAuthToken) and forgets it.
 type LogoutCmd struct{}
+
+// Help says what is revoked, and what is not.
+func (c *LogoutCmd) Help() string {
+	return `Revokes the token stored by "rillctl login" (and, while you act as another user, both the
+assumed token and your own kept behind it), then removes $XDG_CONFIG_HOME/rillctl/credentials.json
+(default ~/.config/rillctl/). A token given with --token or RILLCTL_TOKEN is not touched. With
+the server unreachable the file is removed anyway, and rillctl names the token it could not
+revoke (exit 1).`
+}
 
 // Run revokes and removes the stored credentials. The file goes even when the server cannot be
 // reached (rillctl then says so, and which token to revoke later).

@@ -17,14 +17,27 @@ import (
 
 // TestLoginSays: what rillctl login prints, approved through the API (the Chromium flow is
 // signin's TestLoginInChromium): the token's id as rillctl token list shows it (not a UUID no
-// list prints), a note when RILLCTL_TOKEN will win over the stored token, and a mistaken --url
-// named as --url and explained once.
+// list prints), a note when RILLCTL_TOKEN will win over the stored token, a mistaken --url
+// named as --url and explained once, and --help that says where the token goes.
 func TestLoginSays(t *testing.T) {
 	d := testenv.Start(t, "")
 	home := t.TempDir()
 	xdg := filepath.Join(home, "config")
 	bin := testenv.Bin(t, "rillctl")
 	c := cli{t: t, bin: bin, env: []string{"TZ=UTC", "HOME=" + home, "XDG_CONFIG_HOME=" + xdg}}
+
+	// --help says where the token goes, what logging in again does, and what logout revokes.
+	for cmd, wants := range map[string][]string{
+		"login":  {"~/.config/rillctl/", "mode 0600", "revokes the tokens they held", "unless --token or RILLCTL_TOKEN"},
+		"logout": {"credentials.json", "assumed token", "RILLCTL_TOKEN is not touched"},
+	} {
+		out := c.ok(cmd, "--help")
+		for _, w := range wants {
+			if !strings.Contains(strings.Join(strings.Fields(out), " "), w) {
+				t.Errorf("rillctl %s --help lacks %q:\n%s", cmd, w, out)
+			}
+		}
+	}
 
 	c.fails(`--url "127.0.0.1:8080" is not an http:// or https:// URL`, "login", "--url", "127.0.0.1:8080")
 	c.fails("--url "+d.URL()+"/v1: give the server's root URL ("+d.URL()+")", "login", "--url", d.URL()+"/v1")
