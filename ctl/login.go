@@ -42,6 +42,12 @@ func (c *LoginCmd) Run(g *Globals) error {
 		return err
 	}
 	base = strings.TrimRight(base, "/")
+	// What would refuse the token at the end is said before anyone approves a code.
+	if p, err := credentialsPath(); err != nil {
+		return err
+	} else if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is a symlink or not a regular file, and rillctl never writes its token through one: remove it, then run rillctl login again", p)
+	}
 	cl, err := g.newClient(base, "")
 	if err != nil {
 		return err
@@ -62,7 +68,11 @@ func (c *LoginCmd) Run(g *Globals) error {
 	}
 	old, hadOld, _ := loadCredentials()
 	if err := saveCredentials(credentials{URL: base, Token: tok}); err != nil {
-		return fmt.Errorf("signed in, but %w (the token is live: revoke it in the console)", err)
+		// A token nobody holds is a live secret nobody will revoke: revoke it now (as assume does).
+		if _, rerr := client.New(base, tok, client.WithHTTPClient(cl.HTTP)).RevokeCurrentToken(g.ctx); rerr != nil {
+			return fmt.Errorf("signed in, but %w (the token %s... is live and could not be revoked: %v; revoke it in the console)", err, tokenPrefix(tok), rerr)
+		}
+		return fmt.Errorf("signed in, but %w; the token was revoked again and nothing is stored: fix that, then run rillctl login again", err)
 	}
 	path, _ := credentialsPath()
 	// The token(s) this login replaces are revoked, as Rill's `rill login` logs out first: a

@@ -3,6 +3,7 @@ package ctl_test
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -46,38 +47,94 @@ func TestLoginSays(t *testing.T) {
 		t.Errorf("login --url .../ui/: exit %d, stderr %q; want one explanation %q", r.code, r.err, want)
 	}
 
+	out, errOut, code := loginApproved(t, bin, append(append([]string{}, c.env...), "RILLCTL_TOKEN="+d.Token), d)
+	if code != 0 {
+		t.Fatalf("rillctl login: exit %d\n%s%s", code, out, errOut)
+	}
+	tok := storedCreds(t, xdg)["token"]
+	id := tok[:len("rill_usr_")+10] + "..."
+	if !strings.Contains(out, "Signed in as admin@localhost (token "+id+"), saved in ") {
+		t.Errorf("login printed %q; want the token's id %s", out, id)
+	}
+	if list := c.as(d.Token).ok("--api-url", d.URL(), "token", "list"); !strings.Contains(list, id) {
+		t.Errorf("token list does not show %s:\n%s", id, list)
+	}
+	if !strings.Contains(errOut, "rillctl: note: --token/RILLCTL_TOKEN wins over the stored token") {
+		t.Errorf("login with RILLCTL_TOKEN set says nothing of it: %q", errOut)
+	}
+}
+
+// TestLoginCannotStore: where the credentials cannot be written, rillctl login says so before
+// showing a code when it can tell (a symlink at the file), and otherwise (no directory can be
+// made) revokes the token it received rather than leave a live token nobody holds.
+func TestLoginCannotStore(t *testing.T) {
+	d := testenv.Start(t, "")
+	bin := testenv.Bin(t, "rillctl")
+	su := cli{t: t, bin: bin, env: []string{"RILLCTL_API_URL=" + d.URL(), "TZ=UTC", "HOME=" + t.TempDir()}}.as(d.Token)
+
+	xdg := t.TempDir()
+	c := cli{t: t, bin: bin, env: []string{"TZ=UTC", "HOME=" + t.TempDir(), "XDG_CONFIG_HOME=" + xdg}}
+	if err := os.MkdirAll(filepath.Join(xdg, "rillctl"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(xdg, "elsewhere"), filepath.Join(xdg, "rillctl", "credentials.json")); err != nil {
+		t.Fatal(err)
+	}
+	r := c.run("login", "--url", d.URL())
+	if r.code != 1 || r.out != "" || !strings.Contains(r.err, "is a symlink or not a regular file") {
+		t.Errorf("login with a symlinked credentials file: exit %d, stdout %q, stderr %q; want a refusal before any code", r.code, r.out, r.err)
+	}
+
+	xdg2 := t.TempDir()
+	if err := os.WriteFile(filepath.Join(xdg2, "rillctl"), nil, 0o600); err != nil { // a file where the directory goes
+		t.Fatal(err)
+	}
+	out, errOut, code := loginApproved(t, bin, []string{"TZ=UTC", "HOME=" + t.TempDir(), "XDG_CONFIG_HOME=" + xdg2}, d)
+	if code != 1 || !strings.Contains(errOut, "the token was revoked again and nothing is stored") {
+		t.Errorf("login that cannot store: exit %d\n%s%s", code, out, errOut)
+	}
+	if list := su.ok("token", "list"); strings.Contains(list, "rillctl on") {
+		t.Errorf("the token of a login that could not store it is live:\n%s", list)
+	}
+}
+
+// loginApproved runs rillctl login against d with env, approves its code through the API as
+// d's superuser, and returns what it printed and its exit code.
+func loginApproved(t *testing.T, bin string, env []string, d *testenv.Daemon) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.Command(bin, "login", "--url", d.URL())
-	cmd.Env = append(append([]string{}, c.env...), "RILLCTL_TOKEN="+d.Token)
-	var stdout, stderr bytes.Buffer
+	cmd.Env = env
+	var out, errb bytes.Buffer
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stdout, cmd.Stderr = pw, &stderr
+	cmd.Stdout, cmd.Stderr = pw, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	pw.Close()
-	done := make(chan error, 1)
 	codeRe := regexp.MustCompile(`user_code=([A-Z-]+)`)
 	sc := bufio.NewScanner(pr)
-	code := ""
-	for code == "" && sc.Scan() {
-		stdout.WriteString(sc.Text() + "\n")
+	userCode := ""
+	for userCode == "" && sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
 		if m := codeRe.FindStringSubmatch(sc.Text()); m != nil {
-			code = m[1]
+			userCode = m[1]
 		}
 	}
-	if code == "" {
-		t.Fatalf("rillctl login named no code:\n%s%s", stdout.String(), stderr.String())
-	}
+	done := make(chan error, 1)
 	go func() {
 		for sc.Scan() {
-			stdout.WriteString(sc.Text() + "\n")
+			out.WriteString(sc.Text() + "\n")
 		}
 		done <- cmd.Wait()
 	}()
-	req, _ := http.NewRequest("POST", d.URL()+"/v1/device/approve", strings.NewReader(`{"user_code":"`+code+`"}`))
+	if userCode == "" {
+		<-done
+		t.Fatalf("rillctl login named no code:\n%s%s", out.String(), errb.String())
+	}
+	req, _ := http.NewRequest("POST", d.URL()+"/v1/device/approve", strings.NewReader(`{"user_code":"`+userCode+`"}`))
 	req.Header.Set("Authorization", "Bearer "+d.Token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -89,22 +146,16 @@ func TestLoginSays(t *testing.T) {
 	}
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("rillctl login: %v\n%s%s", err, stdout.String(), stderr.String())
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
 		}
 	case <-time.After(time.Minute):
 		cmd.Process.Kill()
-		t.Fatalf("rillctl login did not end:\n%s", stdout.String())
+		<-done
+		t.Fatalf("rillctl login did not end:\n%s", out.String())
 	}
-	tok := storedCreds(t, xdg)["token"]
-	id := tok[:len("rill_usr_")+10] + "..."
-	if !strings.Contains(stdout.String(), "Signed in as admin@localhost (token "+id+"), saved in ") {
-		t.Errorf("login printed %q; want the token's id %s", stdout.String(), id)
-	}
-	if list := c.as(d.Token).ok("--api-url", d.URL(), "token", "list"); !strings.Contains(list, id) {
-		t.Errorf("token list does not show %s:\n%s", id, list)
-	}
-	if !strings.Contains(stderr.String(), "rillctl: note: --token/RILLCTL_TOKEN wins over the stored token") {
-		t.Errorf("login with RILLCTL_TOKEN set says nothing of it: %q", stderr.String())
-	}
+	return out.String(), errb.String(), code
 }
