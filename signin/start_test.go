@@ -72,6 +72,10 @@ func TestDiscoveryErrorChangeLogged(t *testing.T) {
 	if !strings.Contains(d.Stderr(), "connection refused") {
 		t.Fatalf("no warning of the provider down at start:\n%s", d.Stderr())
 	}
+	// The start's last line names the providers beside the token.
+	if !strings.Contains(d.Stderr(), `msg="web console: sign in with a user token or an identity provider"`) || !strings.Contains(d.Stderr(), "oidc_providers=test") {
+		t.Errorf("the start does not name the identity providers:\n%s", d.Stderr())
+	}
 	testenv.StartOIDCProviderAt(t, "127.0.0.1:"+strconv.Itoa(port))
 	if !d.WaitFor("did not match the issuer URL returned by provider", 20*time.Second) {
 		t.Fatalf("the issuer mismatch was not logged:\n%s", d.Stderr())
