@@ -187,6 +187,9 @@ func TestPublicURLLimits(t *testing.T) {
 	r := b.post("/ui/publicurls/limits", url.Values{"org": {"acme"}, "project": {"web"}, "id": {id}, "allowed_origins": {"https://shop.example.com/path"}})
 	if p := b.get(r.h.Get("Location")); !strings.Contains(p.body, "an origin has no path") {
 		t.Errorf("a bad origin's refusal is not shown:\n%s", p.body)
+	} else if !strings.Contains(p.body, `<details class="confirm" open>`) || !strings.Contains(p.body, `name="allowed_origins" maxlength="4000" placeholder="e.g. https://shop.example.com" value="https://shop.example.com/path">`) {
+		// What was typed is kept, in the row's form, open, to fix: not lost for the stored value.
+		t.Errorf("a refused edit loses what was typed:\n%s", p.body)
 	}
 	r = b.post("/ui/publicurls/revoke", url.Values{"org": {"acme"}, "project": {"web"}, "id": {id}})
 	if p := b.get(r.h.Get("Location")); !strings.Contains(p.body, "revoked") || strings.Count(p.body, `action="/ui/publicurls/limits"`) != 1 {
