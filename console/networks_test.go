@@ -102,6 +102,12 @@ func TestServiceTokenNetworks(t *testing.T) {
 	if n := tokenCount(t, e, "s-etl"); n != before+1 {
 		t.Errorf("%d tokens after a refused issue, want %d", n, before+1)
 	}
+	// A refused edit of a token's networks keeps what was typed, in the row's form, open.
+	r = b.post("/ui/services/etl/tokens/networks", url.Values{"org": {"acme"}, "id": {id}, "allowed_networks": {"10.1.0.0/16 10.2.0.0/33"}})
+	if p := b.get(r.h.Get("Location")); !strings.Contains(p.body, "is not a CIDR") || !strings.Contains(p.body, `<details class="confirm" open>`) ||
+		!strings.Contains(p.body, `name="allowed_networks" maxlength="4000" value="10.1.0.0/16 10.2.0.0/33">`) {
+		t.Errorf("a refused networks edit loses what was typed:\n%s", p.body)
+	}
 	for _, tc := range []struct{ in, notice string }{{"10.1.0.0/16", "10.1.0.0/16 only"}, {"", "any network"}} {
 		r = b.post("/ui/services/etl/tokens/networks", url.Values{"org": {"acme"}, "id": {id}, "allowed_networks": {tc.in}})
 		if r.code != http.StatusSeeOther || r.h.Get("Location") != page {
@@ -187,6 +193,9 @@ func TestPublicURLLimits(t *testing.T) {
 	r := b.post("/ui/publicurls/limits", url.Values{"org": {"acme"}, "project": {"web"}, "id": {id}, "allowed_origins": {"https://shop.example.com/path"}})
 	if p := b.get(r.h.Get("Location")); !strings.Contains(p.body, "an origin has no path") {
 		t.Errorf("a bad origin's refusal is not shown:\n%s", p.body)
+	} else if !strings.Contains(p.body, `<details class="confirm" open>`) || !strings.Contains(p.body, `name="allowed_origins" maxlength="4000" placeholder="e.g. https://shop.example.com" value="https://shop.example.com/path">`) {
+		// What was typed is kept, in the row's form, open, to fix: not lost for the stored value.
+		t.Errorf("a refused edit loses what was typed:\n%s", p.body)
 	}
 	r = b.post("/ui/publicurls/revoke", url.Values{"org": {"acme"}, "project": {"web"}, "id": {id}})
 	if p := b.get(r.h.Get("Location")); !strings.Contains(p.body, "revoked") || strings.Count(p.body, `action="/ui/publicurls/limits"`) != 1 {

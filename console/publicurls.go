@@ -17,6 +17,10 @@ type publicURLRow struct {
 	LastUsedIP                                                         string
 	Networks, Origins                                                  string // space-separated ("": anywhere)
 	BeyondPolicy                                                       string
+	// The edit form's values: the stored ones, or after a refused edit of this row what was
+	// typed, with the form open (Edit) to fix it.
+	EditNetworks, EditOrigins string
+	Edit                      bool
 }
 
 func (r *publicURLRow) text() string {
@@ -80,6 +84,11 @@ func (c *Console) publicURLs(w http.ResponseWriter, v *view) error {
 				CreatedBy: t.CreatedByUserEmail, Created: when(t.CreatedAt), Expires: whenOr(t.ExpiresAt, "never"),
 				LastUsed: whenOr(t.LastUsedAt, "never"), LastUsedIP: t.LastUsedIP, Networks: strings.Join(t.AllowedNetworks, " "),
 				Origins: strings.Join(t.AllowedOrigins, " "), BeyondPolicy: t.BeyondPolicy})
+			r := &rows[len(rows)-1]
+			r.EditNetworks, r.EditOrigins = r.Networks, r.Origins
+			if f := v.Flash; f != nil && f.Error != "" && f.Form != nil && f.Form.Get("id") == t.ID && (f.Form.Has("allowed_networks") || f.Form.Has("allowed_origins")) {
+				r.EditNetworks, r.EditOrigins, r.Edit = f.Form.Get("allowed_networks"), f.Form.Get("allowed_origins"), true
+			}
 		}
 	}
 	keep := v.orgKeep()

@@ -154,7 +154,7 @@ func (c *Console) service(w http.ResponseWriter, v *view) error {
 	newestFirst(d.Tokens)
 	var page []apiv1.TokenInfo
 	page, d.List = paginate(v.r, Prefix+"/services/"+url.PathEscape(name), "tokens", v.orgKeep(), d.Tokens, tokenText)
-	d.Page = tokenRows(page, "")
+	d.Page = keepTyped(tokenRows(page, ""), v.Flash)
 	d.AttributesJSON = prettyJSON(d.Attributes)
 	var err error
 	if d.Projects, err = v.projects(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/rill-authd/rill-authd/adminapi/apiv1"
@@ -19,7 +20,10 @@ type settingsData struct {
 	Rules       apiv1.SigninRules
 	DomainsText string
 	GroupsText  string
-	Policy      apiv1.TokenPolicy
+	// NotAsText is set when the text cannot say the rules exactly: the form is then not
+	// offered, since saving it unchanged would split, garble or drop a rule.
+	NotAsText bool
+	Policy    apiv1.TokenPolicy
 }
 
 func (v *view) orgAPIPath(rest string) string { return "/v1/orgs/" + url.PathEscape(v.Org) + rest }
@@ -37,6 +41,7 @@ func (c *Console) settings(w http.ResponseWriter, v *view) error {
 		return err
 	}
 	d.DomainsText, d.GroupsText = rulesText(d.Rules)
+	d.NotAsText = !sameRules(d.Rules, d.DomainsText, d.GroupsText)
 	if v.Flash != nil && v.Flash.Form != nil { // a refused save: what was typed, to fix
 		d.DomainsText, d.GroupsText = v.Flash.Form.Get("domains"), v.Flash.Form.Get("groups")
 	}
@@ -92,6 +97,28 @@ func rulesText(r apiv1.SigninRules) (domains, groups string) {
 		g.WriteByte('\n')
 	}
 	return d.String(), g.String()
+}
+
+// sameRules says whether the text of r (rulesText) reads back as r. It does not when a name
+// holds what the text uses as syntax: an attribute group with a comma or an = (the API and
+// rillctl --file take them), a group starting with # (a comment line).
+func sameRules(r apiv1.SigninRules, domains, groups string) bool {
+	back, _, err := parseRules(domains, groups)
+	if err != nil || len(back.Domains) != len(r.Domains) || len(back.Groups) != len(r.Groups) {
+		return false
+	}
+	for i, d := range r.Domains {
+		if back.Domains[i] != d {
+			return false
+		}
+	}
+	for i, g := range r.Groups {
+		b := back.Groups[i]
+		if b.Group != g.Group || b.OrgRole != g.OrgRole || !slices.Equal(b.AttributeGroups, g.AttributeGroups) {
+			return false
+		}
+	}
+	return true
 }
 
 // parseRules reads the form's fields: a domain rule a line (DOMAIN = ROLE), a group rule a

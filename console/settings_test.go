@@ -125,3 +125,40 @@ func TestMembersShowRulesMemberships(t *testing.T) {
 		t.Errorf("a member an admin changed is marked as the rules':\n%s", r)
 	}
 }
+
+// TestSigninRulesNotAsText: rules the page's text cannot say (set with rillctl --file or the
+// API: an attribute group holding a comma or an =, a group starting with #, which the text reads
+// as a comment) are shown in the tables but not offered for editing as text, where saving the
+// page unchanged would split, garble or drop them; rules the text says are offered as before.
+func TestSigninRulesNotAsText(t *testing.T) {
+	e := setup(t, false)
+	ctx := context.Background()
+	a := e.browser(t)
+	a.signIn(e.tokens["admin"])
+	for _, tc := range []struct {
+		name  string
+		rules store.SigninRules
+		text  bool
+	}{
+		{"plain", store.SigninRules{Groups: []store.GroupRule{{Group: "CN=Admins,OU=Groups", OrgRole: policy.Admin, AttributeGroups: []string{"a:b", "data"}}}}, true},
+		{"comma in an attribute group", store.SigninRules{Groups: []store.GroupRule{{Group: "eng", OrgRole: policy.Editor, AttributeGroups: []string{"R&D, Europe"}}}}, false},
+		{"= in an attribute group", store.SigninRules{Groups: []store.GroupRule{{Group: "eng", OrgRole: policy.Editor, AttributeGroups: []string{"team=data"}}}}, false},
+		{"group starting with #", store.SigninRules{Groups: []store.GroupRule{{Group: "#ops", OrgRole: policy.Viewer}}}, false},
+	} {
+		if _, err := e.st.SetSigninRules(ctx, "acme", tc.rules); err != nil {
+			t.Fatal(err)
+		}
+		r := a.get("/ui/settings?org=acme")
+		if r.code != 200 {
+			t.Fatalf("%s: %d %s", tc.name, r.code, r.body)
+		}
+		form := strings.Contains(r.body, `id="save-rules"`)
+		note := strings.Contains(r.body, `id="rules-not-text"`) && strings.Contains(r.body, "rillctl org signin-rules set --org acme --file")
+		if form != tc.text || note == tc.text {
+			t.Errorf("%s: form offered %v, note %v (want the form %v)\n%s", tc.name, form, note, tc.text, r.body)
+		}
+		if g := tc.rules.Groups[0].Group; !strings.Contains(r.body, "<td>"+g+"</td>") {
+			t.Errorf("%s: the table lacks the group %q", tc.name, g)
+		}
+	}
+}

@@ -38,6 +38,21 @@ type tokenRow struct {
 	// Acting, for a token a superuser issued to act as a user (rillctl sudo user assume),
 	// names both: "acting as bob@…, by alice@…".
 	Acting string
+	// EditNetworks is the networks form's value: the stored networks, or after a refused edit
+	// of this row what was typed, with the form open (Edit) to fix it.
+	EditNetworks string
+	Edit         bool
+}
+
+// keepTyped puts a refused networks edit's typed value back in its row (f: the page's flash).
+func keepTyped(rows []tokenRow, f *flash) []tokenRow {
+	for i := range rows {
+		rows[i].EditNetworks = rows[i].Networks
+		if f != nil && f.Error != "" && f.Form != nil && f.Form.Get("id") == rows[i].ID && f.Form.Has("allowed_networks") {
+			rows[i].EditNetworks, rows[i].Edit = f.Form.Get("allowed_networks"), true
+		}
+	}
+	return rows
 }
 
 func tokenRows(toks []apiv1.TokenInfo, current string) []tokenRow {
@@ -73,7 +88,7 @@ func (c *Console) myTokens(w http.ResponseWriter, v *view) error {
 	d := myTokensData{TTLChoices: ttlChoices}
 	var page []apiv1.TokenInfo
 	page, d.List = paginate(v.r, Prefix+"/tokens", "tokens", nil, toks, tokenText)
-	d.Rows = tokenRows(page, v.Who.TokenID) // only the rows shown are formatted
+	d.Rows = keepTyped(tokenRows(page, v.Who.TokenID), v.Flash) // only the rows shown are formatted
 	v.Data = d
 	c.render(w, v, "tokens", http.StatusOK)
 	return nil

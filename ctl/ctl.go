@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
@@ -41,6 +42,9 @@ type Globals struct {
 	isTTY  bool
 
 	storedURL string // set by resolve when stored credentials exist for another server than --api-url
+	// stored is set by resolve when the command uses the token in the credentials file, for
+	// storedTokenHint to say where a refused token came from.
+	stored *credentials
 }
 
 // defaultAPIURL is the admin API of a daemon started with its defaults on this machine.
@@ -60,9 +64,9 @@ func (g *Globals) resolve() error {
 			if ok {
 				switch {
 				case g.APIURL == "" && c.URL != "":
-					g.APIURL, g.Token = c.URL, c.Token
+					g.APIURL, g.Token, g.stored = c.URL, c.Token, &c
 				case c.URL == "" || sameAPIURL(g.APIURL, c.URL):
-					g.Token = c.Token
+					g.Token, g.stored = c.Token, &c
 				default:
 					g.storedURL = c.URL
 				}
@@ -75,6 +79,21 @@ func (g *Globals) resolve() error {
 	return nil
 }
 
+// storedTokenHint explains a 401 to a command that used the stored token: nothing else on the
+// line says that the revoked or expired token is the one in the credentials file, nor what
+// replaces it (a new login, or going back from an assumed user's token).
+func (g *Globals) storedTokenHint(err error) error {
+	var e *client.Error
+	if g.stored == nil || !errors.As(err, &e) || e.Status != http.StatusUnauthorized {
+		return err
+	}
+	path, _ := credentialsPath()
+	if g.stored.BackupToken != "" {
+		return fmt.Errorf("%w: the token of rillctl sudo user assume, stored in %s (run rillctl sudo user unassume to go back to your own)", err, path)
+	}
+	return fmt.Errorf("%w: the token stored in %s (run rillctl login again, or set RILLCTL_TOKEN; if it was a user's you assumed, rillctl sudo user unassume)", err, path)
+}
+
 // sameAPIURL says whether two API URLs name the same server root (a trailing slash aside).
 func sameAPIURL(a, b string) bool {
 	return strings.TrimRight(a, "/") == strings.TrimRight(b, "/")
@@ -84,7 +103,7 @@ func (g *Globals) client() (*client.Client, error) {
 	if err := g.resolve(); err != nil {
 		return nil, err
 	}
-	if err := checkAPIURL(g.APIURL); err != nil {
+	if err := checkAPIURL("--api-url", g.APIURL); err != nil {
 		return nil, err
 	}
 	if g.Token == "" {
@@ -108,27 +127,31 @@ func (g *Globals) newClient(apiURL, tok string) (*client.Client, error) {
 	return client.New(apiURL, tok, client.WithTLSConfig(cfg)), nil
 }
 
-// checkAPIURL refuses an --api-url that cannot be the root of rill-authd's admin API: not
-// http(s), or one that ends in the API's own /v1 (every request would go to /v1/v1/...).
-func checkAPIURL(s string) error {
+// checkAPIURL refuses an --api-url (or the flag named, rillctl login's --url) that cannot be
+// the root of rill-authd's admin API: not http(s), or one that ends in the API's own /v1 (every
+// request would go to /v1/v1/...).
+func checkAPIURL(flag, s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("--api-url %q is not an http:// or https:// URL (such as http://127.0.0.1:8080)", s)
+		return fmt.Errorf("%s %q is not an http:// or https:// URL (such as http://127.0.0.1:8080)", flag, s)
 	}
 	if p := strings.TrimRight(u.Path, "/"); p == "/v1" || strings.HasSuffix(p, "/v1") {
 		root := *u
 		root.Path = strings.TrimSuffix(p, "/v1")
-		return fmt.Errorf("--api-url %s: give the server's root URL (%s), without /v1: rillctl adds the API's paths itself", s, root.String())
+		return fmt.Errorf("%s %s: give the server's root URL (%s), without /v1: rillctl adds the API's paths itself", flag, s, root.String())
 	}
 	return nil
 }
 
 // apiURLHint explains an answer that did not come from rill-authd's API (which answers in
-// JSON): --api-url points at something else, or below the server's root. An HTML page (the
-// web console's, at an --api-url ending in /ui/) is named, not pasted.
-func apiURLHint(err error, apiURL string) error {
+// JSON): --api-url (or the flag named) points at something else, or below the server's root.
+// An HTML page (the web console's, at an --api-url ending in /ui/) is named, not pasted. An
+// error it explained already (rillctl login explains its --url) is left as it is.
+func apiURLHint(err error, flag, apiURL string) error {
 	var e *client.Error
+	var h hinted
 	switch {
+	case errors.As(err, &h):
 	case errors.As(err, &e) && e.HTML:
 		root := "the server's root, such as http://127.0.0.1:8080, the address of rill-authd's --http-addr"
 		if u, perr := url.Parse(apiURL); perr == nil {
@@ -137,12 +160,17 @@ func apiURLHint(err error, apiURL string) error {
 				root = "the server's root, " + u.String() + ", not the web console's /ui/"
 			}
 		}
-		return fmt.Errorf("%w: --api-url %s should be %s", err, apiURL, root)
+		return hinted{fmt.Errorf("%w: %s %s should be %s", err, flag, apiURL, root)}
 	case errors.As(err, &e) && e.Status == 404 && e.Code == 0:
-		return fmt.Errorf("%w (no rill-authd admin API answers at --api-url %s: it should be the server's root, such as http://127.0.0.1:8080, the address of rill-authd's --http-addr)", err, apiURL)
+		return hinted{fmt.Errorf("%w (no rill-authd admin API answers at %s %s: it should be the server's root, such as http://127.0.0.1:8080, the address of rill-authd's --http-addr)", err, flag, apiURL)}
 	}
 	return err
 }
+
+// hinted is an error apiURLHint explained.
+type hinted struct{ error }
+
+func (h hinted) Unwrap() error { return h.error }
 
 // envHint names the environment variable that gives a missing required flag (--org:
 // RILLCTL_ORG), which kong's "missing flags" does not.
@@ -312,7 +340,7 @@ func Main(ctx context.Context, args []string, in io.Reader, out, errOut io.Write
 	}
 	cli.Globals.ctx, cli.Globals.in, cli.Globals.out, cli.Globals.errOut, cli.Globals.isTTY = ctx, bufio.NewReader(in), out, errOut, isTTY
 	if err := kctx.Run(&cli.Globals); err != nil {
-		fmt.Fprintf(errOut, "rillctl: %s\n", oneLine(apiURLHint(tlsHint(err), cli.APIURL)))
+		fmt.Fprintf(errOut, "rillctl: %s\n", oneLine(cli.Globals.storedTokenHint(apiURLHint(tlsHint(err), "--api-url", cli.APIURL))))
 		return 1
 	}
 	return 0

@@ -17,26 +17,44 @@ type LoginCmd struct {
 	URL string `name:"url" placeholder:"URL" help:"rill-authd to sign in to: the root of its admin API, as --api-url (default: --api-url or RILLCTL_API_URL, else http://127.0.0.1:8080)."`
 }
 
+// Help says where the token goes and what a login replaces: the parts --help must answer.
+func (c *LoginCmd) Help() string {
+	return `rillctl shows a code and a page of the web console; open the page where you are signed in to
+the console (or sign in there, with a token or your identity provider), check the code and
+approve. rillctl then receives a user token of yours, named "rillctl on <host>", and keeps it
+with the server's URL in $XDG_CONFIG_HOME/rillctl/credentials.json (default ~/.config/rillctl/,
+mode 0600). Later commands use it, on that server, unless --token or RILLCTL_TOKEN is given.
+
+Logging in again replaces the stored credentials and revokes the tokens they held. The code
+expires after 10 minutes. "rillctl logout" revokes the token and removes the file.`
+}
+
 // Run signs in.
 func (c *LoginCmd) Run(g *Globals) error {
-	base := c.URL
+	base, flag := c.URL, "--url"
 	if base == "" {
-		base = g.APIURL
+		base, flag = g.APIURL, "--api-url"
 	}
 	if base == "" {
 		base = defaultAPIURL
 	}
-	if err := checkAPIURL(base); err != nil {
+	if err := checkAPIURL(flag, base); err != nil {
 		return err
 	}
 	base = strings.TrimRight(base, "/")
+	// What would refuse the token at the end is said before anyone approves a code.
+	if p, err := credentialsPath(); err != nil {
+		return err
+	} else if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is a symlink or not a regular file, and rillctl never writes its token through one: remove it, then run rillctl login again", p)
+	}
 	cl, err := g.newClient(base, "")
 	if err != nil {
 		return err
 	}
 	meta, err := cl.OAuthMetadata(g.ctx)
 	if err != nil {
-		return fmt.Errorf("read the server's sign-in endpoints: %w", apiURLHint(err, base))
+		return fmt.Errorf("read the server's sign-in endpoints: %w", apiURLHint(err, flag, base))
 	}
 	auth, err := cl.DeviceAuthorize(g.ctx, meta.DeviceAuthorizationEndpoint, hostName())
 	if err != nil {
@@ -50,15 +68,11 @@ func (c *LoginCmd) Run(g *Globals) error {
 	}
 	old, hadOld, _ := loadCredentials()
 	if err := saveCredentials(credentials{URL: base, Token: tok}); err != nil {
-		// A token no file holds is a live secret nobody knows to revoke: revoke it now.
-		rcl, rerr := g.newClient(base, tok)
-		if rerr == nil {
-			_, rerr = rcl.RevokeCurrentToken(g.ctx)
+		// A token nobody holds is a live secret nobody will revoke: revoke it now (as assume does).
+		if _, rerr := client.New(base, tok, client.WithHTTPClient(cl.HTTP)).RevokeCurrentToken(g.ctx); rerr != nil {
+			return fmt.Errorf("signed in, but %w (the token %s... is live and could not be revoked: %v; revoke it in the console)", err, tokenPrefix(tok), rerr)
 		}
-		if rerr != nil {
-			return fmt.Errorf("signed in, but %w (the token %s… is live and could not be revoked: %v; revoke it in the console)", err, tokenPrefix(tok), rerr)
-		}
-		return fmt.Errorf("not signed in: %w (the token received is revoked again)", err)
+		return fmt.Errorf("signed in, but %w; the token was revoked again and nothing is stored: fix that, then run rillctl login again", err)
 	}
 	path, _ := credentialsPath()
 	// The token(s) this login replaces are revoked, as Rill's `rill login` logs out first: a
@@ -70,7 +84,11 @@ func (c *LoginCmd) Run(g *Globals) error {
 	if err != nil {
 		return fmt.Errorf("signed in and saved the token in %s, but whoami failed: %w", path, err)
 	}
-	fmt.Fprintf(g.out, "Signed in as %s (token %s), saved in %s.\n", who.Subject, who.TokenID, path)
+	// The token's id as rillctl token list shows it, not its UUID, which no list prints.
+	fmt.Fprintf(g.out, "Signed in as %s (token %s...), saved in %s.\n", who.Subject, tokenPrefix(tok), path)
+	if g.Token != "" {
+		fmt.Fprintf(g.errOut, "rillctl: note: --token/RILLCTL_TOKEN wins over the stored token: unset RILLCTL_TOKEN (and drop --token) for later commands to use the token of this login\n")
+	}
 	return nil
 }
 
@@ -161,6 +179,15 @@ func (g *Globals) revokeStored(c credentials, keep string) {
 // LogoutCmd is `rillctl logout`: Rill's `rill logout` revokes the token in use
 // (RevokeCurrentAuthToken) and forgets it.
 type LogoutCmd struct{}
+
+// Help says what is revoked, and what is not.
+func (c *LogoutCmd) Help() string {
+	return `Revokes the token stored by "rillctl login" (and, while you act as another user, both the
+assumed token and your own kept behind it), then removes $XDG_CONFIG_HOME/rillctl/credentials.json
+(default ~/.config/rillctl/). A token given with --token or RILLCTL_TOKEN is not touched. With
+the server unreachable the file is removed anyway, and rillctl names the token it could not
+revoke (exit 1).`
+}
 
 // Run revokes and removes the stored credentials. The file goes even when the server cannot be
 // reached (rillctl then says so, and which token to revoke later).

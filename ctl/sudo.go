@@ -159,10 +159,15 @@ func (c *SudoUnassumeCmd) Run(g *Globals) error {
 	if g.JSON {
 		return g.printJSON(map[string]string{"unassumed": w.Subject})
 	}
+	// A token already revoked or expired cannot say whom it acted as.
+	who := "another user (the assumed token was already revoked or expired)"
+	if w.Subject != "" {
+		who = w.Subject
+	}
 	if stored.BackupToken == "" {
-		fmt.Fprintf(g.out, "Stopped acting as %s; no stored token is left.\n", dash(w.Subject))
+		fmt.Fprintf(g.out, "Stopped acting as %s; no stored token is left.\n", who)
 		return nil
 	}
-	fmt.Fprintf(g.out, "Stopped acting as %s; back to the token stored before.\n", dash(w.Subject))
+	fmt.Fprintf(g.out, "Stopped acting as %s; back to the token stored before.\n", who)
 	return nil
 }

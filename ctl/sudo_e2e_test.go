@@ -234,3 +234,46 @@ func testSudoAssume(t *testing.T, args ...string) {
 	}
 	carol.fails("token revoked", "whoami")
 }
+
+// TestStoredTokenRefused: a command whose stored token (rillctl login's, or an assumed user's)
+// was revoked says it is the stored one and what to run, and unassume of a revoked assumed
+// token says so rather than "Stopped acting as -".
+func TestStoredTokenRefused(t *testing.T) {
+	d := testenv.Start(t, "")
+	home := t.TempDir()
+	xdg := filepath.Join(home, "config")
+	base := cli{t: t, bin: testenv.Bin(t, "rillctl"), env: []string{"RILLCTL_API_URL=" + d.URL(), "TZ=UTC", "HOME=" + home, "XDG_CONFIG_HOME=" + xdg}}
+	su := base.as(d.Token)
+	su.ok("user", "create", "bob@acme.io")
+	bobTok := userTokenRe.FindStringSubmatch(su.ok("token", "issue", "--user", "bob@acme.io", "--display-name", "bob's"))[1]
+	store := func(tok string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(xdg, "rillctl"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(map[string]string{"url": d.URL(), "token": tok})
+		if err := os.WriteFile(filepath.Join(xdg, "rillctl", "credentials.json"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(xdg, "rillctl", "credentials.json")
+
+	store(bobTok)
+	su.ok("token", "revoke", "--all", "--user", "bob@acme.io")
+	base.fails("token revoked: the token stored in "+path+" (run rillctl login again", "whoami")
+	// A token given explicitly is not the stored one: no hint.
+	if r := base.as(bobTok).run("whoami"); r.code != 1 || strings.Contains(r.err, path) {
+		t.Errorf("whoami with a revoked RILLCTL_TOKEN: exit %d, %q", r.code, r.err)
+	}
+
+	store(d.Token)
+	base.ok("sudo", "user", "assume", "bob@acme.io")
+	su.ok("token", "revoke", "--representing", "--user", "bob@acme.io")
+	base.fails("token revoked: the token of rillctl sudo user assume, stored in "+path+" (run rillctl sudo user unassume", "whoami")
+	if got := base.ok("sudo", "user", "unassume"); got != "Stopped acting as another user (the assumed token was already revoked or expired); back to the token stored before.\n" {
+		t.Errorf("unassume of a revoked assumed token: %q", got)
+	}
+	if got := base.ok("whoami"); got != "user admin@localhost (superuser)\n" {
+		t.Errorf("whoami after unassume: %q", got)
+	}
+}

@@ -329,7 +329,15 @@ func Start(ctx context.Context, cfg Config, stderr io.Writer) (_ *Daemon, err er
 	d.log.Info("rill-authd started", "grpc_addr", listenAddr(d.grpcLis), "http_addr", listenAddr(d.httpLis), "store", cfg.Where(),
 		"grpc_tls", cfg.tlsOn("grpc"), "http_tls", cfg.tlsOn("http"), "client_certs_required", cfg.TLSClientCAFile != "",
 		"issuer", issuer, "jwks_url", strings.TrimSuffix(issuer, "/")+"/.well-known/jwks.json")
-	d.log.Info("web console: sign in with a user token", "url", d.consoleURL())
+	if len(d.oidcCfgs) == 0 {
+		d.log.Info("web console: sign in with a user token", "url", d.consoleURL())
+	} else {
+		names := make([]string, len(d.oidcCfgs))
+		for i, p := range d.oidcCfgs {
+			names[i] = p.Name
+		}
+		d.log.Info("web console: sign in with a user token or an identity provider", "url", d.consoleURL(), "oidc_providers", strings.Join(names, ","))
+	}
 	return d, nil
 }
 

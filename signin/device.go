@@ -322,7 +322,7 @@ var (
 	ErrUnknownCode = errors.New("no such code: check it against the one rillctl shows (it expires after 10 minutes)")
 	ErrDecided     = errors.New("this code was already approved or denied")
 	ErrExpiredCode = errors.New("this code has expired: run rillctl login again")
-	ErrBadUserCode = errors.New("a code is 8 letters, such as BCDF-GHJK")
+	ErrBadUserCode = errors.New("not a code rillctl shows: 8 letters without vowels, such as BCDF-GHJK")
 )
 
 // TooManyGuesses is Lookup's refusal of a user who tried too many codes that do not exist.

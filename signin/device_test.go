@@ -187,6 +187,11 @@ func TestUserCodes(t *testing.T) {
 			t.Errorf("NormalizeUserCode(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
+	// Eight letters with a vowel are refused too: the page must not answer "a code is 8
+	// letters" to someone who typed 8 letters.
+	if _, err := NormalizeUserCode("AAAA-BBBB"); err == nil || !strings.Contains(err.Error(), "without vowels") {
+		t.Errorf("NormalizeUserCode(AAAA-BBBB): %v; want it to say which letters a code has", err)
+	}
 }
 
 func TestSealOpen(t *testing.T) {

@@ -194,13 +194,19 @@ func (s *Service) discover(p *provider) {
 			s.log.Info("oidc provider ready", "provider", p.cfg.Name, "issuer", p.cfg.Issuer, "callback", s.CallbackURL(p.cfg.Name))
 			return
 		}
+		// Logged when the error changes, not only the first time: a provider down at start
+		// that then answers wrongly (another issuer) must say so, or the button stays
+		// unavailable with only "connection refused" in the log.
 		p.mu.Lock()
-		first := p.lastErr == ""
+		changed := p.lastErr != err.Error()
 		p.lastErr = err.Error()
 		p.mu.Unlock()
-		if first {
-			s.log.Warn("oidc provider unavailable: its discovery failed; retrying in the background (its sign-in button says so meanwhile)",
-				"provider", p.cfg.Name, "issuer", p.cfg.Issuer, "err", err)
+		if changed {
+			attrs := []any{"provider", p.cfg.Name, "issuer", p.cfg.Issuer, "err", err}
+			if strings.Contains(err.Error(), "did not match the issuer") { // go-oidc's words for it
+				attrs = append(attrs, "fix", "set issuer to exactly the issuer in the provider's discovery document (a trailing / counts)")
+			}
+			s.log.Warn("oidc provider unavailable: its discovery failed; retrying in the background (its sign-in button says so meanwhile)", attrs...)
 		}
 		select {
 		case <-s.stop:

@@ -58,6 +58,36 @@ func TestProviderDownAtStart(t *testing.T) {
 	a.authorizeURL("test")
 }
 
+// TestDiscoveryErrorChangeLogged: a provider down at start that then answers with another
+// issuer than the one configured (the usual trailing /) is logged again with that error and
+// what to fix; before, only the first failure (connection refused) was ever logged, and the
+// button stayed unavailable with nothing in the log saying why.
+func TestDiscoveryErrorChangeLogged(t *testing.T) {
+	port := testenv.FreeLoopbackPort(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte("oidc_providers:\n  - name: test\n    issuer: http://localhost:"+strconv.Itoa(port)+"/\n    client_id: "+clientID+"\n"), 0o600)
+	t.Setenv("RILL_AUTHD_OIDC_TEST_CLIENT_SECRET", clientSecret)
+	d := testenv.Start(t, "", "--config", cfg)
+	if !strings.Contains(d.Stderr(), "connection refused") {
+		t.Fatalf("no warning of the provider down at start:\n%s", d.Stderr())
+	}
+	// The start's last line names the providers beside the token.
+	if !strings.Contains(d.Stderr(), `msg="web console: sign in with a user token or an identity provider"`) || !strings.Contains(d.Stderr(), "oidc_providers=test") {
+		t.Errorf("the start does not name the identity providers:\n%s", d.Stderr())
+	}
+	testenv.StartOIDCProviderAt(t, "127.0.0.1:"+strconv.Itoa(port))
+	if !d.WaitFor("did not match the issuer URL returned by provider", 20*time.Second) {
+		t.Fatalf("the issuer mismatch was not logged:\n%s", d.Stderr())
+	}
+	if !strings.Contains(d.Stderr(), "set issuer to exactly the issuer in the provider's discovery document") {
+		t.Errorf("the mismatch is logged without what to fix:\n%s", d.Stderr())
+	}
+	if n := strings.Count(d.Stderr(), "did not match the issuer URL"); n != 1 {
+		t.Errorf("the same error logged %d times, want once", n)
+	}
+}
+
 // TestConfigRefusedAtStart: a provider the daemon could not use stops it before it opens a
 // store: a mistake in the file is a usage error (exit 2, one line), a missing secret a
 // run-time failure (exit 1) that names where the secret is read from.
