@@ -54,7 +54,7 @@ func TestSigninRulesInConsole(t *testing.T) {
 		{"ann@acme.io = viewer", "", "holds an @", "domains"},
 		{"acme.io = owner", "", "org_role &#34;owner&#34; is not an org role", "domains"},
 		{"acme.io = viewer", "eng = root", "org_role &#34;root&#34; is not an org role", "groups"},
-		{"globex.io = viewer", "", "may add a domain rule only for the domain of their own email", "domains"},
+		{"globex.io = viewer", "", "only for the domain of their own email", "domains"},
 	} {
 		page := save(tc.domains, tc.groups)
 		if !strings.Contains(page.body, `id="`+tc.field+`-err" class="field-error" role="alert">⚠ `) || !strings.Contains(page.body, tc.want) {

@@ -134,7 +134,7 @@ all                    guest       -
 	for _, w := range [][]string{
 		{"user:vic@acme.io", "org.signin_rules", "org:acme", "denied: user:vic@acme.io lacks manage_org on org acme"},
 		{"user:ann@acme.io", "org.signin_rules", "org:acme domains:acme.io=viewer groups:eng=editor(data,engineering),CN=Admins,OU=Groups=admin,all=guest", "ok"},
-		{"user:gil@gmail.com", "org.signin_rules", "org:acme", "denied: domain gmail.com is a public email domain: anyone can have an address there, so only a superuser may add it"},
+		{"user:gil@gmail.com", "org.signin_rules", "org:acme", "denied: domain gmail.com is a public email domain: anyone can have an address there, so only a superuser may add it or raise its role"},
 		{"user:admin@localhost", "org.signin_rules", "org:acme domains:acme.io=viewer,partner.example=guest groups:", "ok"},
 		{"user:ann@acme.io", "org.signin_rules", "org:acme domains: groups:", "ok"},
 	} {
