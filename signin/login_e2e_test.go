@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -396,13 +395,14 @@ func TestLoginOnReplicas(t *testing.T) {
 	loginFlow(t, newTab, testenv.Bin(t, "rillctl"), admin, b.URL(), a.URL(), consoleTok, 720*time.Hour)
 }
 
-// TestLoginUnsavedTokenRevoked: when rillctl login cannot store the token it received (here
-// the credentials file is a symlink, which it refuses to write through), it revokes that token
-// rather than leave a live secret that no file holds and no one knows to revoke.
+// TestLoginUnsavedTokenRevoked: rillctl login never leaves a live token that no file holds.
+// A symlinked credentials file (which it refuses to write through) is refused before a code is
+// shown, so no token is issued at all; where the file cannot be told unwritable beforehand, the
+// token received is revoked again (ctl's TestLoginCannotStore).
 func TestLoginUnsavedTokenRevoked(t *testing.T) {
 	d := testenv.Start(t, "")
 	admin := client.New(d.URL(), d.Token)
-	devTok := loginSetup(t, admin)
+	loginSetup(t, admin)
 	home := t.TempDir()
 	dir := filepath.Join(home, "config", "rillctl")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -411,18 +411,12 @@ func TestLoginUnsavedTokenRevoked(t *testing.T) {
 	if err := os.Symlink(filepath.Join(home, "elsewhere.json"), filepath.Join(dir, "credentials.json")); err != nil {
 		t.Fatal(err)
 	}
-	l := startLogin(t, testenv.Bin(t, "rillctl"), home, "--url", d.URL())
-	if status, msg := decide(t, d.URL(), devTok, "approve", l.code); status != http.StatusOK {
-		t.Fatalf("approve: %d %q", status, msg)
-	}
-	if err := l.wait(t); err == nil {
-		t.Fatalf("rillctl login succeeded with a symlinked credentials file: %s", l.output())
-	}
-	if !strings.Contains(l.errb.String(), "symlink") {
-		t.Errorf("rillctl login's error does not name the symlink: %s", l.errb.String())
+	out, errOut, code := runCLI(t, testenv.Bin(t, "rillctl"), cliEnv(home), "login", "--url", d.URL())
+	if code == 0 || !strings.Contains(errOut, "symlink") || strings.Contains(out+errOut, "user_code=") {
+		t.Fatalf("rillctl login with a symlinked credentials file: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 	if _, err := os.Lstat(filepath.Join(home, "elsewhere.json")); err == nil {
-		t.Error("the token was written through the symlink")
+		t.Error("something was written through the symlink")
 	}
 	toks, err := admin.ListTokens(context.Background(), "dev@acme.io")
 	if err != nil {
@@ -430,7 +424,7 @@ func TestLoginUnsavedTokenRevoked(t *testing.T) {
 	}
 	for _, tk := range toks {
 		if strings.HasPrefix(tk.DisplayName, "rillctl") {
-			t.Fatalf("the token rillctl login could not store is live: %+v\nstderr: %s", tk, l.errb.String())
+			t.Fatalf("a rillctl login token was issued and is live: %+v", tk)
 		}
 	}
 }
