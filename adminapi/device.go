@@ -83,16 +83,9 @@ func (a *API) deviceTTL(r *http.Request, userID string) (time.Duration, error) {
 // (the org's policy, the cap on live tokens, the issue rate), and hands it to the request. If
 // the request was decided meanwhile (another tab, another replica), the token is revoked again.
 func (a *API) approveDevice(w http.ResponseWriter, r *http.Request, c *caller) error {
-	if !c.isUser() {
-		return errf(http.StatusForbidden, "%s is not a user: only a user approves a rillctl login", c.actor)
-	}
-	var req apiv1.DeviceDecision
-	if err := decode(r, &req); err != nil {
-		return err
-	}
-	dr, err := a.device.Lookup(r.Context(), c.p.ID, req.UserCode)
+	req, dr, err := a.deviceDecision(r, c, "approves")
 	if err != nil {
-		return deviceErr(err)
+		return err
 	}
 	if dr.State != "pending" {
 		return deviceErr(signin.ErrDecided)
@@ -136,17 +129,27 @@ func (a *API) approveDevice(w http.ResponseWriter, r *http.Request, c *caller) e
 	return a.audited(w, r, c, "token.issue", "user:"+u.Email+" token:"+issued.ID, http.StatusOK, issued.TokenInfo)
 }
 
-func (a *API) denyDevice(w http.ResponseWriter, r *http.Request, c *caller) error {
-	if !c.isUser() {
-		return errf(http.StatusForbidden, "%s is not a user: only a user denies a rillctl login", c.actor)
-	}
+// deviceDecision reads an approval's or denial's body and the request it names, for a user
+// only (a service never decides a rillctl login).
+func (a *API) deviceDecision(r *http.Request, c *caller, verb string) (apiv1.DeviceDecision, signin.Request, error) {
 	var req apiv1.DeviceDecision
+	if !c.isUser() {
+		return req, signin.Request{}, errf(http.StatusForbidden, "%s is not a user: only a user %s a rillctl login", c.actor, verb)
+	}
 	if err := decode(r, &req); err != nil {
-		return err
+		return req, signin.Request{}, err
 	}
 	dr, err := a.device.Lookup(r.Context(), c.p.ID, req.UserCode)
 	if err != nil {
-		return deviceErr(err)
+		return req, signin.Request{}, deviceErr(err)
+	}
+	return req, dr, nil
+}
+
+func (a *API) denyDevice(w http.ResponseWriter, r *http.Request, c *caller) error {
+	req, dr, err := a.deviceDecision(r, c, "denies")
+	if err != nil {
+		return err
 	}
 	if err := a.device.Deny(r.Context(), req.UserCode, c.p.ID); err != nil {
 		return deviceErr(err)
