@@ -56,7 +56,8 @@ func (r SigninRules) IsZero() bool { return len(r.Domains) == 0 && len(r.Groups)
 
 // Validate says what is wrong with r, if anything, naming the rule: a domain that is not a
 // lower-case DNS name with a dot (no "@", no wildcard), a role that is not an org role, an
-// empty or overlong group, a domain or group named twice.
+// empty or overlong group, a domain or group named twice; and the stored-text checks
+// (CheckFields) every record passes.
 func (r SigninRules) Validate() error {
 	if len(r.Domains) > MaxDomainRules {
 		return fmt.Errorf("domains: %d rules, at most %d", len(r.Domains), MaxDomainRules)
@@ -98,7 +99,8 @@ func (r SigninRules) Validate() error {
 			}
 		}
 	}
-	return nil
+	// And what every stored text passes (the one validator).
+	return CheckFields("sign-in rules", r)
 }
 
 // domainProblem says what keeps s from being a domain of a rule, or "".

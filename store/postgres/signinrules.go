@@ -14,9 +14,6 @@ func (s *DB) SetSigninRules(ctx context.Context, org string, r store.SigninRules
 	if err := r.Validate(); err != nil {
 		return store.Org{}, fmt.Errorf("set sign-in rules of org %s: %w", org, err)
 	}
-	if err := store.CheckFields("sign-in rules", r); err != nil {
-		return store.Org{}, fmt.Errorf("set sign-in rules of org %s: %w", org, err)
-	}
 	o, err := s.setOrgSetting(ctx, org, func(o *store.Org) { o.SigninRules = r })
 	if err != nil {
 		return store.Org{}, fmt.Errorf("set sign-in rules of org %s: %w", org, err)
