@@ -25,19 +25,7 @@ func TestIDTokenOfAnotherClient(t *testing.T) {
 	const elsewhere = "http://127.0.0.1:1/cb" // never dialed: the redirect is read, not followed
 	op.AddClient("other-client", "other-secret", elsewhere)
 	op.AddClient(clientID, clientSecret, elsewhere)
-	st, err := badger.Open(badger.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	t.Setenv(signin.SecretEnv("test"), clientSecret)
-	svc, err := signin.New(signin.Options{Store: st, CallbackBase: "http://127.0.0.1:1",
-		Providers: []signin.ProviderConfig{{Name: "test", Issuer: op.Issuer, ClientID: clientID}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	svc.WaitDiscovered(10e9)
+	svc := discoveredService(t, op)
 
 	idToken := func(id, secret, nonce string) string {
 		ctx := context.Background()
@@ -77,4 +65,24 @@ func TestIDTokenOfAnotherClient(t *testing.T) {
 			t.Errorf("%s: %q", tc.name, ref.Msg)
 		}
 	}
+}
+
+// discoveredService is a Service over an in-memory store with op as its one provider ("test",
+// our client id, the secret from the environment), discovered.
+func discoveredService(t *testing.T, op *testenv.OP) *signin.Service {
+	t.Helper()
+	st, err := badger.Open(badger.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	t.Setenv(signin.SecretEnv("test"), clientSecret)
+	svc, err := signin.New(signin.Options{Store: st, CallbackBase: "http://127.0.0.1:1",
+		Providers: []signin.ProviderConfig{{Name: "test", Issuer: op.Issuer, ClientID: clientID}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	svc.WaitDiscovered(10e9)
+	return svc
 }

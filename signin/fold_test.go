@@ -13,7 +13,6 @@ import (
 
 	"github.com/rill-authd/rill-authd/internal/testenv"
 	"github.com/rill-authd/rill-authd/signin"
-	"github.com/rill-authd/rill-authd/store/badger"
 )
 
 // TestIDTokenEmailThatLowersToAnother: a provider's verified email that lower-casing turns into
@@ -25,19 +24,7 @@ func TestIDTokenEmailThatLowersToAnother(t *testing.T) {
 		testenv.OPUser{Username: "eve", Password: password, Email: "root@acm\u0130.io", EmailVerified: true},
 		testenv.OPUser{Username: "ana", Password: password, Email: "Ana@Acme.io", EmailVerified: true})
 	op.AddClient(clientID, clientSecret, elsewhere)
-	st, err := badger.Open(badger.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	t.Setenv(signin.SecretEnv("test"), clientSecret)
-	svc, err := signin.New(signin.Options{Store: st, CallbackBase: "http://127.0.0.1:1",
-		Providers: []signin.ProviderConfig{{Name: "test", Issuer: op.Issuer, ClientID: clientID}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	svc.WaitDiscovered(10e9)
+	svc := discoveredService(t, op)
 	ctx := context.Background()
 	p, err := oidc.NewProvider(ctx, op.Issuer)
 	if err != nil {

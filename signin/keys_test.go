@@ -5,13 +5,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/rill-authd/rill-authd/internal/testenv"
-	"github.com/rill-authd/rill-authd/store/badger"
 )
 
 // TestKeysUnavailable: when the provider's signing keys cannot be fetched (the provider, or
@@ -20,29 +16,14 @@ import (
 // that is down, not a 401 "its signature does not verify".
 func TestKeysUnavailable(t *testing.T) {
 	op := testenv.StartOIDCProvider(t)
-	secret := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(secret, []byte("s3cret"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	st, err := badger.Open(badger.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	s, err := New(Options{Providers: []ProviderConfig{{Name: "test", Issuer: op.Issuer, ClientID: "c", ClientSecretFile: secret}},
-		CallbackBase: "http://127.0.0.1:1", Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	s.WaitDiscovered(10 * time.Second)
+	s := discoveredOne(t, op)
 	if ps := s.Providers(); len(ps) != 1 || !ps[0].Available {
 		t.Fatalf("provider not discovered: %+v", ps)
 	}
 	op.Stop()
 	enc := base64.RawURLEncoding.EncodeToString
 	raw := enc([]byte(`{"alg":"RS256","kid":"k1"}`)) + "." + enc([]byte(`{"iss":"`+op.Issuer+`","aud":"c","exp":4102444800}`)) + "." + enc([]byte("signature"))
-	_, err = s.VerifyIDToken(context.Background(), "test", raw, "n")
+	_, err := s.VerifyIDToken(context.Background(), "test", raw, "n")
 	var ref *Refusal
 	if !errors.As(err, &ref) || ref.Status != http.StatusBadGateway || ref.Reason != "keys_unavailable" {
 		t.Fatalf("verify with the provider's keys unreachable: %v (%+v), want a 502 keys_unavailable", err, ref)

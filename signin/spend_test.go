@@ -19,22 +19,7 @@ import (
 // (and the work: it was a scan of every state per callback past 1024 of them).
 func TestSpentStatesBounded(t *testing.T) {
 	op := testenv.StartOIDCProvider(t)
-	secret := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(secret, []byte("s3cret"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	st, err := badger.Open(badger.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	s, err := New(Options{Providers: []ProviderConfig{{Name: "test", Issuer: op.Issuer, ClientID: "c", ClientSecretFile: secret}},
-		CallbackBase: "http://127.0.0.1:1", Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	s.WaitDiscovered(10 * time.Second)
+	s := discoveredOne(t, op)
 	defer func(n int) { maxSpent = n }(maxSpent)
 	maxSpent = 1024
 	for i := range 3 * maxSpent {
@@ -58,4 +43,27 @@ func TestSpentStatesBounded(t *testing.T) {
 	if n > maxSpent {
 		t.Fatalf("%d spent states remembered after %d forged callbacks, want at most %d", n, 3*maxSpent, maxSpent)
 	}
+}
+
+// discoveredOne is a Service over an in-memory store with op as its one provider ("test", client
+// "c"), discovered.
+func discoveredOne(t *testing.T, op *testenv.OP) *Service {
+	t.Helper()
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("s3cret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := badger.Open(badger.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s, err := New(Options{Providers: []ProviderConfig{{Name: "test", Issuer: op.Issuer, ClientID: "c", ClientSecretFile: secret}},
+		CallbackBase: "http://127.0.0.1:1", Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	s.WaitDiscovered(10 * time.Second)
+	return s
 }
